@@ -1,0 +1,1 @@
+"""The managers' web console (server-rendered, Chinese) and the staff JSON API."""

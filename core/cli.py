@@ -1,0 +1,167 @@
+"""The ``scrm`` command. Packages add their own commands through ``<app>.cli.register(group)``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from core import plugins
+from core.settings import get_settings, reset_settings_cache
+
+
+@click.group()
+def main() -> None:
+    """贷款助贷 SCRM: serve, run workers, migrate, seed demo data."""
+    from core.logging_setup import configure_logging
+
+    configure_logging()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="web processes (production)")
+@click.option("--reload", is_flag=True, help="restart on code changes (development)")
+def serve(host: str, port: int, workers: int, reload: bool) -> None:
+    """Serve the console, the APIs and the callbacks."""
+    import uvicorn
+
+    settings = get_settings()
+    if workers > 1 and settings.embedded_tasks:
+        raise click.UsageError("--workers > 1 needs SCRM_REDIS_URL: in-process tasks would run once per process")
+    if workers > 1 and settings.is_sqlite:
+        raise click.UsageError("--workers > 1 needs PostgreSQL (SCRM_DATABASE_URL)")
+    click.echo(f"控制台: http://{host}:{port}/console/")
+    uvicorn.run("core.web:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
+                log_level=settings.log_level.lower(), proxy_headers=True)
+
+
+def _celery():
+    from core import tasks
+
+    settings = get_settings()
+    if not settings.redis_url:
+        raise click.UsageError("SCRM_REDIS_URL is not set: the embedded default runs tasks inside `scrm serve`")
+    plugins.load_models()
+    plugins.load_all("tasks")
+    return tasks.configure_celery()
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--concurrency", default=2, show_default=True, type=int)
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+def worker(concurrency: int, extra: tuple[str, ...]) -> None:
+    """Run a Celery worker (production)."""
+    _celery().worker_main(["worker", "--loglevel", get_settings().log_level, "--concurrency",
+                           str(concurrency), *extra])
+
+
+@main.command()
+def beat() -> None:
+    """Run Celery beat with the periodic schedule (production; run exactly one)."""
+    _celery().start(["beat", "--loglevel", get_settings().log_level])
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+def alembic_config():
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    return cfg
+
+
+@db.command()
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    """Apply migrations (default: to head)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(), revision)
+    click.echo("数据库已迁移到最新版本")
+
+
+@db.command()
+@click.argument("message")
+def revision(message: str) -> None:
+    """Create a migration by comparing the models with the database (development)."""
+    from alembic import command
+
+    command.revision(alembic_config(), message=message, autogenerate=True)
+
+
+@main.command("init-secrets")
+@click.option("--env-file", default=".env", show_default=True, type=click.Path(dir_okay=False))
+def init_secrets(env_file: str) -> None:
+    """Write missing secrets (session signing, PII keys, blind-index key) to the .env file."""
+    from core.pii import generate_key
+    from core.security import new_token
+
+    path = Path(env_file)
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    wanted = {
+        "SCRM_SECRET_KEY": new_token(32),
+        "SCRM_PII_KEYS": f"k1:{generate_key()}",
+        "SCRM_BLIND_INDEX_KEY": generate_key(),
+    }
+    present = {line.split("=", 1)[0].strip() for line in existing.splitlines() if "=" in line}
+    present |= {k for k in wanted if os.environ.get(k)}
+    added = [f"{k}={v}" for k, v in wanted.items() if k not in present]
+    if added:
+        with path.open("a", encoding="utf-8") as fh:
+            if existing and not existing.endswith("\n"):
+                fh.write("\n")
+            fh.write("\n".join(added) + "\n")
+        path.chmod(0o600)
+    click.echo(f"{len(added)} secret(s) written to {path}" if added else "secrets already present")
+    reset_settings_cache()
+
+
+@main.group()
+def pii() -> None:
+    """The PII vault."""
+
+
+@pii.command()
+@click.option("--batch-size", default=1000, show_default=True, type=int)
+def rotate(batch_size: int) -> None:
+    """Re-encrypt every phone and ID number under the active key (SCRM_PII_ACTIVE_KEY_ID)."""
+    from core import pii_rotation
+
+    plugins.load_models()
+    counts = pii_rotation.rotate_all(batch_size)
+    click.echo(json.dumps(counts, ensure_ascii=False))
+
+
+@main.command("seed-demo")
+def seed_demo() -> None:
+    """Load demo data (idempotent: runs once per database)."""
+    from core.db import unit_of_work
+
+    plugins.load_models()
+    modules = plugins.load_all("demo")
+    with unit_of_work() as session:
+        lines: list[str] = []
+        for module in modules:
+            lines.extend(module.seed(session) or [])
+    for line in lines:
+        click.echo(line)
+
+
+def _register_plugins() -> None:
+    for module in plugins.load_all("cli"):
+        module.register(main)
+
+
+_register_plugins()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The composition root's list of packages.
+
+The kernel knows the other packages only by name: it imports ``<app>.models`` (for the metadata
+Alembic compares), ``<app>.tasks`` (to register tasks), ``<app>.cli`` (commands) and
+``<app>.web`` (routers) where they exist. Nothing in the domains imports upward.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+APPS = ("crm", "lending", "referral", "bot", "miniprogram_api", "admin")
+
+
+def load_all(module: str) -> list[ModuleType]:
+    loaded = []
+    for app in APPS:
+        name = f"{app}.{module}"
+        if importlib.util.find_spec(app) is None or importlib.util.find_spec(name) is None:
+            continue
+        loaded.append(importlib.import_module(name))
+    return loaded
+
+
+def load_models() -> None:
+    """Import every table (the kernel's and the packages'), so the metadata is complete."""
+    importlib.import_module("core.models")
+    load_all("models")

@@ -1,0 +1,72 @@
+"""Every setting of the service, read from the environment (prefix ``SCRM_``) and ``.env``.
+
+The README lists them all; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCRM_", env_file=".env", extra="ignore")
+
+    # --- runtime -----------------------------------------------------------------------------
+    env: str = Field("development", description="development | production | test")
+    database_url: str = Field(
+        f"sqlite:///{VAR_DIR}/scrm.db",
+        description="SQLAlchemy URL; PostgreSQL in production (postgresql+psycopg://…)",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Celery broker and cache. Unset: tasks and periodic jobs run in-process (embedded default)",
+    )
+    log_level: str = "INFO"
+    base_url: str = Field("http://127.0.0.1:8000", description="public URL of the console, used in links")
+
+    # --- secrets -----------------------------------------------------------------------------
+    secret_key: str = Field("", description="signs login CSRF tokens; `scrm init-secrets` generates it")
+    pii_keys: str = Field(
+        "",
+        description="AES-256-GCM keys as 'kid:base64key,kid2:base64key'; `scrm init-secrets` generates one",
+    )
+    pii_active_key_id: str = Field("", description="key id new ciphertexts use (default: the last of pii_keys)")
+    blind_index_key: str = Field("", description="base64 HMAC-SHA256 key of the blind index for lookup and dedup")
+
+    # --- console sessions and login ----------------------------------------------------------
+    session_cookie_name: str = "scrm_session"
+    session_ttl_minutes: int = 8 * 60
+    cookie_secure: bool = Field(False, description="set true behind HTTPS")
+    login_max_failures: int = Field(5, description="failed logins before the account locks")
+    login_lockout_minutes: int = 15
+
+    # --- business ----------------------------------------------------------------------------
+    business_timezone: str = "Asia/Shanghai"
+    apr_cap_rate: str = Field("0.24", description="comprehensive annualised cost cap (综合年化成本上限)")
+
+    # --- tasks -------------------------------------------------------------------------------
+    task_max_retries: int = 5
+    inprocess_workers: int = Field(2, description="threads running tasks in the embedded default")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def embedded_tasks(self) -> bool:
+        return not self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()

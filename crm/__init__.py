@@ -1,0 +1,2 @@
+"""CRM: staff and organisation, customers, leads, pools, allocation, tags, segments, follow-ups,
+appointments, handover."""

@@ -1,0 +1,260 @@
+"""Departments and staff: create, edit, move, depart. Services flush; the caller commits."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from core import audit, clock, pii
+from core.security import MIN_PASSWORD_LENGTH, hash_password
+from crm import scope
+from crm.exceptions import (
+    DepartmentNotFound,
+    InvalidDepartmentTree,
+    StaffNotFound,
+    UsernameTaken,
+    WeakPassword,
+    WecomUserIdTaken,
+)
+from crm.models import DEFAULT_SCOPE, DataScope, Department, DepartmentKind, Role, Staff, StaffStatus
+from crm.scope import Viewer
+
+# A child's kind must rank below its parent's: company > center > branch > team.
+_KIND_RANK = {DepartmentKind.COMPANY: 0, DepartmentKind.CENTER: 1, DepartmentKind.BRANCH: 2, DepartmentKind.TEAM: 3}
+
+
+def create_department(session: Session, name: str, kind: str, parent_id: int | None) -> Department:
+    name = name.strip()
+    if not name:
+        raise InvalidDepartmentTree("部门名称不能为空", field="name")
+    try:
+        kind_enum = DepartmentKind(kind)
+    except ValueError as exc:
+        raise InvalidDepartmentTree(f"未知的部门类型：{kind}", field="kind") from exc
+    parent = None
+    if parent_id is not None:
+        parent = session.get(Department, parent_id)
+        if parent is None:
+            raise DepartmentNotFound()
+        if _KIND_RANK[kind_enum] <= _KIND_RANK[DepartmentKind(parent.kind)]:
+            raise InvalidDepartmentTree("下级部门的层级必须低于上级部门", field="kind")
+    elif kind_enum != DepartmentKind.COMPANY:
+        raise InvalidDepartmentTree("只有公司可以作为顶级部门", field="parent_id")
+    dept = Department(name=name, kind=kind_enum, parent_id=parent_id, path="/", created_at=clock.now())
+    session.add(dept)
+    session.flush()
+    dept.path = f"{parent.path if parent else '/'}{dept.id}/"
+    session.flush()
+    audit.record(session, "department.create", entity_type="department", entity_id=dept.id,
+                 after={"name": name, "kind": kind_enum.value, "parent_id": parent_id})
+    return dept
+
+
+def get_department(session: Session, department_id: int) -> Department:
+    dept = session.get(Department, department_id)
+    if dept is None:
+        raise DepartmentNotFound()
+    return dept
+
+
+def list_departments(session: Session, viewer: Viewer | None = None) -> list[Department]:
+    stmt = select(Department).order_by(Department.path)
+    if viewer is not None:
+        stmt = stmt.where(scope.department_filter(viewer, Department.path))
+    return list(session.scalars(stmt))
+
+
+def rename_department(session: Session, department_id: int, name: str) -> Department:
+    dept = get_department(session, department_id)
+    before = dept.name
+    dept.name = name.strip() or before
+    session.flush()
+    audit.record(session, "department.rename", entity_type="department", entity_id=dept.id,
+                 before={"name": before}, after={"name": dept.name})
+    return dept
+
+
+@dataclass
+class StaffInput:
+    username: str
+    display_name: str
+    role: str
+    department_id: int
+    password: str | None = None
+    wecom_userid: str | None = None
+    region: str | None = None
+    capacity: int = 200
+    level: int = 1
+    mobile: str | None = None
+    data_scope: str | None = None
+
+
+_USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{2,64}$")
+
+
+def check_password_strength(password: str) -> None:
+    if (len(password) < MIN_PASSWORD_LENGTH or not re.search(r"[A-Za-z]", password)
+            or not re.search(r"\d", password)):
+        raise WeakPassword(field="password")
+
+
+def _validate(data: StaffInput) -> tuple[Role, DataScope]:
+    from crm.exceptions import ValidationFailed
+
+    if not _USERNAME_RE.match(data.username):
+        raise ValidationFailed("登录名只能包含字母、数字、下划线、点和横线（2–64 位）", field="username")
+    if not data.display_name.strip():
+        raise ValidationFailed("姓名不能为空", field="display_name")
+    try:
+        role = Role(data.role)
+    except ValueError as exc:
+        raise ValidationFailed(f"未知角色：{data.role}", field="role") from exc
+    try:
+        data_scope = DataScope(data.data_scope) if data.data_scope else DEFAULT_SCOPE[role]
+    except ValueError as exc:
+        raise ValidationFailed(f"未知数据范围：{data.data_scope}", field="data_scope") from exc
+    if data.capacity < 0 or data.capacity > 100_000:
+        raise ValidationFailed("客户容量必须在 0–100000 之间", field="capacity")
+    if data.level < 1 or data.level > 100:
+        raise ValidationFailed("等级权重必须在 1–100 之间", field="level")
+    return role, data_scope
+
+
+def _ensure_unique(session: Session, data: StaffInput, staff_id: int | None = None) -> None:
+    clash = session.scalar(select(Staff.id).where(Staff.username == data.username, Staff.id != (staff_id or 0)))
+    if clash:
+        raise UsernameTaken(field="username")
+    if data.wecom_userid:
+        clash = session.scalar(select(Staff.id).where(Staff.wecom_userid == data.wecom_userid,
+                                                      Staff.id != (staff_id or 0)))
+        if clash:
+            raise WecomUserIdTaken(field="wecom_userid")
+
+
+def _ensure_department_in_scope(session: Session, viewer: Viewer | None, department_id: int) -> None:
+    dept = get_department(session, department_id)
+    if viewer is not None and viewer.scope != DataScope.ALL and not dept.path.startswith(viewer.department_path):
+        raise scope.OutOfScope()
+
+
+def create_staff(session: Session, data: StaffInput, viewer: Viewer | None = None) -> Staff:
+    role, data_scope = _validate(data)
+    _ensure_department_in_scope(session, viewer, data.department_id)
+    _ensure_unique(session, data)
+    if data.password is not None:
+        check_password_strength(data.password)
+    staff = Staff(
+        username=data.username, display_name=data.display_name.strip(), role=role, data_scope=data_scope,
+        department_id=data.department_id, wecom_userid=data.wecom_userid or None, region=data.region or None,
+        capacity=data.capacity, level=data.level, status=StaffStatus.ACTIVE,
+        password_hash=hash_password(data.password) if data.password else None, created_at=clock.now(),
+    )
+    if data.mobile:
+        _set_mobile(staff, data.mobile)
+    session.add(staff)
+    session.flush()
+    audit.record(session, "staff.create", entity_type="staff", entity_id=staff.id,
+                 after=_snapshot(staff))
+    return staff
+
+
+def _set_mobile(staff: Staff, mobile: str) -> None:
+    sealed = pii.protect(pii.PHONE, mobile)
+    staff.mobile_enc, staff.mobile_index, staff.mobile_masked = sealed.ciphertext, sealed.index, sealed.masked
+
+
+def _snapshot(staff: Staff) -> dict[str, object]:
+    return {
+        "username": staff.username, "display_name": staff.display_name, "role": staff.role,
+        "data_scope": staff.data_scope, "department_id": staff.department_id,
+        "wecom_userid": staff.wecom_userid, "region": staff.region, "capacity": staff.capacity,
+        "level": staff.level, "status": staff.status, "mobile": staff.mobile_masked,
+    }
+
+
+def get_staff(session: Session, staff_id: int, viewer: Viewer | None = None) -> Staff:
+    staff = session.get(Staff, staff_id)
+    if staff is None:
+        raise StaffNotFound()
+    if viewer is not None:
+        scope.ensure_visible(session, viewer, staff.id)
+    return staff
+
+
+def update_staff(session: Session, staff_id: int, data: StaffInput, viewer: Viewer | None = None) -> Staff:
+    staff = get_staff(session, staff_id, viewer)
+    role, data_scope = _validate(data)
+    _ensure_department_in_scope(session, viewer, data.department_id)
+    _ensure_unique(session, data, staff_id)
+    before = _snapshot(staff)
+    staff.username, staff.display_name = data.username, data.display_name.strip()
+    staff.role, staff.data_scope, staff.department_id = role, data_scope, data.department_id
+    staff.wecom_userid, staff.region = data.wecom_userid or None, data.region or None
+    staff.capacity, staff.level = data.capacity, data.level
+    if data.mobile:
+        _set_mobile(staff, data.mobile)
+    if data.password:
+        check_password_strength(data.password)
+        staff.password_hash = hash_password(data.password)
+    session.flush()
+    session.refresh(staff, ["department"])
+    after = _snapshot(staff)
+    changed = {k for k in after if after[k] != before[k]}
+    if data.password:
+        changed.add("password")
+    if changed:
+        audit.record(session, "staff.update", entity_type="staff", entity_id=staff.id,
+                     before={k: before.get(k) for k in changed if k != "password"},
+                     after={k: ("(已重置)" if k == "password" else after[k]) for k in changed})
+    return staff
+
+
+def mark_departed(session: Session, staff_id: int, viewer: Viewer | None = None) -> Staff:
+    """Mark a staff member as departed and end their sessions. (The CRM handover case builds on this.)"""
+    from crm.models import ApiToken, StaffSession
+
+    staff = get_staff(session, staff_id, viewer)
+    if staff.status == StaffStatus.DEPARTED:
+        return staff
+    now = clock.now()
+    staff.status, staff.departed_at = StaffStatus.DEPARTED, now
+    session.execute(update(StaffSession).where(StaffSession.staff_id == staff.id, StaffSession.revoked_at.is_(None))
+                    .values(revoked_at=now))
+    session.execute(update(ApiToken).where(ApiToken.staff_id == staff.id, ApiToken.revoked_at.is_(None))
+                    .values(revoked_at=now))
+    session.flush()
+    audit.record(session, "staff.depart", entity_type="staff", entity_id=staff.id,
+                 before={"status": StaffStatus.ACTIVE.value}, after={"status": StaffStatus.DEPARTED.value})
+    return staff
+
+
+def list_staff(session: Session, viewer: Viewer, *, q: str | None = None, role: str | None = None,
+               status: str | None = None, department_id: int | None = None,
+               limit: int = 100, offset: int = 0) -> tuple[list[Staff], int]:
+    stmt = select(Staff).join(Department, Staff.department_id == Department.id).where(scope.staff_filter(viewer))
+    if q:
+        like = f"%{q.strip()}%"
+        stmt = stmt.where(Staff.username.ilike(like) | Staff.display_name.ilike(like)
+                          | Staff.wecom_userid.ilike(like))
+    if role:
+        stmt = stmt.where(Staff.role == role)
+    if status:
+        stmt = stmt.where(Staff.status == status)
+    if department_id:
+        dept = get_department(session, department_id)
+        stmt = stmt.where(Department.path.startswith(dept.path, autoescape=True))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(Staff.id).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def find_by_mobile(session: Session, mobile: str) -> Staff | None:
+    index = pii.blind_index(pii.PHONE, pii.normalize_phone(mobile))
+    return session.scalar(select(Staff).where(Staff.mobile_index == index))
+
+
+def find_by_wecom_userid(session: Session, wecom_userid: str) -> Staff | None:
+    return session.scalar(select(Staff).where(Staff.wecom_userid == wecom_userid))

@@ -1,0 +1,1 @@
+"""Lending: products, schedule engine, risk rules, application workflow, contracts, disbursement, servicing."""

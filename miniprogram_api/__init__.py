@@ -1,0 +1,1 @@
+"""The WeChat mini-program's HTTP API, served under /mp/."""

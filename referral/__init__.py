@@ -1,0 +1,1 @@
+"""Referral: referrers, attribution, commission rules, ledger, payouts."""

@@ -1,0 +1,147 @@
+"""Test harness.
+
+SQLite by default; PostgreSQL when SCRM_TEST_DATABASE_URL is set, Redis and a real Celery worker
+when SCRM_TEST_REDIS_URL is set. Each test runs inside a transaction rolled back afterwards
+(``join_transaction_mode="create_savepoint"``); tests that need real commits seen by other
+connections, threads or processes use the ``committed`` fixture instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_TMP = Path(tempfile.mkdtemp(prefix="scrm-test-"))
+_DB_URL = os.environ.get("SCRM_TEST_DATABASE_URL") or f"sqlite:///{_TMP}/test.db"
+_REDIS_URL = os.environ.get("SCRM_TEST_REDIS_URL") or ""
+
+os.environ.update(
+    SCRM_ENV="test",
+    SCRM_DATABASE_URL=_DB_URL,
+    SCRM_REDIS_URL=_REDIS_URL,
+    SCRM_SECRET_KEY="test-secret-key-not-for-production",
+    SCRM_PII_KEYS="t1:" + base64.b64encode(b"\x01" * 32).decode(),
+    SCRM_PII_ACTIVE_KEY_ID="t1",
+    SCRM_BLIND_INDEX_KEY=base64.b64encode(b"\x02" * 32).decode(),
+    SCRM_LOG_LEVEL="WARNING",
+)
+
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
+
+from core import clock, db, pii, plugins, tasks  # noqa: E402
+from core.settings import reset_settings_cache  # noqa: E402
+
+reset_settings_cache()
+pii.reset_keyring_cache()
+plugins.load_models()
+plugins.load_all("tasks")
+
+IS_POSTGRES = _DB_URL.startswith("postgresql")
+HAS_REDIS = bool(_REDIS_URL)
+
+
+def migrate(url: str) -> None:
+    from alembic import command
+
+    from core.cli import alembic_config
+
+    engine = db.make_engine(url)
+    try:
+        if url.startswith("postgresql"):
+            with engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine():
+    migrate(_DB_URL)
+    eng = db.get_engine(_DB_URL)
+    yield eng
+    db.dispose_engines()
+
+
+@pytest.fixture(autouse=True)
+def _clock_and_tasks() -> Iterator[tasks.ManualRunner]:
+    runner = tasks.ManualRunner()
+    tasks.set_runner(runner)
+    yield runner
+    tasks.set_runner(None)
+    clock.unfreeze()
+
+
+@pytest.fixture
+def task_runner(_clock_and_tasks: tasks.ManualRunner) -> tasks.ManualRunner:
+    """Tasks sent after commit collect here; ``task_runner.drain()`` runs them."""
+    return _clock_and_tasks
+
+
+@pytest.fixture
+def session(engine) -> Iterator[Session]:
+    """A session whose commits are savepoints inside one transaction rolled back at the end.
+
+    Every ``unit_of_work`` in the code under test (requests, tasks) joins the same transaction.
+    """
+    connection = engine.connect()
+    outer = connection.begin()
+    factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    db.set_session_factory(factory)
+    s = factory()
+    try:
+        yield s
+    finally:
+        s.close()
+        db.set_session_factory(None)
+        outer.rollback()
+        connection.close()
+
+
+def _truncate_all(url: str) -> None:
+    eng = db.get_engine(url)
+    tables = [t.name for t in reversed(db.Base.metadata.sorted_tables)]
+    with eng.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def committed(engine, tmp_path) -> Iterator[sessionmaker[Session]]:
+    """Real commits, visible to other connections, threads and processes.
+
+    SQLite: a fresh migrated database file for this test. PostgreSQL: the test database, emptied
+    afterwards. Yields the session factory every unit of work uses during the test.
+    """
+    if IS_POSTGRES:
+        url = _DB_URL
+    else:
+        url = f"sqlite:///{tmp_path}/committed.db"
+        migrate(url)
+    os.environ["SCRM_DATABASE_URL"] = url
+    reset_settings_cache()
+    factory = sessionmaker(bind=db.get_engine(url), expire_on_commit=False)
+    db.set_session_factory(factory)
+    try:
+        yield factory
+    finally:
+        db.set_session_factory(None)
+        os.environ["SCRM_DATABASE_URL"] = _DB_URL
+        reset_settings_cache()
+        if IS_POSTGRES:
+            _truncate_all(url)
+        else:
+            db.get_engine(url).dispose()
+
+
+postgres_only = pytest.mark.skipif(not IS_POSTGRES, reason="needs SCRM_TEST_DATABASE_URL (PostgreSQL)")
+redis_only = pytest.mark.skipif(not HAS_REDIS, reason="needs SCRM_TEST_REDIS_URL")
