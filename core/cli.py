@@ -47,7 +47,7 @@ def _celery():
     if not settings.redis_url:
         raise click.UsageError("SCRM_REDIS_URL is not set: the embedded default runs tasks inside `scrm serve`")
     plugins.load_models()
-    plugins.load_all("tasks")
+    plugins.load_tasks()
     return tasks.configure_celery()
 
 

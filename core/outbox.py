@@ -27,6 +27,8 @@ class OutgoingTask:
 
 
 def enqueue(session: Session, name: str, *args: Any, countdown: float | None = None, **kwargs: Any) -> None:
+    if not session.in_transaction():
+        session.begin()  # so that a rollback (or commit) of this unit of work settles the buffer
     session.info.setdefault(_KEY, []).append(OutgoingTask(name, args, kwargs, countdown))
 
 

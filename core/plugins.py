@@ -28,3 +28,9 @@ def load_models() -> None:
     """Import every table (the kernel's and the packages'), so the metadata is complete."""
     importlib.import_module("core.models")
     load_all("models")
+
+
+def load_tasks() -> None:
+    """Register every task (the kernel's and the packages')."""
+    importlib.import_module("core.jobs")
+    load_all("tasks")

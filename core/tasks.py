@@ -176,6 +176,10 @@ class InProcessRunner:
             time.sleep(0.01)
         return False
 
+    def backoff(self, attempt: int) -> float:
+        """Seconds before retry number ``attempt + 1``: 1, 2, 4, … capped at 10 minutes."""
+        return float(min(600, 2 ** attempt))
+
     def _work(self) -> None:
         while not self._stop.is_set():
             job = self._ready.get()
@@ -188,7 +192,7 @@ class InProcessRunner:
             except Exception:
                 task_obj = celery_app.tasks[job.name]
                 if job.attempt < task_obj.max_retries:
-                    delay = min(600, 2 ** job.attempt)
+                    delay = self.backoff(job.attempt)
                     log.warning("task %s failed (attempt %s), retrying in %ss", job.name, job.attempt + 1,
                                 delay, exc_info=True)
                     self.submit(job.name, job.args, job.kwargs, countdown=delay, attempt=job.attempt + 1)
@@ -241,7 +245,7 @@ class ManualRunner:
 def start_inprocess() -> InProcessRunner:
     from core import plugins
 
-    plugins.load_all("tasks")
+    plugins.load_tasks()
     runner = InProcessRunner(workers=get_settings().inprocess_workers)
     runner.start()
     set_runner(runner)

@@ -44,7 +44,7 @@ SessionDep = Annotated[Session, Depends(db_session, scope="function")]
 def create_app(*, start_tasks: bool = True) -> FastAPI:
     configure_logging()
     plugins.load_models()
-    plugins.load_all("tasks")
+    plugins.load_tasks()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

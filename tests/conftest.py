@@ -40,7 +40,7 @@ from core.settings import reset_settings_cache  # noqa: E402
 reset_settings_cache()
 pii.reset_keyring_cache()
 plugins.load_models()
-plugins.load_all("tasks")
+plugins.load_tasks()
 
 IS_POSTGRES = _DB_URL.startswith("postgresql")
 HAS_REDIS = bool(_REDIS_URL)

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench NAME [options]`; results are appended to BENCHMARKS.md."""

@@ -1,0 +1,15 @@
+"""python -m bench NAME [options]"""
+
+import importlib
+import sys
+
+BENCHES = {"console": "bench.console"}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in BENCHES:
+        raise SystemExit(f"usage: python -m bench {{{'|'.join(BENCHES)}}} [options]")
+    importlib.import_module(BENCHES[sys.argv[1]]).main(sys.argv[2:])
+
+
+main()
