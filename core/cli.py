@@ -80,9 +80,9 @@ def alembic_config():
 
 
 @db.command()
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 def upgrade(revision: str) -> None:
-    """Apply migrations (default: to head)."""
+    """Apply migrations (default: every head)."""
     from alembic import command
 
     command.upgrade(alembic_config(), revision)

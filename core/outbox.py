@@ -32,6 +32,13 @@ def enqueue(session: Session, name: str, *args: Any, countdown: float | None = N
     session.info.setdefault(_KEY, []).append(OutgoingTask(name, args, kwargs, countdown))
 
 
+def enqueue_once(session: Session, name: str, *args: Any, **kwargs: Any) -> None:
+    """Enqueue unless the same call is already buffered in this unit of work (e.g. one push per batch)."""
+    item = OutgoingTask(name, args, kwargs)
+    if item not in session.info.get(_KEY, []):
+        enqueue(session, name, *args, **kwargs)
+
+
 def pending(session: Session) -> list[OutgoingTask]:
     return list(session.info.get(_KEY, []))
 

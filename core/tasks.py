@@ -71,6 +71,10 @@ def task(name: str, *, max_retries: int | None = None) -> Callable[[Callable[...
     return decorator
 
 
+def is_registered(name: str) -> bool:
+    return name in celery_app.tasks
+
+
 def periodic(name: str, every: timedelta) -> None:
     PERIODIC[name] = every.total_seconds()
 

@@ -49,3 +49,18 @@ class AccountLocked(AppError):
     code = "account_locked"
     status = 423
     message = "登录失败次数过多，账号已临时锁定，请稍后再试"
+
+
+class CustomerNotFound(NotFound):
+    code = "customer_not_found"
+    message = "客户不存在或不在您的数据范围内"
+
+
+class CustomerBlacklisted(Conflict):
+    code = "customer_blacklisted"
+    message = "该客户已被列入黑名单"
+
+
+class PoolNotFound(NotFound):
+    code = "pool_not_found"
+    message = "公海不存在"

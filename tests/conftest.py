@@ -60,7 +60,7 @@ def migrate(url: str) -> None:
         with engine.begin() as conn:
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")
     finally:
         engine.dispose()
 

@@ -37,3 +37,12 @@ def make_org(session: Session) -> dict[str, Department]:
     team_a = make_department(session, "一组", "team", branch)
     team_b = make_department(session, "二组", "team", branch)
     return {"company": company, "center": center, "branch": branch, "team_a": team_a, "team_b": team_b}
+
+
+def make_customer(session: Session, *, phone: str | None = None, owner: Staff | None = None, name: str = "张三",
+                  **fields: object):
+    from crm import customers
+
+    n = next(_seq)
+    data = customers.CustomerInput(name=name, phone=phone or f"139{n:08d}", **fields)
+    return customers.intake(session, data, channel="manual", owner_id=owner.id if owner else None).customer

@@ -1,4 +1,4 @@
-"""Tables of the CRM domain (staff and organisation for now)."""
+"""Staff and organisation: departments as a tree, staff, console sessions, API tokens."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import pii_rotation
 from core.db import Base
+
+__all__ = [
+    "DEFAULT_SCOPE", "DATA_SCOPE_LABELS", "DEPARTMENT_KIND_LABELS", "ROLE_LABELS", "ApiToken", "DataScope",
+    "Department", "DepartmentKind", "Role", "Staff", "StaffSession", "StaffStatus",
+]
 
 
 class DepartmentKind(StrEnum):

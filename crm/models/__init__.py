@@ -1,0 +1,5 @@
+"""Tables of the CRM domain, one module per area. Importing this package registers them all."""
+
+from crm.models.customer import *  # noqa: F403
+from crm.models.notification import *  # noqa: F403
+from crm.models.org import *  # noqa: F403

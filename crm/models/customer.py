@@ -1,0 +1,207 @@
+"""The customer record and what hangs directly off it: pools, co-handlers, owner history,
+the timeline, and collisions (撞单)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core import pii_rotation
+from core.db import Base
+from crm.models.org import Staff
+
+__all__ = [
+    "CUSTOMER_TYPE_LABELS", "STAGE_LABELS", "STATUS_LABELS", "Collision", "Customer", "CustomerCollaborator",
+    "CustomerEvent", "CustomerStatus", "CustomerType", "Grade", "OwnerChange", "Pool", "Stage",
+]
+
+
+class CustomerStatus(StrEnum):
+    OWNED = "owned"  # 私海: a salesperson owns it
+    POOL = "pool"  # 公海: in a public pool, claimable
+    BLACKLIST = "blacklist"
+
+
+STATUS_LABELS = {"owned": "私海", "pool": "公海", "blacklist": "黑名单"}
+
+
+class Stage(StrEnum):
+    NEW = "new"
+    CONTACTED = "contacted"
+    INTENT = "intent"
+    VISITED = "visited"
+    APPLIED = "applied"
+    APPROVED = "approved"
+    SIGNED = "signed"
+    DISBURSED = "disbursed"
+    REPAYING = "repaying"
+    CLOSED = "closed"
+    LOST = "lost"
+
+
+STAGE_LABELS = {
+    "new": "新线索", "contacted": "已联系", "intent": "有意向", "visited": "已上门", "applied": "已进件",
+    "approved": "已审批", "signed": "已签约", "disbursed": "已放款", "repaying": "还款中", "closed": "已结清",
+    "lost": "已流失",
+}
+
+
+class CustomerType(StrEnum):
+    CREDIT = "credit"
+    MORTGAGE = "mortgage"
+    CAR = "car"
+    BUSINESS = "business"
+    OTHER = "other"
+
+
+CUSTOMER_TYPE_LABELS = {"credit": "信用贷", "mortgage": "房抵贷", "car": "车抵贷", "business": "经营贷", "other": "其他"}
+
+
+class Grade(Base):
+    """Configurable customer grades (e.g. A–D), ordered by rank (1 = best)."""
+
+    __tablename__ = "crm_grade"
+
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    label: Mapped[str] = mapped_column(String(40))
+    rank: Mapped[int] = mapped_column(unique=True)
+
+
+class Pool(Base):
+    """A public pool (公海), e.g. per branch or product line. Rules live beside it (crm.models.pool)."""
+
+    __tablename__ = "crm_pool"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    # Who may see and claim from it: staff of this department subtree (None: everyone).
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+
+class Customer(Base):
+    __tablename__ = "customer"
+    __table_args__ = (
+        CheckConstraint("demand_amount IS NULL OR demand_amount >= 0", name="demand_amount_non_negative"),
+        CheckConstraint("(status = 'owned') = (owner_id IS NOT NULL)", name="owned_iff_owner"),
+        CheckConstraint("status <> 'pool' OR pool_id IS NOT NULL", name="pool_needs_pool_id"),
+        Index("ix_customer_owner_status", "owner_id", "status"),
+        Index("ix_customer_pool_status", "pool_id", "status"),
+        Index("ix_customer_next_followup", "next_followup_at"),
+        Index("ix_customer_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    name_initials: Mapped[str] = mapped_column(String(64), default="", index=True)  # pinyin initials, "zs"
+    # PII: ciphertext, keyed blind index (unique: one record per person), masked form for display.
+    phone_enc: Mapped[str | None] = mapped_column(String(200))
+    phone_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    phone_masked: Mapped[str | None] = mapped_column(String(20))
+    id_number_enc: Mapped[str | None] = mapped_column(String(200))
+    id_number_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(24))
+    wecom_external_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    wechat_unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    wechat_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+    source: Mapped[str] = mapped_column(String(40), default="manual", index=True)
+    source_detail: Mapped[str | None] = mapped_column(String(120))
+    region: Mapped[str | None] = mapped_column(String(40), index=True)
+    customer_type: Mapped[str] = mapped_column(String(16), default=CustomerType.CREDIT, index=True)
+    demand_amount: Mapped[int | None]  # fen
+    demand_term_months: Mapped[int | None]
+    demand_purpose: Mapped[str | None] = mapped_column(String(120))
+    grade: Mapped[str | None] = mapped_column(ForeignKey("crm_grade.code"), index=True)
+    stage: Mapped[str] = mapped_column(String(16), default=Stage.NEW, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=CustomerStatus.POOL)
+    blacklist_reason: Mapped[str | None] = mapped_column(String(200))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    pool_id: Mapped[int | None] = mapped_column(ForeignKey("crm_pool.id"))
+    previous_owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    note: Mapped[str | None] = mapped_column(String(1000))
+
+    assigned_at: Mapped[datetime | None]
+    last_followup_at: Mapped[datetime | None]
+    next_followup_at: Mapped[datetime | None]
+    released_at: Mapped[datetime | None]  # last time it went back to a pool (claim cooldown starts here)
+    protected_until: Mapped[datetime | None]  # new-lead protection: not recycled before this
+    stage_changed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    owner: Mapped[Staff | None] = relationship(foreign_keys=[owner_id])
+    pool: Mapped[Pool | None] = relationship()
+
+
+pii_rotation.register(Customer.phone_enc, "phone")
+pii_rotation.register(Customer.id_number_enc, "id_number")
+
+
+class CustomerCollaborator(Base):
+    """Co-handlers of a deal (谈单协作): they see and work the customer beside the owner."""
+
+    __tablename__ = "customer_collaborator"
+    __table_args__ = (UniqueConstraint("customer_id", "staff_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    role: Mapped[str] = mapped_column(String(40), default="协作")
+    added_at: Mapped[datetime]
+
+
+class OwnerChange(Base):
+    """Owner history: every change of hands, with why and by whom. Append-only."""
+
+    __tablename__ = "customer_owner_change"
+    __table_args__ = (Index("ix_owner_change_customer", "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    from_owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    to_owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    from_pool_id: Mapped[int | None] = mapped_column(ForeignKey("crm_pool.id"))
+    to_pool_id: Mapped[int | None] = mapped_column(ForeignKey("crm_pool.id"))
+    # create | assign | claim | release | recycle | move | transfer | handover | blacklist | unblacklist
+    reason: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(String(200))
+    by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    at: Mapped[datetime]
+
+
+class CustomerEvent(Base):
+    """One timeline of everything that happened to a customer, written by every domain."""
+
+    __tablename__ = "customer_event"
+    __table_args__ = (Index("ix_customer_event_customer_at", "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(40))  # e.g. created, owner.claim, followup, visit, wecom.add, application
+    summary: Mapped[str] = mapped_column(String(300))
+    actor_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    ref_type: Mapped[str | None] = mapped_column(String(40))
+    ref_id: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any] | None]
+
+
+class Collision(Base):
+    """A lead that arrived for a customer someone else already owns (撞单): kept with the owner, counted."""
+
+    __tablename__ = "customer_collision"
+    __table_args__ = (Index("ix_collision_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    claimant_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    source: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(20))  # import | manual | wecom | miniprogram | api
+    at: Mapped[datetime]
