@@ -63,7 +63,7 @@ class FeeTiming(StrEnum):
     UPFRONT = "upfront"  # deducted from the money disbursed
 
 
-def _enum(cls: type[StrEnum], value: Any, field_name: str, label: str) -> Any:
+def coerce_enum(cls: type[StrEnum], value: Any, field_name: str, label: str) -> Any:
     if isinstance(value, cls):
         return value
     if isinstance(value, str | int) and not isinstance(value, bool):
@@ -140,12 +140,12 @@ class LoanTerms:
         put("principal", _int(self.principal, "principal", "本金（分）", low=1, high=MAX_PRINCIPAL))
         put("annual_rate", _rate(self.annual_rate, "annual_rate", "年利率"))
         put("periods", _int(self.periods, "periods", "期数", low=1, high=MAX_PERIODS))
-        put("method", _enum(RepaymentMethod, self.method, "method", "还款方式"))
-        put("interest_method", _enum(InterestMethod, self.interest_method, "interest_method", "计息方式"))
-        put("interest_period", _enum(InterestPeriod, self.interest_period, "interest_period", "计息周期"))
-        put("days_in_year", _enum(DayBasis, self.days_in_year, "days_in_year", "年计息天数"))
-        put("rounding", _enum(Rounding, self.rounding, "rounding", "舍入方式"))
-        put("service_fee_timing", _enum(FeeTiming, self.service_fee_timing, "service_fee_timing", "服务费收取方式"))
+        put("method", coerce_enum(RepaymentMethod, self.method, "method", "还款方式"))
+        put("interest_method", coerce_enum(InterestMethod, self.interest_method, "interest_method", "计息方式"))
+        put("interest_period", coerce_enum(InterestPeriod, self.interest_period, "interest_period", "计息周期"))
+        put("days_in_year", coerce_enum(DayBasis, self.days_in_year, "days_in_year", "年计息天数"))
+        put("rounding", coerce_enum(Rounding, self.rounding, "rounding", "舍入方式"))
+        put("service_fee_timing", coerce_enum(FeeTiming, self.service_fee_timing, "service_fee_timing", "服务费收取方式"))
         if isinstance(self.start_date, datetime) or not isinstance(self.start_date, date):
             raise ValidationFailed("放款日期必须是日期（年-月-日）", field="start_date")
         put("digits", _int(self.digits, "digits", "货币小数位数", low=0, high=2))
