@@ -14,6 +14,7 @@ from crm import scope
 from crm.exceptions import (
     DepartmentNotFound,
     InvalidDepartmentTree,
+    PermissionDenied,
     StaffNotFound,
     UsernameTaken,
     WeakPassword,
@@ -134,6 +135,21 @@ def _ensure_unique(session: Session, data: StaffInput, staff_id: int | None = No
             raise WecomUserIdTaken(field="wecom_userid")
 
 
+def _ensure_may_grant(viewer: Viewer | None, role: Role, data_scope: DataScope) -> None:
+    """Nobody grants more than they hold: only an admin grants the admin role, only the all-scope grants all."""
+    if viewer is None:
+        return
+    if role == Role.ADMIN and viewer.role != Role.ADMIN:
+        raise PermissionDenied("只有系统管理员可以授予管理员角色")
+    if data_scope == DataScope.ALL and viewer.scope != DataScope.ALL:
+        raise PermissionDenied("您不能授予超出自己范围的“全部”数据权限")
+
+
+def _ensure_may_manage(viewer: Viewer | None, staff: Staff) -> None:
+    if viewer is not None and staff.role == Role.ADMIN and viewer.role != Role.ADMIN:
+        raise PermissionDenied("只有系统管理员可以修改管理员账号")
+
+
 def _ensure_department_in_scope(session: Session, viewer: Viewer | None, department_id: int) -> None:
     dept = get_department(session, department_id)
     if viewer is not None and viewer.scope != DataScope.ALL and not dept.path.startswith(viewer.department_path):
@@ -142,6 +158,7 @@ def _ensure_department_in_scope(session: Session, viewer: Viewer | None, departm
 
 def create_staff(session: Session, data: StaffInput, viewer: Viewer | None = None) -> Staff:
     role, data_scope = _validate(data)
+    _ensure_may_grant(viewer, role, data_scope)
     _ensure_department_in_scope(session, viewer, data.department_id)
     _ensure_unique(session, data)
     if data.password is not None:
@@ -186,7 +203,9 @@ def get_staff(session: Session, staff_id: int, viewer: Viewer | None = None) -> 
 
 def update_staff(session: Session, staff_id: int, data: StaffInput, viewer: Viewer | None = None) -> Staff:
     staff = get_staff(session, staff_id, viewer)
+    _ensure_may_manage(viewer, staff)
     role, data_scope = _validate(data)
+    _ensure_may_grant(viewer, role, data_scope)
     _ensure_department_in_scope(session, viewer, data.department_id)
     _ensure_unique(session, data, staff_id)
     before = _snapshot(staff)
@@ -217,6 +236,7 @@ def mark_departed(session: Session, staff_id: int, viewer: Viewer | None = None)
     from crm.models import ApiToken, StaffSession
 
     staff = get_staff(session, staff_id, viewer)
+    _ensure_may_manage(viewer, staff)
     if staff.status == StaffStatus.DEPARTED:
         return staff
     now = clock.now()
