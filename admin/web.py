@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from admin import api, console
+from admin.errors import render_api_error, render_console_error
 
 
 def mount(app: FastAPI) -> None:
-    pass
+    app.mount("/console/static", StaticFiles(directory=Path(__file__).parent / "static"), name="console-static")
+    app.include_router(console.router)
+    app.include_router(api.router)
+    app.state.error_renderers["/console"] = render_console_error
+    app.state.error_renderers["/api/v1/"] = render_api_error

@@ -1,0 +1,40 @@
+"""Who may open what in the console, and the navigation built from it.
+
+Later features add their pages here: one :class:`NavItem` each, with the roles that see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crm.models import Role
+
+ALL_ROLES: frozenset[str] = frozenset(r.value for r in Role)
+# Staff management (create, edit, depart) and the audit log.
+STAFF_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
+AUDIT_READERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
+# Reading the staff list and the department tree (always limited to the viewer's data scope).
+ORG_READERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})
+# Changing the department tree.
+ORG_EDITORS: frozenset[str] = frozenset({Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: str
+    url: str
+    roles: frozenset[str] = ALL_ROLES
+
+
+NAV: list[NavItem] = [
+    NavItem("home", "首页", "/console/"),
+    NavItem("staff", "员工", "/console/staff", ORG_READERS),
+    NavItem("departments", "部门", "/console/departments", ORG_READERS),
+    NavItem("audit", "审计日志", "/console/audit", AUDIT_READERS),
+    NavItem("tokens", "API 令牌", "/console/tokens"),
+]
+
+
+def nav_for(role: str) -> list[NavItem]:
+    return [item for item in NAV if role in item.roles]
