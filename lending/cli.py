@@ -1,0 +1,205 @@
+"""``scrm loan …``: the repayment calculator on the command line."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import click
+
+from core import clock
+from core.errors import AppError, ValidationFailed
+from core.money import fen_to_yuan, format_yuan, parse_rate, yuan_to_fen
+from lending.schedule.apr import annualised_cost, percent
+from lending.schedule.cap import apr_cap
+from lending.schedule.engine import Schedule, build_schedule
+from lending.schedule.terms import FeeTiming, LoanTerms
+
+
+class _ChineseUsage(click.Command):
+    """Bad command-line usage is reported in one Chinese line on stderr, without the usage text."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            message = f"未知参数：{exc.option_name}"
+        except click.BadOptionUsage as exc:
+            message = f"参数 {exc.option_name} 用法不正确（缺少取值？）"
+        except click.UsageError as exc:
+            message = f"参数错误：{exc.format_message()}"
+        click.echo(message, err=True)
+        ctx.exit(2)
+
+
+def _yuan(text: str, label: str, field: str) -> int:
+    try:
+        value = Decimal(text.strip().replace(",", ""))
+    except InvalidOperation:
+        raise ValidationFailed(f"{label}格式不正确：{text}", field=field) from None
+    if not value.is_finite() or value.as_tuple().exponent < -2:
+        raise ValidationFailed(f"{label}须是最多两位小数的金额（元）：{text}", field=field)
+    return yuan_to_fen(value)
+
+
+def _percent(text: str, label: str, field: str) -> Decimal:
+    try:
+        return parse_rate(text.strip() if text.strip().endswith("%") else f"{text.strip()}%")
+    except ValidationFailed:
+        raise ValidationFailed(f"{label}格式不正确：{text}（百分数，如 12 表示 12%）", field=field) from None
+
+
+def _count(text: str, label: str, field: str) -> int:
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise ValidationFailed(f"{label}须是整数：{text}", field=field) from None
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationFailed(f"放款日期格式不正确：{text}（应为 YYYY-MM-DD）", field="start_date") from None
+
+
+def _required(value: str | None, option: str) -> str:
+    if value is None or not value.strip():
+        raise ValidationFailed(f"缺少参数 {option}", field=option.lstrip("-"))
+    return value
+
+
+def _schedule_json(schedule: Schedule, apr: Decimal) -> dict[str, Any]:
+    def yuan(fen: int) -> str:
+        return str(fen_to_yuan(fen))
+
+    totals = schedule.totals
+    return {
+        "periods": [
+            {"number": row.number, "due_date": row.due_date.isoformat(), "principal": yuan(row.principal),
+             "interest": yuan(row.interest), "fee": yuan(row.fee), "total": yuan(row.total),
+             "balance": yuan(row.balance)}
+            for row in schedule.periods
+        ],
+        "totals": {"principal": yuan(totals.principal), "interest": yuan(totals.interest),
+                   "fee": yuan(totals.fee), "total": yuan(totals.total)},
+        "apr": percent(apr),
+    }
+
+
+_COLUMNS = (("期数", 4), ("还款日", 10), ("本金", 12), ("利息", 10), ("服务费", 9), ("应还", 12), ("剩余本金", 12))
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _line(cells: list[str]) -> str:
+    """Cells right-aligned under the headers by display width (a Chinese character is two columns)."""
+    return " ".join(" " * (width - _width(cell)) + cell for cell, (_, width) in zip(cells, _COLUMNS, strict=False))
+
+
+def _schedule_table(schedule: Schedule, apr: Decimal) -> str:
+    terms = schedule.terms
+    money = lambda fen: format_yuan(fen, symbol=False)  # noqa: E731
+    lines = [
+        f"{terms.method.label}  本金 {format_yuan(terms.principal)}  年利率 {percent(terms.annual_rate)}%  "
+        f"{terms.periods} 期  放款日 {terms.start_date.isoformat()}",
+        _line([title for title, _ in _COLUMNS]),
+    ]
+    for row in schedule.periods:
+        note = f"  （利息 {money(row.capitalised)} 计入本金）" if row.capitalised else ""
+        lines.append(_line([str(row.number), row.due_date.isoformat(), money(row.principal), money(row.interest),
+                            money(row.fee), money(row.total), money(row.balance)]) + note)
+    totals = schedule.totals
+    lines.append(_line(["合计", "", money(totals.principal), money(totals.interest), money(totals.fee),
+                        money(totals.total)]))
+    if schedule.upfront_fee:
+        lines.append(f"前置服务费：{format_yuan(schedule.upfront_fee)}（放款时扣除）")
+    if terms.deposit:
+        refund = "到期退还" if terms.deposit_refundable else "不退还"
+        lines.append(f"保证金：{format_yuan(terms.deposit)}（放款时扣除，{refund}）")
+    lines.append(f"实际到手：{format_yuan(schedule.received)}")
+    lines.append(f"综合年化成本：{percent(apr)}%（IRR 法，含全部费用）")
+    cap = apr_cap()
+    if apr > cap:
+        lines.append(f"注意：综合年化成本超过上限 {percent(cap)}%，不能按此报价")
+    return "\n".join(lines)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(loan)
+
+
+@click.group()
+def loan() -> None:
+    """贷款工具：还款计划试算。"""
+
+
+@loan.command("schedule", cls=_ChineseUsage)
+@click.option("--principal", help="本金，元（如 5000 或 5000.50）")
+@click.option("--annual-rate", help="年利率，百分数：12 表示 12%")
+@click.option("--periods", help="期数（月）")
+@click.option("--method", help="还款方式：equal_installment 等额本息 | equal_principal 等额本金 | "
+                                "interest_first 先息后本 | bullet 一次性还本付息")
+@click.option("--start", help="放款日期 YYYY-MM-DD，默认今天；每期还款日为该日的月对日（月末顺延至月底）")
+@click.option("--interest-method", default="declining", show_default=True,
+              help="declining 按剩余本金 | flat 按初始本金（等本等息）")
+@click.option("--interest-period", default="same", show_default=True,
+              help="same 按月计息（年利率/12）| daily 按两次还款日之间的实际天数计息")
+@click.option("--days-in-year", default="360", show_default=True, help="按日计息的年天数：360 | 365 | actual")
+@click.option("--rounding", default="half_up", show_default=True, help="舍入方式：half_up 四舍五入 | half_even 银行家舍入")
+@click.option("--installment-multiple", default="0.01", show_default=True,
+              help="每期还款额取整单位，元（如 1 表示取整到元）；末期多退少补")
+@click.option("--grace-principal", default="0", show_default=True, help="只还息不还本的宽限期数")
+@click.option("--grace-interest", default="0", show_default=True, help="免还款宽限期数（利息计入本金）")
+@click.option("--service-fee-rate", default="0", show_default=True,
+              help="服务费率，每期按本金的百分比收取：0.5 表示每期收本金的 0.5%")
+@click.option("--upfront-fee", default="0", show_default=True, help="前置服务费，元，放款时扣除")
+@click.option("--deposit", default="0", show_default=True, help="保证金，元，放款时扣除、到期退还")
+@click.option("--json", "as_json", is_flag=True, help="输出一个 JSON 对象（金额为元的十进制字符串）")
+def schedule_command(principal: str | None, annual_rate: str | None, periods: str | None, method: str | None,
+                     start: str | None, interest_method: str, interest_period: str, days_in_year: str,
+                     rounding: str, installment_multiple: str, grace_principal: str, grace_interest: str,
+                     service_fee_rate: str, upfront_fee: str, deposit: str, as_json: bool) -> None:
+    """试算还款计划与综合年化成本（IRR 法）。
+
+    例：scrm loan schedule --principal 5000 --annual-rate 12 --periods 18 --method equal_installment
+    --start 2022-11-01
+    """
+    try:
+        fee_rate = _percent(service_fee_rate, "服务费率", "service_fee_rate")
+        upfront = _yuan(upfront_fee, "前置服务费", "upfront_fee")
+        if upfront and fee_rate:
+            raise ValidationFailed("每期服务费率与前置服务费只能选一种", field="upfront_fee")
+        terms = LoanTerms(
+            principal=_yuan(_required(principal, "--principal"), "本金", "principal"),
+            annual_rate=_percent(_required(annual_rate, "--annual-rate"), "年利率", "annual_rate"),
+            periods=_count(_required(periods, "--periods"), "期数", "periods"),
+            method=_required(method, "--method"),
+            start_date=_date(start) if start else clock.today(),
+            interest_method=interest_method,
+            interest_period=interest_period,
+            days_in_year=days_in_year,
+            rounding=rounding,
+            installment_multiple=_yuan(installment_multiple, "还款额取整单位", "installment_multiple"),
+            grace_principal=_count(grace_principal, "只还息宽限期数", "grace_principal"),
+            grace_interest=_count(grace_interest, "免还款宽限期数", "grace_interest"),
+            service_fee_rate=fee_rate,
+            service_fee_amount=upfront,
+            service_fee_timing=FeeTiming.UPFRONT if upfront else FeeTiming.PER_PERIOD,
+            deposit=_yuan(deposit, "保证金", "deposit"),
+        )
+        schedule = build_schedule(terms)
+        apr = annualised_cost(schedule)
+    except AppError as exc:
+        click.echo(exc.message, err=True)
+        raise SystemExit(1) from None
+    if as_json:
+        click.echo(json.dumps(_schedule_json(schedule, apr), ensure_ascii=False))
+    else:
+        click.echo(_schedule_table(schedule, apr))
+
