@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCRM_", env_file=".env", extra="ignore")
 
     # --- runtime -----------------------------------------------------------------------------
-    env: str = Field("development", description="development | production | test")
+    env: str = Field("development", description="development | production | test; production refuses to start without secrets")
     database_url: str = Field(
         f"sqlite:///{VAR_DIR}/scrm.db",
         description="SQLAlchemy URL; PostgreSQL in production (postgresql+psycopg://…)",
@@ -27,7 +27,7 @@ class Settings(BaseSettings):
         None,
         description="Celery broker and cache. Unset: tasks and periodic jobs run in-process (embedded default)",
     )
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG | INFO | WARNING | ERROR")
     base_url: str = Field("http://127.0.0.1:8000", description="public URL of the console, used in links")
 
     # --- secrets -----------------------------------------------------------------------------
@@ -40,18 +40,19 @@ class Settings(BaseSettings):
     blind_index_key: str = Field("", description="base64 HMAC-SHA256 key of the blind index for lookup and dedup")
 
     # --- console sessions and login ----------------------------------------------------------
-    session_cookie_name: str = "scrm_session"
-    session_ttl_minutes: int = 8 * 60
+    session_cookie_name: str = Field("scrm_session", description="console session cookie")
+    session_ttl_minutes: int = Field(8 * 60, description="console session lifetime")
     cookie_secure: bool = Field(False, description="set true behind HTTPS")
     login_max_failures: int = Field(5, description="failed logins before the account locks")
-    login_lockout_minutes: int = 15
+    login_lockout_minutes: int = Field(15, description="how long a locked account stays locked")
 
     # --- business ----------------------------------------------------------------------------
-    business_timezone: str = "Asia/Shanghai"
     apr_cap_rate: str = Field("0.24", description="comprehensive annualised cost cap (综合年化成本上限)")
 
+    import_dir: str = Field(str(VAR_DIR / "imports"), description="where lead-import error reports are written")
+
     # --- tasks -------------------------------------------------------------------------------
-    task_max_retries: int = 5
+    task_max_retries: int = Field(5, description="retries (exponential backoff) before a task fails for good")
     inprocess_workers: int = Field(2, description="threads running tasks in the embedded default")
 
     @property

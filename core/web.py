@@ -41,8 +41,22 @@ def db_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(db_session, scope="function")]
 
 
+def check_production_settings() -> None:
+    s = get_settings()
+    if s.env != "production":
+        return
+    missing = [name for name in ("secret_key", "pii_keys", "blind_index_key") if not getattr(s, name)]
+    if missing:
+        raise RuntimeError(f"production needs {', '.join('SCRM_' + m.upper() for m in missing)}")
+    if s.is_sqlite:
+        log.warning("production on SQLite: use PostgreSQL (SCRM_DATABASE_URL)")
+    if not s.cookie_secure:
+        log.warning("production without SCRM_COOKIE_SECURE=true: session cookies travel over plain HTTP")
+
+
 def create_app(*, start_tasks: bool = True) -> FastAPI:
     configure_logging()
+    check_production_settings()
     plugins.load_models()
     plugins.load_tasks()
 
