@@ -86,7 +86,11 @@ def prepay(schedule: Schedule, *, after_period: int, amount: int, mode: Prepayme
 
 
 def _until_clear(accrual: Accrual, balance: int, first: int, payment_for: Callable[[int], int]) -> list[Period]:
-    """Rows paying ``payment_for(interest)`` until the balance is cleared; the last pays what is left."""
+    """Rows paying ``payment_for(interest)`` until the balance is cleared; the last pays what is left.
+
+    A remainder no larger than one currency unit per period so far is rounding dust (each rounded
+    payment errs by at most half a unit): the period that would leave it pays it instead.
+    """
     rows: list[Period] = []
     number = first
     while balance:
@@ -96,6 +100,8 @@ def _until_clear(accrual: Accrual, balance: int, first: int, payment_for: Callab
         principal = min(payment_for(interest) - interest, balance)
         if principal <= 0:
             raise ValidationFailed("原月供不足以支付利息，无法缩短期限，请选择期限不变", field="mode")
+        if balance - principal <= accrual.terms.quantum * (len(rows) + 1):
+            principal = balance  # rounding dust joins this period rather than making one of its own
         balance -= principal
         rows.append(Period(number, accrual.due(number), principal, interest, accrual.fee, balance))
         number += 1
