@@ -6,7 +6,8 @@ principal ahead of time. The prepayment is added to that row's principal (and sh
 lower balance, either:
 
 - ``keep_installment`` (月供不变，缩短期限): 等额本息 keeps its payment, 等额本金 its principal per
-  period, and the loan ends sooner — the last period pays what is left, at most one installment;
+  period, and the loan ends sooner — the last period pays what is left (rounding dust of a few
+  fen is paid with it rather than making a period of its own);
 - ``keep_term`` (期限不变，减少月供): the same number of periods remain, at a smaller payment.
 
 Flat interest is recalculated on the balance left after the prepayment. A bullet loan has no
