@@ -85,3 +85,14 @@ def test_bad_prepayments_are_refused(overrides, kwargs, words):
     with pytest.raises(ValidationFailed) as caught:
         prepay(schedule_of(**overrides), **kwargs)
     assert words in caught.value.message
+
+
+def test_keep_installment_never_runs_past_the_original_term():
+    # daily interest over a 31-day first month: the level payment did not quite cover the term and the
+    # last period absorbed the rest; a tiny prepayment must not add a period after it (found by hypothesis)
+    before = schedule_of(principal=18_983_393, annual_rate=Decimal("0.3599"), periods=2, start_date=date(2020, 1, 29),
+                         interest_period="daily", rounding="half_even")
+    assert before.periods[-1].total > before.installment
+    after = prepay(before, after_period=1, amount=77, mode="keep_installment")
+    assert len(after.periods) == 2 and after.periods[-1].balance == 0
+    assert after.totals.principal == 18_983_393

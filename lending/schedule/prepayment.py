@@ -32,7 +32,7 @@ from lending.schedule.engine import (
     level_rows,
 )
 from lending.schedule.exact import round_to
-from lending.schedule.terms import MAX_PERIODS, RepaymentMethod, coerce_enum
+from lending.schedule.terms import RepaymentMethod, coerce_enum
 
 
 class PrepaymentMode(StrEnum):
@@ -72,7 +72,7 @@ def prepay(schedule: Schedule, *, after_period: int, amount: int, mode: Prepayme
         else:
             installment = schedule.installment
             assert installment is not None
-            rest = _until_clear(accrual, balance, first, lambda _interest: installment)
+            rest = _until_clear(accrual, balance, first, last, lambda _interest: installment)
         return replace(schedule, periods=(*paid, *rest), installment=installment)
     if mode is PrepaymentMode.KEEP_TERM:
         step = Fraction(balance, len(remaining))
@@ -81,13 +81,16 @@ def prepay(schedule: Schedule, *, after_period: int, amount: int, mode: Prepayme
         step = schedule.principal_step
         assert step is not None
         rounded_step = round_to(step, terms.rounding, terms.quantum)
-        rest = _until_clear(accrual, balance, first,
+        rest = _until_clear(accrual, balance, first, last,
                             lambda interest: round_to(rounded_step + interest, terms.rounding, terms.multiple))
     return replace(schedule, periods=(*paid, *rest), principal_step=step)
 
 
-def _until_clear(accrual: Accrual, balance: int, first: int, payment_for: Callable[[int], int]) -> list[Period]:
-    """Rows paying ``payment_for(interest)`` until the balance is cleared; the last pays what is left.
+def _until_clear(accrual: Accrual, balance: int, first: int, last: int,
+                 payment_for: Callable[[int], int]) -> list[Period]:
+    """Rows paying ``payment_for(interest)`` until the balance is cleared; the last pays what is left,
+    and never later than the original last period ``last`` (which then absorbs the rest, as it did
+    before the prepayment: under daily interest the installment may not quite cover the term).
 
     A remainder no larger than one currency unit per period so far is rounding dust (each rounded
     payment errs by at most half a unit): the period that would leave it pays it instead.
@@ -95,14 +98,12 @@ def _until_clear(accrual: Accrual, balance: int, first: int, payment_for: Callab
     rows: list[Period] = []
     number = first
     while balance:
-        if number > MAX_PERIODS:
-            raise ValidationFailed(f"按原月供还款将超过 {MAX_PERIODS} 期，请选择期限不变", field="mode")
         interest = accrual.interest(balance, number)
         principal = min(payment_for(interest) - interest, balance)
-        if principal <= 0:
+        if number == last or balance - principal <= accrual.terms.quantum * (len(rows) + 1):
+            principal = balance  # the original last period, or rounding dust: cleared here
+        elif principal <= 0:
             raise ValidationFailed("原月供不足以支付利息，无法缩短期限，请选择期限不变", field="mode")
-        if balance - principal <= accrual.terms.quantum * (len(rows) + 1):
-            principal = balance  # rounding dust joins this period rather than making one of its own
         balance -= principal
         rows.append(Period(number, accrual.due(number), principal, interest, accrual.fee, balance))
         number += 1
