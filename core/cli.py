@@ -56,8 +56,10 @@ def _celery():
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 def worker(concurrency: int, extra: tuple[str, ...]) -> None:
     """Run a Celery worker (production)."""
+    from core.tasks import QUEUES
+
     _celery().worker_main(["worker", "--loglevel", get_settings().log_level, "--concurrency",
-                           str(concurrency), *extra])
+                           str(concurrency), "--queues", ",".join(QUEUES), *extra])
 
 
 @main.command()
@@ -111,6 +113,9 @@ def init_secrets(env_file: str) -> None:
         "SCRM_SECRET_KEY": new_token(32),
         "SCRM_PII_KEYS": f"k1:{generate_key()}",
         "SCRM_BLIND_INDEX_KEY": generate_key(),
+        # The simulator's callback credentials; replace with the real app's when connecting a corp.
+        "SCRM_WECOM_TOKEN": new_token(12),
+        "SCRM_WECOM_AES_KEY": generate_key().rstrip("="),
     }
     present = {line.split("=", 1)[0].strip() for line in existing.splitlines() if "=" in line}
     present |= {k for k in wanted if os.environ.get(k)}

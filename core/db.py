@@ -143,3 +143,20 @@ def unit_of_work() -> Iterator[Session]:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def insert_ignore(session: Session, table: Any, values: dict[str, Any], conflict_columns: list[str]) -> Any | None:
+    """INSERT … ON CONFLICT (conflict_columns) DO NOTHING RETURNING id: the new id, or None if it existed.
+
+    The database decides: of two concurrent inserts of the same key exactly one gets an id.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported databases
+        raise NotImplementedError(dialect)
+    table = getattr(table, "__table__", table)
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
+    return session.execute(stmt.returning(table.c.id)).scalar_one_or_none()

@@ -31,7 +31,8 @@ from core.settings import get_settings
 
 PHONE = "phone"
 ID_NUMBER = "id_number"
-KINDS = (PHONE, ID_NUMBER)
+PAYLOAD = "payload"  # free text that may carry either (e.g. a chat message typed by a salesperson)
+KINDS = (PHONE, ID_NUMBER, PAYLOAD)
 
 
 class VaultError(AppError):

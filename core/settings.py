@@ -51,6 +51,17 @@ class Settings(BaseSettings):
 
     import_dir: str = Field(str(VAR_DIR / "imports"), description="where lead-import error reports are written")
 
+    # --- WeCom (企业微信) ---------------------------------------------------------------------------
+    wecom_corp_id: str = Field("", description="corp id (企业ID); empty: the built-in WeCom simulator's demo corp")
+    wecom_token: str = Field("", description="callback Token of the self-built app")
+    wecom_aes_key: str = Field("", description="callback EncodingAESKey (43 characters)")
+    wecom_agent_id: str = Field("", description="AgentId of the self-built app (app messages, chat commands)")
+    wecom_secret: str = Field("", description="Secret of the self-built app with customer-contact permission")
+    wecom_api_base: str = Field(
+        "", description="WeCom API base URL; empty with no secret: the built-in simulator at {base_url}/_wecom_sim"
+    )
+    wecom_callback_window_seconds: int = Field(300, description="accepted age of a callback timestamp")
+
     # --- tasks -------------------------------------------------------------------------------
     task_max_retries: int = Field(5, description="retries (exponential backoff) before a task fails for good")
     inprocess_workers: int = Field(2, description="threads running tasks in the embedded default")
@@ -58,6 +69,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def wecom_simulated(self) -> bool:
+        """No real credentials: WeCom is the local simulator (make run, tests)."""
+        return not self.wecom_secret or self.wecom_api_base.rstrip("/").endswith("/_wecom_sim")
 
     @property
     def embedded_tasks(self) -> bool:

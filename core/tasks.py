@@ -42,6 +42,10 @@ celery_app.conf.update(
 
 # name -> seconds between runs; shared by Celery beat and the in-process scheduler.
 PERIODIC: dict[str, float] = {}
+# Tasks that must not wait behind a backlog run on their own queue (and jump the in-process queue).
+URGENT_QUEUE = "urgent"
+URGENT: set[str] = set()
+QUEUES = (URGENT_QUEUE, "celery")
 
 
 def configure_celery() -> Celery:
@@ -49,14 +53,21 @@ def configure_celery() -> Celery:
     if settings.redis_url:
         celery_app.conf.broker_url = settings.redis_url
     celery_app.conf.task_default_retry_delay = 5
+    celery_app.conf.task_routes = {name: {"queue": URGENT_QUEUE} for name in URGENT}
     celery_app.conf.beat_schedule = {
         name: {"task": name, "schedule": seconds} for name, seconds in PERIODIC.items()
     }
     return celery_app
 
 
-def task(name: str, *, max_retries: int | None = None) -> Callable[[Callable[..., Any]], Any]:
-    """Declare a task. The body opens its own unit of work; failures retry with backoff."""
+def task(name: str, *, max_retries: int | None = None, urgent: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """Declare a task. The body opens its own unit of work; failures retry with backoff.
+
+    ``urgent`` tasks go to their own Celery queue (workers consume it first) and to the front of the
+    in-process queue.
+    """
+    if urgent:
+        URGENT.add(name)
 
     def decorator(fn: Callable[..., Any]) -> Any:
         return celery_app.task(
@@ -124,7 +135,7 @@ class InProcessRunner:
     """Runs tasks on background threads of this process, with retries and the periodic schedule."""
 
     def __init__(self, workers: int = 2, *, periodic_jobs: bool = True) -> None:
-        self._ready: queue.Queue[_Job | None] = queue.Queue()
+        self._ready: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self._delayed: list[_Job] = []
         self._delayed_lock = threading.Condition()
         self._seq = 0
@@ -151,7 +162,7 @@ class InProcessRunner:
     def stop(self, timeout: float = 5) -> None:
         self._stop.set()
         for _ in range(self._workers):
-            self._ready.put(None)
+            self._ready.put((-1, 0, None))
         with self._delayed_lock:
             self._delayed_lock.notify_all()
         for t in self._threads:
@@ -166,7 +177,10 @@ class InProcessRunner:
                 heapq.heappush(self._delayed, job)
                 self._delayed_lock.notify_all()
                 return
-        self._ready.put(job)
+        self._put(job)
+
+    def _put(self, job: _Job) -> None:
+        self._ready.put((0 if job.name in URGENT else 1, job.seq, job))
 
     def idle(self) -> bool:
         with self._busy_lock, self._delayed_lock:
@@ -186,7 +200,7 @@ class InProcessRunner:
 
     def _work(self) -> None:
         while not self._stop.is_set():
-            job = self._ready.get()
+            _, _, job = self._ready.get()
             if job is None:
                 return
             with self._busy_lock:
@@ -211,7 +225,7 @@ class InProcessRunner:
             with self._delayed_lock:
                 now = time.monotonic()
                 while self._delayed and self._delayed[0].due <= now:
-                    self._ready.put(heapq.heappop(self._delayed))
+                    self._put(heapq.heappop(self._delayed))
                 wait = (self._delayed[0].due - now) if self._delayed else 1.0
                 self._delayed_lock.wait(timeout=max(0.01, min(wait, 1.0)))
 

@@ -29,6 +29,11 @@ os.environ.update(
     SCRM_PII_ACTIVE_KEY_ID="t1",
     SCRM_BLIND_INDEX_KEY=base64.b64encode(b"\x02" * 32).decode(),
     SCRM_LOG_LEVEL="WARNING",
+    SCRM_WECOM_TOKEN="testtoken",
+    SCRM_WECOM_AES_KEY=base64.b64encode(b"\x07" * 32).decode().rstrip("="),
+    SCRM_WECOM_CORP_ID="",
+    SCRM_WECOM_SECRET="",
+    SCRM_WECOM_API_BASE="",
 )
 
 from sqlalchemy import text  # noqa: E402

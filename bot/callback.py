@@ -1,0 +1,42 @@
+"""``/wecom/callback``: GET URL verification, POST events and messages.
+
+The POST path verifies, stores and answers; it never waits for processing or for a WeCom API call.
+Forged, stale, replayed, malformed, oversized or entity-laden requests get a 4xx and store nothing.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from bot import config, inbox
+from bot.callback_crypto import MAX_BODY_BYTES, CallbackRejected
+from core.db import unit_of_work
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/wecom/callback")
+def verify_url(msg_signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = "") -> PlainTextResponse:
+    return PlainTextResponse(config.callback_crypto().verify_url(msg_signature, timestamp, nonce, echostr))
+
+
+def _store(body: bytes, msg_signature: str, timestamp: str, nonce: str) -> None:
+    _, fields = config.callback_crypto().open_message(msg_signature, timestamp, nonce, body)
+    with unit_of_work() as session:
+        inbox.receive(session, fields, nonce, timestamp)
+
+
+@router.post("/wecom/callback")
+async def receive(request: Request, msg_signature: str = "", timestamp: str = "", nonce: str = "") -> PlainTextResponse:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise CallbackRejected("回调内容过大", code="wecom_body_too_large")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise CallbackRejected("回调内容过大", code="wecom_body_too_large")
+    await run_in_threadpool(_store, body, msg_signature, timestamp, nonce)
+    return PlainTextResponse("success")

@@ -1,0 +1,1 @@
+"""Event and message handlers, registered on import with ``bot.inbox.handles``."""

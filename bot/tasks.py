@@ -1,0 +1,60 @@
+"""Tasks of the WeCom channel."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from bot import handlers, inbox  # noqa: F401 - handlers register themselves
+from bot.models import WecomInbox
+from core import clock, outbox
+from core.db import unit_of_work
+from core.tasks import periodic, task
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+
+
+def _process(inbox_id: int) -> None:
+    try:
+        with unit_of_work() as session:
+            inbox.process(session, inbox_id)
+    except Exception as exc:
+        with unit_of_work() as session:
+            row = session.get(WecomInbox, inbox_id)
+            if row is not None and row.status == "pending":
+                row.attempts += 1
+                row.error = f"{type(exc).__name__}: {exc}"[:500]
+                if row.attempts >= MAX_ATTEMPTS:
+                    row.status, row.processed_at = "failed", clock.now()
+                    log.error("wecom event %s failed for good after %s attempts", inbox_id, row.attempts)
+                    return
+        raise
+
+
+@task(inbox.PROCESS_TASK)
+def process_inbox(inbox_id: int) -> None:
+    _process(inbox_id)
+
+
+@task(inbox.PROCESS_URGENT_TASK, urgent=True)
+def process_inbox_urgent(inbox_id: int) -> None:
+    """Same work, its own queue: add_external_contact must not wait behind a backlog (20 s welcome code)."""
+    _process(inbox_id)
+
+
+@task("bot.sweep_inbox")
+def sweep_inbox() -> None:
+    """Re-send events still pending a minute after arrival (a lost send, a crashed worker); prune nonces."""
+    with unit_of_work() as session:
+        for inbox_id in inbox.stale_pending_ids(session, timedelta(minutes=1)):
+            outbox.enqueue(session, inbox.PROCESS_TASK, inbox_id)
+        inbox.prune_nonces(session, timedelta(hours=1))
+        # Keep the stale list from re-sending the same rows every minute forever.
+        session.execute(update(WecomInbox).where(WecomInbox.status == "pending", WecomInbox.attempts >= MAX_ATTEMPTS)
+                        .values(status="failed", processed_at=clock.now()))
+
+
+periodic("bot.sweep_inbox", timedelta(minutes=1))
