@@ -17,6 +17,9 @@ AUDIT_READERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 ORG_READERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})
 # Changing the department tree.
 ORG_EDITORS: frozenset[str] = frozenset({Role.ADMIN})
+# Customers: everyone reads their own scope; blacklisting (and lifting it) is for managers.
+CUSTOMER_READERS: frozenset[str] = ALL_ROLES
+CUSTOMER_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem("home", "首页", "/console/"),
+    NavItem("customers", "客户", "/console/customers", CUSTOMER_READERS),
     NavItem("staff", "员工", "/console/staff", ORG_READERS),
     NavItem("departments", "部门", "/console/departments", ORG_READERS),
     NavItem("audit", "审计日志", "/console/audit", AUDIT_READERS),

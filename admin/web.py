@@ -8,6 +8,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from admin import api, console
+from admin.api import customers as customers_api
+from admin.console import customers as customers_console
 from admin.errors import render_api_error, render_console_error
 
 
@@ -15,5 +17,7 @@ def mount(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=Path(__file__).parent / "static"), name="console-static")
     app.include_router(console.router)
     app.include_router(api.router)
+    app.include_router(customers_console.router)
+    app.include_router(customers_api.router)
     app.state.error_renderers["/console"] = render_console_error
     app.state.error_renderers["/api/v1/"] = render_api_error

@@ -1,0 +1,390 @@
+"""Customer pages: the scoped list with filters and bulk actions, the new-customer form, and Customer 360
+(profile, demand, grade and stage, tags, co-handlers, owner history, one timeline, blacklist, phone reveal).
+
+Business rules live in crm (crm.customers, crm.customer_queries, crm.customer_bulk); these routes parse
+forms, call them inside a savepoint (``attempt``) and render. Another salesperson's customer is a 404.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from admin import nav
+from admin.customer_flows import intake_by_staff
+from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles, templates
+from admin.pagination import counted, page_number
+from admin.schemas_customers import yuan_text_to_fen
+from core import money
+from core.errors import AppError, ValidationFailed
+from core.web import SessionDep
+from crm import customer_bulk, customer_queries, customers
+from crm.models import (
+    CUSTOMER_TYPE_LABELS,
+    STAGE_LABELS,
+    STATUS_LABELS,
+    Customer,
+    CustomerCollaborator,
+    Department,
+    Grade,
+    Pool,
+    Staff,
+)
+
+router = APIRouter(prefix="/console/customers", include_in_schema=False)
+
+Reader = Annotated[ConsoleUser, Depends(require_roles(nav.CUSTOMER_READERS))]
+Manager = Annotated[ConsoleUser, Depends(require_roles(nav.CUSTOMER_MANAGERS))]
+
+OWNER_CHANGE_LABELS = {
+    "create": "新建", "assign": "分配", "claim": "领取", "release": "释放到公海", "recycle": "自动回收",
+    "move": "转移公海", "transfer": "转交", "handover": "离职交接", "blacklist": "拉黑", "unblacklist": "移出黑名单",
+}
+NOTICES = {
+    "created": "客户已创建", "merged": "该客户已存在，本次录入已合并到原客户", "profile": "资料已保存",
+    "grade": "等级已更新", "stage": "阶段已更新", "blacklisted": "已列入黑名单", "unblacklisted": "已移出黑名单，客户回到公海",
+}
+
+templates.env.filters.update(
+    yuan=lambda fen: "—" if fen is None else money.format_yuan(fen),
+    stage_label=lambda v: STAGE_LABELS.get(v, v), ctype_label=lambda v: CUSTOMER_TYPE_LABELS.get(v, v),
+    cstatus_label=lambda v: STATUS_LABELS.get(v, v), change_label=lambda v: OWNER_CHANGE_LABELS.get(v, v),
+)
+
+
+def _optional(module: str) -> Any:
+    """A sibling area's module when it is installed (tags, follow-ups, pools land independently)."""
+    return importlib.import_module(module) if importlib.util.find_spec(module) else None
+
+
+def _date(value: str, label: str, field: str) -> date | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{label}格式不正确，应为 YYYY-MM-DD", field=field) from exc
+
+
+FILTER_KEYS = ("q", "stage", "grade", "status", "region", "customer_type", "source", "owner_id", "department_id",
+               "created_from", "created_to", "next_followup_from", "next_followup_to", "sort")
+
+
+def _filter(params: dict[str, str]) -> customer_queries.CustomerFilter:
+    return customer_queries.CustomerFilter(
+        q=params["q"] or None, stage=params["stage"] or None, grade=params["grade"] or None,
+        status=params["status"] or None, region=params["region"] or None,
+        customer_type=params["customer_type"] or None, source=params["source"] or None,
+        owner_id=parse_int(params["owner_id"]), department_id=parse_int(params["department_id"]),
+        created_from=_date(params["created_from"], "录入开始日期", "created_from"),
+        created_to=_date(params["created_to"], "录入结束日期", "created_to"),
+        next_followup_from=_date(params["next_followup_from"], "跟进开始日期", "next_followup_from"),
+        next_followup_to=_date(params["next_followup_to"], "跟进结束日期", "next_followup_to"),
+        sort=params["sort"] or customer_queries.DEFAULT_SORT)
+
+
+def _choices(session: Session, user: ConsoleUser) -> dict[str, Any]:
+    from crm import org_service
+
+    staff, _ = org_service.list_staff(session, user.viewer, status="active", limit=500)
+    return {
+        "grades": list(session.scalars(select(Grade).order_by(Grade.rank))),
+        "stage_labels": STAGE_LABELS, "type_labels": CUSTOMER_TYPE_LABELS, "status_labels": STATUS_LABELS,
+        "sorts": customer_queries.SORTS, "owners": staff,
+        "departments": org_service.list_departments(session, user.viewer),
+        "regions": customer_queries.distinct_values(session, user.viewer, "region"),
+        "sources": customer_queries.distinct_values(session, user.viewer, "source"),
+    }
+
+
+def _can_release() -> bool:
+    module = _optional("crm.pool_service")
+    return module is not None and hasattr(module, "release")
+
+
+@router.get("")
+def customer_list(request: Request, session: SessionDep, user: Reader) -> Response:
+    params = {k: request.query_params.get(k, "") for k in FILTER_KEYS}
+    number = page_number(request.query_params.get("page"))
+    error: AppError | None = None
+    rows: list[Customer] = []
+    total = 0
+    try:
+        found = customer_queries.search(session, user.viewer, _filter(params), page=number, page_size=20)
+        rows, total = found.items, found.total
+    except AppError as exc:
+        error = exc
+    return render(request, "customers/list.html", {
+        "rows": rows, "filters": params, "error": error,
+        "page": counted(number, total, "/console/customers", params, 20),
+        "can_manage": user.viewer.role in nav.CUSTOMER_MANAGERS, "can_release": _can_release(),
+        "notice": request.query_params.get("done") and NOTICES.get(request.query_params["done"]),
+        **_choices(session, user),
+    }, status_code=error.status if error else 200)
+
+
+@router.post("/bulk", dependencies=[CsrfChecked])
+def bulk_action(request: Request, session: SessionDep, user: Reader,
+                action: Annotated[str, Form()] = "", ids: Annotated[list[int] | None, Form()] = None,
+                grade: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+                back: Annotated[str, Form()] = "") -> Response:
+    selected = ids or []
+
+    def run() -> customer_bulk.BulkResult:
+        if action == "grade":
+            return customer_bulk.bulk_set_grade(session, user.viewer, selected, grade)
+        if action == "blacklist":
+            if user.viewer.role not in nav.CUSTOMER_MANAGERS:
+                raise ValidationFailed("只有系统管理员、经理或主管可以拉黑客户")
+            return customer_bulk.bulk_blacklist(session, user.viewer, selected, reason)
+        if action == "release" and _can_release():
+            return _bulk_release(session, user, selected, reason)
+        raise ValidationFailed("请选择批量操作")
+
+    result, error = attempt(session, run)
+    labels = {"grade": "设置等级", "blacklist": "拉黑", "release": "释放到公海"}
+    names = dict(session.execute(select(Customer.id, Customer.name).where(
+        Customer.id.in_(list(result.done) + list(result.unchanged)))).all()) if result else {}
+    back_url = back if back.startswith("/console/customers") else "/console/customers"
+    return render(request, "customers/bulk_result.html", {
+        "action_label": labels.get(action, "批量操作"), "result": result, "error": error, "names": names,
+        "back": back_url,
+    }, status_code=error.status if error else 200)
+
+
+def _bulk_release(session: Session, user: ConsoleUser, ids: list[int], reason: str) -> customer_bulk.BulkResult:
+    """Release each selected customer to the pool through crm.pool_service (its rules: only one's own, etc.)."""
+    pool_service = _optional("crm.pool_service")
+    ids = customer_bulk._clean_ids(ids)  # noqa: SLF001 - same validation as the other bulk actions
+    result = customer_bulk.BulkResult()
+    for customer_id in ids:
+        _, refused = attempt(session, lambda cid=customer_id: pool_service.release(
+            session, user.viewer, cid, reason=reason or None))
+        if refused is None:
+            result.done.append(customer_id)
+        else:
+            result.refused[customer_id] = refused.message
+    return result
+
+
+# --- new customer ---------------------------------------------------------------------------------
+
+class NewCustomerForm(BaseModel):
+    name: str = ""
+    phone: str = ""
+    id_number: str = ""
+    region: str = ""
+    customer_type: str = "credit"
+    source: str = "manual"
+    source_detail: str = ""
+    demand_amount: str = ""
+    demand_term_months: str = ""
+    demand_purpose: str = ""
+    grade: str = ""
+    note: str = ""
+    destination: str = "mine"  # mine | pool
+
+    def to_input(self) -> customers.CustomerInput:
+        term = self.demand_term_months.strip()
+        if term and not term.isdigit():
+            raise ValidationFailed("贷款期限必须是整数（月）", field="demand_term_months")
+        return customers.CustomerInput(
+            name=self.name.strip(), phone=self.phone.strip() or None, id_number=self.id_number.strip() or None,
+            source=self.source.strip() or "manual", source_detail=self.source_detail.strip() or None,
+            region=self.region.strip() or None, customer_type=self.customer_type or None,
+            demand_amount=yuan_text_to_fen(self.demand_amount), demand_term_months=int(term) if term else None,
+            demand_purpose=self.demand_purpose.strip() or None, grade=self.grade or None,
+            note=self.note.strip() or None)
+
+
+def _new_page(request: Request, session: Session, user: ConsoleUser, form: NewCustomerForm, *,
+              error: AppError | None = None, collision: str | None = None, status_code: int = 200) -> Response:
+    return render(request, "customers/new.html", {
+        "form": form, "error": error, "error_field": error.details.get("field") if error else None,
+        "collision": collision, "grades": list(session.scalars(select(Grade).order_by(Grade.rank))),
+        "type_labels": CUSTOMER_TYPE_LABELS,
+    }, status_code=status_code)
+
+
+@router.get("/new")
+def new_customer_form(request: Request, session: SessionDep, user: Reader) -> Response:
+    default = "mine" if user.viewer.role == "sales" else "pool"
+    return _new_page(request, session, user, NewCustomerForm(destination=default))
+
+
+@router.post("/new", dependencies=[CsrfChecked])
+def create_customer(request: Request, session: SessionDep, user: Reader,
+                    form: Annotated[NewCustomerForm, Form()]) -> Response:
+    done, error = attempt(session, lambda: intake_by_staff(session, user.viewer, form.to_input(),
+                                                           to_pool=form.destination == "pool", channel="console"))
+    if error or done is None:
+        return _new_page(request, session, user, form, error=error, status_code=error.status if error else 422)
+    if done.outcome == "collision" or not done.visible:
+        return _new_page(request, session, user, NewCustomerForm(), collision=done.message,
+                         status_code=200)
+    flag = "created" if done.outcome == "created" else "merged"
+    return RedirectResponse(f"/console/customers/{done.result.customer.id}?done={flag}", status_code=303)
+
+
+# --- Customer 360 ---------------------------------------------------------------------------------
+
+def _names(session: Session, staff_ids: set[int | None]) -> dict[int, str]:
+    wanted = {i for i in staff_ids if i}
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(wanted))).tuples().all())
+
+
+def _tags_of(session: Session, customer_id: int) -> list[Any] | None:
+    tags = _optional("crm.tags")
+    reader = getattr(tags, "tags_of", None) if tags else None
+    return list(reader(session, customer_id)) if reader else None
+
+
+def _extras(session: Session, user: ConsoleUser, customer: Customer) -> dict[str, Any]:
+    """Sibling areas' panels, present when their modules are."""
+    out: dict[str, Any] = {"followup_form": None, "visits": None}
+    followup_template = "work/_followup_form.html"
+    try:
+        templates.env.get_template(followup_template)
+        out["followup_form"] = followup_template
+    except Exception:  # noqa: BLE001 - the follow-up area has not landed: no panel
+        out["followup_form"] = None
+    visits = _optional("crm.visits")
+    lister = getattr(visits, "list_for_customer", None) if visits else None
+    if lister:
+        try:
+            out["visits"] = list(lister(session, user.viewer, customer.id))
+        except AppError:
+            out["visits"] = None
+    return out
+
+
+def _detail_page(request: Request, session: Session, user: ConsoleUser, customer_id: int, *,
+                 error: AppError | None = None, revealed_phone: str | None = None,
+                 notice: str | None = None, status_code: int = 200) -> Response:
+    customer = customers.get_customer(session, user.viewer, customer_id)
+    events = customers.timeline(session, customer.id)
+    history = customers.owner_history(session, customer.id)
+    collaborators = list(session.execute(
+        select(CustomerCollaborator, Staff).join(Staff, Staff.id == CustomerCollaborator.staff_id)
+        .where(CustomerCollaborator.customer_id == customer.id).order_by(CustomerCollaborator.added_at)).tuples())
+    names = _names(session, {e.actor_staff_id for e in events} | {h.from_owner_id for h in history}
+                   | {h.to_owner_id for h in history} | {h.by_staff_id for h in history}
+                   | {customer.owner_id, customer.previous_owner_id})
+    pools = dict(session.execute(select(Pool.id, Pool.name)).tuples().all())
+    owner_dept = None
+    if customer.owner is not None:
+        owner_dept = session.scalar(select(Department.name).where(Department.id == customer.owner.department_id))
+    return render(request, "customers/detail.html", {
+        "c": customer, "events": events, "history": history, "collaborators": collaborators, "names": names,
+        "pools": pools, "owner_dept": owner_dept, "error": error,
+        "error_field": error.details.get("field") if error else None, "revealed_phone": revealed_phone,
+        "grades": list(session.scalars(select(Grade).order_by(Grade.rank))), "stage_labels": STAGE_LABELS,
+        "type_labels": CUSTOMER_TYPE_LABELS, "can_manage": user.viewer.role in nav.CUSTOMER_MANAGERS,
+        "tags": _tags_of(session, customer.id), "amount_yuan": customers_amount_text(customer.demand_amount),
+        "notice": notice or NOTICES.get(request.query_params.get("done", "")), **_extras(session, user, customer),
+    }, status_code=status_code)
+
+
+def customers_amount_text(fen: int | None) -> str:
+    return "" if fen is None else str(money.fen_to_yuan(fen))
+
+
+@router.get("/{customer_id}")
+def customer_detail(request: Request, session: SessionDep, user: Reader, customer_id: int) -> Response:
+    return _detail_page(request, session, user, customer_id)
+
+
+class ProfileForm(BaseModel):
+    name: str = ""
+    region: str = ""
+    customer_type: str = "credit"
+    demand_amount: str = ""
+    demand_term_months: str = ""
+    demand_purpose: str = ""
+    source_detail: str = ""
+    note: str = ""
+    phone: str = ""
+    id_number: str = ""
+
+    def changes(self) -> dict[str, Any]:
+        term = self.demand_term_months.strip()
+        if term and not term.isdigit():
+            raise ValidationFailed("贷款期限必须是整数（月）", field="demand_term_months")
+        out: dict[str, Any] = {
+            "name": self.name.strip(), "region": self.region.strip() or None,
+            "customer_type": self.customer_type or "credit", "demand_amount": yuan_text_to_fen(self.demand_amount),
+            "demand_term_months": int(term) if term else None, "demand_purpose": self.demand_purpose.strip() or None,
+            "source_detail": self.source_detail.strip() or None, "note": self.note.strip() or None,
+        }
+        if self.phone.strip():
+            out["phone"] = self.phone.strip()
+        if self.id_number.strip():
+            out["id_number"] = self.id_number.strip()
+        return out
+
+
+def _then(request: Request, session: Session, user: ConsoleUser, customer_id: int, error: AppError | None,
+          done: str) -> Response:
+    if error:
+        return _detail_page(request, session, user, customer_id, error=error, status_code=error.status)
+    return RedirectResponse(f"/console/customers/{customer_id}?done={done}", status_code=303)
+
+
+@router.post("/{customer_id}/profile", dependencies=[CsrfChecked])
+def update_profile(request: Request, session: SessionDep, user: Reader, customer_id: int,
+                   form: Annotated[ProfileForm, Form()]) -> Response:
+    customers.get_customer(session, user.viewer, customer_id)
+    _, error = attempt(session, lambda: customers.update_profile(session, user.viewer, customer_id, form.changes()))
+    return _then(request, session, user, customer_id, error, "profile")
+
+
+@router.post("/{customer_id}/grade", dependencies=[CsrfChecked])
+def set_grade(request: Request, session: SessionDep, user: Reader, customer_id: int,
+              grade: Annotated[str, Form()] = "") -> Response:
+    _, error = attempt(session, lambda: customers.set_grade(session, user.viewer, customer_id, grade or None))
+    return _then(request, session, user, customer_id, error, "grade")
+
+
+@router.post("/{customer_id}/stage", dependencies=[CsrfChecked])
+def set_stage(request: Request, session: SessionDep, user: Reader, customer_id: int,
+              stage: Annotated[str, Form()] = "") -> Response:
+    _, error = attempt(session, lambda: customers.set_stage(session, customer_id, stage, viewer=user.viewer))
+    return _then(request, session, user, customer_id, error, "stage")
+
+
+@router.post("/{customer_id}/blacklist", dependencies=[CsrfChecked])
+def blacklist(request: Request, session: SessionDep, user: Manager, customer_id: int,
+              reason: Annotated[str, Form()] = "") -> Response:
+    done, error = attempt(session, lambda: customers.blacklist(session, user.viewer, customer_id, reason))
+    if done is not None and not customers.can_view(session, user.viewer, done):
+        # Out of every owner's hands: only all-scope staff still see it.
+        return RedirectResponse("/console/customers?done=blacklisted", status_code=303)
+    return _then(request, session, user, customer_id, error, "blacklisted")
+
+
+@router.post("/{customer_id}/unblacklist", dependencies=[CsrfChecked])
+def unblacklist(request: Request, session: SessionDep, user: Manager, customer_id: int) -> Response:
+    _, error = attempt(session, lambda: customers.unblacklist(session, user.viewer, customer_id))
+    return _then(request, session, user, customer_id, error, "unblacklisted")
+
+
+@router.post("/{customer_id}/reveal-phone", dependencies=[CsrfChecked])
+def reveal_phone(request: Request, session: SessionDep, user: Reader, customer_id: int,
+                 reason: Annotated[str, Form()] = "") -> Response:
+    """Show the full number once, on this response only (not cached); the reveal is audit-logged."""
+    phone, error = attempt(session, lambda: customers.reveal_phone(session, user.viewer, customer_id,
+                                                                   reason.strip() or "控制台查看"))
+    return _detail_page(request, session, user, customer_id, error=error, revealed_phone=phone,
+                        status_code=error.status if error else 200)

@@ -1,0 +1,190 @@
+"""Reads for the customer list: one filtered, sorted, paginated query, data-scoped, with a total count.
+
+Every query starts from the viewer's scope (``crm.customers.visible_clause``: owned within their scope, or
+co-handled by them). Asking for pool customers (``status="pool"``) adds the pools the viewer may claim from
+(``crm.customers.pool_visible_clause``). Search text is matched by what it looks like: a mobile number or an
+ID number through the blind index (never by plaintext), four digits against the masked phone's last four, latin
+letters against the pinyin initials, anything else against the name and, where tags exist, tag names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy.orm import Session, joinedload
+
+from core import clock, pii
+from core.errors import ValidationFailed
+from crm import customers, scope
+from crm.models import Customer, CustomerStatus, CustomerType, Department, Grade, Pool, Stage
+from crm.scope import Viewer
+
+SORTS: dict[str, str] = {
+    "created_desc": "最新录入", "created_asc": "最早录入", "updated_desc": "最近更新",
+    "followup_asc": "下次跟进最近", "amount_desc": "贷款金额最高", "grade_asc": "等级从高到低",
+}
+DEFAULT_SORT = "created_desc"
+MAX_PAGE_SIZE = 200
+
+
+@dataclass
+class CustomerFilter:
+    """What the customer list is asked for. Empty values mean 'any'."""
+
+    q: str | None = None
+    stage: str | None = None
+    grade: str | None = None
+    status: str | None = None
+    region: str | None = None
+    customer_type: str | None = None
+    source: str | None = None
+    owner_id: int | None = None
+    department_id: int | None = None
+    created_from: date | None = None
+    created_to: date | None = None  # inclusive, a business date (Asia/Shanghai)
+    next_followup_from: date | None = None
+    next_followup_to: date | None = None  # inclusive
+    sort: str = DEFAULT_SORT
+
+    def validate(self) -> None:
+        if self.stage and self.stage not in Stage.__members__.values():
+            raise ValidationFailed(f"未知的阶段：{self.stage}", field="stage")
+        if self.status and self.status not in CustomerStatus.__members__.values():
+            raise ValidationFailed(f"未知的客户状态：{self.status}", field="status")
+        if self.customer_type and self.customer_type not in CustomerType.__members__.values():
+            raise ValidationFailed(f"未知的客户类型：{self.customer_type}", field="customer_type")
+        if self.sort not in SORTS:
+            raise ValidationFailed(f"未知的排序方式：{self.sort}", field="sort")
+        for lo, hi, label in (("created_from", "created_to", "录入日期"),
+                              ("next_followup_from", "next_followup_to", "下次跟进日期")):
+            start, end = getattr(self, lo), getattr(self, hi)
+            if start and end and start > end:
+                raise ValidationFailed(f"{label}的开始日期不能晚于结束日期", field=lo)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def scope_clause(viewer: Viewer, status: str | None = None) -> ColumnElement[bool]:
+    """The customers a viewer may list; pool customers of claimable pools only when pool ones are asked for."""
+    clause = customers.visible_clause(viewer)
+    if status == CustomerStatus.POOL and viewer.scope != "all":
+        claimable = select(Pool.id).where(customers.pool_visible_clause(viewer)).scalar_subquery()
+        clause = or_(clause, and_(Customer.status == CustomerStatus.POOL, Customer.pool_id.in_(claimable)))
+    return clause
+
+
+def _tag_clause(text: str) -> ColumnElement[bool] | None:
+    """Customers carrying a tag whose name contains ``text``, when the tags area is installed."""
+    try:
+        from crm import tags
+    except ImportError:
+        return None
+    finder = getattr(tags, "customers_with_tag_name_clause", None)
+    return finder(text) if finder else None
+
+
+def search_clause(text: str) -> ColumnElement[bool]:
+    text = text.strip()
+    folded = re.sub(r"[\s\-]", "", text)
+    try:
+        phone = pii.normalize_phone(folded)
+    except ValidationFailed:
+        phone = None
+    if phone:
+        return Customer.phone_index == pii.blind_index(pii.PHONE, phone)
+    if len(folded) == 18 and pii.id_checksum_ok(folded.upper()):
+        return Customer.id_number_index == pii.blind_index(pii.ID_NUMBER, folded.upper())
+    if re.fullmatch(r"\d{4}", folded):
+        return Customer.phone_masked.endswith(folded, autoescape=True)
+    if re.fullmatch(r"[A-Za-z]+", folded):
+        return or_(Customer.name_initials.startswith(folded.lower(), autoescape=True),
+                   Customer.name.contains(text, autoescape=True))
+    clauses = [Customer.name.contains(text, autoescape=True)]
+    tagged = _tag_clause(text)
+    if tagged is not None:
+        clauses.append(tagged)
+    return or_(*clauses)
+
+
+def _day_range(column: ColumnElement[Any], start: date | None, end: date | None) -> list[ColumnElement[bool]]:
+    out = []
+    if start:
+        out.append(column >= clock.start_of_business_day(start))
+    if end:
+        out.append(column < clock.start_of_business_day(end + timedelta(days=1)))
+    return out
+
+
+def filtered(session: Session, viewer: Viewer, flt: CustomerFilter) -> Select[tuple[Customer]]:
+    """The list's SELECT (scope and filters, no order or limit)."""
+    flt.validate()
+    conditions: list[ColumnElement[bool]] = [scope_clause(viewer, flt.status)]
+    if flt.q and flt.q.strip():
+        conditions.append(search_clause(flt.q))
+    for name in ("stage", "grade", "status", "customer_type", "source", "owner_id"):
+        value = getattr(flt, name)
+        if value not in (None, ""):
+            conditions.append(getattr(Customer, name) == value)
+    if flt.region:
+        conditions.append(Customer.region.contains(flt.region.strip(), autoescape=True))
+    if flt.department_id:
+        path = session.scalar(select(Department.path).where(Department.id == flt.department_id))
+        conditions.append(Customer.owner_id.in_(scope.subtree_staff_ids(path)) if path else false())
+    conditions += _day_range(Customer.created_at, flt.created_from, flt.created_to)
+    conditions += _day_range(Customer.next_followup_at, flt.next_followup_from, flt.next_followup_to)
+    return select(Customer).where(*conditions)
+
+
+def _order(stmt: Select[tuple[Customer]], sort: str) -> Select[tuple[Customer]]:
+    if sort == "created_asc":
+        return stmt.order_by(Customer.created_at.asc(), Customer.id.asc())
+    if sort == "updated_desc":
+        return stmt.order_by(Customer.updated_at.desc(), Customer.id.desc())
+    if sort == "followup_asc":
+        return stmt.order_by(Customer.next_followup_at.is_(None), Customer.next_followup_at.asc(), Customer.id)
+    if sort == "amount_desc":
+        return stmt.order_by(Customer.demand_amount.is_(None), Customer.demand_amount.desc(), Customer.id.desc())
+    if sort == "grade_asc":
+        rank = select(Grade.rank).where(Grade.code == Customer.grade).scalar_subquery()
+        return stmt.order_by(Customer.grade.is_(None), rank.asc(), Customer.id.desc())
+    return stmt.order_by(Customer.created_at.desc(), Customer.id.desc())
+
+
+@dataclass
+class CustomerPage:
+    items: list[Customer]
+    total: int
+    page: int
+    page_size: int
+
+
+def search(session: Session, viewer: Viewer, flt: CustomerFilter, *, page: int = 1,
+           page_size: int = 20) -> CustomerPage:
+    """One page of the viewer's customers matching ``flt``, with the total count."""
+    page, page_size = max(1, page), min(max(1, page_size), MAX_PAGE_SIZE)
+    stmt = filtered(session, viewer, flt)
+    total = session.scalar(select(func.count()).select_from(stmt.with_only_columns(Customer.id).subquery())) or 0
+    rows = session.scalars(_order(stmt, flt.sort).options(joinedload(Customer.owner))
+                           .limit(page_size).offset((page - 1) * page_size))
+    return CustomerPage(list(rows.unique()), total, page, page_size)
+
+
+def visible_ids(session: Session, viewer: Viewer, ids: list[int]) -> set[int]:
+    """Which of ``ids`` the viewer may act on (the list's scope, pool customers included where claimable)."""
+    if not ids:
+        return set()
+    return set(session.scalars(select(Customer.id).where(Customer.id.in_(ids),
+                                                         scope_clause(viewer, CustomerStatus.POOL))))
+
+
+def distinct_values(session: Session, viewer: Viewer, column: str, limit: int = 50) -> list[str]:
+    """Values of ``region`` or ``source`` among the viewer's customers (for filter drop-downs)."""
+    col = {"region": Customer.region, "source": Customer.source}[column]
+    stmt = (select(col).where(customers.visible_clause(viewer), col.is_not(None)).group_by(col)
+            .order_by(func.count().desc()).limit(limit))
+    return [v for v in session.scalars(stmt) if v]
