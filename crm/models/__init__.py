@@ -5,3 +5,4 @@ from crm.models.notification import *  # noqa: F403
 from crm.models.org import *  # noqa: F403
 from crm.models.tags import *  # noqa: F403
 from crm.models.pool import *  # noqa: F403
+from crm.models.handover import *  # noqa: F403
