@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -52,7 +52,7 @@ async def api_caller(request: Request, session: SessionDep,
 Caller = Annotated[ApiCaller, Depends(api_caller)]
 
 
-def require_roles(roles: Iterable[str]):  # noqa: ANN201 - a dependency
+def require_roles(roles: Iterable[str]) -> Callable[[ApiCaller], ApiCaller]:
     allowed = frozenset(str(r) for r in roles)
 
     def check(caller: Caller) -> ApiCaller:

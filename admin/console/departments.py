@@ -20,6 +20,10 @@ router = APIRouter(prefix="/departments")
 OrgReader = Annotated[ConsoleUser, Depends(require_roles(nav.ORG_READERS))]
 OrgEditor = Annotated[ConsoleUser, Depends(require_roles(nav.ORG_EDITORS))]
 
+# Which kinds a child may have, nearest level first (the service enforces the same order).
+_LEVELS = [k.value for k in DepartmentKind]
+CHILD_KINDS = {kind: _LEVELS[i + 1:] for i, kind in enumerate(_LEVELS)}
+
 NOTICES = {"created": "部门已创建", "renamed": "部门已改名"}
 
 
@@ -30,7 +34,7 @@ def _page(request: Request, session: SessionDep, user: ConsoleUser, *, error: ob
     tree = [(d, d.path.count("/") - base_depth) for d in departments]
     return render(request, "departments.html", {
         "tree": tree, "kind_labels": DEPARTMENT_KIND_LABELS, "can_edit": user.viewer.role in nav.ORG_EDITORS,
-        "child_kinds": [k.value for k in DepartmentKind if k != DepartmentKind.COMPANY],
+        "child_kinds": CHILD_KINDS,
         "error": error, "notice": NOTICES.get(request.query_params.get("done", "")),
     }, status_code=status_code)
 
