@@ -61,3 +61,14 @@ def test_manager_may_not_change_the_tree(session):
     assert response.status_code == 403
     session.expire_all()
     assert session.get(Department, org["team_a"].id).name == "一组"
+
+
+def test_child_form_offers_only_lower_levels(session):
+    org = make_org(session)
+    admin = make_staff(session, role="admin", department=org["company"])
+    client = console_client()
+    log_in(client, session, admin)
+    page = client.get("/console/departments").text
+    branch_form = page.split(f'name="parent_id" value="{org["branch"].id}"')[1].split("</form>")[0]
+    assert '<option value="team">' in branch_form and '<option value="center">' not in branch_form
+    assert f'name="parent_id" value="{org["team_a"].id}"' not in page  # a team has no children
