@@ -35,7 +35,7 @@ class BulkResult:
         return len(self.done) + len(self.unchanged)
 
 
-def _clean_ids(ids: list[int]) -> list[int]:
+def clean_ids(ids: list[int]) -> list[int]:
     unique = list(dict.fromkeys(int(i) for i in ids))
     if not unique:
         raise ValidationFailed("请先勾选客户", field="ids")
@@ -56,7 +56,7 @@ def _events(session: Session, rows: list[dict[str, object]]) -> None:
 
 
 def bulk_set_grade(session: Session, viewer: Viewer, ids: list[int], grade: str | None) -> BulkResult:
-    ids = _clean_ids(ids)
+    ids = clean_ids(ids)
     grade = (grade or "").strip() or None
     if grade and session.get(Grade, grade) is None:
         raise ValidationFailed(f"未知的客户等级：{grade}", field="grade")
@@ -85,7 +85,7 @@ def bulk_set_grade(session: Session, viewer: Viewer, ids: list[int], grade: str 
 
 def bulk_blacklist(session: Session, viewer: Viewer, ids: list[int], reason: str) -> BulkResult:
     """Blacklist the selected customers: out of every owner's and pool's hands, with the reason on record."""
-    ids = _clean_ids(ids)
+    ids = clean_ids(ids)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed("请填写拉黑原因", field="reason")

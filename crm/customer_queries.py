@@ -4,7 +4,7 @@ Every query starts from the viewer's scope (``crm.customers.visible_clause``: ow
 co-handled by them). Asking for pool customers (``status="pool"``) adds the pools the viewer may claim from
 (``crm.customers.pool_visible_clause``). Search text is matched by what it looks like: a mobile number or an
 ID number through the blind index (never by plaintext), four digits against the masked phone's last four, latin
-letters against the pinyin initials, anything else against the name and, where tags exist, tag names.
+letters against the pinyin initials (or the name), anything else against the name and live tag names.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from core import clock, pii
 from core.errors import ValidationFailed
 from crm import customers, scope
-from crm.models import Customer, CustomerStatus, CustomerType, Department, Grade, Pool, Stage
+from crm.models import Customer, CustomerStatus, CustomerTag, CustomerType, Department, Grade, Pool, Stage, Tag
 from crm.scope import Viewer
 
 SORTS: dict[str, str] = {
@@ -78,14 +78,10 @@ def scope_clause(viewer: Viewer, status: str | None = None) -> ColumnElement[boo
     return clause
 
 
-def _tag_clause(text: str) -> ColumnElement[bool] | None:
-    """Customers carrying a tag whose name contains ``text``, when the tags area is installed."""
-    try:
-        from crm import tags
-    except ImportError:
-        return None
-    finder = getattr(tags, "customers_with_tag_name_clause", None)
-    return finder(text) if finder else None
+def _tag_clause(text: str) -> ColumnElement[bool]:
+    """Customers carrying a live tag whose name contains ``text``."""
+    return exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag_id == Tag.id,
+                          Tag.deleted_at.is_(None), Tag.name.contains(text, autoescape=True))
 
 
 def search_clause(text: str) -> ColumnElement[bool]:
@@ -104,11 +100,7 @@ def search_clause(text: str) -> ColumnElement[bool]:
     if re.fullmatch(r"[A-Za-z]+", folded):
         return or_(Customer.name_initials.startswith(folded.lower(), autoescape=True),
                    Customer.name.contains(text, autoescape=True))
-    clauses = [Customer.name.contains(text, autoescape=True)]
-    tagged = _tag_clause(text)
-    if tagged is not None:
-        clauses.append(tagged)
-    return or_(*clauses)
+    return or_(Customer.name.contains(text, autoescape=True), _tag_clause(text))
 
 
 def _day_range(column: ColumnElement[Any], start: date | None, end: date | None) -> list[ColumnElement[bool]]:

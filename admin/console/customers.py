@@ -34,6 +34,7 @@ from crm.models import (
     STATUS_LABELS,
     Customer,
     CustomerCollaborator,
+    CustomerStatus,
     Department,
     Grade,
     Pool,
@@ -52,6 +53,7 @@ OWNER_CHANGE_LABELS = {
 NOTICES = {
     "created": "客户已创建", "merged": "该客户已存在，本次录入已合并到原客户", "profile": "资料已保存",
     "grade": "等级已更新", "stage": "阶段已更新", "blacklisted": "已列入黑名单", "unblacklisted": "已移出黑名单，客户回到公海",
+    "claimed": "已领取，客户归您跟进", "released": "已释放到公海",
 }
 
 templates.env.filters.update(
@@ -105,6 +107,12 @@ def _choices(session: Session, user: ConsoleUser) -> dict[str, Any]:
         "regions": customer_queries.distinct_values(session, user.viewer, "region"),
         "sources": customer_queries.distinct_values(session, user.viewer, "source"),
     }
+
+
+def _labels(name: str) -> dict[str, str]:
+    import crm.models
+
+    return getattr(crm.models, name, {})
 
 
 def _can_release() -> bool:
@@ -163,17 +171,20 @@ def bulk_action(request: Request, session: SessionDep, user: Reader,
 
 
 def _bulk_release(session: Session, user: ConsoleUser, ids: list[int], reason: str) -> customer_bulk.BulkResult:
-    """Release each selected customer to the pool through crm.pool_service (its rules: only one's own, etc.)."""
+    """Release each selected customer through crm.pool_service.release (its rules decide: the owner, or a
+    supervisor/manager over them; a conditional update per customer). Each one wins or is refused on its own."""
     pool_service = _optional("crm.pool_service")
-    ids = customer_bulk._clean_ids(ids)  # noqa: SLF001 - same validation as the other bulk actions
+    ids = customer_bulk.clean_ids(ids)
+    if not reason.strip():
+        raise ValidationFailed("请填写释放原因", field="reason")
     result = customer_bulk.BulkResult()
     for customer_id in ids:
-        _, refused = attempt(session, lambda cid=customer_id: pool_service.release(
-            session, user.viewer, cid, reason=reason or None))
-        if refused is None:
+        try:
+            with session.begin_nested():
+                pool_service.release(session, user.viewer, customer_id, reason)
             result.done.append(customer_id)
-        else:
-            result.refused[customer_id] = refused.message
+        except AppError as exc:
+            result.refused[customer_id] = exc.message
     return result
 
 
@@ -252,21 +263,29 @@ def _tags_of(session: Session, customer_id: int) -> list[Any] | None:
 
 
 def _extras(session: Session, user: ConsoleUser, customer: Customer) -> dict[str, Any]:
-    """Sibling areas' panels, present when their modules are."""
-    out: dict[str, Any] = {"followup_form": None, "visits": None}
-    followup_template = "work/_followup_form.html"
+    """Sibling areas' panels (follow-ups, visits, pool actions), present when their modules are."""
+    out: dict[str, Any] = {"followup_form": None, "followups": None, "visits": None, "can_claim": False,
+                           "can_release_one": False}
     try:
-        templates.env.get_template(followup_template)
-        out["followup_form"] = followup_template
-    except Exception:  # noqa: BLE001 - the follow-up area has not landed: no panel
+        templates.env.get_template("work/_followup_form.html")
+        out["followup_form"] = "work/_followup_form.html"
+    except Exception:  # noqa: BLE001 - the follow-up pages have not landed: no form
         out["followup_form"] = None
+    followups = _optional("crm.followups")
+    if followups is not None and hasattr(followups, "list_followups"):
+        out["followups"] = followups.list_followups(session, user.viewer, customer.id, limit=20)
     visits = _optional("crm.visits")
-    lister = getattr(visits, "list_for_customer", None) if visits else None
-    if lister:
-        try:
-            out["visits"] = list(lister(session, user.viewer, customer.id))
-        except AppError:
-            out["visits"] = None
+    if visits is not None and hasattr(visits, "visible_visits_clause"):
+        from crm.models import Visit
+
+        out["visits"] = list(session.scalars(
+            select(Visit).join(Customer, Customer.id == Visit.customer_id)
+            .where(Visit.customer_id == customer.id, visits.visible_visits_clause(user.viewer))
+            .order_by(Visit.scheduled_at.desc()).limit(20)))
+    if _can_release():
+        out["can_claim"] = customer.status == CustomerStatus.POOL
+        out["can_release_one"] = customer.status == CustomerStatus.OWNED and (
+            customer.owner_id == user.viewer.staff_id or user.viewer.role in nav.CUSTOMER_MANAGERS)
     return out
 
 
@@ -279,7 +298,9 @@ def _detail_page(request: Request, session: Session, user: ConsoleUser, customer
     collaborators = list(session.execute(
         select(CustomerCollaborator, Staff).join(Staff, Staff.id == CustomerCollaborator.staff_id)
         .where(CustomerCollaborator.customer_id == customer.id).order_by(CustomerCollaborator.added_at)).tuples())
+    extras = _extras(session, user, customer)
     names = _names(session, {e.actor_staff_id for e in events} | {h.from_owner_id for h in history}
+                   | {f.staff_id for f in extras["followups"] or []}
                    | {h.to_owner_id for h in history} | {h.by_staff_id for h in history}
                    | {customer.owner_id, customer.previous_owner_id})
     pools = dict(session.execute(select(Pool.id, Pool.name)).tuples().all())
@@ -293,7 +314,8 @@ def _detail_page(request: Request, session: Session, user: ConsoleUser, customer
         "grades": list(session.scalars(select(Grade).order_by(Grade.rank))), "stage_labels": STAGE_LABELS,
         "type_labels": CUSTOMER_TYPE_LABELS, "can_manage": user.viewer.role in nav.CUSTOMER_MANAGERS,
         "tags": _tags_of(session, customer.id), "amount_yuan": customers_amount_text(customer.demand_amount),
-        "notice": notice or NOTICES.get(request.query_params.get("done", "")), **_extras(session, user, customer),
+        "notice": notice or NOTICES.get(request.query_params.get("done", "")), **extras,
+        "followup_kinds": _labels("FOLLOWUP_KIND_LABELS"), "visit_status": _labels("VISIT_STATUS_LABELS"),
     }, status_code=status_code)
 
 
@@ -388,3 +410,26 @@ def reveal_phone(request: Request, session: SessionDep, user: Reader, customer_i
                                                                    reason.strip() or "控制台查看"))
     return _detail_page(request, session, user, customer_id, error=error, revealed_phone=phone,
                         status_code=error.status if error else 200)
+
+
+@router.post("/{customer_id}/claim", dependencies=[CsrfChecked])
+def claim(request: Request, session: SessionDep, user: Reader, customer_id: int) -> Response:
+    """Take the customer from its pool (crm.pool_service decides: caps, cooldown, who was first)."""
+    pool_service = _optional("crm.pool_service")
+    if pool_service is None:
+        raise ValidationFailed("公海功能尚未启用")
+    customers.get_customer(session, user.viewer, customer_id)
+    _, error = attempt(session, lambda: pool_service.claim(session, user.viewer, customer_id))
+    return _then(request, session, user, customer_id, error, "claimed")
+
+
+@router.post("/{customer_id}/release", dependencies=[CsrfChecked])
+def release(request: Request, session: SessionDep, user: Reader, customer_id: int,
+            reason: Annotated[str, Form()] = "") -> Response:
+    pool_service = _optional("crm.pool_service")
+    if pool_service is None:
+        raise ValidationFailed("公海功能尚未启用")
+    done, error = attempt(session, lambda: pool_service.release(session, user.viewer, customer_id, reason))
+    if done is not None and not customers.can_view(session, user.viewer, done):
+        return RedirectResponse("/console/customers?done=released", status_code=303)
+    return _then(request, session, user, customer_id, error, "released")
