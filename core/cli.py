@@ -149,14 +149,26 @@ def rotate(batch_size: int) -> None:
 @main.command("seed-demo")
 def seed_demo() -> None:
     """Load demo data (idempotent: runs once per database)."""
+    from core import tasks
     from core.db import unit_of_work
 
     plugins.load_models()
+    plugins.load_tasks()
     modules = plugins.load_all("demo")
-    with unit_of_work() as session:
-        lines: list[str] = []
-        for module in modules:
-            lines.extend(module.seed(session) or [])
+    # Embedded mode: the tasks the seed enqueues (automation, notifications) run here, after the commit.
+    runner = tasks.ManualRunner() if get_settings().embedded_tasks and tasks.get_runner() is None else None
+    if runner is not None:
+        tasks.set_runner(runner)
+    try:
+        with unit_of_work() as session:
+            lines: list[str] = []
+            for module in modules:
+                lines.extend(module.seed(session) or [])
+        if runner is not None:
+            runner.drain()
+    finally:
+        if runner is not None:
+            tasks.set_runner(None)
     for line in lines:
         click.echo(line)
 
