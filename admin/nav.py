@@ -21,6 +21,9 @@ ORG_EDITORS: frozenset[str] = frozenset({Role.ADMIN})
 CUSTOMER_READERS: frozenset[str] = ALL_ROLES
 CUSTOMER_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})
 
+# Automation rules (work area): managers and admins.
+RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
+
 
 @dataclass(frozen=True)
 class NavItem:
@@ -36,6 +39,9 @@ NAV: list[NavItem] = [
     NavItem("staff", "员工", "/console/staff", ORG_READERS),
     NavItem("departments", "部门", "/console/departments", ORG_READERS),
     NavItem("audit", "审计日志", "/console/audit", AUDIT_READERS),
+    NavItem("work", "我的工作", "/console/work/today"),
+    NavItem("visits", "上门预约", "/console/work/visits"),
+    NavItem("rules", "自动化规则", "/console/work/rules", RULE_EDITORS),
     NavItem("tokens", "API 令牌", "/console/tokens"),
 ]
 

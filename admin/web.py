@@ -9,7 +9,9 @@ from fastapi.staticfiles import StaticFiles
 
 from admin import api, console
 from admin.api import customers as customers_api
+from admin.api import work as work_api
 from admin.console import customers as customers_console
+from admin.console import work as work_console
 from admin.errors import render_api_error, render_console_error
 
 
@@ -19,5 +21,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(api.router)
     app.include_router(customers_console.router)
     app.include_router(customers_api.router)
+    app.include_router(work_console.router)
+    app.include_router(work_api.router)
     app.state.error_renderers["/console"] = render_console_error
     app.state.error_renderers["/api/v1/"] = render_api_error

@@ -1,0 +1,200 @@
+"""Work pages and the work API: follow-up form with CSRF, reminders, visits actions, rules editor, scope."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from core import clock
+from crm import followups, visits
+from crm.models import AutomationRule, FollowUp, Visit
+from tests.factories import make_customer, make_org, make_staff
+from tests.test_admin_support import bearer, console_client, log_in
+from tests.work_support import NOW, count, viewer
+
+
+def _token(session, staff) -> str:
+    from crm import auth_service
+
+    token, _ = auth_service.issue_api_token(session, staff.id, "测试")
+    return token
+
+
+def test_the_followup_form_logs_and_returns_to_the_customer_page(session):
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales)
+    client = console_client()
+    csrf = log_in(client, session, sales)
+    response = client.post(f"/console/work/customers/{c.id}/followups",
+                           data={"csrf_token": csrf, "kind": "call", "content": "约了周五", "outcome": "已预约",
+                                 "next_followup_at": "", "next": f"/console/customers/{c.id}"})
+    assert response.status_code == 303 and response.headers["location"].startswith(f"/console/customers/{c.id}?")
+    assert count(session, FollowUp, FollowUp.customer_id == c.id) == 1
+
+
+def test_the_followup_form_without_csrf_is_refused(session):
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales)
+    client = console_client()
+    log_in(client, session, sales)
+    response = client.post(f"/console/work/customers/{c.id}/followups", data={"kind": "call", "content": "x"})
+    assert response.status_code == 403
+    assert count(session, FollowUp) == 0
+
+
+def test_an_invalid_followup_shows_the_chinese_error(session):
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales)
+    client = console_client()
+    csrf = log_in(client, session, sales)
+    response = client.post(f"/console/work/customers/{c.id}/followups",
+                           data={"csrf_token": csrf, "kind": "call", "content": " "})
+    assert response.status_code == 422 and "请填写跟进内容" in response.text
+
+
+def test_another_salespersons_customer_page_is_not_found(session):
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    other = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=other)
+    client = console_client()
+    csrf = log_in(client, session, sales)
+    assert client.get(f"/console/work/customers/{c.id}").status_code == 404
+    response = client.post(f"/console/work/customers/{c.id}/followups",
+                           data={"csrf_token": csrf, "kind": "call", "content": "越权"})
+    assert response.status_code == 404 and count(session, FollowUp) == 0
+
+
+def test_my_day_lists_overdue_items(session):
+    clock.freeze(NOW)
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    followups.create_task(session, viewer(sales), title="补充流水材料", due_at=NOW - timedelta(days=1))
+    client = console_client()
+    log_in(client, session, sales)
+    page = client.get("/console/work/today").text
+    assert "补充流水材料" in page and "已逾期" in page
+
+
+def test_visit_actions_from_the_list(session):
+    clock.freeze(NOW)
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales, name="周九")
+    v = visits.schedule_visit(session, c.id, NOW + timedelta(hours=2), department_id=org["branch"].id,
+                              viewer=viewer(sales))
+    client = console_client()
+    csrf = log_in(client, session, sales)
+    assert "周九" in client.get("/console/work/visits").text
+    response = client.post(f"/console/work/visits/{v.id}/cancel", data={"csrf_token": csrf, "reason": ""})
+    assert response.status_code == 422 and "请填写取消原因" in response.text
+    response = client.post(f"/console/work/visits/{v.id}/arrived", data={"csrf_token": csrf})
+    assert response.status_code == 303
+    session.expire_all()
+    assert session.get(Visit, v.id).status == "arrived"
+
+
+def test_scheduling_an_overlapping_visit_in_the_console_is_refused(session):
+    clock.freeze(NOW)
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales)
+    client = console_client()
+    csrf = log_in(client, session, sales)
+    form = {"csrf_token": csrf, "scheduled_at": "2026-03-11T15:00", "department_id": str(org["branch"].id)}
+    assert client.post(f"/console/work/customers/{c.id}/visits", data=form).status_code == 303
+    form["scheduled_at"] = "2026-03-11T15:30"
+    response = client.post(f"/console/work/customers/{c.id}/visits", data=form)
+    assert response.status_code == 409 and "已有预约" in response.text
+    assert count(session, Visit) == 1
+
+
+def test_a_manager_creates_a_rule_and_sales_may_not_open_the_editor(session):
+    org = make_org(session)
+    manager = make_staff(session, role="manager", department=org["company"])
+    sales = make_staff(session, department=org["team_a"])
+    client = console_client()
+    csrf = log_in(client, session, manager)
+    response = client.post("/console/work/rules", data={
+        "csrf_token": csrf, "name": "A 类两小时回访", "trigger": "grade_changed", "cond_grade": "A",
+        "action_type": "create_task", "title": "回访 {name}", "due_hours": "2"})
+    assert response.status_code == 303
+    rule = session.scalar(select(AutomationRule))
+    assert rule.conditions == [{"field": "grade", "op": "eq", "value": "A"}]
+    other = console_client()
+    log_in(other, session, sales)
+    assert other.get("/console/work/rules").status_code == 403
+
+
+def test_api_logs_a_followup_and_lists_reminders(session):
+    clock.freeze(NOW)
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales)
+    client = console_client()
+    headers = bearer(_token(session, sales))
+    nxt = (NOW + timedelta(hours=3)).isoformat()
+    response = client.post(f"/api/v1/customers/{c.id}/followups", headers=headers,
+                           json={"kind": "wechat", "content": "发了产品资料", "next_followup_at": nxt})
+    assert response.status_code == 201, response.text
+    body = client.get("/api/v1/reminders", headers=headers).json()
+    assert [i["item_id"] for i in body["due_today"]] == [c.id] and body["overdue"] == []
+
+
+def test_api_refuses_another_salespersons_customer_with_404(session):
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    other = make_staff(session, department=org["team_b"])
+    c = make_customer(session, owner=other)
+    client = console_client()
+    response = client.post(f"/api/v1/customers/{c.id}/followups", headers=bearer(_token(session, sales)),
+                           json={"kind": "call", "content": "越权"})
+    assert response.status_code == 404 and response.json()["code"] == "customer_not_found"
+
+
+def test_api_double_booking_is_a_409(session):
+    clock.freeze(NOW)
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales)
+    client = console_client()
+    headers = bearer(_token(session, sales))
+    body = {"customer_id": c.id, "scheduled_at": (NOW + timedelta(days=1)).isoformat(),
+            "department_id": org["branch"].id}
+    assert client.post("/api/v1/visits", headers=headers, json=body).status_code == 201
+    response = client.post("/api/v1/visits", headers=headers, json=body)
+    assert response.status_code == 409 and response.json()["code"] == "visit_double_booked"
+
+
+def test_the_work_api_is_in_the_openapi_document(session):
+    paths = console_client().get("/api/openapi.json").json()["paths"]
+    assert {"/api/v1/customers/{customer_id}/followups", "/api/v1/reminders", "/api/v1/visits",
+            "/api/v1/visits/{visit_id}/cancel"} <= set(paths)
+
+
+def test_the_customer_360_page_carries_the_followup_partial(session):
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales)
+    client = console_client()
+    csrf = log_in(client, session, sales)
+    page = client.get(f"/console/customers/{c.id}").text
+    assert f'action="/console/work/customers/{c.id}/followups"' in page and csrf in page
+
+
+def test_adding_a_co_handler_from_the_customer_work_page(session):
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    helper = make_staff(session, department=org["team_b"], display_name="协作小王")
+    c = make_customer(session, owner=sales)
+    client = console_client()
+    csrf = log_in(client, session, sales)
+    assert "协作人" in client.get(f"/console/work/customers/{c.id}").text
+    response = client.post(f"/console/work/customers/{c.id}/collaborators",
+                           data={"csrf_token": csrf, "staff_id": str(helper.id), "role": "谈单"})
+    assert response.status_code == 303
+    assert "协作小王" in client.get(f"/console/work/customers/{c.id}").text
