@@ -1,0 +1,16 @@
+"""Lead intake by batch import (批量导入线索): .xlsx / .csv files with Chinese headers.
+
+The pipeline streams the file row by row, never holding it in memory:
+
+* :mod:`sources` opens the file (sniffing what it really is) and yields raw rows;
+* :mod:`headers` finds the header row and maps its Chinese column names (and their common
+  variants) to fields;
+* :mod:`rows` normalises and validates one row (phone, ID number, amount in yuan or 万元, term…);
+* :mod:`dedup` drops rows seen earlier in the file and matches the rest against the database by
+  blind index, in batched ``IN`` queries;
+* :mod:`writer` creates the new customers set-based (PostgreSQL: COPY into a temp table and one
+  ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING``; SQLite: executemany), producing the same
+  rows :func:`crm.customers.intake` would;
+* :mod:`report` spills the problem rows to an .xlsx report as they occur;
+* :mod:`service` ties it together: the import job, one transaction per batch, assignment.
+"""

@@ -1,0 +1,460 @@
+"""The import use case: the job, the stream of rows, one transaction per batch, assignment.
+
+:func:`run_job` is a boundary like a task (the CLI and the task ``crm.import_leads`` call it): it
+opens one unit of work per batch, so every batch commits its customers together with the job's
+counters, and a batch that fails leaves nothing of itself behind. Re-running a file is always safe:
+what an earlier run created is found again as existing.
+
+Counters partition the data rows: ``created + duplicates_in_file + duplicates_existing + collisions
++ errors == processed``. A collision (撞单) is a row matching a customer someone other than the
+importing staff member owns: the owner keeps it, both are told (:func:`crm.customers.record_collision`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from core import audit, clock, outbox, pii
+from core.db import is_postgres, unit_of_work
+from core.errors import AppError, ValidationFailed
+from core.settings import get_settings
+from crm import customers, notify, scope
+from crm.exceptions import PoolNotFound
+from crm.importer import dedup, sources, writer
+from crm.importer.errors import AllocationUnavailable, ImportFileEmpty, ImportJobNotFound
+from crm.importer.headers import HeaderMap, find_header
+from crm.importer.report import Problem, ProblemReport
+from crm.importer.rows import parse_row
+from crm.models import Collision, CustomerEvent, Grade, ImportJob, ImportStatus, Pool, Staff
+from crm.scope import Viewer
+
+log = logging.getLogger(__name__)
+
+TASK = "crm.import_leads"
+DEFAULT_SOURCE = "import"
+BATCH_SIZE = 5000
+HEADER_SCAN = 10  # leading non-empty rows searched for the header (a title row may sit above it)
+COUNTERS = ("processed", "created", "duplicates_in_file", "duplicates_existing", "collisions", "errors", "assigned")
+
+Progress = Callable[[dict[str, int]], None]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def import_dir() -> Path:
+    return Path(get_settings().import_dir)
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+def create_job(session: Session, *, filename: str, file_path: Path, source: str | None = None,
+               assign_mode: str | None = None, pool_id: int | None = None, created_by: int | None = None,
+               sha256: str | None = None) -> ImportJob:
+    now = clock.now()
+    job = ImportJob(filename=filename[:200], file_path=str(file_path), sha256=sha256 or file_sha256(file_path),
+                    source=(pii.mask_text((source or "").strip()) or DEFAULT_SOURCE)[:40],
+                    assign_mode=(assign_mode or None), pool_id=pool_id, status=ImportStatus.QUEUED,
+                    created_by=created_by, created_at=now, updated_at=now)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def submit(session: Session, **kwargs: Any) -> ImportJob:
+    """Create a job and run it in the background (task ``crm.import_leads``, sent after commit)."""
+    job = create_job(session, **kwargs)
+    outbox.enqueue(session, TASK, job.id)
+    return job
+
+
+def previous_import(session: Session, job: ImportJob) -> ImportJob | None:
+    """An earlier finished import of the same file (same SHA-256), if any."""
+    return session.scalar(select(ImportJob).where(ImportJob.sha256 == job.sha256, ImportJob.id < job.id,
+                                                  ImportJob.status == ImportStatus.DONE)
+                          .order_by(ImportJob.id.desc()).limit(1))
+
+
+def job_visible_clause(viewer: Viewer):  # noqa: ANN201 - a SQL clause
+    """Jobs a viewer may see: those started by staff within their data scope."""
+    return scope.owner_filter(viewer, ImportJob.created_by, include_unowned=viewer.scope == "all")
+
+
+def get_job(session: Session, viewer: Viewer | None, job_id: int) -> ImportJob:
+    stmt = select(ImportJob).where(ImportJob.id == job_id)
+    if viewer is not None:
+        stmt = stmt.where(job_visible_clause(viewer))
+    job = session.scalar(stmt)
+    if job is None:
+        raise ImportJobNotFound()
+    return job
+
+
+def list_jobs(session: Session, viewer: Viewer, *, limit: int = 50) -> list[ImportJob]:
+    return list(session.scalars(select(ImportJob).where(job_visible_clause(viewer))
+                                .order_by(ImportJob.id.desc()).limit(limit)))
+
+
+def counters(job: ImportJob) -> dict[str, int]:
+    return {name: getattr(job, name) for name in COUNTERS}
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+@dataclass
+class _Pending:
+    """One batch as the reading thread hands it to the writing one: the rows that are new to this
+    file (with their sealed database values), and the problem lines found so far (report)."""
+
+    fresh: list[tuple[writer.Prepared, tuple[object, ...], list[object]]] = field(default_factory=list)
+    problems: list[tuple[int, str, str, list[object]]] = field(default_factory=list)
+    rows: int = 0
+    errors: int = 0
+    duplicates_in_file: int = 0
+
+
+@dataclass
+class _Written:
+    step: dict[str, int]
+    problems: list[tuple[int, str, str, list[object]]]
+
+
+@dataclass
+class RunResult:
+    job_id: int
+    status: str
+    counts: dict[str, int]
+    report: str | None
+    message: str | None
+    sample: list[Problem]
+    previous_job_id: int | None = None
+
+
+def _allocator() -> Callable[..., dict[int, int | None]] | None:
+    try:
+        from crm import allocation
+    except ImportError:
+        return None
+    return getattr(allocation, "allocate", None)
+
+
+ASSIGN_BY_RULES = "rules"  # --assign rules: the configured allocation rules decide (mode None)
+
+
+def assign_modes() -> dict[str, str]:
+    """Modes ``--assign`` accepts, with their Chinese labels ("manual" needs a person: not for imports)."""
+    try:
+        from crm.models import ALLOCATION_MODE_LABELS
+    except ImportError:
+        return {}
+    return {ASSIGN_BY_RULES: "按分配规则", **{k: v for k, v in ALLOCATION_MODE_LABELS.items() if k != "manual"}}
+
+
+def check_assign_mode(mode: str) -> None:
+    if _allocator() is None:
+        raise AllocationUnavailable()
+    modes = assign_modes()
+    if mode not in modes:
+        raise ValidationFailed(f"未知的分配方式：{mode}（可选：{'、'.join(f'{k}（{v}）' for k, v in modes.items())}）",
+                               field="assign")
+
+
+def _claim(job_id: int) -> ImportJob | None:
+    """queued -> running, decided by the database (a second delivery of the task does nothing)."""
+    with unit_of_work() as session:
+        now = clock.now()
+        result = session.execute(update(ImportJob).where(ImportJob.id == job_id,
+                                                         ImportJob.status == ImportStatus.QUEUED)
+                                 .values(status=ImportStatus.RUNNING, started_at=now, updated_at=now))
+        if result.rowcount != 1:
+            return None
+        return session.get(ImportJob, job_id)
+
+
+def _fail(job_id: int, message: str, report: ProblemReport | None = None) -> None:
+    path = None
+    if report is not None:
+        try:
+            path = report.close({"状态": "失败", "原因": message})
+        except OSError:
+            log.exception("import job %s: the report could not be written", job_id)
+    with unit_of_work() as session:
+        now = clock.now()
+        session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
+            status=ImportStatus.FAILED, message=pii.mask_text(message)[:1000], finished_at=now, updated_at=now,
+            report_path=str(path) if path else None))
+
+
+def _check_options(job: ImportJob) -> None:
+    with unit_of_work() as session:
+        if job.pool_id is not None and session.get(Pool, job.pool_id) is None:
+            raise PoolNotFound(f"公海不存在：{job.pool_id}")
+        if job.pool_id is None:
+            customers.default_pool(session)
+        if job.assign_mode:
+            check_assign_mode(job.assign_mode)
+
+
+def run_job(job_id: int, *, on_progress: Progress | None = None, batch_size: int = BATCH_SIZE) -> RunResult | None:
+    """Import the job's file. None when the job was not queued (already run or running)."""
+    job = _claim(job_id)
+    if job is None:
+        return None
+    report = ProblemReport(import_dir() / f"import-{job.id}-{job.sha256[:8]}-问题行.xlsx")
+    try:
+        _check_options(job)
+        path = Path(job.file_path or "")
+        info = sources.inspect(path)
+        with unit_of_work() as session:
+            estimate = sources.estimated_rows(path, info)
+            session.execute(update(ImportJob).where(ImportJob.id == job.id).values(
+                total=max(0, estimate - 1) if estimate else None, sha256=info.sha256))
+        _Run(job, report, on_progress, batch_size).run(sources.iter_rows(path, info))
+    except AppError as exc:
+        _fail(job.id, exc.message, report)
+    except Exception as exc:
+        log.exception("import job %s failed", job.id)
+        _fail(job.id, f"导入中断：{type(exc).__name__}。已完成的批次已保存，修正后可重新导入同一文件（已导入的行会识别为重复）",
+              report)
+    with unit_of_work() as session:
+        done = session.get(ImportJob, job.id)
+        assert done is not None
+        prev = previous_import(session, done)
+        return RunResult(done.id, done.status, counters(done), done.report_path, done.message, report.sample,
+                         prev.id if prev else None)
+
+
+class _Run:
+    def __init__(self, job: ImportJob, report: ProblemReport, on_progress: Progress | None, batch_size: int) -> None:
+        self.job = job
+        self.report = report
+        self.on_progress = on_progress
+        self.batch_size = batch_size
+        self.sealer = writer.Sealer()
+        self.seen = dedup.SeenInFile()
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.allocate = _allocator() if job.assign_mode else None
+        with unit_of_work() as session:
+            self.grades = frozenset(session.scalars(select(Grade.code)))
+            self.pool_id = job.pool_id or customers.default_pool(session).id
+            staff = session.get(Staff, job.created_by) if job.created_by else None
+            self.actor = audit.Actor("staff", staff.id, staff.display_name) if staff else \
+                audit.Actor.system("导入")
+
+    def run(self, rows: Iterator[tuple[int, list[object]]]) -> None:
+        head = list(itertools.islice(rows, HEADER_SCAN))
+        header = find_header(head)
+        self.report.set_header(header)
+        data = itertools.chain((r for r in head if r[0] > header.row_number), rows)
+        # PostgreSQL: batch N is written by a second thread while this one reads and seals batch N+1
+        # (psycopg waits without the GIL). SQLite, one writer anyway: inline.
+        with unit_of_work() as session:
+            threaded = is_postgres(session)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrm-import") as pool:
+            in_flight: Future[_Written] | None = None
+            for pending in self._batches(header, data):
+                if threaded:
+                    if in_flight is not None:
+                        self._collect(in_flight.result())
+                    in_flight = pool.submit(self._write, pending)
+                else:
+                    self._collect(self._write(pending))
+            if in_flight is not None:
+                self._collect(in_flight.result())
+        if self.counts["processed"] == 0:
+            raise ImportFileEmpty("文件只有表头，没有数据行")
+        self._finish()
+
+    def _batches(self, header: HeaderMap, data: Iterator[tuple[int, list[object]]]) -> Iterator[_Pending]:
+        """Parse, validate, index, drop in-file duplicates and seal, batch by batch."""
+        source, grades, sealer, seen = self.job.source, self.grades, self.sealer, self.seen
+        pending = _Pending()
+        for row_number, cells in data:
+            pending.rows += 1
+            parsed = parse_row(header, row_number, cells, default_source=source, grades=grades)
+            if isinstance(parsed, list):
+                pending.errors += 1
+                pending.problems.append((row_number, "error", "；".join(parsed), cells))
+            else:
+                prepared = writer.Prepared(parsed, sealer.index(pii.PHONE, parsed.phone) if parsed.phone else None,
+                                           sealer.index(pii.ID_NUMBER, parsed.id_number) if parsed.id_number else None)
+                keys = _keys(prepared)
+                earlier = seen.first_row(keys)
+                if earlier is None:
+                    seen.add(row_number, keys)
+                    pending.fresh.append((prepared, writer.stage_row(sealer, prepared), cells))
+                else:
+                    pending.duplicates_in_file += 1
+                    pending.problems.append((row_number, "duplicate_in_file",
+                                             f"与第 {earlier[0]} 行重复（{dedup.LABELS[earlier[1]]}相同），未重复导入",
+                                             cells))
+            if pending.rows >= self.batch_size:
+                yield pending
+                pending = _Pending()
+        if pending.rows:
+            yield pending
+
+    def _write(self, pending: _Pending) -> _Written:
+        """One transaction: match existing customers, create the new ones, record duplicates and
+        collisions, assign, and move the job's counters; all of it or none of it."""
+        later = pending.problems
+        step = {"processed": pending.rows, "errors": pending.errors,
+                "duplicates_in_file": pending.duplicates_in_file,
+                "created": 0, "duplicates_existing": 0, "collisions": 0, "assigned": 0}
+        with unit_of_work() as session:
+            now = clock.now()
+            fresh = pending.fresh
+            found = self._existing(session, [p for p, _, _ in fresh])
+            new = [(p, row) for p, row, _ in fresh if dedup.oldest_match(found, _keys(p)) is None]
+            created = writer.insert_new(session, [row for _, row in new], pool_id=self.pool_id,
+                                        actor_staff_id=self.job.created_by, now=now)
+            lost = [p for p, _ in new if p.key not in created]
+            if lost:  # created by another channel between our lookup and our insert
+                found.update(self._existing(session, lost))
+            merged: list[dict[str, Any]] = []
+            collided: list[dedup.Existing] = []
+            for prepared, _row, cells in fresh:
+                if prepared.key in created:
+                    continue
+                match = dedup.oldest_match(found, _keys(prepared))
+                assert match is not None
+                merged.append({"customer_id": match.id, "at": now, "kind": "merged",
+                               "summary": f"重复线索已合并（来源：{prepared.lead.source}）",
+                               "actor_staff_id": self.job.created_by,
+                               "data": {"channel": writer.CHANNEL, "filled": [], "import_job_id": self.job.id}})
+                if match.owner_id is not None and match.owner_id != self.job.created_by:
+                    collided.append(match)
+                    later.append((prepared.lead.row_number, "collision",
+                                  f"撞单：客户已由其他销售跟进（客户 #{match.id}），归属不变，双方已收到提醒", cells))
+                else:
+                    where = "公海" if match.owner_id is None else "您名下"
+                    later.append((prepared.lead.row_number, "duplicate_existing",
+                                  f"客户已存在（客户 #{match.id}，{where}），未重复导入", cells))
+            step["collisions"] = len(collided)
+            step["duplicates_existing"] = len(merged) - len(collided)
+            _insert_rows(session, CustomerEvent, merged)
+            if collided:
+                self._record_collisions(session, collided, now)
+            step["created"] = len(created)
+            if created and self.allocate is not None:
+                # source None: each customer's own source (the file's 来源 column may vary) matches the rules
+                mode = None if self.job.assign_mode == ASSIGN_BY_RULES else self.job.assign_mode
+                owners = self.allocate(session, list(created.values()), mode=mode, source=None,
+                                       actor_staff_id=self.job.created_by)
+                step["assigned"] = sum(1 for owner in owners.values() if owner is not None)
+            session.execute(update(ImportJob).where(ImportJob.id == self.job.id).values(
+                updated_at=now, **{k: getattr(ImportJob, k) + v for k, v in step.items()}))
+        return _Written(step, later)
+
+    def _collect(self, written: _Written) -> None:
+        """Back in the reading thread, once the batch committed: counters, report lines, progress."""
+        for key, value in written.step.items():
+            self.counts[key] += value
+        for row_number, kind, message, cells in sorted(written.problems, key=lambda x: x[0]):
+            self.report.add(row_number, kind, message, cells)
+        if self.on_progress is not None:
+            self.on_progress(dict(self.counts))
+
+    def _record_collisions(self, session: Session, collided: list[dedup.Existing], now: datetime) -> None:
+        """What :func:`crm.customers.record_collision` writes, set-based: the collision rows and the
+        customers' "collision" events; each owner is told once per batch, the importer once per batch."""
+        claimant = self.job.created_by
+        _insert_rows(session, Collision, [
+            {"customer_id": m.id, "owner_id": m.owner_id, "claimant_id": claimant, "source": self.job.source[:40],
+             "channel": writer.CHANNEL, "at": now} for m in collided])
+        _insert_rows(session, CustomerEvent, [
+            {"customer_id": m.id, "at": now, "kind": "collision", "summary": "撞单：其他销售录入了该客户，归属不变",
+             "actor_staff_id": claimant} for m in collided])
+        names = dict(session.execute(select(Staff.id, Staff.display_name).where(
+            Staff.id.in_({m.owner_id for m in collided} | ({claimant} if claimant else set())))).all())
+        who = names.get(claimant, "其他渠道") if claimant else "批量导入"
+        by_owner: dict[int, list[dedup.Existing]] = {}
+        for m in collided:
+            by_owner.setdefault(m.owner_id or 0, []).append(m)
+        for owner_id, mine in sorted(by_owner.items()):
+            if len(mine) == 1:
+                body = f"{who} 录入了您的客户 {_label(mine[0])}，客户仍归属您。"
+            else:
+                body = (f"{who} 导入的 {len(mine)} 位客户已是您的客户（{'、'.join(_label(m) for m in mine[:5])}"
+                        f"{'等' if len(mine) > 5 else ''}），客户仍归属您。")
+            notify.notify(session, owner_id, "collision", "撞单提醒", body,
+                          customer_id=mine[0].id if len(mine) == 1 else None)
+        if claimant:
+            if len(collided) == 1:
+                m = collided[0]
+                body = f"客户 {_label(m)} 已由 {names.get(m.owner_id, '他人')} 跟进，本次录入未改变归属。"
+            else:
+                body = (f"导入任务 #{self.job.id} 中有 {len(collided)} 位客户已由其他销售跟进（撞单），归属未改变，"
+                        "明细见导入任务的问题行报告。")
+            notify.notify(session, claimant, "collision", "撞单提醒", body,
+                          customer_id=collided[0].id if len(collided) == 1 else None)
+
+    def _existing(self, session: Session, prepared: list[writer.Prepared]) -> dict[str, dedup.Existing]:
+        phones = [p.phone_index for p in prepared if p.phone_index]
+        ids = [p.id_index for p in prepared if p.id_index]
+        chunk = 500 if session.get_bind().dialect.name == "sqlite" else 5000
+        return dedup.find_existing(session, phones, ids, chunk=chunk)
+
+    def _finish(self) -> None:
+        labels = {"processed": "处理行数", "created": "新建客户", "duplicates_in_file": "文件内重复",
+                  "duplicates_existing": "已存在", "collisions": "撞单", "errors": "错误行", "assigned": "已分配"}
+        summary: dict[str, object] = {"文件": self.job.filename, "来源": self.job.source,
+                                      **{labels[k]: v for k, v in self.counts.items()}}
+        path = self.report.close(summary)
+        with unit_of_work() as session:
+            now = clock.now()
+            session.execute(update(ImportJob).where(ImportJob.id == self.job.id).values(
+                status=ImportStatus.DONE, total=self.counts["processed"], finished_at=now, updated_at=now,
+                report_path=str(path) if path else None))
+            audit.record(session, "customer.import", entity_type="import_job", entity_id=self.job.id,
+                         after={"filename": self.job.filename, "sha256": self.job.sha256, **self.counts},
+                         actor=self.actor)
+
+
+def _label(m: dedup.Existing) -> str:
+    return m.name or m.phone_masked or f"#{m.id}"
+
+
+def _insert_rows(session: Session, table: type, rows: list[dict[str, Any]], chunk: int = 1000) -> None:
+    """Multi-row INSERT … VALUES in chunks: one statement per chunk, not one per row."""
+    for start in range(0, len(rows), chunk):
+        session.execute(insert(table).values(rows[start:start + chunk]))
+
+
+def _keys(p: writer.Prepared) -> tuple[tuple[str, str | None], ...]:
+    return (("phone", p.phone_index), ("id_number", p.id_index))
+
+
+def import_file(path: Path, *, source: str | None = None, assign_mode: str | None = None,
+                pool_id: int | None = None, created_by: int | None = None, filename: str | None = None,
+                on_progress: Progress | None = None, batch_size: int = BATCH_SIZE) -> RunResult:
+    """Import a local file now (the CLI, the benchmark): a job is recorded like any other.
+    An unknown pool or assignment mode is refused before any job is recorded."""
+    sha = file_sha256(path) if path.is_file() else "0" * 64
+    with unit_of_work() as session:
+        if pool_id is not None and session.get(Pool, pool_id) is None:
+            raise PoolNotFound(f"公海不存在：{pool_id}")
+        if assign_mode:
+            check_assign_mode(assign_mode)
+        job = create_job(session, filename=filename or path.name, file_path=path, source=source,
+                         assign_mode=assign_mode, pool_id=pool_id, created_by=created_by, sha256=sha)
+        job_id = job.id
+    result = run_job(job_id, on_progress=on_progress, batch_size=batch_size)
+    assert result is not None
+    return result
