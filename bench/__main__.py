@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHES = {"console": "bench.console"}
+BENCHES = {"imports": "bench.imports", "console": "bench.console"}
 
 
 def main() -> None:

@@ -7,3 +7,4 @@ from crm.models.tags import *  # noqa: F403
 from crm.models.pool import *  # noqa: F403
 from crm.models.handover import *  # noqa: F403
 from crm.models.work import *  # noqa: F403
+from crm.models.imports import *  # noqa: F403
