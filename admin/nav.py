@@ -23,6 +23,8 @@ CUSTOMER_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.SU
 
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
+# Handing a salesperson's customers over (离职交接 / 在职转接), within one's data scope.
+HANDOVER_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ NAV: list[NavItem] = [
     NavItem("customers", "客户", "/console/customers", CUSTOMER_READERS),
     NavItem("staff", "员工", "/console/staff", ORG_READERS),
     NavItem("departments", "部门", "/console/departments", ORG_READERS),
+    NavItem("handover", "客户交接", "/console/handover", HANDOVER_MANAGERS),
     NavItem("audit", "审计日志", "/console/audit", AUDIT_READERS),
     NavItem("work", "我的工作", "/console/work/today"),
     NavItem("visits", "上门预约", "/console/work/visits"),

@@ -9,8 +9,10 @@ from fastapi.staticfiles import StaticFiles
 
 from admin import api, console
 from admin.api import customers as customers_api
+from admin.api import handover as handover_api
 from admin.api import work as work_api
 from admin.console import customers as customers_console
+from admin.console import handover as handover_console
 from admin.console import work as work_console
 from admin.errors import render_api_error, render_console_error
 
@@ -21,6 +23,8 @@ def mount(app: FastAPI) -> None:
     app.include_router(api.router)
     app.include_router(customers_console.router)
     app.include_router(customers_api.router)
+    app.include_router(handover_console.router)
+    app.include_router(handover_api.router)
     app.include_router(work_console.router)
     app.include_router(work_api.router)
     app.state.error_renderers["/console"] = render_console_error

@@ -126,8 +126,9 @@ def _open_case_for(session: Session, staff_id: int, kind: str) -> HandoverCase |
 
 
 def _add_owned_items(session: Session, case: HandoverCase) -> int:
-    """Add every customer the person owns now and the case lacks (one INSERT … SELECT)."""
-    stmt = insert(HandoverItem).from_select(
+    """Add every customer the person owns now and the case lacks (one INSERT … SELECT); returns the
+    number of items the case has."""
+    stmt = insert(HandoverItem.__table__).from_select(
         ["case_id", "customer_id", "status"],
         select(literal(case.id), Customer.id, literal(ItemStatus.PENDING.value))
         .where(Customer.owner_id == case.from_staff_id, Customer.status == CustomerStatus.OWNED,
@@ -135,7 +136,8 @@ def _add_owned_items(session: Session, case: HandoverCase) -> int:
                                               HandoverItem.customer_id == Customer.id).exists())
         .order_by(Customer.id),
     )
-    return session.execute(stmt).rowcount or 0
+    session.execute(stmt)
+    return session.scalar(select(func.count()).select_from(HandoverItem).where(HandoverItem.case_id == case.id)) or 0
 
 
 def open_departure_case(session: Session, staff_id: int, opened_by: int | None = None,

@@ -64,7 +64,7 @@ class ExecutionResult:
     transfers_requested: int = 0
     wecom_not_requested: int = 0  # WeCom contacts moved whose transfer could not be requested (see summary)
     transfer_task_enqueued: bool = False
-    work_items_reassigned: bool = False
+    work_items_reassigned: dict[str, int] | None = None  # kind -> moved; None: follow-up/visit modules absent
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -154,7 +154,7 @@ def execute_case(session: Session, viewer: Viewer, case_id: int, plan: Plan) -> 
     # 5. History, timeline, WeCom transfers, in bulk.
     moving = select(item).where(item.case_id == case.id, item.status == ItemStatus.PENDING).subquery()
     actor_id = viewer.staff_id
-    session.execute(insert(OwnerChange).from_select(
+    session.execute(insert(OwnerChange.__table__).from_select(
         ["customer_id", "from_owner_id", "to_owner_id", "from_pool_id", "to_pool_id", "reason", "note",
          "by_staff_id", "at"],
         select(moving.c.customer_id, literal(from_staff.id), moving.c.to_staff_id, null(), moving.c.to_pool_id,
@@ -162,7 +162,7 @@ def execute_case(session: Session, viewer: Viewer, case_id: int, plan: Plan) -> 
     target_staff = aliased(Staff)
     label = "离职交接" if case.kind == HandoverKind.DEPARTURE else "在职转接"
     destination = func.coalesce(target_staff.display_name, literal("公海「") + Pool.name + literal("」"))
-    session.execute(insert(CustomerEvent).from_select(
+    session.execute(insert(CustomerEvent.__table__).from_select(
         ["customer_id", "at", "kind", "summary", "actor_staff_id", "ref_type", "ref_id"],
         select(moving.c.customer_id, utc_literal(now), literal(f"owner.{reason}"),
                literal(f"{label}：由{from_staff.display_name}转给") + destination, literal(actor_id),
@@ -179,9 +179,10 @@ def execute_case(session: Session, viewer: Viewer, case_id: int, plan: Plan) -> 
 
     # 6. Open tasks and visits follow their customers (when those modules are installed).
     mapping = {cid: t.staff_id for t, members in plan_result.groups.items() if t.staff_id for cid in members}
-    if mapping and handover.work_integration_available():
-        handover.reassign_work_items(session, from_staff.id, mapping)
-        result.work_items_reassigned = True
+    if handover.work_integration_available():
+        result.work_items_reassigned = {
+            getattr(r, "kind", "work"): getattr(r, "moved", 0)
+            for r in handover.reassign_work_items(session, from_staff.id, mapping)} if mapping else {}
 
     # 7. Close the case, audit, notify, enqueue.
     closed = session.execute(update(HandoverCase).where(HandoverCase.id == case.id,
@@ -219,7 +220,7 @@ def _request_transfers(session: Session, case: HandoverCase, from_staff: Staff, 
         return 0
     kind = TransferKind.RESIGNED if case.kind == HandoverKind.DEPARTURE else TransferKind.IN_SERVICE
     batch = f"case-{case.id}"
-    inserted = session.execute(insert(WeComTransfer).from_select(
+    session.execute(insert(WeComTransfer.__table__).from_select(
         ["case_id", "customer_id", "external_userid", "handover_userid", "takeover_userid", "kind", "status",
          "batch_id", "requested_at", "updated_at"],
         select(literal(case.id), Customer.id, Customer.wecom_external_userid, literal(from_staff.wecom_userid),
@@ -229,10 +230,13 @@ def _request_transfers(session: Session, case: HandoverCase, from_staff: Staff, 
         .join(target_staff, target_staff.id == moving.c.to_staff_id)
         .where(Customer.wecom_external_userid.isnot(None), target_staff.wecom_userid.isnot(None),
                ~handover.active_transfer_clause(Customer.id))
-        .order_by(Customer.id))).rowcount or 0
+        .order_by(Customer.id)))
+    # (INSERT … SELECT's rowcount is not reliable on every driver: count what this batch wrote.)
+    inserted = session.scalar(select(func.count()).select_from(WeComTransfer).where(
+        WeComTransfer.case_id == case.id, WeComTransfer.batch_id == batch)) or 0
     if inserted:
         actor = audit.current_actor()
-        session.execute(insert(WeComTransferEvent).from_select(
+        session.execute(insert(WeComTransferEvent.__table__).from_select(
             ["transfer_id", "from_status", "to_status", "at", "actor_kind", "actor_id", "actor_label", "reason"],
             select(WeComTransfer.id, null(), literal(TransferStatus.REQUESTED.value), utc_literal(now),
                    literal(actor.kind), literal(actor.id if actor.kind != "system" else viewer.staff_id),

@@ -367,3 +367,22 @@ def test_without_the_bot_transfers_stay_requested_and_nothing_is_enqueued(sessio
     assert not [t for t in pending(session) if t.name == "bot.transfer_customers"]
     assert count(session, WeComTransferEvent, WeComTransferEvent.to_status == "requested") == 2
     assert count(session, WeComTransfer, WeComTransfer.status == "requested") == 2
+
+
+# --- open tasks and visits -----------------------------------------------------------------------------
+
+def test_open_tasks_follow_their_customers_to_the_successor(session, org, viewer, leaver):
+    pytest.importorskip("crm.followups")
+    from crm.models import WorkTask
+
+    c = customers_of(session, leaver, 1)[0]
+    task = WorkTask(staff_id=leaver.id, customer_id=c.id, title="回访", status="open", created_at=c.created_at)
+    session.add(task)
+    session.flush()
+    heir = make_staff(session, department=org["team_a"])
+    case = handover_flows.start_departure(session, viewer, leaver.id)
+    assert [i.id for i in handover.open_work_items(session, leaver.id) if i.kind == "task"] == [task.id]
+    result = handover_flows.execute_case(session, viewer, case.id, Plan("successor", to_staff_id=heir.id))
+    assert result.work_items_reassigned["task"] == 1
+    session.refresh(task)
+    assert task.staff_id == heir.id
