@@ -38,6 +38,7 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("home", "首页", "/console/"),
     NavItem("customers", "客户", "/console/customers", CUSTOMER_READERS),
+    NavItem("pool", "公海", "/console/pool"),
     NavItem("staff", "员工", "/console/staff", ORG_READERS),
     NavItem("departments", "部门", "/console/departments", ORG_READERS),
     NavItem("handover", "客户交接", "/console/handover", HANDOVER_MANAGERS),
