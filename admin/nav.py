@@ -5,8 +5,10 @@ Later features add their pages here: one :class:`NavItem` each, with the roles t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.settings import get_settings
 from crm.models import Role
 
 ALL_ROLES: frozenset[str] = frozenset(r.value for r in Role)
@@ -33,6 +35,7 @@ class NavItem:
     label: str
     url: str
     roles: frozenset[str] = ALL_ROLES
+    shown: Callable[[], bool] | None = None  # a condition besides the role (e.g. a setting)
 
 
 NAV: list[NavItem] = [
@@ -47,8 +50,11 @@ NAV: list[NavItem] = [
     NavItem("visits", "上门预约", "/console/work/visits"),
     NavItem("rules", "自动化规则", "/console/work/rules", RULE_EDITORS),
     NavItem("tokens", "API 令牌", "/console/tokens"),
+    # Served by the bot's simulator (a URL, not an import): only while WeCom is simulated.
+    NavItem("wecom_sim", "企微模拟器", "/_wecom_sim/console", frozenset({Role.ADMIN, Role.MANAGER}),
+            shown=lambda: get_settings().wecom_simulated),
 ]
 
 
 def nav_for(role: str) -> list[NavItem]:
-    return [item for item in NAV if role in item.roles]
+    return [item for item in NAV if role in item.roles and (item.shown is None or item.shown())]

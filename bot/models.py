@@ -47,3 +47,6 @@ class WecomNonce(Base):
     nonce: Mapped[str] = mapped_column(String(64))
     timestamp: Mapped[str] = mapped_column(String(16))
     seen_at: Mapped[datetime] = mapped_column(index=True)
+
+
+from bot.models_gateway import WecomAccessToken  # noqa: E402,F401 - the gateway token cache
