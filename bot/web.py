@@ -1,11 +1,17 @@
-"""Mounts the WeCom callback endpoint (/wecom/callback)."""
+"""Mounts the WeCom callback endpoint (/wecom/callback) and, with no real WeCom credentials, the
+built-in WeCom simulator at /_wecom_sim (API, admin controls, console page 企微模拟器)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from bot import callback
+from bot import callback, config
+from core.settings import get_settings
 
 
 def mount(app: FastAPI) -> None:
     app.include_router(callback.router)
+    if get_settings().wecom_simulated:
+        from bot.simulator.app import create_simulator_app
+
+        app.mount(config.SIMULATOR_PREFIX, create_simulator_app(), name="wecom-simulator")

@@ -47,6 +47,9 @@ pii.reset_keyring_cache()
 plugins.load_models()
 plugins.load_tasks()
 
+# The WeCom simulator over real HTTP (fixture `wecom_server`), for every test that talks to WeCom.
+pytest_plugins = ["tests.wecom_server"]
+
 IS_POSTGRES = _DB_URL.startswith("postgresql")
 HAS_REDIS = bool(_REDIS_URL)
 

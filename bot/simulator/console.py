@@ -1,0 +1,197 @@
+"""企微模拟器: the console page that lets a newcomer play WeCom's side and watch the CRM react.
+
+Served by the simulator sub-application at ``/_wecom_sim/console`` (the admin package may not be
+imported from bot, so the page renders its own template and links the console's CSS by URL).
+Logged-in admins and managers only (the console's session cookie, resolved through
+:func:`crm.auth_service.resolve_session`); every form carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader
+from sqlalchemy import select
+
+from bot import config
+from bot.models import WecomInbox
+from bot.simulator.driver import Driver, DriverResult
+from bot.simulator.state import STATE
+from core import audit, clock
+from core.db import unit_of_work
+from core.errors import AppError
+from core.security import constant_time_equals
+from core.settings import get_settings
+from crm import auth_service
+from crm.models import Role, Staff, StaffStatus
+
+router = APIRouter(include_in_schema=False)
+ALLOWED_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+PAGE = config.SIMULATOR_PREFIX + "/console"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
+_env.filters["localtime"] = lambda v: clock.ensure_aware(v).astimezone(clock.BUSINESS_TZ).strftime(
+    "%m-%d %H:%M:%S") if v else "—"
+
+EVENTS: dict[str, str] = {
+    "add_external_contact": "客户通过渠道码添加员工",
+    "add_half_external_contact": "客户添加员工（员工未通过）",
+    "edit_external_contact": "员工编辑客户",
+    "del_follow_user": "客户删除员工",
+    "del_external_contact": "员工删除客户",
+    "transfer_fail": "客户拒绝转接 / 接替成员客户已满",
+    "create_chat": "员工创建客户群",
+    "join_chat": "客户入群",
+    "leave_chat": "客户退群",
+    "tag_create": "管理后台新建标签",
+    "tag_update": "管理后台修改标签",
+    "tag_delete": "管理后台删除标签",
+    "tag_shuffle": "管理后台调整标签顺序",
+    "staff_left": "员工离职",
+    "text": "员工给应用发消息（聊天指令）",
+    "advance": "模拟时间快进",
+    "reset": "清空模拟器",
+}
+
+
+class _Denied(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status, self.message = status, message
+
+
+def _user(request: Request) -> dict[str, Any]:
+    """The console session's staff as plain values; the transaction is closed before any driver call."""
+    token = request.cookies.get(get_settings().session_cookie_name)
+    with unit_of_work() as session:
+        row = auth_service.resolve_session(session, token)
+        if row is None:
+            raise _Denied(401, "请先登录")
+        if row.staff.role not in ALLOWED_ROLES:
+            raise _Denied(403, "企微模拟器仅对管理员和经理开放")
+        return {"staff_id": row.staff.id, "name": row.staff.display_name, "csrf": row.csrf_token}
+
+
+def _page(request: Request, user: dict[str, Any], notice: str = "", error: str = "") -> HTMLResponse:
+    with unit_of_work() as session:
+        staff = session.execute(select(Staff.display_name, Staff.wecom_userid)
+                                .where(Staff.wecom_userid.is_not(None), Staff.status == StaffStatus.ACTIVE)
+                                .order_by(Staff.display_name)).all()
+        inbox = session.scalars(select(WecomInbox).order_by(WecomInbox.id.desc()).limit(30)).all()
+        inbox_rows = [{"id": r.id, "kind": r.kind, "status": r.status, "summary": r.summary, "error": r.error,
+                       "received_at": r.received_at} for r in inbox]
+    with STATE.lock:
+        log = list(reversed(STATE.requests[-40:]))
+        contacts = [{"external_userid": ext, "name": c["name"], "follow": ", ".join(c["follow"])}
+                    for ext, c in list(STATE.contacts.items())[-20:]]
+        chats = [{"chat_id": c["chat_id"], "name": c["name"], "owner": c["owner"], "members": len(c["member_list"])}
+                 for c in list(STATE.chats.values())[-10:]]
+        sim_now, offset = STATE.now(), STATE.offset
+    html = _env.get_template("simulator_console.html").render(
+        me=user, csrf_token=user["csrf"], events=EVENTS, staff=staff, inbox=inbox_rows, log=log, contacts=contacts,
+        chats=chats, sim_hours=round(offset / 3600, 2), sim_now=datetime.fromtimestamp(sim_now, UTC), notice=notice, error=error, page=PAGE)
+    return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+
+@router.get("/console")
+def console_page(request: Request, notice: str = "", error: str = "") -> Response:
+    try:
+        user = _user(request)
+    except _Denied as exc:
+        if exc.status == 401:
+            return RedirectResponse("/console/login", status_code=303)
+        return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{exc.message}</p>", status_code=exc.status)
+    return _page(request, user, notice[:200], error[:200])
+
+
+def _run(driver: Driver, event: str, form: dict[str, str]) -> str:
+    uid, ext, name = form.get("user_id", ""), form.get("external_userid", "").strip(), form.get("name", "").strip()
+    chat_id = form.get("chat_id", "").strip()
+    result: DriverResult | None = None
+    if event == "add_external_contact":
+        result = driver.add_external_contact(uid, ext or None, name=name or "模拟客户", state=form.get("state", ""))
+    elif event == "add_half_external_contact":
+        result = driver.add_half_external_contact(uid, ext or None, name=name or "模拟客户",
+                                                  state=form.get("state", ""))
+    elif event == "edit_external_contact":
+        result = driver.edit_external_contact(uid, ext, remark=name or None)
+    elif event == "del_follow_user":
+        result = driver.customer_deletes_staff(uid, ext)
+    elif event == "del_external_contact":
+        result = driver.staff_deletes_customer(uid, ext)
+    elif event == "transfer_fail":
+        result = driver.transfer_fail(uid, ext, form.get("reason") or "customer_refused")
+    elif event == "create_chat":
+        result = driver.create_group_chat(uid, name or "客户交流群")
+    elif event == "join_chat":
+        result = driver.join_group_chat(chat_id, ext)
+    elif event == "leave_chat":
+        result = driver.leave_group_chat(chat_id, ext)
+    elif event in ("tag_create", "tag_update", "tag_delete", "tag_shuffle"):
+        result = driver.tag_event(event.removeprefix("tag_"), tag_id=form.get("tag_id") or None, name=name or None)
+    elif event == "staff_left":
+        result = driver.staff_left(uid)
+    elif event == "text":
+        result = driver.text_message(uid, form.get("content", ""))
+    elif event == "advance":
+        hours = float(form.get("hours") or 0)
+        if not 0 < hours <= 24 * 120:
+            raise ValueError("快进时长须在 0–2880 小时之间")
+        driver.admin("advance", {"seconds": hours * 3600})
+        return f"模拟时间已快进 {hours:g} 小时"
+    elif event == "reset":
+        driver.admin("reset")
+        return "模拟器已清空"
+    if result is None:
+        raise ValueError("未知的事件")
+    who = f"（外部联系人 {result.external_userid}）" if result.external_userid else ""
+    if result.accepted:
+        return f"已发送回调：{EVENTS[event]}{who}，CRM 已接收"
+    return f"回调被拒绝（HTTP {result.status_code}）：{result.response[:120]}"
+
+
+@router.post("/console/event")
+async def console_event(request: Request) -> Response:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        user = await run_in_threadpool(_user, request)
+    except _Denied as exc:
+        if exc.status == 401:
+            return RedirectResponse("/console/login", status_code=303)
+        return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{exc.message}</p>", status_code=exc.status)
+    sent = form.get("csrf_token", "")
+    if not sent or not constant_time_equals(sent, user["csrf"]):
+        return HTMLResponse("<!doctype html><meta charset=utf-8><p>页面已过期或请求来源无法验证，请刷新页面后重试</p>",
+                            status_code=403)
+    event = form.get("event", "")
+    if event not in EVENTS:
+        return RedirectResponse(f"{PAGE}?error={quote('未知的事件')}", status_code=303)
+    origin = f"{request.url.scheme}://{request.url.netloc}"
+
+    def work() -> str:
+        with unit_of_work() as session:
+            audit.record(session, "wecom_sim.event", detail=event,
+                         actor=audit.Actor("staff", user["staff_id"], user["name"]))
+        driver = Driver(sim_base=origin + config.SIMULATOR_PREFIX, callback_url=origin + "/wecom/callback")
+        try:
+            return _run(driver, event, form)
+        finally:
+            driver.close()
+
+    try:
+        notice = await run_in_threadpool(work)
+    except (ValueError, RuntimeError, AppError, httpx.HTTPError) as exc:
+        return RedirectResponse(f"{PAGE}?error={quote(('操作失败：' + str(exc))[:180])}", status_code=303)
+    return RedirectResponse(f"{PAGE}?notice={quote(notice)}", status_code=303)
