@@ -50,6 +50,12 @@ OWNER_CHANGE_LABELS = {
     "create": "新建", "assign": "分配", "claim": "领取", "release": "释放到公海", "recycle": "自动回收",
     "move": "转移公海", "transfer": "转交", "handover": "离职交接", "blacklist": "拉黑", "unblacklist": "移出黑名单",
 }
+EVENT_KIND_LABELS = {
+    "created": "新建", "merged": "合并", "collision": "撞单", "profile": "资料", "grade": "等级", "stage": "阶段",
+    "blacklist": "拉黑", "unblacklist": "移出黑名单", "followup": "跟进", "visit": "上门", "tags": "标签",
+    "tag": "标签", "owner": "归属", "claim": "领取", "release": "释放", "recycle": "回收", "handover": "交接",
+    "application": "进件", "contract": "合同", "repayment": "还款", "commission": "佣金", "wecom": "企业微信",
+}
 NOTICES = {
     "created": "客户已创建", "merged": "该客户已存在，本次录入已合并到原客户", "profile": "资料已保存",
     "grade": "等级已更新", "stage": "阶段已更新", "blacklisted": "已列入黑名单", "unblacklisted": "已移出黑名单，客户回到公海",
@@ -60,6 +66,7 @@ templates.env.filters.update(
     yuan=lambda fen: "—" if fen is None else money.format_yuan(fen),
     stage_label=lambda v: STAGE_LABELS.get(v, v), ctype_label=lambda v: CUSTOMER_TYPE_LABELS.get(v, v),
     cstatus_label=lambda v: STATUS_LABELS.get(v, v), change_label=lambda v: OWNER_CHANGE_LABELS.get(v, v),
+    event_label=lambda v: EVENT_KIND_LABELS.get(v) or EVENT_KIND_LABELS.get(v.split(".")[0], v),
 )
 
 
