@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHES = {"imports": "bench.imports", "console": "bench.console", "handover": "bench.handover"}
+BENCHES = {"imports": "bench.imports", "console": "bench.console", "segments": "bench.segments", "handover": "bench.handover"}
 
 
 def main() -> None:

@@ -73,8 +73,16 @@ def upgrade() -> None:
     with op.batch_alter_table('customer_tag', schema=None) as batch_op:
         batch_op.create_index('ix_customer_tag_tag_customer', ['tag_id', 'customer_id'], unique=False)
 
+    with op.batch_alter_table('customer', schema=None) as batch_op:
+        batch_op.create_index('ix_customer_segment_region_grade', ['region', 'grade'], unique=False,
+                              postgresql_include=['owner_id', 'id'],
+                              postgresql_where=sa.text("status <> 'blacklist'"),
+                              sqlite_where=sa.text("status <> 'blacklist'"))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('customer', schema=None) as batch_op:
+        batch_op.drop_index('ix_customer_segment_region_grade')
     with op.batch_alter_table('customer_tag', schema=None) as batch_op:
         batch_op.drop_index('ix_customer_tag_tag_customer')
     op.drop_table('customer_tag')
