@@ -42,6 +42,7 @@ NAV: list[NavItem] = [
     NavItem("home", "首页", "/console/"),
     NavItem("customers", "客户", "/console/customers", CUSTOMER_READERS),
     NavItem("pool", "公海", "/console/pool"),
+    NavItem("imports", "批量导入", "/console/imports", frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})),
     NavItem("tags", "标签", "/console/tags", frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR, Role.SALES})),
     NavItem("segments", "客户分群", "/console/segments", frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR, Role.SALES})),
     NavItem("staff", "员工", "/console/staff", ORG_READERS),

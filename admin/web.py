@@ -10,12 +10,14 @@ from fastapi.staticfiles import StaticFiles
 from admin import api, console
 from admin.api import customers as customers_api
 from admin.api import handover as handover_api
+from admin.api import imports as imports_api
 from admin.api import pool as pool_api
 from admin.api import segments as segments_api
 from admin.api import tags as tags_api
 from admin.api import work as work_api
 from admin.console import customers as customers_console
 from admin.console import handover as handover_console
+from admin.console import imports as imports_console
 from admin.console import pool as pool_console
 from admin.console import segments as segments_console
 from admin.console import tags as tags_console
@@ -39,5 +41,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(tags_api.router)
     app.include_router(segments_console.router)
     app.include_router(segments_api.router)
+    app.include_router(imports_console.router)
+    app.include_router(imports_api.router)
     app.state.error_renderers["/console"] = render_console_error
     app.state.error_renderers["/api/v1/"] = render_api_error

@@ -10,9 +10,11 @@ memory, for the console and the CLI.
 from __future__ import annotations
 
 import re
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from xml.sax.saxutils import escape
 
 from core import pii
@@ -67,13 +69,13 @@ class _SheetWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rows = 0
+        self.width = 1
         self._fh = path.open("w", encoding="utf-8")
-        self._fh.write('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-                       '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>')
 
     def append(self, values: list[object]) -> None:
         self.rows += 1
         r = self.rows
+        self.width = max(self.width, len(values))
         cells = []
         for i, value in enumerate(values):
             if value is None or value == "":
@@ -89,8 +91,16 @@ class _SheetWriter:
         self._fh.write(f'<row r="{r}">{"".join(cells)}</row>')
 
     def finish(self) -> None:
-        self._fh.write("</sheetData></worksheet>")
         self._fh.close()
+
+    def copy_into(self, out: BinaryIO) -> None:
+        """The worksheet part: its dimension (known only now), then the streamed rows."""
+        out.write(('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+                   '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                   f'<dimension ref="A1:{_col(self.width - 1)}{max(1, self.rows)}"/><sheetData>').encode())
+        with self.path.open("rb") as fh:
+            shutil.copyfileobj(fh, out, 1 << 20)
+        out.write(b"</sheetData></worksheet>")
 
 
 _CONTENT_TYPES = (
@@ -110,7 +120,7 @@ _ROOT_RELS = (
     'officeDocument" Target="xl/workbook.xml"/></Relationships>')
 
 
-def _zip_workbook(path: Path, sheets: list[tuple[str, Path]]) -> None:
+def _zip_workbook(path: Path, sheets: list[tuple[str, _SheetWriter]]) -> None:
     names = "".join(f'<sheet name="{escape(name)}" sheetId="{n}" r:id="rId{n}"/>'
                     for n, (name, _) in enumerate(sheets, start=1))
     workbook = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -128,8 +138,9 @@ def _zip_workbook(path: Path, sheets: list[tuple[str, Path]]) -> None:
                     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
                     '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
                     f"{rels}</Relationships>")
-        for n, (_, part) in enumerate(sheets, start=1):
-            zf.write(part, f"xl/worksheets/sheet{n}.xml")
+        for n, (_, sheet) in enumerate(sheets, start=1):
+            with zf.open(f"xl/worksheets/sheet{n}.xml", "w", force_zip64=True) as out:
+                sheet.copy_into(out)
 
 
 class ProblemReport:
@@ -173,7 +184,7 @@ class ProblemReport:
         totals.finish()
         tmp = self.path.with_suffix(".tmp")
         try:
-            _zip_workbook(tmp, [("问题行", self._ws.path), ("汇总", totals.path)])
+            _zip_workbook(tmp, [("问题行", self._ws), ("汇总", totals)])
             tmp.replace(self.path)
         finally:
             self._ws.path.unlink(missing_ok=True)

@@ -28,8 +28,9 @@ def ensure_importer(viewer: Viewer) -> None:
         raise PermissionDenied("只有系统管理员、经理和主管可以批量导入线索")
 
 
-def store(stream: BinaryIO, filename: str, *, max_bytes: int = MAX_BYTES) -> tuple[Path, str]:
+def store(stream: BinaryIO, filename: str, *, max_bytes: int | None = None) -> tuple[Path, str]:
     """Copy the upload to the uploads folder; returns (path, sha256). Refuses before writing much."""
+    max_bytes = max_bytes or MAX_BYTES
     name = Path(filename or "").name
     ext = Path(name).suffix.lower()
     if ext not in EXTENSIONS:

@@ -1,0 +1,99 @@
+"""Lead import pages (批量导入): upload a file, follow its job, download the problem-row report.
+
+The import runs in the task ``crm.import_leads``; the job page refreshes itself (a small script
+polling ``/console/imports/{id}/progress``, and a meta refresh without script) until it is done.
+Rules (who may import, file checks, pools) live in crm.importer; these routes parse and render.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from starlette.responses import Response
+
+from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, require_roles
+from core.errors import NotFound, ValidationFailed
+from core.web import SessionDep
+from crm.importer import service, uploads
+from crm.models import IMPORT_STATUS_LABELS, ImportJob
+
+router = APIRouter(prefix="/console/imports", include_in_schema=False)
+
+Importer = Annotated[ConsoleUser, Depends(require_roles(uploads.IMPORTERS))]
+
+
+class UploadTooLarge(ValidationFailed):
+    code = "import_file_too_large"
+    status = 413
+    message = f"文件超过 {uploads.MAX_BYTES // (1024 * 1024)} MB 上限，请拆分后分批导入"
+
+
+def limit_upload(request: Request) -> None:
+    """Refuse an oversized body from its Content-Length, before the form is parsed."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > uploads.MAX_BYTES + 64 * 1024:
+        raise UploadTooLarge()
+
+
+def job_dict(job: ImportJob) -> dict[str, object]:
+    return {"id": job.id, "filename": job.filename, "status": job.status,
+            "status_label": IMPORT_STATUS_LABELS.get(job.status, job.status), "total": job.total,
+            **service.counters(job), "message": job.message, "has_report": bool(job.report_path),
+            "finished": job.status in ("done", "failed")}
+
+
+def _list(request: Request, session: SessionDep, user: ConsoleUser, *, error: object = None,
+          status_code: int = 200) -> Response:
+    return render(request, "imports/list.html", {
+        "jobs": service.list_jobs(session, user.viewer), "pools": uploads.visible_pools(session, user.viewer),
+        "modes": service.assign_modes(), "status_labels": IMPORT_STATUS_LABELS, "error": error,
+        "max_mb": uploads.MAX_BYTES // (1024 * 1024),
+    }, status_code=status_code)
+
+
+@router.get("")
+def import_list(request: Request, session: SessionDep, user: Importer) -> Response:
+    return _list(request, session, user)
+
+
+@router.post("", dependencies=[Depends(limit_upload), CsrfChecked])
+def upload(request: Request, session: SessionDep, user: Importer, file: Annotated[UploadFile, File()],
+           source: Annotated[str, Form()] = "", assign: Annotated[str, Form()] = "",
+           pool_id: Annotated[str, Form()] = "") -> Response:
+    job, error = attempt(session, lambda: uploads.start(
+        session, user.viewer, file.file, file.filename or "", source=source.strip() or None,
+        assign_mode=assign.strip() or None, pool_id=parse_int(pool_id)))
+    if error or job is None:
+        return _list(request, session, user, error=error, status_code=error.status if error else 400)
+    return RedirectResponse(f"/console/imports/{job.id}", status_code=303)
+
+
+@router.get("/{job_id}")
+def job_page(request: Request, session: SessionDep, user: Importer, job_id: int) -> Response:
+    job = service.get_job(session, user.viewer, job_id)
+    previous = service.previous_import(session, job)
+    return render(request, "imports/job.html", {"job": job, "info": job_dict(job), "previous": previous})
+
+
+@router.get("/{job_id}/progress")
+def job_progress(session: SessionDep, user: Importer, job_id: int) -> JSONResponse:
+    return JSONResponse(job_dict(service.get_job(session, user.viewer, job_id)),
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/{job_id}/report")
+def job_report(session: SessionDep, user: Importer, job_id: int) -> Response:
+    job = service.get_job(session, user.viewer, job_id)
+    path = Path(job.report_path) if job.report_path else None
+    if path is None or not path.is_file():
+        raise NotFound("该导入任务没有问题行报告")
+    return FileResponse(path, filename=f"导入问题行-{job.id}.xlsx",
+                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+@router.get("/", include_in_schema=False)
+def import_list_slash(user: CurrentUser) -> RedirectResponse:
+    return RedirectResponse("/console/imports", status_code=307)
