@@ -248,3 +248,19 @@ def test_fast_initials_equal_the_customer_module(name):
     from crm import customers
 
     assert writer.initials(name) == customers.initials(name)
+
+
+def test_a_customer_created_between_lookup_and_insert_is_merged_not_duplicated(session, tmp_path, monkeypatch):
+    other = make_customer(session, phone="13800138000", name="刚由别处录入")
+    real = service._Run._existing
+    calls = []
+
+    def blind_first(self, session_, prepared):
+        calls.append(1)
+        return {} if len(calls) == 1 else real(self, session_, prepared)
+
+    monkeypatch.setattr(service._Run, "_existing", blind_first)
+    result = service.import_file(xlsx(tmp_path / "a.xlsx", [["张三", "13800138000"], ["李四", "13900139000"]]))
+    assert (result.status, result.counts["created"], result.counts["duplicates_existing"]) == ("done", 1, 1)
+    assert _count(session, Customer, Customer.phone_index == other.phone_index) == 1
+    assert _by_phone(session, "13900139000") is not None

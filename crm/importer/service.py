@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -144,6 +145,7 @@ class RunResult:
     message: str | None
     sample: list[Problem]
     previous_job_id: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _allocator() -> Callable[..., dict[int, int | None]] | None:
@@ -217,6 +219,7 @@ def run_job(job_id: int, *, on_progress: Progress | None = None, batch_size: int
     if job is None:
         return None
     report = ProblemReport(import_dir() / f"import-{job.id}-{job.sha256[:8]}-问题行.xlsx")
+    timings: dict[str, float] = {}
     try:
         _check_options(job)
         path = Path(job.file_path or "")
@@ -225,7 +228,9 @@ def run_job(job_id: int, *, on_progress: Progress | None = None, batch_size: int
             estimate = sources.estimated_rows(path, info)
             session.execute(update(ImportJob).where(ImportJob.id == job.id).values(
                 total=max(0, estimate - 1) if estimate else None, sha256=info.sha256))
-        _Run(job, report, on_progress, batch_size).run(sources.iter_rows(path, info))
+        run = _Run(job, report, on_progress, batch_size)
+        timings = run.timings
+        run.run(sources.iter_rows(path, info))
     except AppError as exc:
         _fail(job.id, exc.message, report)
     except Exception as exc:
@@ -237,7 +242,7 @@ def run_job(job_id: int, *, on_progress: Progress | None = None, batch_size: int
         assert done is not None
         prev = previous_import(session, done)
         return RunResult(done.id, done.status, counters(done), done.report_path, done.message, report.sample,
-                         prev.id if prev else None)
+                         prev.id if prev else None, timings)
 
 
 class _Run:
@@ -249,6 +254,8 @@ class _Run:
         self.sealer = writer.Sealer()
         self.seen = dedup.SeenInFile()
         self.counts = dict.fromkeys(COUNTERS, 0)
+        # seconds per stage (read: parse, validate, seal in the reading thread; the rest in the writer)
+        self.timings = dict.fromkeys(("read", "wait", "lookup", "insert", "duplicates", "assign", "commit"), 0.0)
         self.allocate = _allocator() if job.assign_mode else None
         with unit_of_work() as session:
             self.grades = frozenset(session.scalars(select(Grade.code)))
@@ -268,15 +275,21 @@ class _Run:
             threaded = is_postgres(session)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrm-import") as pool:
             in_flight: Future[_Written] | None = None
-            for pending in self._batches(header, data):
+            batches = self._batches(header, data)
+            while True:
+                t0 = time.perf_counter()
+                pending = next(batches, None)
+                self.timings["read"] += time.perf_counter() - t0
+                if pending is None:
+                    break
                 if threaded:
                     if in_flight is not None:
-                        self._collect(in_flight.result())
+                        self._collect(self._wait(in_flight))
                     in_flight = pool.submit(self._write, pending)
                 else:
                     self._collect(self._write(pending))
             if in_flight is not None:
-                self._collect(in_flight.result())
+                self._collect(self._wait(in_flight))
         if self.counts["processed"] == 0:
             raise ImportFileEmpty("文件只有表头，没有数据行")
         self._finish()
@@ -310,6 +323,13 @@ class _Run:
         if pending.rows:
             yield pending
 
+    def _wait(self, future: Future[_Written]) -> _Written:
+        t0 = time.perf_counter()
+        try:
+            return future.result()
+        finally:
+            self.timings["wait"] += time.perf_counter() - t0
+
     def _write(self, pending: _Pending) -> _Written:
         """One transaction: match existing customers, create the new ones, record duplicates and
         collisions, assign, and move the job's counters; all of it or none of it."""
@@ -317,13 +337,18 @@ class _Run:
         step = {"processed": pending.rows, "errors": pending.errors,
                 "duplicates_in_file": pending.duplicates_in_file,
                 "created": 0, "duplicates_existing": 0, "collisions": 0, "assigned": 0}
+        clock_ = time.perf_counter
+        t = self.timings
         with unit_of_work() as session:
+            t0 = clock_()
             now = clock.now()
             fresh = pending.fresh
             found = self._existing(session, [p for p, _, _ in fresh])
             new = [(p, row) for p, row, _ in fresh if dedup.oldest_match(found, _keys(p)) is None]
+            t1 = clock_()
             created = writer.insert_new(session, [row for _, row in new], pool_id=self.pool_id,
                                         actor_staff_id=self.job.created_by, now=now)
+            t2 = clock_()
             lost = [p for p, _ in new if p.key not in created]
             if lost:  # created by another channel between our lookup and our insert
                 found.update(self._existing(session, lost))
@@ -352,14 +377,22 @@ class _Run:
             if collided:
                 self._record_collisions(session, collided, now)
             step["created"] = len(created)
+            t3 = clock_()
             if created and self.allocate is not None:
                 # source None: each customer's own source (the file's 来源 column may vary) matches the rules
                 mode = None if self.job.assign_mode == ASSIGN_BY_RULES else self.job.assign_mode
                 owners = self.allocate(session, list(created.values()), mode=mode, source=None,
                                        actor_staff_id=self.job.created_by)
                 step["assigned"] = sum(1 for owner in owners.values() if owner is not None)
+            t4 = clock_()
             session.execute(update(ImportJob).where(ImportJob.id == self.job.id).values(
                 updated_at=now, **{k: getattr(ImportJob, k) + v for k, v in step.items()}))
+        t5 = clock_()
+        t["lookup"] += t1 - t0
+        t["insert"] += t2 - t1
+        t["duplicates"] += t3 - t2
+        t["assign"] += t4 - t3
+        t["commit"] += t5 - t4
         return _Written(step, later)
 
     def _collect(self, written: _Written) -> None:

@@ -151,6 +151,8 @@ _CUSTOMER_COLUMNS = _STAGE_COLUMNS[1:]
 
 def _insert_postgres(session: Session, rows: list[tuple[object, ...]], *, pool_id: int,
                      actor_staff_id: int | None, now: datetime) -> dict[str, int]:
+    from psycopg.errors import UniqueViolation
+
     raw = session.connection().connection.driver_connection
     cols = ", ".join(_CUSTOMER_COLUMNS)
     stage_def = ", ".join(f"{c} {t}" for c, t in zip(_STAGE_COLUMNS, _STAGE_TYPES, strict=True))
@@ -160,29 +162,42 @@ def _insert_postgres(session: Session, rows: list[tuple[object, ...]], *, pool_i
         with cur.copy(f"COPY scrm_import_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
             for seq, row in enumerate(rows):
                 copy.write_row((seq, *row))
-        cur.execute(
-            f"""
-            WITH ins AS (
-                INSERT INTO customer ({cols}, stage, status, pool_id, created_at, updated_at, stage_changed_at)
-                SELECT {cols}, %(stage)s, %(status)s, %(pool)s, %(now)s, %(now)s, %(now)s
-                FROM scrm_import_stage ORDER BY seq
-                ON CONFLICT DO NOTHING
-                RETURNING id, pool_id, source, phone_index, id_number_index
-            ), oc AS (
-                INSERT INTO customer_owner_change (customer_id, from_owner_id, to_owner_id, from_pool_id, to_pool_id,
-                                                   reason, note, by_staff_id, at)
-                SELECT id, NULL, NULL, NULL, pool_id, 'create', left(%(channel)s || ':' || source, 200),
-                       %(actor)s, %(now)s FROM ins
-            ), ev AS (
-                INSERT INTO customer_event (customer_id, at, kind, summary, actor_staff_id, data)
-                SELECT id, %(now)s, 'created', '新客户（来源：' || source || '）', %(actor)s, %(data)s::json FROM ins
-            )
-            SELECT coalesce(phone_index, id_number_index), id FROM ins
-            """,  # noqa: S608 - column names are constants
-            {"stage": Stage.NEW.value, "status": CustomerStatus.POOL.value, "pool": pool_id, "now": now,
-             "channel": CHANNEL, "actor": actor_staff_id, "data": json.dumps(EVENT_DATA)},
-        )
+        params = {"stage": Stage.NEW.value, "status": CustomerStatus.POOL.value, "pool": pool_id, "now": now,
+                  "channel": CHANNEL, "actor": actor_staff_id, "data": json.dumps(EVENT_DATA)}
+        # Plain INSERT first (a speculative ON CONFLICT insertion costs ~15% more on every row): the
+        # rows were matched against the database just before. Only if another channel created one of
+        # these people in between does the batch go again, skipping the conflicts.
+        cur.execute("SAVEPOINT scrm_import_create")
+        try:
+            cur.execute(_CREATE_SQL.format(cols=cols, conflict=""), params)
+            created = dict(cur.fetchall())
+        except UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT scrm_import_create")
+        else:
+            cur.execute("RELEASE SAVEPOINT scrm_import_create")
+            return created
+        cur.execute(_CREATE_SQL.format(cols=cols, conflict="ON CONFLICT DO NOTHING"), params)
         return dict(cur.fetchall())
+
+
+_CREATE_SQL = """
+    WITH ins AS (
+        INSERT INTO customer ({cols}, stage, status, pool_id, created_at, updated_at, stage_changed_at)
+        SELECT {cols}, %(stage)s, %(status)s, %(pool)s, %(now)s, %(now)s, %(now)s
+        FROM scrm_import_stage ORDER BY seq
+        {conflict}
+        RETURNING id, pool_id, source, phone_index, id_number_index
+    ), oc AS (
+        INSERT INTO customer_owner_change (customer_id, from_owner_id, to_owner_id, from_pool_id, to_pool_id,
+                                           reason, note, by_staff_id, at)
+        SELECT id, NULL, NULL, NULL, pool_id, 'create', left(%(channel)s || ':' || source, 200),
+               %(actor)s, %(now)s FROM ins
+    ), ev AS (
+        INSERT INTO customer_event (customer_id, at, kind, summary, actor_staff_id, data)
+        SELECT id, %(now)s, 'created', '新客户（来源：' || source || '）', %(actor)s, %(data)s::json FROM ins
+    )
+    SELECT coalesce(phone_index, id_number_index), id FROM ins
+"""
 
 
 def _insert_generic(session: Session, rows: list[tuple[object, ...]], *, pool_id: int,
