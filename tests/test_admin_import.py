@@ -51,7 +51,7 @@ def _upload(client, csrf: str, content: bytes, name: str = "leads.xlsx", **field
                        files={"file": (name, content, "application/octet-stream")})
 
 
-def test_manager_uploads_and_the_job_page_shows_the_result(session, manager, task_runner):
+def test_manager_uploads_and_the_job_page_shows_the_result(session, manager, task_runner, tmp_path):
     client = console_client()
     csrf = log_in(client, session, manager)
     response = _upload(client, csrf, _xlsx_bytes([["张三", "13800138000"], ["坏", "123"]]), source="抖音")
@@ -67,6 +67,7 @@ def test_manager_uploads_and_the_job_page_shows_the_result(session, manager, tas
     sheet = load_workbook(io.BytesIO(report.content))["问题行"]
     assert sheet["A2"].value == 3 and "123" not in str(sheet["E2"].value)
     assert session.scalar(select(Customer.source)) == "抖音"
+    assert not list((tmp_path / "imports" / "uploads").iterdir())  # the plaintext upload is gone
 
 
 def test_the_request_does_not_wait_for_the_import(session, manager, task_runner):

@@ -264,3 +264,9 @@ def test_a_customer_created_between_lookup_and_insert_is_merged_not_duplicated(s
     assert (result.status, result.counts["created"], result.counts["duplicates_existing"]) == ("done", 1, 1)
     assert _count(session, Customer, Customer.phone_index == other.phone_index) == 1
     assert _by_phone(session, "13900139000") is not None
+
+
+def test_a_local_file_given_to_the_cli_is_left_in_place(session, tmp_path):
+    path = xlsx(tmp_path / "mine.xlsx", [["张三", "13800138000"]])
+    service.import_file(path)
+    assert path.exists()

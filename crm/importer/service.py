@@ -203,6 +203,17 @@ def _fail(job_id: int, message: str, report: ProblemReport | None = None) -> Non
             report_path=str(path) if path else None))
 
 
+def _discard_upload(path: Path) -> None:
+    """An uploaded file holds plaintext phone and ID numbers: it is deleted once read (a local file
+    given to the CLI is the user's and stays)."""
+    uploads_dir = (import_dir() / "uploads").resolve()
+    try:
+        if path.is_file() and path.resolve().is_relative_to(uploads_dir):
+            path.unlink()
+    except OSError:
+        log.warning("import: could not delete the uploaded file %s", path.name)
+
+
 def _check_options(job: ImportJob) -> None:
     with unit_of_work() as session:
         if job.pool_id is not None and session.get(Pool, job.pool_id) is None:
@@ -237,6 +248,8 @@ def run_job(job_id: int, *, on_progress: Progress | None = None, batch_size: int
         log.exception("import job %s failed", job.id)
         _fail(job.id, f"导入中断：{type(exc).__name__}。已完成的批次已保存，修正后可重新导入同一文件（已导入的行会识别为重复）",
               report)
+    finally:
+        _discard_upload(Path(job.file_path or ""))
     with unit_of_work() as session:
         done = session.get(ImportJob, job.id)
         assert done is not None
