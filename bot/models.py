@@ -49,4 +49,5 @@ class WecomNonce(Base):
     seen_at: Mapped[datetime] = mapped_column(index=True)
 
 
+from bot.models_channel import *  # noqa: E402,F401,F403 - channel codes, relations, group chats
 from bot.models_gateway import WecomAccessToken  # noqa: E402,F401 - the gateway token cache
