@@ -101,33 +101,35 @@ def execute_case(session: Session, viewer: Viewer, case_id: int, plan: Plan) -> 
         .order_by(Customer.id).with_for_update(of=Customer)).all()
     ids = [row.id for row in still_owned]
 
-    # 2. Skip the rest, with the reason.
-    owned_now = select(Customer.id).where(Customer.id == HandoverItem.customer_id,
-                                          Customer.owner_id == from_staff.id,
-                                          Customer.status == CustomerStatus.OWNED).exists()
-    result.skipped_not_owned = session.execute(
-        update(HandoverItem).where(_pending(case.id), ~owned_now)
-        .values(status=ItemStatus.SKIPPED, skip_reason="not_owned", decided_at=now)
-        .execution_options(synchronize_session=False)).rowcount or 0
+    # 2. Skip the rest, with the reason (usually few: computed in memory, written by id).
+    pending_ids = set(session.scalars(select(HandoverItem.customer_id).where(_pending(case.id))))
+    not_owned = sorted(pending_ids.difference(ids))
+    _skip(session, case.id, not_owned, "not_owned", now)
+    result.skipped_not_owned = len(not_owned)
     if case.kind == HandoverKind.IN_SERVICE:
         wecom_ids = [row.id for row in still_owned if row.wecom_external_userid]
         limited = handover.over_in_service_limit(session, wecom_ids, now)
-        if limited:
-            for part in chunks(sorted(limited)):
-                session.execute(update(HandoverItem).where(_pending(case.id), HandoverItem.customer_id.in_(part))
-                                .values(status=ItemStatus.SKIPPED, skip_reason="wecom_limit", decided_at=now)
-                                .execution_options(synchronize_session=False))
-            result.skipped_wecom_limit = len(limited)
-            ids = [i for i in ids if i not in limited]
+        _skip(session, case.id, sorted(limited), "wecom_limit", now)
+        result.skipped_wecom_limit = len(limited)
+        ids = [i for i in ids if i not in limited]
 
     # 3. The plan (refuses as a whole before anything is moved).
     plan_result = handover.assign(session, viewer, case, ids, plan)
 
-    # 4. Targets onto the items, then one conditional UPDATE of the customers.
-    for target, members in plan_result.groups.items():
-        for part in chunks(sorted(members)):
-            session.execute(update(HandoverItem).where(_pending(case.id), HandoverItem.customer_id.in_(part))
-                            .values(to_staff_id=target.staff_id, to_pool_id=target.pool_id, decided_at=now)
+    # 4. Targets onto the items (marked moved: a failure below rolls everything back), the largest
+    # group without an id list; then one conditional UPDATE of the customers.
+    groups = sorted(plan_result.groups.items(), key=lambda kv: len(kv[1]))
+    for n, (target, members) in enumerate(groups):
+        stmt = update(HandoverItem).where(_pending(case.id))
+        if n < len(groups) - 1:
+            for part in chunks(sorted(members)):
+                session.execute(stmt.where(HandoverItem.customer_id.in_(part))
+                                .values(to_staff_id=target.staff_id, to_pool_id=target.pool_id, decided_at=now,
+                                        status=ItemStatus.MOVED)
+                                .execution_options(synchronize_session=False))
+        else:  # every pending item left is this group's (the rest were skipped above)
+            session.execute(stmt.values(to_staff_id=target.staff_id, to_pool_id=target.pool_id, decided_at=now,
+                                        status=ItemStatus.MOVED)
                             .execution_options(synchronize_session=False))
         if target.staff_id:
             result.to_staff[target.staff_id] = result.to_staff.get(target.staff_id, 0) + len(members)
@@ -137,7 +139,7 @@ def execute_case(session: Session, viewer: Viewer, case_id: int, plan: Plan) -> 
     to_owner = item.to_staff_id.isnot(None)
     moved = session.execute(
         update(Customer)
-        .where(item.case_id == case.id, item.status == ItemStatus.PENDING, item.customer_id == Customer.id,
+        .where(item.case_id == case.id, item.status == ItemStatus.MOVED, item.customer_id == Customer.id,
                Customer.owner_id == from_staff.id, Customer.status == CustomerStatus.OWNED)
         .values(owner_id=item.to_staff_id, pool_id=item.to_pool_id,
                 status=sql_case((to_owner, CustomerStatus.OWNED.value), else_=CustomerStatus.POOL.value),
@@ -152,7 +154,7 @@ def execute_case(session: Session, viewer: Viewer, case_id: int, plan: Plan) -> 
     reason = "handover" if case.kind == HandoverKind.DEPARTURE else "transfer"
 
     # 5. History, timeline, WeCom transfers, in bulk.
-    moving = select(item).where(item.case_id == case.id, item.status == ItemStatus.PENDING).subquery()
+    moving = select(item).where(item.case_id == case.id, item.status == ItemStatus.MOVED).subquery()
     actor_id = viewer.staff_id
     session.execute(insert(OwnerChange.__table__).from_select(
         ["customer_id", "from_owner_id", "to_owner_id", "from_pool_id", "to_pool_id", "reason", "note",
@@ -174,12 +176,13 @@ def execute_case(session: Session, viewer: Viewer, case_id: int, plan: Plan) -> 
         select(func.count()).select_from(moving).join(Customer, Customer.id == moving.c.customer_id)
         .where(Customer.wecom_external_userid.isnot(None))) or 0
     result.wecom_not_requested = wecom_moved - result.transfers_requested
-    session.execute(update(HandoverItem).where(_pending(case.id)).values(status=ItemStatus.MOVED)
-                    .execution_options(synchronize_session=False))
 
     # 6. Open tasks and visits follow their customers (when those modules are installed).
-    mapping = {cid: t.staff_id for t, members in plan_result.groups.items() if t.staff_id for cid in members}
     if handover.work_integration_available():
+        # Only customers with open work are passed on (the mapping is an id → id CASE in their SQL).
+        with_work = {w.customer_id for w in handover.open_work_items(session, from_staff.id) if w.customer_id}
+        mapping = {cid: t.staff_id for t, members in plan_result.groups.items() if t.staff_id
+                   for cid in members if cid in with_work}
         result.work_items_reassigned = {
             getattr(r, "kind", "work"): getattr(r, "moved", 0)
             for r in handover.reassign_work_items(session, from_staff.id, mapping)} if mapping else {}
@@ -244,6 +247,13 @@ def _request_transfers(session: Session, case: HandoverCase, from_staff: Staff, 
             .where(WeComTransfer.case_id == case.id, WeComTransfer.batch_id == batch,
                    WeComTransfer.status == TransferStatus.REQUESTED)))
     return inserted
+
+
+def _skip(session: Session, case_id: int, customer_ids: list[int], reason: str, now: Any) -> None:
+    for part in chunks(customer_ids):
+        session.execute(update(HandoverItem).where(_pending(case_id), HandoverItem.customer_id.in_(part))
+                        .values(status=ItemStatus.SKIPPED, skip_reason=reason, decided_at=now)
+                        .execution_options(synchronize_session=False))
 
 
 def _expire(session: Session) -> None:
