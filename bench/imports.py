@@ -39,7 +39,11 @@ def name(rng: random.Random) -> str:
 
 
 def id_number(n: int) -> str:
-    body = f"310101{1960 + n % 40}{1 + n % 12:02d}{1 + n % 28:02d}{n % 1000:03d}"
+    """A valid, distinct resident ID number for every n < 14,600,000 (a birth date per 1,000)."""
+    from datetime import date, timedelta
+
+    born = date(1960, 1, 1) + timedelta(days=n // 1000)
+    body = f"310101{born:%Y%m%d}{n % 1000:03d}"
     total = sum(int(d) * w for d, w in zip(body, ID_WEIGHTS, strict=True))
     return body + "10X98765432"[total % 11]
 

@@ -148,3 +148,12 @@ def test_api_refuses_sales(session, org):
     response = console_client().post("/api/v1/imports", headers=bearer(token),
                                      files={"file": ("a.csv", b"x", "text/csv")})
     assert response.status_code == 403 and response.json()["code"] == "permission_denied"
+
+
+def test_a_failed_file_shows_why_on_the_job_page(session, manager, task_runner):
+    client = console_client()
+    csrf = log_in(client, session, manager)
+    job_url = _upload(client, csrf, "微信号,备注\nabc,x\n".encode(), name="w.csv").headers["location"]
+    task_runner.drain()
+    page = client.get(job_url).text
+    assert "失败" in page and "缺少必需的列" in page and "微信号" in page

@@ -83,10 +83,6 @@ def inspect(path: Path) -> FileInfo:
     return FileInfo("csv", digest.hexdigest(), size, encoding, newlines + 1)
 
 
-def _cells(row: tuple[object, ...] | list[str]) -> list[object]:
-    return list(row)
-
-
 def iter_rows(path: Path, info: FileInfo) -> Iterator[tuple[int, list[object]]]:
     """Yield (spreadsheet row number, cells), 1-based as Excel numbers rows, blank rows skipped."""
     if info.kind == "csv":
