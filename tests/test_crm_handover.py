@@ -358,7 +358,9 @@ def test_transfer_task_is_enqueued_only_when_the_bot_registered_it(session, org,
         ("bot.transfer_customers", (case.id,))]
 
 
-def test_without_the_bot_transfers_stay_requested_and_nothing_is_enqueued(session, org, viewer, leaver):
+def test_without_the_bot_transfers_stay_requested_and_nothing_is_enqueued(session, org, viewer, leaver,
+                                                                          monkeypatch):
+    monkeypatch.setattr(tasks, "is_registered", lambda name: False)  # the bot package not installed
     customers_of(session, leaver, 2, wecom_every=1)
     heir = make_staff(session, department=org["team_a"], wecom_userid="HeirWx")
     case = handover_flows.start_departure(session, viewer, leaver.id)
@@ -386,3 +388,43 @@ def test_open_tasks_follow_their_customers_to_the_successor(session, org, viewer
     assert result.work_items_reassigned["task"] == 1
     session.refresh(task)
     assert task.staff_id == heir.id
+
+
+# --- concurrency (real commits) ------------------------------------------------------------------------
+
+def test_two_managers_executing_the_same_case_at_once_move_each_customer_once(committed):
+    import threading
+
+    from core.db import unit_of_work
+
+    with unit_of_work() as s:
+        o = make_org(s)
+        boss = make_staff(s, role="admin", department=o["company"], password=None)
+        leaving = make_staff(s, department=o["team_a"], password=None)
+        heirs = [make_staff(s, department=o["team_b"], password=None) for _ in range(2)]
+        for i in range(5):
+            make_customer(s, owner=leaving, name=f"并发{i}")
+        case_id = handover_flows.start_departure(s, Viewer.of(boss), leaving.id).id
+        boss_id, heir_ids = boss.id, [h.id for h in heirs]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def run(heir_id: int) -> None:
+        barrier.wait()
+        try:
+            with unit_of_work() as s:
+                viewer = Viewer.of(org_service.get_staff(s, boss_id))
+                handover_flows.execute_case(s, viewer, case_id, Plan("successor", to_staff_id=heir_id))
+            outcomes.append("done")
+        except HandoverCaseClosed:
+            outcomes.append("closed")
+
+    threads = [threading.Thread(target=run, args=(h,)) for h in heir_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["closed", "done"]
+    with unit_of_work() as s:
+        assert count(s, OwnerChange, OwnerChange.reason == "handover") == 5
+        assert len(set(s.scalars(select(Customer.owner_id).where(Customer.name.like("并发%"))))) == 1
