@@ -239,10 +239,12 @@ def _request_transfers(session: Session, case: HandoverCase, from_staff: Staff, 
         WeComTransfer.case_id == case.id, WeComTransfer.batch_id == batch)) or 0
     if inserted:
         actor = audit.current_actor()
+        if actor.kind == "system":  # called outside a request: the executing manager acted
+            actor = audit.Actor("staff", viewer.staff_id, viewer.display_name)
         session.execute(insert(WeComTransferEvent.__table__).from_select(
             ["transfer_id", "from_status", "to_status", "at", "actor_kind", "actor_id", "actor_label", "reason"],
             select(WeComTransfer.id, null(), literal(TransferStatus.REQUESTED.value), utc_literal(now),
-                   literal(actor.kind), literal(actor.id if actor.kind != "system" else viewer.staff_id),
+                   literal(actor.kind), literal(actor.id),
                    literal(actor.label[:120]), literal(f"交接单 #{case.id} 执行"))
             .where(WeComTransfer.case_id == case.id, WeComTransfer.batch_id == batch,
                    WeComTransfer.status == TransferStatus.REQUESTED)))

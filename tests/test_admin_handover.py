@@ -185,3 +185,24 @@ def test_api_handover_is_documented_in_openapi(session):
     paths = console_client().get("/api/openapi.json").json()["paths"]
     assert "/api/v1/handover/cases/{case_id}/execute" in paths
     assert "/api/v1/handover/cases/departure" in paths
+
+
+def test_in_service_customers_over_the_wecom_limit_are_flagged_before_execution(session, org, manager):
+    from datetime import timedelta
+
+    from core import clock
+    from crm.models import WeComTransfer
+
+    holder = make_staff(session, department=org["team_a"], wecom_userid="HolderWx")
+    c = make_customer(session, owner=holder, wecom_external_userid="wmTwice")
+    now = clock.now()
+    for days in (10, 20):
+        session.add(WeComTransfer(customer_id=c.id, external_userid="wmTwice", handover_userid="X",
+                                  takeover_userid="HolderWx", kind="in_service", status="taken_over",
+                                  requested_at=now - timedelta(days=days), updated_at=now))
+    session.flush()
+    client, csrf = _client(session, manager)
+    client.post("/console/handover/new", data={
+        "csrf_token": csrf, "staff_id": holder.id, "kind": "in_service", "customer_id": [c.id]})
+    case = session.scalar(select(HandoverCase))
+    assert "90 天内已在职转接 2 次" in client.get(f"/console/handover/{case.id}").text

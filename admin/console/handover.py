@@ -118,6 +118,10 @@ def _case_page(request: Request, session: Session, user: ConsoleUser, case_id: i
     rows, total = handover.case_rows(session, user.viewer, case.id, status=status or None, limit=PAGE,
                                      offset=(number - 1) * PAGE)
     is_open = case.status == "open"
+    # In-service customers WeCom would refuse (2 transfers in 90 days) are flagged before execution.
+    limited = handover.over_in_service_limit(
+        session, [r.customer.id for r in rows if r.customer.wecom_external_userid]) \
+        if is_open and case.kind == "in_service" else set()
     names = {}
     if case.summary:
         ids = [int(k) for k in case.summary.get("to_staff", {})]
@@ -131,7 +135,7 @@ def _case_page(request: Request, session: Session, user: ConsoleUser, case_id: i
         "successors": _successor_choices(session, user.viewer, case.from_staff_id) if is_open else [],
         "departments": org_service.list_departments(session, user.viewer) if is_open else [],
         "pools": _pool_choices(session, user.viewer) if is_open else [],
-        "successor_names": names, "notice": NOTICES.get(request.query_params.get("done", "")), **LABELS,
+        "successor_names": names, "limited": limited, "notice": NOTICES.get(request.query_params.get("done", "")), **LABELS,
     }, status_code=error.status if error else 200)
 
 
