@@ -12,7 +12,17 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from core.settings import get_settings
 
-_hasher = PasswordHasher()
+
+def _make_hasher() -> PasswordHasher:
+    # argon2id with the library's recommended cost; the test suite (SCRM_ENV=test) uses the cheapest
+    # parameters so that hundreds of test logins do not spend minutes hashing. Hashes carry their own
+    # parameters, so verification works across both and `needs_rehash` upgrades old ones at login.
+    if get_settings().env == "test":
+        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    return PasswordHasher()
+
+
+_hasher = _make_hasher()
 # Verified against when the username does not exist, so both paths cost the same.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
