@@ -18,6 +18,7 @@ from starlette.responses import Response
 from admin import nav
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
 from admin.pagination import counted, page_number
+from core.audit import AuditLog
 from core.errors import AppError
 from core.web import SessionDep
 from crm import customers, handover, handover_flows, org_service
@@ -135,8 +136,16 @@ def _case_page(request: Request, session: Session, user: ConsoleUser, case_id: i
         "successors": _successor_choices(session, user.viewer, case.from_staff_id) if is_open else [],
         "departments": org_service.list_departments(session, user.viewer) if is_open else [],
         "pools": _pool_choices(session, user.viewer) if is_open else [],
-        "successor_names": names, "limited": limited, "notice": NOTICES.get(request.query_params.get("done", "")), **LABELS,
+        "successor_names": names, "limited": limited, "notice": NOTICES.get(request.query_params.get("done", "")),
+        "chat_transfers": _chat_transfers(session, case.id), **LABELS,
     }, status_code=error.status if error else 200)
+
+
+def _chat_transfers(session: Session, case_id: int) -> list[AuditLog]:
+    """The bot's group-chat transfers of a departed owner, audit-logged on the case (bot.transfers)."""
+    return list(session.scalars(select(AuditLog).where(
+        AuditLog.action == "wecom.groupchat.transfer", AuditLog.entity_type == "handover_case",
+        AuditLog.entity_id == str(case_id)).order_by(AuditLog.id)))
 
 
 @router.get("/{case_id}")
