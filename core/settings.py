@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         "", description="WeCom API base URL; empty with no secret: the built-in simulator at {base_url}/_wecom_sim"
     )
     wecom_callback_window_seconds: int = Field(300, description="accepted age of a callback timestamp")
+    wecom_release_on_customer_delete: bool = Field(
+        False, description="a customer who deletes their salesperson in WeCom goes back to the public pool"
+    )
 
     # --- tasks -------------------------------------------------------------------------------
     task_max_retries: int = Field(5, description="retries (exponential backoff) before a task fails for good")
