@@ -53,6 +53,8 @@ NAV: list[NavItem] = [
     NavItem("visits", "上门预约", "/console/work/visits"),
     NavItem("rules", "自动化规则", "/console/work/rules", RULE_EDITORS),
     NavItem("tokens", "API 令牌", "/console/tokens"),
+    # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.
+    NavItem("channels", "渠道活码", "/wecom/channels", frozenset({Role.ADMIN, Role.MANAGER})),
     # Served by the bot's simulator (a URL, not an import): only while WeCom is simulated.
     NavItem("wecom_sim", "企微模拟器", "/_wecom_sim/console", frozenset({Role.ADMIN, Role.MANAGER}),
             shown=lambda: get_settings().wecom_simulated),

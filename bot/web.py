@@ -11,6 +11,9 @@ from core.settings import get_settings
 
 def mount(app: FastAPI) -> None:
     app.include_router(callback.router)
+    from bot import channel_console  # 渠道活码 pages at /wecom/channels
+
+    app.include_router(channel_console.router)
     if get_settings().wecom_simulated:
         from bot.simulator.app import create_simulator_app
 
