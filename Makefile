@@ -1,21 +1,31 @@
 # Two commands for a newcomer: `make run` and `make test`. See README.md.
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.installed-dev-stamp
+# uv (a PyPI wheel) installs in seconds; plain pip is the fallback when it cannot be had.
+PIP_INSTALL = { $(BIN)/python -m pip install --quiet --disable-pip-version-check uv >/dev/null 2>&1 && \
+	  $(BIN)/uv pip install --quiet --python $(BIN)/python $(1); } || \
+	$(BIN)/pip install --quiet --disable-pip-version-check $(1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint browser-deps bench clean
+.PHONY: install install-dev run test lint browser-deps bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (python3.11 or newer on PATH)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(call PIP_INSTALL,-c constraints.txt -e .)
 	@touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP)
+	$(call PIP_INSTALL,-c constraints.txt -e '.[dev]')
+	@touch $(DEV_STAMP)
+
 install: $(STAMP)
+install-dev: $(DEV_STAMP)
 
 # Embedded default: SQLite under var/, tasks in-process, WeCom simulator, demo data.
 run: install
@@ -36,10 +46,10 @@ browser-deps:
 	  fi; \
 	fi
 
-test: install browser-deps
+test: install-dev browser-deps
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 

@@ -31,6 +31,12 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
     import uvicorn
 
     settings = get_settings()
+    if "base_url" not in settings.model_fields_set:
+        # Links and the built-in WeCom simulator's address follow where we actually listen.
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        os.environ["SCRM_BASE_URL"] = f"http://{shown}:{port}"
+        reset_settings_cache()
+        settings = get_settings()
     if workers > 1 and settings.embedded_tasks:
         raise click.UsageError("--workers > 1 needs SCRM_REDIS_URL: in-process tasks would run once per process")
     if workers > 1 and settings.is_sqlite:
