@@ -33,15 +33,29 @@ def pairs(session):
 
 @pytest.fixture
 def mark_tags_task():
-    """A stand-in for the bot's task, registered only for the test."""
+    """A stand-in for the bot's task while the test runs (the real one, if loaded, is put back after)."""
     received = []
+    registry = tasks.celery_app.tasks
+    saved = registry.pop(tags.MARK_TAGS_TASK, None)
 
     @tasks.task(tags.MARK_TAGS_TASK)
     def mark_tags(customer_id, add_tag_ids, remove_tag_ids):
         received.append((customer_id, add_tag_ids, remove_tag_ids))
 
     yield received
-    tasks.celery_app.tasks.unregister(tags.MARK_TAGS_TASK)
+    registry.pop(tags.MARK_TAGS_TASK, None)
+    if saved is not None:
+        registry[tags.MARK_TAGS_TASK] = saved
+
+
+@pytest.fixture
+def no_bot():
+    """As if the bot package were not installed: no task takes the WeCom intent."""
+    registry = tasks.celery_app.tasks
+    saved = registry.pop(tags.MARK_TAGS_TASK, None)
+    yield
+    if saved is not None:
+        registry[tags.MARK_TAGS_TASK] = saved
 
 
 def test_a_group_name_is_required(session, admin):
@@ -175,7 +189,7 @@ def test_no_wecom_intent_when_nothing_changed(session, admin, group, mark_tags_t
     assert len(outbox.pending(session)) == before == 1
 
 
-def test_no_wecom_intent_without_a_registered_bot_task(session, admin, group):
+def test_no_wecom_intent_without_a_registered_bot_task(session, admin, group, no_bot):
     assert not tasks.is_registered(tags.MARK_TAGS_TASK)
     wecom_tag = tags.create_tag(session, admin, group.id, "企微标签", wecom_tag_id="etTAG1")
     contact = make_customer(session, wecom_external_userid="wmCONTACT")
