@@ -14,11 +14,26 @@ from core.settings import get_settings, reset_settings_cache
 
 
 @click.group()
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """贷款助贷 SCRM: serve, run workers, migrate, seed demo data."""
+    from core import tasks
     from core.logging_setup import configure_logging
 
     configure_logging()
+    if ctx.invoked_subcommand not in ("serve", "worker", "beat") and get_settings().embedded_tasks \
+            and tasks.get_runner() is None:
+        # Embedded default: tasks a command enqueues (notifications, automation) run here after its
+        # commits, before the command exits; `scrm serve` runs its own background runner instead.
+        runner = tasks.ManualRunner()
+        tasks.set_runner(runner)
+
+        def _drain() -> None:
+            plugins.load_tasks()
+            runner.drain()
+            tasks.set_runner(None)
+
+        ctx.call_on_close(_drain)
 
 
 @main.command()
@@ -155,26 +170,15 @@ def rotate(batch_size: int) -> None:
 @main.command("seed-demo")
 def seed_demo() -> None:
     """Load demo data (idempotent: runs once per database)."""
-    from core import tasks
     from core.db import unit_of_work
 
     plugins.load_models()
     plugins.load_tasks()
     modules = plugins.load_all("demo")
-    # Embedded mode: the tasks the seed enqueues (automation, notifications) run here, after the commit.
-    runner = tasks.ManualRunner() if get_settings().embedded_tasks and tasks.get_runner() is None else None
-    if runner is not None:
-        tasks.set_runner(runner)
-    try:
-        with unit_of_work() as session:
-            lines: list[str] = []
-            for module in modules:
-                lines.extend(module.seed(session) or [])
-        if runner is not None:
-            runner.drain()
-    finally:
-        if runner is not None:
-            tasks.set_runner(None)
+    with unit_of_work() as session:
+        lines: list[str] = []
+        for module in modules:
+            lines.extend(module.seed(session) or [])
     for line in lines:
         click.echo(line)
 

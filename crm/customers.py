@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pypinyin import Style, lazy_pinyin
-from sqlalchemy import ColumnElement, exists, or_, select, true
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -300,8 +300,9 @@ def visible_clause(viewer: Viewer) -> ColumnElement[bool]:
     """Customers a viewer may see in lists: owned within their scope, or co-handled by them."""
     if viewer.scope == "all":
         return true()
-    collaborating = exists().where(CustomerCollaborator.customer_id == Customer.id,
-                                   CustomerCollaborator.staff_id == viewer.staff_id)
+    # Uncorrelated IN: evaluated once per query, not once per candidate row.
+    collaborating = Customer.id.in_(select(CustomerCollaborator.customer_id)
+                                    .where(CustomerCollaborator.staff_id == viewer.staff_id))
     return or_(scope.owner_filter(viewer, Customer.owner_id), collaborating)
 
 
