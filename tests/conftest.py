@@ -77,6 +77,7 @@ def migrate(url: str) -> None:
 def engine():
     migrate(_DB_URL)
     eng = db.get_engine(_DB_URL)
+    _SEED_ROWS.update(_seeded_rows(eng))
     yield eng
     db.dispose_engines()
 
@@ -116,11 +117,35 @@ def session(engine) -> Iterator[Session]:
         connection.close()
 
 
+# Reference rows the migrations seed (grades, default workflow, …): restored after a truncation.
+_SEED_ROWS: dict[str, list[dict]] = {}
+
+
+def _seeded_rows(eng) -> dict[str, list[dict]]:  # noqa: ANN001
+    from sqlalchemy import select
+
+    seeded = {}
+    with eng.connect() as conn:
+        for table in db.Base.metadata.sorted_tables:
+            rows = [dict(r._mapping) for r in conn.execute(select(table))]
+            if rows:
+                seeded[table.name] = rows
+    return seeded
+
+
 def _truncate_all(url: str) -> None:
     eng = db.get_engine(url)
     tables = [t.name for t in reversed(db.Base.metadata.sorted_tables)]
     with eng.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        for table in db.Base.metadata.sorted_tables:
+            rows = _SEED_ROWS.get(table.name)
+            if not rows:
+                continue
+            conn.execute(table.insert(), rows)
+            if "id" in table.c:
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                  f"(SELECT max(id) FROM {table.name}))"))
 
 
 @pytest.fixture
