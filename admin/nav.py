@@ -55,6 +55,8 @@ NAV: list[NavItem] = [
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.
     NavItem("channels", "渠道活码", "/wecom/channels", frozenset({Role.ADMIN, Role.MANAGER})),
+    # Served by the bot (a URL, not an import): team group robots and announcements.
+    NavItem("wecom_robots", "群机器人", "/wecom/robots", frozenset({Role.ADMIN, Role.MANAGER})),
     # Served by the bot's simulator (a URL, not an import): only while WeCom is simulated.
     NavItem("wecom_sim", "企微模拟器", "/_wecom_sim/console", frozenset({Role.ADMIN, Role.MANAGER}),
             shown=lambda: get_settings().wecom_simulated),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from bot import callback, config
+from bot import callback, config, robots_console
 from core.settings import get_settings
 
 
@@ -14,6 +14,7 @@ def mount(app: FastAPI) -> None:
     from bot import channel_console  # 渠道活码 pages at /wecom/channels
 
     app.include_router(channel_console.router)
+    app.include_router(robots_console.router)
     if get_settings().wecom_simulated:
         from bot.simulator.app import create_simulator_app
 
