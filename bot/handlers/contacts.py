@@ -31,7 +31,7 @@ from core import clock
 from core.db import insert_ignore
 from core.errors import AppError
 from core.settings import get_settings
-from crm import customers, handover, notify, org_service, pool_service
+from crm import customers, notify, org_service, pool_service
 from crm import tags as crm_tags
 from crm.models import Customer, CustomerStatus, Role, Staff, StaffStatus, WeComTransfer
 from crm.models.handover import ACTIVE_TRANSFER_STATUSES
@@ -294,49 +294,26 @@ def customers_who_deleted_staff(session: Session, staff_id: int | None = None) -
 
 # --- transfer_fail ---------------------------------------------------------------------------------
 
-RESULT_STATUS = {1: "taken_over", 2: "waiting", 3: "refused", 4: "limit_reached"}
-FAIL_REASON_STATUS = {"customer_refused": "refused", "customer_limit_exceed": "limit_reached"}
-
-
 @handles(EVENT + "transfer_fail")
 def on_transfer_fail(session: Session, fields: dict[str, str]) -> None:
-    """UserID is the TAKEOVER member. The transfer is matched to our pending WeComTransfer row by
-    (external_userid, takeover_userid), and its status confirmed through the result API (the event's
-    FailReason is used when the API cannot be asked)."""
+    """UserID is the TAKEOVER member. A pending transfer of ours for (ExternalUserID, UserID) is
+    settled by :func:`bot.transfers.on_transfer_fail`, which owns the transfer state machine's WeCom
+    side (it retries while our own call's answer is uncommitted, notifies the owner; its periodic
+    ``transfer_result`` poll reconciles anything the event got wrong). A transfer we never asked for
+    (made in WeCom's admin console) is only noted on the customer's timeline."""
+    from bot import transfers
+
     takeover, ext = fields.get("UserID", ""), fields.get("ExternalUserID", "")
-    reason = fields.get("FailReason", "")
-    row = session.scalar(select(WeComTransfer).where(
+    pending = session.scalar(select(WeComTransfer.id).where(
         WeComTransfer.external_userid == ext, WeComTransfer.takeover_userid == takeover,
-        WeComTransfer.status.in_(ACTIVE_TRANSFER_STATUSES)).order_by(WeComTransfer.id.desc()).limit(1))
-    if row is None:
-        customer = _customer_by_external(session, ext)
-        log.warning("transfer_fail with no pending transfer (takeover %s)", takeover)
-        if customer is not None:
-            customers.record_event(session, customer.id, "wecom.transfer_fail",
-                                   f"企业微信转接失败（{reason or '未知原因'}），系统中没有对应的待处理转接")
+        WeComTransfer.status.in_(ACTIVE_TRANSFER_STATUSES)).limit(1))
+    if pending is not None:
+        transfers.on_transfer_fail(session, fields)
         return
-    status = _result_status(row) or FAIL_REASON_STATUS.get(reason)
-    if status is None or status == "waiting":
-        log.warning("transfer_fail for transfer %s but WeCom reports it waiting", row.id)
-        return
-    if row.status == "requested" and status in ("refused",):
-        handover.apply_transfer_result(session, row.id, "waiting", reason="企业微信已受理")
-    handover.apply_transfer_result(session, row.id, status, reason=f"transfer_fail: {reason}"[:200])
-
-
-def _result_status(row: WeComTransfer) -> str | None:
-    gw = get_gateway()
-    call = gw.resigned_transfer_result if row.kind == "resigned" else gw.transfer_result
-    cursor = ""
-    try:
-        for _ in range(100):
-            answer = call(row.handover_userid, row.takeover_userid, cursor)
-            for item in answer.get("customer") or []:
-                if item.get("external_userid") == row.external_userid:
-                    return RESULT_STATUS.get(int(item.get("status") or 0))
-            cursor = answer.get("next_cursor") or ""
-            if not cursor:
-                return None
-    except (WecomApiError, WecomUnavailable) as exc:
-        log.warning("transfer result API failed (%s): using the event's FailReason", getattr(exc, "errcode", exc))
-    return None
+    customer = _customer_by_external(session, ext)
+    log.info("transfer_fail with no pending transfer of ours (takeover %s)", takeover)
+    if customer is not None:
+        reason = {"customer_refused": "客户拒绝", "customer_limit_exceed": "接替成员客户数已达上限"}.get(
+            fields.get("FailReason", ""), fields.get("FailReason") or "未知原因")
+        customers.record_event(session, customer.id, "wecom.transfer_fail",
+                               f"企业微信转接失败（{reason}），系统中没有对应的待处理转接")
