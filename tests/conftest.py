@@ -122,11 +122,14 @@ _SEED_ROWS: dict[str, list[dict]] = {}
 
 
 def _seeded_rows(eng) -> dict[str, list[dict]]:  # noqa: ANN001
-    from sqlalchemy import select
+    from sqlalchemy import inspect, select
 
     seeded = {}
     with eng.connect() as conn:
+        existing = set(inspect(conn).get_table_names())
         for table in db.Base.metadata.sorted_tables:
+            if table.name not in existing:  # a model whose migration is not written yet: test_core_schema says so
+                continue
             rows = [dict(r._mapping) for r in conn.execute(select(table))]
             if rows:
                 seeded[table.name] = rows
