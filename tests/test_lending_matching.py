@@ -13,14 +13,7 @@ from lending import products
 from lending.matching import Demand, Profile, match_products, profile_of
 from lending.person import age_from_id_number, birth_date
 from tests.factories import make_customer
-from tests.lending_product_factories import make_funder, make_product
-
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def id_number(born: date, area: str = "440305", seq: str = "123") -> str:
-    body = f"{area}{born:%Y%m%d}{seq}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
+from tests.lending_product_factories import id_number, make_funder, make_product
 
 
 def names(result):
