@@ -3,7 +3,8 @@
 import importlib
 import sys
 
-BENCHES = {"imports": "bench.imports", "console": "bench.console", "segments": "bench.segments", "handover": "bench.handover"}
+BENCHES = {"imports": "bench.imports", "console": "bench.console", "segments": "bench.segments", "handover": "bench.handover",
+           "chat": "bench.chat"}
 
 
 def main() -> None:
