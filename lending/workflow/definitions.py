@@ -1,0 +1,192 @@
+"""Workflow definitions as data: the default 进件 → 初审 → 复审 → 签约 → 放款 → 贷后, and the designer's save.
+
+A definition is a numbered version; saving the designer validates the node list and creates version
+N+1 (its nodes inserted once, never changed), then switches the active flag with conditional UPDATEs
+(the partial unique index over ``active`` makes two concurrent saves end with one active version).
+Applications keep the definition they started on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core import audit, clock
+from crm.models import ROLE_LABELS, Staff, StaffStatus
+from lending.application_exceptions import InvalidWorkflow
+from lending.models import NODE_KIND_LABELS, NodeKind, WorkflowDefinition, WorkflowNode
+
+__all__ = [
+    "DEFAULT_NODES", "FIELDS", "NodeSpec", "active_definition", "definitions", "ensure_active", "nodes_of",
+    "save_definition",
+]
+
+# Application fields a node may require (key -> Chinese label); values are kept in Application.fields.
+FIELDS: dict[str, str] = {
+    "purpose": "借款用途", "monthly_income": "月收入（元）", "employer": "工作单位", "address": "居住地址",
+    "emergency_contact": "紧急联系人", "collateral": "抵押物", "bank_account": "收款账户（尾号）",
+}
+
+_KIND_RANK = {NodeKind.INTAKE: 0, NodeKind.REVIEW: 1, NodeKind.SIGNING: 2, NodeKind.DISBURSEMENT: 3,
+              NodeKind.SERVICING: 4}
+_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    code: str
+    name: str
+    kind: str
+    responsible_role: str | None = None
+    responsible_staff_id: int | None = None
+    sla_hours: int | None = None
+    required_fields: Sequence[str] = field(default_factory=tuple)
+    required_documents: Sequence[str] = field(default_factory=tuple)
+
+    @classmethod
+    def of(cls, node: WorkflowNode) -> NodeSpec:
+        return cls(node.code, node.name, node.kind, node.responsible_role, node.responsible_staff_id,
+                   node.sla_hours, tuple(node.required_fields or ()), tuple(node.required_documents or ()))
+
+
+DEFAULT_NODES: tuple[NodeSpec, ...] = (
+    NodeSpec("intake", "进件", "intake", "sales", None, 24, ("purpose",), ("身份证",)),
+    NodeSpec("first_review", "初审", "review", "risk", None, 24, ("monthly_income",), ()),
+    NodeSpec("second_review", "复审", "review", "risk", None, 24, (), ()),
+    NodeSpec("signing", "签约", "signing", "sales", None, 48, (), ()),
+    NodeSpec("disbursement", "放款", "disbursement", "finance", None, 24, (), ()),
+    NodeSpec("servicing", "贷后", "servicing", None, None, None, (), ()),
+)
+
+
+def _clean_list(values: Sequence[str] | str | None, label: str, limit: int) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = re.split(r"[,，、\s]+", values)
+    out = list(dict.fromkeys(str(v).strip() for v in values if str(v).strip()))
+    if any(len(v) > limit for v in out):
+        raise InvalidWorkflow(f"{label}名称过长（最多 {limit} 字）")
+    return out
+
+
+def validate(session: Session, specs: Sequence[NodeSpec]) -> list[NodeSpec]:
+    """The node list in order, cleaned; refused with the reason (Chinese) when it cannot run."""
+    if not specs:
+        raise InvalidWorkflow("流程至少需要一个节点")
+    if len(specs) > 20:
+        raise InvalidWorkflow("流程最多 20 个节点")
+    cleaned: list[NodeSpec] = []
+    seen_codes: set[str] = set()
+    for i, spec in enumerate(specs, start=1):
+        where = f"第 {i} 个节点"
+        code = (spec.code or "").strip().lower()
+        if not _CODE.match(code):
+            raise InvalidWorkflow(f"{where}的编码须是小写字母开头的字母、数字或下划线（最多 32 位）：{spec.code}",
+                                  field="code")
+        if code in seen_codes:
+            raise InvalidWorkflow(f"节点编码重复：{code}", field="code")
+        seen_codes.add(code)
+        name = (spec.name or "").strip()
+        if not name or len(name) > 40:
+            raise InvalidWorkflow(f"{where}的名称须填写（最多 40 字）", field="name")
+        try:
+            kind = NodeKind(spec.kind)
+        except ValueError:
+            raise InvalidWorkflow(f"{where}的类型不正确：{spec.kind}", field="kind") from None
+        role = (spec.responsible_role or "").strip() or None
+        if role is not None and role not in ROLE_LABELS:
+            raise InvalidWorkflow(f"{where}的负责角色不正确：{role}", field="responsible_role")
+        staff_id = spec.responsible_staff_id
+        if staff_id is not None and session.scalar(select(Staff.id).where(
+                Staff.id == staff_id, Staff.status == StaffStatus.ACTIVE)) is None:
+            raise InvalidWorkflow(f"{where}的负责人不存在或已离职", field="responsible_staff_id")
+        sla = spec.sla_hours
+        if sla is not None and (isinstance(sla, bool) or not isinstance(sla, int) or not 1 <= sla <= 24 * 90):
+            raise InvalidWorkflow(f"{where}的时限须是 1 到 2160 小时", field="sla_hours")
+        fields_ = _clean_list(spec.required_fields, "必填字段", 32)
+        unknown = [f for f in fields_ if f not in FIELDS]
+        if unknown:
+            raise InvalidWorkflow(f"{where}的必填字段未知：{'、'.join(unknown)}（可选：{'、'.join(FIELDS)}）",
+                                  field="required_fields")
+        docs = _clean_list(spec.required_documents, "必备材料", 40)
+        cleaned.append(NodeSpec(code, name, kind, role, staff_id, sla, tuple(fields_), tuple(docs)))
+    kinds = [NodeKind(s.kind) for s in cleaned]
+    for single in (NodeKind.INTAKE, NodeKind.SIGNING, NodeKind.DISBURSEMENT, NodeKind.SERVICING):
+        if kinds.count(single) != 1:
+            raise InvalidWorkflow(f"流程须有且只有一个「{NODE_KIND_LABELS[single]}」类节点", field="kind")
+    ranks = [_KIND_RANK[k] for k in kinds]
+    if ranks != sorted(ranks):
+        raise InvalidWorkflow("节点顺序须为：进件 → 审批（可多个）→ 签约 → 放款 → 贷后", field="position")
+    return cleaned
+
+
+def active_definition(session: Session) -> WorkflowDefinition | None:
+    return session.scalar(select(WorkflowDefinition).where(WorkflowDefinition.active.is_(True)))
+
+
+def nodes_of(session: Session, definition_id: int) -> list[WorkflowNode]:
+    return list(session.scalars(select(WorkflowNode).where(WorkflowNode.definition_id == definition_id)
+                                .order_by(WorkflowNode.position)))
+
+
+def definitions(session: Session) -> list[WorkflowDefinition]:
+    return list(session.scalars(select(WorkflowDefinition).order_by(WorkflowDefinition.version.desc())))
+
+
+def _insert(session: Session, specs: Sequence[NodeSpec], *, by_staff_id: int | None,
+            note: str | None) -> WorkflowDefinition:
+    last = session.scalar(select(func.max(WorkflowDefinition.version))) or 0
+    definition = WorkflowDefinition(version=last + 1, active=False, note=(note or "").strip()[:300] or None,
+                                    created_by_staff_id=by_staff_id, created_at=clock.now())
+    session.add(definition)
+    session.flush()
+    for position, spec in enumerate(specs, start=1):
+        session.add(WorkflowNode(
+            definition_id=definition.id, code=spec.code, name=spec.name, position=position, kind=spec.kind,
+            responsible_role=spec.responsible_role, responsible_staff_id=spec.responsible_staff_id,
+            sla_hours=spec.sla_hours, required_fields=list(spec.required_fields),
+            required_documents=list(spec.required_documents)))
+    session.flush()
+    session.execute(update(WorkflowDefinition).where(WorkflowDefinition.active.is_(True))
+                    .values(active=False))
+    session.execute(update(WorkflowDefinition).where(WorkflowDefinition.id == definition.id).values(active=True))
+    session.flush()
+    session.refresh(definition)
+    return definition
+
+
+def ensure_active(session: Session) -> WorkflowDefinition:
+    """The active definition; the default workflow is created as version 1 when there is none."""
+    definition = active_definition(session)
+    if definition is not None:
+        return definition
+    try:
+        with session.begin_nested():
+            definition = _insert(session, DEFAULT_NODES, by_staff_id=None, note="默认流程")
+    except IntegrityError:  # another transaction created it first
+        definition = active_definition(session)
+        if definition is None:
+            raise
+    return definition
+
+
+def save_definition(session: Session, specs: Sequence[NodeSpec], *, by_staff_id: int | None = None,
+                    note: str | None = None, actor: audit.Actor | None = None) -> WorkflowDefinition:
+    """The designer's save: a new active version with these nodes (running applications keep theirs)."""
+    cleaned = validate(session, specs)
+    before = ensure_active(session)
+    if [NodeSpec.of(n) for n in nodes_of(session, before.id)] == cleaned:
+        return before
+    definition = _insert(session, cleaned, by_staff_id=by_staff_id, note=note)
+    audit.record(session, "lending.workflow.save", entity_type="lending_workflow_definition",
+                 entity_id=definition.id, before={"version": before.version},
+                 after={"version": definition.version,
+                        "nodes": [f"{s.code}:{s.name}:{s.kind}:{s.responsible_role or ''}:{s.sla_hours or ''}"
+                                  for s in cleaned]}, actor=actor)
+    return definition
