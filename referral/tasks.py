@@ -8,10 +8,8 @@ commission accrues in the same transaction that records the disbursement, or not
 
 from __future__ import annotations
 
-import importlib
 import logging
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -32,53 +30,36 @@ def confirm_commissions() -> int:
 periodic("referral.confirm_commissions", timedelta(hours=1))
 
 
-def _first(obj: Any, *names: str) -> Any:
-    for name in names:
-        value = getattr(obj, name, None)
-        if value is not None:
-            return value
-    return None
-
-
 def disbursement_of(session: Session, loan_id: int) -> ledger.Disbursement | None:
-    """Adapt lending's Loan into what the ledger needs (None when lending has no such loan)."""
-    try:
-        module = importlib.import_module("lending.disbursement")
-    except ImportError:
-        return None
-    loan_cls = getattr(module, "Loan", None)
-    if loan_cls is None:
-        try:
-            loan_cls = importlib.import_module("lending.models").Loan
-        except (ImportError, AttributeError):
-            return None
-    loan = session.get(loan_cls, loan_id)
+    """Adapt lending's Loan into what the ledger needs (None when there is no such loan).
+
+    Product and funder type come from the loan's contract; the service fee counted as collected at
+    disbursement is the contract's upfront fee (前置服务费, deducted from the money paid out).
+    Per-period fees are collected with repayments, which have no hook yet.
+    """
+    from lending.models import Contract, Funder, Loan, ProductVersion
+    from lending.models import Disbursement as LendingDisbursement
+
+    loan = session.get(Loan, loan_id)
     if loan is None:
         return None
-    product_id = _first(loan, "product_id")
-    version_id = _first(loan, "product_version_id")
-    funder_type = _first(loan, "funder_type")
-    if product_id is None or funder_type is None:
-        from lending.models import Funder, Product, ProductVersion
-
-        if product_id is None and version_id is not None:
-            version = session.get(ProductVersion, version_id)
-            product_id = getattr(version, "product_id", None)
-        product = session.get(Product, product_id) if product_id is not None else None
-        funder = session.get(Funder, product.funder_id) if product is not None else None
-        funder_type = funder_type or (funder.funder_type if funder else None)
+    contract = session.get(Contract, loan.contract_id)
+    version = session.get(ProductVersion, contract.product_version_id) if contract else None
+    funder = session.get(Funder, contract.funder_id) if contract else None
+    paid_out = session.get(LendingDisbursement, loan.disbursement_id)
+    quote = ((contract.snapshot or {}).get("quote") or {}) if contract else {}
     return ledger.Disbursement(
-        loan_id=loan.id, customer_id=_first(loan, "customer_id"), product_id=product_id, funder_type=funder_type,
-        principal_fen=int(_first(loan, "principal_amount", "disbursed_amount", "amount") or 0),
-        service_fee_fen=int(_first(loan, "service_fee_collected_amount", "service_fee_amount") or 0),
-        disbursed_at=_first(loan, "disbursed_at", "created_at"),
+        loan_id=loan.id, customer_id=loan.customer_id, product_id=version.product_id if version else None,
+        funder_type=funder.funder_type if funder else None, principal_fen=int(loan.principal_amount),
+        service_fee_fen=int(quote.get("upfront_fee") or 0),
+        disbursed_at=paid_out.created_at if paid_out else loan.created_at,
     )
 
 
 def on_loan_disbursed(session: Session, loan_id: int) -> None:
     """Runs inside lending's ``lending.loan_disbursed`` unit of work."""
     loan = disbursement_of(session, loan_id)
-    if loan is None or loan.customer_id is None:
+    if loan is None:
         log.warning("referral: loan %s not found for commission accrual", loan_id)
         return
     ledger.accrue_for_disbursement(
@@ -93,18 +74,18 @@ def on_loan_reversed(session: Session, loan_id: int) -> None:
 
 
 def register_hooks() -> bool:
-    """Join lending's hook lists where they exist; True when the disbursement hook is in place."""
+    """Join lending's hook lists; True when the disbursement hook is in place."""
     try:
-        module = importlib.import_module("lending.disbursement")
-    except ImportError:
+        from lending import disbursement
+    except ImportError:  # lending still being built: nothing to hook into
         return False
-    hooks = getattr(module, "ON_LOAN_DISBURSED", None)
+    hooks = getattr(disbursement, "ON_LOAN_DISBURSED", None)
     if hooks is None:
         return False
     if on_loan_disbursed not in hooks:
         hooks.append(on_loan_disbursed)
-    for name in ("ON_LOAN_REVERSED", "ON_LOAN_CANCELLED", "ON_LOAN_REFUNDED"):
-        extra = getattr(module, name, None)
+    for name in ("ON_LOAN_REVERSED", "ON_LOAN_CANCELLED", "ON_LOAN_REFUNDED"):  # none exists yet
+        extra = getattr(disbursement, name, None)
         if isinstance(extra, list) and on_loan_reversed not in extra:
             extra.append(on_loan_reversed)
     return True
