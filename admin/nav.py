@@ -23,6 +23,9 @@ ORG_EDITORS: frozenset[str] = frozenset({Role.ADMIN})
 CUSTOMER_READERS: frozenset[str] = ALL_ROLES
 CUSTOMER_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})
 
+# Lending products (产品) and risk rules (风控规则): admins, managers and risk staff.
+LENDING_PRODUCT_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.RISK})
+
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 # Handing a salesperson's customers over (离职交接 / 在职转接), within one's data scope.
@@ -52,6 +55,8 @@ NAV: list[NavItem] = [
     NavItem("work", "我的工作", "/console/work/today"),
     NavItem("visits", "上门预约", "/console/work/visits"),
     NavItem("rules", "自动化规则", "/console/work/rules", RULE_EDITORS),
+    NavItem("lending_products", "产品", "/console/lending/products", LENDING_PRODUCT_STAFF),
+    NavItem("lending_risk", "风控规则", "/console/lending/risk", LENDING_PRODUCT_STAFF),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.
     NavItem("channels", "渠道活码", "/wecom/channels", frozenset({Role.ADMIN, Role.MANAGER})),

@@ -1,0 +1,323 @@
+"""Products (产品) and funders (资方) in the console: the catalogue, a product's versions, the create/edit
+form (an edit saves a new version) with a live schedule preview, and the funders list.
+
+The form speaks yuan and percent; :func:`terms_from_form` turns it into fen and Decimal fractions.
+lending.products decides everything (sample quotes, the cost cap, versioning); these routes parse,
+call it in a savepoint and render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Protocol
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
+from core import clock
+from core.errors import AppError, ValidationFailed
+from core.money import fen_to_yuan, parse_rate, yuan_to_fen
+from core.web import SessionDep
+from crm.models import CUSTOMER_TYPE_LABELS, Role
+from lending import products
+from lending.models import FUNDER_TYPE_LABELS, PENALTY_BASIS_LABELS, Product, ProductVersion
+from lending.schedule.apr import percent
+from lending.schedule.terms import RepaymentMethod
+
+router = APIRouter(prefix="/console/lending/products", include_in_schema=False)
+
+PRODUCT_READERS = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.RISK.value})
+PRODUCT_EDITORS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+Reader = Annotated[ConsoleUser, Depends(require_roles(PRODUCT_READERS))]
+Editor = Annotated[ConsoleUser, Depends(require_roles(PRODUCT_EDITORS))]
+
+METHOD_LABELS = {m.value: m.label for m in RepaymentMethod}
+CHOICES = {
+    "repayment_method": METHOD_LABELS,
+    "interest_method": {"declining": "按剩余本金计息", "flat": "按初始本金计息（等本等息）"},
+    "interest_period": {"same": "按还款期（年利率/12）", "daily": "按实际天数"},
+    "days_in_year": {"360": "360 天", "365": "365 天", "actual": "实际天数（365/366）"},
+    "rounding": {"half_up": "四舍五入", "half_even": "银行家舍入（四舍六入五成双）"},
+    "currency_digits": {"2": "到分", "1": "到角", "0": "到元"},
+    "penalty_basis": PENALTY_BASIS_LABELS,
+    "service_fee_timing": {"per_period": "每期收取", "upfront": "放款时一次性扣除"},
+    "funder_type": FUNDER_TYPE_LABELS,
+}
+NOTICES = {"created": "产品已创建（版本 1）", "version": "已保存为新版本", "unchanged": "条款没有变化，未生成新版本",
+           "funder": "资方已保存", "active": "产品状态已更新"}
+
+
+class FormLike(Protocol):
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def getlist(self, key: str) -> list[Any]: ...
+
+
+async def read_form(request: Request) -> FormData:
+    return await request.form()
+
+
+Form = Annotated[FormData, Depends(read_form)]
+
+
+# --- form parsing (yuan and percent in, fen and fractions out) ----------------------------------------
+
+
+def form_text(form: FormLike, key: str) -> str:
+    value = form.get(key)
+    return str(value).strip() if value is not None else ""
+
+
+def _yuan(form: FormLike, key: str, label: str, *, required: bool = True) -> int | None:
+    text = form_text(form, key).replace(",", "").replace("，", "")
+    if not text:
+        if required:
+            raise ValidationFailed(f"请填写{label}", field=key)
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValidationFailed(f"{label}格式不正确：{text}", field=key) from None
+    if not value.is_finite() or value < 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValidationFailed(f"{label}须是最多两位小数的金额（元）：{text}", field=key)
+    return yuan_to_fen(value)
+
+
+def _percent(form: FormLike, key: str, label: str) -> Decimal:
+    text = form_text(form, key).rstrip("%") or "0"
+    try:
+        return parse_rate(f"{text}%")
+    except (ValidationFailed, TypeError):
+        raise ValidationFailed(f"{label}格式不正确：{text}（百分数，如 12 表示 12%）", field=key) from None
+
+
+def _int(form: FormLike, key: str, label: str, *, default: int | None = None) -> int | None:
+    text = form_text(form, key)
+    if not text:
+        return default
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise ValidationFailed(f"{label}须是整数：{text}", field=key) from None
+
+
+def _list(form: FormLike, key: str) -> list[str]:
+    text = form_text(form, key)
+    for sep in ("，", "、", " ", ";", "；"):
+        text = text.replace(sep, ",")
+    return [part for part in (p.strip() for p in text.split(",")) if part]
+
+
+def terms_from_form(form: FormLike) -> products.ProductTerms:
+    """The product terms of the form (yuan, percent, comma lists); bad input refused in Chinese."""
+    terms = []
+    for part in _list(form, "terms_months"):
+        if not part.isdigit():
+            raise ValidationFailed(f"期限须是整数月，用逗号分隔：{part}", field="terms_months")
+        terms.append(int(part))
+    return products.ProductTerms(
+        min_amount=_yuan(form, "min_amount", "最低金额") or 0,
+        max_amount=_yuan(form, "max_amount", "最高金额") or 0,
+        terms_months=terms,
+        repayment_method=form_text(form, "repayment_method") or "equal_installment",
+        annual_rate=_percent(form, "annual_rate", "年利率"),
+        interest_method=form_text(form, "interest_method") or "declining",
+        interest_period=form_text(form, "interest_period") or "same",
+        days_in_year=form_text(form, "days_in_year") or "360",
+        currency_digits=_int(form, "currency_digits", "货币小数位数", default=2),
+        rounding=form_text(form, "rounding") or "half_up",
+        installment_multiple_amount=_int(form, "installment_multiple_amount", "还款额取整单位", default=1),
+        grace_principal_periods=_int(form, "grace_principal_periods", "只还息宽限期数", default=0),
+        grace_interest_periods=_int(form, "grace_interest_periods", "免还款宽限期数", default=0),
+        penalty_rate=_percent(form, "penalty_rate", "罚息利率"),
+        penalty_basis=form_text(form, "penalty_basis") or "daily",
+        service_fee_rate=_percent(form, "service_fee_rate", "服务费率"),
+        service_fee_amount=_yuan(form, "service_fee_amount", "固定服务费", required=False) or 0,
+        service_fee_timing=form_text(form, "service_fee_timing") or "per_period",
+        deposit_rate=_percent(form, "deposit_rate", "保证金比例"),
+        deposit_amount=_yuan(form, "deposit_amount", "固定保证金", required=False) or 0,
+        deposit_refundable=form_text(form, "deposit_refundable") in ("1", "on", "true"),
+        min_age=_int(form, "min_age", "最低年龄"),
+        max_age=_int(form, "max_age", "最高年龄"),
+        regions=_list(form, "regions") or None,
+        customer_types=[str(v) for v in form.getlist("customer_types") if str(v).strip()] or None,
+        min_income_amount=_yuan(form, "min_income", "最低月收入", required=False),
+    )
+
+
+def _pct(rate: Decimal | None) -> str:
+    if rate is None:
+        return ""
+    text = f"{(Decimal(rate) * 100).normalize():f}"
+    return text
+
+
+def form_values(version: ProductVersion | None, product: Product | None = None) -> dict[str, Any]:
+    """The form's fields (yuan, percent) filled from a stored version, or the defaults of a new product."""
+    if version is None:
+        return {"repayment_method": "equal_installment", "interest_method": "declining", "interest_period": "same",
+                "days_in_year": "360", "currency_digits": "2", "rounding": "half_up",
+                "installment_multiple_amount": "1", "grace_principal_periods": "0", "grace_interest_periods": "0",
+                "penalty_basis": "daily", "service_fee_timing": "per_period", "deposit_refundable": "1",
+                "customer_types": []}
+    values = {
+        "min_amount": str(fen_to_yuan(version.min_amount)), "max_amount": str(fen_to_yuan(version.max_amount)),
+        "terms_months": ",".join(str(t) for t in version.terms_months),
+        "annual_rate": _pct(version.annual_rate), "penalty_rate": _pct(version.penalty_rate),
+        "service_fee_rate": _pct(version.service_fee_rate), "deposit_rate": _pct(version.deposit_rate),
+        "service_fee_amount": str(fen_to_yuan(version.service_fee_amount)),
+        "deposit_amount": str(fen_to_yuan(version.deposit_amount)),
+        "deposit_refundable": "1" if version.deposit_refundable else "",
+        "min_age": version.min_age or "", "max_age": version.max_age or "",
+        "regions": ",".join(version.regions or []), "customer_types": list(version.customer_types or []),
+        "min_income": str(fen_to_yuan(version.min_income_amount)) if version.min_income_amount else "",
+    }
+    for key in ("repayment_method", "interest_method", "interest_period", "days_in_year", "rounding",
+                "penalty_basis", "service_fee_timing"):
+        values[key] = getattr(version, key)
+    for key in ("currency_digits", "installment_multiple_amount", "grace_principal_periods",
+                "grace_interest_periods"):
+        values[key] = str(getattr(version, key))
+    if product is not None:
+        values.update(code=product.code, name=product.name, funder_id=str(product.funder_id))
+    return values
+
+
+def _submitted(form: FormLike) -> dict[str, Any]:
+    values: dict[str, Any] = {k: str(v) for k, v in form.items() if k not in ("csrf_token", "customer_types")}
+    values["customer_types"] = [str(v) for v in form.getlist("customer_types")]
+    return values
+
+
+# --- pages ---------------------------------------------------------------------------------------------
+
+
+def _context(session: SessionDep, user: ConsoleUser) -> dict[str, Any]:
+    return {"choices": CHOICES, "customer_type_labels": CUSTOMER_TYPE_LABELS, "method_labels": METHOD_LABELS,
+            "funders": products.list_funders(session), "can_edit": user.viewer.role in PRODUCT_EDITORS,
+            "yuan": fen_to_yuan, "pct": _pct, "apr_pct": percent}
+
+
+@router.get("")
+def product_list(request: Request, session: SessionDep, user: Reader) -> Response:
+    return render(request, "lending/products.html", {
+        **_context(session, user), "rows": products.list_products(session),
+        "notice": NOTICES.get(request.query_params.get("done", "")),
+    })
+
+
+def _new_page(request: Request, session: SessionDep, user: ConsoleUser, values: dict[str, Any], *,
+              error: AppError | None = None, status_code: int = 200) -> Response:
+    return render(request, "lending/product_new.html", {**_context(session, user), "values": values,
+                                                        "error": error}, status_code=status_code)
+
+
+@router.get("/new")
+def new_product(request: Request, session: SessionDep, user: Editor) -> Response:
+    return _new_page(request, session, user, form_values(None))
+
+
+@router.post("/new", dependencies=[CsrfChecked])
+def create_product(request: Request, session: SessionDep, user: Editor, form: Form) -> Response:
+    def action() -> Product:
+        return products.create_product(
+            session, code=form_text(form, "code"), name=form_text(form, "name"),
+            funder_id=parse_int(form_text(form, "funder_id"), default=0) or 0, terms=terms_from_form(form),
+            by_staff_id=user.viewer.staff_id, note=form_text(form, "note") or None)
+
+    product, error = attempt(session, action)
+    if error is not None or product is None:
+        return _new_page(request, session, user, _submitted(form), error=error, status_code=error.status if error
+                         else 400)
+    return RedirectResponse(f"/console/lending/products/{product.id}?done=created", status_code=303)
+
+
+def _detail(request: Request, session: SessionDep, user: ConsoleUser, product_id: int, *,
+            values: dict[str, Any] | None = None, error: AppError | None = None, status_code: int = 200) -> Response:
+    product = products.get_product(session, product_id)
+    versions = products.versions_of(session, product.id)
+    current = next((v for v in versions if v.id == product.current_version_id), None)
+    return render(request, "lending/product.html", {
+        **_context(session, user), "product": product, "versions": versions, "current": current,
+        "values": values or form_values(current, product), "error": error,
+        "notice": NOTICES.get(request.query_params.get("done", "")),
+    }, status_code=status_code)
+
+
+@router.get("/preview")
+def preview(request: Request, session: SessionDep, user: Reader) -> Response:
+    """The schedule table for the form's current values (no saving): the form's live preview."""
+    form = request.query_params
+    quote, error = None, None
+    try:
+        terms = terms_from_form(form).normalized()
+        amount = _yuan(form, "preview_amount", "试算金额", required=False) or terms.min_amount
+        term = _int(form, "preview_term", "试算期限") or terms.terms_months[0]
+        products.check_amount_and_term(terms, amount, term)
+        start = date.fromisoformat(form_text(form, "preview_start")) if form_text(form, "preview_start") else clock.today()
+        quote = products.quote_terms(terms, amount, term, start)
+    except AppError as exc:
+        error = exc
+    except ValueError:
+        error = ValidationFailed("试算放款日期格式不正确（年-月-日）")
+    return render(request, "lending/_schedule.html", {"quote": quote, "error": error, "yuan": fen_to_yuan})
+
+
+@router.get("/{product_id}")
+def product_detail(request: Request, session: SessionDep, user: Reader, product_id: int) -> Response:
+    return _detail(request, session, user, product_id)
+
+
+@router.post("/{product_id}/edit", dependencies=[CsrfChecked])
+def edit_product(request: Request, session: SessionDep, user: Editor, product_id: int, form: Form) -> Response:
+    before = products.get_product(session, product_id).current_version_id
+
+    def action() -> ProductVersion:
+        return products.edit_product(
+            session, product_id, terms_from_form(form), name=form_text(form, "name") or None,
+            funder_id=parse_int(form_text(form, "funder_id")), by_staff_id=user.viewer.staff_id,
+            note=form_text(form, "note") or None)
+
+    version, error = attempt(session, action)
+    if error is not None or version is None:
+        return _detail(request, session, user, product_id, values=_submitted(form), error=error,
+                       status_code=error.status if error else 400)
+    done = "unchanged" if version.id == before else "version"
+    return RedirectResponse(f"/console/lending/products/{product_id}?done={done}", status_code=303)
+
+
+@router.post("/{product_id}/active", dependencies=[CsrfChecked])
+def set_active(request: Request, session: SessionDep, user: Editor, product_id: int, form: Form) -> Response:
+    products.set_product_active(session, product_id, form_text(form, "active") == "1")
+    return RedirectResponse(f"/console/lending/products/{product_id}?done=active", status_code=303)
+
+
+# --- funders -------------------------------------------------------------------------------------------
+
+
+def _funder_action(request: Request, session: SessionDep, user: ConsoleUser, action: Callable[[], object]) -> Response:
+    _, error = attempt(session, action)
+    if error is not None:
+        return render(request, "lending/products.html", {
+            **_context(session, user), "rows": products.list_products(session), "error": error,
+        }, status_code=error.status)
+    return RedirectResponse("/console/lending/products?done=funder#funders", status_code=303)
+
+
+@router.post("/funders", dependencies=[CsrfChecked])
+def create_funder(request: Request, session: SessionDep, user: Editor, form: Form) -> Response:
+    return _funder_action(request, session, user, lambda: products.create_funder(
+        session, name=form_text(form, "name"), funder_type=form_text(form, "funder_type") or "bank",
+        note=form_text(form, "note") or None))
+
+
+@router.post("/funders/{funder_id}", dependencies=[CsrfChecked])
+def update_funder(request: Request, session: SessionDep, user: Editor, funder_id: int, form: Form) -> Response:
+    active = form_text(form, "active")
+    return _funder_action(request, session, user, lambda: products.update_funder(
+        session, funder_id, name=form_text(form, "name") or None, funder_type=form_text(form, "funder_type") or None,
+        active=None if not active else active == "1"))
