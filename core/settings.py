@@ -65,6 +65,15 @@ class Settings(BaseSettings):
         False, description="a customer who deletes their salesperson in WeCom goes back to the public pool"
     )
 
+    # --- WeChat mini-program (小程序) ------------------------------------------------------------
+    wechat_mp_appid: str = Field("", description="mini-program AppID; empty: the simulator's demo app")
+    wechat_mp_secret: str = Field("", description="mini-program AppSecret; empty: WeChat is the built-in simulator")
+    wechat_api_base: str = Field(
+        "", description="WeChat API base URL; empty with no secret: the simulator at {base_url}/_wecom_sim"
+    )
+    mp_session_ttl_hours: int = Field(72, description="lifetime of a mini-program login session")
+    mp_upload_dir: str = Field(str(VAR_DIR / "uploads"), description="where mini-program uploads (ID photos) are stored")
+
     # --- tasks -------------------------------------------------------------------------------
     task_max_retries: int = Field(5, description="retries (exponential backoff) before a task fails for good")
     inprocess_workers: int = Field(2, description="threads running tasks in the embedded default")

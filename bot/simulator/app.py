@@ -207,7 +207,7 @@ def _confirm(s: SimState, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_simulator_app() -> FastAPI:
-    from bot.simulator import console
+    from bot.simulator import console, wechat_mp
 
     app = FastAPI(title="企业微信模拟器", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -228,6 +228,7 @@ def create_simulator_app() -> FastAPI:
 
     app.add_api_route("/cgi-bin/{path:path}", cgi, methods=["GET", "POST"], include_in_schema=False)
     app.add_api_route("/sns/{path:path}", sns, methods=["GET"], include_in_schema=False)
+    wechat_mp.register(app)  # WeChat's mini-program APIs: stable_token, phone number, wxacode
     app.include_router(admin)
     app.include_router(console.router)
     return app

@@ -1,0 +1,234 @@
+"""Mini-program login and phone binding.
+
+Login: the ``wx.login`` code is remembered (a second use is refused before WeChat is asked), exchanged
+at ``sns/jscode2session`` for openid / unionid / session key, and the customer is found by openid or
+taken in through ``crm.customers.intake`` (channel ``miniprogram``): a unionid already known from WeCom
+merges into that record. The answer is an opaque bearer token; only its SHA-256 is stored, bound to the
+openid, with an expiry, revocable. The session key is kept sealed (``pii.seal(PAYLOAD, …)``) for the
+older encrypted phone-number payload.
+
+Phone binding (``getPhoneNumber`` code or the encrypted payload): the number is taken in through
+``crm.customers.intake`` as well. When it belongs to another customer (met through WeCom or an import)
+and this mini-program record is still bare (no phone, no ID number, nothing submitted, no visit), the
+mini-program identity moves onto that customer, this channel's rows follow it, and the bare record is
+closed as merged. Otherwise the binding is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from core import audit, clock, pii
+from core.audit import Actor
+from core.db import insert_ignore
+from core.security import new_token, token_digest
+from core.settings import get_settings
+from crm import customers
+from crm.models import Customer, Stage, Visit
+from miniprogram_api import referral
+from miniprogram_api.exceptions import InvalidSession, LoginCodeUsed, MpValidation, PhoneBindingRefused
+from miniprogram_api.models import (
+    DraftStatus,
+    MpApplicationDraft,
+    MpConsent,
+    MpDocument,
+    MpReferralAttribution,
+    MpReferralCode,
+    MpSession,
+    MpUsedCode,
+)
+from miniprogram_api.wechat import CodeSession, WechatClient, decrypt_user_data
+
+TOKEN_PREFIX = "mp1."  # noqa: S105 - a prefix, not a secret
+MAX_CODE = 128
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The logged-in customer, as the request's dependencies resolved it."""
+
+    session_id: int
+    customer_id: int
+    openid: str
+    unionid: str | None
+
+    def actor(self, ip: str | None = None) -> Actor:
+        return Actor("customer", self.customer_id, f"小程序客户#{self.customer_id}", ip)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str
+    expires_at: datetime
+    customer: Customer
+    created: bool
+    attributed: bool
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def login(session: Session, client: WechatClient, code: str, *, scene: str | None = None, ip: str | None = None,
+          user_agent: str | None = None) -> LoginResult:
+    code = (code or "").strip()
+    if not code or len(code) > MAX_CODE:
+        raise MpValidation("登录凭证不正确", field="code")
+    if insert_ignore(session, MpUsedCode, {"code_digest": _digest(code), "used_at": clock.now()},
+                     ["code_digest"]) is None:
+        raise LoginCodeUsed()
+    found = client.code2session(code)
+    customer, created = _customer_for(session, found)
+    attributed = False
+    if created and scene:
+        attributed = referral.attribute(session, customer.id, scene) is not None
+    token = TOKEN_PREFIX + new_token(32)
+    now = clock.now()
+    expires = now + timedelta(hours=get_settings().mp_session_ttl_hours)
+    session.add(MpSession(token_digest=token_digest(token), customer_id=customer.id, openid=found.openid,
+                          unionid=found.unionid, session_key_enc=pii.seal(pii.PAYLOAD, found.session_key),
+                          created_at=now, expires_at=expires, ip=(ip or None) and ip[:64],
+                          user_agent=(user_agent or None) and user_agent[:200]))
+    session.flush()
+    audit.record(session, "mp.login", entity_type="customer", entity_id=customer.id,
+                 after={"created": created, "attributed": attributed},
+                 actor=Actor("customer", customer.id, f"小程序客户#{customer.id}", ip))
+    return LoginResult(token, expires, customer, created, attributed)
+
+
+def _customer_for(session: Session, found: CodeSession) -> tuple[Customer, bool]:
+    customer = session.scalar(select(Customer).where(Customer.wechat_openid == found.openid))
+    if customer is not None:
+        if found.unionid and not customer.wechat_unionid:
+            clash = session.scalar(select(Customer.id).where(Customer.wechat_unionid == found.unionid))
+            if clash is None:
+                customer.wechat_unionid = found.unionid
+                session.flush()
+        return customer, False
+    result = customers.intake(session, customers.CustomerInput(
+        wechat_openid=found.openid, wechat_unionid=found.unionid, source="miniprogram", source_detail="小程序登录"),
+        channel="miniprogram")
+    return result.customer, result.created
+
+
+def authenticate(session: Session, token: str | None) -> Identity:
+    """The identity behind a bearer token; forged, expired, revoked or malformed tokens are refused alike."""
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        raise InvalidSession()
+    row = session.scalar(select(MpSession).where(MpSession.token_digest == token_digest(token)))
+    if row is None or row.revoked_at is not None or row.expires_at <= clock.now():
+        raise InvalidSession()
+    return Identity(row.id, row.customer_id, row.openid, row.unionid)
+
+
+def logout(session: Session, ident: Identity) -> None:
+    session.execute(update(MpSession).where(MpSession.id == ident.session_id, MpSession.revoked_at.is_(None))
+                    .values(revoked_at=clock.now()))
+
+
+# --- phone binding ---------------------------------------------------------------------------------
+
+def bind_phone_by_code(session: Session, client: WechatClient, ident: Identity, code: str, *,
+                       ip: str | None = None) -> Customer:
+    code = (code or "").strip()
+    if not code or len(code) > MAX_CODE:
+        raise MpValidation("手机号授权码不正确", field="code")
+    return bind_phone(session, ident, client.phone_number(code), source="getPhoneNumber", ip=ip)
+
+
+def bind_phone_by_encrypted_data(session: Session, ident: Identity, encrypted_data: str, iv: str, appid: str, *,
+                                 ip: str | None = None) -> Customer:
+    row = session.get(MpSession, ident.session_id)
+    if row is None or not row.session_key_enc:
+        raise InvalidSession()
+    session_key = pii.open_sealed(pii.PAYLOAD, row.session_key_enc)
+    payload = decrypt_user_data(session_key, encrypted_data, iv, appid)
+    phone = payload.get("purePhoneNumber") or payload.get("phoneNumber")
+    if not phone:
+        raise MpValidation("加密数据中没有手机号", field="encrypted_data")
+    return bind_phone(session, ident, str(phone), source="encryptedData", ip=ip)
+
+
+def bind_phone(session: Session, ident: Identity, raw_phone: str, *, source: str, ip: str | None = None) -> Customer:
+    sealed = pii.protect(pii.PHONE, raw_phone)
+    me = customers.get_customer(session, None, ident.customer_id, for_update=True)
+    actor = ident.actor(ip)
+    if me.phone_index == sealed.index:
+        return me
+    if me.phone_index:
+        raise PhoneBindingRefused(f"您的账户已绑定手机号 {me.phone_masked}，如需更换请联系客服")
+    other = session.scalar(select(Customer).where(Customer.phone_index == sealed.index, Customer.id != me.id))
+    if other is None:
+        customer = customers.intake(session, customers.CustomerInput(
+            phone=raw_phone, wechat_openid=me.wechat_openid, source="miniprogram"), channel="miniprogram").customer
+        if customer.id != me.id or customer.phone_index != sealed.index:  # pragma: no cover - raced by another
+            raise PhoneBindingRefused()
+    else:
+        customer = _fold_into(session, me, other, raw_phone, actor)
+    audit.record(session, "mp.phone_bound", entity_type="customer", entity_id=customer.id,
+                 after={"phone": sealed.masked, "source": source, "merged_from": me.id if customer.id != me.id
+                        else None}, actor=actor)
+    return customer
+
+
+def _is_bare(session: Session, customer: Customer) -> bool:
+    if customer.phone_index or customer.id_number_index:
+        return False
+    submitted = session.scalar(select(MpApplicationDraft.id).where(
+        MpApplicationDraft.customer_id == customer.id, MpApplicationDraft.status == DraftStatus.SUBMITTED).limit(1))
+    visit = session.scalar(select(Visit.id).where(Visit.customer_id == customer.id).limit(1))
+    return submitted is None and visit is None
+
+
+def _fold_into(session: Session, me: Customer, other: Customer, raw_phone: str, actor: Actor) -> Customer:
+    """The phone belongs to ``other``: move this mini-program identity and its rows onto ``other``."""
+    customers.get_customer(session, None, other.id, for_update=True)
+    if (other.wechat_openid and other.wechat_openid != me.wechat_openid) or (
+            other.wechat_unionid and me.wechat_unionid and other.wechat_unionid != me.wechat_unionid):
+        raise PhoneBindingRefused("该手机号已绑定其他微信账户，如有疑问请联系客服")
+    if not _is_bare(session, me):
+        raise PhoneBindingRefused("该手机号已登记在另一位客户名下，请联系客服合并账户")
+    openid, unionid = me.wechat_openid, me.wechat_unionid
+    me.wechat_openid = me.wechat_unionid = None
+    session.flush()
+    for model in (MpSession, MpConsent, MpApplicationDraft, MpDocument):
+        session.execute(update(model).where(model.customer_id == me.id).values(customer_id=other.id)
+                        .execution_options(synchronize_session=False))
+    _move_referrals(session, me.id, other.id)
+    result = customers.intake(session, customers.CustomerInput(
+        phone=raw_phone, wechat_openid=openid, wechat_unionid=unionid, source="miniprogram"), channel="miniprogram")
+    if result.customer.id != other.id or result.customer.wechat_openid != openid:  # pragma: no cover - raced
+        raise PhoneBindingRefused()
+    customers.record_event(session, me.id, "merged", f"小程序账户已合并到客户 #{other.id}（同一手机号）",
+                           ref_type="customer", ref_id=other.id)
+    customers.set_stage(session, me.id, Stage.LOST)
+    customers.record_event(session, other.id, "merged", f"小程序账户 #{me.id} 绑定手机号后合并到本客户",
+                           ref_type="customer", ref_id=me.id)
+    audit.record(session, "mp.customer_merged", entity_type="customer", entity_id=other.id,
+                 before={"customer_id": me.id}, after={"customer_id": other.id}, actor=actor)
+    session.expire_all()
+    return customers.get_customer(session, None, other.id)
+
+
+def _move_referrals(session: Session, old_id: int, new_id: int) -> None:
+    has_code = session.scalar(select(MpReferralCode.id).where(MpReferralCode.customer_id == new_id))
+    if has_code:
+        session.execute(delete(MpReferralCode).where(MpReferralCode.customer_id == old_id))
+    else:
+        session.execute(update(MpReferralCode).where(MpReferralCode.customer_id == old_id).values(customer_id=new_id))
+    has_attr = session.scalar(select(MpReferralAttribution.id).where(MpReferralAttribution.customer_id == new_id))
+    mine = MpReferralAttribution.customer_id == old_id
+    if has_attr:  # first touch wins: the older record's attribution stays
+        session.execute(delete(MpReferralAttribution).where(mine))
+    else:
+        session.execute(delete(MpReferralAttribution).where(mine, MpReferralAttribution.referrer_customer_id == new_id))
+        session.execute(update(MpReferralAttribution).where(mine).values(customer_id=new_id))
+    referred = MpReferralAttribution.referrer_customer_id == old_id
+    session.execute(delete(MpReferralAttribution).where(referred, MpReferralAttribution.customer_id == new_id))
+    session.execute(update(MpReferralAttribution).where(referred).values(referrer_customer_id=new_id))
+    session.flush()

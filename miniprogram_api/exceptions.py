@@ -1,0 +1,95 @@
+"""Refusals of the mini-program channel (stable codes, Chinese messages)."""
+
+from __future__ import annotations
+
+from core.errors import AppError, Conflict, ExternalServiceError, NotAuthenticated, NotFound, ValidationFailed
+
+__all__ = [
+    "ApplicationChannelClosed", "ApplicationIncomplete", "ConsentDocumentNotFound", "ConsentMissing", "DraftNotFound",
+    "DraftSubmitted", "InvalidSession", "LoanNotFound", "LoginCodeInvalid", "LoginCodeUsed", "MpValidation", "PhoneBindingRefused",
+    "PhoneDecryptFailed", "UploadRefused", "UploadNotFound", "WechatApiError",
+]
+
+
+class MpValidation(ValidationFailed):
+    code = "mp_validation_failed"
+
+
+class InvalidSession(NotAuthenticated):
+    code = "mp_session_invalid"
+    message = "登录已失效，请重新登录"
+
+
+class LoginCodeUsed(AppError):
+    code = "mp_login_code_used"
+    status = 400
+    message = "登录凭证已使用，请重新登录"
+
+
+class LoginCodeInvalid(AppError):
+    code = "mp_login_code_invalid"
+    status = 400
+    message = "登录凭证无效或已过期，请重新登录"
+
+
+class WechatApiError(ExternalServiceError):
+    code = "wechat_api_error"
+    message = "微信服务暂时不可用，请稍后再试"
+
+
+class PhoneDecryptFailed(AppError):
+    code = "mp_phone_decrypt_failed"
+    status = 400
+    message = "手机号数据解密失败，请重新授权"
+
+
+class PhoneBindingRefused(Conflict):
+    code = "mp_phone_binding_refused"
+    message = "该手机号无法绑定到当前账户，请联系客服"
+
+
+class ConsentDocumentNotFound(NotFound):
+    code = "mp_consent_document_not_found"
+    message = "协议不存在"
+
+
+class ConsentMissing(AppError):
+    code = "mp_consent_missing"
+    status = 409
+    message = "请先阅读并同意相关协议"
+
+
+class DraftNotFound(NotFound):
+    code = "mp_draft_not_found"
+    message = "申请不存在"
+
+
+class DraftSubmitted(Conflict):
+    code = "mp_draft_submitted"
+    message = "该申请已提交，不能再修改"
+
+
+class ApplicationIncomplete(ValidationFailed):
+    code = "mp_application_incomplete"
+    message = "申请资料不完整"
+
+
+class ApplicationChannelClosed(AppError):
+    code = "mp_application_channel_closed"
+    status = 503
+    message = "在线进件暂未开放，申请已保存为草稿，请联系您的客户经理"
+
+
+class UploadRefused(ValidationFailed):
+    code = "mp_upload_refused"
+    message = "上传的文件不符合要求"
+
+
+class UploadNotFound(NotFound):
+    code = "mp_upload_not_found"
+    message = "文件不存在"
+
+
+class LoanNotFound(NotFound):
+    code = "mp_loan_not_found"
+    message = "贷款不存在"

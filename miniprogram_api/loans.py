@@ -1,0 +1,81 @@
+"""My loans: contracts, loans with their schedules, what is paid, and the next due date and amount.
+
+Read from the lending domain's tables (``Contract``, ``Loan``, ``LoanInstallment``) when they exist;
+with no lending servicing tables yet, the answer is an empty list with a note. Always scoped to the
+customer: only rows whose ``customer_id`` is theirs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import clock
+from miniprogram_api.catalog import yuan
+from miniprogram_api.exceptions import LoanNotFound
+
+INSTALLMENT_LABELS = {"pending": "待还", "paid": "已还", "overdue": "已逾期", "partial": "部分还款"}
+LOAN_LABELS = {"active": "还款中", "closed": "已结清"}
+
+
+def _models() -> tuple[Any, Any, Any]:
+    models = importlib.import_module("lending.models")
+    return (getattr(models, "Contract", None), getattr(models, "Loan", None), getattr(models, "LoanInstallment", None))
+
+
+def _due(row: Any) -> int:
+    owed = row.principal_amount + row.interest_amount + row.fee_amount
+    paid = row.paid_principal_amount + row.paid_interest_amount + row.paid_fee_amount
+    return max(0, owed - paid)
+
+
+def _installment(row: Any) -> dict[str, Any]:
+    total = row.principal_amount + row.interest_amount + row.fee_amount
+    return {"number": row.number, "due_date": row.due_date.isoformat(), "principal": yuan(row.principal_amount),
+            "interest": yuan(row.interest_amount), "fee": yuan(row.fee_amount), "total": yuan(total),
+            "paid": yuan(row.paid_principal_amount + row.paid_interest_amount + row.paid_fee_amount),
+            "outstanding": yuan(_due(row)), "status": row.status,
+            "status_label": INSTALLMENT_LABELS.get(row.status, row.status)}
+
+
+def my_loans(session: Session, customer_id: int) -> dict[str, Any]:
+    contract_model, loan_model, installment_model = _models()
+    if loan_model is None or installment_model is None or contract_model is None:
+        return {"loans": [], "contracts": [], "note": "贷款数据暂未开放查询"}
+    contracts = list(session.scalars(select(contract_model).where(contract_model.customer_id == customer_id)
+                                     .order_by(contract_model.id.desc())))
+    loans = list(session.scalars(select(loan_model).where(loan_model.customer_id == customer_id)
+                                 .order_by(loan_model.id.desc())))
+    by_contract = {c.id: c for c in contracts}
+    out_loans = []
+    today = clock.today()
+    for loan in loans:
+        rows = list(session.scalars(select(installment_model).where(installment_model.loan_id == loan.id)
+                                    .order_by(installment_model.number)))
+        upcoming = next((r for r in rows if _due(r) > 0), None)
+        contract = by_contract.get(loan.contract_id)
+        out_loans.append({
+            "id": loan.id, "contract_number": contract.number if contract else None,
+            "principal": yuan(loan.principal_amount), "status": loan.status,
+            "status_label": LOAN_LABELS.get(loan.status, loan.status), "start_date": loan.start_date.isoformat(),
+            "next_due_date": upcoming.due_date.isoformat() if upcoming else None,
+            "next_due_amount": yuan(_due(upcoming)) if upcoming else None,
+            "overdue": bool(upcoming and upcoming.due_date < today),
+            "paid_total": yuan(sum(r.paid_principal_amount + r.paid_interest_amount + r.paid_fee_amount
+                                   for r in rows)),
+            "outstanding_total": yuan(sum(_due(r) for r in rows)),
+            "schedule": [_installment(r) for r in rows],
+        })
+    out_contracts = [{"id": c.id, "number": c.number, "status": c.status, "principal": yuan(c.principal_amount),
+                      "term_months": c.term_months, "signed_at": c.signed_at} for c in contracts]
+    return {"loans": out_loans, "contracts": out_contracts, "note": None}
+
+
+def my_loan(session: Session, customer_id: int, loan_id: int) -> dict[str, Any]:
+    for loan in my_loans(session, customer_id)["loans"]:
+        if loan["id"] == loan_id:
+            return loan
+    raise LoanNotFound()

@@ -1,0 +1,190 @@
+"""Tables of the mini-program channel: login sessions, used login codes, consent documents and
+records, application drafts and their uploaded documents, referral codes and first-touch attributions.
+
+Money is integer fen (``*_amount``); instants are aware UTC (``*_at``). Personal data: the WeChat
+session key is sealed (``core.pii.seal(PAYLOAD, …)``); the ID number goes to the CRM customer (sealed
+there), never here; uploaded images live on disk under ``SCRM_MP_UPLOAD_DIR``, only their checksum
+and a random storage name here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core import pii_rotation
+from core.db import Base
+
+__all__ = [
+    "CONSENT_KIND_LABELS", "DRAFT_STATUS_LABELS", "ConsentAction", "ConsentKind", "DraftStatus",
+    "MpApplicationDraft", "MpConsent", "MpConsentDocument", "MpDocument", "MpReferralAttribution",
+    "MpReferralCode", "MpSession", "MpUsedCode",
+]
+
+
+class MpSession(Base):
+    """A mini-program login: the bearer token's SHA-256 (never the token), bound to the WeChat identity."""
+
+    __tablename__ = "mp_session"
+    __table_args__ = (Index("ix_mp_session_customer", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    openid: Mapped[str] = mapped_column(String(64))
+    unionid: Mapped[str | None] = mapped_column(String(64))
+    session_key_enc: Mapped[str | None] = mapped_column(String(200))  # pii.seal(PAYLOAD, session_key)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+
+pii_rotation.register(MpSession.session_key_enc, "payload")
+
+
+class MpUsedCode(Base):
+    """A wx.login code already exchanged: a second use is refused before WeChat is asked."""
+
+    __tablename__ = "mp_used_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    used_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ConsentKind(StrEnum):
+    PRIVACY = "privacy"  # 隐私政策
+    SHARE = "share"  # 个人信息共享授权书 (to a named funder)
+
+
+CONSENT_KIND_LABELS = {"privacy": "隐私政策", "share": "个人信息共享授权书"}
+
+
+class MpConsentDocument(Base):
+    """One version of a consent document. ``code`` names the document ("privacy", "share:<funder id>");
+    versions of a code count 1, 2, …; the highest is the one a customer must have agreed to."""
+
+    __tablename__ = "mp_consent_document"
+    __table_args__ = (UniqueConstraint("code", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int]
+    funder_id: Mapped[int | None] = mapped_column(ForeignKey("lending_funder.id"))
+    title: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(String(20000))
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime]
+
+
+class ConsentAction(StrEnum):
+    GRANT = "grant"
+    WITHDRAW = "withdraw"
+
+
+class MpConsent(Base):
+    """An explicit consent or its withdrawal: append-only; the latest row per (customer, code) decides."""
+
+    __tablename__ = "mp_consent"
+    __table_args__ = (
+        Index("ix_mp_consent_customer_code", "customer_id", "code", "id"),
+        CheckConstraint("action IN ('grant', 'withdraw')", name="action_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("mp_consent_document.id"))
+    code: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int]
+    action: Mapped[str] = mapped_column(String(10))
+    at: Mapped[datetime]
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+
+class DraftStatus(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+
+
+DRAFT_STATUS_LABELS = {"draft": "草稿", "submitted": "已提交"}
+
+
+class MpApplicationDraft(Base):
+    """An application (进件) being filled in the mini-program; submitted once into the lending workflow.
+
+    ``submit_key`` is the client's idempotency key of the submission: a double tap sends the same key
+    and gets the same answer (unique per customer)."""
+
+    __tablename__ = "mp_application_draft"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "submit_key"),
+        Index("ix_mp_application_draft_customer", "customer_id", "status"),
+        CheckConstraint("requested_amount IS NULL OR requested_amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("lending_product.id"))
+    requested_amount: Mapped[int | None]  # fen
+    term_months: Mapped[int | None]
+    profile: Mapped[dict[str, Any] | None]  # income_amount (fen per month), occupation, employer … no ID number
+    status: Mapped[str] = mapped_column(String(16), default=DraftStatus.DRAFT)
+    submit_key: Mapped[str | None] = mapped_column(String(64))
+    product_version_id: Mapped[int | None] = mapped_column(ForeignKey("lending_product_version.id"))
+    application_id: Mapped[int | None]  # the lending workflow's application, once submitted
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    submitted_at: Mapped[datetime | None]
+
+
+class MpDocument(Base):
+    """An uploaded image (ID photo …): stored on disk under a random name, checksummed."""
+
+    __tablename__ = "mp_document"
+    __table_args__ = (Index("ix_mp_document_customer", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    draft_id: Mapped[int | None] = mapped_column(ForeignKey("mp_application_draft.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # id_front | id_back | income | other
+    content_type: Mapped[str] = mapped_column(String(20))
+    size_bytes: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_name: Mapped[str] = mapped_column(String(120), unique=True)  # relative to SCRM_MP_UPLOAD_DIR
+    created_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class MpReferralCode(Base):
+    """A customer's own referral code (the share scene carries it)."""
+
+    __tablename__ = "mp_referral_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), unique=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    created_at: Mapped[datetime]
+
+
+class MpReferralAttribution(Base):
+    """Who brought a new mini-program user: first touch wins (unique per customer)."""
+
+    __tablename__ = "mp_referral_attribution"
+    __table_args__ = (
+        Index("ix_mp_referral_attribution_referrer", "referrer_customer_id", "at"),
+        CheckConstraint("customer_id <> referrer_customer_id", name="not_self"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), unique=True)
+    referrer_customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    scene: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]

@@ -1,0 +1,146 @@
+"""Request bodies of the mini-program API, and the Chinese rendering of validation errors.
+
+Money crosses the API as yuan strings ("10000.00"); a JSON number is refused (no float near money).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr
+
+from core.money import parse_rate, yuan_to_fen
+from miniprogram_api.exceptions import MpValidation
+
+_YUAN_RE = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
+
+LABELS = {
+    "code": "登录凭证", "scene": "场景值", "encrypted_data": "加密数据", "iv": "初始向量", "document_id": "协议",
+    "amount": "金额", "term_months": "期限", "product_id": "产品", "annual_rate": "年利率",
+    "repayment_method": "还款方式", "name": "姓名", "id_number": "身份证号", "income": "月收入", "occupation": "职业",
+    "employer": "工作单位", "purpose": "贷款用途", "idempotency_key": "请求标识", "department_id": "网点",
+    "scheduled_at": "预约时间", "note": "备注", "reason": "原因", "kind": "材料类型", "file": "文件",
+    "draft_id": "申请", "body": "请求内容",
+}
+
+_MESSAGES = {
+    "missing": "不能为空",
+    "string_type": "应为文本（金额请以字符串填写，如 \"10000.00\"）",
+    "int_type": "应为整数", "int_parsing": "应为整数", "int_from_float": "应为整数",
+    "datetime_type": "应为时间", "datetime_parsing": "时间格式不正确（如 2026-01-01T10:00:00+08:00）",
+    "datetime_from_date_parsing": "时间格式不正确（如 2026-01-01T10:00:00+08:00）",
+    "timezone_aware": "时间必须带时区（如 +08:00）",
+    "string_too_long": "过长", "string_too_short": "过短", "json_invalid": "不是有效的 JSON",
+    "model_attributes_type": "格式不正确", "dict_type": "格式不正确", "extra_forbidden": "是未知字段",
+    "greater_than": "必须大于 {gt}", "greater_than_equal": "不能小于 {ge}", "less_than_equal": "不能大于 {le}",
+}
+
+
+def chinese_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header", "form")]
+        field = loc[-1] if loc else "body"
+        label = LABELS.get(field, field)
+        kind = err.get("type", "")
+        template = _MESSAGES.get(kind)
+        if template is not None:
+            try:
+                text = template.format(**(err.get("ctx") or {}))
+            except (KeyError, IndexError):
+                text = template
+        else:
+            text = "格式不正确"
+        out.append({"field": field, "message": f"{label}{text}"})
+    return out
+
+
+def to_fen(value: str | None, field: str = "amount") -> int | None:
+    """A yuan string ("10000", "10000.5", "10000.50") as integer fen; anything else refused in Chinese."""
+    if value is None:
+        return None
+    text = value.strip().replace(",", "")
+    if not _YUAN_RE.match(text):
+        raise MpValidation(f"{LABELS.get(field, field)}格式不正确：请填写元，最多两位小数（如 \"10000.00\"）", field=field)
+    return yuan_to_fen(text)
+
+
+def to_rate(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        rate = parse_rate(value)
+    except (InvalidOperation, ValueError) as exc:
+        raise MpValidation("年利率格式不正确（如 \"0.12\" 或 \"12%\"）", field="annual_rate") from exc
+    if not rate.is_finite() or not Decimal(0) <= rate <= Decimal(1):
+        raise MpValidation("年利率必须在 0–100% 之间", field="annual_rate")
+    return rate
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LoginIn(_In):
+    code: StrictStr = Field(max_length=128, description="wx.login 返回的 code")
+    scene: StrictStr | None = Field(None, max_length=64, description="小程序码的 scene（分享进入时）")
+
+
+class PhoneCodeIn(_In):
+    code: StrictStr = Field(max_length=128, description="getPhoneNumber 按钮返回的 code")
+
+
+class PhoneEncryptedIn(_In):
+    encrypted_data: StrictStr = Field(max_length=4096)
+    iv: StrictStr = Field(max_length=64)
+
+
+class ConsentIn(_In):
+    document_id: int
+
+
+class CalculatorIn(_In):
+    amount: StrictStr = Field(description="金额（元，字符串）", examples=["50000.00"])
+    term_months: int = Field(ge=1, le=360)
+    product_id: int | None = None
+    annual_rate: StrictStr | None = Field(None, description="不选产品时：年利率，如 \"0.12\"")
+    repayment_method: StrictStr | None = Field(None, description="不选产品时：equal_installment 等")
+
+
+class MatchIn(_In):
+    amount: StrictStr
+    term_months: int = Field(ge=1, le=360)
+    income: StrictStr | None = Field(None, description="月收入（元，字符串）")
+
+
+class DraftIn(_In):
+    product_id: int | None = None
+    amount: StrictStr | None = Field(None, description="申请金额（元，字符串）")
+    term_months: int | None = Field(None, ge=1, le=360)
+    name: StrictStr | None = Field(None, max_length=32)
+    id_number: StrictStr | None = Field(None, max_length=32)
+    income: StrictStr | None = Field(None, description="月收入（元，字符串）")
+    occupation: StrictStr | None = Field(None, max_length=40)
+    employer: StrictStr | None = Field(None, max_length=80)
+    purpose: StrictStr | None = Field(None, max_length=120)
+
+
+class SubmitIn(_In):
+    idempotency_key: StrictStr = Field(min_length=8, max_length=64, description="客户端生成，重复点击时相同")
+
+
+class VisitIn(_In):
+    department_id: int
+    scheduled_at: AwareDatetime
+    note: StrictStr | None = Field(None, max_length=500)
+
+
+class RescheduleIn(_In):
+    scheduled_at: AwareDatetime
+    reason: StrictStr | None = Field(None, max_length=200)
+
+
+class CancelIn(_In):
+    reason: StrictStr = Field(min_length=1, max_length=200)

@@ -1,0 +1,87 @@
+"""The fixed-window rate limiter: database backend (and Redis when SCRM_TEST_REDIS_URL is set)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from core import clock, ratelimit
+from core.errors import RateLimited
+from core.settings import reset_settings_cache
+from tests.conftest import redis_only
+
+WINDOW = timedelta(minutes=1)
+
+
+def test_attempts_up_to_the_limit_pass(session):
+    clock.freeze(datetime(2026, 1, 1, 10, 0, 5, tzinfo=UTC))
+    for _ in range(3):
+        ratelimit.hit("k1", 3, WINDOW)
+
+
+def test_the_attempt_over_the_limit_is_refused_in_chinese(session):
+    clock.freeze(datetime(2026, 1, 1, 10, 0, 5, tzinfo=UTC))
+    for _ in range(3):
+        ratelimit.hit("k1", 3, WINDOW)
+    with pytest.raises(RateLimited) as exc:
+        ratelimit.hit("k1", 3, WINDOW, "太频繁了")
+    assert exc.value.message == "太频繁了" and exc.value.status == 429
+    assert exc.value.details["retry_after_seconds"] == 55
+
+
+def test_a_new_window_starts_afresh(session):
+    clock.freeze(datetime(2026, 1, 1, 10, 0, 5, tzinfo=UTC))
+    for _ in range(3):
+        ratelimit.hit("k1", 3, WINDOW)
+    clock.advance(timedelta(minutes=1))
+    ratelimit.hit("k1", 3, WINDOW)
+
+
+def test_keys_are_counted_separately(session):
+    for _ in range(3):
+        ratelimit.hit("k1", 3, WINDOW)
+    ratelimit.hit("k2", 3, WINDOW)
+
+
+def test_one_row_per_key_and_window(session):
+    for _ in range(5):
+        ratelimit.count("k3", WINDOW)
+    rows = session.scalars(select(ratelimit.RateLimitWindow).where(ratelimit.RateLimitWindow.key == "k3")).all()
+    assert [r.hits for r in rows] == [5]
+
+
+def test_the_count_survives_a_rolled_back_request(committed):
+    from core.db import unit_of_work
+
+    with pytest.raises(RuntimeError), unit_of_work():
+        ratelimit.hit("k4", 5, WINDOW)
+        raise RuntimeError("the request failed")
+    with unit_of_work() as s:
+        assert s.scalar(select(ratelimit.RateLimitWindow.hits).where(ratelimit.RateLimitWindow.key == "k4")) == 1
+
+
+def test_expired_windows_are_purged(session):
+    clock.freeze(datetime(2026, 1, 1, 10, 0, 5, tzinfo=UTC))
+    ratelimit.count("old", WINDOW)
+    clock.advance(timedelta(hours=2))
+    ratelimit.count("new", WINDOW)
+    assert ratelimit.purge_expired() == 1
+    assert session.scalar(select(func.count()).select_from(ratelimit.RateLimitWindow)) == 1
+
+
+@redis_only
+def test_redis_backend_counts_with_incr(monkeypatch):
+    monkeypatch.setenv("SCRM_REDIS_URL", os.environ["SCRM_TEST_REDIS_URL"])
+    reset_settings_cache()
+    try:
+        key = f"test-{uuid.uuid4().hex}"
+        assert [ratelimit.count(key, WINDOW) for _ in range(3)] == [1, 2, 3]
+        with pytest.raises(RateLimited):
+            ratelimit.hit(key, 3, WINDOW)
+    finally:
+        monkeypatch.delenv("SCRM_REDIS_URL")
+        reset_settings_cache()
