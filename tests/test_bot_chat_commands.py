@@ -247,15 +247,42 @@ def test_reminders_when_nothing_is_due(session, org, chat):
 
 # --- 进件 ----------------------------------------------------------------------------------------
 
-def test_apply_says_honestly_that_online_application_is_not_available(session, org, chat):
+@pytest.fixture
+def product(session):
+    from tests.lending_product_factories import make_product
+
+    return make_product(session, name="信用贷", code="XYD")
+
+
+def test_apply_starts_an_application_through_lending(session, org, product, chat):
+    from lending.models import Application
+
     customer = make_customer(session, name="张三", owner=org["alice"])
-    reply = chat("alice", "进件 张三 信用贷")
-    assert "在线进件功能暂未开放" in reply and f"#{customer.id}" in reply
+    reply = chat("alice", "进件 张三 信用贷 5万 12期")
+    app = session.scalar(select(Application).where(Application.customer_id == customer.id))
+    assert app is not None and app.channel == "wecom" and app.created_by_staff_id == org["alice"].id
+    assert (app.requested_amount, app.term_months) == (5_000_000, 12)
+    assert f"发起「信用贷」申请 #{app.id}：50000.00 元 / 12 个月" in reply
 
 
-def test_apply_for_someone_elses_customer_finds_nothing(session, org, chat):
+def test_apply_outside_the_products_range_is_refused_by_lending(session, org, product, chat):
+    from lending.models import Application
+
+    make_customer(session, name="张三", owner=org["alice"])
+    reply = chat("alice", "进件 张三 信用贷 1元 12期")
+    assert reply.startswith("抱歉，指令没有执行成功")
+    assert session.scalar(select(Application)) is None
+
+
+def test_apply_without_amount_and_term_explains_the_format_and_products(session, org, product, chat):
+    make_customer(session, name="张三", owner=org["alice"])
+    reply = chat("alice", "进件 张三")
+    assert "格式：进件 <客户> <产品> <金额> <期限>" in reply and "可申请的产品：信用贷" in reply
+
+
+def test_apply_for_someone_elses_customer_finds_nothing(session, org, product, chat):
     make_customer(session, name="王五", owner=org["bob"])
-    assert "没有找到" in chat("alice", "进件 王五")
+    assert "没有找到" in chat("alice", "进件 王五 信用贷 5万 12期")
 
 
 # --- the reply path -------------------------------------------------------------------------------

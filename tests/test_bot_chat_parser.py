@@ -77,3 +77,19 @@ def test_followup_splits_customer_content_and_next_time():
 
 def test_tags_split_on_chinese_and_latin_commas():
     assert split_tags("高意向,有房，有车、 公积金 ") == ["高意向", "有房", "有车", "公积金"]
+
+
+@pytest.mark.parametrize(("text", "fen"), [("5万", 5_000_000), ("5.5w", 5_500_000), ("50000", 5_000_000),
+                                          ("50000元", 5_000_000), ("1234.56", 123_456)])
+def test_application_amounts_become_integer_fen(text, fen):
+    from bot.commands.apply import parse_amount_fen
+
+    assert parse_amount_fen(text) == fen
+
+
+@pytest.mark.parametrize("text", ["五万", "-5", "1.001", "abc"])
+def test_bad_application_amounts_are_refused(text):
+    from bot.commands.apply import parse_amount_fen
+
+    with pytest.raises(CommandInvalid):
+        parse_amount_fen(text)
