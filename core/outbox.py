@@ -45,6 +45,8 @@ def pending(session: Session) -> list[OutgoingTask]:
 
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT was released; the transaction that decides is still open
     outgoing = session.info.pop(_KEY, [])
     if outgoing:
         from core import tasks

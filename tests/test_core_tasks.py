@@ -110,3 +110,19 @@ def test_real_celery_worker_runs_a_committed_task(committed):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_a_released_savepoint_does_not_send_the_outer_transactions_tasks(session, task_runner):
+    with session.begin_nested():
+        outbox.enqueue(session, "core.ping", "m5")
+    assert task_runner.sent == []
+    session.commit()
+    assert task_runner.sent == [("core.ping", ("m5",), {})]
+
+
+def test_tasks_of_a_rolled_back_transaction_with_savepoints_are_dropped(session, task_runner):
+    with session.begin_nested():
+        outbox.enqueue(session, "core.ping", "m6")
+    session.rollback()
+    session.commit()
+    assert task_runner.sent == []
