@@ -25,7 +25,7 @@ def verify_url(msg_signature: str = "", timestamp: str = "", nonce: str = "", ec
 def _store(body: bytes, msg_signature: str, timestamp: str, nonce: str) -> None:
     _, fields = config.callback_crypto().open_message(msg_signature, timestamp, nonce, body)
     with unit_of_work() as session:
-        inbox.receive(session, fields, nonce, timestamp)
+        inbox.receive(session, fields, nonce, timestamp, load=False)
 
 
 @router.post("/wecom/callback")
