@@ -26,6 +26,9 @@ CUSTOMER_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.SU
 # Lending products (产品) and risk rules (风控规则): admins, managers and risk staff.
 LENDING_PRODUCT_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.RISK})
 
+# Loan applications: the workflow designer (managers, admins); disbursement is checked in lending.disbursement.
+WORKFLOW_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
+
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 # Handing a salesperson's customers over (离职交接 / 在职转接), within one's data scope.
@@ -57,6 +60,8 @@ NAV: list[NavItem] = [
     NavItem("rules", "自动化规则", "/console/work/rules", RULE_EDITORS),
     NavItem("lending_products", "产品", "/console/lending/products", LENDING_PRODUCT_STAFF),
     NavItem("lending_risk", "风控规则", "/console/lending/risk", LENDING_PRODUCT_STAFF),
+    NavItem("lending_applications", "贷款申请", "/console/lending/applications"),
+    NavItem("lending_workflow", "审批流程", "/console/lending/workflow", WORKFLOW_EDITORS),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.
     NavItem("channels", "渠道活码", "/wecom/channels", frozenset({Role.ADMIN, Role.MANAGER})),

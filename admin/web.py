@@ -11,6 +11,7 @@ from admin import api, console
 from admin.api import customers as customers_api
 from admin.api import handover as handover_api
 from admin.api import imports as imports_api
+from admin.api import lending_applications as lending_applications_api
 from admin.api import lending_products as lending_products_api
 from admin.api import pool as pool_api
 from admin.api import segments as segments_api
@@ -19,8 +20,10 @@ from admin.api import work as work_api
 from admin.console import customers as customers_console
 from admin.console import handover as handover_console
 from admin.console import imports as imports_console
+from admin.console import lending_applications as lending_applications_console
 from admin.console import lending_products as lending_products_console
 from admin.console import lending_risk as lending_risk_console
+from admin.console import lending_workflow as lending_workflow_console
 from admin.console import pool as pool_console
 from admin.console import segments as segments_console
 from admin.console import tags as tags_console
@@ -49,5 +52,8 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_products_console.router)
     app.include_router(lending_risk_console.router)
     app.include_router(lending_products_api.router)
+    app.include_router(lending_applications_console.router)
+    app.include_router(lending_workflow_console.router)
+    app.include_router(lending_applications_api.router)
     app.state.error_renderers["/console"] = render_console_error
     app.state.error_renderers["/api/v1/"] = render_api_error
