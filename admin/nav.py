@@ -67,6 +67,10 @@ NAV: list[NavItem] = [
     NavItem("channels", "渠道活码", "/wecom/channels", frozenset({Role.ADMIN, Role.MANAGER})),
     # Served by the bot (a URL, not an import): team group robots and announcements.
     NavItem("wecom_robots", "群机器人", "/wecom/robots", frozenset({Role.ADMIN, Role.MANAGER})),
+    # Served by the bot (a URL, not an import): mass messages, group chats and routes, corp tag sync.
+    NavItem("wecom_mass", "群发", "/wecom/mass", frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})),
+    NavItem("wecom_groups", "客户群", "/wecom/groups", frozenset({Role.ADMIN, Role.MANAGER})),
+    NavItem("wecom_tags", "企微标签同步", "/wecom/tags", frozenset({Role.ADMIN, Role.MANAGER})),
     # Served by the bot's simulator (a URL, not an import): only while WeCom is simulated.
     NavItem("wecom_sim", "企微模拟器", "/_wecom_sim/console", frozenset({Role.ADMIN, Role.MANAGER}),
             shown=lambda: get_settings().wecom_simulated),

@@ -62,3 +62,4 @@ periodic("bot.sweep_inbox", timedelta(minutes=1))
 from bot import transfer_tasks  # noqa: E402,F401 - bot.transfer_customers, bot.poll_transfers
 
 from bot import chat_tasks  # noqa: E402,F401 - chat commands, bot.push_notifications, bot.sweep_notifications
+from bot import mass_tasks  # noqa: E402,F401 - bot.mark_tags, tag and group sync, mass messages

@@ -15,6 +15,9 @@ def mount(app: FastAPI) -> None:
 
     app.include_router(channel_console.router)
     app.include_router(robots_console.router)
+    from bot import mass_console  # 群发, 客户群 (分层拉群), 企微标签同步 at /wecom/mass, /wecom/groups, /wecom/tags
+
+    app.include_router(mass_console.router)
     if get_settings().wecom_simulated:
         from bot.simulator.app import create_simulator_app
 
