@@ -125,3 +125,13 @@ def test_missing_id_number_excludes_an_age_restricted_product(session):
 def test_bad_demand_is_refused(session):
     with pytest.raises(ValidationFailed):
         match_products(session, Demand(0, 12), Profile())
+
+
+def test_demo_products_seed_once_and_match(session):
+    from lending import product_demo
+
+    assert product_demo.seed(session)
+    assert product_demo.seed(session) == []
+    result = match_products(session, Demand(5_000_000, 12, "credit"), Profile(age=30, region="上海"))
+    assert names(result) == ["DEMO-XY", "DEMO-XF"]  # 10.8% before 15% plus a monthly fee
+    assert {e.product.code for e in result.excluded} == {"DEMO-FD", "DEMO-JK"}  # mortgage only; 20,000 at most

@@ -1,0 +1,13 @@
+"""Demo data of the lending domain for `scrm seed-demo`: one line per area, each idempotent."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from lending import product_demo
+
+
+def seed(session: Session) -> list[str]:
+    lines: list[str] = []
+    lines += product_demo.seed(session)
+    return lines
