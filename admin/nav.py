@@ -62,6 +62,7 @@ NAV: list[NavItem] = [
     NavItem("lending_risk", "风控规则", "/console/lending/risk", LENDING_PRODUCT_STAFF),
     NavItem("lending_applications", "贷款申请", "/console/lending/applications"),
     NavItem("lending_workflow", "审批流程", "/console/lending/workflow", WORKFLOW_EDITORS),
+    NavItem("referral", "推荐佣金", "/console/referral", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.
     NavItem("channels", "渠道活码", "/wecom/channels", frozenset({Role.ADMIN, Role.MANAGER})),

@@ -14,6 +14,7 @@ from admin.api import imports as imports_api
 from admin.api import lending_applications as lending_applications_api
 from admin.api import lending_products as lending_products_api
 from admin.api import pool as pool_api
+from admin.api import referral as referral_api
 from admin.api import segments as segments_api
 from admin.api import tags as tags_api
 from admin.api import work as work_api
@@ -25,6 +26,8 @@ from admin.console import lending_products as lending_products_console
 from admin.console import lending_risk as lending_risk_console
 from admin.console import lending_workflow as lending_workflow_console
 from admin.console import pool as pool_console
+from admin.console import referral_money as referral_money_console
+from admin.console import referral_setup as referral_setup_console
 from admin.console import segments as segments_console
 from admin.console import tags as tags_console
 from admin.console import work as work_console
@@ -47,6 +50,9 @@ def mount(app: FastAPI) -> None:
     app.include_router(tags_api.router)
     app.include_router(segments_console.router)
     app.include_router(segments_api.router)
+    app.include_router(referral_setup_console.router)
+    app.include_router(referral_money_console.router)
+    app.include_router(referral_api.router)
     app.include_router(imports_console.router)
     app.include_router(imports_api.router)
     app.include_router(lending_products_console.router)

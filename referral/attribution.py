@@ -163,3 +163,16 @@ def beneficiaries(session: Session, customer_id: int, max_levels: int | None = N
         if second is not None and second.status == ReferrerStatus.ACTIVE and second.customer_id != customer_id:
             out.append((2, second))
     return out
+
+
+def list_attributions(session: Session, viewer: Viewer, *, referrer_id: int | None = None, limit: int = 200
+                      ) -> list[tuple[Attribution, Customer, Referrer]]:
+    """Recent attributions of customers the viewer may see (their data scope)."""
+    from crm.customers import visible_clause
+
+    stmt = (select(Attribution, Customer, Referrer).join(Customer, Customer.id == Attribution.customer_id)
+            .join(Referrer, Referrer.id == Attribution.referrer_id).where(visible_clause(viewer))
+            .order_by(Attribution.id.desc()).limit(limit))
+    if referrer_id is not None:
+        stmt = stmt.where(Attribution.referrer_id == referrer_id)
+    return [(a, c, r) for a, c, r in session.execute(stmt).all()]

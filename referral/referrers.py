@@ -240,3 +240,14 @@ def set_status(session: Session, referrer_id: int, status: str) -> Referrer:
     audit.record(session, "referral.referrer.status", entity_type="referrer", entity_id=referrer_id,
                  before={"status": before}, after={"status": status})
     return referrer
+
+
+def list_referrers(session: Session, *, kind: str | None = None, q: str | None = None, limit: int = 200,
+                   offset: int = 0) -> list[Referrer]:
+    stmt = select(Referrer).order_by(Referrer.id.desc()).limit(limit).offset(offset)
+    if kind:
+        stmt = stmt.where(Referrer.kind == kind)
+    if q and q.strip():
+        text = q.strip()
+        stmt = stmt.where((Referrer.name.contains(text, autoescape=True)) | (Referrer.code == text.upper()))
+    return list(session.scalars(stmt))

@@ -274,3 +274,34 @@ def rate_for(version: CommissionRuleVersion, level: int, monthly_volume: int) ->
                 return tier.level1_rate if level == 1 else tier.level2_rate
         return Decimal(0)
     return version.level1_rate if level == 1 else version.level2_rate
+
+
+def tiers_from_text(text: str) -> list[dict[str, Any]]:
+    """Tiers typed one per line as "下限元,上限元,一级比例,二级比例" (empty upper bound: no limit;
+    rates as "1%" or "0.01"), e.g. "0,200000,1%,0.2%". Amounts become fen; overlaps are checked by
+    :func:`parse_tiers` when the rule is saved."""
+    from core.money import yuan_to_fen
+
+    rows: list[dict[str, Any]] = []
+    for n, line in enumerate((text or "").splitlines(), start=1):
+        parts = [p.strip() for p in line.replace("，", ",").split(",")]
+        if not any(parts):
+            continue
+        if len(parts) < 3:
+            raise InvalidRule(f"第 {n} 行格式应为：下限元,上限元,一级比例,二级比例")
+        try:
+            low = yuan_to_fen(parts[0] or "0")
+            high = yuan_to_fen(parts[1]) if parts[1] else None
+        except Exception as exc:  # noqa: BLE001 - any bad number is the same refusal
+            raise InvalidRule(f"第 {n} 行金额格式不正确") from exc
+        rows.append({"min_amount": low, "max_amount": high, "level1_rate": parts[2],
+                     "level2_rate": parts[3] if len(parts) > 3 and parts[3] else "0"})
+    return rows
+
+
+def tiers_as_text(tiers: list[dict[str, Any]] | None) -> str:
+    from core.money import fen_to_yuan
+
+    return "\n".join(
+        f"{fen_to_yuan(int(t['min_amount']))},{'' if t.get('max_amount') is None else fen_to_yuan(int(t['max_amount']))},"
+        f"{t['level1_rate']},{t.get('level2_rate') or '0'}" for t in tiers or [])
