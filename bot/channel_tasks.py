@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot import channel_codes
+from bot.task_support import wecom_task
 from core.db import unit_of_work
-from core.tasks import periodic, task
+from core.tasks import periodic
 
 RESTORE_TASK = "bot.restore_channel_codes"
 
 
-@task(RESTORE_TASK)
+@wecom_task(RESTORE_TASK)
 def restore_channel_codes() -> int:
     with unit_of_work() as session:
         return channel_codes.restore_swapped(session)

@@ -8,15 +8,16 @@ from datetime import timedelta
 
 from bot import notifications
 from bot.commands import dispatch  # noqa: F401 - registers the "text" inbox handler
-from core.tasks import periodic, task
+from bot.task_support import wecom_task
+from core.tasks import periodic
 
 
-@task(notifications.PUSH_TASK)
+@wecom_task(notifications.PUSH_TASK)
 def push_notifications() -> None:
     notifications.push_pending()
 
 
-@task(notifications.SWEEP_TASK)
+@wecom_task(notifications.SWEEP_TASK)
 def sweep_notifications() -> None:
     notifications.push_pending()
 

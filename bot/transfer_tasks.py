@@ -6,16 +6,17 @@ import logging
 from datetime import timedelta
 
 from bot import inbox, transfers
+from bot.task_support import wecom_task
 from core import outbox
 from core.db import unit_of_work
-from core.tasks import periodic, task
+from core.tasks import periodic
 from crm.handover import TRANSFER_TASK
 
 log = logging.getLogger(__name__)
 POLL_TASK = "bot.poll_transfers"
 
 
-@task(TRANSFER_TASK)
+@wecom_task(TRANSFER_TASK)
 def transfer_customers(case_id: int) -> None:
     """The case's requested transfers to WeCom, then a departed owner's group chats. Idempotent: rows
     already waiting or finished are not requested again, transferred chats are no longer listed.
@@ -26,7 +27,7 @@ def transfer_customers(case_id: int) -> None:
              None if chats is None else (len(chats["transferred"]), len(chats["failed"])))
 
 
-@task(POLL_TASK)
+@wecom_task(POLL_TASK)
 def poll_transfers() -> None:
     """How waiting transfers ended (WeCom sends no callback for a takeover); re-send cases whose
     requested rows were never submitted (a lost task)."""
