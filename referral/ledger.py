@@ -174,6 +174,14 @@ def _accrue(session: Session, *, key: str, version: CommissionRuleVersion, level
 
 
 def _staff_beneficiary(session: Session, customer_id: int) -> tuple[Referrer, Staff] | None:
+    """The customer's salesperson as a beneficiary, when any staff scheme is active (the staff
+    referrer row is created on first need, never for nothing)."""
+    from referral.models import CommissionRule
+
+    if session.scalar(select(CommissionRule.id).where(CommissionRule.active.is_(True),
+                                                      CommissionRule.beneficiary_kind == BeneficiaryKind.STAFF)
+                      .limit(1)) is None:
+        return None
     owner_id = session.scalar(select(Customer.owner_id).where(Customer.id == customer_id))
     staff = session.get(Staff, owner_id) if owner_id else None
     if staff is None:

@@ -296,3 +296,12 @@ def test_confirm_task_runs_in_its_own_unit_of_work(session):
     clock.freeze(T0 + timedelta(days=2))
     confirm_commissions()
     assert ledger.balance(session, agent.id).available == 10_000
+
+
+def test_no_staff_referrer_is_created_without_a_staff_scheme(session):
+    from referral.models import Referrer
+
+    sales = make_staff(session, role="sales")
+    customer = make_customer(session, owner=sales)
+    disburse(session, customer.id)
+    assert session.scalar(select(Referrer).where(Referrer.staff_id == sales.id)) is None
