@@ -42,7 +42,7 @@ def product_list(session: Session) -> list[dict[str, Any]]:
             "min_amount": yuan(version.min_amount), "max_amount": yuan(version.max_amount),
             "terms_months": list(version.terms_months), "repayment_method": version.repayment_method,
             "repayment_method_label": METHOD_LABELS.get(version.repayment_method, version.repayment_method),
-            "annual_rate_percent": percent(Decimal(version.annual_rate)),
+            "annual_rate_percent": percent(Decimal(version.annual_rate)) + "%",
         })
     return out
 
@@ -54,7 +54,7 @@ def _schedule_dict(schedule: Schedule, apr: Decimal) -> dict[str, Any]:
         "amount": yuan(schedule.terms.principal), "term_months": schedule.terms.periods,
         "repayment_method": schedule.terms.method.value,
         "repayment_method_label": METHOD_LABELS.get(schedule.terms.method.value, schedule.terms.method.value),
-        "apr_percent": percent(apr), "first_payment": yuan(first), "received": yuan(schedule.received),
+        "apr_percent": percent(apr) + "%", "first_payment": yuan(first), "received": yuan(schedule.received),
         "total_interest": yuan(totals.interest), "total_fee": yuan(totals.fee), "total_repayment": yuan(totals.total),
         "periods": [{"number": r.number, "due_date": r.due_date.isoformat(), "principal": yuan(r.principal),
                      "interest": yuan(r.interest), "fee": yuan(r.fee), "total": yuan(r.total),
@@ -90,7 +90,7 @@ def match(session: Session, customer_id: int, *, amount: int, term_months: int,
                             profile_of(customer, income_monthly=income_amount))
     return {
         "matches": [{"product_id": m.product.id, "name": m.product.name, "funder": m.funder.name,
-                     "monthly_payment": yuan(m.monthly_payment), "apr_percent": m.quote.apr_percent,
+                     "monthly_payment": yuan(m.monthly_payment), "apr_percent": m.quote.apr_percent + "%",
                      "notes": list(m.notes)} for m in result.matches],
         "excluded": [{"product_id": e.product.id, "name": e.product.name, "reasons": list(e.reasons)}
                      for e in result.excluded],

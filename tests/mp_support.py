@@ -119,3 +119,42 @@ def mp(mp_app, wecom_server) -> Mp:
 def mp2(mp_app, wecom_server) -> Mp:
     """A second customer on the same service."""
     return Mp(mp_app, wecom_server)
+
+
+# --- products with their consent documents, and a customer ready to apply --------------------------------
+
+VALID_ID = "440301198805151238"
+OTHER_ID = "110101199003074514"
+
+
+def make_offer(session: Any, **terms: Any) -> Any:
+    """A product (10,000–100,000 yuan, 12/24 months) with the privacy policy and its funder's share
+    authorisation published."""
+    from miniprogram_api import consent
+    from tests.lending_product_factories import make_product
+
+    product = make_product(session, **terms)
+    if consent.latest_document(session, consent.PRIVACY_CODE) is None:
+        consent.publish(session, "privacy", "隐私政策", "我们如何收集和使用您的个人信息……")
+    consent.publish(session, "share", f"向{product.funder.name}共享个人信息授权书", "授权共享……",
+                    funder_id=product.funder_id)
+    session.flush()
+    return product
+
+
+def consent_all(user: Mp) -> None:
+    for doc in user.get("/consents").json()["documents"]:
+        assert user.post("/consents", {"document_id": doc["id"]}).status_code == 200
+
+
+def ready_draft(user: Mp, product_id: int, *, phone: str = "13812345678", id_number: str = VALID_ID) -> int:
+    """Phone bound, a complete draft with both ID photos; returns the draft id."""
+    assert user.bind_phone(phone).status_code == 200
+    response = user.post("/applications", {"product_id": product_id, "amount": "50000.00", "term_months": 12,
+                                           "name": "张三", "id_number": id_number, "income": "12000",
+                                           "occupation": "工程师"})
+    assert response.status_code == 200, response.text
+    draft_id = response.json()["id"]
+    assert user.upload(draft_id, "id_front", JPEG).status_code == 200
+    assert user.upload(draft_id, "id_back", png(), "b.png", "image/png").status_code == 200
+    return draft_id
