@@ -28,7 +28,7 @@ from lending import applications, products
 from lending.application_exceptions import ContractAlreadySigned, ContractNotFound, TransitionRefused
 from lending.models import Application, Contract, ContractLine, Funder, NodeKind, NumberSequence, Product, WorkflowNode
 
-__all__ = ["contract_for", "draft_contract", "get_contract", "lines", "next_number", "sign_contract"]
+__all__ = ["contract_for", "draft_contract", "get_contract", "lines", "mask_name", "next_number", "sign_contract"]
 
 PREFIX = "HT"
 
@@ -45,6 +45,12 @@ def next_number(session: Session, prefix: str, day: date) -> int:
     stmt = stmt.on_conflict_do_update(index_elements=["prefix", "day"],
                                       set_={"last_value": table.c.last_value + 1}).returning(table.c.last_value)
     return int(session.execute(stmt).scalar_one())
+
+
+def mask_name(name: str | None) -> str:
+    """张三 -> 张*, 欧阳娜娜 -> 欧***: the family name stays, the rest is hidden."""
+    name = (name or "").strip()
+    return name[:1] + "*" * max(1, len(name) - 1) if name else "—"
 
 
 def contract_for(session: Session, application_id: int) -> Contract | None:
@@ -84,7 +90,7 @@ def draft_contract(session: Session, app: Application) -> Contract:
         number=number, application_id=app.id, customer_id=app.customer_id, product_version_id=version.id,
         funder_id=funder.id, status="draft", principal_amount=app.requested_amount, term_months=app.term_months,
         annual_rate=Decimal(version.annual_rate), parties={
-            "customer_name": customer.name, "customer_id_number_masked": customer.id_number_masked,
+            "customer_name": mask_name(customer.name), "customer_id_number_masked": customer.id_number_masked,
             "customer_phone_masked": customer.phone_masked, "funder_name": funder.name,
             "funder_type": funder.funder_type, "product_name": product.name, "product_code": product.code,
             "product_version": version.version,

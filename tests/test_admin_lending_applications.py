@@ -66,6 +66,8 @@ def test_the_application_page_shows_quote_checklist_and_actions(session):
     assert page.status_code == 200
     for text in ("综合年化成本", "借款用途", "身份证", "拒绝原因（必填）", "进件", "贷后", "已停留"):
         assert text in page.text, text
+    assert "李*" in page.text and "李四" not in page.text  # the customer summary is masked
+    assert w.customer.phone_masked in page.text
 
 
 def test_approve_and_reject_through_the_console(session):

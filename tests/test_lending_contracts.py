@@ -37,7 +37,7 @@ def test_reaching_signing_drafts_a_numbered_contract_with_masked_parties(session
     app = advance_to(session, w, start(session, w), "signing")
     c = contracts.contract_for(session, app.id)
     assert c.status == "draft" and re.fullmatch(rf"HT{clock.today():%Y%m%d}-\d{{6}}", c.number)
-    assert c.parties["customer_name"] == "李四" and c.parties["funder_name"] == w.product.funder.name
+    assert c.parties["customer_name"] == "李*" and c.parties["funder_name"] == w.product.funder.name
     assert c.snapshot is None and count(session, ContractLine, ContractLine.contract_id == c.id) == 0
 
 

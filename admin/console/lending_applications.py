@@ -165,7 +165,7 @@ def _context(session: SessionDep, user: ConsoleUser, app: Application) -> dict[s
         "documents": applications.documents(session, app.id), "transitions": applications.transitions(session, app.id),
         "visits": applications.visits(session, app.id), "staff_names": names, "risk": risk,
         "risk_labels": {"pass": "通过", "warn": "警示", "manual_review": "人工审核", "reject": "拒绝"},
-        "open_visit": visit, "now": clock.now(), "dwell_label": applications.dwell_label,
+        "open_visit": visit, "now": clock.now(), "mask_name": contracts.mask_name, "dwell_label": applications.dwell_label,
         "role_labels": ROLE_LABELS, "can_disburse": user.viewer.role in disbursement.DISBURSERS,
         "nodes": applications.machine_for(session, app).nodes,
     }
