@@ -50,6 +50,6 @@ class WecomNonce(Base):
 
 
 from bot.models_channel import *  # noqa: E402,F401,F403 - channel codes, relations, group chats
-from bot.models_gateway import WecomAccessToken  # noqa: E402,F401 - the gateway token cache
 from bot.models_chat import WecomRobot  # noqa: E402,F401 - team group robots (群机器人)
+from bot.models_gateway import WecomAccessToken  # noqa: E402,F401 - the gateway token cache
 from bot.models_mass import *  # noqa: E402,F401,F403 - mass messages, segment group routes, tag origins

@@ -7,8 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from bot import handlers, inbox  # noqa: F401 - handlers register themselves
+# handlers and the other task modules register themselves on import
+from bot import channel_tasks, chat_tasks, handlers, inbox, mass_tasks, transfer_tasks  # noqa: F401
 from bot.models import WecomInbox
+from bot.task_support import wecom_task
 from core import clock, outbox
 from core.db import unit_of_work
 from core.tasks import periodic, task
@@ -34,12 +36,12 @@ def _process(inbox_id: int) -> None:
         raise
 
 
-@task(inbox.PROCESS_TASK)
+@wecom_task(inbox.PROCESS_TASK)
 def process_inbox(inbox_id: int) -> None:
     _process(inbox_id)
 
 
-@task(inbox.PROCESS_URGENT_TASK, urgent=True)
+@wecom_task(inbox.PROCESS_URGENT_TASK, urgent=True)
 def process_inbox_urgent(inbox_id: int) -> None:
     """Same work, its own queue: add_external_contact must not wait behind a backlog (20 s welcome code)."""
     _process(inbox_id)
@@ -58,8 +60,3 @@ def sweep_inbox() -> None:
 
 
 periodic("bot.sweep_inbox", timedelta(minutes=1))
-
-from bot import transfer_tasks  # noqa: E402,F401 - bot.transfer_customers, bot.poll_transfers
-
-from bot import chat_tasks  # noqa: E402,F401 - chat commands, bot.push_notifications, bot.sweep_notifications
-from bot import mass_tasks  # noqa: E402,F401 - bot.mark_tags, tag and group sync, mass messages
