@@ -289,3 +289,16 @@ def test_the_rules_page_lists_stored_evaluations_masked(session, world):
     page = client.get(f"/console/lending/risk/{product.id}")
     assert "转人工审核" in page.text and "超时" in page.text
     assert customer.id_number_masked in page.text and number not in page.text
+
+
+def test_api_funders_are_listed_and_created_by_managers(session, world):
+    client = console_client()
+    admin_headers = bearer(api_token(session, world["admin"]))
+    created = client.post("/api/v1/lending/funders", headers=admin_headers,
+                          json={"name": "丙担保", "funder_type": "guarantee"})
+    assert created.status_code == 201 and created.json()["funder_type"] == "guarantee"
+    duplicate = client.post("/api/v1/lending/funders", headers=admin_headers, json={"name": "丙担保"})
+    assert duplicate.status_code == 409
+    sales_headers = bearer(api_token(session, world["sales"]))
+    names = [f["name"] for f in client.get("/api/v1/lending/funders", headers=sales_headers).json()]
+    assert set(names) == {"甲银行", "丙担保"}

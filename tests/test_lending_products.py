@@ -193,3 +193,33 @@ def test_versions_are_listed_newest_first(session):
     assert session.scalar(select(ProductVersion.annual_rate).where(ProductVersion.version == 1,
                                                                    ProductVersion.product_id == product.id)) \
         == Decimal("0.12")
+
+
+def test_two_simultaneous_edits_make_two_consecutive_versions(committed):
+    import threading
+
+    from core.db import unit_of_work
+
+    with unit_of_work() as s:
+        product_id = make_product(s).id
+    barrier = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    def edit(rate: str) -> None:
+        barrier.wait()
+        try:
+            with unit_of_work() as s:
+                products.edit_product(s, product_id, terms(annual_rate=rate))
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=edit, args=(rate,)) for rate in ("0.10", "0.11")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with unit_of_work() as s:
+        versions = products.versions_of(s, product_id)
+        assert [v.version for v in versions] == [3, 2, 1]
+        assert products.get_product(s, product_id).current_version_id == versions[0].id

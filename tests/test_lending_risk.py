@@ -284,3 +284,33 @@ def test_audit_actor_is_optional(session, setup):
     product, _ = setup
     version = rule_sets.save_rule_set(session, product.id, RULES, actor=Actor("staff", None, "测试"))
     assert version.version == 2
+
+
+def test_two_first_saves_at_once_share_one_rule_set(committed):
+    import threading
+
+    from core.db import unit_of_work
+
+    clock.unfreeze()
+    with unit_of_work() as s:
+        product_id = make_product(s).id
+    barrier = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    def save() -> None:
+        barrier.wait()
+        try:
+            with unit_of_work() as s:
+                rule_sets.save_rule_set(s, product_id, RULES)
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with unit_of_work() as s:
+        rule_set = rule_sets.rule_set_of(s, product_id)
+        assert [v.version for v in rule_sets.rule_versions(s, rule_set.id)] == [2, 1]

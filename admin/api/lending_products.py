@@ -101,6 +101,19 @@ class ProductRead(BaseModel):
                    current_version=VersionRead.of(version) if version else None)
 
 
+class FunderRead(BaseModel):
+    id: int
+    name: str
+    funder_type: str = Field(description="bank | consumer_finance | guarantee | microloan | other")
+    active: bool
+
+
+class FunderCreate(BaseModel):
+    name: str = Field(max_length=80, examples=["某某银行"])
+    funder_type: str = Field("bank", examples=["bank"])
+    note: str | None = None
+
+
 class ProductCreate(BaseModel):
     code: str = Field(max_length=40, examples=["XY-12"])
     name: str = Field(max_length=80, examples=["信用贷 12 期"])
@@ -130,6 +143,18 @@ class MatchRequest(BaseModel):
     age: int | None = None
     region: str | None = None
     income_monthly: int | None = Field(None, description="fen per month, when known")
+
+
+@router.get("/funders", response_model=list[FunderRead], summary="资方列表")
+def list_funders(session: SessionDep, caller: Caller) -> list[FunderRead]:
+    return [FunderRead(id=f.id, name=f.name, funder_type=f.funder_type, active=f.active)
+            for f in products.list_funders(session)]
+
+
+@router.post("/funders", response_model=FunderRead, status_code=201, summary="新建资方", responses=REFUSED)
+def create_funder(session: SessionDep, caller: Editor, body: FunderCreate) -> FunderRead:
+    f = products.create_funder(session, name=body.name, funder_type=body.funder_type, note=body.note)
+    return FunderRead(id=f.id, name=f.name, funder_type=f.funder_type, active=f.active)
 
 
 @router.get("/products", response_model=list[ProductRead], summary="产品列表（含当前版本）")
