@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock
 from core.errors import PermissionDenied, ValidationFailed
+from core.money import format_yuan
 from crm import customers
 from crm.models import Customer, Role
 from crm.scope import Viewer
@@ -189,8 +190,8 @@ def start_application(session: Session, customer_id: int, product_version_id: in
     session.flush()
     engine.apply_move(session, app, move, viewer=viewer,
                       actor_label=None if viewer else CHANNEL_LABELS[channel],
-                      comment=f"{product.name} {quote.amount / 100:.2f} 元 / {term_months} 个月"
-                              f"（{CHANNEL_LABELS[channel]}，综合年化 {quote.apr_percent}）")
+                      comment=f"{product.name} {format_yuan(quote.amount)} / {term_months} 个月"
+                              f"（{CHANNEL_LABELS[channel]}，综合年化 {quote.apr_percent}%）")
     _after_enter(session, app, move.to_node, viewer)
     return app
 

@@ -156,7 +156,7 @@ def sign_contract(session: Session, application_id: int, *, viewer: Viewer | Non
                  before={"status": "draft"}, after={"status": "signed", "number": contract.number,
                                                     "apr_rate": str(contract.apr_rate), "periods": len(q.schedule.periods)})
     customers.record_event(session, app.customer_id, "lending_contract",
-                           f"合同 {contract.number} 已签署（{contract.term_months} 期，综合年化 {q.apr_percent}）",
+                           f"合同 {contract.number} 已签署（{contract.term_months} 期，综合年化 {q.apr_percent}%）",
                            actor_staff_id=staff_id, ref_type="lending_contract", ref_id=contract.id)
     applications.complete_node(session, app, viewer=viewer,
                                comment=(comment or "").strip() or f"合同 {contract.number} 已签署")

@@ -168,6 +168,8 @@ def _context(session: SessionDep, user: ConsoleUser, app: Application) -> dict[s
         "open_visit": visit, "now": clock.now(), "mask_name": contracts.mask_name, "dwell_label": applications.dwell_label,
         "role_labels": ROLE_LABELS, "can_disburse": user.viewer.role in disbursement.DISBURSERS,
         "nodes": applications.machine_for(session, app).nodes,
+        "node_names": {n.id: n.name for n in applications.machine_for(session, app).nodes},
+        "principal_yuan": str(money.fen_to_yuan(contract.principal_amount)) if contract else "",
     }
 
 
