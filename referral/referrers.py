@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock, pii
 from core.db import insert_ignore
+from core.money import parse_rate
 from crm.models import Customer, Staff
 from referral.exceptions import InvalidReferrer, ReferralLoop, ReferrerDisabled, ReferrerNotFound
 from referral.models import (
@@ -58,8 +59,8 @@ def update_config(session: Session, *, lock_days: int | None = None, max_levels:
     if default_clawback_days is not None:
         config.default_clawback_days = max(0, default_clawback_days)
     if payout_tax_rate is not None:
-        rate = Decimal(str(payout_tax_rate))
-        if not Decimal(0) <= rate < Decimal(1):
+        rate = parse_rate(payout_tax_rate)
+        if not rate.is_finite() or not Decimal(0) <= rate < Decimal(1):
             raise InvalidReferrer("代扣税率须在 0 到 1 之间", code="invalid_tax_rate")
         config.payout_tax_rate = rate
     if payout_fee_amount is not None:

@@ -165,3 +165,28 @@ def test_api_rule_with_overlapping_tiers_is_422(client, session):
             {"min_amount": 0, "max_amount": 100, "level1_rate": "0.01"},
             {"min_amount": 50, "max_amount": None, "level1_rate": "0.02"}]}})
     assert response.status_code == 422 and response.json()["code"] == "overlapping_tiers"
+
+
+def test_api_rule_with_an_unknown_field_is_422(client, session):
+    manager = make_staff(session, role="manager", data_scope="all")
+    token = auth_service.issue_api_token(session, manager.id, "t")[0]
+    response = client.post("/api/v1/referral/rules", headers=bearer(token),
+                           json={"name": "r", "terms": {"basis": "principal", "levle1_rate": "0.01"}})
+    assert response.status_code == 422 and "levle1_rate" in response.json()["message"]
+
+
+def test_settings_form_accepts_a_percent_tax_rate(client, session):
+    _, csrf = _as(client, session)
+    response = client.post("/console/referral/config", data={
+        "csrf_token": csrf, "lock_days": "90", "max_levels": "1", "payout_tax_rate": "20%", "payout_fee": "1.50"})
+    assert response.status_code == 303
+    config = referrers.get_config(session)
+    session.refresh(config)
+    assert (config.lock_days, config.max_levels, str(config.payout_tax_rate.normalize()), config.payout_fee_amount) == (
+        90, 1, "0.2", 150)
+
+
+def test_settings_form_refuses_three_levels(client, session):
+    _, csrf = _as(client, session)
+    response = client.post("/console/referral/config", data={"csrf_token": csrf, "max_levels": "3"})
+    assert response.status_code == 422 and "1 或 2" in response.text

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from admin.api.deps import ERROR_RESPONSES, ApiCaller, require_roles
 from admin.schemas import ErrorBody
+from core.errors import ValidationFailed
 from core.web import SessionDep
 from crm.customers import get_customer
 from crm.models import Role
@@ -118,6 +119,16 @@ class RuleRead(BaseModel):
     terms: dict[str, Any] | None
 
 
+def _terms(body: dict[str, Any]) -> rules.RuleTerms:
+    known = set(rules.RuleTerms.__dataclass_fields__)
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ValidationFailed(f"未知的规则字段：{', '.join(unknown)}", code="invalid_commission_rule")
+    if "basis" not in body:
+        raise ValidationFailed("请填写计佣基数 basis", code="invalid_commission_rule")
+    return rules.RuleTerms(**body)
+
+
 def _rule_read(rule: Any, version: Any) -> RuleRead:
     terms = None
     if version is not None:
@@ -204,7 +215,7 @@ def list_rules(session: SessionDep, caller: Reader) -> list[RuleRead]:
 
 @router.post("/rules", response_model=RuleRead, status_code=201, summary="新建佣金规则或佣金方案", responses=REFUSED)
 def create_rule(session: SessionDep, caller: Editor, body: RuleCreate) -> RuleRead:
-    rule = rules.create_rule(session, body.name, body.beneficiary_kind, rules.RuleTerms(**body.terms),
+    rule = rules.create_rule(session, body.name, body.beneficiary_kind, _terms(body.terms),
                              staff_id=caller.viewer.staff_id)
     return _rule_read(rule, rules.versions(session, rule.id)[0])
 
@@ -212,7 +223,7 @@ def create_rule(session: SessionDep, caller: Editor, body: RuleCreate) -> RuleRe
 @router.post("/rules/{rule_id}/versions", response_model=RuleRead, status_code=201, summary="修改规则（生成新版本）",
              responses=REFUSED)
 def new_version(session: SessionDep, caller: Editor, rule_id: int, body: dict[str, Any]) -> RuleRead:
-    version = rules.new_version(session, rule_id, rules.RuleTerms(**body), staff_id=caller.viewer.staff_id)
+    version = rules.new_version(session, rule_id, _terms(body), staff_id=caller.viewer.staff_id)
     from referral.models import CommissionRule
 
     return _rule_read(session.get(CommissionRule, rule_id), version)

@@ -130,7 +130,7 @@ def save_config(request: Request, session: SessionDep, user: Editor, lock_days: 
         return referrers.update_config(
             session, lock_days=parse_int(lock_days), max_levels=parse_int(max_levels),
             default_clawback_days=parse_int(default_clawback_days),
-            payout_tax_rate=str(rules._rate(payout_tax_rate, "代扣税率")) if payout_tax_rate.strip() else None,
+            payout_tax_rate=payout_tax_rate.strip() or None,
             payout_fee_amount=fen_or_none(payout_fee, "手续费"))
 
     return _do(request, session, user, action, "/console/referral?done=config",
