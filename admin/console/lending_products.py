@@ -21,7 +21,7 @@ from starlette.responses import Response
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
 from core import clock
 from core.errors import AppError, ValidationFailed
-from core.money import fen_to_yuan, parse_rate, yuan_to_fen
+from core.money import fen_to_yuan, format_yuan, parse_rate, yuan_to_fen
 from core.web import SessionDep
 from crm.models import CUSTOMER_TYPE_LABELS, Role
 from lending import products
@@ -149,6 +149,11 @@ def terms_from_form(form: FormLike) -> products.ProductTerms:
     )
 
 
+def shown_yuan(fen: int) -> str:
+    """Fen as grouped yuan without the symbol (templates put ¥ where it belongs): 1234567 -> 1,234.56."""
+    return format_yuan(fen, symbol=False)
+
+
 def _pct(rate: Decimal | None) -> str:
     if rate is None:
         return ""
@@ -199,7 +204,7 @@ def _submitted(form: FormLike) -> dict[str, Any]:
 def _context(session: SessionDep, user: ConsoleUser) -> dict[str, Any]:
     return {"choices": CHOICES, "customer_type_labels": CUSTOMER_TYPE_LABELS, "method_labels": METHOD_LABELS,
             "funders": products.list_funders(session), "can_edit": user.viewer.role in PRODUCT_EDITORS,
-            "yuan": fen_to_yuan, "pct": _pct, "apr_pct": percent}
+            "yuan": shown_yuan, "pct": _pct, "apr_pct": percent}
 
 
 @router.get("")
@@ -264,7 +269,7 @@ def preview(request: Request, session: SessionDep, user: Reader) -> Response:
         error = exc
     except ValueError:
         error = ValidationFailed("试算放款日期格式不正确（年-月-日）")
-    return render(request, "lending/_schedule.html", {"quote": quote, "error": error, "yuan": fen_to_yuan})
+    return render(request, "lending/_schedule.html", {"quote": quote, "error": error, "yuan": shown_yuan})
 
 
 @router.get("/{product_id}")

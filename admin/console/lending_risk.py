@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from admin.console.lending_products import Form, FormLike, form_text
+from admin.console.lending_products import Form, FormLike, form_text, shown_yuan
 from admin.deps import ConsoleUser, CsrfChecked, attempt, render, require_roles
 from core.errors import AppError, ValidationFailed
-from core.money import fen_to_yuan, yuan_to_fen
+from core.money import yuan_to_fen
 from core.web import SessionDep
 from crm.models import CUSTOMER_TYPE_LABELS, Role
 from lending import products
@@ -103,7 +103,7 @@ def _page(request: Request, session: SessionDep, product_id: int, *, rows: list[
         "limit": limit if limit is not None else (current.credit_limit_expression if current else "") or "",
         "facts_help": FACTS, "functions_help": FUNCTIONS, "outcome_labels": rule_sets.OUTCOME_LABELS,
         "customer_type_labels": CUSTOMER_TYPE_LABELS, "error": error, "result": result, "facts": facts or {},
-        "evaluations": evaluations_of(session, product_id=product.id, limit=20), "yuan": fen_to_yuan,
+        "evaluations": evaluations_of(session, product_id=product.id, limit=20), "yuan": shown_yuan,
         "notice": NOTICES.get(request.query_params.get("done", "")),
     }, status_code=status_code)
 
