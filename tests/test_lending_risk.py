@@ -216,6 +216,14 @@ def test_a_provider_timeout_does_not_soften_a_reject(session, setup):
     assert evaluate(session, product, customer, provider=FakeCreditProvider(mode="timeout")).outcome == "reject"
 
 
+def test_a_product_without_rules_never_passes(session):
+    product = make_product(session)
+    customer = make_customer(session, id_number=ID)
+    row = evaluate(session, product, customer)
+    assert (row.outcome, row.provider_status) == ("manual_review", "ok")
+    assert row.hits[0]["reason"] == "产品尚未配置风控规则，转人工审核"
+
+
 def test_no_id_number_means_no_credit_check_and_manual_review(session):
     product = make_product(session)
     customer = make_customer(session)

@@ -6,7 +6,8 @@ Outcome: the most severe hit — ``reject`` > ``manual_review`` > ``warn`` > ``p
   a missing ID number adds a ``manual_review`` hit: such a case is NEVER passed automatically;
 - a rule that needs a fact nobody knows (say income) cannot clear the case: a reject or
   manual-review rule becomes ``manual_review`` ("缺少资料"), a warn rule stays a warning;
-- a rule that fails to evaluate (division by zero, …) becomes ``manual_review``;
+- a rule that fails to evaluate (division by zero, …) becomes ``manual_review``, and so does a
+  product with no rule set at all;
 - the credit limit (fen, rounded down, never below 0) comes from the version's formula; when it
   cannot be computed, or the amount asked exceeds it, the case goes to manual review.
 
@@ -150,7 +151,10 @@ def evaluate_applicant(session: Session, *, product_version_id: int, customer_id
                        application_id: int | None = None, by_staff_id: int | None = None,
                        credit_provider: CreditProvider | None = None,
                        facts_provider: FactsProvider | None = None) -> RiskEvaluation:
-    """Evaluate one customer's application under a product version's current rules; stored and returned."""
+    """Evaluate one customer's application under a product version's current rules; stored and returned.
+
+    The caller has already checked that the acting staff member may see the customer (crm.scope).
+    """
     version = session.get(ProductVersion, product_version_id)
     if version is None:
         raise ProductVersionNotFound()
@@ -192,6 +196,8 @@ def evaluate_applicant(session: Session, *, product_version_id: int, customer_id
         return asked[str(days)]
 
     result = run_rules(compiled, limit, facts, {"recent_applications": recent_applications})
+    if rule_version is None:
+        result.add(Hit("风控规则", Outcome.MANUAL_REVIEW, "产品尚未配置风控规则，转人工审核"))
     if status != "ok":
         result.add(Hit("征信查询", Outcome.MANUAL_REVIEW, "征信结果不可用，转人工审核", detail))
 
