@@ -12,7 +12,7 @@ import core.db
 revision = '0004_applications'
 down_revision = '0003_products'
 branch_labels = None
-depends_on = None
+depends_on = ('0003_work',)  # lending_application_node_visit.work_task_id -> crm_work_task
 
 
 def upgrade() -> None:
