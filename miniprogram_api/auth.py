@@ -38,11 +38,11 @@ from miniprogram_api.models import (
     MpConsent,
     MpDocument,
     MpReferralAttribution,
-    MpReferralCode,
     MpSession,
     MpUsedCode,
 )
 from miniprogram_api.wechat import CodeSession, WechatClient, decrypt_user_data
+from referral.models import Referrer
 
 TOKEN_PREFIX = "mp1."  # noqa: S105 - a prefix, not a secret
 MAX_CODE = 128
@@ -216,19 +216,17 @@ def _fold_into(session: Session, me: Customer, other: Customer, raw_phone: str, 
 
 
 def _move_referrals(session: Session, old_id: int, new_id: int) -> None:
-    has_code = session.scalar(select(MpReferralCode.id).where(MpReferralCode.customer_id == new_id))
-    if has_code:
-        session.execute(delete(MpReferralCode).where(MpReferralCode.customer_id == old_id))
-    else:
-        session.execute(update(MpReferralCode).where(MpReferralCode.customer_id == old_id).values(customer_id=new_id))
-    has_attr = session.scalar(select(MpReferralAttribution.id).where(MpReferralAttribution.customer_id == new_id))
+    """The bare record's own referrer (its share code) follows the person when the known customer has
+    none; the share scene it arrived through is kept only if the known customer has no record of one.
+    The referral domain's attribution of the bare record stays with it: the known customer was not new."""
+    if session.scalar(select(Referrer.id).where(Referrer.customer_id == new_id)) is None:
+        session.execute(update(Referrer).where(Referrer.customer_id == old_id).values(customer_id=new_id)
+                        .execution_options(synchronize_session=False))
     mine = MpReferralAttribution.customer_id == old_id
-    if has_attr:  # first touch wins: the older record's attribution stays
+    if session.scalar(select(MpReferralAttribution.id).where(MpReferralAttribution.customer_id == new_id)):
         session.execute(delete(MpReferralAttribution).where(mine))
     else:
         session.execute(delete(MpReferralAttribution).where(mine, MpReferralAttribution.referrer_customer_id == new_id))
-        session.execute(update(MpReferralAttribution).where(mine).values(customer_id=new_id))
-    referred = MpReferralAttribution.referrer_customer_id == old_id
-    session.execute(delete(MpReferralAttribution).where(referred, MpReferralAttribution.customer_id == new_id))
-    session.execute(update(MpReferralAttribution).where(referred).values(referrer_customer_id=new_id))
+        session.execute(update(MpReferralAttribution).where(mine).values(customer_id=new_id)
+                        .execution_options(synchronize_session=False))
     session.flush()

@@ -1,5 +1,5 @@
 """Tables of the mini-program channel: login sessions, used login codes, consent documents and
-records, application drafts and their uploaded documents, referral codes and first-touch attributions.
+records, application drafts and their uploaded documents, and the share scenes new users arrived through.
 
 Money is integer fen (``*_amount``); instants are aware UTC (``*_at``). Personal data: the WeChat
 session key is sealed (``core.pii.seal(PAYLOAD, …)``); the ID number goes to the CRM customer (sealed
@@ -22,7 +22,7 @@ from core.db import Base
 __all__ = [
     "CONSENT_KIND_LABELS", "DRAFT_STATUS_LABELS", "ConsentAction", "ConsentKind", "DraftStatus",
     "MpApplicationDraft", "MpConsent", "MpConsentDocument", "MpDocument", "MpReferralAttribution",
-    "MpReferralCode", "MpSession", "MpUsedCode",
+    "MpSession", "MpUsedCode",
 ]
 
 
@@ -163,19 +163,9 @@ class MpDocument(Base):
     deleted_at: Mapped[datetime | None]
 
 
-class MpReferralCode(Base):
-    """A customer's own referral code (the share scene carries it)."""
-
-    __tablename__ = "mp_referral_code"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), unique=True)
-    code: Mapped[str] = mapped_column(String(16), unique=True)
-    created_at: Mapped[datetime]
-
-
 class MpReferralAttribution(Base):
-    """Who brought a new mini-program user: first touch wins (unique per customer)."""
+    """The share scene a new mini-program user arrived through, once per customer (first touch). The
+    attribution that counts for commissions is the referral domain's; this is the channel's record."""
 
     __tablename__ = "mp_referral_attribution"
     __table_args__ = (
@@ -185,6 +175,7 @@ class MpReferralAttribution(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), unique=True)
-    referrer_customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    referrer_id: Mapped[int | None] = mapped_column(ForeignKey("referrer.id"))
+    referrer_customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))  # a customer referrer
     scene: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime]

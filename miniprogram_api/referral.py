@@ -1,50 +1,45 @@
-"""Referral in the mini-program: my code, the share scene (小程序码 through ``wxacode.getUnlimited``),
-first-touch attribution of a new user at first login, and my invitees (masked).
+"""Referral in the mini-program, through the referral domain: my code (the customer's own referrer),
+the share scene (小程序码 through ``wxacode.getUnlimited``), attribution of a new user at first login,
+and my invitees (masked).
 
-The scene is ``r=<code>`` (WeChat allows 32 characters). Attribution happens only for a customer the
-login created (a person already known through WeCom or an import is not "new"), once: the unique
-customer column decides, so the first touch wins. The referral domain may take these rows over later.
+- The code is the customer's ``referral.Referrer`` code (created on first ask); the scene is
+  ``r=<code>`` (WeChat allows 32 characters).
+- A customer the login created (a person already known through WeCom or an import is not "new")
+  who arrived through a scene is attributed by ``referral.attribution.attribute(…, "miniprogram")``:
+  first touch wins there (one row per customer), self-referrals and loops are refused there, and the
+  commission ledger follows it. This channel also keeps its own record of the touch
+  (:class:`MpReferralAttribution`: the scene and when), once per customer.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock
 from core.db import insert_ignore
+from core.errors import AppError
 from crm import customers
-from crm.models import Customer
-from miniprogram_api.models import MpReferralAttribution, MpReferralCode
+from miniprogram_api.models import MpReferralAttribution
+from referral import attribution, mine, referrers
+from referral.models import Referrer, ReferrerKind
 
 SCENE_PREFIX = "r="
-CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
-CODE_LENGTH = 8
 MAX_SCENE = 32
 SHARE_PAGE = "pages/index/index"
-_CODE_RE = re.compile(rf"^[{CODE_ALPHABET}]{{{CODE_LENGTH}}}$")
+_CODE_RE = re.compile(rf"^[{referrers.CODE_ALPHABET}]{{4,12}}$")
 
 
-def my_code(session: Session, customer_id: int) -> MpReferralCode:
-    """The customer's referral code, created on first ask (a code collision simply draws again)."""
-    for _ in range(10):
-        existing = session.scalar(select(MpReferralCode).where(MpReferralCode.customer_id == customer_id))
-        if existing is not None:
-            return existing
-        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-        try:
-            with session.begin_nested():
-                insert_ignore(session, MpReferralCode, {"customer_id": customer_id, "code": code,
-                                                        "created_at": clock.now()}, ["customer_id"])
-        except IntegrityError:  # the code is taken: draw again
-            continue
-    raise RuntimeError("could not draw a free referral code")  # pragma: no cover
+def my_referrer(session: Session, customer_id: int) -> Referrer:
+    """The customer's own referrer record, created on first ask (under whoever referred them)."""
+    existing = mine.referrer_for_customer(session, customer_id, create=False)
+    if existing is not None:
+        return existing
+    customer = customers.get_customer(session, None, customer_id)
+    return referrers.create_referrer(session, referrers.ReferrerInput(
+        kind=ReferrerKind.CUSTOMER, customer_id=customer_id, name=customer.name or f"小程序用户{customer_id}"))
 
 
 def scene_for(code: str) -> str:
@@ -53,52 +48,37 @@ def scene_for(code: str) -> str:
     return scene
 
 
-def referrer_of_scene(session: Session, scene: str) -> int | None:
+def code_of_scene(scene: str | None) -> str | None:
     scene = (scene or "").strip()
     if not scene.startswith(SCENE_PREFIX) or len(scene) > MAX_SCENE:
         return None
     code = scene[len(SCENE_PREFIX):].upper()
-    if not _CODE_RE.match(code):
-        return None
-    return session.scalar(select(MpReferralCode.customer_id).where(MpReferralCode.code == code))
+    return code if _CODE_RE.match(code) else None
 
 
 def attribute(session: Session, customer_id: int, scene: str) -> MpReferralAttribution | None:
-    """Attribute a new user to the owner of the scene's code; None when the scene is unknown, is their
-    own, or the customer already has an attribution (first touch wins)."""
-    referrer_id = referrer_of_scene(session, scene)
-    if referrer_id is None or referrer_id == customer_id:
+    """Attribute a new user to the referrer of the scene's code; None when the scene is unknown, refused
+    by the referral rules (self-referral, loop, disabled referrer), or the customer is already attributed."""
+    code = code_of_scene(scene)
+    if code is None:
         return None
+    try:
+        with session.begin_nested():
+            result = attribution.attribute(session, customer_id, code, "miniprogram")
+    except AppError:
+        return None
+    if not result.created:
+        return None
+    referrer = session.get(Referrer, result.attribution.referrer_id)
     new_id = insert_ignore(session, MpReferralAttribution, {
-        "customer_id": customer_id, "referrer_customer_id": referrer_id, "scene": scene.strip()[:MAX_SCENE],
+        "customer_id": customer_id, "referrer_id": referrer.id if referrer else None,
+        "referrer_customer_id": referrer.customer_id if referrer else None, "scene": scene.strip()[:MAX_SCENE],
         "at": clock.now()}, ["customer_id"])
-    if new_id is None:
-        return None
-    customers.record_event(session, customer_id, "referral", f"通过客户 #{referrer_id} 的分享进入小程序",
-                           ref_type="customer", ref_id=referrer_id)
     audit.record(session, "mp.referral_attributed", entity_type="customer", entity_id=customer_id,
-                 after={"referrer_customer_id": referrer_id, "scene": scene.strip()[:MAX_SCENE]})
-    return session.get(MpReferralAttribution, new_id)
+                 after={"referrer_id": referrer.id if referrer else None, "scene": scene.strip()[:MAX_SCENE]})
+    return session.get(MpReferralAttribution, new_id) if new_id is not None else None
 
 
-def mask_name(name: str | None) -> str:
-    name = (name or "").strip()
-    if not name:
-        return "微信用户"
-    return name[0] + "*" * max(1, len(name) - 1)
-
-
-@dataclass(frozen=True)
-class Invitee:
-    name_masked: str
-    phone_masked: str | None
-    at: datetime
-
-
-def invitees(session: Session, customer_id: int, *, limit: int = 200) -> list[Invitee]:
-    rows = session.execute(
-        select(Customer.name, Customer.phone_masked, MpReferralAttribution.at)
-        .join(Customer, Customer.id == MpReferralAttribution.customer_id)
-        .where(MpReferralAttribution.referrer_customer_id == customer_id)
-        .order_by(MpReferralAttribution.at.desc(), MpReferralAttribution.id.desc()).limit(limit))
-    return [Invitee(mask_name(name), phone, at) for name, phone, at in rows]
+def invitees(session: Session, customer_id: int, *, limit: int = 200) -> list[mine.Invitee]:
+    own = session.scalar(select(Referrer.id).where(Referrer.customer_id == customer_id))
+    return [] if own is None else mine.my_invitees(session, own, limit=limit)

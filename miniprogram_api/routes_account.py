@@ -100,19 +100,22 @@ def withdraw_consent(document_id: int, ident: Customer, request: Request, sessio
 
 @router.get("/referral", summary="我的推荐码与分享场景值", tags=["推荐"])
 def my_referral(ident: Customer, session: SessionDep) -> dict[str, Any]:
-    code = referral.my_code(session, ident.customer_id)
-    return {"code": code.code, "scene": referral.scene_for(code.code), "page": referral.SHARE_PAGE}
+    code = referral.my_referrer(session, ident.customer_id).code
+    return {"code": code, "scene": referral.scene_for(code), "page": referral.SHARE_PAGE}
 
 
 @router.get("/referral/qrcode", summary="我的分享小程序码（PNG）", tags=["推荐"],
             responses={200: {"content": {"image/png": {}}}})
 def my_qrcode(ident: Customer, session: SessionDep, client: Wechat) -> Response:
-    code = referral.my_code(session, ident.customer_id)
-    image = client.wxacode_unlimited(referral.scene_for(code.code), referral.SHARE_PAGE)
+    code = referral.my_referrer(session, ident.customer_id).code
+    image = client.wxacode_unlimited(referral.scene_for(code), referral.SHARE_PAGE)
     return Response(image, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/referral/invitees", summary="我邀请的好友（脱敏）", tags=["推荐"])
 def my_invitees(ident: Customer, session: SessionDep) -> dict[str, Any]:
-    return {"invitees": [{"name": i.name_masked, "phone_masked": i.phone_masked, "at": i.at}
+    from crm.models import STAGE_LABELS
+
+    return {"invitees": [{"name": i.name_masked, "phone_masked": i.phone_masked, "at": i.attributed_at,
+                          "stage_label": STAGE_LABELS.get(i.stage, i.stage)}
                          for i in referral.invitees(session, ident.customer_id)]}

@@ -206,3 +206,25 @@ def test_phone_of_a_customer_bound_to_another_wechat_is_refused(session, mp, mp2
     mp2.login("bob")
     response = mp2.bind_phone("13812345678")
     assert response.status_code == 409 and "其他微信" in response.json()["message"]
+
+
+def test_a_share_code_made_before_the_merge_follows_the_person(session, mp):
+    from referral.models import Referrer
+
+    known = make_customer(session, phone="13700002222", name="赵七")
+    session.flush()
+    mp.login("erin")
+    code = mp.get("/referral").json()["code"]
+    assert mp.bind_phone("13700002222").json()["id"] == known.id
+    assert session.scalar(select(Referrer.customer_id).where(Referrer.code == code)) == known.id
+    assert mp.get("/referral").json()["code"] == code
+
+
+def test_used_codes_and_long_expired_sessions_are_purged(session, mp):
+    from miniprogram_api import tasks as mp_tasks
+    from miniprogram_api.models import MpUsedCode
+
+    mp.login("alice")
+    clock.freeze(clock.now() + timedelta(days=40))
+    assert mp_tasks.purge() == {"codes": 1, "sessions": 1}
+    assert session.scalar(select(func.count()).select_from(MpUsedCode)) == 0

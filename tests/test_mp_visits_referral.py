@@ -79,10 +79,14 @@ def test_a_visit_at_a_department_that_is_not_a_branch_is_refused(session, mp, br
 
 # --- referral ------------------------------------------------------------------------------------------
 
-def test_my_referral_code_and_scene_fit_wechat_limits(session, mp):
+def test_my_referral_code_is_my_referrer_code_and_the_scene_fits_wechat(session, mp):
+    from referral.models import Referrer
+
     mp.login("alice")
     data = mp.get("/referral").json()
     assert data["scene"] == "r=" + data["code"] and len(data["scene"]) <= 32
+    assert session.scalar(select(Referrer.code).where(Referrer.customer_id == mp.get("/me").json()["id"])) \
+        == data["code"]
     assert mp.get("/referral").json()["code"] == data["code"]  # stable
 
 
@@ -96,12 +100,17 @@ def test_my_share_code_image_comes_from_wxacode_get_unlimited(session, mp):
 
 
 def test_a_new_user_arriving_through_a_scene_is_attributed_at_first_login(session, mp, mp2):
+    from referral.models import Attribution
+
     mp.login("alice")
     scene = mp.get("/referral").json()["scene"]
     bob = mp2.login("bob", scene=scene)
     assert bob["attributed"] is True
     row = session.scalars(select(MpReferralAttribution)).one()
-    assert (row.customer_id, row.referrer_customer_id) == (bob["customer"]["id"], mp.get("/me").json()["id"])
+    alice_id = mp.get("/me").json()["id"]
+    assert (row.customer_id, row.referrer_customer_id, row.scene) == (bob["customer"]["id"], alice_id, scene)
+    counted = session.scalars(select(Attribution)).one()  # the referral domain's, for commissions
+    assert counted.customer_id == bob["customer"]["id"] and counted.source == "miniprogram"
 
 
 def test_first_touch_wins(session, mp, mp2):
@@ -124,7 +133,8 @@ def test_an_existing_customer_is_not_attributed(session, mp, mp2):
 
 
 def test_an_unknown_scene_is_ignored(session, mp):
-    assert mp.login("alice", scene="r=ZZZZZZZZ")["attributed"] is False
+    assert mp.login("alice", scene="r=ZZZZZZ")["attributed"] is False
+    assert mp.login("bob", scene="not-a-scene")["attributed"] is False
 
 
 def test_my_invitees_are_masked(session, mp, mp2):
@@ -133,4 +143,6 @@ def test_my_invitees_are_masked(session, mp, mp2):
     mp2.bind_phone("13887654321")
     mp2.post("/applications", {"name": "王小明"})
     invitees = mp.get("/referral/invitees").json()["invitees"]
-    assert invitees == [{"name": "王**", "phone_masked": "138****4321", "at": invitees[0]["at"]}]
+    assert len(invitees) == 1
+    assert (invitees[0]["name"], invitees[0]["phone_masked"]) == ("王*明", "138****4321")
+    assert "13887654321" not in str(invitees) and "王小明" not in str(invitees)

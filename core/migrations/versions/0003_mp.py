@@ -1,5 +1,5 @@
 """mini-program channel: login sessions and used codes, consent documents and records, application drafts
-and uploaded documents, referral codes and first-touch attributions; the kernel's rate-limit windows
+and uploaded documents, the share scenes new users arrived through; the kernel's rate-limit windows
 
 Revision ID: 0003_mp
 Revises: 0002
@@ -13,7 +13,7 @@ import core.db
 revision = '0003_mp'
 down_revision = '0002'
 branch_labels = None
-depends_on = '0003_products'  # drafts and consent documents point at lending products and funders
+depends_on = ('0003_products', '0003_referral')  # drafts, consent documents and share scenes point at their tables
 
 
 def upgrade() -> None:
@@ -91,26 +91,18 @@ def upgrade() -> None:
     op.create_table('mp_referral_attribution',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('referrer_customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('referrer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('referrer_customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('scene', sa.String(length=32), nullable=False),
     sa.Column('at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('customer_id <> referrer_customer_id', name=op.f('ck_mp_referral_attribution_not_self')),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_mp_referral_attribution_customer_id_customer')),
     sa.ForeignKeyConstraint(['referrer_customer_id'], ['customer.id'], name=op.f('fk_mp_referral_attribution_referrer_customer_id_customer')),
+    sa.ForeignKeyConstraint(['referrer_id'], ['referrer.id'], name=op.f('fk_mp_referral_attribution_referrer_id_referrer')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mp_referral_attribution')),
     sa.UniqueConstraint('customer_id', name=op.f('uq_mp_referral_attribution_customer_id'))
     )
     op.create_index('ix_mp_referral_attribution_referrer', 'mp_referral_attribution', ['referrer_customer_id', 'at'], unique=False)
-    op.create_table('mp_referral_code',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('code', sa.String(length=16), nullable=False),
-    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_mp_referral_code_customer_id_customer')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_mp_referral_code')),
-    sa.UniqueConstraint('code', name=op.f('uq_mp_referral_code_code')),
-    sa.UniqueConstraint('customer_id', name=op.f('uq_mp_referral_code_customer_id'))
-    )
     op.create_table('mp_session',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('token_digest', sa.String(length=64), nullable=False),
@@ -152,7 +144,6 @@ def downgrade() -> None:
     op.drop_table('mp_document')
     op.drop_index('ix_mp_session_customer', table_name='mp_session')
     op.drop_table('mp_session')
-    op.drop_table('mp_referral_code')
     op.drop_index('ix_mp_referral_attribution_referrer', table_name='mp_referral_attribution')
     op.drop_table('mp_referral_attribution')
     op.drop_index('ix_mp_consent_customer_code', table_name='mp_consent')
