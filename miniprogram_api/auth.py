@@ -1,7 +1,7 @@
 """Mini-program login and phone binding.
 
-Login: the ``wx.login`` code is remembered (a second use is refused before WeChat is asked), exchanged
-at ``sns/jscode2session`` for openid / unionid / session key, and the customer is found by openid or
+Login: the ``wx.login`` code is remembered (:func:`claim_code`: a second use is refused before WeChat is
+asked; committed on its own, before the HTTP call), exchanged at ``sns/jscode2session`` for openid / unionid / session key, and the customer is found by openid or
 taken in through ``crm.customers.intake`` (channel ``miniprogram``): a unionid already known from WeCom
 merges into that record. The answer is an opaque bearer token; only its SHA-256 is stored, bound to the
 openid, with an expiry, revocable. The session key is kept sealed (``pii.seal(PAYLOAD, …)``) for the
@@ -74,15 +74,23 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def login(session: Session, client: WechatClient, code: str, *, scene: str | None = None, ip: str | None = None,
-          user_agent: str | None = None) -> LoginResult:
+def claim_code(session: Session, code: str) -> str:
+    """Remember a wx.login code; a second use is refused (LoginCodeUsed) before WeChat is asked.
+
+    The channel commits this in its own short unit of work before calling WeChat, so no transaction
+    stays open over the HTTP call and a code is remembered even when the login fails afterwards."""
     code = (code or "").strip()
     if not code or len(code) > MAX_CODE:
         raise MpValidation("登录凭证不正确", field="code")
     if insert_ignore(session, MpUsedCode, {"code_digest": _digest(code), "used_at": clock.now()},
                      ["code_digest"]) is None:
         raise LoginCodeUsed()
-    found = client.code2session(code)
+    return code
+
+
+def login(session: Session, found: CodeSession, *, scene: str | None = None, ip: str | None = None,
+          user_agent: str | None = None) -> LoginResult:
+    """Open a session for the WeChat identity ``jscode2session`` answered (customer found or taken in)."""
     customer, created = _customer_for(session, found)
     attributed = False
     if created and scene:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from core.db import unit_of_work
 from core.web import SessionDep
 from crm import customers
 from miniprogram_api import auth, consent, referral
@@ -27,7 +28,10 @@ def _me(customer: Any) -> dict[str, Any]:
 
 @router.post("/login", summary="登录（wx.login 的 code 换取 token）", dependencies=[Depends(login_limit)], tags=["账户"])
 def login(body: LoginIn, request: Request, session: SessionDep, client: Wechat) -> dict[str, Any]:
-    result = auth.login(session, client, body.code, scene=body.scene, ip=client_ip(request),
+    with unit_of_work() as claim:  # before the request's transaction: none stays open over the HTTP call
+        code = auth.claim_code(claim, body.code)
+    found = client.code2session(code)
+    result = auth.login(session, found, scene=body.scene, ip=client_ip(request),
                         user_agent=request.headers.get("user-agent"))
     return {"token": result.token, "expires_at": result.expires_at, "new_customer": result.created,
             "attributed": result.attributed, "customer": _me(result.customer)}
@@ -106,8 +110,9 @@ def my_referral(ident: Customer, session: SessionDep) -> dict[str, Any]:
 
 @router.get("/referral/qrcode", summary="我的分享小程序码（PNG）", tags=["推荐"],
             responses={200: {"content": {"image/png": {}}}})
-def my_qrcode(ident: Customer, session: SessionDep, client: Wechat) -> Response:
-    code = referral.my_referrer(session, ident.customer_id).code
+def my_qrcode(ident: Customer, client: Wechat) -> Response:
+    with unit_of_work() as session:  # committed before the HTTP call to WeChat
+        code = referral.my_referrer(session, ident.customer_id).code
     image = client.wxacode_unlimited(referral.scene_for(code), referral.SHARE_PAGE)
     return Response(image, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
