@@ -31,7 +31,9 @@ from lending.products import Quote, quote
 
 APR_RANK_STEP = Decimal("0.0001")  # 0.01 %
 
-__all__ = ["Demand", "Exclusion", "Match", "MatchResult", "Profile", "match_products", "profile_of"]
+__all__ = [
+    "Demand", "Exclusion", "Match", "MatchResult", "Profile", "demand_of", "match_products", "profile_of",
+]
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,19 @@ def profile_of(customer: Customer, *, income_monthly: int | None = None, day: da
     """The matching profile of a CRM customer: age from the sealed ID number (opened, read, dropped)."""
     return Profile(age=age_from_sealed(customer.id_number_enc, day), region=customer.region,
                    income_monthly=income_monthly, customer_type=customer.customer_type)
+
+
+def demand_of(customer: Customer, *, amount: int | None = None, term_months: int | None = None,
+              customer_type: str | None = None) -> Demand:
+    """The customer's demand as recorded in the CRM (demand_amount, demand_term_months, customer_type),
+    each overridable; refused in Chinese when the amount or term is known nowhere."""
+    amount = amount if amount is not None else customer.demand_amount
+    term = term_months if term_months is not None else customer.demand_term_months
+    if amount is None:
+        raise ValidationFailed("客户没有填写需求金额，请输入申请金额", field="amount")
+    if term is None:
+        raise ValidationFailed("客户没有填写需求期限，请输入申请期限（月）", field="term_months")
+    return Demand(amount, term, customer_type or customer.customer_type)
 
 
 def _validate(demand: Demand) -> None:

@@ -302,3 +302,20 @@ def test_api_funders_are_listed_and_created_by_managers(session, world):
     sales_headers = bearer(api_token(session, world["sales"]))
     names = [f["name"] for f in client.get("/api/v1/lending/funders", headers=sales_headers).json()]
     assert set(names) == {"甲银行", "丙担保"}
+
+
+def test_api_match_uses_the_customers_recorded_demand(session, world):
+    make_product(session, funder=world["funder"], code="D12", terms_months=[12])
+    make_product(session, funder=world["funder"], code="D24", terms_months=[24])
+    customer = make_customer(session, owner=world["sales"], demand_amount=3_000_000, demand_term_months=24)
+    client = console_client()
+    headers = bearer(api_token(session, world["sales"]))
+    body = client.post("/api/v1/lending/match", headers=headers, json={"customer_id": customer.id}).json()
+    assert [m["product_code"] for m in body["matches"]] == ["D24"]
+
+
+def test_api_match_without_amount_or_customer_is_refused(session, world):
+    client = console_client()
+    headers = bearer(api_token(session, world["sales"]))
+    response = client.post("/api/v1/lending/match", headers=headers, json={"term_months": 12})
+    assert response.status_code == 422 and "申请金额" in response.json()["message"]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from admin.api.deps import ERROR_RESPONSES, ApiCaller, Caller, require_roles
 from admin.schemas import ErrorBody
+from core.errors import ValidationFailed
 from core.web import SessionDep
 from crm import customers
 from crm.models import Role
@@ -136,8 +137,9 @@ class QuoteRequest(BaseModel):
 
 
 class MatchRequest(BaseModel):
-    amount: int = Field(description="fen", examples=[5_000_000])
-    term_months: int = Field(examples=[12])
+    amount: int | None = Field(None, description="fen; the customer's recorded demand when omitted",
+                               examples=[5_000_000])
+    term_months: int | None = Field(None, description="the customer's recorded demand when omitted", examples=[12])
     customer_type: str | None = Field(None, examples=["credit"])
     customer_id: int | None = Field(None, description="a CRM customer in the caller's scope: age, region, type")
     age: int | None = None
@@ -202,8 +204,12 @@ def match(session: SessionDep, caller: Caller, body: MatchRequest) -> dict[str, 
     if body.customer_id is not None:
         customer = customers.get_customer(session, caller.viewer, body.customer_id)
         profile = matching.profile_of(customer, income_monthly=body.income_monthly)
+        demand = matching.demand_of(customer, amount=body.amount, term_months=body.term_months,
+                                    customer_type=body.customer_type)
     else:
+        if body.amount is None or body.term_months is None:
+            raise ValidationFailed("请填写申请金额和期限，或指定客户", field="amount")
         profile = matching.Profile(age=body.age, region=body.region, income_monthly=body.income_monthly,
                                    customer_type=body.customer_type)
-    demand = matching.Demand(body.amount, body.term_months, body.customer_type)
+        demand = matching.Demand(body.amount, body.term_months, body.customer_type)
     return matching.match_products(session, demand, profile).as_dict()
