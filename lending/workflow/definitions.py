@@ -180,7 +180,10 @@ def save_definition(session: Session, specs: Sequence[NodeSpec], *, by_staff_id:
                     note: str | None = None, actor: audit.Actor | None = None) -> WorkflowDefinition:
     """The designer's save: a new active version with these nodes (running applications keep theirs)."""
     cleaned = validate(session, specs)
-    before = ensure_active(session)
+    ensure_active(session)
+    # Lock the active version: two designers saving at once number their versions one after the other.
+    before = session.scalar(select(WorkflowDefinition).where(WorkflowDefinition.active.is_(True)).with_for_update())
+    assert before is not None
     if [NodeSpec.of(n) for n in nodes_of(session, before.id)] == cleaned:
         return before
     definition = _insert(session, cleaned, by_staff_id=by_staff_id, note=note)
