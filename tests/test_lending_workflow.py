@@ -74,3 +74,32 @@ def test_the_machine_moves_one_node_at_a_time_and_closes_with_a_reason(session):
         m.fire("rejected", None, "approve")
     with pytest.raises(TransitionRefused):
         m.fire("signed", nodes[-1].id, "approve")  # servicing is the end
+
+
+def test_two_designers_saving_at_once_both_get_a_version(committed):
+    import threading
+
+    from core.db import unit_of_work
+
+    with unit_of_work() as s:
+        definitions.ensure_active(s)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def save(name: str) -> None:
+        barrier.wait()
+        try:
+            with unit_of_work() as s:
+                definitions.save_definition(s, _with(first_review={"name": name}))
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in ("初审甲", "初审乙")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with unit_of_work() as s:
+        versions = definitions.definitions(s)
+        assert [v.version for v in versions] == [3, 2, 1] and [v.active for v in versions] == [True, False, False]

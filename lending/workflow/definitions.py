@@ -182,8 +182,15 @@ def save_definition(session: Session, specs: Sequence[NodeSpec], *, by_staff_id:
     cleaned = validate(session, specs)
     ensure_active(session)
     # Lock the active version: two designers saving at once number their versions one after the other.
-    before = session.scalar(select(WorkflowDefinition).where(WorkflowDefinition.active.is_(True)).with_for_update())
-    assert before is not None
+    # After waiting, the row we locked may no longer be the active one: read again (a new statement sees it).
+    before = None
+    for _ in range(3):
+        before = session.scalar(select(WorkflowDefinition).where(WorkflowDefinition.active.is_(True))
+                                .with_for_update())
+        if before is not None:
+            break
+    if before is None:
+        raise InvalidWorkflow("流程正在被他人保存，请刷新页面后重试")
     if [NodeSpec.of(n) for n in nodes_of(session, before.id)] == cleaned:
         return before
     definition = _insert(session, cleaned, by_staff_id=by_staff_id, note=note)
