@@ -223,3 +223,14 @@ def test_two_simultaneous_edits_make_two_consecutive_versions(committed):
         versions = products.versions_of(s, product_id)
         assert [v.version for v in versions] == [3, 2, 1]
         assert products.get_product(s, product_id).current_version_id == versions[0].id
+
+
+def test_the_database_itself_refuses_to_change_a_version(session):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    version_id = make_product(session).current_version_id
+    with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
+        session.execute(text("UPDATE lending_product_version SET annual_rate = 0.2 WHERE id = :id"), {"id": version_id})
+    with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
+        session.execute(text("DELETE FROM lending_product_version WHERE id = :id"), {"id": version_id})

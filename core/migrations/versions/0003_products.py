@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import core.db
+from core.migrations.helpers import drop_append_only, make_append_only
 
 revision = '0003_products'
 down_revision = '0002'
@@ -144,6 +145,9 @@ def upgrade() -> None:
         batch_op.create_index('ix_lending_risk_evaluation_customer_at', ['customer_id', 'at'], unique=False)
         batch_op.create_index(batch_op.f('ix_lending_risk_evaluation_product_version_id'), ['product_version_id'], unique=False)
 
+    # Versions and evaluations are never changed, in the database itself too.
+    for table in ('lending_product_version', 'lending_rule_set_version', 'lending_risk_evaluation'):
+        make_append_only(table)
     if op.get_bind().dialect.name != "sqlite":
         # The circular "current version" keys: SQLite created them inline; elsewhere CREATE TABLE omits
         # use_alter keys, so add them now that both tables exist.
@@ -154,6 +158,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table in ('lending_product_version', 'lending_rule_set_version', 'lending_risk_evaluation'):
+        drop_append_only(table)
     if op.get_bind().dialect.name != "sqlite":
         op.drop_constraint('fk_lending_rule_set_current_version', 'lending_rule_set', type_='foreignkey')
         op.drop_constraint('fk_lending_product_current_version', 'lending_product', type_='foreignkey')
