@@ -94,11 +94,13 @@ class Customer(Base):
         Index("ix_customer_pool_status", "pool_id", "status"),
         Index("ix_customer_next_followup", "next_followup_at"),
         Index("ix_customer_created", "created_at"),
+        # No single-column indexes on stage, customer_type, source, grade, region, name_initials
+        # (0005_customer_indexes): few distinct values, no query needs them, every insert paid.
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), default="")
-    name_initials: Mapped[str] = mapped_column(String(64), default="", index=True)  # pinyin initials, "zs"
+    name_initials: Mapped[str] = mapped_column(String(64), default="")  # pinyin initials, "zs"
     # PII: ciphertext, keyed blind index (unique: one record per person), masked form for display.
     phone_enc: Mapped[str | None] = mapped_column(String(200))
     phone_index: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -110,15 +112,15 @@ class Customer(Base):
     wechat_unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
     wechat_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
 
-    source: Mapped[str] = mapped_column(String(40), default="manual", index=True)
+    source: Mapped[str] = mapped_column(String(40), default="manual")
     source_detail: Mapped[str | None] = mapped_column(String(120))
-    region: Mapped[str | None] = mapped_column(String(40), index=True)
-    customer_type: Mapped[str] = mapped_column(String(16), default=CustomerType.CREDIT, index=True)
+    region: Mapped[str | None] = mapped_column(String(40))
+    customer_type: Mapped[str] = mapped_column(String(16), default=CustomerType.CREDIT)
     demand_amount: Mapped[int | None]  # fen
     demand_term_months: Mapped[int | None]
     demand_purpose: Mapped[str | None] = mapped_column(String(120))
-    grade: Mapped[str | None] = mapped_column(ForeignKey("crm_grade.code"), index=True)
-    stage: Mapped[str] = mapped_column(String(16), default=Stage.NEW, index=True)
+    grade: Mapped[str | None] = mapped_column(ForeignKey("crm_grade.code"))
+    stage: Mapped[str] = mapped_column(String(16), default=Stage.NEW)
     status: Mapped[str] = mapped_column(String(16), default=CustomerStatus.POOL)
     blacklist_reason: Mapped[str | None] = mapped_column(String(200))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
