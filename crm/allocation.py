@@ -18,13 +18,14 @@ import fnmatch
 import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
+from core.db import is_postgres
 from crm import customers, notify, pool_service, scope
 from crm.exceptions import DepartmentNotFound, StaffNotFound, ValidationFailed
 from crm.models import (
@@ -258,28 +259,33 @@ def _plan_for(row: Any, rules: list[AllocationRule], *, mode: str | None, source
     return _Plan(chosen, rule.id if rule else None, pid, target if chosen == AllocationMode.MANUAL else None), rule
 
 
-def allocate(session: Session, customer_ids: list[int], *, mode: str | None = None, source: str | None = None,
-             pool_id: int | None = None, actor_staff_id: int | None = None,
-             to_staff_id: int | None = None) -> dict[int, int | None]:
-    """Give pool customers to staff. Returns customer id -> new owner id, or None when it stayed
-    where it was (no matching rule, nobody eligible or with room, not in a pool, blacklisted).
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """What the strategies look at: a pool customer, or a lead not written yet (id = its position)."""
 
-    ``mode`` overrides the matched rule's strategy (members still come from the rule, else from the
-    pool's department); ``source`` and ``pool_id`` override the customer's own for rule matching;
-    ``to_staff_id`` is the person for ``mode="manual"``.
-    """
+    id: int
+    source: str
+    pool_id: int | None
+    region: str | None
+    customer_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFacts:
+    """A lead about to be created, as :func:`plan` sees it."""
+
+    source: str
+    region: str | None = None
+    customer_type: str = CustomerType.CREDIT
+
+
+def _deal(session: Session, rows: list[Any], *, mode: str | None, source: str | None, pool_id: int | None,
+          to_staff_id: int | None) -> dict[int, int]:
+    """row id -> staff id for the rows the rules (or ``mode``) give to someone with room. Members'
+    staff rows and the round-robin cursors are locked (FOR UPDATE, fixed order) and loads read once;
+    each cursor is advanced once."""
     if mode is not None and mode not in MODES:
         raise ValidationFailed(f"未知的分配方式：{mode}", field="mode")
-    result: dict[int, int | None] = dict.fromkeys(dict.fromkeys(customer_ids))
-    ids = list(result)
-    rows: list[Any] = []
-    for start in range(0, len(ids), CHUNK):
-        rows.extend(session.execute(
-            select(Customer.id, Customer.source, Customer.pool_id, Customer.region, Customer.customer_type)
-            .where(Customer.id.in_(ids[start:start + CHUNK]), Customer.status == CustomerStatus.POOL)
-            .order_by(Customer.id)).all())
-    if not rows:
-        return result
     rules = list(session.scalars(select(AllocationRule).where(AllocationRule.active.is_(True))
                                  .order_by(AllocationRule.priority, AllocationRule.id)))
     groups: dict[_Plan, list[Any]] = defaultdict(list)
@@ -325,6 +331,69 @@ def allocate(session: Session, customer_ids: list[int], *, mode: str | None = No
                 else:
                     eligible = [m for m in crew if value in m.skills]
                 _round_robin(session, f"{base_key}:{attr}:{value}", eligible, by_value[value], assigned)
+    return assigned
+
+
+def plan(session: Session, leads: list[LeadFacts], *, pool_id: int, mode: str | None = None,
+         source: str | None = None) -> list[int | None]:
+    """Owners for leads about to be created in ``pool_id``, decided before they are written (a
+    batch import inserts each lead already owned): the same rules, members, capacity caps and
+    round-robin cursors as :func:`allocate`, with the same locks held until the caller commits.
+    Returns one staff id (or None: the lead stays in the pool) per lead, in order.
+
+    The caller writes what :func:`allocate` would have: status owned, ``assigned_at``,
+    ``protected_until`` (:func:`protection_until`), owner history and timeline, and tells each new
+    owner (:func:`notify_owners`). A lead it then fails to create only leaves capacity unused."""
+    if not leads:
+        return []
+    rows = [_Row(i, lead.source or "", pool_id, lead.region, lead.customer_type) for i, lead in enumerate(leads)]
+    assigned = _deal(session, rows, mode=mode, source=source, pool_id=None, to_staff_id=None)
+    return [assigned.get(i) for i in range(len(rows))]
+
+
+def protection_until(session: Session, pool_id: int, now: datetime) -> datetime | None:
+    """New-lead protection of a lead dealt from ``pool_id`` now (None: the pool protects none)."""
+    days = pool_service.settings_for(session, pool_id).protection_days
+    return now + timedelta(days=days) if days else None
+
+
+def notify_owners(session: Session, done: dict[int, int], actor: audit.Actor | None = None) -> None:
+    """Tell each new owner once (one notification per owner per batch) and audit-log the batch."""
+    by_owner: dict[int, list[int]] = defaultdict(list)
+    for cid, sid in done.items():
+        by_owner[sid].append(cid)
+    notify.notify_each(session, [
+        (sid, "lead.assigned", "新线索分配", f"您有 {len(ids)} 位新客户，请尽快跟进。", ids[0] if len(ids) == 1 else None)
+        for sid, ids in sorted(by_owner.items())])
+    audit.record(session, "customer.allocate", entity_type="customer", entity_id=None,
+                 after={"count": len(done), "owners": len(by_owner)},
+                 actor=actor,
+                 detail=("customers " + ",".join(map(str, sorted(done))))[:500])
+
+
+def allocate(session: Session, customer_ids: list[int], *, mode: str | None = None, source: str | None = None,
+             pool_id: int | None = None, actor_staff_id: int | None = None,
+             to_staff_id: int | None = None) -> dict[int, int | None]:
+    """Give pool customers to staff. Returns customer id -> new owner id, or None when it stayed
+    where it was (no matching rule, nobody eligible or with room, not in a pool, blacklisted).
+
+    ``mode`` overrides the matched rule's strategy (members still come from the rule, else from the
+    pool's department); ``source`` and ``pool_id`` override the customer's own for rule matching;
+    ``to_staff_id`` is the person for ``mode="manual"``.
+    """
+    if mode is not None and mode not in MODES:
+        raise ValidationFailed(f"未知的分配方式：{mode}", field="mode")
+    result: dict[int, int | None] = dict.fromkeys(dict.fromkeys(customer_ids))
+    ids = list(result)
+    rows: list[Any] = []
+    for start in range(0, len(ids), CHUNK):
+        rows.extend(session.execute(
+            select(Customer.id, Customer.source, Customer.pool_id, Customer.region, Customer.customer_type)
+            .where(Customer.id.in_(ids[start:start + CHUNK]), Customer.status == CustomerStatus.POOL)
+            .order_by(Customer.id)).all())
+    if not rows:
+        return result
+    assigned = _deal(session, rows, mode=mode, source=source, pool_id=pool_id, to_staff_id=to_staff_id)
     done = _apply(session, assigned, {r.id: r.pool_id for r in rows}, actor_staff_id)
     result.update(done)
     return result
@@ -332,44 +401,59 @@ def allocate(session: Session, customer_ids: list[int], *, mode: str | None = No
 
 def _apply(session: Session, assigned: dict[int, int], pools: dict[int, int], actor_staff_id: int | None
            ) -> dict[int, int]:
-    """Write the assignments set-based: one conditional UPDATE per (owner, pool)."""
+    """Write the assignments set-based: one conditional UPDATE per chunk (PostgreSQL: from arrays;
+    elsewhere a CASE per column), multi-row INSERTs for owner history and timeline, one
+    notification per owner."""
     if not assigned:
         return {}
     now = clock.now()
-    batches: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for cid, sid in assigned.items():
-        batches[(sid, pools[cid])].append(cid)
+    protect = {pid: protection_until(session, pid, now) for pid in set(pools[c] for c in assigned)}
+    items = sorted(assigned.items())
     done: dict[int, int] = {}
-    for (sid, pool_id), ids in sorted(batches.items()):
-        protect = pool_service.settings_for(session, pool_id).protection_days
-        won = session.execute(
-            update(Customer).where(Customer.id.in_(ids), Customer.status == CustomerStatus.POOL,
-                                   Customer.pool_id == pool_id)
-            .values(status=CustomerStatus.OWNED, owner_id=sid, pool_id=None, assigned_at=now,
-                    protected_until=now + timedelta(days=protect) if protect else None, updated_at=now)
-            .returning(Customer.id).execution_options(synchronize_session=False)).scalars().all()
-        done.update(dict.fromkeys(won, sid))
+    postgres = is_postgres(session)
+    for start in range(0, len(items), CHUNK):
+        part = items[start:start + CHUNK]
+        if postgres:
+            won = session.execute(text(
+                "UPDATE customer AS c SET status = :owned, owner_id = v.sid, pool_id = NULL, assigned_at = :now, "
+                "protected_until = v.until, updated_at = :now "
+                "FROM unnest(CAST(:ids AS bigint[]), CAST(:sids AS bigint[]), CAST(:pools AS bigint[]), "
+                "CAST(:untils AS timestamptz[])) AS v(cid, sid, pid, until) "
+                "WHERE c.id = v.cid AND c.status = :pool AND c.pool_id = v.pid RETURNING c.id, c.owner_id"),
+                {"owned": CustomerStatus.OWNED.value, "pool": CustomerStatus.POOL.value, "now": now,
+                 "ids": [c for c, _ in part], "sids": [s for _, s in part], "pools": [pools[c] for c, _ in part],
+                 "untils": [protect[pools[c]] for c, _ in part]}).all()
+        else:
+            ids = [c for c, _ in part]
+            won = session.execute(
+                update(Customer).where(Customer.id.in_(ids), Customer.status == CustomerStatus.POOL,
+                                       Customer.pool_id == case(dict((c, pools[c]) for c in ids), value=Customer.id))
+                .values(status=CustomerStatus.OWNED, owner_id=case(dict(part), value=Customer.id), pool_id=None,
+                        assigned_at=now, protected_until=case(
+                            {pid: literal(until, Customer.protected_until.type) for pid, until in protect.items()},
+                            value=Customer.pool_id, else_=None), updated_at=now)
+                .returning(Customer.id, Customer.owner_id).execution_options(synchronize_session=False)).all()
+        done.update((cid, sid) for cid, sid in won)
     if not done:
         return {}
     pool_service.expire_customers(session, set(done))
     names = dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(set(done.values())))).all())
-    session.execute(insert(OwnerChange), [
+    ordered = sorted(done.items())
+    _insert_rows(session, OwnerChange, [
         {"customer_id": cid, "from_owner_id": None, "to_owner_id": sid, "from_pool_id": pools[cid],
          "to_pool_id": None, "reason": "assign", "note": None, "by_staff_id": actor_staff_id, "at": now}
-        for cid, sid in done.items()])
-    session.execute(insert(CustomerEvent), [
+        for cid, sid in ordered])
+    _insert_rows(session, CustomerEvent, [
         {"customer_id": cid, "at": now, "kind": "owner.assign", "summary": f"分配给 {names.get(sid, sid)}",
-         "actor_staff_id": actor_staff_id} for cid, sid in done.items()])
-    by_owner: dict[int, list[int]] = defaultdict(list)
-    for cid, sid in done.items():
-        by_owner[sid].append(cid)
-    for sid, ids in by_owner.items():
-        notify.notify(session, sid, "lead.assigned", "新线索分配",
-                      f"您有 {len(ids)} 位新客户，请尽快跟进。", customer_id=ids[0] if len(ids) == 1 else None)
-    audit.record(session, "customer.allocate", entity_type="customer", entity_id=None,
-                 after={"count": len(done), "owners": len(by_owner)},
-                 detail=("customers " + ",".join(map(str, sorted(done))))[:500])
+         "actor_staff_id": actor_staff_id, "ref_type": None, "ref_id": None, "data": None} for cid, sid in ordered])
+    notify_owners(session, done)
     return done
+
+
+def _insert_rows(session: Session, table: type, rows: list[dict[str, Any]], chunk: int = CHUNK) -> None:
+    """Multi-row INSERT … VALUES, one statement per chunk."""
+    for start in range(0, len(rows), chunk):
+        session.execute(insert(table).values(rows[start:start + chunk]))
 
 
 def allocate_for(session: Session, viewer: Viewer, customer_ids: list[int], *, mode: str | None = None,

@@ -28,3 +28,18 @@ def notify(session: Session, staff_ids: int | Iterable[int | None], kind: str, t
     if tasks.is_registered(PUSH_TASK):
         outbox.enqueue_once(session, PUSH_TASK)
     return len(ids)
+
+
+def notify_each(session: Session, items: Iterable[tuple[int, str, str, str, int | None]]) -> int:
+    """Several different notifications in one multi-row INSERT: (staff id, kind, title, body, customer id)."""
+    from crm.models import Notification
+
+    now = clock.now()
+    rows = [{"staff_id": sid, "kind": kind, "title": title[:120], "body": body[:1000], "customer_id": cid,
+             "created_at": now} for sid, kind, title, body, cid in items]
+    if not rows:
+        return 0
+    session.execute(insert(Notification).values(rows))
+    if tasks.is_registered(PUSH_TASK):
+        outbox.enqueue_once(session, PUSH_TASK)
+    return len(rows)

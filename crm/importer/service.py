@@ -16,11 +16,13 @@ import hashlib
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -32,11 +34,10 @@ from core.errors import AppError, ValidationFailed
 from core.settings import get_settings
 from crm import customers, notify, scope
 from crm.exceptions import PoolNotFound
-from crm.importer import dedup, sources, writer
+from crm.importer import dedup, prepare, sources, writer
 from crm.importer.errors import AllocationUnavailable, ImportFileEmpty, ImportJobNotFound
-from crm.importer.headers import HeaderMap, find_header
+from crm.importer.headers import find_header
 from crm.importer.report import Problem, ProblemReport
-from crm.importer.rows import parse_row
 from crm.models import Collision, CustomerEvent, Grade, ImportJob, ImportStatus, Pool, Staff
 from crm.scope import Viewer
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 TASK = "crm.import_leads"
 DEFAULT_SOURCE = "import"
 BATCH_SIZE = 5000
+WORKER_PROCESS_ROWS = 20_000  # from this size (PostgreSQL) rows are prepared in a worker process
 HEADER_SCAN = 10  # leading non-empty rows searched for the header (a title row may sit above it)
 COUNTERS = ("processed", "created", "duplicates_in_file", "duplicates_existing", "collisions", "errors", "assigned")
 
@@ -148,12 +150,13 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _allocator() -> Callable[..., dict[int, int | None]] | None:
+def _allocation() -> ModuleType | None:
+    """crm.allocation, when installed (it plans owners before a batch is written)."""
     try:
         from crm import allocation
     except ImportError:
         return None
-    return getattr(allocation, "allocate", None)
+    return allocation if hasattr(allocation, "plan") else None
 
 
 ASSIGN_BY_RULES = "rules"  # --assign rules: the configured allocation rules decide (mode None)
@@ -169,7 +172,7 @@ def assign_modes() -> dict[str, str]:
 
 
 def check_assign_mode(mode: str) -> None:
-    if _allocator() is None:
+    if _allocation() is None:
         raise AllocationUnavailable()
     modes = assign_modes()
     if mode not in modes:
@@ -241,7 +244,7 @@ def run_job(job_id: int, *, on_progress: Progress | None = None, batch_size: int
                 total=max(0, estimate - 1) if estimate else None, sha256=info.sha256))
         run = _Run(job, report, on_progress, batch_size)
         timings = run.timings
-        run.run(sources.iter_rows(path, info))
+        run.run(sources.iter_rows(path, info), worker_process=(estimate or 0) >= WORKER_PROCESS_ROWS)
     except AppError as exc:
         _fail(job.id, exc.message, report)
     except Exception as exc:
@@ -264,12 +267,13 @@ class _Run:
         self.report = report
         self.on_progress = on_progress
         self.batch_size = batch_size
-        self.sealer = writer.Sealer()
-        self.seen = dedup.SeenInFile()
         self.counts = dict.fromkeys(COUNTERS, 0)
-        # seconds per stage (read: parse, validate, seal in the reading thread; the rest in the writer)
-        self.timings = dict.fromkeys(("read", "wait", "lookup", "insert", "duplicates", "assign", "commit"), 0.0)
-        self.allocate = _allocator() if job.assign_mode else None
+        # seconds per stage (read: the file; prepare: parse, validate, seal, or waiting for the worker
+        # process doing it; wait: blocked on the writer; the rest in the writer thread; assign:
+        # planning owners before the insert)
+        self.timings = dict.fromkeys(("read", "prepare", "wait", "lookup", "assign", "insert", "duplicates", "commit"),
+                                     0.0)
+        self.allocation = _allocation() if job.assign_mode else None
         with unit_of_work() as session:
             self.grades = frozenset(session.scalars(select(Grade.code)))
             self.pool_id = job.pool_id or customers.default_pool(session).id
@@ -277,64 +281,50 @@ class _Run:
             self.actor = audit.Actor("staff", staff.id, staff.display_name) if staff else \
                 audit.Actor.system("导入")
 
-    def run(self, rows: Iterator[tuple[int, list[object]]]) -> None:
+    def run(self, rows: Iterator[tuple[int, list[object]]], *, worker_process: bool = False) -> None:
         head = list(itertools.islice(rows, HEADER_SCAN))
         header = find_header(head)
         self.report.set_header(header)
         data = itertools.chain((r for r in head if r[0] > header.row_number), rows)
-        # PostgreSQL: batch N is written by a second thread while this one reads and seals batch N+1
-        # (psycopg waits without the GIL). SQLite, one writer anyway: inline.
+        # PostgreSQL: batch N is written by a second thread while this one reads batch N+1 and, for
+        # a large file, a worker process prepares it (parse, validate, index, seal: the CPU-heavy
+        # part, on the second core); psycopg waits without the GIL. SQLite, one writer anyway: inline.
         with unit_of_work() as session:
             threaded = is_postgres(session)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrm-import") as pool:
-            in_flight: Future[_Written] | None = None
-            batches = self._batches(header, data)
-            while True:
-                t0 = time.perf_counter()
-                pending = next(batches, None)
-                self.timings["read"] += time.perf_counter() - t0
-                if pending is None:
-                    break
-                if threaded:
-                    if in_flight is not None:
-                        self._collect(self._wait(in_flight))
-                    in_flight = pool.submit(self._write, pending)
-                else:
-                    self._collect(self._write(pending))
-            if in_flight is not None:
-                self._collect(self._wait(in_flight))
+        kind = prepare.WorkerProcess if worker_process else prepare.InProcess
+        preparer = kind(header, self.job.source, self.grades, pii.keyring())
+        ahead = 2 if kind is prepare.WorkerProcess else 1  # batches handed to the preparer at once
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrm-import") as pool:
+                in_flight: Future[_Written] | None = None
+                queue: deque[tuple[Future[prepare.Batch], list[tuple[int, list[object]]]]] = deque()
+                chunks = _chunks(data, self.batch_size)
+                while True:
+                    t0 = time.perf_counter()
+                    chunk = next(chunks, None)
+                    if chunk is not None:
+                        queue.append((preparer.submit(chunk), chunk))
+                    self.timings["read"] += time.perf_counter() - t0
+                    if not queue:
+                        break
+                    if chunk is not None and len(queue) < ahead:
+                        continue
+                    t0 = time.perf_counter()
+                    pending = _pending(*queue.popleft())
+                    self.timings["prepare"] += time.perf_counter() - t0
+                    if threaded:
+                        if in_flight is not None:
+                            self._collect(self._wait(in_flight))
+                        in_flight = pool.submit(self._write, pending)
+                    else:
+                        self._collect(self._write(pending))
+                if in_flight is not None:
+                    self._collect(self._wait(in_flight))
+        finally:
+            preparer.close()
         if self.counts["processed"] == 0:
             raise ImportFileEmpty("文件只有表头，没有数据行")
         self._finish()
-
-    def _batches(self, header: HeaderMap, data: Iterator[tuple[int, list[object]]]) -> Iterator[_Pending]:
-        """Parse, validate, index, drop in-file duplicates and seal, batch by batch."""
-        source, grades, sealer, seen = self.job.source, self.grades, self.sealer, self.seen
-        pending = _Pending()
-        for row_number, cells in data:
-            pending.rows += 1
-            parsed = parse_row(header, row_number, cells, default_source=source, grades=grades)
-            if isinstance(parsed, list):
-                pending.errors += 1
-                pending.problems.append((row_number, "error", "；".join(parsed), cells))
-            else:
-                prepared = writer.Prepared(parsed, sealer.index(pii.PHONE, parsed.phone) if parsed.phone else None,
-                                           sealer.index(pii.ID_NUMBER, parsed.id_number) if parsed.id_number else None)
-                keys = _keys(prepared)
-                earlier = seen.first_row(keys)
-                if earlier is None:
-                    seen.add(row_number, keys)
-                    pending.fresh.append((prepared, writer.stage_row(sealer, prepared), cells))
-                else:
-                    pending.duplicates_in_file += 1
-                    pending.problems.append((row_number, "duplicate_in_file",
-                                             f"与第 {earlier[0]} 行重复（{dedup.LABELS[earlier[1]]}相同），未重复导入",
-                                             cells))
-            if pending.rows >= self.batch_size:
-                yield pending
-                pending = _Pending()
-        if pending.rows:
-            yield pending
 
     def _wait(self, future: Future[_Written]) -> _Written:
         t0 = time.perf_counter()
@@ -359,9 +349,12 @@ class _Run:
             found = self._existing(session, [p for p, _, _ in fresh])
             new = [(p, row) for p, row, _ in fresh if dedup.oldest_match(found, _keys(p)) is None]
             t1 = clock_()
-            created = writer.insert_new(session, [row for _, row in new], pool_id=self.pool_id,
-                                        actor_staff_id=self.job.created_by, now=now)
+            owners, protect = self._plan(session, [p for p, _ in new], now)
             t2 = clock_()
+            created = writer.insert_new(session, [row for _, row in new], pool_id=self.pool_id,
+                                        actor_staff_id=self.job.created_by, now=now, owners=owners,
+                                        protected_until=protect)
+            t3 = clock_()
             lost = [p for p, _ in new if p.key not in created]
             if lost:  # created by another channel between our lookup and our insert
                 found.update(self._existing(session, lost))
@@ -390,23 +383,34 @@ class _Run:
             if collided:
                 self._record_collisions(session, collided, now)
             step["created"] = len(created)
-            t3 = clock_()
-            if created and self.allocate is not None:
-                # source None: each customer's own source (the file's 来源 column may vary) matches the rules
-                mode = None if self.job.assign_mode == ASSIGN_BY_RULES else self.job.assign_mode
-                owners = self.allocate(session, list(created.values()), mode=mode, source=None,
-                                       actor_staff_id=self.job.created_by)
-                step["assigned"] = sum(1 for owner in owners.values() if owner is not None)
+            if owners is not None:
+                done = {created[p.key]: owner for (p, _), owner in zip(new, owners, strict=True)
+                        if owner is not None and p.key in created}
+                if done:
+                    self.allocation.notify_owners(session, done, self.actor)
+                step["assigned"] = len(done)
             t4 = clock_()
             session.execute(update(ImportJob).where(ImportJob.id == self.job.id).values(
                 updated_at=now, **{k: getattr(ImportJob, k) + v for k, v in step.items()}))
         t5 = clock_()
         t["lookup"] += t1 - t0
-        t["insert"] += t2 - t1
-        t["duplicates"] += t3 - t2
-        t["assign"] += t4 - t3
+        t["assign"] += t2 - t1
+        t["insert"] += t3 - t2
+        t["duplicates"] += t4 - t3
         t["commit"] += t5 - t4
         return _Written(step, later)
+
+    def _plan(self, session: Session, new: list[writer.Prepared], now: datetime
+              ) -> tuple[list[int | None] | None, datetime | None]:
+        """Owners for the batch's new leads, decided before they are written (None: no assignment)."""
+        if self.allocation is None or not new:
+            return None, None
+        # source None: each lead's own source (the file's 来源 column may vary) matches the rules
+        mode = None if self.job.assign_mode == ASSIGN_BY_RULES else self.job.assign_mode
+        allocation = self.allocation
+        owners = allocation.plan(session, [allocation.LeadFacts(p.lead.source, p.lead.region, p.lead.customer_type)
+                                           for p in new], pool_id=self.pool_id, mode=mode, source=None)
+        return owners, allocation.protection_until(session, self.pool_id, now)
 
     def _collect(self, written: _Written) -> None:
         """Back in the reading thread, once the batch committed: counters, report lines, progress."""
@@ -471,6 +475,19 @@ class _Run:
             audit.record(session, "customer.import", entity_type="import_job", entity_id=self.job.id,
                          after={"filename": self.job.filename, "sha256": self.job.sha256, **self.counts},
                          actor=self.actor)
+
+
+def _chunks(data: Iterator[tuple[int, list[object]]], size: int) -> Iterator[list[tuple[int, list[object]]]]:
+    while chunk := list(itertools.islice(data, size)):
+        yield chunk
+
+
+def _pending(future: Future[prepare.Batch], rows: list[tuple[int, list[object]]]) -> _Pending:
+    """A prepared batch, with the file's cells put back beside its rows (for the problem report)."""
+    batch = future.result()
+    return _Pending(fresh=[(prepare.prepared(item), item[7], rows[item[0]][1]) for item in batch.fresh],
+                    problems=[(rows[pos][0], kind, message, rows[pos][1]) for pos, kind, message in batch.problems],
+                    rows=batch.rows, errors=batch.errors, duplicates_in_file=batch.duplicates_in_file)
 
 
 def _label(m: dedup.Existing) -> str:

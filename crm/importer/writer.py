@@ -3,6 +3,10 @@ for a new lead in a pool: the customer (name initials by :func:`crm.customers.in
 in the vault's format), its owner history ("create", note "import:<source>") and its "created"
 timeline event.
 
+A lead the allocation rules already gave to someone (:func:`crm.allocation.plan`, before the
+insert) is written once, owned: status owned, ``assigned_at``, ``protected_until``; its "create"
+history row goes from the pool to the owner and its "created" event says who it was given to.
+
 PostgreSQL: COPY the batch into a temporary table, then one statement inserts the customers
 (``ON CONFLICT DO NOTHING``: a lead another channel created a moment ago is skipped, not an error),
 and from its RETURNING set the owner-history and timeline rows. SQLite: executemany with
@@ -22,14 +26,14 @@ from datetime import datetime
 from functools import lru_cache
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from core import pii
 from core.db import is_postgres
 from crm import customers
 from crm.importer.rows import Lead
-from crm.models import Customer, CustomerEvent, CustomerStatus, OwnerChange, Stage
+from crm.models import Customer, CustomerEvent, CustomerStatus, OwnerChange, Staff, Stage
 
 CHANNEL = "import"
 EVENT_DATA = {"channel": CHANNEL}
@@ -136,33 +140,40 @@ def stage_row(sealer: Sealer, p: Prepared) -> tuple[object, ...]:
 
 
 def insert_new(session: Session, rows: list[tuple[object, ...]], *, pool_id: int,
-               actor_staff_id: int | None, now: datetime) -> dict[str, int]:
+               actor_staff_id: int | None, now: datetime, owners: list[int | None] | None = None,
+               protected_until: datetime | None = None) -> dict[str, int]:
     """Create customers from :func:`stage_row` tuples; returns identity key (phone index, else ID
-    index) -> new id. A row missing from the answer conflicted with a customer created meanwhile."""
+    index) -> new id. A row missing from the answer conflicted with a customer created meanwhile.
+    ``owners``: one planned owner (or None: into the pool) per row."""
     if not rows:
         return {}
+    owners = owners if owners is not None else [None] * len(rows)
     if is_postgres(session):
-        return _insert_postgres(session, rows, pool_id=pool_id, actor_staff_id=actor_staff_id, now=now)
-    return _insert_generic(session, rows, pool_id=pool_id, actor_staff_id=actor_staff_id, now=now)
+        return _insert_postgres(session, rows, owners, pool_id=pool_id, actor_staff_id=actor_staff_id, now=now,
+                                protected_until=protected_until)
+    return _insert_generic(session, rows, owners, pool_id=pool_id, actor_staff_id=actor_staff_id, now=now,
+                           protected_until=protected_until)
 
 
 _CUSTOMER_COLUMNS = _STAGE_COLUMNS[1:]
 
 
-def _insert_postgres(session: Session, rows: list[tuple[object, ...]], *, pool_id: int,
-                     actor_staff_id: int | None, now: datetime) -> dict[str, int]:
+def _insert_postgres(session: Session, rows: list[tuple[object, ...]], owners: list[int | None], *, pool_id: int,
+                     actor_staff_id: int | None, now: datetime, protected_until: datetime | None) -> dict[str, int]:
     from psycopg.errors import UniqueViolation
 
     raw = session.connection().connection.driver_connection
     cols = ", ".join(_CUSTOMER_COLUMNS)
     stage_def = ", ".join(f"{c} {t}" for c, t in zip(_STAGE_COLUMNS, _STAGE_TYPES, strict=True))
     with raw.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS scrm_import_stage ({stage_def}) ON COMMIT DROP")
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS scrm_import_stage ({stage_def}, owner_id bigint) ON COMMIT DROP")
         cur.execute("TRUNCATE scrm_import_stage")
-        with cur.copy(f"COPY scrm_import_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
-            for seq, row in enumerate(rows):
-                copy.write_row((seq, *row))
-        params = {"stage": Stage.NEW.value, "status": CustomerStatus.POOL.value, "pool": pool_id, "now": now,
+        with cur.copy(f"COPY scrm_import_stage ({', '.join(_STAGE_COLUMNS)}, owner_id) FROM STDIN") as copy:
+            write = copy.write_row
+            for seq, (row, owner) in enumerate(zip(rows, owners, strict=True)):
+                write((seq, *row, owner))
+        params = {"stage": Stage.NEW.value, "pool_status": CustomerStatus.POOL.value,
+                  "owned": CustomerStatus.OWNED.value, "pool": pool_id, "now": now, "protect": protected_until,
                   "channel": CHANNEL, "actor": actor_staff_id, "data": json.dumps(EVENT_DATA)}
         # Plain INSERT first (a speculative ON CONFLICT insertion costs ~15% more on every row): the
         # rows were matched against the database just before. Only if another channel created one of
@@ -182,45 +193,62 @@ def _insert_postgres(session: Session, rows: list[tuple[object, ...]], *, pool_i
 
 _CREATE_SQL = """
     WITH ins AS (
-        INSERT INTO customer ({cols}, stage, status, pool_id, created_at, updated_at, stage_changed_at)
-        SELECT {cols}, %(stage)s, %(status)s, %(pool)s, %(now)s, %(now)s, %(now)s
+        INSERT INTO customer ({cols}, owner_id, stage, status, pool_id, assigned_at, protected_until,
+                              created_at, updated_at, stage_changed_at)
+        SELECT {cols}, owner_id, %(stage)s,
+               CASE WHEN owner_id IS NULL THEN %(pool_status)s ELSE %(owned)s END,
+               CASE WHEN owner_id IS NULL THEN %(pool)s END,
+               CASE WHEN owner_id IS NOT NULL THEN %(now)s END,
+               CASE WHEN owner_id IS NOT NULL THEN %(protect)s::timestamptz END,
+               %(now)s, %(now)s, %(now)s
         FROM scrm_import_stage ORDER BY seq
         {conflict}
-        RETURNING id, pool_id, source, phone_index, id_number_index
+        RETURNING id, owner_id, source, phone_index, id_number_index
     ), oc AS (
         INSERT INTO customer_owner_change (customer_id, from_owner_id, to_owner_id, from_pool_id, to_pool_id,
                                            reason, note, by_staff_id, at)
-        SELECT id, NULL, NULL, NULL, pool_id, 'create', left(%(channel)s || ':' || source, 200),
+        SELECT id, NULL, owner_id, CASE WHEN owner_id IS NOT NULL THEN %(pool)s END,
+               CASE WHEN owner_id IS NULL THEN %(pool)s END, 'create', left(%(channel)s || ':' || source, 200),
                %(actor)s, %(now)s FROM ins
     ), ev AS (
         INSERT INTO customer_event (customer_id, at, kind, summary, actor_staff_id, data)
-        SELECT id, %(now)s, 'created', '新客户（来源：' || source || '）', %(actor)s, %(data)s::json FROM ins
+        SELECT ins.id, %(now)s, 'created',
+               '新客户（来源：' || ins.source || '）' || coalesce('，分配给 ' || s.display_name, ''),
+               %(actor)s, %(data)s::json
+        FROM ins LEFT JOIN staff AS s ON s.id = ins.owner_id
     )
     SELECT coalesce(phone_index, id_number_index), id FROM ins
 """
 
 
-def _insert_generic(session: Session, rows: list[tuple[object, ...]], *, pool_id: int,
-                    actor_staff_id: int | None, now: datetime) -> dict[str, int]:
+def _insert_generic(session: Session, rows: list[tuple[object, ...]], owners: list[int | None], *, pool_id: int,
+                    actor_staff_id: int | None, now: datetime, protected_until: datetime | None) -> dict[str, int]:
     if session.get_bind().dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     else:
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     params = []
-    for row in rows:
+    for row, owner in zip(rows, owners, strict=True):
         values = dict(zip(_CUSTOMER_COLUMNS, row, strict=True))
-        values.update(stage=Stage.NEW.value, status=CustomerStatus.POOL.value, pool_id=pool_id, created_at=now,
-                      updated_at=now, stage_changed_at=now)
+        values.update(stage=Stage.NEW.value, created_at=now, updated_at=now, stage_changed_at=now, owner_id=owner,
+                      status=CustomerStatus.POOL.value if owner is None else CustomerStatus.OWNED.value,
+                      pool_id=pool_id if owner is None else None, assigned_at=None if owner is None else now,
+                      protected_until=None if owner is None else protected_until)
         params.append(values)
     stmt = dialect_insert(Customer).on_conflict_do_nothing().returning(
-        Customer.id, Customer.source, Customer.phone_index, Customer.id_number_index)
+        Customer.id, Customer.owner_id, Customer.source, Customer.phone_index, Customer.id_number_index)
     created = session.execute(stmt, params).all()
     if not created:
         return {}
+    owner_ids = {o for _c, o, *_ in created if o is not None}
+    names = dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(owner_ids))).all()) \
+        if owner_ids else {}
     session.execute(insert(OwnerChange), [
-        {"customer_id": cid, "to_pool_id": pool_id, "reason": "create", "note": f"{CHANNEL}:{source}"[:200],
-         "by_staff_id": actor_staff_id, "at": now} for cid, source, _p, _i in created])
+        {"customer_id": cid, "to_owner_id": owner, "from_pool_id": pool_id if owner else None,
+         "to_pool_id": None if owner else pool_id, "reason": "create", "note": f"{CHANNEL}:{source}"[:200],
+         "by_staff_id": actor_staff_id, "at": now} for cid, owner, source, _p, _i in created])
     session.execute(insert(CustomerEvent), [
-        {"customer_id": cid, "at": now, "kind": "created", "summary": f"新客户（来源：{source}）",
-         "actor_staff_id": actor_staff_id, "data": EVENT_DATA} for cid, source, _p, _i in created])
-    return {(p or i): cid for cid, _s, p, i in created}
+        {"customer_id": cid, "at": now, "kind": "created",
+         "summary": f"新客户（来源：{source}）" + (f"，分配给 {names.get(owner, owner)}" if owner else ""),
+         "actor_staff_id": actor_staff_id, "data": EVENT_DATA} for cid, owner, source, _p, _i in created])
+    return {(p or i): cid for cid, _o, _s, p, i in created}
