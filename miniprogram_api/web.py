@@ -7,9 +7,12 @@ Every endpoint with an id is scoped to the logged-in customer: another customer'
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.responses import Response
 
 from core.errors import AppError
 from miniprogram_api.routes_account import router as account_router
@@ -29,6 +32,12 @@ DESCRIPTION = """贷款助贷小程序接口。
 def create_mp_app() -> FastAPI:
     app = FastAPI(title="小程序接口", description=DESCRIPTION, version="1", docs_url="/docs", redoc_url=None,
                   openapi_url="/openapi.json")
+
+    @app.middleware("http")
+    async def no_store(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Cache-Control", "no-store")  # personal data: never in a shared cache
+        return response
 
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:

@@ -80,3 +80,9 @@ def test_openapi_docs_are_served_at_mp_docs(session, mp):
 def test_my_loans_are_empty_with_a_note_before_any_loan(session, mp):
     mp.login("alice")
     assert mp.get("/loans").json() == {"loans": [], "contracts": [], "note": None}
+
+
+def test_answers_are_not_cached_and_the_docs_load_the_mp_spec(session, mp):
+    mp.login("alice")
+    assert mp.get("/me").headers["cache-control"] == "no-store"
+    assert "/mp/openapi.json" in mp.client.get("/mp/docs").text
