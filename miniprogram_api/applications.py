@@ -7,8 +7,10 @@
   income, occupation, both ID photos), the consents (privacy policy and the funder's share
   authorisation, latest versions, not withdrawn), and an idempotency key: a double tap with the same
   key answers the same submission (the key is unique per customer; the draft row is locked).
-- The lending workflow is entered through ``lending.applications.start_application`` when that module
-  exists; until then a submission is refused with :class:`ApplicationChannelClosed` and the draft stays.
+- The lending workflow is entered through ``lending.applications.start_application`` (channel
+  ``miniprogram``, idempotency key ``mp:<customer>:<key>``); the profile becomes the application's fields
+  (purpose, employer, monthly income) and both ID photos mark 身份证 as received. Without that module a
+  submission is refused with :class:`ApplicationChannelClosed` and the draft stays.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock, pii
 from core.audit import Actor
+from core.money import fen_to_yuan
 from crm import customers
 from crm.models import Customer
 from lending import products
@@ -214,6 +217,7 @@ def submit(session: Session, customer_id: int, draft_id: int, idempotency_key: s
         raise ApplicationChannelClosed()
     application = start(session, customer_id, version.id, draft.requested_amount, draft.term_months, viewer=None,
                         channel="miniprogram", idempotency_key=f"mp:{customer_id}:{key}")
+    _hand_over(session, application.id, draft)
     now = clock.now()
     draft.status, draft.submit_key, draft.submitted_at, draft.updated_at = DraftStatus.SUBMITTED, key, now, now
     draft.product_version_id, draft.application_id = version.id, application.id
@@ -224,6 +228,24 @@ def submit(session: Session, customer_id: int, draft_id: int, idempotency_key: s
     customers.record_event(session, customer_id, "application", "客户在小程序提交了贷款申请",
                            ref_type="application", ref_id=application.id)
     return draft
+
+
+def _hand_over(session: Session, application_id: int, draft: MpApplicationDraft) -> None:
+    """What the customer filled in becomes the application's fields, and both ID photos mark the ID card
+    as received (the note names the uploads; staff still check them at review)."""
+    lending_apps = importlib.import_module("lending.applications")
+    profile = draft.profile or {}
+    fields = {"purpose": profile.get("purpose"), "employer": profile.get("employer"),
+              "monthly_income": str(fen_to_yuan(profile["income_amount"]))
+              if profile.get("income_amount") is not None else None}
+    fields = {k: v for k, v in fields.items() if v}
+    if fields:
+        lending_apps.set_fields(session, application_id, fields, viewer=None)
+    photos = {d.kind: d.id for d in session.scalars(select(MpDocument).where(
+        MpDocument.draft_id == draft.id, MpDocument.deleted_at.is_(None)).order_by(MpDocument.id))}
+    if all(k in photos for k in REQUIRED_PHOTOS):
+        lending_apps.add_document(session, application_id, "身份证", viewer=None,
+                                  note=f"小程序上传：人像面 #{photos['id_front']}，国徽面 #{photos['id_back']}")
 
 
 # --- status ---------------------------------------------------------------------------------------

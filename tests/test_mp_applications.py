@@ -85,6 +85,10 @@ def test_submission_enters_the_lending_workflow_with_node_names(session, mp):
     assert response.status_code == 200, response.text
     app = session.get(Application, response.json()["application_id"])
     assert (app.channel, app.requested_amount, app.term_months) == ("miniprogram", 5_000_000, 12)
+    assert app.fields == {"monthly_income": "12000.00"}  # what the customer filled in, for the reviewers
+    from lending import applications as lending_apps
+
+    assert [d.kind for d in lending_apps.documents(session, app.id)] == ["身份证"]
     status = mp.get(f"/applications/{draft_id}/status").json()
     assert status["status"] == "intake" and status["node"] and status["history"][0]["node"] == status["node"]
 
