@@ -1,6 +1,11 @@
 """Uploaded images (ID photos …): at most 5 MB, JPEG or PNG by their magic bytes (the declared type and
 file name are ignored), stored outside the database under ``SCRM_MP_UPLOAD_DIR`` with a random,
-unguessable name (``YYYY/MM/<128 random bits>.jpg``), owner-only file mode, and a SHA-256 checksum.
+unguessable name (``YYYY/MM/<128 random bits>.bin``), owner-only file mode, and the SHA-256 of the image.
+
+The file on disk is encrypted (AES-256-GCM under the active PII key, the storage name as associated
+data, the key id in the header: ``SCRMF1 | len(kid) | kid | nonce | ciphertext``), so a copied upload
+directory reveals no ID card. :func:`read` decrypts and checks the checksum. Old keys must stay in
+``SCRM_PII_KEYS`` while files sealed under them exist (``scrm pii rotate`` does not rewrite files).
 
 A file is written before the row is flushed; if the row fails, the file is removed again.
 """
@@ -12,17 +17,19 @@ import os
 import secrets
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import audit, clock
+from core import audit, clock, pii
 from core.settings import get_settings
 from miniprogram_api.exceptions import DraftSubmitted, UploadNotFound, UploadRefused
 from miniprogram_api.models import DraftStatus, MpApplicationDraft, MpDocument
 
 MAX_BYTES = 5 * 1024 * 1024
 KINDS = {"id_front": "身份证人像面", "id_back": "身份证国徽面", "income": "收入证明", "other": "其他材料"}
-EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
+MAGIC = b"SCRMF1"
 
 
 def sniff(data: bytes) -> str | None:
@@ -53,12 +60,12 @@ def store(session: Session, customer_id: int, kind: str, data: bytes, *, draft_i
     if content_type is None:
         raise UploadRefused("只能上传 JPG 或 PNG 图片", field="file", code="mp_upload_not_image")
     now = clock.now()
-    name = f"{now:%Y}/{now:%m}/{secrets.token_hex(16)}{EXTENSIONS[content_type]}"
+    name = f"{now:%Y}/{now:%m}/{secrets.token_hex(16)}.bin"
     target = upload_root() / name
     target.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+        fh.write(_seal(name, data))
     try:
         doc = MpDocument(customer_id=customer_id, draft_id=draft_id, kind=kind, content_type=content_type,
                          size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), storage_name=name,
@@ -71,6 +78,34 @@ def store(session: Session, customer_id: int, kind: str, data: bytes, *, draft_i
     audit.record(session, "mp.document_uploaded", entity_type="mp_document", entity_id=doc.id,
                  after={"kind": kind, "size": len(data), "sha256": doc.sha256})
     return doc
+
+
+def _seal(name: str, data: bytes) -> bytes:
+    ring = pii.keyring()
+    kid = ring.active_id.encode()
+    nonce = os.urandom(12)
+    return MAGIC + bytes([len(kid)]) + kid + nonce + AESGCM(ring.keys[ring.active_id]).encrypt(
+        nonce, data, name.encode())
+
+
+def read(doc: MpDocument) -> bytes:
+    """The image, decrypted and checked against its checksum (for the people who review it)."""
+    raw = path_of(doc).read_bytes()
+    if not raw.startswith(MAGIC):
+        raise pii.VaultError("文件格式不正确", code="mp_upload_corrupt")
+    n = raw[len(MAGIC)]
+    kid = raw[len(MAGIC) + 1:len(MAGIC) + 1 + n].decode()
+    rest = raw[len(MAGIC) + 1 + n:]
+    key = pii.keyring().keys.get(kid)
+    if key is None:
+        raise pii.VaultError(f"密钥 {kid} 不存在，无法解密", code="pii_key_unknown")
+    try:
+        data = AESGCM(key).decrypt(rest[:12], rest[12:], doc.storage_name.encode())
+    except InvalidTag as exc:
+        raise pii.VaultError(code="mp_upload_tampered") from exc
+    if hashlib.sha256(data).hexdigest() != doc.sha256:
+        raise pii.VaultError("文件校验失败", code="mp_upload_tampered")
+    return data
 
 
 def get(session: Session, customer_id: int, document_id: int) -> MpDocument:

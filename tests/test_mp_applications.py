@@ -12,6 +12,7 @@ from core import pii
 from core.settings import get_settings
 from crm.models import Customer
 from lending.models import Application
+from miniprogram_api import uploads
 from miniprogram_api.models import MpDocument
 from tests.mp_support import JPEG, VALID_ID, consent_all, make_offer, png, ready_draft
 
@@ -147,9 +148,25 @@ def test_an_upload_is_stored_outside_the_database_with_its_checksum(session, mp)
     assert response.json()["content_type"] == "image/jpeg"
     doc = session.get(MpDocument, response.json()["id"])
     path = Path(get_settings().mp_upload_dir) / doc.storage_name
-    assert path.read_bytes() == JPEG and doc.sha256 == hashlib.sha256(JPEG).hexdigest()
+    assert doc.sha256 == hashlib.sha256(JPEG).hexdigest() and uploads.read(doc) == JPEG
     assert len(Path(doc.storage_name).stem) == 32 and "a.jpg" not in doc.storage_name  # not guessable
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_an_upload_is_encrypted_on_disk_and_tampering_is_detected(session, mp):
+    import pytest
+
+    from core.pii import VaultError
+
+    mp.login("alice")
+    draft_id = mp.post("/applications", {}).json()["id"]
+    doc = session.get(MpDocument, mp.upload(draft_id, "id_front", JPEG).json()["id"])
+    path = Path(get_settings().mp_upload_dir) / doc.storage_name
+    raw = path.read_bytes()
+    assert JPEG[:16] not in raw and raw.startswith(b"SCRMF1")
+    path.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))
+    with pytest.raises(VaultError):
+        uploads.read(doc)
 
 
 def test_the_type_is_sniffed_from_the_bytes_not_the_declared_type(session, mp):
