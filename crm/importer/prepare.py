@@ -13,11 +13,12 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from core import pii
 from crm.importer import dedup, writer
 from crm.importer.headers import HeaderMap
-from crm.importer.rows import Lead, parse_row
+from crm.importer.rows import parse_row
 
 # One prepared new-to-this-file row: (position in the batch, phone index, ID index, row number,
 # source, region, customer type, the customer's column values for writer.insert_new).
@@ -69,10 +70,20 @@ class Preparer:
         return out
 
 
+class LeadRef(NamedTuple):
+    """What the writer reads of a lead (:class:`crm.importer.rows.Lead`'s fields of these names);
+    no plaintext identifiers, and a tuple: cheap to build for every row."""
+
+    row_number: int
+    source: str
+    region: str | None
+    customer_type: str
+
+
 def prepared(item: Fresh) -> writer.Prepared:
     """The importer's view of a prepared row (no plaintext identifiers: only what writing needs)."""
     _pos, phone_index, id_index, row_number, source, region, customer_type, _row = item
-    return writer.Prepared(Lead(row_number, "", None, None, source, region, customer_type), phone_index, id_index)
+    return writer.Prepared(LeadRef(row_number, source, region, customer_type), phone_index, id_index)  # type: ignore[arg-type]
 
 
 # --- the worker process ---------------------------------------------------------------------------
