@@ -98,6 +98,9 @@ def mp_app(session, wecom_server, tmp_path, monkeypatch) -> Iterator[TestClient]
     from core.web import create_app
 
     monkeypatch.setenv("SCRM_MP_UPLOAD_DIR", str(tmp_path / "uploads"))
+    # Rate limits count in the database (rolled back with the test), also when the suite runs on Redis:
+    # Redis counters would outlive the test and add up across tests.
+    monkeypatch.setenv("SCRM_REDIS_URL", "")
     reset_settings_cache()
     wechat.reset_token_cache()
     client = TestClient(create_app(start_tasks=False))
@@ -106,7 +109,7 @@ def mp_app(session, wecom_server, tmp_path, monkeypatch) -> Iterator[TestClient]
     finally:
         client.close()
         wechat.reset_token_cache()
-        monkeypatch.delenv("SCRM_MP_UPLOAD_DIR")
+        monkeypatch.undo()
         reset_settings_cache()
 
 
