@@ -1,7 +1,7 @@
 """WeCom callback inbox and nonce ledger
 
 Revision ID: 0003_bot
-Revises: 0002
+Revises: 0003_handover
 """
 import sqlalchemy as sa
 from alembic import op
@@ -9,7 +9,7 @@ from alembic import op
 import core.db
 
 revision = "0003_bot"
-down_revision = "0002"
+down_revision = "0003_handover"  # one linear chain
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """WeCom channel codes, adds and attributions, staff-contact relations, group chats
 
 Revision ID: 0003_channel
-Revises: 0002
+Revises: 0003_gateway
 """
 import sqlalchemy as sa
 from alembic import op
@@ -9,7 +9,7 @@ from alembic import op
 import core.db
 
 revision = "0003_channel"
-down_revision = "0002"
+down_revision = "0003_gateway"  # one linear chain
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """WeCom chat commands and notifications: team group robots (群机器人)
 
 Revision ID: 0003_chat
-Revises: 0002
+Revises: 0003_channel
 """
 import sqlalchemy as sa
 from alembic import op
@@ -9,7 +9,7 @@ from alembic import op
 import core.db
 
 revision = "0003_chat"
-down_revision = "0002"
+down_revision = "0003_channel"  # one linear chain
 branch_labels = None
 depends_on = None
 

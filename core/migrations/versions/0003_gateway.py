@@ -1,7 +1,7 @@
 """WeCom gateway: access-token cache (used without Redis)
 
 Revision ID: 0003_gateway
-Revises: 0002
+Revises: 0003_bot
 """
 import sqlalchemy as sa
 from alembic import op
@@ -9,7 +9,7 @@ from alembic import op
 import core.db
 
 revision = "0003_gateway"
-down_revision = "0002"
+down_revision = "0003_bot"  # one linear chain
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """handover cases, items and WeCom transfers (离职继承 / 在职继承)
 
 Revision ID: 0003_handover
-Revises: 0002
+Revises: 0003_import
 Create Date: 2026-11-23 18:02:35.676675
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import core.db
 
 revision = '0003_handover'
-down_revision = '0002'
+down_revision = "0003_import"  # one linear chain
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """import jobs
 
 Revision ID: 0003_import
-Revises: 0002
+Revises: 0003_work
 Create Date: 2026-11-23 18:30:00.000000
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import core.db
 
 revision = '0003_import'
-down_revision = '0002'
+down_revision = "0003_work"  # one linear chain
 branch_labels = None
 depends_on = None
 

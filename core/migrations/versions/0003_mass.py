@@ -1,7 +1,7 @@
 """WeCom mass messages (recipients, sends, monthly quota), segment group routes and joins, tag origins
 
 Revision ID: 0003_mass
-Revises: 0002
+Revises: 0003_chat
 Depends on: 0003_tags (crm_segment)
 """
 import sqlalchemy as sa
@@ -10,9 +10,9 @@ from alembic import op
 import core.db
 
 revision = '0003_mass'
-down_revision = '0002'
+down_revision = "0003_chat"  # one linear chain
 branch_labels = None
-depends_on = '0003_tags'  # the routes and messages reference crm_segment
+depends_on = None
 
 
 def upgrade() -> None:

@@ -2,7 +2,7 @@
 and uploaded documents, the share scenes new users arrived through; the kernel's rate-limit windows
 
 Revision ID: 0003_mp
-Revises: 0002
+Revises: 0003_referral
 Create Date: 2026-11-23 18:45:00.000000
 """
 import sqlalchemy as sa
@@ -11,9 +11,9 @@ from alembic import op
 import core.db
 
 revision = '0003_mp'
-down_revision = '0002'
+down_revision = "0003_referral"  # one linear chain
 branch_labels = None
-depends_on = ('0003_products', '0003_referral')  # drafts, consent documents and share scenes point at their tables
+depends_on = None
 
 
 def upgrade() -> None:

@@ -1,7 +1,7 @@
 """pool
 
 Revision ID: 0003_pool
-Revises: 0002
+Revises: 0003_tags
 Create Date: 2026-11-23 18:01:55.852871
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import core.db
 
 revision = '0003_pool'
-down_revision = '0002'
+down_revision = "0003_tags"  # one linear chain
 branch_labels = None
 depends_on = None
 

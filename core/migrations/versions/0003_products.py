@@ -1,7 +1,7 @@
 """lending products (funders, products, immutable product versions) and risk rules (rule sets, versions, evaluations)
 
 Revision ID: 0003_products
-Revises: 0002
+Revises: 0003_mass
 Create Date: 2026-11-23 18:35:00.000000
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ import core.db
 from core.migrations.helpers import drop_append_only, make_append_only
 
 revision = '0003_products'
-down_revision = '0002'
+down_revision = "0003_mass"  # one linear chain
 branch_labels = None
 depends_on = None
 

@@ -4,7 +4,7 @@ ledger, withdrawal requests and payout batches
 loan_id and product_id are plain ids (lending's tables live on another migration branch).
 
 Revision ID: 0003_referral
-Revises: 0002
+Revises: 0004_applications
 Create Date: 2026-11-23 18:40:40.604662
 """
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ import core.db
 from core.migrations.helpers import drop_append_only, make_append_only
 
 revision = '0003_referral'
-down_revision = '0002'
+down_revision = "0004_applications"  # one linear chain
 branch_labels = None
 depends_on = None
 

@@ -10,7 +10,7 @@ from alembic import op
 import core.db
 
 revision = '0003_tags'
-down_revision = '0002'
+down_revision = "0002"  # one linear chain
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """work
 
 Revision ID: 0003_work
-Revises: 0002
+Revises: 0003_pool
 Create Date: 2026-11-23 18:02:00.203194
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import core.db
 
 revision = '0003_work'
-down_revision = '0002'
+down_revision = "0003_pool"  # one linear chain
 branch_labels = None
 depends_on = None
 

@@ -10,9 +10,9 @@ from alembic import op
 import core.db
 
 revision = '0004_applications'
-down_revision = '0003_products'
+down_revision = "0003_products"  # one linear chain
 branch_labels = None
-depends_on = ('0003_work',)  # lending_application_node_visit.work_task_id -> crm_work_task
+depends_on = None
 
 
 def upgrade() -> None:

@@ -7,7 +7,7 @@ region + grade filter is served by ``ix_customer_segment_region_grade`` (0003_ta
 search is a ``LIKE 'zs%'`` that a plain btree under a non-C collation cannot serve.
 
 Revision ID: 0005_customer_indexes
-Revises: 0002
+Revises: 0003_mp
 Create Date: 2026-11-23 19:05:00.000000
 """
 import sqlalchemy as sa  # noqa: F401
@@ -16,9 +16,9 @@ from alembic import op
 import core.db  # noqa: F401
 
 revision = '0005_customer_indexes'
-down_revision = '0002'
+down_revision = "0003_mp"  # one linear chain
 branch_labels = None
-depends_on = ('0003_tags',)
+depends_on = None
 
 DROPPED = (
     ('ix_customer_stage', 'stage'),
