@@ -22,6 +22,8 @@ ORG_EDITORS: frozenset[str] = frozenset({Role.ADMIN})
 # Customers: everyone reads their own scope; blacklisting (and lifting it) is for managers.
 CUSTOMER_READERS: frozenset[str] = ALL_ROLES
 CUSTOMER_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})
+# Handing a salesperson's customers over (离职交接 / 在职转接), within one's data scope.
+HANDOVER_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 
 # Lending products (产品) and risk rules (风控规则): admins, managers and risk staff.
 LENDING_PRODUCT_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.RISK})
@@ -31,8 +33,6 @@ WORKFLOW_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
-# Handing a salesperson's customers over (离职交接 / 在职转接), within one's data scope.
-HANDOVER_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 
 
 @dataclass(frozen=True)
