@@ -134,6 +134,15 @@ def _reset_caches() -> None:
     reset_settings_cache()
     config.reset()
     gateway.reset()
+    # The simulator forgets its tokens on reset; so must the shared token cache (Redis outlives tests).
+    redis_url = os.environ.get("SCRM_REDIS_URL")
+    if redis_url:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter("scrm:wecom:token:*"))
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture
