@@ -10,11 +10,15 @@ other cannot both pass it.
 Every function takes ``viewer``: a staff member acting within their data scope, or ``None`` for
 a customer-initiated action (mini-program) whose channel has already authenticated the customer
 and passes ``customer_id`` to prove the visit is theirs.
+
+Downstream packages (referral: the visit bounty) learn of an arrival through the in-process hook list
+:data:`ON_VISIT_ARRIVED` (``fn(session, visit_id)``), called inside mark_arrived's unit of work once
+the visit has moved to arrived (the conditional update lets one caller win, so once per visit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import case, exists, or_, select, true, update
@@ -52,6 +56,10 @@ VISIT_REMINDER_BEFORE = timedelta(hours=2)
 MAX_AHEAD = timedelta(days=180)
 # Stages a visit may still move forward to "visited" (an arrival never moves a customer backwards).
 BEFORE_VISIT = (Stage.NEW, Stage.CONTACTED, Stage.INTENT)
+
+# In-process hooks called by mark_arrived inside its unit of work, after the visit became arrived.
+# Signature: fn(session, visit_id). A hook that raises rolls the arrival back with it.
+ON_VISIT_ARRIVED: list[Callable[[Session, int], None]] = []
 
 
 def _local(instant: datetime) -> str:
@@ -230,6 +238,8 @@ def mark_arrived(session: Session, viewer: Viewer, visit_id: int, *, reception_s
     customer = session.get(Customer, visit.customer_id)
     if customer is not None and customer.stage in BEFORE_VISIT:
         customers.set_stage(session, customer.id, Stage.VISITED, actor_staff_id=viewer.staff_id)
+    for hook in list(ON_VISIT_ARRIVED):
+        hook(session, visit.id)
     return visit
 
 

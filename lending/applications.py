@@ -14,12 +14,16 @@ is rejected or withdrawn and nothing else is open) and every move lands on the c
 
 Reads are data-scoped through the customer (crm.customers.can_view / visible_clause): a salesperson
 sees the applications of their own customers; out of scope is "not found".
+
+Downstream packages (referral: the first-application bounty) learn of a new application through the
+in-process hook list :data:`ON_APPLICATION_STARTED` (``fn(session, application_id)``), called inside
+start_application's unit of work once per application created (never for an idempotent repeat).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -60,14 +64,19 @@ from lending.workflow import definitions, engine
 from lending.workflow.machine import ApplicationMachine, Event
 
 __all__ = [
-    "CHANNELS", "Board", "ChecklistItem", "approve", "add_document", "checklist", "get_application",
-    "pipeline", "recent_applications", "reject", "set_fields", "start_application", "transitions",
-    "visible_clause", "visits", "withdraw",
+    "CHANNELS", "ON_APPLICATION_STARTED", "Board", "ChecklistItem", "approve", "add_document", "checklist",
+    "get_application", "pipeline", "recent_applications", "reject", "set_fields", "start_application",
+    "transitions", "visible_clause", "visits", "withdraw",
 ]
 
 CHANNELS = ("console", "wecom", "miniprogram")
 CHANNEL_LABELS = {"console": "控制台", "wecom": "企业微信", "miniprogram": "小程序"}
 DECIDERS = frozenset({Role.ADMIN, Role.MANAGER})
+
+# In-process hooks called by start_application inside its unit of work, right after a new application
+# is created (not for an idempotent repeat, nor for a refused one). Signature: fn(session, application_id).
+# A hook that raises rolls the application back with it.
+ON_APPLICATION_STARTED: list[Callable[[Session, int], None]] = []
 
 
 # --- reads and scope ----------------------------------------------------------------------------------
@@ -193,6 +202,8 @@ def start_application(session: Session, customer_id: int, product_version_id: in
                       comment=f"{product.name} {format_yuan(quote.amount)} / {term_months} 个月"
                               f"（{CHANNEL_LABELS[channel]}，综合年化 {quote.apr_percent}%）")
     _after_enter(session, app, move.to_node, viewer)
+    for hook in list(ON_APPLICATION_STARTED):
+        hook(session, app.id)
     return app
 
 

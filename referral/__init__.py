@@ -10,4 +10,6 @@ Entry points for the other packages (they may import referral; referral never im
 * ``referral.ledger.accrue_for_disbursement(...)`` - runs from lending's ``ON_LOAN_DISBURSED`` hook
   (registered by ``referral.tasks``); ``reverse_for_loan`` for refunds, voids and cancellations;
   ``record_service_fee_collected`` and ``accrue_bounty`` for fees and events collected later.
+* ``referral.bounties`` - the first-application and visit bounties, run from lending's
+  ``ON_APPLICATION_STARTED`` and crm's ``ON_VISIT_ARRIVED`` hooks (also registered by ``referral.tasks``).
 """

@@ -1,9 +1,12 @@
-"""Referral tasks and the hook into lending's disbursement.
+"""Referral tasks and the hooks into lending and crm.
 
 ``lending.loan_disbursed`` has one body (lending's); referral joins its unit of work through the
 in-process hook list ``lending.disbursement.ON_LOAN_DISBURSED`` (registered when this module is
-imported, which ``core.plugins.load_tasks`` does in every web process and worker), so the
-commission accrues in the same transaction that records the disbursement, or not at all.
+imported, which ``core.plugins.load_tasks`` does in every web process and worker, and ``referral.cli``
+in every ``scrm`` command), so the commission accrues in the same transaction that records the
+disbursement, or not at all. The event bounties join the same way: ``referral.bounties`` handlers on
+``lending.applications.ON_APPLICATION_STARTED`` (first application) and ``crm.visits.ON_VISIT_ARRIVED``
+(first arrived visit).
 """
 
 from __future__ import annotations
@@ -73,8 +76,21 @@ def on_loan_reversed(session: Session, loan_id: int) -> None:
     ledger.reverse_for_loan(session, loan_id, "贷款撤销/退款，佣金冲回")
 
 
+def register_bounty_hooks() -> None:
+    """Join the first-application (lending) and visit (crm) hook lists, once."""
+    from crm import visits
+    from lending import applications
+    from referral import bounties
+
+    for hooks, fn in ((applications.ON_APPLICATION_STARTED, bounties.on_application_started),
+                      (visits.ON_VISIT_ARRIVED, bounties.on_visit_arrived)):
+        if fn not in hooks:
+            hooks.append(fn)
+
+
 def register_hooks() -> bool:
-    """Join lending's hook lists; True when the disbursement hook is in place."""
+    """Join lending's and crm's hook lists; True when the disbursement hook is in place."""
+    register_bounty_hooks()
     try:
         from lending import disbursement
     except ImportError:  # lending still being built: nothing to hook into
