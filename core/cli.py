@@ -41,7 +41,8 @@ def main(ctx: click.Context) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="web processes (production)")
 @click.option("--reload", is_flag=True, help="restart on code changes (development)")
-def serve(host: str, port: int, workers: int, reload: bool) -> None:
+@click.option("--backlog", default=2048, show_default=True, type=int, help="pending TCP connections")
+def serve(host: str, port: int, workers: int, reload: bool, backlog: int) -> None:
     """Serve the console, the APIs and the callbacks."""
     import uvicorn
 
@@ -57,8 +58,11 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
     if workers > 1 and settings.is_sqlite:
         raise click.UsageError("--workers > 1 needs PostgreSQL (SCRM_DATABASE_URL)")
     click.echo(f"控制台: http://{host}:{port}/console/")
+    # uvicorn's "auto" picks httptools and uvloop (installed with uvicorn[standard]); the access log is an
+    # INFO record per request: off unless the log level shows it.
     uvicorn.run("core.web:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
-                log_level=settings.log_level.lower(), proxy_headers=True)
+                log_level=settings.log_level.lower(), proxy_headers=True,
+                access_log=settings.log_level.upper() in ("DEBUG", "INFO"), backlog=backlog)
 
 
 def _celery():

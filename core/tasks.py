@@ -6,13 +6,17 @@
 
 Tasks are declared with :func:`task`, take ids, must be idempotent, and retry with exponential
 backoff a bounded number of times. They are sent through :mod:`core.outbox`, never directly from
-inside a transaction.
+inside a transaction. On Celery the send itself happens on a background thread (:class:`AsyncSender`),
+so a request that committed answers without waiting for the broker.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import heapq
 import logging
+import os
 import queue
 import threading
 import time
@@ -106,14 +110,168 @@ def get_runner() -> InProcessRunner | ManualRunner | None:
 
 def dispatch(name: str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
              countdown: float | None = None) -> None:
-    """Send a task now (called by the outbox after commit)."""
+    """Send a task (called by the outbox after commit). On Celery it is handed to this process's
+    :class:`AsyncSender`: the caller (a request that just committed) never waits for the broker."""
     kwargs = kwargs or {}
     if _runner is not None:
         _runner.submit(name, args, kwargs, countdown)
         return
     if get_settings().embedded_tasks:
         raise RuntimeError("embedded task runner not started (call core.tasks.start_inprocess())")
-    configure_celery().send_task(name, args=list(args), kwargs=kwargs, countdown=countdown)
+    get_sender().submit(name, args, kwargs, countdown)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    countdown: float | None = None
+
+
+def _celery_producer() -> contextlib.AbstractContextManager[Any]:
+    return configure_celery().producer_or_acquire()
+
+
+def _celery_send(job: Outgoing, producer: Any) -> None:
+    celery_app.send_task(job.name, args=list(job.args), kwargs=job.kwargs, countdown=job.countdown,
+                         producer=producer)
+
+
+class AsyncSender:
+    """Sends tasks to the broker from one background thread of this process, in submission order.
+
+    ``submit`` only appends to an in-memory queue (it never blocks and never fails); the thread takes
+    what has accumulated, opens one producer for the batch and sends each task, retrying a failed
+    send ``attempts`` times before logging it as lost. Like the outbox's after-commit send it
+    replaces, the queue lives in memory: durable work is re-derived by the periodic sweeps
+    (e.g. ``bot.sweep_inbox`` re-sends inbox rows still pending after a minute), and tasks are
+    idempotent. :meth:`stop` (app shutdown, interpreter exit) sends what is still queued.
+    """
+
+    _STOP = object()
+
+    def __init__(self, send: Callable[[Outgoing, Any], None] | None = None,
+                 producer: Callable[[], contextlib.AbstractContextManager[Any]] | None = None, *,
+                 attempts: int = 3, retry_delay: float = 0.2, batch: int = 200, max_queued: int = 100_000) -> None:
+        self._send = send or _celery_send
+        self._producer = producer or (_celery_producer if send is None else contextlib.nullcontext)
+        self.attempts, self.retry_delay, self.batch, self.max_queued = attempts, retry_delay, batch, max_queued
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pending = 0  # submitted, not yet sent or given up
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.pid = os.getpid()
+
+    def submit(self, name: str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+               countdown: float | None = None) -> None:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("task sender stopped")
+            if self._pending >= self.max_queued:
+                log.error("task %s not sent: %s tasks already waiting for the broker", name, self._pending)
+                return
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="scrm-task-sender", daemon=True)
+                self._thread.start()
+        self._queue.put(Outgoing(name, tuple(args), dict(kwargs or {}), countdown))
+
+    def pending(self) -> int:
+        with self._cond:
+            return self._pending
+
+    def flush(self, timeout: float = 10) -> bool:
+        """Wait until every submitted task was sent (or given up); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+    def stop(self, timeout: float = 10) -> bool:
+        """Send what is queued, then end the thread. Returns False if tasks were still unsent at the timeout."""
+        with self._cond:
+            self._closed = True
+            thread = self._thread
+        flushed = self.flush(timeout)
+        if thread is not None:
+            self._queue.put(self._STOP)
+            thread.join(timeout)
+        if not flushed:
+            log.error("task sender stopped with %s task(s) unsent", self.pending())
+        return flushed
+
+    def _run(self) -> None:
+        while True:
+            jobs = [self._queue.get()]
+            while len(jobs) < self.batch:
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(job is self._STOP for job in jobs)
+            jobs = [job for job in jobs if job is not self._STOP]
+            if jobs:
+                self._send_batch(jobs)
+            if stop:
+                return
+
+    def _send_batch(self, jobs: list[Outgoing]) -> None:
+        done = 0
+        try:
+            with self._producer() as producer:
+                for job in jobs:
+                    self._send_one(job, producer)
+                    done += 1
+                    self._settle(1)
+        except Exception:  # the producer itself failed (broker down): send the rest one by one
+            log.warning("task producer failed; sending %s task(s) one by one", len(jobs) - done, exc_info=True)
+            for job in jobs[done:]:
+                self._send_one(job, None)
+                self._settle(1)
+
+    def _send_one(self, job: Outgoing, producer: Any) -> None:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                self._send(job, producer)
+                return
+            except Exception:
+                if attempt == self.attempts:
+                    log.exception("task %s%r not sent after %s attempts", job.name, job.args, attempt)
+                    return
+                log.warning("task %s not sent (attempt %s), retrying", job.name, attempt, exc_info=True)
+                producer = None  # the next attempt acquires a fresh producer
+                time.sleep(self.retry_delay * attempt)
+
+    def _settle(self, count: int) -> None:
+        with self._cond:
+            self._pending -= count
+            if self._pending == 0:
+                self._cond.notify_all()
+
+
+_sender: AsyncSender | None = None
+_sender_lock = threading.Lock()
+
+
+def get_sender() -> AsyncSender:
+    """This process's sender (a forked child, e.g. a Celery prefork worker, gets its own)."""
+    global _sender
+    with _sender_lock:
+        if _sender is None or _sender.pid != os.getpid():
+            _sender = AsyncSender()
+            atexit.register(_sender.stop)
+        return _sender
+
+
+def stop_sender(timeout: float = 10) -> bool:
+    """Send what is queued and stop the sender (app shutdown); the next dispatch starts a new one."""
+    global _sender
+    with _sender_lock:
+        sender, _sender = _sender, None
+    if sender is None or sender.pid != os.getpid():
+        return True
+    atexit.unregister(sender.stop)
+    return sender.stop(timeout)
 
 
 def run_task(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import audit, plugins, tasks
 from core.db import get_session_factory, unit_of_work
@@ -54,6 +55,46 @@ def check_production_settings() -> None:
         log.warning("production without SCRM_COOKIE_SECURE=true: session cookies travel over plain HTTP")
 
 
+_SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"))
+
+
+class RequestContextMiddleware:
+    """Request id (``X-Request-ID``, taken from the client or made up) for the audit context and the
+    response, and the security headers every response carries.
+
+    A plain ASGI middleware: ``@app.middleware("http")`` (BaseHTTPMiddleware) would add a task group,
+    a memory stream and a streaming response wrapper to every request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")[:64]
+                break
+        request_id = request_id or os.urandom(8).hex()
+        scope.setdefault("state", {})["request_id"] = request_id
+        audit.set_context(None, request_id)
+        encoded_id = request_id.encode("latin-1")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"]
+                present = {name.lower() for name, _ in headers}
+                headers.append((b"x-request-id", encoded_id))
+                headers.extend(h for h in _SECURITY_HEADERS if h[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(*, start_tasks: bool = True) -> FastAPI:
     configure_logging()
     check_production_settings()
@@ -70,20 +111,13 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
         if runner is not None:
             runner.stop()
             tasks.set_runner(None)
+        if not tasks.stop_sender():  # Celery: what the requests committed is sent before the process exits
+            log.error("shutting down with unsent tasks; the periodic sweeps will pick their work up")
 
     app = FastAPI(title="贷款助贷 SCRM", lifespan=lifespan, docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.error_renderers: dict[str, ErrorRenderer] = {}
 
-    @app.middleware("http")
-    async def request_context(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        request.state.request_id = request_id
-        audit.set_context(None, request_id)
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request_id
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    app.add_middleware(RequestContextMiddleware)
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
