@@ -305,7 +305,7 @@ def mark_deleted(session: Session, external_userid: str, staff_userid: str, by: 
 def adds_on(session: Session, code_id: int, day: date) -> dict[str, int]:
     return dict(session.execute(select(ChannelAdd.staff_userid, func.count()).where(
         ChannelAdd.channel_code_id == code_id, ChannelAdd.add_date == day)
-        .group_by(ChannelAdd.staff_userid)).tuples().all())
+        .group_by(ChannelAdd.staff_userid)).all())
 
 
 def desired_userids(session: Session, code: ChannelCode, day: date) -> list[str]:
@@ -357,7 +357,7 @@ def enforce_cap(session: Session, code: ChannelCode, *, gateway: Gateway | None 
 
 def desired_userids_without_cap(session: Session, code: ChannelCode) -> list[str]:
     rows = dict(session.execute(select(Staff.id, Staff.wecom_userid).where(
-        Staff.id.in_(code.staff_ids or [0]), Staff.status == StaffStatus.ACTIVE)).tuples().all())
+        Staff.id.in_(code.staff_ids or [0]), Staff.status == StaffStatus.ACTIVE)).all())
     return [rows[i] for i in code.staff_ids if rows.get(i)]
 
 

@@ -115,7 +115,7 @@ def mass_list(request: Request, notice: str = "", error: str = "") -> Response:
     def body(user: dict[str, Any]) -> Response:
         with unit_of_work() as session:
             messages = mass_messages.list_messages(session)
-            names = dict(session.execute(select(Segment.id, Segment.name)).tuples().all())
+            names = dict(session.execute(select(Segment.id, Segment.name)).all())
             counts = {m.id: mass_messages.recipient_counts(session, m.id) for m in messages}
             return _render("mass_list.html", user, MASS, messages=messages, names=names, counts=counts,
                            segments=segments.list_segments(session), labels=mass_messages.MESSAGE_LABELS,
@@ -204,7 +204,7 @@ def groups_page(request: Request, notice: str = "", error: str = "") -> Response
             return _render("wecom_groups.html", user, GROUPS, chats=group_routes.list_chats(session), routes=routes,
                            joins=group_routes.join_counts(session, [r.id for r in routes]),
                            segments=segments.list_segments(session),
-                           names=dict(session.execute(select(Segment.id, Segment.name)).tuples().all()),
+                           names=dict(session.execute(select(Segment.id, Segment.name)).all()),
                            notice=notice[:200], error=error[:200])
     return _page(request, group_routes.MANAGERS, "客户群", body)
 

@@ -283,7 +283,7 @@ def _split(session: Session, message: MassMessage, now: datetime) -> None:
     """One send row per sender and 10,000 recipients; recipients point at theirs."""
     pending = and_(MassMessageRecipient.mass_message_id == message.id, MassMessageRecipient.status == "pending")
     staff_ids = dict(session.execute(select(Staff.wecom_userid, Staff.id).where(Staff.wecom_userid.in_(
-        select(MassMessageRecipient.sender_userid).where(pending).distinct()))).tuples().all())
+        select(MassMessageRecipient.sender_userid).where(pending).distinct()))).all())
     senders = session.execute(select(MassMessageRecipient.sender_userid, func.count()).where(pending)
                               .group_by(MassMessageRecipient.sender_userid)
                               .order_by(MassMessageRecipient.sender_userid)).all()
@@ -490,7 +490,7 @@ def remind(session: Session, viewer: Viewer | None, message_id: int) -> int:
 def recipient_counts(session: Session, message_id: int) -> dict[str, int]:
     return dict(session.execute(select(MassMessageRecipient.status, func.count())
                                 .where(MassMessageRecipient.mass_message_id == message_id)
-                                .group_by(MassMessageRecipient.status)).tuples().all())
+                                .group_by(MassMessageRecipient.status)).all())
 
 
 def sends_of(session: Session, message_id: int) -> list[MassMessageSend]:

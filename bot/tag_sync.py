@@ -199,7 +199,7 @@ def follow_userid(session: Session, customer: Customer) -> str | None:
     if not customer.wecom_external_userid:
         return None
     relations = dict(session.execute(select(WecomRelation.staff_userid, WecomRelation.status).where(
-        WecomRelation.external_userid == customer.wecom_external_userid)).tuples().all())
+        WecomRelation.external_userid == customer.wecom_external_userid)).all())
     owner_userid = session.scalar(select(Staff.wecom_userid).where(Staff.id == customer.owner_id)) \
         if customer.owner_id else None
     if owner_userid and relations.get(owner_userid, "active") == "active":
@@ -221,7 +221,7 @@ def _wecom_ids(session: Session, tag_ids: list[int]) -> dict[str, str]:
         return {}
     rows = session.execute(select(Tag.wecom_tag_id, Tag.name).where(Tag.id.in_([int(t) for t in tag_ids]),
                                                                     Tag.wecom_tag_id.is_not(None)))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def mark_tags(session: Session, customer_id: int, add_tag_ids: list[int], remove_tag_ids: list[int]) -> MarkResult:

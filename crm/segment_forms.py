@@ -128,7 +128,7 @@ def _tag_ids(session: Session, tokens: list[str], where: str) -> list[int]:
 
 def _staff_ids(session: Session, tokens: list[str], where: str) -> list[int]:
     names = [t for t in tokens if not t.isdigit()]
-    by_username = dict(session.execute(select(Staff.username, Staff.id).where(Staff.username.in_(names))).tuples().all()) \
+    by_username = dict(session.execute(select(Staff.username, Staff.id).where(Staff.username.in_(names))).all()) \
         if names else {}
     missing = [t for t in names if t not in by_username]
     if missing:
@@ -185,7 +185,7 @@ def _row(session: Session, cond: Any) -> FormRow:
         names = {tid: (f"{gname}/{tname}" if counts.get(tname, 0) > 1 else tname) for tid, tname, gname in rows}
         text = "、".join(names.get(t, str(t)) for t in value)
     elif cond.field == "owner":
-        usernames = dict(session.execute(select(Staff.id, Staff.username).where(Staff.id.in_(value))).tuples().all())
+        usernames = dict(session.execute(select(Staff.id, Staff.username).where(Staff.id.in_(value))).all())
         text = "、".join(usernames.get(i, str(i)) for i in value)
     elif cond.field in ENUMS:
         text = "、".join(ENUMS[cond.field].get(v, v) for v in value)

@@ -428,7 +428,7 @@ def preview(session: Session, viewer: Viewer | None, raw_rule: Any, *, page: int
             .outerjoin(Staff, Staff.id == Customer.owner_id)
             .limit(page_size).offset((page - 1) * page_size))
     rows = [Member(c.id, c.name, c.phone_masked, c.grade, c.stage, c.status, c.region, owner, c.demand_amount)
-            for c, owner in session.execute(stmt).tuples()]
+            for c, owner in session.execute(stmt)]
     return Preview(total, rows, page, page_size)
 
 

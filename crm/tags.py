@@ -72,7 +72,7 @@ def list_groups(session: Session, *, with_usage: bool = False) -> list[GroupView
     if with_usage and tags:
         usage = dict(session.execute(
             select(CustomerTag.tag_id, func.count()).join(Tag, Tag.id == CustomerTag.tag_id)
-            .where(Tag.deleted_at.is_(None)).group_by(CustomerTag.tag_id)).tuples().all())
+            .where(Tag.deleted_at.is_(None)).group_by(CustomerTag.tag_id)).all())
     by_group: dict[int, list[Tag]] = defaultdict(list)
     for tag in tags:
         by_group[tag.group_id].append(tag)

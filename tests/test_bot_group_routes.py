@@ -46,7 +46,7 @@ def test_sync_pages_through_the_cursor_and_mirrors_every_chat(session, org, weco
     assert (result.listed, result.refreshed, result.pages) == (3, 3, 3)
     cursors = [c["body"]["cursor"] for c in wecom_server.calls("groupchat/list")]
     assert cursors[0] == "" and all(cursors[1:])
-    mirrored = dict(session.execute(select(GroupChat.chat_id, GroupChat.name)).tuples().all())
+    mirrored = dict(session.execute(select(GroupChat.chat_id, GroupChat.name)).all())
     assert mirrored == {c: f"群{i}" for i, c in enumerate(chat_ids)}
     assert session.scalar(select(GroupChat.owner_staff_id).where(GroupChat.chat_id == chat_ids[0])) == org["sales1"].id
 
@@ -125,7 +125,7 @@ def test_join_through_the_route_state_is_attributed(session, org, vip, wecom_ser
     driver.close()
     task_runner.drain()
     joins = dict(session.execute(select(SegmentGroupJoin.customer_id, SegmentGroupJoin.in_segment)
-                                 .where(SegmentGroupJoin.route_id == route.id)).tuples().all())
+                                 .where(SegmentGroupJoin.route_id == route.id)).all())
     assert joins == {inside.id: True, outside.id: False}
     kinds = session.scalars(select(CustomerEvent.kind).where(CustomerEvent.customer_id == inside.id)).all()
     assert "wecom.segment_group_join" in kinds and "wecom.group_join" in kinds

@@ -26,7 +26,7 @@ def test_pull_mirrors_the_corp_tags(session, org, wecom_server):
     result = tag_sync.pull(session, org["viewer"])
     group = session.scalar(select(TagGroup).where(TagGroup.wecom_group_id == "etsimconsole"))
     assert group is not None and group.name == "客户来源（管理后台创建）"
-    mirrored = dict(session.execute(select(Tag.wecom_tag_id, Tag.name).where(Tag.group_id == group.id)).tuples().all())
+    mirrored = dict(session.execute(select(Tag.wecom_tag_id, Tag.name).where(Tag.group_id == group.id)).all())
     assert mirrored == {"etsimtag_ad": "广告投放", "etsimtag_ref": "老客转介"}
     assert result.created == 3
     assert tag_sync.recent_syncs(session)[0].after["created"] == 3

@@ -260,7 +260,7 @@ def _names(session: Session, staff_ids: set[int | None]) -> dict[int, str]:
     wanted = {i for i in staff_ids if i}
     if not wanted:
         return {}
-    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(wanted))).tuples().all())
+    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(wanted))).all())
 
 
 def _tags_of(session: Session, customer_id: int) -> list[Any] | None:
@@ -304,13 +304,13 @@ def _detail_page(request: Request, session: Session, user: ConsoleUser, customer
     history = customers.owner_history(session, customer.id)
     collaborators = list(session.execute(
         select(CustomerCollaborator, Staff).join(Staff, Staff.id == CustomerCollaborator.staff_id)
-        .where(CustomerCollaborator.customer_id == customer.id).order_by(CustomerCollaborator.added_at)).tuples())
+        .where(CustomerCollaborator.customer_id == customer.id).order_by(CustomerCollaborator.added_at)))
     extras = _extras(session, user, customer)
     names = _names(session, {e.actor_staff_id for e in events} | {h.from_owner_id for h in history}
                    | {f.staff_id for f in extras["followups"] or []}
                    | {h.to_owner_id for h in history} | {h.by_staff_id for h in history}
                    | {customer.owner_id, customer.previous_owner_id})
-    pools = dict(session.execute(select(Pool.id, Pool.name)).tuples().all())
+    pools = dict(session.execute(select(Pool.id, Pool.name)).all())
     owner_dept = None
     if customer.owner is not None:
         owner_dept = session.scalar(select(Department.name).where(Department.id == customer.owner.department_id))

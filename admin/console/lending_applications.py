@@ -153,7 +153,7 @@ def _context(session: SessionDep, user: ConsoleUser, app: Application) -> dict[s
     staff_ids = {t.by_staff_id for t in applications.transitions(session, app.id) if t.by_staff_id}
     if customer and customer.owner_id:
         staff_ids.add(customer.owner_id)
-    names = dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(staff_ids))).tuples().all())
+    names = dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(staff_ids))).all())
     risk = session.get(RiskEvaluation, app.risk_evaluation_id) if app.risk_evaluation_id else None
     visit = applications.engine.open_visit(session, app.id)
     return {

@@ -44,7 +44,7 @@ Posted = Annotated[FormData, Depends(posted_form)]
 def segment_list(request: Request, session: SessionDep, user: User) -> Response:
     rows = segments.list_segments(session, purpose=request.query_params.get("purpose") or None)
     creator_ids = sorted({r.created_by_staff_id for r in rows if r.created_by_staff_id})
-    creators = dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(creator_ids))).tuples().all())
+    creators = dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(creator_ids))).all())
     return render(request, "segments/list.html", {
         "segments": rows, "creators": creators, "viewer": user.viewer, "can_edit": segments.can_edit,
         "notice": NOTICES.get(request.query_params.get("done", "")),

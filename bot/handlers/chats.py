@@ -80,7 +80,7 @@ def refresh_chat(session: Session, chat_id: str) -> GroupChat | None:
     externals = ([mid for mid in joined if int(members[mid].get("type") or 2) == 2]
                  + [mid for mid in left if present[mid].member_type == 2])
     by_external = dict(session.execute(select(Customer.wecom_external_userid, Customer.id).where(
-        Customer.wecom_external_userid.in_(externals or [""]))).tuples().all())
+        Customer.wecom_external_userid.in_(externals or [""]))).all())
     for mid in joined:
         m = members[mid]
         member_type = int(m.get("type") or 2)
