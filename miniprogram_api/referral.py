@@ -14,6 +14,7 @@ and my invitees (masked).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,10 +22,11 @@ from sqlalchemy.orm import Session
 from core import audit, clock
 from core.db import insert_ignore
 from core.errors import AppError
+from core.money import fen_to_yuan
 from crm import customers
 from miniprogram_api.models import MpReferralAttribution
 from referral import attribution, mine, referrers
-from referral.models import Referrer, ReferrerKind
+from referral.models import WITHDRAWAL_STATUS_LABELS, Referrer, ReferrerKind
 
 SCENE_PREFIX = "r="
 MAX_SCENE = 32
@@ -82,3 +84,60 @@ def attribute(session: Session, customer_id: int, scene: str) -> MpReferralAttri
 def invitees(session: Session, customer_id: int, *, limit: int = 200) -> list[mine.Invitee]:
     own = session.scalar(select(Referrer.id).where(Referrer.customer_id == customer_id))
     return [] if own is None else mine.my_invitees(session, own, limit=limit)
+
+
+def own_referrer_id(session: Session, customer_id: int) -> int | None:
+    return session.scalar(select(Referrer.id).where(Referrer.customer_id == customer_id))
+
+
+def balance_and_ledger(session: Session, customer_id: int, *, limit: int = 50) -> dict[str, Any]:
+    """The logged-in customer's commission balance (derived from the ledger) and latest entries."""
+    own = own_referrer_id(session, customer_id)
+    balance = mine.my_balance(session, own) if own is not None else None
+    lines = mine.my_ledger(session, own, limit=limit) if own is not None else []
+    withdrawals = mine.my_withdrawals(session, own) if own is not None else []
+    return {
+        "balance": {key: yuan(getattr(balance, key) if balance else 0)
+                    for key in ("total", "available", "pending", "held", "paid")}
+        | {"withdrawable": yuan(balance.withdrawable if balance else 0)},
+        "entries": [{"kind": line.kind, "kind_label": line.kind_label, "amount": yuan(line.amount), "at": line.at,
+                     "note": line.note} for line in lines],
+        "withdrawals": [_withdrawal(w) for w in withdrawals],
+    }
+
+
+def yuan(fen: int) -> str:
+    return str(fen_to_yuan(fen))
+
+
+class NoCommission(AppError):
+    code = "mp_no_commission"
+    status = 409
+    message = "您还没有可提现的佣金"
+
+
+def _withdrawal(w: Any) -> dict[str, Any]:
+    return {"id": w.id, "amount": yuan(w.amount), "status": w.status,
+            "status_label": WITHDRAWAL_STATUS_LABELS.get(w.status, w.status), "requested_at": w.requested_at}
+
+
+def withdraw(session: Session, customer_id: int, amount_fen: int) -> dict[str, Any]:
+    """A withdrawal request; refused above the withdrawable balance (nothing written)."""
+    own = own_referrer_id(session, customer_id)
+    if own is None:
+        raise NoCommission()
+    return _withdrawal(mine.withdraw(session, own, amount_fen))
+
+
+def set_payee(session: Session, customer_id: int, *, name: str, channel: str, bank: str | None,
+              account: str) -> dict[str, Any]:
+    """Where withdrawals are paid; the account is sealed and shown masked from then on."""
+    referrer = my_referrer(session, customer_id)
+    before = referrer.payee_account_masked
+    referrers.set_payee(referrer, name=name, channel=channel, bank=bank, account=account)
+    session.flush()
+    audit.record(session, "referrer.payee", entity_type="referrer", entity_id=referrer.id,
+                 before={"account": before}, after={"account": referrer.payee_account_masked},
+                 actor=audit.Actor("customer", customer_id, f"小程序用户{customer_id}"))
+    return {"name": referrer.payee_name, "channel": referrer.payee_channel, "bank": referrer.payee_bank,
+            "account_masked": referrer.payee_account_masked}

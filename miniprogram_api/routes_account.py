@@ -11,8 +11,8 @@ from core.db import unit_of_work
 from core.web import SessionDep
 from crm import customers
 from miniprogram_api import auth, consent, referral
-from miniprogram_api.deps import Customer, Wechat, client_ip, login_limit, phone_limit
-from miniprogram_api.schemas import ConsentIn, LoginIn, PhoneCodeIn, PhoneEncryptedIn
+from miniprogram_api.deps import Customer, Wechat, client_ip, login_limit, phone_limit, submit_limit
+from miniprogram_api.schemas import ConsentIn, LoginIn, PayeeIn, PhoneCodeIn, PhoneEncryptedIn, WithdrawIn, to_fen
 from miniprogram_api.wechat import config
 
 router = APIRouter()
@@ -124,3 +124,20 @@ def my_invitees(ident: Customer, session: SessionDep) -> dict[str, Any]:
     return {"invitees": [{"name": i.name_masked, "phone_masked": i.phone_masked, "at": i.attributed_at,
                           "stage_label": STAGE_LABELS.get(i.stage, i.stage)}
                          for i in referral.invitees(session, ident.customer_id)]}
+
+
+@router.get("/referral/commission", summary="我的佣金：余额、明细与提现记录", tags=["推荐"])
+def my_commission(ident: Customer, session: SessionDep) -> dict[str, Any]:
+    return referral.balance_and_ledger(session, ident.customer_id)
+
+
+@router.put("/referral/payee", summary="设置收款账户（账号加密保存，仅显示脱敏）", tags=["推荐"])
+def set_payee(body: PayeeIn, ident: Customer, session: SessionDep) -> dict[str, Any]:
+    return referral.set_payee(session, ident.customer_id, name=body.name, channel=body.channel, bank=body.bank,
+                              account=body.account)
+
+
+@router.post("/referral/withdrawals", summary="申请提现（不超过可提现余额）", dependencies=[Depends(submit_limit)],
+             tags=["推荐"])
+def request_withdrawal(body: WithdrawIn, ident: Customer, session: SessionDep) -> dict[str, Any]:
+    return referral.withdraw(session, ident.customer_id, to_fen(body.amount))

@@ -83,6 +83,17 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class WithdrawIn(_In):
+    amount: StrictStr = Field(max_length=20, description="提现金额（元，字符串，如 \"100.00\"）")
+
+
+class PayeeIn(_In):
+    name: StrictStr = Field(min_length=1, max_length=60, description="收款人姓名")
+    channel: StrictStr = Field(pattern="^(bank|wechat)$", description="bank 银行卡 / wechat 微信")
+    bank: StrictStr | None = Field(None, max_length=60, description="开户行（银行卡时填写）")
+    account: StrictStr = Field(min_length=4, max_length=40, description="收款账号")
+
+
 class LoginIn(_In):
     code: StrictStr = Field(max_length=128, description="wx.login 返回的 code")
     scene: StrictStr | None = Field(None, max_length=64, description="小程序码的 scene（分享进入时）")
