@@ -13,63 +13,34 @@ navigation links here by URL.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from bot import channel_codes
+from bot.console_pages import SECURITY_HEADERS, make_env, staff_user
+from bot.console_pages import Denied as _Denied
+from bot.console_pages import denied_response as _denied
 from bot.gateway import get_gateway
-from core import audit, clock
+from core import audit
 from core.db import unit_of_work
 from core.errors import AppError, ValidationFailed
 from core.security import constant_time_equals
-from core.settings import get_settings
-from crm import auth_service
 from crm import tags as crm_tags
 from crm.models import Staff, StaffStatus
 from crm.scope import Viewer
 
 router = APIRouter(include_in_schema=False)
 PAGE = "/wecom/channels"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; "
-                               "form-action 'self'",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
-
-_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
-_env.filters["localtime"] = lambda v: clock.ensure_aware(v).astimezone(clock.BUSINESS_TZ).strftime(
-    "%Y-%m-%d %H:%M") if v else "—"
-
-
-class _Denied(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
+_env = make_env()
 
 
 def _user(request: Request) -> dict[str, Any]:
-    token = request.cookies.get(get_settings().session_cookie_name)
-    with unit_of_work() as session:
-        row = auth_service.resolve_session(session, token)
-        if row is None:
-            raise _Denied(401, "请先登录")
-        if row.staff.role not in channel_codes.MANAGERS:
-            raise _Denied(403, "渠道活码仅对管理员和经理开放")
-        return {"viewer": Viewer.of(row.staff), "csrf": row.csrf_token, "name": row.staff.display_name}
-
-
-def _denied(exc: _Denied) -> Response:
-    if exc.status == 401:
-        return RedirectResponse("/console/login", status_code=303)
-    return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{exc.message}</p>", status_code=exc.status,
-                        headers=SECURITY_HEADERS)
+    return staff_user(request, channel_codes.MANAGERS, "渠道活码仅对管理员和经理开放")
 
 
 def _choices(session: Any) -> dict[str, Any]:

@@ -8,62 +8,35 @@ session's CSRF token (compared in constant time). The admin navigation links her
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from bot import group_routes, mass_messages, tag_sync
-from core import audit, clock, outbox
+from bot.console_pages import SECURITY_HEADERS, make_env, staff_user
+from bot.console_pages import Denied as _Denied
+from bot.console_pages import denied_response as _denied
+from core import audit, outbox
 from core.db import unit_of_work
 from core.errors import AppError, ValidationFailed
 from core.security import constant_time_equals
-from core.settings import get_settings
-from crm import auth_service, segments
+from crm import segments
 from crm import tags as crm_tags
 from crm.models import Segment
 from crm.scope import Viewer
 
 router = APIRouter(include_in_schema=False)
 MASS, GROUPS, TAGS = "/wecom/mass", "/wecom/groups", "/wecom/tags"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'; "
-                               "form-action 'self'",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
-
-_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
-_env.filters["localtime"] = lambda v: clock.ensure_aware(v).astimezone(clock.BUSINESS_TZ).strftime(
-    "%Y-%m-%d %H:%M") if v else "—"
-
-
-class _Denied(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
+_env = make_env()
 
 
 def _user(request: Request, roles: frozenset[str], what: str) -> dict[str, Any]:
-    token = request.cookies.get(get_settings().session_cookie_name)
-    with unit_of_work() as session:
-        row = auth_service.resolve_session(session, token)
-        if row is None:
-            raise _Denied(401, "请先登录")
-        if row.staff.role not in roles:
-            raise _Denied(403, f"{what}仅对{'管理员、经理和主管' if 'supervisor' in roles else '管理员和经理'}开放")
-        return {"viewer": Viewer.of(row.staff), "csrf": row.csrf_token, "name": row.staff.display_name}
-
-
-def _denied(exc: _Denied) -> Response:
-    if exc.status == 401:
-        return RedirectResponse("/console/login", status_code=303)
-    return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{exc.message}</p>", status_code=exc.status,
-                        headers=SECURITY_HEADERS)
+    who = "管理员、经理和主管" if "supervisor" in roles else "管理员和经理"
+    return staff_user(request, roles, f"{what}仅对{who}开放")
 
 
 def _render(template: str, user: dict[str, Any], page: str, **context: Any) -> HTMLResponse:

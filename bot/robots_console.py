@@ -8,59 +8,31 @@ only; every form carries the session's CSRF token, checked in constant time.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import select
 
 from bot import robots
-from core import audit, clock
+from bot.console_pages import SECURITY_HEADERS, make_env, staff_user
+from bot.console_pages import Denied as _Denied
+from bot.console_pages import denied_response as _denied
+from core import audit
 from core.db import unit_of_work
 from core.errors import AppError
 from core.security import constant_time_equals
-from core.settings import get_settings
-from crm import auth_service
 from crm.models import Department
 from crm.scope import Viewer, department_filter
 
 router = APIRouter(include_in_schema=False)
 PAGE = "/wecom/robots"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
-
-_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
-_env.filters["localtime"] = lambda v: clock.ensure_aware(v).astimezone(clock.BUSINESS_TZ).strftime(
-    "%Y-%m-%d %H:%M") if v else "—"
-
-
-class _Denied(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
+_env = make_env()
 
 
 def _user(request: Request) -> dict[str, Any]:
-    token = request.cookies.get(get_settings().session_cookie_name)
-    with unit_of_work() as session:
-        row = auth_service.resolve_session(session, token)
-        if row is None:
-            raise _Denied(401, "请先登录")
-        if row.staff.role not in robots.MANAGERS:
-            raise _Denied(403, "群机器人仅对管理员和经理开放")
-        return {"viewer": Viewer.of(row.staff), "csrf": row.csrf_token, "name": row.staff.display_name}
-
-
-def _denied(exc: _Denied) -> Response:
-    if exc.status == 401:
-        return RedirectResponse("/console/login", status_code=303)
-    return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{exc.message}</p>", status_code=exc.status,
-                        headers=SECURITY_HEADERS)
+    return staff_user(request, robots.MANAGERS, "群机器人仅对管理员和经理开放")
 
 
 @router.get(PAGE)

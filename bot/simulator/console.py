@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import select
 
 from bot import config
+from bot.console_pages import SECURITY_HEADERS, Denied, denied_response, staff_user
 from bot.models import WecomInbox
 from bot.simulator.driver import Driver, DriverResult
 from bot.simulator.state import STATE
@@ -27,18 +28,11 @@ from core import audit, clock
 from core.db import unit_of_work
 from core.errors import AppError
 from core.security import constant_time_equals
-from core.settings import get_settings
-from crm import auth_service
 from crm.models import Role, Staff, StaffStatus
 
 router = APIRouter(include_in_schema=False)
 ALLOWED_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value})
 PAGE = config.SIMULATOR_PREFIX + "/console"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
 
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
 _env.filters["localtime"] = lambda v: clock.ensure_aware(v).astimezone(clock.BUSINESS_TZ).strftime(
@@ -65,21 +59,9 @@ EVENTS: dict[str, str] = {
 }
 
 
-class _Denied(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
-
-
 def _user(request: Request) -> dict[str, Any]:
     """The console session's staff as plain values; the transaction is closed before any driver call."""
-    token = request.cookies.get(get_settings().session_cookie_name)
-    with unit_of_work() as session:
-        row = auth_service.resolve_session(session, token)
-        if row is None:
-            raise _Denied(401, "请先登录")
-        if row.staff.role not in ALLOWED_ROLES:
-            raise _Denied(403, "企微模拟器仅对管理员和经理开放")
-        return {"staff_id": row.staff.id, "name": row.staff.display_name, "csrf": row.csrf_token}
+    return staff_user(request, ALLOWED_ROLES, "企微模拟器仅对管理员和经理开放")
 
 
 def _page(request: Request, user: dict[str, Any], notice: str = "", error: str = "") -> HTMLResponse:
@@ -107,10 +89,8 @@ def _page(request: Request, user: dict[str, Any], notice: str = "", error: str =
 def console_page(request: Request, notice: str = "", error: str = "") -> Response:
     try:
         user = _user(request)
-    except _Denied as exc:
-        if exc.status == 401:
-            return RedirectResponse("/console/login", status_code=303)
-        return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{exc.message}</p>", status_code=exc.status)
+    except Denied as exc:
+        return denied_response(exc)
     return _page(request, user, notice[:200], error[:200])
 
 
@@ -167,10 +147,8 @@ async def console_event(request: Request) -> Response:
 
     try:
         user = await run_in_threadpool(_user, request)
-    except _Denied as exc:
-        if exc.status == 401:
-            return RedirectResponse("/console/login", status_code=303)
-        return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{exc.message}</p>", status_code=exc.status)
+    except Denied as exc:
+        return denied_response(exc)
     sent = form.get("csrf_token", "")
     if not sent or not constant_time_equals(sent, user["csrf"]):
         return HTMLResponse("<!doctype html><meta charset=utf-8><p>页面已过期或请求来源无法验证，请刷新页面后重试</p>",
