@@ -66,6 +66,9 @@ _engines: dict[str, Engine] = {}
 _session_factory: sessionmaker[Session] | None = None
 
 
+SQLITE_WRITER_WAIT_SECONDS = 30
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -77,9 +80,46 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    # SQLite has one writer. BEGIN IMMEDIATE makes transactions queue instead of failing on a lock
+    # upgrade, but its busy handler waits by sleeping and retrying, which under a few concurrent
+    # requests starves some of them for a second or more. Inside this process the queue is a lock:
+    # a waiting transaction wakes the moment the previous one ends. (Other processes, e.g. a CLI
+    # command beside `scrm serve`, still meet SQLite's own lock and busy timeout.)
+    writer = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not writer.acquire(timeout=SQLITE_WRITER_WAIT_SECONDS):
+            raise TimeoutError("SQLite writer lock not acquired in time")
+        conn.info["scrm_writer"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(conn)
+            raise
+
+    def _release(conn: Any) -> None:
+        if conn.info.pop("scrm_writer", False):
+            writer.release()
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(conn: Any) -> None:
+        _release(conn)
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(conn: Any) -> None:
+        _release(conn)
+
+    # Safety nets: a connection returned to the pool or invalidated mid-transaction frees the lock too.
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None and record.info.pop("scrm_writer", False):
+            writer.release()
+
+    @event.listens_for(engine, "invalidate")
+    def _on_invalidate(_dbapi_connection: Any, record: Any, _exc: Any) -> None:
+        if record is not None and record.info.pop("scrm_writer", False):
+            writer.release()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
