@@ -9,7 +9,6 @@ from sqlalchemy import text
 from core import db
 
 
-
 @pytest.fixture
 def engine(tmp_path):
     eng = db.make_engine(f"sqlite:///{tmp_path}/w.db")
