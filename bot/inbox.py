@@ -2,11 +2,13 @@
 
 Receiving (request path): verify, refuse a replayed nonce, ``INSERT … ON CONFLICT DO NOTHING`` the
 event, enqueue its processing only when the row is new, answer "success". Nothing else happens on
-the request path; WeCom gets its answer in milliseconds whatever the handlers do.
+the request path; WeCom gets its answer in milliseconds whatever the handlers do. Concurrent
+callbacks are written together (:func:`receive_many`: one statement and one commit per batch, see
+:mod:`bot.callback`), and their processing is sent as a few tasks carrying several ids each.
 
-Processing (task ``bot.process_inbox``): lock the row (``FOR UPDATE``), skip it if already handled,
-run the handler, mark it handled in the same transaction. A re-delivery, a duplicate task or a
-second worker finds the row done and does nothing.
+Processing (task ``bot.process_inbox``, one or more ids): per id, lock the row (``FOR UPDATE``), skip
+it if already handled, run the handler, mark it handled in the same transaction. A re-delivery, a
+duplicate task or a second worker finds the row done and does nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 
 PROCESS_TASK = "bot.process_inbox"
 PROCESS_URGENT_TASK = "bot.process_inbox_urgent"
+URGENT_KIND = "event:change_external_contact:add_external_contact"
 
 Handler = Callable[[Session, dict[str, str]], None]
 HANDLERS: dict[str, Handler] = {}
@@ -77,57 +82,121 @@ def summarize(kind: str, fields: dict[str, str]) -> str:
     return pii.mask_text(" ".join(parts))[:300]
 
 
-# PostgreSQL: the nonce and the event in ONE statement (one round trip instead of two inserts);
-# the inbox row is written only if the nonce was new, and a re-delivery's event key conflicts.
+@dataclass(frozen=True)
+class Incoming:
+    """A verified, decrypted callback about to be stored."""
+
+    fields: dict[str, str]
+    nonce: str
+    timestamp: str
+
+
+# Ids per processing task: urgent events (add_external_contact sends a welcome message within 20 s)
+# travel in small groups so that one task's WeCom calls do not hold the others back.
+TASK_IDS = 100
+URGENT_TASK_IDS = 8
+
+
+# PostgreSQL: a whole batch in ONE statement (one round trip, one commit for many callbacks). The nonces
+# go in first; an event is written only if its nonce was new, and a re-delivery's event key conflicts.
 _RECEIVE_PG = text("""
-WITH n AS (
-    INSERT INTO wecom_nonce (nonce, "timestamp", seen_at) VALUES (:nonce, :timestamp, :now)
-    ON CONFLICT (nonce, "timestamp") DO NOTHING RETURNING id
+WITH input AS (
+    SELECT * FROM unnest(CAST(:nonces AS text[]), CAST(:timestamps AS text[]), CAST(:event_keys AS text[]),
+                         CAST(:kinds AS text[]), CAST(:urgents AS boolean[]), CAST(:payloads AS text[]),
+                         CAST(:summaries AS text[]))
+        WITH ORDINALITY AS t(nonce, ts, event_key, kind, urgent, payload_enc, summary, ord)
+), n AS (
+    INSERT INTO wecom_nonce (nonce, "timestamp", seen_at) SELECT nonce, ts, :now FROM input
+    ON CONFLICT (nonce, "timestamp") DO NOTHING RETURNING nonce, "timestamp"
 ), i AS (
     INSERT INTO wecom_inbox (event_key, kind, urgent, payload_enc, summary, status, attempts, received_at)
-    SELECT :event_key, :kind, :urgent, :payload_enc, :summary, 'pending', 0, :now WHERE EXISTS (SELECT 1 FROM n)
-    ON CONFLICT (event_key) DO NOTHING RETURNING id
+    SELECT DISTINCT ON (input.event_key) input.event_key, kind, urgent, payload_enc, summary, 'pending', 0, :now
+    FROM input JOIN n ON n.nonce = input.nonce AND n."timestamp" = input.ts
+    ORDER BY input.event_key, input.ord
+    ON CONFLICT (event_key) DO NOTHING RETURNING id, event_key
 )
-SELECT EXISTS (SELECT 1 FROM n) AS nonce_new, (SELECT id FROM i) AS inbox_id
+SELECT input.ord, n.nonce IS NOT NULL AS nonce_new, i.id AS inbox_id
+FROM input
+LEFT JOIN n ON n.nonce = input.nonce AND n."timestamp" = input.ts
+LEFT JOIN i ON i.event_key = input.event_key
+ORDER BY input.ord
 """).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
-def _receive_pg(session: Session, fields: dict[str, str], nonce: str, timestamp: str) -> int | None:
-    kind = kind_of(fields)
-    urgent = kind == "event:change_external_contact:add_external_contact"
-    row = session.execute(_RECEIVE_PG, {
-        "nonce": nonce[:64], "timestamp": timestamp[:16], "now": clock.now(), "event_key": event_key(fields),
-        "kind": kind[:80], "urgent": urgent, "payload_enc": pii.seal(pii.PAYLOAD, json.dumps(fields, ensure_ascii=False)),
-        "summary": summarize(kind, fields)}).one()
-    if not row.nonce_new:
-        raise NonceReplayed()
-    if row.inbox_id is None:
-        return None
-    outbox.enqueue(session, PROCESS_URGENT_TASK if urgent else PROCESS_TASK, row.inbox_id)
-    return row.inbox_id
+def _row_values(item: Incoming) -> dict[str, Any]:
+    kind = kind_of(item.fields)
+    return {"nonce": item.nonce[:64], "timestamp": item.timestamp[:16], "event_key": event_key(item.fields),
+            "kind": kind[:80], "urgent": kind == URGENT_KIND,
+            "payload_enc": pii.seal(pii.PAYLOAD, json.dumps(item.fields, ensure_ascii=False)),
+            "summary": summarize(kind, item.fields)}
+
+
+def _store_pg(session: Session, rows: list[dict[str, Any]]) -> list[tuple[bool, int | None]]:
+    params = {name: [row[key] for row in rows] for name, key in (
+        ("nonces", "nonce"), ("timestamps", "timestamp"), ("event_keys", "event_key"), ("kinds", "kind"),
+        ("urgents", "urgent"), ("payloads", "payload_enc"), ("summaries", "summary"))}
+    result = session.execute(_RECEIVE_PG, {**params, "now": clock.now()}).all()
+    return [(r.nonce_new, r.inbox_id) for r in result]
+
+
+def _store_each(session: Session, rows: list[dict[str, Any]]) -> list[tuple[bool, int | None]]:
+    now, out = clock.now(), []
+    for row in rows:
+        if insert_ignore(session, WecomNonce, {"nonce": row["nonce"], "timestamp": row["timestamp"], "seen_at": now},
+                         ["nonce", "timestamp"]) is None:
+            out.append((False, None))
+            continue
+        out.append((True, insert_ignore(session, WecomInbox, {
+            "event_key": row["event_key"], "kind": row["kind"], "urgent": row["urgent"],
+            "payload_enc": row["payload_enc"], "summary": row["summary"], "status": "pending", "attempts": 0,
+            "received_at": now}, ["event_key"])))
+    return out
+
+
+def receive_many(session: Session, items: list[Incoming]) -> list[int | None | NonceReplayed]:
+    """Record the nonces and store the events of a batch: per item its new inbox id, None for a
+    re-delivery (acknowledged, not stored again), or :class:`NonceReplayed` (refused).
+
+    The new rows' processing is enqueued in a few tasks (ids grouped), sent after the commit."""
+    rows = [_row_values(item) for item in items]
+    replayed: set[int] = set()  # the same nonce twice in one batch: the later ones are replays, never written
+    seen: set[tuple[str, str]] = set()
+    for i, row in enumerate(rows):
+        key = (row["nonce"], row["timestamp"])
+        if key in seen:
+            replayed.add(i)
+        seen.add(key)
+    to_store = [row for i, row in enumerate(rows) if i not in replayed]
+    stored = iter(_store_pg(session, to_store) if is_postgres(session) else _store_each(session, to_store))
+    out: list[int | None | NonceReplayed] = []
+    urgent_ids: list[int] = []
+    normal_ids: list[int] = []
+    queued: set[int] = set()
+    for i, row in enumerate(rows):
+        nonce_new, inbox_id = (False, None) if i in replayed else next(stored)
+        if not nonce_new:
+            out.append(NonceReplayed())
+            continue
+        if inbox_id is None or inbox_id in queued:  # a re-delivery, also one inside this batch
+            out.append(None)
+            continue
+        out.append(inbox_id)
+        queued.add(inbox_id)
+        (urgent_ids if row["urgent"] else normal_ids).append(inbox_id)
+    for name, ids, size in ((PROCESS_URGENT_TASK, urgent_ids, URGENT_TASK_IDS), (PROCESS_TASK, normal_ids, TASK_IDS)):
+        for start in range(0, len(ids), size):
+            outbox.enqueue(session, name, *ids[start:start + size])
+    return out
 
 
 def receive(session: Session, fields: dict[str, str], nonce: str, timestamp: str, *,
             load: bool = True) -> WecomInbox | int | None:
-    """Record the nonce and store the event; returns the new row (its id with ``load=False``), or
-    None for a re-delivery."""
-    if is_postgres(session):
-        new_id = _receive_pg(session, fields, nonce, timestamp)
-        return session.get(WecomInbox, new_id) if load and new_id is not None else new_id
-    if insert_ignore(session, WecomNonce, {"nonce": nonce[:64], "timestamp": timestamp[:16], "seen_at": clock.now()},
-                     ["nonce", "timestamp"]) is None:
-        raise NonceReplayed()
-    kind = kind_of(fields)
-    urgent = kind == "event:change_external_contact:add_external_contact"
-    new_id = insert_ignore(session, WecomInbox, {
-        "event_key": event_key(fields), "kind": kind[:80], "urgent": urgent,
-        "payload_enc": pii.seal(pii.PAYLOAD, json.dumps(fields, ensure_ascii=False)),
-        "summary": summarize(kind, fields), "status": "pending", "attempts": 0, "received_at": clock.now(),
-    }, ["event_key"])
-    if new_id is None:
-        return None
-    outbox.enqueue(session, PROCESS_URGENT_TASK if urgent else PROCESS_TASK, new_id)
-    return session.get(WecomInbox, new_id) if load else new_id
+    """Record the nonce and store one event; returns the new row (its id with ``load=False``), or
+    None for a re-delivery. A replayed nonce raises :class:`NonceReplayed`."""
+    (outcome,) = receive_many(session, [Incoming(fields, nonce, timestamp)])
+    if isinstance(outcome, NonceReplayed):
+        raise outcome
+    return session.get(WecomInbox, outcome) if load and outcome is not None else outcome
 
 
 def payload(row: WecomInbox) -> dict[str, str]:

@@ -36,23 +36,38 @@ def _process(inbox_id: int) -> None:
         raise
 
 
+def _process_each(inbox_ids: tuple[int, ...]) -> None:
+    """Each event in its own transaction; one that fails does not hold back the others. The task then
+    fails and retries (the events already done are skipped under their row lock)."""
+    failure: Exception | None = None
+    for inbox_id in inbox_ids:
+        try:
+            _process(inbox_id)
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the other events had their turn
+            log.warning("wecom event %s failed; the task will retry", inbox_id, exc_info=True)
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
 @wecom_task(inbox.PROCESS_TASK)
-def process_inbox(inbox_id: int) -> None:
-    _process(inbox_id)
+def process_inbox(*inbox_ids: int) -> None:
+    _process_each(inbox_ids)
 
 
 @wecom_task(inbox.PROCESS_URGENT_TASK, urgent=True)
-def process_inbox_urgent(inbox_id: int) -> None:
+def process_inbox_urgent(*inbox_ids: int) -> None:
     """Same work, its own queue: add_external_contact must not wait behind a backlog (20 s welcome code)."""
-    _process(inbox_id)
+    _process_each(inbox_ids)
 
 
 @task("bot.sweep_inbox")
 def sweep_inbox() -> None:
     """Re-send events still pending a minute after arrival (a lost send, a crashed worker); prune nonces."""
     with unit_of_work() as session:
-        for inbox_id in inbox.stale_pending_ids(session, timedelta(minutes=1)):
-            outbox.enqueue(session, inbox.PROCESS_TASK, inbox_id)
+        stale = inbox.stale_pending_ids(session, timedelta(minutes=1))
+        for start in range(0, len(stale), inbox.TASK_IDS):
+            outbox.enqueue(session, inbox.PROCESS_TASK, *stale[start:start + inbox.TASK_IDS])
         inbox.prune_nonces(session, timedelta(hours=1))
         # Keep the stale list from re-sending the same rows every minute forever.
         session.execute(update(WecomInbox).where(WecomInbox.status == "pending", WecomInbox.attempts >= MAX_ATTEMPTS)

@@ -10,7 +10,7 @@ from core.settings import get_settings
 
 
 def mount(app: FastAPI) -> None:
-    app.include_router(callback.router)
+    callback.mount(app)
     from bot import channel_console  # 渠道活码 pages at /wecom/channels
 
     app.include_router(channel_console.router)

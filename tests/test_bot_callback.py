@@ -151,3 +151,93 @@ def test_concurrent_workers_process_an_event_once(committed, counted_handler):
     assert errors == []
     with committed() as s:
         assert handled(s, "race") == 1
+
+
+def _incoming(marker, nonce, **extra):
+    return inbox.Incoming({"MsgType": "event", "Event": "scrm_test_event", "Marker": marker, **extra}, nonce,
+                          "1700000000")
+
+
+def test_a_batch_is_stored_in_one_go_and_its_processing_sent_as_one_task(session, task_runner, counted_handler):
+    out = inbox.receive_many(session, [_incoming(f"b{i}", f"nb{i}") for i in range(5)])
+    session.commit()
+    assert all(isinstance(i, int) for i in out) and len(set(out)) == 5
+    assert [(name, args) for name, args, _ in task_runner.sent] == [(inbox.PROCESS_TASK, tuple(out))]
+    task_runner.drain()
+    assert [handled(session, f"b{i}") for i in range(5)] == [1] * 5
+
+
+def test_the_same_nonce_twice_in_one_batch_refuses_the_second_and_stores_nothing_of_it(session, task_runner):
+    out = inbox.receive_many(session, [_incoming("first", "dup"), _incoming("second", "dup")])
+    assert isinstance(out[0], int) and isinstance(out[1], inbox.NonceReplayed)
+    assert stored(session) == 1
+
+
+def test_a_redelivery_inside_one_batch_is_acknowledged_and_stored_once(session, task_runner):
+    out = inbox.receive_many(session, [_incoming("same", "r1"), _incoming("same", "r2")])
+    assert isinstance(out[0], int) and out[1] is None
+    assert stored(session) == 1
+    session.commit()
+    assert [args for _, args, _ in task_runner.sent] == [(out[0],)]
+
+
+def test_a_batch_mixing_new_known_and_replayed_events(session, task_runner):
+    (known,) = inbox.receive_many(session, [_incoming("known", "k1")])
+    out = inbox.receive_many(session, [_incoming("known", "k2"), _incoming("new", "k3"), _incoming("other", "k1")])
+    assert out[0] is None  # a re-delivery of a stored event: acknowledged, not stored again
+    assert isinstance(out[1], int) and out[1] != known
+    assert isinstance(out[2], inbox.NonceReplayed)
+    assert stored(session) == 2
+
+
+def test_urgent_events_are_sent_in_small_groups(session, task_runner):
+    items = [inbox.Incoming({"MsgType": "event", "Event": "change_external_contact",
+                             "ChangeType": "add_external_contact", "UserID": "u1", "ExternalUserID": f"wmx{i}",
+                             "CreateTime": str(i)}, f"nu{i}", "1700000000") for i in range(inbox.URGENT_TASK_IDS + 1)]
+    items.append(_incoming("plain", "np"))
+    inbox.receive_many(session, items)
+    session.commit()
+    sent = [(name, len(args)) for name, args, _ in task_runner.sent]
+    assert sent == [(inbox.PROCESS_URGENT_TASK, inbox.URGENT_TASK_IDS), (inbox.PROCESS_URGENT_TASK, 1),
+                    (inbox.PROCESS_TASK, 1)]
+
+
+def test_one_failing_event_does_not_hold_back_the_others_of_its_task(session, task_runner, counted_handler):
+    def failing(session, fields):
+        raise RuntimeError("handler crashed")
+
+    inbox.HANDLERS["event:scrm_test_boom"] = failing
+    try:
+        out = inbox.receive_many(session, [
+            _incoming("before", "f1"),
+            inbox.Incoming({"MsgType": "event", "Event": "scrm_test_boom"}, "f2", "1700000000"),
+            _incoming("after", "f3")])
+        session.commit()
+        (name, args, _), = task_runner.sent
+        with pytest.raises(RuntimeError):
+            from core.tasks import run_task
+
+            run_task(name, args, {})
+    finally:
+        inbox.HANDLERS.pop("event:scrm_test_boom", None)
+    assert handled(session, "before") == 1 and handled(session, "after") == 1
+    boom = session.get(WecomInbox, out[1])
+    session.refresh(boom)
+    assert (boom.status, boom.attempts) == ("pending", 1)
+
+
+def test_concurrent_callbacks_are_each_answered_and_stored(committed, counted_handler, task_runner):
+    import concurrent.futures
+
+    app_client = TestClient(create_app(start_tasks=False))
+    requests = [signed_request(event_xml(MsgType="event", Event="scrm_test_event", Marker=f"c{i}",
+                                         CreateTime=str(i))) for i in range(40)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda r: app_client.post(r[0], content=r[1]), requests))
+    assert [(a.status_code, a.text) for a in answers] == [(200, "success")] * 40
+    with committed() as s:
+        assert stored(s) == 40
+
+
+def test_other_methods_are_not_allowed(session, client):
+    assert client.put("/wecom/callback", content=b"<xml/>").status_code == 405
