@@ -8,6 +8,7 @@ A channel may register an error renderer for its URL prefix in ``app.state.error
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -103,6 +104,10 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The ~400,000 objects of the loaded application (models, routes, templates) never die; moved out
+        # of the collector's view, a full collection no longer walks them (~0.1 s, a stall of every request
+        # in flight: the p99 of the callback endpoint under load).
+        gc.freeze()
         runner = None
         if start_tasks and get_settings().embedded_tasks and tasks.get_runner() is None:
             runner = tasks.start_inprocess()
