@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock, outbox
 from core.db import UTCDateTime
-from crm.customers import CHANGED_TASK
+from crm.customers import CHANGED_TASK, followup_clock
 from crm.models import (
     AutomationFiring,
     AutomationRule,
@@ -390,8 +390,7 @@ def scan_rule(session: Session, rule: AutomationRule) -> int:
         where = [Customer.status == CustomerStatus.POOL, since <= now - timedelta(hours=rule.trigger_value or 0)]
         prefix = "unassigned"
     elif rule.trigger == "no_followup_for":
-        since = type_coerce(func.coalesce(Customer.last_followup_at, Customer.assigned_at, Customer.created_at),
-                            UTCDateTime())
+        since = type_coerce(followup_clock(), UTCDateTime())
         where = [Customer.status == CustomerStatus.OWNED, since <= now - timedelta(days=rule.trigger_value or 0)]
         prefix = "nofollow"
     elif rule.trigger == "customer_created":

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any
 
 from pypinyin import Style, lazy_pinyin
-from sqlalchemy import ColumnElement, or_, select, true
+from sqlalchemy import ColumnElement, case, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -295,6 +296,15 @@ def record_owner_change(session: Session, customer_id: int, from_owner_id: int |
 
 
 # --- reads ---------------------------------------------------------------------------------------
+
+def followup_clock() -> ColumnElement[datetime]:
+    """Since when the current owner has gone without a follow-up: their customer's last follow-up or
+    when they got the customer, whichever is later. A follow-up logged under a previous owner does not
+    count, so a customer just claimed, allocated or handed over starts with the full period."""
+    assigned = func.coalesce(Customer.assigned_at, Customer.created_at)
+    return case((Customer.last_followup_at.is_(None), assigned),
+                (Customer.last_followup_at > assigned, Customer.last_followup_at), else_=assigned)
+
 
 def visible_clause(viewer: Viewer) -> ColumnElement[bool]:
     """Customers a viewer may see in lists: owned within their scope, or co-handled by them."""

@@ -467,8 +467,7 @@ def rule_clause(session: Session, rule: RecycleRule, at: datetime) -> ColumnElem
     """The rule as one WHERE clause over ``customer``, evaluated as of instant ``at``."""
     conditions: list[ColumnElement[bool]] = []
     if rule.no_followup_days is not None:
-        since = func.coalesce(Customer.last_followup_at, Customer.assigned_at, Customer.created_at)
-        conditions.append(since < at - timedelta(days=rule.no_followup_days))
+        conditions.append(customers.followup_clock() < at - timedelta(days=rule.no_followup_days))
     if rule.not_converted_days is not None:
         conditions.append(and_(
             func.coalesce(Customer.assigned_at, Customer.created_at) < at - timedelta(days=rule.not_converted_days),
@@ -489,7 +488,9 @@ def rule_clause(session: Session, rule: RecycleRule, at: datetime) -> ColumnElem
 
 
 def _cycle() -> ColumnElement[datetime]:
-    return func.coalesce(Customer.assigned_at, Customer.created_at)
+    """A warning holds for one stretch of neglect: a follow-up or a new owner starts a new one, and the
+    owner is warned again before that stretch ends in a recycle."""
+    return customers.followup_clock()
 
 
 @dataclass

@@ -183,3 +183,36 @@ def test_recycle_job_is_registered_periodic_and_runs(session, sales, manager):
     assert tasks.run_task("crm.recycle_pool", (), {}) == {"warned": 1, "recycled": 1}
     session.refresh(c)
     assert c.status == CustomerStatus.POOL
+
+
+def test_a_claimed_customer_gets_the_full_period_whatever_the_previous_owner_did(session, sales, manager, org):
+    """No follow-up for N days counts from when the current owner got the customer: a pool customer
+    whose last follow-up (by someone else) is a month old is not recycled the day after its claim."""
+    rule(session, manager, no_followup_days=3, warn_hours=24)
+    c = make_customer(session)
+    c.last_followup_at = T0 - timedelta(days=30)
+    session.flush()
+    clock.freeze(T0)
+    pool_service.claim(session, Viewer.of(sales), c.id)
+    assert run_at(session, T0 + timedelta(hours=1)).warned == 0
+    assert run_at(session, T0 + timedelta(days=1, hours=2)).recycled == 0
+    session.refresh(c)
+    assert c.status == CustomerStatus.OWNED
+    assert run_at(session, T0 + timedelta(days=2, hours=1)).warned == 1
+
+
+def test_a_customer_followed_up_after_its_warning_is_warned_again_before_recycling(session, sales, manager):
+    rule(session, manager, no_followup_days=3, warn_hours=24)
+    c = make_customer(session, owner=sales)
+    assert run_at(session, T0 + timedelta(days=2, hours=1)).warned == 1
+    clock.freeze(T0 + timedelta(days=2, hours=5))
+    c.last_followup_at = clock.now()
+    session.flush()
+    # Three days later the customer is neglected again: the owner hears of it first, once more.
+    run = run_at(session, T0 + timedelta(days=4, hours=6))
+    assert (run.warned, run.recycled) == (1, 0)
+    assert warnings_for(session, sales.id) == 2
+    assert run_at(session, T0 + timedelta(days=5, hours=5)).recycled == 0  # the new warning is 23 h old
+    assert run_at(session, T0 + timedelta(days=5, hours=6)).recycled == 1
+    session.refresh(c)
+    assert c.status == CustomerStatus.POOL

@@ -113,6 +113,21 @@ def test_a_new_spell_fires_again_but_a_followup_resets_the_clock(session, manage
     assert len(notifications(session, sales.id, "automation")) == 2
 
 
+def test_no_followup_counts_from_when_the_current_owner_got_the_customer(session, manager, sales):
+    from crm import pool_service
+
+    rule(session, manager, "no_followup_for", {"type": "notify", "target": "owner", "title": "久未跟进"}, value=3)
+    c = make_customer(session)
+    c.last_followup_at = NOW - timedelta(days=30)  # by a previous owner
+    session.flush()
+    pool_service.claim(session, viewer(sales), c.id)
+    automation.scan(session)
+    assert notifications(session, sales.id, "automation") == []
+    clock.advance(timedelta(days=3, hours=1))
+    automation.scan(session)
+    assert len(notifications(session, sales.id, "automation")) == 1
+
+
 def test_the_scan_runs_as_a_periodic_task(session, manager, sales):
     from core.tasks import PERIODIC, run_task
 
