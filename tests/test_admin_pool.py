@@ -181,3 +181,51 @@ def test_pool_endpoints_are_documented_in_openapi():
     paths = console_client().get("/api/openapi.json").json()["paths"]
     assert {"/api/v1/pools", "/api/v1/pools/{pool_id}/customers", "/api/v1/customers/{customer_id}/claim",
             "/api/v1/customers/{customer_id}/release"} <= set(paths)
+
+
+def test_api_manager_allocates_pool_customers_to_one_salesperson(session, sales, manager):
+    a, b = make_customer(session), make_customer(session)
+    client = console_client()
+    response = client.post("/api/v1/pools/allocate", headers=token_for(session, manager),
+                           json={"customer_ids": [a.id, b.id], "to_staff_id": sales.id})
+    assert response.status_code == 200, response.text
+    assert response.json()["allocated"] == 2
+    session.refresh(a), session.refresh(b)
+    assert (a.owner_id, b.owner_id, a.status) == (sales.id, sales.id, CustomerStatus.OWNED)
+
+
+def test_api_allocation_is_for_managers_only(session, sales, org):
+    c = make_customer(session)
+    other = make_staff(session, department=org["team_a"])
+    response = console_client().post("/api/v1/pools/allocate", headers=token_for(session, sales),
+                                     json={"customer_ids": [c.id], "to_staff_id": other.id})
+    assert response.status_code == 403
+    session.refresh(c)
+    assert c.status == CustomerStatus.POOL
+
+
+def test_api_allocation_to_someone_outside_the_managers_scope_is_refused(session, manager, org):
+    outsider = make_staff(session, department=make_org(session)["team_a"])
+    c = make_customer(session)
+    response = console_client().post("/api/v1/pools/allocate", headers=token_for(session, manager),
+                                     json={"customer_ids": [c.id], "to_staff_id": outsider.id})
+    assert response.status_code == 404 and response.json()["code"] == "staff_not_found"
+    session.refresh(c)
+    assert c.status == CustomerStatus.POOL
+
+
+def test_api_manager_moves_a_waiting_customer_to_another_pool(session, manager, org, sales):
+    target = pool_service.create_pool(session, Viewer.of(manager), "二号公海", org["branch"].id)
+    c = make_customer(session)
+    client = console_client()
+    refused = client.post(f"/api/v1/customers/{c.id}/move", headers=token_for(session, sales),
+                          json={"pool_id": target.id})
+    assert refused.status_code == 403
+    response = client.post(f"/api/v1/customers/{c.id}/move", headers=token_for(session, manager),
+                           json={"pool_id": target.id, "reason": "按产品线整理"})
+    assert response.status_code == 200 and response.json()["pool_id"] == target.id
+
+
+def test_pool_management_endpoints_are_documented_in_openapi():
+    paths = console_client().get("/api/openapi.json").json()["paths"]
+    assert {"/api/v1/pools/allocate", "/api/v1/customers/{customer_id}/move"} <= set(paths)

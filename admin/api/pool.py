@@ -1,4 +1,5 @@
-"""Public pools (公海) in the staff JSON API: list pools and their customers, claim, release."""
+"""Public pools (公海) in the staff JSON API: list pools and their customers, claim, release, and for
+managers move between pools and allocate."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import BaseModel, Field
 from admin.api.deps import ERROR_RESPONSES, Caller
 from admin.schemas import ErrorBody
 from core.web import SessionDep
-from crm import pool_service
+from crm import allocation, pool_service
 from crm.models import Customer, Pool
 
 router = APIRouter(prefix="/api/v1", tags=["pools"], responses=ERROR_RESPONSES)
@@ -69,6 +70,30 @@ class ReleaseBody(BaseModel):
     pool_id: int | None = Field(None, description="target pool; default: the pool of the owner's branch")
 
 
+class MoveBody(BaseModel):
+    pool_id: int = Field(description="the pool to move the waiting customer to")
+    reason: str | None = Field(None, max_length=200)
+
+
+class AllocateBody(BaseModel):
+    customer_ids: list[int] = Field(min_length=1, max_length=1000, description="pool customers to allocate")
+    to_staff_id: int | None = Field(None, description="one salesperson (mode manual); omit to use the rules")
+    mode: str | None = Field(None, description="round_robin | region | customer_type | weighted | manual; "
+                                               "omit for the matching allocation rule's own")
+
+
+class AllocationOutcome(BaseModel):
+    customer_id: int
+    owner_id: int | None = Field(description="the new owner; null: it stayed in the pool (no rule matched, "
+                                             "nobody eligible or with room, not in a pool you can see)")
+
+
+class AllocateRead(BaseModel):
+    allocated: int
+    left_in_pool: int
+    items: list[AllocationOutcome]
+
+
 def _pool_read(session: SessionDep, pool: Pool, waiting: int) -> PoolRead:
     s = pool_service.settings_for(session, pool.id)
     return PoolRead(id=pool.id, name=pool.name, department_id=pool.department_id, is_default=pool.is_default,
@@ -107,3 +132,23 @@ def claim(session: SessionDep, caller: Caller, customer_id: int) -> OwnershipRea
              responses={**REFUSED, 403: {"model": ErrorBody, "description": "不是负责人或其上级"}})
 def release(session: SessionDep, caller: Caller, customer_id: int, body: ReleaseBody) -> OwnershipRead:
     return _ownership(pool_service.release(session, caller.viewer, customer_id, body.reason, pool_id=body.pool_id))
+
+
+MANAGER_ONLY = {403: {"model": ErrorBody, "description": "只有经理或系统管理员可以执行此操作"}}
+
+
+@router.post("/customers/{customer_id}/move", response_model=OwnershipRead, summary="把公海客户移到另一个公海（经理）",
+             responses={**REFUSED, **MANAGER_ONLY})
+def move(session: SessionDep, caller: Caller, customer_id: int, body: MoveBody) -> OwnershipRead:
+    return _ownership(pool_service.move(session, caller.viewer, customer_id, body.pool_id, body.reason))
+
+
+@router.post("/pools/allocate", response_model=AllocateRead, summary="分配公海客户（经理；指定销售或按分配规则）",
+             responses={**REFUSED, **MANAGER_ONLY})
+def allocate(session: SessionDep, caller: Caller, body: AllocateBody) -> AllocateRead:
+    mode = "manual" if body.to_staff_id is not None else body.mode
+    result = allocation.allocate_for(session, caller.viewer, body.customer_ids, mode=mode,
+                                     to_staff_id=body.to_staff_id)
+    items = [AllocationOutcome(customer_id=cid, owner_id=owner) for cid, owner in result.items()]
+    won = sum(1 for i in items if i.owner_id is not None)
+    return AllocateRead(allocated=won, left_in_pool=len(items) - won, items=items)
