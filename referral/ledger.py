@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session, aliased
 
 from core import clock
 from core.db import insert_ignore, is_postgres
+from core.money import format_yuan
+from crm import customers
 from crm.models import Customer, Staff
 from referral import attribution, referrers, rules
 from referral.exceptions import AlreadyReversed, EntryNotFound, NotReversible
@@ -165,6 +167,11 @@ def _accrue(session: Session, *, key: str, version: CommissionRuleVersion, level
                        source_event_key=key, level=level, basis_amount=basis_amount, rule_version_id=version.id,
                        loan_id=loan_id, product_id=product_id, customer_id=customer_id, event_at=event_at,
                        confirmable_at=event_at + timedelta(days=version.clawback_days), note=note)
+    if entry_id is not None and customer_id is not None:
+        state = "已确认" if confirm_now else "待确认"
+        customers.record_event(session, customer_id, "commission.accrued",
+                               f"佣金计提：{beneficiary.name} {format_yuan(amount)}（第 {level} 级，{state}）",
+                               ref_type="commission_entry", ref_id=entry_id)
     if entry_id is not None and confirm_now:
         _insert(session, referrer_id=beneficiary.id, kind=EntryKind.CONFIRMED, amount=amount,
                 source_event_key=f"confirm:{entry_id}", confirms_entry_id=entry_id, level=level,
@@ -331,6 +338,11 @@ def reverse_entry(session: Session, entry_id: int, reason: str, *, event_key: st
     }, ["reverses_entry_id"])
     if new_id is None:
         raise AlreadyReversed()
+    if entry.customer_id is not None:
+        name = session.scalar(select(Referrer.name).where(Referrer.id == entry.referrer_id))
+        customers.record_event(session, entry.customer_id, "commission.reversed",
+                               f"佣金冲回：{name} {format_yuan(-entry.amount)}" + (f"（{reason}）" if reason else ""),
+                               ref_type="commission_entry", ref_id=new_id)
     return new_id
 
 

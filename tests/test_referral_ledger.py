@@ -61,6 +61,21 @@ def test_two_level_accrual(session):
     assert len(ids) == 2
 
 
+def test_accruals_and_reversals_land_on_the_customers_timeline_once(session):
+    from crm import customers
+
+    agent = make_agent(session, "经纪人")
+    customer_id = referred_customer(session, agent)
+    principal_rule(session)
+    loan_id, ids = disburse(session, customer_id, 10_000_000)
+    disburse(session, customer_id, loan_id=loan_id)  # a re-delivery writes no second event
+    ledger.reverse_entry(session, ids[0], "客户退款")
+    events = [(e.kind, e.summary) for e in customers.timeline(session, customer_id)
+              if e.kind.startswith("commission.")]
+    assert events == [("commission.reversed", "佣金冲回：经纪人 -¥1,000.00（客户退款）"),
+                      ("commission.accrued", "佣金计提：经纪人 ¥1,000.00（第 1 级，待确认）")]
+
+
 def test_redelivered_disbursement_accrues_once(session):
     agent = make_agent(session)
     customer_id = referred_customer(session, agent)
