@@ -228,6 +228,20 @@ def test_360_shows_profile_timeline_and_owner_history(session, people):
     assert "新建" in page  # owner history
 
 
+@pytest.mark.parametrize(("kind", "label"), [
+    ("lending_application", "进件"), ("lending_contract", "合同"), ("lending_disbursement", "放款"),
+    ("lending_servicing", "贷后"), ("risk.evaluation", "风控"), ("referral.attributed", "推荐"),
+    ("commission.accrued", "佣金"), ("automation", "自动化"), ("pool.move", "公海"), ("task", "待办"),
+    ("collaborator", "协作"), ("consent", "授权"), ("wecom.transfer.taken_over", "企业微信"),
+])
+def test_360_timeline_labels_every_kind_of_event_in_chinese(session, people, kind, label):
+    c = make_customer(session, owner=people["sales_a"])
+    customers.record_event(session, c.id, kind, "事件摘要")
+    client, _ = _client(session, people["sales_a"])
+    page = client.get(f"/console/customers/{c.id}").text
+    assert f'title="{kind}">{label}</span> 事件摘要' in page
+
+
 def test_reveal_phone_shows_it_once_and_is_audited(session, people):
     c = make_customer(session, owner=people["sales_a"], phone="13812340000")
     client, csrf = _client(session, people["sales_a"])

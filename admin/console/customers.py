@@ -55,6 +55,9 @@ EVENT_KIND_LABELS = {
     "blacklist": "拉黑", "unblacklist": "移出黑名单", "followup": "跟进", "visit": "上门", "tags": "标签",
     "tag": "标签", "owner": "归属", "claim": "领取", "release": "释放", "recycle": "回收", "handover": "交接",
     "application": "进件", "contract": "合同", "repayment": "还款", "commission": "佣金", "wecom": "企业微信",
+    "lending_application": "进件", "lending_contract": "合同", "lending_disbursement": "放款",
+    "lending_servicing": "贷后", "risk": "风控", "referral": "推荐", "automation": "自动化", "pool": "公海",
+    "task": "待办", "collaborator": "协作", "consent": "授权",
 }
 NOTICES = {
     "created": "客户已创建", "merged": "该客户已存在，本次录入已合并到原客户", "profile": "资料已保存",
