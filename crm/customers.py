@@ -192,6 +192,7 @@ def _create(session: Session, data: CustomerInput, ident: Identity, *, channel: 
         stage=Stage.NEW, status=CustomerStatus.OWNED if owner_id else CustomerStatus.POOL,
         owner_id=owner_id, pool_id=None if owner_id else pool_id, note=data.note,
         assigned_at=now if owner_id else None, created_at=now, updated_at=now, stage_changed_at=now,
+        protected_until=_protection_until(session, owner_id, now) if owner_id else None,
     )
     _apply_identity(customer, ident)
     session.add(customer)
@@ -201,6 +202,17 @@ def _create(session: Session, data: CustomerInput, ident: Identity, *, channel: 
     record_event(session, customer.id, "created", f"新客户（来源：{customer.source}）", actor_staff_id=actor_staff_id,
                  data={"channel": channel})
     return customer
+
+
+def _protection_until(session: Session, owner_id: int, now: datetime) -> datetime | None:
+    """A new lead that starts out owned (entered by its salesperson, added on WeCom, booked in the
+    mini-program) has the new-lead protection of its owner's pool, as a lead allocated from it would."""
+    from datetime import timedelta
+
+    from crm import pool_service  # imports this module
+
+    days = pool_service.settings_for(session, pool_service.home_pool_id(session, owner_id)).protection_days
+    return now + timedelta(days=days) if days else None
 
 
 def _apply_identity(customer: Customer, ident: Identity) -> list[str]:

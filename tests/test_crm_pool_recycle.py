@@ -117,7 +117,7 @@ def test_or_needs_any_condition(session, sales, manager):
     lost = make_customer(session, owner=sales)
     customers.set_stage(session, lost.id, "lost")
     fresh = make_customer(session, owner=sales)
-    run_at(session, T0 + timedelta(days=1))
+    run_at(session, T0 + timedelta(days=4))  # past the new-lead protection
     session.refresh(lost), session.refresh(fresh)
     assert lost.status == CustomerStatus.POOL and fresh.status == CustomerStatus.OWNED
 
@@ -147,7 +147,7 @@ def test_recycle_writes_owner_history_timeline_and_tells_the_owner(session, sale
     target = pool_service.create_pool(session, Viewer.of(manager), "回收池", org["branch"].id)
     rule(session, manager, no_followup_days=1, warn_hours=0, target_pool_id=target.id)
     c = make_customer(session, owner=sales)
-    run_at(session, T0 + timedelta(days=2))
+    run_at(session, T0 + timedelta(days=4))
     change = session.scalars(select(OwnerChange).where(OwnerChange.customer_id == c.id)
                              .order_by(OwnerChange.id.desc())).first()
     assert (change.reason, change.from_owner_id, change.to_pool_id) == ("recycle", sales.id, target.id)
@@ -179,7 +179,7 @@ def test_recycle_job_is_registered_periodic_and_runs(session, sales, manager):
     assert tasks.PERIODIC["crm.recycle_pool"] == 600
     rule(session, manager, no_followup_days=1, warn_hours=0)
     c = make_customer(session, owner=sales)
-    clock.freeze(T0 + timedelta(days=2))
+    clock.freeze(T0 + timedelta(days=4))
     assert tasks.run_task("crm.recycle_pool", (), {}) == {"warned": 1, "recycled": 1}
     session.refresh(c)
     assert c.status == CustomerStatus.POOL
@@ -216,3 +216,18 @@ def test_a_customer_followed_up_after_its_warning_is_warned_again_before_recycli
     assert run_at(session, T0 + timedelta(days=5, hours=6)).recycled == 1
     session.refresh(c)
     assert c.status == CustomerStatus.POOL
+
+
+def test_a_new_lead_entered_by_its_salesperson_is_protected_like_an_allocated_one(session, sales, manager):
+    grade_d(session)
+    rule(session, manager, grades=["D"], warn_hours=0)
+    c = make_customer(session, owner=sales, grade="D")
+    assert c.protected_until == T0 + timedelta(days=3)  # the default pool's protection_days
+    assert run_at(session, T0 + timedelta(days=2)).recycled == 0
+    assert run_at(session, T0 + timedelta(days=3, minutes=1)).recycled == 1
+
+
+def test_no_protection_when_the_owners_pool_protects_none(session, sales, manager):
+    pool_service.update_settings(session, Viewer.of(manager), customers.default_pool(session).id,
+                                 {"daily_claim_cap": 20, "cooldown_days": 7, "protection_days": 0})
+    assert make_customer(session, owner=sales).protected_until is None
