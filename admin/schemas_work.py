@@ -107,3 +107,15 @@ class VisitRead(BaseModel):
     rescheduled_to_id: int | None
     arrived_at: datetime | None
     created_at: datetime
+
+
+class CollaboratorCreate(BaseModel):
+    staff_id: int = Field(description="an active staff member other than the owner")
+    role: str = Field("协作", max_length=40, examples=["谈单协作"])
+
+
+class CollaboratorRead(BaseModel):
+    staff_id: int
+    display_name: str
+    role: str
+    added_at: datetime

@@ -198,3 +198,34 @@ def test_adding_a_co_handler_from_the_customer_work_page(session):
                            data={"csrf_token": csrf, "staff_id": str(helper.id), "role": "谈单"})
     assert response.status_code == 303
     assert "协作小王" in client.get(f"/console/work/customers/{c.id}").text
+
+
+def test_api_owner_adds_a_cohandler_who_then_sees_the_customer_and_may_leave(session):
+    org = make_org(session)
+    owner = make_staff(session, department=org["team_a"])
+    helper = make_staff(session, department=org["team_b"], display_name="二组协作")
+    c = make_customer(session, owner=owner)
+    client = console_client()
+    as_owner, as_helper = bearer(_token(session, owner)), bearer(_token(session, helper))
+    assert client.get(f"/api/v1/customers/{c.id}", headers=as_helper).status_code == 404
+    added = client.post(f"/api/v1/customers/{c.id}/collaborators", headers=as_owner,
+                        json={"staff_id": helper.id, "role": "谈单协作"})
+    assert added.status_code == 201 and added.json()["display_name"] == "二组协作"
+    again = client.post(f"/api/v1/customers/{c.id}/collaborators", headers=as_owner, json={"staff_id": helper.id})
+    assert again.status_code == 409 and again.json()["code"] == "collaborator_exists"
+    assert client.get(f"/api/v1/customers/{c.id}", headers=as_helper).status_code == 200
+    listed = client.get(f"/api/v1/customers/{c.id}/collaborators", headers=as_helper).json()
+    assert [(r["staff_id"], r["role"]) for r in listed] == [(helper.id, "谈单协作")]
+    assert client.delete(f"/api/v1/customers/{c.id}/collaborators/{helper.id}", headers=as_helper).status_code == 204
+    assert client.get(f"/api/v1/customers/{c.id}", headers=as_helper).status_code == 404
+
+
+def test_api_a_cohandler_may_not_add_others(session):
+    org = make_org(session)
+    owner = make_staff(session, department=org["team_a"])
+    helper, third = make_staff(session, department=org["team_b"]), make_staff(session, department=org["team_b"])
+    c = make_customer(session, owner=owner)
+    followups.add_collaborator(session, viewer(owner), c.id, helper.id)
+    response = console_client().post(f"/api/v1/customers/{c.id}/collaborators",
+                                     headers=bearer(_token(session, helper)), json={"staff_id": third.id})
+    assert response.status_code == 403 and response.json()["code"] == "work_forbidden"

@@ -1,15 +1,17 @@
-"""Staff JSON API of the work area: follow-ups, reminders, to-do tasks and visits (data-scoped)."""
+"""Staff JSON API of the work area: follow-ups, co-handlers, reminders, to-do tasks and visits (data-scoped)."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from admin.api.deps import ERROR_RESPONSES, Caller
 from admin.schemas import ErrorBody
 from admin.schemas_work import (
+    CollaboratorCreate,
+    CollaboratorRead,
     FollowUpCreate,
     FollowUpRead,
     RemindersRead,
@@ -24,9 +26,11 @@ from core import clock
 from core.errors import ValidationFailed
 from core.web import SessionDep
 from crm import followups, visits
+from crm.models import Staff
 
 router = APIRouter(prefix="/api/v1", tags=["work"], responses=ERROR_RESPONSES)
 
+_403: dict[int | str, dict[str, Any]] = {403: {"model": ErrorBody, "description": "无权执行此操作"}}
 _404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "不存在或不在您的数据范围内"}}
 _409: dict[int | str, dict[str, Any]] = {409: {"model": ErrorBody, "description": "状态或时间冲突"}}
 _422: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody, "description": "输入不正确（中文说明）"}}
@@ -46,6 +50,31 @@ def create_followup(customer_id: int, body: FollowUpCreate, session: SessionDep,
     f = followups.log_followup(session, caller.viewer, customer_id, kind=body.kind, content=body.content,
                                outcome=body.outcome, next_followup_at=body.next_followup_at)
     return FollowUpRead.model_validate(f)
+
+
+@router.get("/customers/{customer_id}/collaborators", response_model=list[CollaboratorRead], responses=_404,
+            summary="客户的协作人（谈单协作）")
+def list_collaborators(customer_id: int, session: SessionDep, caller: Caller) -> list[CollaboratorRead]:
+    return [CollaboratorRead(staff_id=c.staff_id, display_name=s.display_name, role=c.role, added_at=c.added_at)
+            for c, s in followups.list_collaborators(session, caller.viewer, customer_id)]
+
+
+@router.post("/customers/{customer_id}/collaborators", response_model=CollaboratorRead, status_code=201,
+             responses={**_403, **_404, **_409, **_422}, summary="添加协作人（负责人或其上级）",
+             description="协作人可查看并跟进该客户；重复添加为 409。")
+def add_collaborator(customer_id: int, body: CollaboratorCreate, session: SessionDep,
+                     caller: Caller) -> CollaboratorRead:
+    row = followups.add_collaborator(session, caller.viewer, customer_id, body.staff_id, body.role)
+    staff = session.get(Staff, row.staff_id)
+    return CollaboratorRead(staff_id=row.staff_id, display_name=staff.display_name if staff else "", role=row.role,
+                            added_at=row.added_at)
+
+
+@router.delete("/customers/{customer_id}/collaborators/{staff_id}", status_code=204, responses={**_403, **_404},
+               summary="移除协作人（本人可退出；移除他人需负责人或其上级）")
+def remove_collaborator(customer_id: int, staff_id: int, session: SessionDep, caller: Caller) -> Response:
+    followups.remove_collaborator(session, caller.viewer, customer_id, staff_id)
+    return Response(status_code=204)
 
 
 @router.get("/reminders", response_model=RemindersRead, summary="我的提醒（今日到期与已逾期）")
