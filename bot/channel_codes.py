@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,6 +45,7 @@ from core.errors import AppError, PermissionDenied, ValidationFailed
 from crm import tags as crm_tags
 from crm.models import Customer, Role, Staff, StaffStatus, Stage
 from crm.scope import Viewer
+from lending.models import Application, Loan
 
 log = logging.getLogger(__name__)
 
@@ -390,10 +391,16 @@ def stats(session: Session, code_ids: Sequence[int]) -> dict[int, CodeStats]:
         s = out[cid]
         s.adds, s.adds_today, s.deleted_by_customer, s.deleted_by_staff = (
             adds, int(today_n or 0), int(by_customer or 0), int(by_staff or 0))
+    # A customer counts once an application or a loan exists, whatever became of it later (rejected
+    # → stage "lost"), or when the stage says so (a loan a partner lender made outside our workflow).
+    applied_case = or_(Customer.stage.in_([s.value for s in APPLIED_STAGES]),
+                       exists().where(Application.customer_id == Customer.id))
+    disbursed_case = or_(Customer.stage.in_([s.value for s in DISBURSED_STAGES]),
+                         exists().where(Loan.customer_id == Customer.id))
     for cid, n, applied, disbursed in session.execute(
             select(ChannelAttribution.channel_code_id, func.count(),
-                   func.sum(case((Customer.stage.in_([s.value for s in APPLIED_STAGES]), 1), else_=0)),
-                   func.sum(case((Customer.stage.in_([s.value for s in DISBURSED_STAGES]), 1), else_=0)))
+                   func.sum(case((applied_case, 1), else_=0)),
+                   func.sum(case((disbursed_case, 1), else_=0)))
             .join(Customer, Customer.id == ChannelAttribution.customer_id)
             .where(ChannelAttribution.channel_code_id.in_(list(out))).group_by(ChannelAttribution.channel_code_id)):
         s = out[cid]

@@ -257,6 +257,25 @@ def test_code_statistics(session, org, driver, task_runner):
     assert (s.customers, s.applied, s.disbursed) == (3, 2, 1)
 
 
+def test_a_customer_who_applied_stays_counted_after_a_rejection(session, org, driver, task_runner):
+    from lending import applications
+    from lending.models import Application
+    from tests.lending_product_factories import make_product
+
+    code = make_code(session, org)
+    added = driver.add_external_contact("sales1", state="dy_march")
+    task_runner.drain()
+    customer = customer_of(session, added.external_userid)
+    assert channel_codes.stats(session, [code.id])[code.id].applied == 0
+    product = make_product(session)
+    app = applications.start_application(session, customer.id, product.current_version_id, 5_000_000, 12,
+                                         viewer=None)
+    assert isinstance(app, Application)
+    customers.set_stage(session, customer.id, "lost")  # e.g. rejected, then given up
+    s = channel_codes.stats(session, [code.id])[code.id]
+    assert (s.customers, s.applied, s.disbursed) == (1, 1, 0)
+
+
 # --- deletions ---------------------------------------------------------------------------------------
 
 def test_customer_deleting_the_salesperson_flags_and_notifies_owner_and_supervisor(session, org, driver,
