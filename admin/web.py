@@ -14,6 +14,7 @@ from admin.api import imports as imports_api
 from admin.api import lending_applications as lending_applications_api
 from admin.api import lending_products as lending_products_api
 from admin.api import pool as pool_api
+from admin.api import pool_setup as pool_setup_api
 from admin.api import referral as referral_api
 from admin.api import segments as segments_api
 from admin.api import tags as tags_api
@@ -46,6 +47,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(work_api.router)
     app.include_router(pool_console.router)
     app.include_router(pool_api.router)
+    app.include_router(pool_setup_api.router)
     app.include_router(imports_console.router)
     app.include_router(imports_api.router)
     app.include_router(tags_console.router)

@@ -94,7 +94,7 @@ class AllocateRead(BaseModel):
     items: list[AllocationOutcome]
 
 
-def _pool_read(session: SessionDep, pool: Pool, waiting: int) -> PoolRead:
+def pool_read(session: SessionDep, pool: Pool, waiting: int) -> PoolRead:
     s = pool_service.settings_for(session, pool.id)
     return PoolRead(id=pool.id, name=pool.name, department_id=pool.department_id, is_default=pool.is_default,
                     waiting=waiting, daily_claim_cap=s.daily_claim_cap, cooldown_days=s.cooldown_days,
@@ -107,7 +107,7 @@ def _ownership(c: Customer) -> OwnershipRead:
 
 @router.get("/pools", response_model=list[PoolRead], summary="可见的公海（本部门树及全公司公海）")
 def list_pools(session: SessionDep, caller: Caller) -> list[PoolRead]:
-    return [_pool_read(session, p, n) for p, n in pool_service.list_pools(session, caller.viewer)]
+    return [pool_read(session, p, n) for p, n in pool_service.list_pools(session, caller.viewer)]
 
 
 @router.get("/pools/{pool_id}/customers", response_model=PoolCustomerPage, summary="公海中的客户（仅掩码手机号）",
