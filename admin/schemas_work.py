@@ -1,8 +1,9 @@
-"""Request and response bodies of the work API (follow-ups, reminders, tasks, visits)."""
+"""Request and response bodies of the work API (follow-ups, reminders, tasks, visits, automation rules)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -119,3 +120,59 @@ class CollaboratorRead(BaseModel):
     display_name: str
     role: str
     added_at: datetime
+
+
+class RuleCondition(BaseModel):
+    field: str = Field(description="grade | stage | source | region | customer_type")
+    op: str = Field("eq", description="eq（等于）| ne（不等于）| in（属于，value 为列表）")
+    value: str | list[str] = Field(examples=["A"])
+
+
+class RuleAction(BaseModel):
+    """create_task: title (placeholders {name} {grade} {stage} {source} {region} {phone}), due_hours (0–720,
+    default 24); notify: target owner | supervisor | staff (with staff_id), title, body; set_grade: grade."""
+
+    type: str = Field(description="create_task | notify | set_grade", examples=["create_task"])
+    title: str | None = Field(None, examples=["回访 {name}"])
+    due_hours: int | None = None
+    target: str | None = None
+    staff_id: int | None = None
+    body: str | None = None
+    grade: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class AutomationRuleRead(BaseModel):
+    id: int
+    name: str
+    trigger: str = Field(description="grade_changed | stage_changed | customer_created | unassigned_for (hours) "
+                                     "| no_followup_for (days)")
+    trigger_value: int | None
+    conditions: list[dict[str, Any]] = Field(description="all must hold")
+    action: dict[str, Any]
+    active: bool
+    description: str = Field(description="one-line Chinese description")
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AutomationRuleCreate(BaseModel):
+    name: str = Field(description="at most 80 characters", examples=["A 类客户 4 小时内回访"])
+    trigger: str = Field(examples=["grade_changed"])
+    trigger_value: int | None = Field(None, description="unassigned_for: 1–2160 hours; no_followup_for: 1–365 days")
+    conditions: list[RuleCondition] = Field(default_factory=list)
+    action: RuleAction
+    active: bool = True
+
+
+class AutomationRuleUpdate(BaseModel):
+    """Only the fields sent change; the rule is then checked as a whole. Activation has its own endpoints."""
+
+    name: str | None = None
+    trigger: str | None = None
+    trigger_value: int | None = None
+    conditions: list[RuleCondition] | None = None
+    action: RuleAction | None = None

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from admin import api, console
+from admin.api import automation as automation_api
 from admin.api import customers as customers_api
 from admin.api import handover as handover_api
 from admin.api import imports as imports_api
@@ -45,6 +46,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(handover_api.router)
     app.include_router(work_console.router)
     app.include_router(work_api.router)
+    app.include_router(automation_api.router)
     app.include_router(pool_console.router)
     app.include_router(pool_api.router)
     app.include_router(pool_setup_api.router)
