@@ -33,7 +33,7 @@ from admin.console import referral_setup as referral_setup_console
 from admin.console import segments as segments_console
 from admin.console import tags as tags_console
 from admin.console import work as work_console
-from admin.errors import render_api_error, render_console_error
+from admin.errors import API_FIELD_LABELS, render_api_error, render_console_error
 
 
 def mount(app: FastAPI) -> None:
@@ -67,3 +67,4 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_applications_api.router)
     app.state.error_renderers["/console"] = render_console_error
     app.state.error_renderers["/api/v1/"] = render_api_error
+    app.state.validation_labels["/api/v1/"] = API_FIELD_LABELS

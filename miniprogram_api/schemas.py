@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr
 
@@ -24,38 +23,6 @@ LABELS = {
     "scheduled_at": "预约时间", "note": "备注", "reason": "原因", "kind": "材料类型", "file": "文件",
     "draft_id": "申请", "body": "请求内容",
 }
-
-_MESSAGES = {
-    "missing": "不能为空",
-    "string_type": "应为文本（金额请以字符串填写，如 \"10000.00\"）",
-    "int_type": "应为整数", "int_parsing": "应为整数", "int_from_float": "应为整数",
-    "datetime_type": "应为时间", "datetime_parsing": "时间格式不正确（如 2026-01-01T10:00:00+08:00）",
-    "datetime_from_date_parsing": "时间格式不正确（如 2026-01-01T10:00:00+08:00）",
-    "timezone_aware": "时间必须带时区（如 +08:00）",
-    "string_too_long": "过长", "string_too_short": "过短", "json_invalid": "不是有效的 JSON",
-    "model_attributes_type": "格式不正确", "dict_type": "格式不正确", "extra_forbidden": "是未知字段",
-    "greater_than": "必须大于 {gt}", "greater_than_equal": "不能小于 {ge}", "less_than_equal": "不能大于 {le}",
-}
-
-
-def chinese_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
-    out = []
-    for err in errors:
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header", "form")]
-        field = loc[-1] if loc else "body"
-        label = LABELS.get(field, field)
-        kind = err.get("type", "")
-        template = _MESSAGES.get(kind)
-        if template is not None:
-            try:
-                text = template.format(**(err.get("ctx") or {}))
-            except (KeyError, IndexError):
-                text = template
-        else:
-            text = "格式不正确"
-        out.append({"field": field, "message": f"{label}{text}"})
-    return out
-
 
 def to_fen(value: str | None, field: str = "amount") -> int | None:
     """A yuan string ("10000", "10000.5", "10000.50") as integer fen; anything else refused in Chinese."""

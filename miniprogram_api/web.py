@@ -14,10 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from core import validation_messages
 from core.errors import AppError
 from miniprogram_api.routes_account import router as account_router
 from miniprogram_api.routes_loans import router as loans_router
-from miniprogram_api.schemas import chinese_errors
+from miniprogram_api.schemas import LABELS
 
 PREFIX = "/mp"
 
@@ -49,10 +50,7 @@ def create_mp_app() -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = chinese_errors(list(exc.errors()))
-        message = "；".join(e["message"] for e in errors[:5]) or "请求格式不正确"
-        return JSONResponse({"code": "validation_failed", "message": message, "details": {"errors": errors}},
-                            status_code=422)
+        return JSONResponse(validation_messages.payload(list(exc.errors()), LABELS), status_code=422)
 
     app.include_router(account_router)
     app.include_router(loans_router)

@@ -324,3 +324,17 @@ def test_pool_setup_endpoints_are_documented_in_openapi():
     documented = {(p, m) for p, ops in paths.items() for m in ops}
     assert expected <= documented
     assert all(paths[p][m]["summary"] for p, m in expected)
+
+
+def test_a_wrong_json_type_gets_a_chinese_422_with_a_stable_code_and_changes_nothing(session, client, manager, org):
+    pool = _pool(session, manager, department=org["branch"])
+    headers = token_for(session, manager)
+    response = client.patch(f"/api/v1/pools/{pool.id}/settings", headers=headers,
+                            json={"daily_claim_cap": "很多", "cooldown_days": 3})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_failed"
+    assert body["details"]["errors"] == [{"field": "daily_claim_cap", "message": "每日领取上限应为整数"}]
+    assert body["message"] == "每日领取上限应为整数"
+    session.expire_all()
+    assert session.get(PoolSetting, pool.id) is None
