@@ -27,7 +27,15 @@ from core import audit, clock
 from core.errors import AppError, ValidationFailed
 from core.money import Rounding, format_yuan, parse_rate
 from crm.models import CUSTOMER_TYPE_LABELS
-from lending.models import FUNDER_TYPE_LABELS, Funder, FunderType, PenaltyBasis, Product, ProductVersion
+from lending.models import (
+    FUNDER_TYPE_LABELS,
+    Funder,
+    FunderType,
+    PenaltyBasis,
+    Product,
+    ProductVersion,
+    WriteOffOrder,
+)
 from lending.product_exceptions import (
     AmountOutOfRange,
     FunderNameTaken,
@@ -109,6 +117,8 @@ class ProductTerms:
     grace_interest_periods: int = 0
     penalty_rate: Decimal | str = Decimal(0)
     penalty_basis: str = PenaltyBasis.DAILY
+    overdue_grace_days: int = 0
+    write_off_order: str = WriteOffOrder.PENALTY_FEE_INTEREST_PRINCIPAL
     service_fee_rate: Decimal | str = Decimal(0)
     service_fee_amount: int = 0
     service_fee_timing: str = FeeTiming.PER_PERIOD
@@ -154,6 +164,8 @@ class ProductTerms:
                                          "免还款宽限期数", low=0, high=MAX_PERIODS),
             penalty_rate=v.rate(self.penalty_rate, "penalty_rate", "罚息利率"),
             penalty_basis=str(coerce_enum(PenaltyBasis, self.penalty_basis, "penalty_basis", "罚息利率类型")),
+            overdue_grace_days=v.int(self.overdue_grace_days, "overdue_grace_days", "逾期宽限天数", low=0, high=30),
+            write_off_order=str(coerce_enum(WriteOffOrder, self.write_off_order, "write_off_order", "冲销顺序")),
             service_fee_rate=v.rate(self.service_fee_rate, "service_fee_rate", "服务费率"),
             service_fee_amount=v.fen(self.service_fee_amount, "service_fee_amount", "固定服务费", low=0),
             service_fee_timing=str(coerce_enum(FeeTiming, self.service_fee_timing, "service_fee_timing",

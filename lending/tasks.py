@@ -2,5 +2,6 @@
 
 from lending import (
     disbursement_tasks,  # noqa: F401
+    servicing_tasks,  # noqa: F401
     workflow_tasks,  # noqa: F401
 )

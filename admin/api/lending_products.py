@@ -54,6 +54,9 @@ class TermsBody(BaseModel):
     grace_interest_periods: int = 0
     penalty_rate: Decimal = Decimal(0)
     penalty_basis: str = "daily"
+    overdue_grace_days: int = Field(0, description="逾期宽限天数：应还日后这么多天内未还不算逾期（0–30）")
+    write_off_order: str = Field("penalty_fee_interest_principal",
+                                 description="冲销顺序：penalty_fee_interest_principal | fee_interest_principal_penalty")
     service_fee_rate: Decimal = Decimal(0)
     service_fee_amount: int = 0
     service_fee_timing: str = "per_period"

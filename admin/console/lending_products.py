@@ -25,7 +25,7 @@ from core.money import fen_to_yuan, format_yuan, parse_rate, yuan_to_fen
 from core.web import SessionDep
 from crm.models import CUSTOMER_TYPE_LABELS, Role
 from lending import products
-from lending.models import FUNDER_TYPE_LABELS, PENALTY_BASIS_LABELS, Product, ProductVersion
+from lending.models import FUNDER_TYPE_LABELS, PENALTY_BASIS_LABELS, WRITE_OFF_ORDER_LABELS, Product, ProductVersion
 from lending.schedule.apr import percent
 from lending.schedule.terms import RepaymentMethod
 
@@ -45,6 +45,7 @@ CHOICES = {
     "rounding": {"half_up": "四舍五入", "half_even": "银行家舍入（四舍六入五成双）"},
     "currency_digits": {"2": "到分", "1": "到角", "0": "到元"},
     "penalty_basis": PENALTY_BASIS_LABELS,
+    "write_off_order": WRITE_OFF_ORDER_LABELS,
     "service_fee_timing": {"per_period": "每期收取", "upfront": "放款时一次性扣除"},
     "funder_type": FUNDER_TYPE_LABELS,
 }
@@ -135,6 +136,8 @@ def terms_from_form(form: FormLike) -> products.ProductTerms:
         grace_interest_periods=_int(form, "grace_interest_periods", "免还款宽限期数", default=0),
         penalty_rate=_percent(form, "penalty_rate", "罚息利率"),
         penalty_basis=form_text(form, "penalty_basis") or "daily",
+        overdue_grace_days=_int(form, "overdue_grace_days", "逾期宽限天数", default=0),
+        write_off_order=form_text(form, "write_off_order") or "penalty_fee_interest_principal",
         service_fee_rate=_percent(form, "service_fee_rate", "服务费率"),
         service_fee_amount=_yuan(form, "service_fee_amount", "固定服务费", required=False) or 0,
         service_fee_timing=form_text(form, "service_fee_timing") or "per_period",
@@ -168,6 +171,7 @@ def form_values(version: ProductVersion | None, product: Product | None = None) 
                 "days_in_year": "360", "currency_digits": "2", "rounding": "half_up",
                 "installment_multiple_amount": "1", "grace_principal_periods": "0", "grace_interest_periods": "0",
                 "penalty_basis": "daily", "service_fee_timing": "per_period", "deposit_refundable": "1",
+                "overdue_grace_days": "0", "write_off_order": "penalty_fee_interest_principal",
                 "customer_types": []}
     values = {
         "min_amount": str(fen_to_yuan(version.min_amount)), "max_amount": str(fen_to_yuan(version.max_amount)),
@@ -182,10 +186,10 @@ def form_values(version: ProductVersion | None, product: Product | None = None) 
         "min_income": str(fen_to_yuan(version.min_income_amount)) if version.min_income_amount else "",
     }
     for key in ("repayment_method", "interest_method", "interest_period", "days_in_year", "rounding",
-                "penalty_basis", "service_fee_timing"):
+                "penalty_basis", "service_fee_timing", "write_off_order"):
         values[key] = getattr(version, key)
     for key in ("currency_digits", "installment_multiple_amount", "grace_principal_periods",
-                "grace_interest_periods"):
+                "grace_interest_periods", "overdue_grace_days"):
         values[key] = str(getattr(version, key))
     if product is not None:
         values.update(code=product.code, name=product.name, funder_id=str(product.funder_id))

@@ -8,6 +8,9 @@
   … RETURNING), for numbers such as ``HT20261123-000001``.
 - ``Disbursement`` — the money out (放款): one per contract (unique), a unique funder reference.
 - ``Loan`` / ``LoanInstallment`` — the active loan and its repayment schedule, copied from the contract lines.
+  Servicing (``lending.servicing``) keeps the ``paid_*`` columns (the sums of the repayment allocations),
+  the penalty interest (罚息), the installment status, the loan's overdue days and bucket (C/M1/M2/M3/M3+)
+  and its collections assignee.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String, UniqueConstraint, event
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
 
 __all__ = [
-    "CONTRACT_STATUS_LABELS", "Contract", "ContractLine", "Disbursement", "Loan", "LoanInstallment",
-    "NumberSequence",
+    "BUCKETS", "BUCKET_LABELS", "CONTRACT_STATUS_LABELS", "INSTALLMENT_STATUS_LABELS", "LOAN_STATUS_LABELS",
+    "Contract", "ContractLine", "Disbursement", "Loan", "LoanInstallment", "NumberSequence",
 ]
 
 CONTRACT_STATUS_LABELS = {"draft": "待签署", "signed": "已签署", "disbursed": "已放款", "cancelled": "已作废"}
@@ -93,9 +96,22 @@ class Disbursement(Base):
     created_at: Mapped[datetime]
 
 
+LOAN_STATUS_LABELS = {"active": "还款中", "closed": "已结清"}
+INSTALLMENT_STATUS_LABELS = {"pending": "待还", "paid": "已还清", "overdue": "已逾期"}
+BUCKETS = ("C", "M1", "M2", "M3", "M3+")
+BUCKET_LABELS = {"C": "C 正常", "M1": "M1（1–30 天）", "M2": "M2（31–60 天）", "M3": "M3（61–90 天）",
+                 "M3+": "M3+（90 天以上）"}
+
+
 class Loan(Base):
     __tablename__ = "lending_loan"
-    __table_args__ = (CheckConstraint("principal_amount > 0", name="principal_positive"),)
+    __table_args__ = (
+        CheckConstraint("principal_amount > 0", name="principal_positive"),
+        CheckConstraint("status IN ('active', 'closed')", name="status_known"),
+        CheckConstraint("bucket IN ('C', 'M1', 'M2', 'M3', 'M3+')", name="bucket_known"),
+        CheckConstraint("overdue_days >= 0", name="overdue_days_non_negative"),
+        Index("ix_lending_loan_status_bucket", "status", "bucket"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contract_id: Mapped[int] = mapped_column(ForeignKey("lending_contract.id"), unique=True)
@@ -107,11 +123,27 @@ class Loan(Base):
     start_date: Mapped[date]
     servicing_started_at: Mapped[datetime | None]  # set by the task lending.loan_disbursed
     created_at: Mapped[datetime]
+    # servicing (贷后), kept by lending.servicing.state.refresh
+    overdue_days: Mapped[int] = mapped_column(default=0)  # from the first unpaid due date, 0 when current
+    bucket: Mapped[str] = mapped_column(String(4), default="C")  # C | M1 | M2 | M3 | M3+
+    rolled_over_date: Mapped[date | None]  # the business date of the last bill rollover (账单结转)
+    closed_at: Mapped[datetime | None]
+    collector_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)  # 催收员
 
 
 class LoanInstallment(Base):
     __tablename__ = "lending_loan_installment"
-    __table_args__ = (UniqueConstraint("loan_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("loan_id", "number"),
+        CheckConstraint("status IN ('pending', 'paid', 'overdue')", name="status_known"),
+        CheckConstraint("paid_principal_amount >= 0 AND paid_principal_amount <= principal_amount",
+                        name="paid_principal_in_range"),
+        CheckConstraint("paid_interest_amount >= 0 AND paid_interest_amount <= interest_amount",
+                        name="paid_interest_in_range"),
+        CheckConstraint("paid_fee_amount >= 0 AND paid_fee_amount <= fee_amount", name="paid_fee_in_range"),
+        CheckConstraint("paid_penalty_amount >= 0 AND paid_penalty_amount <= penalty_amount",
+                        name="paid_penalty_in_range"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"))
@@ -124,6 +156,24 @@ class LoanInstallment(Base):
     paid_interest_amount: Mapped[int] = mapped_column(default=0)
     paid_fee_amount: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | paid | overdue
+    # 罚息: overdue principal × daily penalty rate × days, recomputed exactly and rounded once (lending.servicing)
+    penalty_amount: Mapped[int] = mapped_column(default=0)
+    paid_penalty_amount: Mapped[int] = mapped_column(default=0)
+    penalty_through_date: Mapped[date | None]  # the business date the penalty is computed up to
+    paid_off_date: Mapped[date | None]  # the value date of the repayment that cleared it
+
+    @property
+    def due_amount(self) -> int:
+        return self.principal_amount + self.interest_amount + self.fee_amount + self.penalty_amount
+
+    @property
+    def paid_amount(self) -> int:
+        return (self.paid_principal_amount + self.paid_interest_amount + self.paid_fee_amount
+                + self.paid_penalty_amount)
+
+    @property
+    def outstanding_amount(self) -> int:
+        return self.due_amount - self.paid_amount
 
 
 @event.listens_for(ContractLine, "before_update")

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from core.db import Base
 
 __all__ = [
-    "FUNDER_TYPE_LABELS", "PENALTY_BASIS_LABELS", "Funder", "FunderType", "PenaltyBasis", "Product",
-    "ProductVersion",
+    "FUNDER_TYPE_LABELS", "PENALTY_BASIS_LABELS", "WRITE_OFF_ORDER_LABELS", "Funder", "FunderType", "PenaltyBasis",
+    "Product", "ProductVersion", "WriteOffOrder",
 ]
 
 RATE = Numeric(12, 8)
@@ -55,6 +55,23 @@ class PenaltyBasis(StrEnum):
 
 
 PENALTY_BASIS_LABELS = {"daily": "日利率", "annual": "年利率"}
+
+
+class WriteOffOrder(StrEnum):
+    """冲销顺序: how a repayment is split inside one installment (installments always oldest first)."""
+
+    PENALTY_FEE_INTEREST_PRINCIPAL = "penalty_fee_interest_principal"  # the lenders' usual default
+    FEE_INTEREST_PRINCIPAL_PENALTY = "fee_interest_principal_penalty"  # 民法典 561: costs, interest, principal
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return tuple(self.value.split("_"))
+
+
+WRITE_OFF_ORDER_LABELS = {
+    "penalty_fee_interest_principal": "罚息 → 费用 → 利息 → 本金（默认）",
+    "fee_interest_principal_penalty": "费用 → 利息 → 本金 → 罚息",
+}
 
 
 class Funder(Base):
@@ -124,6 +141,9 @@ class ProductVersion(Base):
     # penalty interest (罚息) on overdue principal
     penalty_rate: Mapped[Decimal] = mapped_column(RATE, default=Decimal(0))
     penalty_basis: Mapped[str] = mapped_column(String(8), default=PenaltyBasis.DAILY)
+    # servicing (贷后): days after a due date before an unpaid bill is overdue; the write-off order (冲销顺序)
+    overdue_grace_days: Mapped[int] = mapped_column(default=0)
+    write_off_order: Mapped[str] = mapped_column(String(40), default=WriteOffOrder.PENALTY_FEE_INTEREST_PRINCIPAL)
     # fees: service fee = principal × service_fee_rate + service_fee_amount, per period or upfront
     service_fee_rate: Mapped[Decimal] = mapped_column(RATE, default=Decimal(0))
     service_fee_amount: Mapped[int] = mapped_column(default=0)  # fen

@@ -1,0 +1,27 @@
+"""Events of servicing for downstream packages (referral, bot notifications), sent through the outbox.
+
+After the commit of a booking, a reversal or a closure, the task of that name runs (``lending.servicing_tasks``)
+and calls every function of the matching hook list inside its own unit of work. A downstream package hooks in
+with ``ON_REPAYMENT_RECORDED.append(fn)``; ``fn(session, id)`` must be idempotent (a task may run again after a
+failure): key whatever it writes on the id it receives.
+
+- ``lending.repayment_recorded`` (args: repayment_id)
+- ``lending.repayment_reversed`` (args: reversal_id — the reversal entry; its ``reversal_of_id`` is the repayment)
+- ``lending.loan_closed`` (args: loan_id) — everything paid (结清)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+REPAYMENT_RECORDED_TASK = "lending.repayment_recorded"
+REPAYMENT_REVERSED_TASK = "lending.repayment_reversed"
+LOAN_CLOSED_TASK = "lending.loan_closed"
+ROLLOVER_TASK = "lending.roll_over_bills"
+
+Hook = Callable[[Session, int], None]
+ON_REPAYMENT_RECORDED: list[Hook] = []
+ON_REPAYMENT_REVERSED: list[Hook] = []
+ON_LOAN_CLOSED: list[Hook] = []

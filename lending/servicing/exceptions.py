@@ -1,0 +1,50 @@
+"""Refusals of servicing (贷后): repayments, reversals, collections (stable codes, Chinese messages)."""
+
+from __future__ import annotations
+
+from core.errors import Conflict, NotFound, ValidationFailed
+
+
+class LoanNotFound(NotFound):
+    code = "loan_not_found"
+    message = "贷款不存在"
+
+
+class RepaymentNotFound(NotFound):
+    code = "repayment_not_found"
+    message = "还款记录不存在"
+
+
+class RepaymentInvalid(ValidationFailed):
+    code = "repayment_invalid"
+    message = "还款信息不正确"
+
+
+class Overpayment(ValidationFailed):
+    code = "overpayment"
+    message = "还款金额超过应还金额"
+
+
+class ReferenceTaken(Conflict):
+    code = "repayment_reference_taken"
+    message = "该流水号已登记过还款"
+
+
+class LoanClosed(Conflict):
+    code = "loan_closed"
+    message = "贷款已结清，不能再登记还款"
+
+
+class AlreadyReversed(Conflict):
+    code = "already_reversed"
+    message = "该笔还款已冲正，不能重复冲正"
+
+
+class ReversalRefused(Conflict):
+    code = "reversal_refused"
+    message = "不能冲正这条记录"
+
+
+class CollectionInvalid(ValidationFailed):
+    code = "collection_invalid"
+    message = "催收记录不正确"

@@ -1,0 +1,94 @@
+"""Reads of loans in servicing, data-scoped.
+
+A staff member sees a loan when they may see its customer (``crm.customers``: own / department / all,
+co-handlers) or when it is assigned to them, or to someone in their scope, for collections (催收员).
+Out of scope is "not found".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from crm import customers, scope
+from crm.models import Customer
+from crm.scope import Viewer
+from lending.models import BUCKETS, Contract, Loan, LoanInstallment, Repayment
+from lending.servicing.exceptions import LoanNotFound
+
+__all__ = ["LoanRow", "get_loan", "list_loans", "repayments", "visible_clause"]
+
+
+def visible_clause(viewer: Viewer):  # noqa: ANN201 - a SQL clause over Loan joined to Customer
+    return or_(customers.visible_clause(viewer), scope.owner_filter(viewer, Loan.collector_staff_id))
+
+
+def get_loan(session: Session, viewer: Viewer | None, loan_id: int, *, for_update: bool = False) -> Loan:
+    stmt = select(Loan).where(Loan.id == loan_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    loan = session.scalar(stmt)
+    if loan is None:
+        raise LoanNotFound()
+    if viewer is not None:
+        customer = session.get(Customer, loan.customer_id)
+        collector_visible = loan.collector_staff_id is not None and scope.can_see_owner(
+            session, viewer, loan.collector_staff_id)
+        if not collector_visible and (customer is None or not customers.can_view(session, viewer, customer)):
+            raise LoanNotFound()
+    return loan
+
+
+@dataclass(frozen=True)
+class LoanRow:
+    loan: Loan
+    customer: Customer
+    contract_number: str
+    outstanding_amount: int  # everything not yet paid, penalty included, future periods too
+    overdue_amount: int  # of it, what is overdue
+
+
+def _outstanding():  # noqa: ANN201 - correlated sums per loan
+    i = LoanInstallment
+    total = (i.principal_amount + i.interest_amount + i.fee_amount + i.penalty_amount - i.paid_principal_amount
+             - i.paid_interest_amount - i.paid_fee_amount - i.paid_penalty_amount)
+    all_ = select(func.coalesce(func.sum(total), 0)).where(i.loan_id == Loan.id).correlate(Loan).scalar_subquery()
+    overdue = (select(func.coalesce(func.sum(total), 0)).where(i.loan_id == Loan.id, i.status == "overdue")
+               .correlate(Loan).scalar_subquery())
+    return all_, overdue
+
+
+def loans_query(viewer: Viewer, *, status: str | None = None, bucket: str | None = None,
+                customer_id: int | None = None, collector_id: int | None = None) -> Select:
+    all_, overdue = _outstanding()
+    stmt = (select(Loan, Customer, Contract.number, all_, overdue)
+            .join(Customer, Customer.id == Loan.customer_id).join(Contract, Contract.id == Loan.contract_id)
+            .where(visible_clause(viewer)))
+    if status:
+        stmt = stmt.where(Loan.status == status)
+    if bucket == "overdue":
+        stmt = stmt.where(Loan.bucket != "C")
+    elif bucket in BUCKETS:
+        stmt = stmt.where(Loan.bucket == bucket)
+    if customer_id:
+        stmt = stmt.where(Loan.customer_id == customer_id)
+    if collector_id:
+        stmt = stmt.where(Loan.collector_staff_id == collector_id)
+    return stmt
+
+
+def list_loans(session: Session, viewer: Viewer, *, status: str | None = None, bucket: str | None = None,
+               customer_id: int | None = None, collector_id: int | None = None, limit: int = 100,
+               offset: int = 0) -> list[LoanRow]:
+    stmt = loans_query(viewer, status=status, bucket=bucket, customer_id=customer_id, collector_id=collector_id)
+    stmt = stmt.order_by(Loan.overdue_days.desc(), Loan.id.desc()).limit(limit).offset(offset)
+    return [LoanRow(loan, customer, number, int(outstanding), int(overdue))
+            for loan, customer, number, outstanding, overdue in session.execute(stmt)]
+
+
+def repayments(session: Session, loan_id: int) -> list[Repayment]:
+    """Every entry of the loan, repayments and reversals, newest first."""
+    return list(session.scalars(select(Repayment).where(Repayment.loan_id == loan_id)
+                                .order_by(Repayment.id.desc())))
