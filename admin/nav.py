@@ -31,6 +31,9 @@ LENDING_PRODUCT_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Rol
 # Loan applications: the workflow designer (managers, admins); disbursement is checked in lending.disbursement.
 WORKFLOW_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 
+# Servicing (贷后): the loan list is data-scoped for everyone; the collections queue is for collections staff.
+COLLECTIONS_STAFF: frozenset[str] = frozenset({Role.COLLECTOR, Role.RISK, Role.MANAGER, Role.ADMIN})
+
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 
@@ -62,6 +65,8 @@ NAV: list[NavItem] = [
     NavItem("lending_risk", "风控规则", "/console/lending/risk", LENDING_PRODUCT_STAFF),
     NavItem("lending_applications", "贷款申请", "/console/lending/applications"),
     NavItem("lending_workflow", "审批流程", "/console/lending/workflow", WORKFLOW_EDITORS),
+    NavItem("lending_loans", "贷后管理", "/console/lending/loans"),
+    NavItem("lending_collections", "催收队列", "/console/lending/collections", COLLECTIONS_STAFF),
     NavItem("referral", "推荐佣金", "/console/referral", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.

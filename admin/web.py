@@ -13,6 +13,7 @@ from admin.api import customers as customers_api
 from admin.api import handover as handover_api
 from admin.api import imports as imports_api
 from admin.api import lending_applications as lending_applications_api
+from admin.api import lending_loans as lending_loans_api
 from admin.api import lending_products as lending_products_api
 from admin.api import pool as pool_api
 from admin.api import pool_setup as pool_setup_api
@@ -24,6 +25,7 @@ from admin.console import customers as customers_console
 from admin.console import handover as handover_console
 from admin.console import imports as imports_console
 from admin.console import lending_applications as lending_applications_console
+from admin.console import lending_loans as lending_loans_console
 from admin.console import lending_products as lending_products_console
 from admin.console import lending_risk as lending_risk_console
 from admin.console import lending_workflow as lending_workflow_console
@@ -65,6 +67,8 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_applications_console.router)
     app.include_router(lending_workflow_console.router)
     app.include_router(lending_applications_api.router)
+    app.include_router(lending_loans_console.router)
+    app.include_router(lending_loans_api.router)
     app.state.error_renderers["/console"] = render_console_error
     app.state.error_renderers["/api/v1/"] = render_api_error
     app.state.validation_labels["/api/v1/"] = API_FIELD_LABELS

@@ -1,0 +1,230 @@
+"""Staff JSON API of servicing (贷后): loans with their schedule, repayments and reversals, the collections queue,
+collection actions and assignment. The same lending.servicing functions the console calls; data-scoped."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from admin.api.deps import ERROR_RESPONSES, Caller
+from admin.schemas import ErrorBody
+from core.web import SessionDep
+from lending.servicing import collections, loans, repayments, state
+
+router = APIRouter(prefix="/api/v1/lending", tags=["lending-servicing"], responses=ERROR_RESPONSES)
+
+_404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "不存在或不在您的数据范围内"}}
+_403: dict[int | str, dict[str, Any]] = {403: {"model": ErrorBody, "description": "角色无权执行此操作"}}
+_409: dict[int | str, dict[str, Any]] = {409: {"model": ErrorBody, "description": "流水号已用于另一笔还款、贷款已结清、已冲正"}}
+_422: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody,
+                                               "description": "输入不正确；overpayment：超过应还金额（details.payable，分）"}}
+
+
+class InstallmentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    due_date: date
+    status: str = Field(description="pending | overdue | paid")
+    principal_amount: int
+    interest_amount: int
+    fee_amount: int
+    penalty_amount: int = Field(description="罚息（分），截至 penalty_through_date")
+    paid_principal_amount: int
+    paid_interest_amount: int
+    paid_fee_amount: int
+    paid_penalty_amount: int
+    outstanding_amount: int = Field(description="未还合计（分），含罚息")
+    penalty_through_date: date | None
+    paid_off_date: date | None
+
+
+class LoanRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    contract_id: int
+    application_id: int
+    customer_id: int
+    principal_amount: int
+    status: str = Field(description="active | closed")
+    start_date: date
+    overdue_days: int = Field(description="自最早未还一期的应还日起算；未逾期为 0")
+    bucket: str = Field(description="C | M1 | M2 | M3 | M3+")
+    collector_staff_id: int | None
+    closed_at: datetime | None
+
+
+class LoanListItem(LoanRead):
+    contract_number: str
+    customer_phone_masked: str | None
+    outstanding_amount: int
+    overdue_amount: int
+
+
+class LoanDetail(LoanRead):
+    payable_amount: int = Field(description="今天可还（分）：已到期各期（含罚息）与当期")
+    installments: list[InstallmentRead]
+
+
+class RepaymentCreate(BaseModel):
+    amount: int = Field(gt=0, description="还款金额（分）")
+    external_reference: str = Field(min_length=1, max_length=64,
+                                    description="银行回单号或渠道流水号（唯一）：同一流水号重复提交返回同一笔还款")
+    channel: str = Field("bank_transfer", description="bank_transfer | withholding | wechat | alipay | cash | other")
+    repayment_date: date | None = Field(None, description="还款（起息）日期，默认今天（上海），不能晚于今天")
+    note: str | None = Field(None, max_length=300)
+
+
+class RepaymentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    loan_id: int
+    kind: str = Field(description="repayment | reversal")
+    amount: int
+    repayment_date: date
+    channel: str
+    external_reference: str | None
+    reversal_of_id: int | None
+    note: str | None
+    by_staff_id: int | None
+    created_at: datetime
+
+
+class ReversalCreate(BaseModel):
+    reason: str = Field(min_length=1, max_length=300, description="冲正原因")
+
+
+class QueueItem(BaseModel):
+    loan_id: int
+    contract_number: str
+    customer_id: int
+    customer_phone_masked: str | None
+    overdue_days: int
+    bucket: str
+    overdue_amount: int
+    outstanding_amount: int
+    collector_staff_id: int | None
+    collector_name: str | None
+    last_action_at: datetime | None
+    promise_status: str | None = Field(description="最近一次承诺：open | kept | broken")
+
+
+class ActionCreate(BaseModel):
+    kind: str = Field(description="call | message | promise | note")
+    outcome: str | None = Field(None, max_length=40)
+    note: str | None = Field(None, max_length=500)
+    promised_date: date | None = Field(None, description="承诺还款日期（kind=promise 必填，不早于今天）")
+    promised_amount: int | None = Field(None, gt=0, description="承诺还款金额（分，kind=promise 必填）")
+
+
+class ActionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    loan_id: int
+    kind: str
+    outcome: str | None
+    note: str | None
+    bucket: str
+    overdue_days: int
+    by_staff_id: int | None
+    at: datetime
+
+
+class AssignBody(BaseModel):
+    collector_id: int | None = Field(description="催收员（催收或风控角色）；null 取消分配")
+
+
+@router.get("/loans", response_model=list[LoanListItem], summary="贷款列表（按数据范围，可按状态、账期筛选）")
+def list_loans(session: SessionDep, caller: Caller,
+               status: str | None = Query(None, description="active | closed"),
+               bucket: str | None = Query(None, description="C | M1 | M2 | M3 | M3+ | overdue（M1 及以上）"),
+               customer_id: int | None = Query(None), limit: int = Query(100, ge=1, le=500),
+               offset: int = Query(0, ge=0)) -> list[LoanListItem]:
+    rows = loans.list_loans(session, caller.viewer, status=status, bucket=bucket, customer_id=customer_id,
+                            limit=limit, offset=offset)
+    return [LoanListItem(**LoanRead.model_validate(r.loan).model_dump(), contract_number=r.contract_number,
+                         customer_phone_masked=r.customer.phone_masked, outstanding_amount=r.outstanding_amount,
+                         overdue_amount=r.overdue_amount) for r in rows]
+
+
+def _detail(session: SessionDep, loan: Any) -> LoanDetail:
+    return LoanDetail(**LoanRead.model_validate(loan).model_dump(),
+                      payable_amount=repayments.payable(session, loan) if loan.status == "active" else 0,
+                      installments=[InstallmentRead.model_validate(i) for i in state.installments(session, loan.id)])
+
+
+@router.get("/loans/{loan_id}", response_model=LoanDetail, responses=_404, summary="贷款详情与还款计划（应还 / 已还 / 未还 / 罚息）")
+def read_loan(loan_id: int, session: SessionDep, caller: Caller) -> LoanDetail:
+    return _detail(session, loans.get_loan(session, caller.viewer, loan_id))
+
+
+@router.post("/loans/{loan_id}/repayments", response_model=RepaymentRead, status_code=201,
+             responses={**_403, **_404, **_409, **_422}, summary="登记还款（财务）",
+             description="按最早到期的一期先冲销，期内默认 罚息 → 费用 → 利息 → 本金（产品可设）。超过已到期各期与当期应还"
+                         "的金额被拒绝（422 overpayment，不入账）。同一流水号再次提交：内容一致返回同一笔还款，"
+                         "不一致 409 repayment_reference_taken。成功后发送事件 lending.repayment_recorded，"
+                         "结清时发送 lending.loan_closed。")
+def record_repayment(loan_id: int, body: RepaymentCreate, session: SessionDep, caller: Caller) -> RepaymentRead:
+    repayment = repayments.record_repayment(
+        session, loan_id, viewer=caller.viewer, amount=body.amount, external_reference=body.external_reference,
+        channel=body.channel, repayment_date=body.repayment_date, note=body.note)
+    return RepaymentRead.model_validate(repayment)
+
+
+@router.get("/loans/{loan_id}/repayments", response_model=list[RepaymentRead], responses=_404,
+            summary="还款记录（含冲正），新的在前")
+def list_repayments(loan_id: int, session: SessionDep, caller: Caller) -> list[RepaymentRead]:
+    loans.get_loan(session, caller.viewer, loan_id)
+    return [RepaymentRead.model_validate(r) for r in loans.repayments(session, loan_id)]
+
+
+@router.post("/repayments/{repayment_id}/reversal", response_model=RepaymentRead, status_code=201,
+             responses={**_403, **_404, **_409, **_422}, summary="冲正一笔还款（只能一次）",
+             description="写入冲正记录与反向冲销，贷款按未还此笔重新计算（含罚息），已结清的贷款重新打开。"
+                         "重复冲正 409 already_reversed。发送事件 lending.repayment_reversed。")
+def reverse_repayment(repayment_id: int, body: ReversalCreate, session: SessionDep, caller: Caller) -> RepaymentRead:
+    return RepaymentRead.model_validate(repayments.reverse_repayment(session, repayment_id, viewer=caller.viewer,
+                                                                     reason=body.reason))
+
+
+@router.get("/collections/queue", response_model=list[QueueItem], responses=_403,
+            summary="催收队列（催收员看自己的，经理看全部）")
+def queue(session: SessionDep, caller: Caller, bucket: str | None = Query(None, description="M1 | M2 | M3 | M3+"),
+          mine: bool = Query(False, description="只看分配给我的"),
+          broken: bool = Query(False, description="只看最近承诺已违约的")) -> list[QueueItem]:
+    rows = collections.queue(session, caller.viewer, bucket=bucket, mine=mine, broken_only=broken)
+    return [QueueItem(loan_id=r.loan.id, contract_number=r.contract_number, customer_id=r.loan.customer_id,
+                      customer_phone_masked=r.phone_masked, overdue_days=r.loan.overdue_days, bucket=r.loan.bucket,
+                      overdue_amount=r.overdue_amount, outstanding_amount=r.outstanding_amount,
+                      collector_staff_id=r.loan.collector_staff_id, collector_name=r.collector_name,
+                      last_action_at=r.last_action_at, promise_status=r.promise_status) for r in rows]
+
+
+@router.get("/loans/{loan_id}/collection-actions", response_model=list[ActionRead], responses=_404,
+            summary="催收记录")
+def list_actions(loan_id: int, session: SessionDep, caller: Caller) -> list[ActionRead]:
+    loans.get_loan(session, caller.viewer, loan_id)
+    return [ActionRead.model_validate(a) for a in collections.actions(session, loan_id)]
+
+
+@router.post("/loans/{loan_id}/collection-actions", response_model=ActionRead, status_code=201,
+             responses={**_403, **_404, **_422}, summary="记录催收动作（电话、消息、承诺还款、备注）")
+def log_action(loan_id: int, body: ActionCreate, session: SessionDep, caller: Caller) -> ActionRead:
+    return ActionRead.model_validate(collections.log_action(
+        session, loan_id, viewer=caller.viewer, kind=body.kind, outcome=body.outcome, note=body.note,
+        promised_date=body.promised_date, promised_amount=body.promised_amount))
+
+
+@router.post("/loans/{loan_id}/collector", response_model=LoanRead, responses={**_403, **_404, **_422},
+             summary="分配催收员（经理、管理员）")
+def assign(loan_id: int, body: AssignBody, session: SessionDep, caller: Caller) -> LoanRead:
+    return LoanRead.model_validate(collections.assign(session, loan_id, body.collector_id, viewer=caller.viewer))
+
+
+__all__ = ["router"]

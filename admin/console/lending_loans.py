@@ -1,0 +1,223 @@
+"""Servicing pages (贷后): the loan list with status and bucket filters, the loan page (schedule with due / paid /
+outstanding and penalty per installment, record a repayment, repayment history with reversal, collection actions),
+and the collections queue (催收队列).
+
+Routes parse forms and call lending.servicing inside a savepoint (``attempt``); every form carries the CSRF
+token; every read is data-scoped (out of scope is 404). Phones are masked; revealing one is audit-logged.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+from starlette.responses import Response
+
+from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, templates
+from admin.schemas_customers import yuan_text_to_fen
+from core import clock, money
+from core.errors import AppError, PermissionDenied, ValidationFailed
+from core.web import SessionDep
+from crm.models import Customer, Staff, StaffStatus
+from lending import contracts
+from lending.models import (
+    ACTION_KIND_LABELS,
+    BUCKET_LABELS,
+    BUCKETS,
+    COMPONENT_LABELS,
+    INSTALLMENT_STATUS_LABELS,
+    LOAN_STATUS_LABELS,
+    PROMISE_STATUS_LABELS,
+    REPAYMENT_CHANNEL_LABELS,
+    Contract,
+)
+from lending.servicing import collections, loans, repayments, state
+
+router = APIRouter(prefix="/console/lending", include_in_schema=False)
+
+NOTICES = {"repaid": "还款已入账", "reversed": "还款已冲正", "action": "催收记录已保存", "assigned": "催收分配已更新"}
+
+templates.env.filters.update(
+    yuan=lambda fen: "—" if fen is None else money.format_yuan(fen),
+    loan_status_label=lambda v: LOAN_STATUS_LABELS.get(v, v),
+    installment_status_label=lambda v: INSTALLMENT_STATUS_LABELS.get(v, v),
+    bucket_label=lambda v: BUCKET_LABELS.get(v, v),
+    channel_label=lambda v: REPAYMENT_CHANNEL_LABELS.get(v, v),
+    action_kind_label=lambda v: ACTION_KIND_LABELS.get(v, v),
+    promise_status_label=lambda v: PROMISE_STATUS_LABELS.get(v, v),
+)
+
+
+def _date(raw: str, field: str, label: str) -> date | None:
+    if not raw.strip():
+        return None
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValidationFailed(f"{label}格式不正确：{raw}", field=field) from None
+
+
+# --- the loan list ---------------------------------------------------------------------------------------
+
+
+@router.get("/loans")
+def loan_list(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    q = request.query_params
+    status = q.get("status") if q.get("status") in LOAN_STATUS_LABELS else None
+    bucket = q.get("bucket") if q.get("bucket") in (*BUCKETS, "overdue") else None
+    page = max(1, parse_int(q.get("page"), default=1) or 1)
+    rows = loans.list_loans(session, user.viewer, status=status, bucket=bucket, limit=51, offset=(page - 1) * 50)
+    names = _staff_names(session, {r.loan.collector_staff_id for r in rows})
+    return render(request, "lending/loans.html", {
+        "rows": rows[:50], "has_next": len(rows) > 50, "page": page, "filters": {"status": status, "bucket": bucket},
+        "buckets": BUCKETS, "statuses": LOAN_STATUS_LABELS, "mask_name": contracts.mask_name, "staff_names": names,
+    })
+
+
+def _staff_names(session: SessionDep, ids: set[int | None]) -> dict[int, str]:
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(ids))).all())
+
+
+# --- the loan page ---------------------------------------------------------------------------------------
+
+
+def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, Any]:
+    loan = loans.get_loan(session, user.viewer, loan_id)
+    customer = session.get(Customer, loan.customer_id)
+    contract = session.get(Contract, loan.contract_id)
+    history = loans.repayments(session, loan.id)
+    reversed_ids = {r.reversal_of_id for r in history if r.reversal_of_id}
+    actions = collections.actions(session, loan.id)
+    promises = collections.promises(session, loan.id)
+    staff_ids = {r.by_staff_id for r in history} | {a.by_staff_id for a in actions} | {loan.collector_staff_id}
+    role = user.viewer.role
+    collectors = []
+    if role in collections.MANAGERS:
+        collectors = list(session.scalars(select(Staff).where(Staff.role.in_([str(r) for r in collections.COLLECTORS]),
+                                                              Staff.status == StaffStatus.ACTIVE)
+                                          .order_by(Staff.display_name).limit(200)))
+    today = clock.today()
+    return {
+        "loan": loan, "c": customer, "contract": contract, "installments": state.installments(session, loan.id),
+        "history": history, "reversed_ids": reversed_ids, "actions": actions, "promises": promises,
+        "staff_names": _staff_names(session, staff_ids), "mask_name": contracts.mask_name,
+        "payable": repayments.payable(session, loan, today) if loan.status == "active" else 0, "today": today,
+        "channels": REPAYMENT_CHANNEL_LABELS, "components": COMPONENT_LABELS,
+        "can_record": role in repayments.RECORDERS,
+        "can_collect": role in collections.COLLECTORS | collections.MANAGERS,
+        "can_assign": role in collections.MANAGERS, "collectors": collectors,
+        "action_kinds": {k: ACTION_KIND_LABELS[k] for k in collections.LOGGED_KINDS},
+        "terms": state.terms_for(session, loan),
+    }
+
+
+def _page(request: Request, session: SessionDep, user: ConsoleUser, loan_id: int, *, error: AppError | None = None,
+          form: dict[str, str] | None = None, revealed: str | None = None, status_code: int = 200) -> Response:
+    ctx = _context(session, user, loan_id)
+    ctx.update(error=error, form=form or {}, revealed=revealed, notice=NOTICES.get(request.query_params.get("done", "")))
+    return render(request, "lending/loan.html", ctx, status_code=status_code)
+
+
+def _redirect(loan_id: int, done: str) -> Response:
+    return RedirectResponse(f"/console/lending/loans/{loan_id}?done={done}", status_code=303)
+
+
+@router.get("/loans/{loan_id}")
+def loan_page(loan_id: int, request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    return _page(request, session, user, loan_id)
+
+
+@router.post("/loans/{loan_id}/repayments", dependencies=[CsrfChecked])
+def record_repayment(loan_id: int, request: Request, session: SessionDep, user: CurrentUser,
+                     amount: Annotated[str, Form()] = "", repayment_date: Annotated[str, Form()] = "",
+                     channel: Annotated[str, Form()] = "bank_transfer",
+                     external_reference: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Response:
+    loans.get_loan(session, user.viewer, loan_id)  # 404 outside the scope, before anything else
+
+    def run() -> object:
+        fen = yuan_text_to_fen(amount, "amount", "还款金额")
+        if fen is None:
+            raise ValidationFailed("请填写还款金额", field="amount")
+        return repayments.record_repayment(
+            session, loan_id, viewer=user.viewer, amount=fen, channel=channel, external_reference=external_reference,
+            repayment_date=_date(repayment_date, "repayment_date", "还款日期"), note=note)
+
+    _, error = attempt(session, run)
+    if error:
+        form = {"amount": amount, "repayment_date": repayment_date, "channel": channel,
+                "external_reference": external_reference, "note": note}
+        return _page(request, session, user, loan_id, error=error, form=form, status_code=error.status)
+    return _redirect(loan_id, "repaid")
+
+
+@router.post("/repayments/{repayment_id}/reverse", dependencies=[CsrfChecked])
+def reverse_repayment(repayment_id: int, request: Request, session: SessionDep, user: CurrentUser,
+                      reason: Annotated[str, Form()] = "") -> Response:
+    original = repayments.get_repayment(session, user.viewer, repayment_id)
+    _, error = attempt(session, lambda: repayments.reverse_repayment(session, repayment_id, viewer=user.viewer,
+                                                                      reason=reason))
+    if error:
+        return _page(request, session, user, original.loan_id, error=error, status_code=error.status)
+    return _redirect(original.loan_id, "reversed")
+
+
+@router.post("/loans/{loan_id}/actions", dependencies=[CsrfChecked])
+def log_action(loan_id: int, request: Request, session: SessionDep, user: CurrentUser,
+               kind: Annotated[str, Form()] = "", outcome: Annotated[str, Form()] = "",
+               note: Annotated[str, Form()] = "", promised_date: Annotated[str, Form()] = "",
+               promised_amount: Annotated[str, Form()] = "") -> Response:
+    loans.get_loan(session, user.viewer, loan_id)
+
+    def run() -> object:
+        return collections.log_action(
+            session, loan_id, viewer=user.viewer, kind=kind, outcome=outcome, note=note,
+            promised_date=_date(promised_date, "promised_date", "承诺还款日期"),
+            promised_amount=yuan_text_to_fen(promised_amount, "promised_amount", "承诺还款金额"))
+
+    _, error = attempt(session, run)
+    if error:
+        form = {"kind": kind, "outcome": outcome, "note": note, "promised_date": promised_date,
+                "promised_amount": promised_amount}
+        return _page(request, session, user, loan_id, error=error, form=form, status_code=error.status)
+    return _redirect(loan_id, "action")
+
+
+@router.post("/loans/{loan_id}/assign", dependencies=[CsrfChecked])
+def assign(loan_id: int, request: Request, session: SessionDep, user: CurrentUser,
+           collector_id: Annotated[str, Form()] = "") -> Response:
+    loans.get_loan(session, user.viewer, loan_id)
+    _, error = attempt(session, lambda: collections.assign(session, loan_id, parse_int(collector_id),
+                                                           viewer=user.viewer))
+    if error:
+        return _page(request, session, user, loan_id, error=error, status_code=error.status)
+    return _redirect(loan_id, "assigned")
+
+
+@router.post("/loans/{loan_id}/reveal-phone", dependencies=[CsrfChecked])
+def reveal_phone(loan_id: int, request: Request, session: SessionDep, user: CurrentUser,
+                 reason: Annotated[str, Form()] = "") -> Response:
+    phone = collections.reveal_phone(session, user.viewer, loan_id, reason)
+    return _page(request, session, user, loan_id, revealed=phone)
+
+
+# --- the collections queue -------------------------------------------------------------------------------
+
+
+@router.get("/collections")
+def collections_queue(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    if user.viewer.role not in collections.COLLECTORS | collections.MANAGERS:
+        raise PermissionDenied("只有催收、风控、经理或管理员可以查看催收队列")
+    q = request.query_params
+    bucket = q.get("bucket") if q.get("bucket") in BUCKETS[1:] else None
+    filters = {"bucket": bucket, "mine": q.get("mine") == "1", "broken": q.get("broken") == "1"}
+    rows = collections.queue(session, user.viewer, bucket=bucket, mine=filters["mine"],
+                             broken_only=filters["broken"])
+    return render(request, "lending/collections.html", {
+        "rows": rows, "filters": filters, "buckets": BUCKETS[1:], "mask_name": contracts.mask_name,
+    })
