@@ -26,17 +26,24 @@ def _models() -> tuple[Any, Any, Any]:
     return (getattr(models, "Contract", None), getattr(models, "Loan", None), getattr(models, "LoanInstallment", None))
 
 
+def _paid(row: Any) -> int:
+    return (row.paid_principal_amount + row.paid_interest_amount + row.paid_fee_amount
+            + getattr(row, "paid_penalty_amount", 0))
+
+
 def _due(row: Any) -> int:
-    owed = row.principal_amount + row.interest_amount + row.fee_amount
-    paid = row.paid_principal_amount + row.paid_interest_amount + row.paid_fee_amount
-    return max(0, owed - paid)
+    owed = row.principal_amount + row.interest_amount + row.fee_amount + getattr(row, "penalty_amount", 0)
+    return max(0, owed - _paid(row))
 
 
 def _installment(row: Any) -> dict[str, Any]:
     total = row.principal_amount + row.interest_amount + row.fee_amount
+    penalty = getattr(row, "penalty_amount", 0)
     return {"number": row.number, "due_date": row.due_date.isoformat(), "principal": yuan(row.principal_amount),
             "interest": yuan(row.interest_amount), "fee": yuan(row.fee_amount), "total": yuan(total),
-            "paid": yuan(row.paid_principal_amount + row.paid_interest_amount + row.paid_fee_amount),
+            "penalty": yuan(penalty), "paid": yuan(_paid(row)),
+            "paid_principal": yuan(row.paid_principal_amount), "paid_interest": yuan(row.paid_interest_amount),
+            "paid_fee": yuan(row.paid_fee_amount), "paid_penalty": yuan(getattr(row, "paid_penalty_amount", 0)),
             "outstanding": yuan(_due(row)), "status": row.status,
             "status_label": INSTALLMENT_LABELS.get(row.status, row.status)}
 
@@ -63,9 +70,9 @@ def my_loans(session: Session, customer_id: int) -> dict[str, Any]:
             "status_label": LOAN_LABELS.get(loan.status, loan.status), "start_date": loan.start_date.isoformat(),
             "next_due_date": upcoming.due_date.isoformat() if upcoming else None,
             "next_due_amount": yuan(_due(upcoming)) if upcoming else None,
-            "overdue": bool(upcoming and upcoming.due_date < today),
-            "paid_total": yuan(sum(r.paid_principal_amount + r.paid_interest_amount + r.paid_fee_amount
-                                   for r in rows)),
+            "overdue": bool(upcoming and (upcoming.status == "overdue" or upcoming.due_date < today)),
+            "overdue_days": getattr(loan, "overdue_days", 0),
+            "paid_total": yuan(sum(_paid(r) for r in rows)),
             "outstanding_total": yuan(sum(_due(r) for r in rows)),
             "schedule": [_installment(r) for r in rows],
         })
