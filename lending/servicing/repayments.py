@@ -118,10 +118,8 @@ def record_repayment(session: Session, loan_id: int, *, viewer: Viewer | None, a
     reference = (external_reference or "").strip()
     day = repayment_date or clock.today()
     _validate(amount, channel, reference, day)
-    if (existing := _by_reference(session, reference)) is not None:
-        return _replay(existing, loan_id, amount, day, channel)
-    loan = get_loan(session, viewer, loan_id, for_update=True)
-    if (existing := _by_reference(session, reference)) is not None:  # booked while we waited for the lock
+    loan = get_loan(session, viewer, loan_id, for_update=True)  # scope first; a second click waits here
+    if (existing := _by_reference(session, reference)) is not None:  # booked before, or while we waited
         return _replay(existing, loan_id, amount, day, channel)
     if loan.status != "active":
         raise LoanClosed(f"贷款 #{loan.id} 已结清，不能再登记还款")
