@@ -17,6 +17,7 @@ DEMO_STAFF = (
     ("sales2", "赵小红", "sales", "team_2", "Sales1234", "ZhaoXiaoHong", "13800138005", None),
     ("risk", "钱风控", "risk", "company", "Risk1234", "QianFengKong", "13800138006", None),
     ("finance", "孙财务", "finance", "company", "Finance1234", "SunCaiWu", "13800138007", None),
+    ("collector", "周催收", "collector", "company", "Collect1234", "ZhouCuiShou", "13800138008", None),
 )
 
 

@@ -13,7 +13,7 @@ def test_seed_creates_the_company_tree_and_one_login_per_role(session):
     lines = demo.seed(session)
     assert any("admin / Admin1234" in line for line in lines)
     staff = {s.username: s for s in session.scalars(select(Staff))}
-    assert set(staff) == {"admin", "manager", "supervisor", "sales1", "sales2", "risk", "finance"}
+    assert set(staff) == {"admin", "manager", "supervisor", "sales1", "sales2", "risk", "finance", "collector"}
     assert staff["supervisor"].department.name == "销售一组" and staff["supervisor"].data_scope == "department"
     assert staff["sales2"].department.name == "销售二组"
     assert staff["sales2"].department.parent.name == "上海分部"
@@ -23,7 +23,7 @@ def test_seed_creates_the_company_tree_and_one_login_per_role(session):
 def test_seed_runs_once(session):
     demo.seed(session)
     assert demo.seed(session) == []
-    assert session.scalar(select(func.count()).select_from(Staff)) == 7
+    assert session.scalar(select(func.count()).select_from(Staff)) == 8
 
 
 def test_demo_admin_logs_in_to_the_console(session):
