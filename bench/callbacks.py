@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--load-generator", choices=("auto", "wrk", "python"), default="auto",
                         help="auto: wrk if installed (apt-get install -y wrk), else the Python/httpx generator")
     parser.add_argument("--duration", type=float, default=20, help="seconds per wrk run")
-    parser.add_argument("--max-rate", type=int, default=2500,
+    parser.add_argument("--max-rate", type=int, default=5000,
                         help="wrk: callbacks/s the pre-generated set must cover for --duration (a run that uses "
                              "them all up is flagged)")
     parser.add_argument("--wrk-threads", type=int, default=1)
