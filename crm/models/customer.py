@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import pii_rotation
@@ -96,21 +96,27 @@ class Customer(Base):
         Index("ix_customer_created", "created_at"),
         # No single-column indexes on stage, customer_type, source, grade, region, name_initials
         # (0005_customer_indexes): few distinct values, no query needs them, every insert paid.
+        # Identifiers most customers lack are unique where present (0006_import_write_path): a
+        # partial unique index holds no entry for NULL, so a customer without one costs no insertion.
+        *(Index(f"uq_customer_{column}", column, unique=True, postgresql_where=text(f"{column} IS NOT NULL"),
+                sqlite_where=text(f"{column} IS NOT NULL"))
+          for column in ("id_number_index", "wecom_external_userid", "wechat_unionid", "wechat_openid")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), default="")
     name_initials: Mapped[str] = mapped_column(String(64), default="")  # pinyin initials, "zs"
     # PII: ciphertext, keyed blind index (unique: one record per person), masked form for display.
+    # The identifiers below the phone are unique where present (partial unique indexes, above).
     phone_enc: Mapped[str | None] = mapped_column(String(200))
     phone_index: Mapped[str | None] = mapped_column(String(64), unique=True)
     phone_masked: Mapped[str | None] = mapped_column(String(20))
     id_number_enc: Mapped[str | None] = mapped_column(String(200))
-    id_number_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    id_number_index: Mapped[str | None] = mapped_column(String(64))
     id_number_masked: Mapped[str | None] = mapped_column(String(24))
-    wecom_external_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
-    wechat_unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
-    wechat_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    wecom_external_userid: Mapped[str | None] = mapped_column(String(64))
+    wechat_unionid: Mapped[str | None] = mapped_column(String(64))
+    wechat_openid: Mapped[str | None] = mapped_column(String(64))
 
     source: Mapped[str] = mapped_column(String(40), default="manual")
     source_detail: Mapped[str | None] = mapped_column(String(120))
@@ -159,36 +165,41 @@ class CustomerCollaborator(Base):
 
 
 class OwnerChange(Base):
-    """Owner history: every change of hands, with why and by whom. Append-only."""
+    """Owner history: every change of hands, with why and by whom. Append-only.
+
+    No foreign keys (0006_import_write_path): rows are written beside the customer change they
+    record, from ids the writer holds, and never updated; a history row must outlive the staff or
+    pool it names."""
 
     __tablename__ = "customer_owner_change"
     __table_args__ = (Index("ix_owner_change_customer", "customer_id", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
-    from_owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    to_owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
-    from_pool_id: Mapped[int | None] = mapped_column(ForeignKey("crm_pool.id"))
-    to_pool_id: Mapped[int | None] = mapped_column(ForeignKey("crm_pool.id"))
+    customer_id: Mapped[int]  # customer.id
+    from_owner_id: Mapped[int | None]  # staff.id
+    to_owner_id: Mapped[int | None] = mapped_column(index=True)  # staff.id
+    from_pool_id: Mapped[int | None]  # crm_pool.id
+    to_pool_id: Mapped[int | None]  # crm_pool.id
     # create | assign | claim | release | recycle | move | transfer | handover | blacklist | unblacklist
     reason: Mapped[str] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(String(200))
-    by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    by_staff_id: Mapped[int | None]  # staff.id
     at: Mapped[datetime]
 
 
 class CustomerEvent(Base):
-    """One timeline of everything that happened to a customer, written by every domain."""
+    """One timeline of everything that happened to a customer, written by every domain. Append-only,
+    without foreign keys like :class:`OwnerChange` (0006_import_write_path)."""
 
     __tablename__ = "customer_event"
     __table_args__ = (Index("ix_customer_event_customer_at", "customer_id", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    customer_id: Mapped[int]  # customer.id
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(40))  # e.g. created, owner.claim, followup, visit, wecom.add, application
     summary: Mapped[str] = mapped_column(String(300))
-    actor_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    actor_staff_id: Mapped[int | None]  # staff.id
     ref_type: Mapped[str | None] = mapped_column(String(40))
     ref_id: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any] | None]
