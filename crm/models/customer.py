@@ -84,15 +84,27 @@ class Pool(Base):
     created_at: Mapped[datetime]
 
 
+# A keyed blind index (HMAC, hex): compared byte by byte on PostgreSQL (COLLATE "C"), never by
+# the database's linguistic collation, which only slows every lookup and insert down (0007).
+BLIND_INDEX = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
 class Customer(Base):
     __tablename__ = "customer"
     __table_args__ = (
         CheckConstraint("demand_amount IS NULL OR demand_amount >= 0", name="demand_amount_non_negative"),
         CheckConstraint("(status = 'owned') = (owner_id IS NOT NULL)", name="owned_iff_owner"),
         CheckConstraint("status <> 'pool' OR pool_id IS NOT NULL", name="pool_needs_pool_id"),
-        Index("ix_customer_owner_status", "owner_id", "status"),
-        Index("ix_customer_pool_status", "pool_id", "status"),
-        Index("ix_customer_next_followup", "next_followup_at"),
+        # Partial where the column is set (0007_customer_index_shapes): a customer is either owned or in
+        # a pool, and a new lead has no follow-up planned, so each insert skips two index entries;
+        # every query on these columns (owner_id = / IN, pool_id = / IN, next_followup_at < …)
+        # implies IS NOT NULL, so the planner still uses them.
+        Index("ix_customer_owner_status", "owner_id", "status", postgresql_where=text("owner_id IS NOT NULL"),
+              sqlite_where=text("owner_id IS NOT NULL")),
+        Index("ix_customer_pool_status", "pool_id", "status", postgresql_where=text("pool_id IS NOT NULL"),
+              sqlite_where=text("pool_id IS NOT NULL")),
+        Index("ix_customer_next_followup", "next_followup_at", postgresql_where=text("next_followup_at IS NOT NULL"),
+              sqlite_where=text("next_followup_at IS NOT NULL")),
         Index("ix_customer_created", "created_at"),
         # No single-column indexes on stage, customer_type, source, grade, region, name_initials
         # (0005_customer_indexes): few distinct values, no query needs them, every insert paid.
@@ -109,10 +121,10 @@ class Customer(Base):
     # PII: ciphertext, keyed blind index (unique: one record per person), masked form for display.
     # The identifiers below the phone are unique where present (partial unique indexes, above).
     phone_enc: Mapped[str | None] = mapped_column(String(200))
-    phone_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    phone_index: Mapped[str | None] = mapped_column(BLIND_INDEX, unique=True)
     phone_masked: Mapped[str | None] = mapped_column(String(20))
     id_number_enc: Mapped[str | None] = mapped_column(String(200))
-    id_number_index: Mapped[str | None] = mapped_column(String(64))
+    id_number_index: Mapped[str | None] = mapped_column(BLIND_INDEX)
     id_number_masked: Mapped[str | None] = mapped_column(String(24))
     wecom_external_userid: Mapped[str | None] = mapped_column(String(64))
     wechat_unionid: Mapped[str | None] = mapped_column(String(64))
@@ -177,7 +189,7 @@ class OwnerChange(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int]  # customer.id
     from_owner_id: Mapped[int | None]  # staff.id
-    to_owner_id: Mapped[int | None] = mapped_column(index=True)  # staff.id
+    to_owner_id: Mapped[int | None]  # staff.id
     from_pool_id: Mapped[int | None]  # crm_pool.id
     to_pool_id: Mapped[int | None]  # crm_pool.id
     # create | assign | claim | release | recycle | move | transfer | handover | blacklist | unblacklist
