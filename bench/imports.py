@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="reuse the existing customers an earlier run built (when intact), else rebuild")
     parser.add_argument("--inline", action="store_true",
                         help="prepare rows in the importing process (no worker process), for comparison")
-    parser.add_argument("--revision", default="0005_customer_indexes",
+    parser.add_argument("--revision", default="heads",
                         help="with --reuse: the migration the kept schema is brought to")
     args = parser.parse_args(argv)
     if not args.database_url.startswith("postgresql"):
@@ -341,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
         print(out.getvalue())
     c = result.counts
+    if result.status != "done":  # a failed import is no figure
+        raise SystemExit(f"the import did not finish: {result.status}: {result.message}")
     rate = args.rows / seconds
     lines = [
         f"- existing customers: {args.existing:,} (setup by COPY in {setup_s:.1f} s, not counted)",

@@ -13,16 +13,15 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from core import pii
 from crm.importer import dedup, writer
 from crm.importer.headers import HeaderMap
 from crm.importer.rows import parse_row
 
-# One prepared new-to-this-file row: (position in the batch, phone index, ID index, row number,
-# source, region, customer type, the customer's column values for writer.insert_new).
-Fresh = tuple[int, str | None, str | None, int, str, str | None, str, tuple[object, ...]]
+# One prepared new-to-this-file row: (position in the batch, row number, the customer's column
+# values for writer.insert_new, PII sealed: writer.stage_row, and the same as COPY text when asked).
+Fresh = tuple[int, int, tuple[object, ...], str | None]
 
 
 @dataclass
@@ -39,51 +38,41 @@ class Batch:
 class Preparer:
     """The file-wide state of preparing: header, default source, grades, cipher, identifiers seen."""
 
-    def __init__(self, header: HeaderMap, source: str, grades: frozenset[str], ring: pii.Keyring) -> None:
+    def __init__(self, header: HeaderMap, source: str, grades: frozenset[str], ring: pii.Keyring,
+                 copy_text: bool = False) -> None:
         self.header, self.source, self.grades = header, source, grades
         self.sealer = writer.Sealer(ring)
-        self.seen = dedup.SeenInFile()
+        self.seen: dict[str, int] = {}  # blind index -> the row number that brought it first
+        self.copy_text = copy_text  # PostgreSQL: also the row as COPY text (writer.copy_fields)
 
     def batch(self, rows: list[tuple[int, list[object]]]) -> Batch:
         header, source, grades, sealer, seen = self.header, self.source, self.grades, self.sealer, self.seen
-        index = sealer.index
+        index, stage_row, seen_get = sealer.index, writer.stage_row, seen.get
+        text = writer.copy_fields if self.copy_text else None
         out = Batch(rows=len(rows))
+        fresh, problems = out.fresh, out.problems
         for pos, (row_number, cells) in enumerate(rows):
-            parsed = parse_row(header, row_number, cells, default_source=source, grades=grades)
-            if isinstance(parsed, list):
+            lead = parse_row(header, row_number, cells, default_source=source, grades=grades)
+            if lead.__class__ is list:
                 out.errors += 1
-                out.problems.append((pos, "error", "；".join(parsed)))
+                problems.append((pos, "error", "；".join(lead)))  # type: ignore[arg-type]
                 continue
-            phone_index = index(pii.PHONE, parsed.phone) if parsed.phone else None
-            id_index = index(pii.ID_NUMBER, parsed.id_number) if parsed.id_number else None
-            keys = (("phone", phone_index), ("id_number", id_index))
-            earlier = seen.first_row(keys)
+            phone_index = index(pii.PHONE, lead.phone) if lead.phone else None  # type: ignore[union-attr]
+            id_index = index(pii.ID_NUMBER, lead.id_number) if lead.id_number else None  # type: ignore[union-attr]
+            earlier, kind = (seen_get(phone_index), "phone") if phone_index is not None else (None, "")
+            if earlier is None and id_index is not None:
+                earlier, kind = seen_get(id_index), "id_number"
             if earlier is not None:
                 out.duplicates_in_file += 1
-                out.problems.append((pos, "duplicate_in_file",
-                                     f"与第 {earlier[0]} 行重复（{dedup.LABELS[earlier[1]]}相同），未重复导入"))
+                problems.append((pos, "duplicate_in_file", f"与第 {earlier} 行重复（{dedup.LABELS[kind]}相同），未重复导入"))
                 continue
-            seen.add(row_number, keys)
-            prepared = writer.Prepared(parsed, phone_index, id_index)
-            out.fresh.append((pos, phone_index, id_index, row_number, parsed.source, parsed.region,
-                              parsed.customer_type, writer.stage_row(sealer, prepared)))
+            if phone_index is not None:
+                seen[phone_index] = row_number
+            if id_index is not None:
+                seen[id_index] = row_number
+            row = stage_row(sealer, lead, phone_index, id_index)  # type: ignore[arg-type]
+            fresh.append((pos, row_number, row, text(row) if text else None))
         return out
-
-
-class LeadRef(NamedTuple):
-    """What the writer reads of a lead (:class:`crm.importer.rows.Lead`'s fields of these names);
-    no plaintext identifiers, and a tuple: cheap to build for every row."""
-
-    row_number: int
-    source: str
-    region: str | None
-    customer_type: str
-
-
-def prepared(item: Fresh) -> writer.Prepared:
-    """The importer's view of a prepared row (no plaintext identifiers: only what writing needs)."""
-    _pos, phone_index, id_index, row_number, source, region, customer_type, _row = item
-    return writer.Prepared(LeadRef(row_number, source, region, customer_type), phone_index, id_index)  # type: ignore[arg-type]
 
 
 # --- the worker process ---------------------------------------------------------------------------
@@ -91,9 +80,9 @@ def prepared(item: Fresh) -> writer.Prepared:
 _worker: Preparer | None = None
 
 
-def _start(header: HeaderMap, source: str, grades: frozenset[str], ring: pii.Keyring) -> None:
+def _start(header: HeaderMap, source: str, grades: frozenset[str], ring: pii.Keyring, copy_text: bool) -> None:
     global _worker
-    _worker = Preparer(header, source, grades, ring)
+    _worker = Preparer(header, source, grades, ring, copy_text)
 
 
 def _run(rows: list[tuple[int, list[object]]]) -> Batch:
@@ -104,8 +93,9 @@ def _run(rows: list[tuple[int, list[object]]]) -> Batch:
 class InProcess:
     """Prepare batches here, one at a time (SQLite, small files)."""
 
-    def __init__(self, header: HeaderMap, source: str, grades: frozenset[str], ring: pii.Keyring) -> None:
-        self._preparer = Preparer(header, source, grades, ring)
+    def __init__(self, header: HeaderMap, source: str, grades: frozenset[str], ring: pii.Keyring,
+                 copy_text: bool = False) -> None:
+        self._preparer = Preparer(header, source, grades, ring, copy_text)
 
     def submit(self, rows: list[tuple[int, list[object]]]) -> Future[Batch]:
         future: Future[Batch] = Future()
@@ -119,11 +109,12 @@ class InProcess:
 class WorkerProcess:
     """Prepare batches in one separate process, in order (one worker: the file-wide state stays whole)."""
 
-    def __init__(self, header: HeaderMap, source: str, grades: frozenset[str], ring: pii.Keyring) -> None:
+    def __init__(self, header: HeaderMap, source: str, grades: frozenset[str], ring: pii.Keyring,
+                 copy_text: bool = False) -> None:
         # spawn: a fresh interpreter, nothing of this process' threads or database connections; the
         # key ring goes down the pipe (the worker reads no settings)
         self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_start, initargs=(header, source, grades, ring))
+                                         initializer=_start, initargs=(header, source, grades, ring, copy_text))
 
     def submit(self, rows: list[tuple[int, list[object]]]) -> Future[Batch]:
         return self._pool.submit(_run, rows)

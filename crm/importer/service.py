@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock, outbox, pii
@@ -34,7 +35,7 @@ from core.errors import AppError, ValidationFailed
 from core.settings import get_settings
 from crm import customers, notify, scope
 from crm.exceptions import PoolNotFound
-from crm.importer import dedup, prepare, sources, writer
+from crm.importer import dedup, merge, prepare, sources, writer
 from crm.importer.errors import AllocationUnavailable, ImportFileEmpty, ImportJobNotFound
 from crm.importer.headers import find_header
 from crm.importer.report import Problem, ProblemReport
@@ -45,7 +46,9 @@ log = logging.getLogger(__name__)
 
 TASK = "crm.import_leads"
 DEFAULT_SOURCE = "import"
-BATCH_SIZE = 5000
+BATCH_SIZE = 10_000
+FIRST_BATCH = 2000  # the first batches are smaller (then doubling): the writer starts sooner
+GIL_SWITCH_SECONDS = 0.0005  # while the writer thread runs beside the CPU-bound reader (see _Run.run)
 WORKER_PROCESS_ROWS = 20_000  # from this size (PostgreSQL) rows are prepared in a worker process
 HEADER_SCAN = 10  # leading non-empty rows searched for the header (a title row may sit above it)
 COUNTERS = ("processed", "created", "duplicates_in_file", "duplicates_existing", "collisions", "errors", "assigned")
@@ -125,7 +128,8 @@ class _Pending:
     """One batch as the reading thread hands it to the writing one: the rows that are new to this
     file (with their sealed database values), and the problem lines found so far (report)."""
 
-    fresh: list[tuple[writer.Prepared, tuple[object, ...], list[object]]] = field(default_factory=list)
+    # row number, stage row (writer.stage_row), the file's cells, the row as COPY text (PostgreSQL)
+    fresh: list[tuple[int, tuple[object, ...], list[object], str | None]] = field(default_factory=list)
     problems: list[tuple[int, str, str, list[object]]] = field(default_factory=list)
     rows: int = 0
     errors: int = 0
@@ -292,13 +296,19 @@ class _Run:
         with unit_of_work() as session:
             threaded = is_postgres(session)
         kind = prepare.WorkerProcess if worker_process else prepare.InProcess
-        preparer = kind(header, self.job.source, self.grades, pii.keyring())
+        preparer = kind(header, self.job.source, self.grades, pii.keyring(), threaded)
         ahead = 2 if kind is prepare.WorkerProcess else 1  # batches handed to the preparer at once
+        # The writer thread waits on the server most of the time and needs the GIL only briefly after
+        # each answer; the reading thread never blocks. With Python's default 5 ms switch interval the
+        # writer would wait up to 5 ms for the GIL after every answer (dozens a batch), idling the server.
+        switch = sys.getswitchinterval()
+        if threaded:
+            sys.setswitchinterval(min(switch, GIL_SWITCH_SECONDS))
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrm-import") as pool:
                 in_flight: Future[_Written] | None = None
                 queue: deque[tuple[Future[prepare.Batch], list[tuple[int, list[object]]]]] = deque()
-                chunks = _chunks(data, self.batch_size)
+                chunks = _chunks(data, self.batch_size, first=FIRST_BATCH)
                 while True:
                     t0 = time.perf_counter()
                     chunk = next(chunks, None)
@@ -321,6 +331,7 @@ class _Run:
                 if in_flight is not None:
                     self._collect(self._wait(in_flight))
         finally:
+            sys.setswitchinterval(switch)
             preparer.close()
         if self.counts["processed"] == 0:
             raise ImportFileEmpty("文件只有表头，没有数据行")
@@ -334,58 +345,42 @@ class _Run:
             self.timings["wait"] += time.perf_counter() - t0
 
     def _write(self, pending: _Pending) -> _Written:
-        """One transaction: match existing customers, create the new ones, record duplicates and
-        collisions, assign, and move the job's counters; all of it or none of it."""
+        """One transaction: match existing customers, create the new ones, merge the existing ones
+        (fill blanks, collisions), assign, and move the job's counters; all of it or none of it."""
         later = pending.problems
         step = {"processed": pending.rows, "errors": pending.errors,
                 "duplicates_in_file": pending.duplicates_in_file,
                 "created": 0, "duplicates_existing": 0, "collisions": 0, "assigned": 0}
         clock_ = time.perf_counter
         t = self.timings
+        key = writer.key
         with unit_of_work() as session:
             t0 = clock_()
             now = clock.now()
             fresh = pending.fresh
-            found = self._existing(session, [p for p, _, _ in fresh])
-            new = [(p, row) for p, row, _ in fresh if dedup.oldest_match(found, _keys(p)) is None]
+            found = self._existing(session, [item[1] for item in fresh])
+            if found:
+                p_i, i_i = writer.PHONE_INDEX, writer.ID_INDEX
+                new = [item for item in fresh if not ((item[1][p_i] and item[1][p_i] in found)
+                                                      or (item[1][i_i] and item[1][i_i] in found))]
+            else:
+                new = fresh
+            new_rows = [item[1] for item in new]
             t1 = clock_()
-            owners, protect = self._plan(session, [p for p, _ in new], now)
+            owners, protect = self._plan(session, new_rows, now)
             t2 = clock_()
-            created = writer.insert_new(session, [row for _, row in new], pool_id=self.pool_id,
-                                        actor_staff_id=self.job.created_by, now=now, owners=owners,
-                                        protected_until=protect)
+            texts = [item[3] for item in new] if new and new[0][3] is not None else None
+            created = writer.insert_new(session, new_rows, pool_id=self.pool_id, actor_staff_id=self.job.created_by,
+                                        now=now, owners=owners, protected_until=protect, texts=texts)
             t3 = clock_()
-            lost = [p for p, _ in new if p.key not in created]
-            if lost:  # created by another channel between our lookup and our insert
-                found.update(self._existing(session, lost))
-            merged: list[dict[str, Any]] = []
-            collided: list[dedup.Existing] = []
-            for prepared, _row, cells in fresh:
-                if prepared.key in created:
-                    continue
-                match = dedup.oldest_match(found, _keys(prepared))
-                assert match is not None
-                merged.append({"customer_id": match.id, "at": now, "kind": "merged",
-                               "summary": f"重复线索已合并（来源：{prepared.lead.source}）",
-                               "actor_staff_id": self.job.created_by,
-                               "data": {"channel": writer.CHANNEL, "filled": [], "import_job_id": self.job.id}})
-                if match.owner_id is not None and match.owner_id != self.job.created_by:
-                    collided.append(match)
-                    later.append((prepared.lead.row_number, "collision",
-                                  f"撞单：客户已由其他销售跟进（客户 #{match.id}），归属不变，双方已收到提醒", cells))
-                else:
-                    where = "公海" if match.owner_id is None else "您名下"
-                    later.append((prepared.lead.row_number, "duplicate_existing",
-                                  f"客户已存在（客户 #{match.id}，{where}），未重复导入", cells))
-            step["collisions"] = len(collided)
-            step["duplicates_existing"] = len(merged) - len(collided)
-            _insert_rows(session, CustomerEvent, merged)
-            if collided:
-                self._record_collisions(session, collided, now)
+            if len(created) < len(new):  # created by another channel between our lookup and our insert
+                found.update(self._existing(session, [row for row in new_rows if key(row) not in created]))
+            if len(created) < len(fresh):
+                self._merge(session, [item for item in fresh if key(item[1]) not in created], found, later, step, now)
             step["created"] = len(created)
             if owners is not None:
-                done = {created[p.key]: owner for (p, _), owner in zip(new, owners, strict=True)
-                        if owner is not None and p.key in created}
+                done = {created[key(row)]: owner for row, owner in zip(new_rows, owners, strict=True)
+                        if owner is not None and key(row) in created}
                 if done:
                     self.allocation.notify_owners(session, done, self.actor)
                 step["assigned"] = len(done)
@@ -400,7 +395,35 @@ class _Run:
         t["commit"] += t5 - t4
         return _Written(step, later)
 
-    def _plan(self, session: Session, new: list[writer.Prepared], now: datetime
+    def _merge(self, session: Session, items: list[tuple[int, tuple[object, ...], list[object], str | None]],
+               found: dict[str, dedup.Existing], later: list[tuple[int, str, str, list[object]]],
+               step: dict[str, int], now: datetime) -> None:
+        """The rows that are people already in the database: blanks filled, a "merged" event each,
+        collisions (someone else's customer) recorded and told, a report line each."""
+        merges: list[merge.Merge] = []
+        for row_number, row, cells, _text in items:
+            match, taken = merge.match_for(found, row)
+            assert match is not None
+            merges.append(merge.Merge(row_number, row, cells, match, taken))
+        merge.write(session, merges, actor_staff_id=self.job.created_by, job_id=self.job.id, now=now)
+        collided: list[dedup.Existing] = []
+        for m in merges:
+            match = m.match
+            if match.owner_id is not None and match.owner_id != self.job.created_by:
+                collided.append(match)
+                later.append((m.row_number, "collision",
+                              f"撞单：客户已由其他销售跟进（客户 #{match.id}），归属不变，双方已收到提醒", m.cells))
+            else:
+                where = "公海" if match.owner_id is None else "您名下"
+                filled = f"，已补充：{'、'.join(merge.LABELS[f] for f in m.filled)}" if m.filled else ""
+                later.append((m.row_number, "duplicate_existing",
+                              f"客户已存在（客户 #{match.id}，{where}），未重复导入{filled}", m.cells))
+        step["collisions"] = len(collided)
+        step["duplicates_existing"] = len(merges) - len(collided)
+        if collided:
+            self._record_collisions(session, collided, now)
+
+    def _plan(self, session: Session, new: list[tuple[object, ...]], now: datetime
               ) -> tuple[list[int | None] | None, datetime | None]:
         """Owners for the batch's new leads, decided before they are written (None: no assignment)."""
         if self.allocation is None or not new:
@@ -408,8 +431,10 @@ class _Run:
         # source None: each lead's own source (the file's 来源 column may vary) matches the rules
         mode = None if self.job.assign_mode == ASSIGN_BY_RULES else self.job.assign_mode
         allocation = self.allocation
-        owners = allocation.plan(session, [allocation.LeadFacts(p.lead.source, p.lead.region, p.lead.customer_type)
-                                           for p in new], pool_id=self.pool_id, mode=mode, source=None)
+        facts = allocation.LeadFacts
+        s_i, r_i, c_i = writer.SOURCE, writer.REGION, writer.CUSTOMER_TYPE
+        owners = allocation.plan(session, [facts(row[s_i], row[r_i], row[c_i]) for row in new],
+                                 pool_id=self.pool_id, mode=mode, source=None)
         return owners, allocation.protection_until(session, self.pool_id, now)
 
     def _collect(self, written: _Written) -> None:
@@ -425,10 +450,10 @@ class _Run:
         """What :func:`crm.customers.record_collision` writes, set-based: the collision rows and the
         customers' "collision" events; each owner is told once per batch, the importer once per batch."""
         claimant = self.job.created_by
-        _insert_rows(session, Collision, [
+        merge.insert_rows(session, Collision, [
             {"customer_id": m.id, "owner_id": m.owner_id, "claimant_id": claimant, "source": self.job.source[:40],
              "channel": writer.CHANNEL, "at": now} for m in collided])
-        _insert_rows(session, CustomerEvent, [
+        merge.insert_rows(session, CustomerEvent, [
             {"customer_id": m.id, "at": now, "kind": "collision", "summary": "撞单：其他销售录入了该客户，归属不变",
              "actor_staff_id": claimant} for m in collided])
         names = dict(session.execute(select(Staff.id, Staff.display_name).where(
@@ -455,9 +480,10 @@ class _Run:
             notify.notify(session, claimant, "collision", "撞单提醒", body,
                           customer_id=collided[0].id if len(collided) == 1 else None)
 
-    def _existing(self, session: Session, prepared: list[writer.Prepared]) -> dict[str, dedup.Existing]:
-        phones = [p.phone_index for p in prepared if p.phone_index]
-        ids = [p.id_index for p in prepared if p.id_index]
+    def _existing(self, session: Session, rows: list[tuple[object, ...]]) -> dict[str, dedup.Existing]:
+        p_i, i_i = writer.PHONE_INDEX, writer.ID_INDEX
+        phones = [row[p_i] for row in rows if row[p_i]]
+        ids = [row[i_i] for row in rows if row[i_i]]
         chunk = 500 if session.get_bind().dialect.name == "sqlite" else 5000
         return dedup.find_existing(session, phones, ids, chunk=chunk)
 
@@ -477,31 +503,25 @@ class _Run:
                          actor=self.actor)
 
 
-def _chunks(data: Iterator[tuple[int, list[object]]], size: int) -> Iterator[list[tuple[int, list[object]]]]:
-    while chunk := list(itertools.islice(data, size)):
+def _chunks(data: Iterator[tuple[int, list[object]]], size: int, *, first: int | None = None
+            ) -> Iterator[list[tuple[int, list[object]]]]:
+    """Batches of ``size`` rows; with ``first``, the first ones smaller (first, then doubling)."""
+    step = min(size, first or size)
+    while chunk := list(itertools.islice(data, step)):
         yield chunk
+        step = min(size, step * 2)
 
 
 def _pending(future: Future[prepare.Batch], rows: list[tuple[int, list[object]]]) -> _Pending:
     """A prepared batch, with the file's cells put back beside its rows (for the problem report)."""
     batch = future.result()
-    return _Pending(fresh=[(prepare.prepared(item), item[7], rows[item[0]][1]) for item in batch.fresh],
+    return _Pending(fresh=[(number, row, rows[pos][1], text) for pos, number, row, text in batch.fresh],
                     problems=[(rows[pos][0], kind, message, rows[pos][1]) for pos, kind, message in batch.problems],
                     rows=batch.rows, errors=batch.errors, duplicates_in_file=batch.duplicates_in_file)
 
 
 def _label(m: dedup.Existing) -> str:
     return m.name or m.phone_masked or f"#{m.id}"
-
-
-def _insert_rows(session: Session, table: type, rows: list[dict[str, Any]], chunk: int = 1000) -> None:
-    """Multi-row INSERT … VALUES in chunks: one statement per chunk, not one per row."""
-    for start in range(0, len(rows), chunk):
-        session.execute(insert(table).values(rows[start:start + chunk]))
-
-
-def _keys(p: writer.Prepared) -> tuple[tuple[str, str | None], ...]:
-    return (("phone", p.phone_index), ("id_number", p.id_index))
 
 
 def import_file(path: Path, *, source: str | None = None, assign_mode: str | None = None,

@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
@@ -81,10 +80,16 @@ def _char_initial(ch: str) -> str | None:
     return customers.initials(ch) if ord(ch) in PINYIN_DICT else None
 
 
-def _phrases() -> dict[str, object]:
-    from pypinyin.constants import PHRASES_DICT
+_PHRASES: dict[str, object] = {}
+_CHAR_INITIALS: dict[str, str | None] = {}  # one entry per distinct character met (a few thousand at most)
 
-    return PHRASES_DICT
+
+def _phrases() -> dict[str, object]:
+    if not _PHRASES:
+        from pypinyin.constants import PHRASES_DICT
+
+        _PHRASES.update(PHRASES_DICT)
+    return _PHRASES
 
 
 def initials(name: str) -> str:
@@ -95,29 +100,22 @@ def initials(name: str) -> str:
     n = len(name)
     if not 0 < n <= 8:
         return _initials_slow(name)
-    phrases = _phrases()
-    for i in range(n - 1):
-        for j in range(i + 2, n + 1):
-            if name[i:j] in phrases:
-                return _initials_slow(name)
-    out = []
+    if n > 1:
+        phrases = _PHRASES or _phrases()
+        for i in range(n - 1):
+            for j in range(i + 2, n + 1):
+                if name[i:j] in phrases:
+                    return _initials_slow(name)
+    out = ""
+    cache = _CHAR_INITIALS
     for ch in name:
-        initial = _char_initial(ch)
+        initial = cache.get(ch, "")
+        if initial == "":
+            initial = cache[ch] = _char_initial(ch)
         if initial is None:
             return _initials_slow(name)
-        out.append(initial)
-    return "".join(out)[:64]
-
-
-@dataclass(slots=True)
-class Prepared:
-    lead: Lead
-    phone_index: str | None
-    id_index: str | None
-
-    @property
-    def key(self) -> str:
-        return self.phone_index or self.id_index or ""
+        out += initial
+    return out[:64]
 
 
 _STAGE_COLUMNS = (
@@ -126,69 +124,168 @@ _STAGE_COLUMNS = (
     "demand_purpose", "grade", "note",
 )
 _STAGE_TYPES = ("integer", *["text"] * 11, "bigint", "integer", "text", "text", "text")
+# Positions in a stage row (the customer's column values, ``_CUSTOMER_COLUMNS``).
+NAME, INITIALS, PHONE_ENC, PHONE_INDEX, PHONE_MASKED, ID_ENC, ID_INDEX, ID_MASKED, SOURCE, REGION, CUSTOMER_TYPE, \
+    AMOUNT, TERM, PURPOSE, GRADE, NOTE = range(16)
 
 
-def stage_row(sealer: Sealer, p: Prepared) -> tuple[object, ...]:
+def stage_row(sealer: Sealer, lead: Lead, phone_index: str | None, id_index: str | None) -> tuple[object, ...]:
     """The customer's column values (``_CUSTOMER_COLUMNS``), PII sealed."""
-    lead = p.lead
-    phone = (sealer.seal(pii.PHONE, lead.phone), p.phone_index, pii.mask_phone(lead.phone)) if lead.phone \
-        else (None, None, None)
-    ident = (sealer.seal(pii.ID_NUMBER, lead.id_number), p.id_index, pii.mask_id_number(lead.id_number)) \
-        if lead.id_number else (None, None, None)
-    return (lead.name, initials(lead.name), *phone, *ident, lead.source, lead.region, lead.customer_type,
-            lead.demand_amount, lead.demand_term_months, lead.demand_purpose, lead.grade, lead.note)
+    phone, ident = lead.phone, lead.id_number
+    return (lead.name, initials(lead.name),
+            *((sealer.seal(pii.PHONE, phone), phone_index, pii.mask_phone(phone)) if phone else (None, None, None)),
+            *((sealer.seal(pii.ID_NUMBER, ident), id_index, pii.mask_id_number(ident)) if ident
+              else (None, None, None)),
+            lead.source, lead.region, lead.customer_type, lead.demand_amount, lead.demand_term_months,
+            lead.demand_purpose, lead.grade, lead.note)
+
+
+def key(row: tuple[object, ...]) -> str:
+    """A stage row's identity key: its phone index, else its ID index (what :func:`insert_new` answers by)."""
+    return row[PHONE_INDEX] or row[ID_INDEX]  # type: ignore[return-value]
 
 
 def insert_new(session: Session, rows: list[tuple[object, ...]], *, pool_id: int,
                actor_staff_id: int | None, now: datetime, owners: list[int | None] | None = None,
-               protected_until: datetime | None = None) -> dict[str, int]:
+               protected_until: datetime | None = None, texts: list[str] | None = None) -> dict[str, int]:
     """Create customers from :func:`stage_row` tuples; returns identity key (phone index, else ID
     index) -> new id. A row missing from the answer conflicted with a customer created meanwhile.
-    ``owners``: one planned owner (or None: into the pool) per row."""
+    ``owners``: one planned owner (or None: into the pool) per row. ``texts``: the rows already in
+    COPY text (:func:`copy_fields`, done while preparing), for PostgreSQL."""
     if not rows:
         return {}
     owners = owners if owners is not None else [None] * len(rows)
     if is_postgres(session):
         return _insert_postgres(session, rows, owners, pool_id=pool_id, actor_staff_id=actor_staff_id, now=now,
-                                protected_until=protected_until)
+                                protected_until=protected_until,
+                                texts=texts if texts is not None else [copy_fields(row) for row in rows])
     return _insert_generic(session, rows, owners, pool_id=pool_id, actor_staff_id=actor_staff_id, now=now,
                            protected_until=protected_until)
 
 
 _CUSTOMER_COLUMNS = _STAGE_COLUMNS[1:]
+_NULL = "\\N"  # COPY's NULL (text format)
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value: object) -> str:
+    """One value in COPY's text format."""
+    if value is None:
+        return _NULL
+    return value.translate(_COPY_ESCAPES) if isinstance(value, str) else str(value)
+
+
+def copy_fields(row: tuple[object, ...]) -> str:
+    """A :func:`stage_row` tuple as COPY text (tab-separated). The free-text values (name, source,
+    region, purpose, note; the rest are digits, enum values, masks, base64 and hex) are checked
+    together for the four characters COPY escapes; the rare row that has one is escaped value by value."""
+    probe = f"{row[0]}{row[8]}{row[9]}{row[13]}{row[15]}"
+    if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
+        return "\t".join(map(_copy_value, row))
+    return "\t".join([_NULL if v is None else v if v.__class__ is str else str(v) for v in row])
 
 
 def _insert_postgres(session: Session, rows: list[tuple[object, ...]], owners: list[int | None], *, pool_id: int,
-                     actor_staff_id: int | None, now: datetime, protected_until: datetime | None) -> dict[str, int]:
+                     actor_staff_id: int | None, now: datetime, protected_until: datetime | None,
+                     texts: list[str]) -> dict[str, int]:
     from psycopg.errors import UniqueViolation
 
     raw = session.connection().connection.driver_connection
-    cols = ", ".join(_CUSTOMER_COLUMNS)
-    stage_def = ", ".join(f"{c} {t}" for c, t in zip(_STAGE_COLUMNS, _STAGE_TYPES, strict=True))
+    names = _owner_names(session, owners)
     with raw.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS scrm_import_stage ({stage_def}, owner_id bigint) ON COMMIT DROP")
-        cur.execute("TRUNCATE scrm_import_stage")
-        with cur.copy(f"COPY scrm_import_stage ({', '.join(_STAGE_COLUMNS)}, owner_id) FROM STDIN") as copy:
-            write = copy.write_row
-            for seq, (row, owner) in enumerate(zip(rows, owners, strict=True)):
-                write((seq, *row, owner))
-        params = {"stage": Stage.NEW.value, "pool_status": CustomerStatus.POOL.value,
-                  "owned": CustomerStatus.OWNED.value, "pool": pool_id, "now": now, "protect": protected_until,
-                  "channel": CHANNEL, "actor": actor_staff_id, "data": json.dumps(EVENT_DATA)}
-        # Plain INSERT first (a speculative ON CONFLICT insertion costs ~15% more on every row): the
-        # rows were matched against the database just before. Only if another channel created one of
-        # these people in between does the batch go again, skipping the conflicts.
+        # COPY straight into the tables (ids drawn from the sequence first): the rows were matched
+        # against the database just before. If another channel created one of these people in
+        # between, the unique index refuses the COPY and the batch goes again, skipping the conflicts.
         cur.execute("SAVEPOINT scrm_import_create")
         try:
-            cur.execute(_CREATE_SQL.format(cols=cols, conflict=""), params)
-            created = dict(cur.fetchall())
+            created = _copy_postgres(cur, rows, texts, owners, names, pool_id=pool_id,
+                                     actor_staff_id=actor_staff_id, now=now, protected_until=protected_until)
         except UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT scrm_import_create")
         else:
             cur.execute("RELEASE SAVEPOINT scrm_import_create")
             return created
-        cur.execute(_CREATE_SQL.format(cols=cols, conflict="ON CONFLICT DO NOTHING"), params)
-        return dict(cur.fetchall())
+        return _insert_skipping_conflicts(cur, rows, owners, pool_id=pool_id, actor_staff_id=actor_staff_id,
+                                          now=now, protected_until=protected_until)
+
+
+def _owner_names(session: Session, owners: list[int | None]) -> dict[int, str]:
+    ids = {o for o in owners if o is not None}
+    if not ids:
+        return {}
+    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(ids))).all())
+
+
+_SLICE = 1000  # rows per write of COPY data
+_IDS_SQL = ("SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence('customer', 'id')::regclass AS seq) AS s, "
+            "generate_series(1, %s)")
+_COPY_CUSTOMER = (f"COPY customer (id, {', '.join(_CUSTOMER_COLUMNS)}, owner_id, stage, status, pool_id, assigned_at, "
+                  "protected_until, created_at, updated_at, stage_changed_at) FROM STDIN")
+_COPY_OWNER_CHANGE = ("COPY customer_owner_change (customer_id, from_owner_id, to_owner_id, from_pool_id, to_pool_id, "
+                      "reason, note, by_staff_id, at) FROM STDIN")
+_COPY_EVENT = "COPY customer_event (customer_id, at, kind, summary, actor_staff_id, data) FROM STDIN"
+
+
+def _copy_postgres(cur, rows: list[tuple[object, ...]], texts: list[str],  # noqa: ANN001 - a psycopg cursor
+                   owners: list[int | None], names: dict[int, str], *, pool_id: int, actor_staff_id: int | None,
+                   now: datetime, protected_until: datetime | None) -> dict[str, int]:
+    """The rows :func:`crm.customers.intake` writes (customer, "create" history, "created" event),
+    as three COPYs; the per-owner and per-source parts of each line are formatted once, and the
+    data goes in slices, so the server is already storing rows while the next slice is formatted."""
+    ids = [r[0] for r in cur.execute(_IDS_SQL, (len(rows),)).fetchall()]
+    at = now.isoformat()
+    actor = _NULL if actor_staff_id is None else str(actor_staff_id)
+    protect = _NULL if protected_until is None else protected_until.isoformat()
+    status_part = {None: f"{_NULL}\t{Stage.NEW.value}\t{CustomerStatus.POOL.value}\t{pool_id}\t{_NULL}\t{_NULL}"}
+    for owner in set(owners):
+        if owner is not None:
+            status_part[owner] = f"{owner}\t{Stage.NEW.value}\t{CustomerStatus.OWNED.value}\t{_NULL}\t{at}\t{protect}"
+    stamps = f"{at}\t{at}\t{at}"
+    encoding = cur.connection.info.encoding
+    with cur.copy(_COPY_CUSTOMER) as copy:
+        for start in range(0, len(rows), _SLICE):
+            end = start + _SLICE
+            copy.write("".join([f"{cid}\t{text}\t{status_part[owner]}\t{stamps}\n" for cid, text, owner
+                                in zip(ids[start:end], texts[start:end], owners[start:end], strict=True)])
+                       .encode(encoding))
+    history: dict[tuple[int | None, str], str] = {}
+    timeline: dict[tuple[int | None, str], str] = {}
+    data = _copy_value(json.dumps(EVENT_DATA))
+    for key in {(owner, row[8]) for row, owner in zip(rows, owners, strict=True)}:
+        owner, source = key
+        note = _copy_value(f"{CHANNEL}:{source}"[:200])
+        if owner is None:
+            history[key] = f"{_NULL}\t{_NULL}\t{_NULL}\t{pool_id}\tcreate\t{note}\t{actor}\t{at}"
+        else:
+            history[key] = f"{_NULL}\t{owner}\t{pool_id}\t{_NULL}\tcreate\t{note}\t{actor}\t{at}"
+        summary = f"新客户（来源：{source}）" + (f"，分配给 {names.get(owner, owner)}" if owner is not None else "")
+        timeline[key] = f"{at}\tcreated\t{_copy_value(summary[:300])}\t{actor}\t{data}"
+    keys = [(owner, row[8]) for row, owner in zip(rows, owners, strict=True)]
+    with cur.copy(_COPY_OWNER_CHANGE) as copy:
+        copy.write("".join([f"{cid}\t{history[k]}\n" for cid, k in zip(ids, keys, strict=True)]).encode(encoding))
+    with cur.copy(_COPY_EVENT) as copy:
+        copy.write("".join([f"{cid}\t{timeline[k]}\n" for cid, k in zip(ids, keys, strict=True)]).encode(encoding))
+    return {(row[3] or row[6]): cid for cid, row in zip(ids, rows, strict=True)}
+
+
+def _insert_skipping_conflicts(cur, rows: list[tuple[object, ...]], owners: list[int | None], *,  # noqa: ANN001
+                               pool_id: int, actor_staff_id: int | None, now: datetime,
+                               protected_until: datetime | None) -> dict[str, int]:
+    """The batch again after a conflict: COPY into a temporary table, then one statement inserts the
+    customers ``ON CONFLICT DO NOTHING`` and, from its RETURNING set, the history and timeline rows."""
+    cols = ", ".join(_CUSTOMER_COLUMNS)
+    stage_def = ", ".join(f"{c} {t}" for c, t in zip(_STAGE_COLUMNS, _STAGE_TYPES, strict=True))
+    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS scrm_import_stage ({stage_def}, owner_id bigint) ON COMMIT DROP")
+    cur.execute("TRUNCATE scrm_import_stage")
+    with cur.copy(f"COPY scrm_import_stage ({', '.join(_STAGE_COLUMNS)}, owner_id) FROM STDIN") as copy:
+        write = copy.write_row
+        for seq, (row, owner) in enumerate(zip(rows, owners, strict=True)):
+            write((seq, *row, owner))
+    params = {"stage": Stage.NEW.value, "pool_status": CustomerStatus.POOL.value,
+              "owned": CustomerStatus.OWNED.value, "pool": pool_id, "now": now, "protect": protected_until,
+              "channel": CHANNEL, "actor": actor_staff_id, "data": json.dumps(EVENT_DATA)}
+    cur.execute(_CREATE_SQL.format(cols=cols), params)
+    return dict(cur.fetchall())
 
 
 _CREATE_SQL = """
@@ -202,7 +299,7 @@ _CREATE_SQL = """
                CASE WHEN owner_id IS NOT NULL THEN %(protect)s::timestamptz END,
                %(now)s, %(now)s, %(now)s
         FROM scrm_import_stage ORDER BY seq
-        {conflict}
+        ON CONFLICT DO NOTHING
         RETURNING id, owner_id, source, phone_index, id_number_index
     ), oc AS (
         INSERT INTO customer_owner_change (customer_id, from_owner_id, to_owner_id, from_pool_id, to_pool_id,
@@ -213,7 +310,7 @@ _CREATE_SQL = """
     ), ev AS (
         INSERT INTO customer_event (customer_id, at, kind, summary, actor_staff_id, data)
         SELECT ins.id, %(now)s, 'created',
-               '新客户（来源：' || ins.source || '）' || coalesce('，分配给 ' || s.display_name, ''),
+               left('新客户（来源：' || ins.source || '）' || coalesce('，分配给 ' || s.display_name, ''), 300),
                %(actor)s, %(data)s::json
         FROM ins LEFT JOIN staff AS s ON s.id = ins.owner_id
     )
