@@ -22,6 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import mul
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -88,6 +89,7 @@ def generate_key() -> str:
 _PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_ID_ZEROS = ord("0") * sum(_ID_WEIGHTS)
 
 
 def _fold(text: str) -> str:
@@ -110,9 +112,10 @@ def normalize_phone(raw: str) -> str:
 
 def id_checksum_ok(id_number: str) -> bool:
     """GB 11643 (ISO 7064 MOD 11-2) check digit of an 18-character resident ID number."""
-    if len(id_number) != 18 or not id_number[:17].isdigit():
+    body = id_number[:17]
+    if len(id_number) != 18 or not (body.isascii() and body.isdigit()):
         return False
-    total = sum(int(d) * w for d, w in zip(id_number[:17], _ID_WEIGHTS, strict=True))
+    total = sum(map(mul, _ID_WEIGHTS, body.encode())) - _ID_ZEROS  # digits as their ASCII codes, less 48 each
     return _ID_CHECK[total % 11] == id_number[17]
 
 

@@ -19,7 +19,7 @@ import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import case, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
@@ -214,6 +214,19 @@ def _round_robin(session: Session, key: str, members: list[_Member], rows: list[
     cursor = _cursor(session, key)
     last = cursor.last_staff_id
     pos = next((i for i, m in enumerate(ring) if last is not None and m.id > last), 0) if last is not None else 0
+    size, n = len(ring), len(rows)
+    turns, extra = divmod(n, size)
+    if all(m.remaining >= turns + (extra > 0) for m in ring):
+        # Nobody can run out during this deal: the loop below would give row i to ring[pos + i],
+        # so give it so at once (a batch import deals thousands of leads here).
+        ids = [m.id for m in ring]
+        out.update(zip([row.id for row in rows], [ids[(pos + i) % size] for i in range(n)], strict=True))
+        for j, member in enumerate(ring):
+            got = turns + ((j - pos) % size < extra)
+            member.remaining -= got
+            member.load += got
+        cursor.last_staff_id, cursor.updated_at = ids[(pos + n - 1) % size], clock.now()
+        return
     for row in rows:
         for step in range(len(ring)):
             member = ring[(pos + step) % len(ring)]
@@ -259,9 +272,9 @@ def _plan_for(row: Any, rules: list[AllocationRule], *, mode: str | None, source
     return _Plan(chosen, rule.id if rule else None, pid, target if chosen == AllocationMode.MANUAL else None), rule
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    """What the strategies look at: a pool customer, or a lead not written yet (id = its position)."""
+class _Row(NamedTuple):
+    """What the strategies look at: a pool customer, or a lead not written yet (id = its position).
+    A tuple: a batch import builds one per lead."""
 
     id: int
     source: str
@@ -270,8 +283,7 @@ class _Row:
     customer_type: str
 
 
-@dataclass(frozen=True, slots=True)
-class LeadFacts:
+class LeadFacts(NamedTuple):
     """A lead about to be created, as :func:`plan` sees it."""
 
     source: str
@@ -290,11 +302,18 @@ def _deal(session: Session, rows: list[Any], *, mode: str | None, source: str | 
                                  .order_by(AllocationRule.priority, AllocationRule.id)))
     groups: dict[_Plan, list[Any]] = defaultdict(list)
     plan_rules: dict[_Plan, AllocationRule | None] = {}
+    decided: dict[tuple[str, int | None], _Plan | None] = {}  # the plan depends on (source, pool) only
     for row in rows:
-        plan, rule = _plan_for(row, rules, mode=mode, source=source, pool_id=pool_id, to_staff_id=to_staff_id)
+        facts = (source if source is not None else (row.source or ""), pool_id if pool_id is not None else row.pool_id)
+        if facts in decided:
+            plan = decided[facts]
+        else:
+            plan, rule = _plan_for(row, rules, mode=mode, source=source, pool_id=pool_id, to_staff_id=to_staff_id)
+            decided[facts] = plan
+            if plan is not None:
+                plan_rules[plan] = rule
         if plan is not None:
             groups[plan].append(row)
-            plan_rules[plan] = rule
     # Lock every member once, in id order, before any cursor: one global lock order.
     member_ids: dict[_Plan, list[int]] = {}
     for plan in groups:
@@ -346,7 +365,8 @@ def plan(session: Session, leads: list[LeadFacts], *, pool_id: int, mode: str | 
     owner (:func:`notify_owners`). A lead it then fails to create only leaves capacity unused."""
     if not leads:
         return []
-    rows = [_Row(i, lead.source or "", pool_id, lead.region, lead.customer_type) for i, lead in enumerate(leads)]
+    rows = [_Row(i, source or "", pool_id, region, customer_type)
+            for i, (source, region, customer_type) in enumerate(leads)]
     assigned = _deal(session, rows, mode=mode, source=source, pool_id=None, to_staff_id=None)
     return [assigned.get(i) for i in range(len(rows))]
 

@@ -88,8 +88,27 @@ def parse_id_number(value: object) -> str:
     return pii.normalize_id_number(_identifier(value))
 
 
+_FEN = {False: (100, 2), True: (1_000_000, 6)}  # fen per unit, decimals a value may carry (yuan | 万元)
+
+
+def _plain_amount(text: str, in_wan: bool) -> int | None:
+    """Fen of a plain ASCII amount (``5``, ``30.5``, digits only, within its unit's decimals and the
+    limit), exactly as the Decimal path computes it; None: anything else goes the Decimal way."""
+    whole, dot, frac = text.partition(".")
+    per_unit, places = _FEN[in_wan]
+    if not (whole.isascii() and whole.isdigit()) or (dot and not (frac.isascii() and frac.isdigit()
+                                                                   and len(frac) <= places)):
+        return None
+    fen = int(whole) * per_unit + (int(frac) * 10 ** (places - len(frac)) if frac else 0)
+    return fen if fen <= MAX_DEMAND_AMOUNT else None
+
+
 def parse_amount(value: object, *, in_wan: bool) -> int | None:
     """Yuan (or 万元) to fen, Decimal only."""
+    if value.__class__ is str:
+        fen = _plain_amount(value, in_wan)  # type: ignore[arg-type]
+        if fen is not None:
+            return fen
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
@@ -124,7 +143,18 @@ def parse_amount(value: object, *, in_wan: bool) -> int | None:
     return int(yuan * 100)
 
 
+_TERM_UNITS = (("个月", 1), ("月", 1), ("期", 1), ("年", 12))
+
+
 def parse_term(value: object) -> int | None:
+    if type(value) is str and not (value.isascii() and value.isdigit()):
+        for unit, factor in _TERM_UNITS:  # "24个月", "3年": the common spellings, without normalising
+            number = value[:-len(unit)]
+            if value.endswith(unit) and number.isascii() and number.isdigit():
+                months = int(number) * factor
+                if 1 <= months <= 360:
+                    return months
+                break
     if type(value) is int or (type(value) is str and value.isascii() and value.isdigit()):
         months = int(value)
         if not 1 <= months <= 360:
@@ -186,10 +216,13 @@ def parse_row(header: HeaderMap, row_number: int, cells: list[object], *, defaul
             except ValidationFailed as exc:
                 errors.append(exc.message)
     if raw_id is not None and raw_id != "":
-        try:
-            id_number = parse_id_number(raw_id)
-        except ValidationFailed as exc:
-            errors.append(exc.message)
+        if type(raw_id) is str and len(raw_id) == 18 and raw_id.isascii() and pii.id_checksum_ok(raw_id.upper()):
+            id_number = raw_id.upper()  # already what normalising would give
+        else:
+            try:
+                id_number = parse_id_number(raw_id)
+            except ValidationFailed as exc:
+                errors.append(exc.message)
     if (raw_phone is None or raw_phone == "") and (raw_id is None or raw_id == ""):
         errors.append("缺少手机号和身份证号（至少填写一项）")
     raw_name = cell("name")

@@ -89,7 +89,7 @@ def iter_rows(path: Path, info: FileInfo) -> Iterator[tuple[int, list[object]]]:
         with path.open("r", encoding=info.encoding, newline="") as fh:
             try:
                 for n, row in enumerate(csv.reader(fh), start=1):
-                    if any(c.strip() for c in row):
+                    if "".join(row).strip():  # some cell is not blank
                         yield n, row
             except csv.Error as exc:
                 raise ImportFileInvalid(f"CSV 文件格式错误：{exc}") from None
