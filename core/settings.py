@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     apr_cap_rate: str = Field("0.24", description="comprehensive annualised cost cap (综合年化成本上限)")
 
     import_dir: str = Field(str(VAR_DIR / "imports"), description="where lead-import error reports are written")
+    import_stale_minutes: int = Field(
+        15, description="a running lead import whose heartbeat is older than this is shown as interrupted (failed)"
+    )
 
     # --- WeCom (企业微信) ---------------------------------------------------------------------------
     wecom_corp_id: str = Field("", description="corp id (企业ID); empty: the built-in WeCom simulator's demo corp")

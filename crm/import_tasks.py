@@ -1,12 +1,29 @@
-"""Task of the lead import: run a job uploaded in the console or through the API."""
+"""Tasks of the lead import: run a job uploaded in the console or through the API; write down
+the jobs whose run was interrupted (periodic)."""
 
 from __future__ import annotations
 
-from core.tasks import task
-from crm.importer import service
+from datetime import timedelta
+
+from core.db import unit_of_work
+from core.tasks import periodic, task
+from crm.importer import jobs, service
 
 
 @task(service.TASK, max_retries=2)
 def import_leads(job_id: int) -> None:
     """Idempotent: only a queued job runs (queued -> running is a conditional UPDATE)."""
     service.run_job(job_id)
+
+
+@task(jobs.EXPIRE_TASK)
+def expire_import_jobs() -> dict[str, int]:
+    """Write down the interrupted jobs (running, heartbeat stopped) and delete the uploads they left
+    once the re-run window is over: idempotent."""
+    with unit_of_work() as session:
+        interrupted = jobs.mark_interrupted(session)
+        discarded = jobs.discard_old_uploads(session)
+    return {"interrupted": len(interrupted), "uploads_deleted": discarded}
+
+
+periodic(jobs.EXPIRE_TASK, timedelta(minutes=5))

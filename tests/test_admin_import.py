@@ -157,3 +157,59 @@ def test_a_failed_file_shows_why_on_the_job_page(session, manager, task_runner):
     task_runner.drain()
     page = client.get(job_url).text
     assert "失败" in page and "缺少必需的列" in page and "微信号" in page
+
+
+def _interrupted_upload(session, client, csrf, task_runner, monkeypatch):
+    """An upload whose run died (the process killed: the job left running, the file left behind)."""
+    from crm.importer import writer
+
+    def killed(*_a, **_k):
+        raise KeyboardInterrupt
+
+    job_url = _upload(client, csrf, _xlsx_bytes([["张三", "13800138000"]])).headers["location"]
+    real = writer.insert_new
+    monkeypatch.setattr(writer, "insert_new", killed)
+    with pytest.raises(KeyboardInterrupt):
+        task_runner.drain()
+    monkeypatch.setattr(writer, "insert_new", real)
+    return job_url
+
+
+def test_an_interrupted_job_shows_as_failed_and_is_rerun_from_its_page(session, manager, task_runner, monkeypatch):
+    from datetime import timedelta
+
+    from core import clock
+
+    client = console_client()
+    csrf = log_in(client, session, manager)
+    job_url = _interrupted_upload(session, client, csrf, task_runner, monkeypatch)
+    assert client.get(f"{job_url}/progress").json()["status"] == "running"
+    clock.freeze(clock.now() + timedelta(minutes=20))
+    progress = client.get(f"{job_url}/progress").json()
+    assert (progress["status"], progress["finished"], progress["can_rerun"]) == ("failed", True, True)
+    page = client.get(job_url).text
+    assert "导入中断" in page and "重新导入同一文件" in page
+    assert "失败" in client.get("/console/imports").text
+    response = client.post(f"{job_url}/rerun", data={"csrf_token": csrf})
+    assert response.status_code == 303 and response.headers["location"] != job_url
+    task_runner.drain()
+    done = client.get(f"{response.headers['location']}/progress").json()
+    assert (done["status"], done["created"]) == ("done", 1)
+    assert client.post(f"{job_url}/rerun", data={"csrf_token": csrf}).status_code == 409  # its file is gone now
+
+
+def test_api_reruns_an_interrupted_job(session, manager, task_runner, monkeypatch):
+    from datetime import timedelta
+
+    from core import clock
+
+    token = auth_service.issue_api_token(session, manager.id, "导入", 30)[0]
+    client = console_client()
+    csrf = log_in(client, session, manager)
+    job_id = int(_interrupted_upload(session, client, csrf, task_runner, monkeypatch).rsplit("/", 1)[1])
+    early = client.post(f"/api/v1/imports/{job_id}/rerun", headers=bearer(token))
+    assert early.status_code == 409 and early.json()["code"] == "import_not_rerunnable"  # still running
+    clock.freeze(clock.now() + timedelta(minutes=20))
+    assert client.get(f"/api/v1/imports/{job_id}", headers=bearer(token)).json()["status"] == "failed"
+    response = client.post(f"/api/v1/imports/{job_id}/rerun", headers=bearer(token))
+    assert response.status_code == 202 and response.json()["status"] == "queued"

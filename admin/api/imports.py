@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from admin.api.deps import ERROR_RESPONSES, Caller
 from admin.schemas import ErrorBody
 from core.web import SessionDep
-from crm.importer import service, uploads
+from crm.importer import jobs, service, uploads
 from crm.models import ImportJob
 
 router = APIRouter(prefix="/api/v1", tags=["imports"], responses=ERROR_RESPONSES)
@@ -23,7 +23,7 @@ class ImportJobRead(BaseModel):
     source: str
     assign_mode: str | None
     pool_id: int | None
-    status: str = Field(description="queued | running | done | failed")
+    status: str = Field(description="queued | running | done | failed (a run whose heartbeat stopped: failed)")
     total: int | None = Field(description="data rows (an estimate while running)")
     processed: int
     created: int
@@ -38,8 +38,8 @@ class ImportJobRead(BaseModel):
     @classmethod
     def of(cls, job: ImportJob) -> ImportJobRead:
         return cls(id=job.id, filename=job.filename, sha256=job.sha256, source=job.source,
-                   assign_mode=job.assign_mode, pool_id=job.pool_id, status=job.status, total=job.total,
-                   message=job.message, **service.counters(job),
+                   assign_mode=job.assign_mode, pool_id=job.pool_id, status=jobs.shown_status(job), total=job.total,
+                   message=jobs.shown_message(job), **service.counters(job),
                    report_url=f"/console/imports/{job.id}/report" if job.report_path else None)
 
 
@@ -58,3 +58,10 @@ def create_import(session: SessionDep, caller: Caller, file: Annotated[UploadFil
 def read_import(session: SessionDep, caller: Caller, job_id: int) -> ImportJobRead:
     uploads.ensure_importer(caller.viewer)
     return ImportJobRead.of(service.get_job(session, caller.viewer, job_id))
+
+
+@router.post("/imports/{job_id}/rerun", response_model=ImportJobRead, status_code=202,
+             summary="重新运行失败或中断的导入任务（新任务，同一文件）",
+             responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
+def rerun_import(session: SessionDep, caller: Caller, job_id: int) -> ImportJobRead:
+    return ImportJobRead.of(jobs.rerun(session, caller.viewer, job_id))

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, require_roles
 from core.errors import NotFound, ValidationFailed
 from core.web import SessionDep
-from crm.importer import service, uploads
+from crm.importer import jobs, service, uploads
 from crm.models import IMPORT_STATUS_LABELS, ImportJob
 
 router = APIRouter(prefix="/console/imports", include_in_schema=False)
@@ -39,16 +39,19 @@ def limit_upload(request: Request) -> None:
 
 
 def job_dict(job: ImportJob) -> dict[str, object]:
-    return {"id": job.id, "filename": job.filename, "status": job.status,
-            "status_label": IMPORT_STATUS_LABELS.get(job.status, job.status), "total": job.total,
-            **service.counters(job), "message": job.message, "has_report": bool(job.report_path),
-            "finished": job.status in ("done", "failed")}
+    status = jobs.shown_status(job)  # a run whose heartbeat stopped shows as failed (interrupted)
+    return {"id": job.id, "filename": job.filename, "status": status,
+            "status_label": IMPORT_STATUS_LABELS.get(status, status), "total": job.total,
+            **service.counters(job), "message": jobs.shown_message(job), "has_report": bool(job.report_path),
+            "finished": status in ("done", "failed"), "can_rerun": jobs.can_rerun(job)}
 
 
 def _list(request: Request, session: SessionDep, user: ConsoleUser, *, error: object = None,
           status_code: int = 200) -> Response:
+    listed = service.list_jobs(session, user.viewer)
     return render(request, "imports/list.html", {
-        "jobs": service.list_jobs(session, user.viewer), "pools": uploads.visible_pools(session, user.viewer),
+        "jobs": listed, "shown": {j.id: jobs.shown_status(j) for j in listed},
+        "pools": uploads.visible_pools(session, user.viewer),
         "modes": service.assign_modes(), "status_labels": IMPORT_STATUS_LABELS, "error": error,
         "max_mb": uploads.MAX_BYTES // (1024 * 1024),
     }, status_code=status_code)
@@ -76,6 +79,18 @@ def job_page(request: Request, session: SessionDep, user: Importer, job_id: int)
     job = service.get_job(session, user.viewer, job_id)
     previous = service.previous_import(session, job)
     return render(request, "imports/job.html", {"job": job, "info": job_dict(job), "previous": previous})
+
+
+@router.post("/{job_id}/rerun", dependencies=[CsrfChecked])
+def job_rerun(request: Request, session: SessionDep, user: Importer, job_id: int) -> Response:
+    """A failed or interrupted job's file again, as a new job (what the old run created is found again)."""
+    new, error = attempt(session, lambda: jobs.rerun(session, user.viewer, job_id))
+    if error or new is None:
+        job = service.get_job(session, user.viewer, job_id)
+        return render(request, "imports/job.html", {"job": job, "info": job_dict(job), "error": error,
+                                                    "previous": service.previous_import(session, job)},
+                      status_code=error.status if error else 400)
+    return RedirectResponse(f"/console/imports/{new.id}", status_code=303)
 
 
 @router.get("/{job_id}/progress")

@@ -196,6 +196,19 @@ def _claim(job_id: int) -> ImportJob | None:
         return session.get(ImportJob, job_id)
 
 
+class JobNoLongerRunning(Exception):  # noqa: N818 - a signal between the run's threads, not an error
+    """The job's row says it is not running any more (declared interrupted while this run stalled,
+    see :mod:`crm.importer.jobs`): this run stops, the batch in hand rolls back."""
+
+
+def _still_running(session: Session, job_id: int, **values: Any) -> None:
+    """Move the job's row (heartbeat ``updated_at`` with ``values``), only while it is running."""
+    result = session.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == ImportStatus.RUNNING)
+                             .values(**values))
+    if result.rowcount != 1:
+        raise JobNoLongerRunning(job_id)
+
+
 def _fail(job_id: int, message: str, report: ProblemReport | None = None) -> None:
     path = None
     if report is not None:
@@ -205,18 +218,24 @@ def _fail(job_id: int, message: str, report: ProblemReport | None = None) -> Non
             log.exception("import job %s: the report could not be written", job_id)
     with unit_of_work() as session:
         now = clock.now()
-        session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
-            status=ImportStatus.FAILED, message=pii.mask_text(message)[:1000], finished_at=now, updated_at=now,
-            report_path=str(path) if path else None))
+        session.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == ImportStatus.RUNNING)
+                        .values(status=ImportStatus.FAILED, message=pii.mask_text(message)[:1000], finished_at=now,
+                                updated_at=now, report_path=str(path) if path else None))
 
 
-def _discard_upload(path: Path) -> None:
+def discard_upload(job_id: int, path: Path) -> None:
     """An uploaded file holds plaintext phone and ID numbers: it is deleted once read (a local file
-    given to the CLI is the user's and stays)."""
+    given to the CLI is the user's and stays), unless a re-run of the job has taken it over."""
     uploads_dir = (import_dir() / "uploads").resolve()
     try:
-        if path.is_file() and path.resolve().is_relative_to(uploads_dir):
-            path.unlink()
+        if not (path.is_file() and path.resolve().is_relative_to(uploads_dir)):
+            return
+        with unit_of_work() as session:
+            if session.scalar(select(ImportJob.id).where(
+                    ImportJob.file_path == str(path), ImportJob.id != job_id,
+                    ImportJob.status.in_((ImportStatus.QUEUED, ImportStatus.RUNNING))).limit(1)) is not None:
+                return
+        path.unlink()
     except OSError:
         log.warning("import: could not delete the uploaded file %s", path.name)
 
@@ -238,25 +257,34 @@ def run_job(job_id: int, *, on_progress: Progress | None = None, batch_size: int
         return None
     report = ProblemReport(import_dir() / f"import-{job.id}-{job.sha256[:8]}-问题行.xlsx")
     timings: dict[str, float] = {}
+    ended = False  # False: the process is going down mid-run (KeyboardInterrupt, SystemExit)
     try:
         _check_options(job)
         path = Path(job.file_path or "")
         info = sources.inspect(path)
         with unit_of_work() as session:
             estimate = sources.estimated_rows(path, info)
-            session.execute(update(ImportJob).where(ImportJob.id == job.id).values(
-                total=max(0, estimate - 1) if estimate else None, sha256=info.sha256))
+            _still_running(session, job.id, total=max(0, estimate - 1) if estimate else None, sha256=info.sha256,
+                           updated_at=clock.now())
         run = _Run(job, report, on_progress, batch_size)
         timings = run.timings
         run.run(sources.iter_rows(path, info), worker_process=(estimate or 0) >= WORKER_PROCESS_ROWS)
+        ended = True
+    except JobNoLongerRunning:  # declared interrupted: its upload stays for the re-run, like a crashed run's
+        log.warning("import job %s was declared interrupted while it ran; this run stopped", job.id)
     except AppError as exc:
+        ended = True
         _fail(job.id, exc.message, report)
     except Exception as exc:
+        ended = True
         log.exception("import job %s failed", job.id)
         _fail(job.id, f"导入中断：{type(exc).__name__}。已完成的批次已保存，修正后可重新导入同一文件（已导入的行会识别为重复）",
               report)
     finally:
-        _discard_upload(Path(job.file_path or ""))
+        # A run cut short by the process going down leaves its job running (shown interrupted once its
+        # heartbeat is stale, crm.importer.jobs) and its upload in place, for a re-run.
+        if ended:
+            discard_upload(job.id, Path(job.file_path or ""))
     with unit_of_work() as session:
         done = session.get(ImportJob, job.id)
         assert done is not None
@@ -385,8 +413,9 @@ class _Run:
                     self.allocation.notify_owners(session, done, self.actor)
                 step["assigned"] = len(done)
             t4 = clock_()
-            session.execute(update(ImportJob).where(ImportJob.id == self.job.id).values(
-                updated_at=now, **{k: getattr(ImportJob, k) + v for k, v in step.items()}))
+            # the job's counters move with the batch; updated_at is the run's heartbeat
+            _still_running(session, self.job.id, updated_at=clock.now(),
+                           **{k: getattr(ImportJob, k) + v for k, v in step.items()})
         t5 = clock_()
         t["lookup"] += t1 - t0
         t["assign"] += t2 - t1
@@ -495,9 +524,8 @@ class _Run:
         path = self.report.close(summary)
         with unit_of_work() as session:
             now = clock.now()
-            session.execute(update(ImportJob).where(ImportJob.id == self.job.id).values(
-                status=ImportStatus.DONE, total=self.counts["processed"], finished_at=now, updated_at=now,
-                report_path=str(path) if path else None))
+            _still_running(session, self.job.id, status=ImportStatus.DONE, total=self.counts["processed"],
+                           finished_at=now, updated_at=now, report_path=str(path) if path else None)
             audit.record(session, "customer.import", entity_type="import_job", entity_id=self.job.id,
                          after={"filename": self.job.filename, "sha256": self.job.sha256, **self.counts},
                          actor=self.actor)

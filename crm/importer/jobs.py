@@ -1,0 +1,117 @@
+"""Import jobs whose run died: a heartbeat, the interrupted state, and the re-run.
+
+A running job moves its ``updated_at`` at every batch it commits (:mod:`crm.importer.service`).
+A job still "running" whose heartbeat is older than ``import_stale_minutes`` belongs to a process
+that crashed or was killed (the batches it committed are kept, each whole): it is shown as failed
+(interrupted) at once, and the periodic task ``crm.expire_import_jobs`` writes that down. The row is
+the authority: a run that was only stalled and comes back finds its job no longer running and stops
+without writing its batch (:class:`crm.importer.service.JobNoLongerRunning`).
+
+A failed job whose file is still on the server (a crashed run never got to delete the upload; a
+file given to the CLI stays where it is) can be re-run: a new job for the same file and options.
+Re-running creates only what the interrupted run did not: the rows it created are found again as
+existing customers. An interrupted upload (plaintext phone and ID numbers) is kept for
+:data:`RERUN_WINDOW` after the interruption, then the sweep deletes it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core import audit, clock
+from core.errors import ValidationFailed
+from core.settings import get_settings
+from crm.importer import service, uploads
+from crm.models import ImportJob, ImportStatus
+from crm.scope import Viewer
+
+EXPIRE_TASK = "crm.expire_import_jobs"
+RERUN_WINDOW = timedelta(days=1)
+INTERRUPTED_MESSAGE = ("导入中断：处理进程已停止（超过 {minutes} 分钟没有进展）。已完成的批次已保存，"
+                       "可重新导入同一文件（已导入的行会识别为重复）")
+
+
+class ImportNotRerunnable(ValidationFailed):
+    code = "import_not_rerunnable"
+    status = 409
+    message = "该导入任务不能重新运行"
+
+
+def stale_after() -> timedelta:
+    return timedelta(minutes=get_settings().import_stale_minutes)
+
+
+def is_interrupted(job: ImportJob, now: datetime | None = None) -> bool:
+    """A running job whose heartbeat stopped (its process is gone)."""
+    return job.status == ImportStatus.RUNNING and job.updated_at < (now or clock.now()) - stale_after()
+
+
+def shown_status(job: ImportJob, now: datetime | None = None) -> str:
+    """The status to show: an interrupted job is failed even before the sweep writes it down."""
+    return ImportStatus.FAILED if is_interrupted(job, now) else job.status
+
+
+def shown_message(job: ImportJob, now: datetime | None = None) -> str | None:
+    if is_interrupted(job, now):
+        return INTERRUPTED_MESSAGE.format(minutes=get_settings().import_stale_minutes)
+    return job.message
+
+
+def mark_interrupted(session: Session, now: datetime | None = None) -> list[int]:
+    """Running jobs whose heartbeat stopped become failed (interrupted); returns their ids. One
+    conditional UPDATE: a run that moves its heartbeat meanwhile keeps its job."""
+    now = now or clock.now()
+    message = INTERRUPTED_MESSAGE.format(minutes=get_settings().import_stale_minutes)
+    ids = list(session.scalars(
+        update(ImportJob).where(ImportJob.status == ImportStatus.RUNNING, ImportJob.updated_at < now - stale_after())
+        .values(status=ImportStatus.FAILED, message=message, finished_at=now, updated_at=now)
+        .returning(ImportJob.id)))
+    for job_id in ids:
+        audit.record(session, "import.interrupted", entity_type="import_job", entity_id=job_id,
+                     actor=audit.Actor.system("导入"))
+    return ids
+
+
+def discard_old_uploads(session: Session, now: datetime | None = None) -> int:
+    """Delete the uploads interrupted jobs left behind, :data:`RERUN_WINDOW` after they failed."""
+    now = now or clock.now()
+    old = session.execute(select(ImportJob.id, ImportJob.file_path).where(
+        ImportJob.status == ImportStatus.FAILED, ImportJob.finished_at < now - RERUN_WINDOW,
+        ImportJob.file_path.is_not(None))).all()
+    gone = 0
+    for job_id, file_path in old:
+        path = Path(file_path)
+        if path.is_file():
+            service.discard_upload(job_id, path)
+            gone += not path.exists()
+    return gone
+
+
+def can_rerun(job: ImportJob, now: datetime | None = None) -> bool:
+    return (job.status == ImportStatus.FAILED or is_interrupted(job, now)) and bool(job.file_path) \
+        and Path(job.file_path or "").is_file()
+
+
+def rerun(session: Session, viewer: Viewer, job_id: int) -> ImportJob:
+    """Queue a new job for a failed (or interrupted) job's file, with the same options."""
+    uploads.ensure_importer(viewer)
+    job = service.get_job(session, viewer, job_id)
+    if is_interrupted(job):
+        mark_interrupted(session)
+        session.refresh(job)
+    if job.status != ImportStatus.FAILED:
+        raise ImportNotRerunnable("只有失败或中断的导入任务可以重新运行")
+    path = Path(job.file_path or "")
+    if not job.file_path or not path.is_file():
+        raise ImportNotRerunnable("原文件已不在服务器上（读取后即删除），请重新上传该文件")
+    if service.file_sha256(path) != job.sha256:
+        raise ImportNotRerunnable("原文件已被改动，请重新上传该文件")
+    new = service.submit(session, filename=job.filename, file_path=path, source=job.source,
+                         assign_mode=job.assign_mode, pool_id=job.pool_id,
+                         created_by=viewer.staff_id or job.created_by, sha256=job.sha256)
+    audit.record(session, "import.rerun", entity_type="import_job", entity_id=new.id, after={"rerun_of": job.id})
+    return new
