@@ -20,7 +20,18 @@ from sqlalchemy.orm import Session, joinedload
 from core import clock, pii
 from core.errors import ValidationFailed
 from crm import customers, scope
-from crm.models import Customer, CustomerStatus, CustomerTag, CustomerType, Department, Grade, Pool, Stage, Tag
+from crm.models import (
+    Customer,
+    CustomerStatus,
+    CustomerTag,
+    CustomerType,
+    Department,
+    Grade,
+    HasLatinLetter,
+    Pool,
+    Stage,
+    Tag,
+)
 from crm.scope import Viewer
 
 SORTS: dict[str, str] = {
@@ -98,8 +109,10 @@ def search_clause(text: str) -> ColumnElement[bool]:
     if re.fullmatch(r"\d{4}", folded):
         return Customer.phone_masked.endswith(folded, autoescape=True)
     if re.fullmatch(r"[A-Za-z]+", folded):
+        # The name can only contain these letters if it has a latin letter at all: saying so lets
+        # PostgreSQL answer both halves from indexes (ix_customer_name_initials, ix_customer_latin_name).
         return or_(Customer.name_initials.startswith(folded.lower(), autoescape=True),
-                   Customer.name.contains(text, autoescape=True))
+                   and_(HasLatinLetter(Customer.name), Customer.name.contains(text, autoescape=True)))
     return or_(Customer.name.contains(text, autoescape=True), _tag_clause(text))
 
 

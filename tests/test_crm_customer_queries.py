@@ -78,6 +78,15 @@ def test_search_by_name_initials_phone_and_last_four(session, people, q, expecte
     assert names(session, v(people["a"]), q=q) == expected
 
 
+def test_latin_letters_find_initials_and_latin_names_both(session, people):
+    make_customer(session, owner=people["a"], name="Tom 张", phone="13800004444")  # initials "tz"
+    make_customer(session, owner=people["a"], name="汤姆", phone="13800005555")  # initials "tm"
+    make_customer(session, owner=people["a"], name="王五", phone="13800006666")
+    assert names(session, v(people["a"]), q="om") == ["Tom 张"]
+    assert names(session, v(people["a"]), q="tm") == ["汤姆"]
+    assert names(session, v(people["a"]), q="t") == ["Tom 张", "汤姆"]
+
+
 def test_search_by_id_number_uses_the_blind_index(session, people):
     make_customer(session, owner=people["a"], name="有证", id_number="11010519491231002X")
     make_customer(session, owner=people["a"], name="无证")

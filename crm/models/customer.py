@@ -7,8 +7,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import Boolean, CheckConstraint, ColumnElement, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from core import pii_rotation
 from core.db import Base
@@ -16,7 +18,7 @@ from crm.models.org import Staff
 
 __all__ = [
     "CUSTOMER_TYPE_LABELS", "STAGE_LABELS", "STATUS_LABELS", "Collision", "Customer", "CustomerCollaborator",
-    "CustomerEvent", "CustomerStatus", "CustomerType", "Grade", "OwnerChange", "Pool", "Stage",
+    "CustomerEvent", "CustomerStatus", "CustomerType", "Grade", "HasLatinLetter", "OwnerChange", "Pool", "Stage",
 ]
 
 
@@ -84,6 +86,33 @@ class Pool(Base):
     created_at: Mapped[datetime]
 
 
+class HasLatinLetter(ColumnElement[bool]):
+    """``<column> contains a latin letter``, in the very words of ``ix_customer_latin_name``'s
+    predicate (``~ '[A-Za-z]'`` on PostgreSQL, ``GLOB '*[A-Za-z]*'`` on SQLite), so that a query
+    carrying it can use that partial index."""
+
+    type = Boolean()
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[str]) -> None:
+        self.column = column
+
+
+LATIN_NAME_PG = "name ~ '[A-Za-z]'"
+LATIN_NAME_SQLITE = "name GLOB '*[A-Za-z]*'"
+
+
+@compiles(HasLatinLetter)
+def _has_latin_letter(element: HasLatinLetter, compiler, **kw) -> str:  # noqa: ANN001 - SQLAlchemy's compiler
+    return f"{compiler.process(element.column, **kw)} GLOB '*[A-Za-z]*'"
+
+
+@compiles(HasLatinLetter, "postgresql")
+def _has_latin_letter_pg(element: HasLatinLetter, compiler, **kw) -> str:  # noqa: ANN001
+    return f"{compiler.process(element.column, **kw)} ~ '[A-Za-z]'"
+
+
 # A keyed blind index (HMAC, hex): compared byte by byte on PostgreSQL (COLLATE "C"), never by
 # the database's linguistic collation, which only slows every lookup and insert down (0007).
 BLIND_INDEX = String(64).with_variant(String(64, collation="C"), "postgresql")
@@ -106,8 +135,14 @@ class Customer(Base):
         Index("ix_customer_next_followup", "next_followup_at", postgresql_where=text("next_followup_at IS NOT NULL"),
               sqlite_where=text("next_followup_at IS NOT NULL")),
         Index("ix_customer_created", "created_at"),
-        # No single-column indexes on stage, customer_type, source, grade, region, name_initials
-        # (0005_customer_indexes): few distinct values, no query needs them, every insert paid.
+        # No single-column indexes on stage, customer_type, source, grade, region (0005_customer_indexes):
+        # few distinct values, no query needs them, every insert paid.
+        # Search by pinyin initials (0008_customer_search_indexes): ``name_initials LIKE 'zs%'`` needs
+        # the pattern operator class under a linguistic collation; a latin-letter search also looks
+        # for the letters in the name, served by a partial index over the (few) names that have one.
+        Index("ix_customer_name_initials", "name_initials", postgresql_ops={"name_initials": "varchar_pattern_ops"}),
+        Index("ix_customer_latin_name", "id", postgresql_where=text(LATIN_NAME_PG),
+              sqlite_where=text(LATIN_NAME_SQLITE)),
         # Identifiers most customers lack are unique where present (0006_import_write_path): a
         # partial unique index holds no entry for NULL, so a customer without one costs no insertion.
         *(Index(f"uq_customer_{column}", column, unique=True, postgresql_where=text(f"{column} IS NOT NULL"),
