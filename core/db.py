@@ -214,6 +214,13 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def sessions_are_independent() -> bool:
+    """Whether each unit of work gets a connection of its own (an engine behind the factory), so
+    two threads may use one each at the same time. Tests that bind every unit of work to their one
+    rolled-back connection say no."""
+    return isinstance(get_session_factory().kw.get("bind"), Engine)
+
+
 def insert_ignore(session: Session, table: Any, values: dict[str, Any], conflict_columns: list[str]) -> Any | None:
     """INSERT … ON CONFLICT (conflict_columns) DO NOTHING RETURNING id: the new id, or None if it existed.
 

@@ -16,6 +16,7 @@ that record's fill fail alone (its savepoint), like intake's IntegrityError.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import pii
+from core.db import is_postgres
 from crm.importer import dedup, writer
 from crm.importer.writer import (
     AMOUNT,
@@ -162,6 +164,24 @@ def insert_rows(session: Session, table: type, rows: list[dict[str, Any]]) -> No
         session.execute(insert(table), rows)
 
 
+def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Timeline rows; PostgreSQL: one COPY."""
+    if not rows:
+        return
+    if not is_postgres(session):
+        insert_rows(session, CustomerEvent, rows)
+        return
+    raw = session.connection().connection.driver_connection
+    value, null = writer.copy_value, writer.NULL
+    with raw.cursor() as cur, cur.copy("COPY customer_event (customer_id, at, kind, summary, actor_staff_id, data) "
+                                       "FROM STDIN") as copy:
+        copy.write("".join([
+            f"{r['customer_id']}\t{r['at'].isoformat()}\t{value(r['kind'])}\t{value(r['summary'])}\t"
+            f"{null if r['actor_staff_id'] is None else r['actor_staff_id']}\t"
+            f"{null if r.get('data') is None else value(json.dumps(r['data'], ensure_ascii=False))}\n"
+            for r in rows]).encode(raw.info.encoding))
+
+
 def write(session: Session, merges: list[Merge], *, actor_staff_id: int | None, job_id: int,
           now: datetime) -> None:
     """Fill the records' blanks and record one "merged" event per row."""
@@ -171,7 +191,7 @@ def write(session: Session, merges: list[Merge], *, actor_staff_id: int | None, 
         for m in merges:
             if m.match.id in refused:
                 m.filled = []
-    insert_rows(session, CustomerEvent, events(merges, actor_staff_id=actor_staff_id, job_id=job_id, now=now))
+    insert_events(session, events(merges, actor_staff_id=actor_staff_id, job_id=job_id, now=now))
 
 
 # The filled fields in Chinese, for the problem report.
