@@ -161,6 +161,12 @@ def backend_cpu_seconds(dsn: str) -> float:
     return total
 
 
+def _machine_busy() -> float:
+    """CPU seconds all processes of the machine have spent busy so far (/proc/stat: all but idle, iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _read_meta(dsn: str) -> dict[str, str] | None:
     """What an earlier run recorded about its data set, if the set is still there and whole."""
     import psycopg
@@ -238,8 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the existing customers an earlier run built (when intact), else rebuild")
-    parser.add_argument("--inline", action="store_true",
-                        help="prepare rows in the importing process (no worker process), for comparison")
+    parser.add_argument("--worker-process", action="store_true",
+                        help="prepare rows in a worker process (service.WORKER_PROCESS_ROWS), for comparison")
     parser.add_argument("--revision", default="heads",
                         help="with --reuse: the migration the kept schema is brought to")
     args = parser.parse_args(argv)
@@ -317,11 +323,12 @@ def main(argv: list[str] | None = None) -> None:
     from core.db import dispose_engines
     from crm.importer import service
 
-    if args.inline:
-        service.WORKER_PROCESS_ROWS = 1 << 62
+    if args.worker_process:
+        service.WORKER_PROCESS_ROWS = 1
     dispose_engines()  # the import's server processes start with no CPU time on them
     profiler = cProfile.Profile() if args.profile else None
     load_before = os.getloadavg()[0]
+    busy_before = _machine_busy()
     cpu0 = time.process_time()
     child_cpu0 = os.times().children_user + os.times().children_system
     t0 = time.perf_counter()
@@ -336,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     worker_cpu = children.children_user + children.children_system - child_cpu0
     pg_cpu = backend_cpu_seconds(dsn)
     load_after = os.getloadavg()[0]
+    others = max(0.0, _machine_busy() - busy_before - py_cpu - worker_cpu - pg_cpu)
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
@@ -361,10 +369,15 @@ def main(argv: list[str] | None = None) -> None:
         f"- CPU: Python {py_cpu:.1f} s ({py_cpu / args.rows * 1e6:.0f} µs/row, both threads) + worker process "
         f"{worker_cpu:.1f} s ({worker_cpu / args.rows * 1e6:.0f} µs/row), PostgreSQL server "
         f"processes {pg_cpu:.1f} s ({pg_cpu / args.rows * 1e6:.0f} µs/row); load average {load_before:.1f} → "
-        f"{load_after:.1f} on {os.cpu_count()} cores (other work on the machine)",
-        f"- rows prepared (parse, validate, index, seal) {'inline' if args.inline else 'in a worker process'}; "
-        "wall seconds by stage (reading thread: read = the file, prepare = parse+validate+seal or waiting for "
-        "the worker, wait = blocked on the writer; writer thread: the rest): " + ", ".join(f"{k} {v:.2f}" for k, v in result.timings.items()),
+        f"{load_after:.1f} on {os.cpu_count()} cores; other work on the machine meanwhile: {others:.1f} CPU s "
+        f"({others / seconds:.2f} cores)",
+        f"- rows prepared (parse, validate, index, seal) "
+        f"{'in a worker process' if args.worker_process else 'in the importing process'}; wall seconds by stage "
+        "(reading thread: read = the file and, in the importing process, parse+validate+seal; prepare = waiting "
+        "for the worker process; lookahead = the next batch's lookup on a connection of its own; wait = blocked "
+        "on the writer; writer thread: lookup = re-checking the rows found ahead, assign = planning owners, "
+        "insert = the COPYs, duplicates = merges, collisions, notifications, commit): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in result.timings.items()),
         f"- CPU-bound projection on an idle machine: ~{args.rows / max(py_cpu, pg_cpu, worker_cpu):,.0f} rows/s if "
         "each process had a core to itself (the busiest one limits); on 2 cores, with all "
         f"{(py_cpu + pg_cpu + worker_cpu) / args.rows * 1e6:.0f} µs/row shared: "

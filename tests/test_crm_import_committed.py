@@ -43,7 +43,7 @@ def test_an_import_with_real_commits_matches_creates_and_merges(committed, tmp_p
 
     def spy(self, pending):
         looked_ahead.append(len(pending.fresh))
-        real(self, pending)
+        return real(self, pending)
 
     monkeypatch.setattr(service._Run, "_look_ahead", spy)
     rows = [["老客户", "13800138000", valid_id(1)], ["新客户", "13900139000", ""], ["重复", "13900139000", ""],
@@ -68,8 +68,9 @@ def test_a_customer_created_after_the_look_ahead_is_merged_not_duplicated(commit
     created_meanwhile = []
 
     def then_someone_else_creates_it(self, pending):
-        real(self, pending)
+        looked = real(self, pending)
         created_meanwhile.append(_intake("13700137000", name="别处刚录入"))
+        return looked
 
     monkeypatch.setattr(service._Run, "_look_ahead", then_someone_else_creates_it)
     rows = [["张三", "13700137000"], ["李四", "13600136000"]]

@@ -1,15 +1,17 @@
 """The per-row CPU work of an import (parse, validate, blind-index, drop in-file duplicates, seal,
-name initials), done batch by batch either inline or in a separate worker process.
+name initials; on PostgreSQL also the row as COPY text), done batch by batch either inline or in a
+separate worker process (``service.WORKER_PROCESS_ROWS``, off by default: on two cores it costs more
+than it saves).
 
-On PostgreSQL a large file is prepared by one worker process (a second core) while the importing
-process writes the previous batch: the worker keeps the state that spans the file (the identifiers
-already seen, the cipher) and answers each batch with plain tuples (cheap to pickle); the plaintext
-cells stay with the importer, which needs them only for its problem report. The worker's answers
-carry no plaintext phone or ID number: only blind indexes and sealed values.
+A worker process keeps the state that spans the file (the identifiers already seen, the cipher) and
+answers each batch with plain tuples; the plaintext cells stay with the importer, which needs them
+only for its problem report. The worker's answers carry no plaintext phone or ID number: only blind
+indexes and sealed values.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -82,6 +84,7 @@ _worker: Preparer | None = None
 
 def _start(header: HeaderMap, source: str, grades: frozenset[str], ring: pii.Keyring, copy_text: bool) -> None:
     global _worker
+    gc.set_threshold(50_000, *gc.get_threshold()[1:])  # as the importing process does during a run
     _worker = Preparer(header, source, grades, ring, copy_text)
 
 

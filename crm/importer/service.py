@@ -51,7 +51,10 @@ BATCH_SIZE = 20_000
 FIRST_BATCH = 2000  # the first batches are smaller (then doubling): the writer starts sooner
 GIL_SWITCH_SECONDS = 0.0005  # while the writer thread runs beside the CPU-bound reader (see _Run.run)
 GC_YOUNG_THRESHOLD = 50_000  # allocations between young collections while a run holds its batches (see _Run.run)
-WORKER_PROCESS_ROWS = 20_000  # from this size (PostgreSQL) rows are prepared in a worker process
+# From this many rows (PostgreSQL) rows are prepared in a worker process; None: never. Off: on the
+# 2-core reference machine the worker lost (its start-up, imports compiled afresh without a bytecode
+# cache, and pickling both ways cost more CPU than it took off the importing thread; BENCHMARKS.md).
+WORKER_PROCESS_ROWS: int | None = None
 HEADER_SCAN = 10  # leading non-empty rows searched for the header (a title row may sit above it)
 COUNTERS = ("processed", "created", "duplicates_in_file", "duplicates_existing", "collisions", "errors", "assigned")
 
@@ -137,8 +140,9 @@ class _Pending:
     errors: int = 0
     duplicates_in_file: int = 0
     # blind indexes of the batch already in the database, looked up ahead on a connection of its
-    # own (None: not looked up ahead; the writer looks every row up)
+    # own (None: not looked up ahead; the writer looks every row up), and customer ids drawn ahead
     known: set[str] | None = None
+    ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -273,7 +277,8 @@ def run_job(job_id: int, *, on_progress: Progress | None = None, batch_size: int
                            updated_at=clock.now())
         run = _Run(job, report, on_progress, batch_size)
         timings = run.timings
-        run.run(sources.iter_rows(path, info), worker_process=(estimate or 0) >= WORKER_PROCESS_ROWS)
+        run.run(sources.iter_rows(path, info),
+                worker_process=WORKER_PROCESS_ROWS is not None and (estimate or 0) >= WORKER_PROCESS_ROWS)
         ended = True
     except JobNoLongerRunning:  # declared interrupted: its upload stays for the re-run, like a crashed run's
         log.warning("import job %s was declared interrupted while it ran; this run stopped", job.id)
@@ -323,54 +328,63 @@ class _Run:
         header = find_header(head)
         self.report.set_header(header)
         data = itertools.chain((r for r in head if r[0] > header.row_number), rows)
-        # PostgreSQL: batch N is written by a second thread while this one reads batch N+1 and, for
-        # a large file, a worker process prepares it (parse, validate, index, seal: the CPU-heavy
-        # part, on the second core); psycopg waits without the GIL. SQLite, one writer anyway: inline.
+        # PostgreSQL, a pipeline of three threads: this one reads and prepares batch N+2 (parse,
+        # validate, index, seal; or hands it to a worker process, WORKER_PROCESS_ROWS) while a second
+        # looks batch N+1 up on a connection of its own (which rows exist, ids for the others) and a
+        # third writes batch N in its transaction. psycopg waits without the GIL; the server works on
+        # the other core. SQLite: one writer anyway, all inline.
         with unit_of_work() as session:
             threaded = is_postgres(session)
-        # The lookup of batch N+1 runs on this thread's own connection while the writer's is busy
-        # with batch N (two server processes instead of one, the writer's chain shorter).
         ahead_lookup = threaded and sessions_are_independent()
         kind = prepare.WorkerProcess if worker_process else prepare.InProcess
         preparer = kind(header, self.job.source, self.grades, pii.keyring(), threaded)
-        ahead = 2 if kind is prepare.WorkerProcess else 1  # batches handed to the preparer at once
+        prep_depth = 2 if kind is prepare.WorkerProcess else 1  # batches handed to the preparer at once
         # The writer thread waits on the server most of the time and needs the GIL only briefly after
         # each answer; the reading thread never blocks. With Python's default 5 ms switch interval the
         # writer would wait up to 5 ms for the GIL after every answer (dozens a batch), idling the server.
         switch = sys.getswitchinterval()
         if threaded:
             sys.setswitchinterval(min(switch, GIL_SWITCH_SECONDS))
-        # A run keeps two batches of rows alive (tens of thousands of tuples and lists, no cycles among
-        # them); at the default threshold (700) the collector walked them over a thousand times per
-        # 100,000 rows, a quarter of the importing process' CPU. Cycles are still collected, less often.
+        # A run keeps a few batches of rows alive (tens of thousands of tuples and lists, no cycles
+        # among them); at the default threshold (700) the collector walked them over a thousand times
+        # per 100,000 rows, a quarter of the importing process' CPU. Cycles are still collected, less often.
         thresholds = gc.get_threshold()
         gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrm-import") as pool:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrm-import") as pool, \
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrm-import-ahead") as ahead_pool:
                 in_flight: Future[_Written] | None = None
-                queue: deque[tuple[Future[prepare.Batch], list[tuple[int, list[object]]]]] = deque()
+                preparing: deque[tuple[Future[prepare.Batch], list[tuple[int, list[object]]]]] = deque()
+                looking: deque[Future[_Pending]] = deque()
                 chunks = _chunks(data, self.batch_size, first=FIRST_BATCH)
+                exhausted = False
                 while True:
                     t0 = time.perf_counter()
-                    chunk = next(chunks, None)
+                    chunk = None if exhausted else next(chunks, None)
+                    exhausted = chunk is None
                     if chunk is not None:
-                        queue.append((preparer.submit(chunk), chunk))
+                        preparing.append((preparer.submit(chunk), chunk))
                     self.timings["read"] += time.perf_counter() - t0
-                    if not queue:
-                        break
-                    if chunk is not None and len(queue) < ahead:
-                        continue
-                    t0 = time.perf_counter()
-                    pending = _pending(*queue.popleft())
-                    self.timings["prepare"] += time.perf_counter() - t0
-                    if ahead_lookup:
+                    while preparing and (exhausted or len(preparing) >= prep_depth):
                         t0 = time.perf_counter()
-                        self._look_ahead(pending)
-                        self.timings["lookahead"] += time.perf_counter() - t0
+                        pending = _pending(*preparing.popleft())
+                        self.timings["prepare"] += time.perf_counter() - t0
+                        looking.append(ahead_pool.submit(self._look_ahead, pending) if ahead_lookup
+                                       else _done(pending))
+                    if not looking:
+                        if exhausted:
+                            break
+                        continue
+                    if not exhausted and len(looking) < 2:
+                        continue  # one batch in the look-ahead, the next one being prepared
+                    t0 = time.perf_counter()
+                    pending = looking.popleft().result()
+                    self.timings["lookahead"] += time.perf_counter() - t0
                     if threaded:
-                        if in_flight is not None:
-                            self._collect(self._wait(in_flight))
-                        in_flight = pool.submit(self._write, pending)
+                        written = self._wait(in_flight) if in_flight is not None else None
+                        in_flight = pool.submit(self._write, pending)  # the writer first, then the report
+                        if written is not None:
+                            self._collect(written)
                     else:
                         self._collect(self._write(pending))
                 if in_flight is not None:
@@ -421,7 +435,8 @@ class _Run:
             t2 = clock_()
             texts = [item[3] for item in new] if new and new[0][3] is not None else None
             created = writer.insert_new(session, new_rows, pool_id=self.pool_id, actor_staff_id=self.job.created_by,
-                                        now=now, owners=owners, protected_until=protect, texts=texts)
+                                        now=now, owners=owners, protected_until=protect, texts=texts,
+                                        ids=pending.ids)
             t3 = clock_()
             if len(created) < len(new):  # created by another channel between our lookup and our insert
                 found.update(self._existing(session, [row for row in new_rows if key(row) not in created]))
@@ -446,10 +461,15 @@ class _Run:
         t["commit"] += t5 - t4
         return _Written(step, later)
 
-    def _look_ahead(self, pending: _Pending) -> None:
-        """Which rows of the batch are people already in the database (read only, committed data)."""
+    def _look_ahead(self, pending: _Pending) -> _Pending:
+        """Which rows of the batch are people already in the database (read only, committed data),
+        and ids for the others (drawing 20,000 values from the sequence takes the server ~50 ms)."""
         with unit_of_work() as session:
-            pending.known = set(self._existing(session, [item[1] for item in pending.fresh]))
+            known = pending.known = set(self._existing(session, [item[1] for item in pending.fresh]))
+            p_i, i_i = writer.PHONE_INDEX, writer.ID_INDEX
+            pending.ids = writer.draw_ids(session, sum(1 for _n, row, *_ in pending.fresh
+                                                       if row[p_i] not in known and row[i_i] not in known))
+        return pending
 
     def _merge(self, session: Session, items: list[tuple[int, tuple[object, ...], list[object], str | None]],
                found: dict[str, dedup.Existing], later: list[tuple[int, str, str, list[object]]],
@@ -565,6 +585,12 @@ def _chunks(data: Iterator[tuple[int, list[object]]], size: int, *, first: int |
     while chunk := list(itertools.islice(data, step)):
         yield chunk
         step = min(size, step * 2)
+
+
+def _done(pending: _Pending) -> Future[_Pending]:
+    future: Future[_Pending] = Future()
+    future.set_result(pending)
+    return future
 
 
 def _pending(future: Future[prepare.Batch], rows: list[tuple[int, list[object]]]) -> _Pending:

@@ -156,18 +156,21 @@ def key(row: tuple[object, ...]) -> str:
 
 def insert_new(session: Session, rows: list[tuple[object, ...]], *, pool_id: int,
                actor_staff_id: int | None, now: datetime, owners: list[int | None] | None = None,
-               protected_until: datetime | None = None, texts: list[str] | None = None) -> dict[str, int]:
+               protected_until: datetime | None = None, texts: list[str] | None = None,
+               ids: list[int] | None = None) -> dict[str, int]:
     """Create customers from :func:`stage_row` tuples; returns identity key (phone index, else ID
     index) -> new id. A row missing from the answer conflicted with a customer created meanwhile.
-    ``owners``: one planned owner (or None: into the pool) per row. ``texts``: the rows already in
-    COPY text (:func:`copy_fields`, done while preparing), for PostgreSQL."""
+    ``owners``: one planned owner (or None: into the pool) per row. PostgreSQL: ``texts``, the rows
+    already in COPY text (:func:`copy_fields`, done while preparing); ``ids``, customer ids drawn
+    from the sequence beforehand (:func:`draw_ids`; more are drawn if they do not suffice)."""
     if not rows:
         return {}
     owners = owners if owners is not None else [None] * len(rows)
     if is_postgres(session):
         return _insert_postgres(session, rows, owners, pool_id=pool_id, actor_staff_id=actor_staff_id, now=now,
                                 protected_until=protected_until,
-                                texts=texts if texts is not None else [copy_fields(row) for row in rows])
+                                texts=texts if texts is not None else [copy_fields(row) for row in rows],
+                                ids=ids or [])
     return _insert_generic(session, rows, owners, pool_id=pool_id, actor_staff_id=actor_staff_id, now=now,
                            protected_until=protected_until)
 
@@ -206,7 +209,7 @@ _NULL3 = "\\N\t\\N\t\\N"
 
 def _insert_postgres(session: Session, rows: list[tuple[object, ...]], owners: list[int | None], *, pool_id: int,
                      actor_staff_id: int | None, now: datetime, protected_until: datetime | None,
-                     texts: list[str]) -> dict[str, int]:
+                     texts: list[str], ids: list[int]) -> dict[str, int]:
     from psycopg.errors import UniqueViolation
 
     raw = session.connection().connection.driver_connection
@@ -217,7 +220,9 @@ def _insert_postgres(session: Session, rows: list[tuple[object, ...]], owners: l
         # between, the unique index refuses the COPY and the batch goes again, skipping the conflicts.
         cur.execute("SAVEPOINT scrm_import_create")
         try:
-            created = _copy_postgres(cur, rows, texts, owners, names, pool_id=pool_id,
+            if len(ids) < len(rows):
+                ids = [*ids, *_draw(cur, len(rows) - len(ids))]
+            created = _copy_postgres(cur, rows, texts, ids, owners, names, pool_id=pool_id,
                                      actor_staff_id=actor_staff_id, now=now, protected_until=protected_until)
         except UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT scrm_import_create")
@@ -236,8 +241,22 @@ def _owner_names(session: Session, owners: list[int | None]) -> dict[int, str]:
 
 
 _SLICE = 1000  # rows per write of COPY data
-_IDS_SQL = ("SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence('customer', 'id')::regclass AS seq) AS s, "
-            "generate_series(1, %s)")
+_IDS_SQL = ("SELECT string_agg(nextval(s.seq)::text, ',') FROM "
+            "(SELECT pg_get_serial_sequence('customer', 'id')::regclass AS seq) AS s, generate_series(1, %s)")
+
+
+def _draw(cur, n: int) -> list[int]:  # noqa: ANN001 - a psycopg cursor
+    text = cur.execute(_IDS_SQL, (n,)).fetchone()[0]
+    return list(map(int, text.split(","))) if text else []
+
+
+def draw_ids(session: Session, n: int) -> list[int]:
+    """``n`` new customer ids from the sequence (PostgreSQL). Sequence values are not transactional:
+    drawn on any connection, ahead of the insert, they stay ours; unused ones are gaps, as ever."""
+    if n <= 0:
+        return []
+    with session.connection().connection.driver_connection.cursor() as cur:
+        return _draw(cur, n)
 _COPY_CUSTOMER = (f"COPY customer (id, {', '.join(_CUSTOMER_COLUMNS)}, owner_id, stage, status, pool_id, assigned_at, "
                   "protected_until, created_at, updated_at, stage_changed_at) FROM STDIN")
 _COPY_OWNER_CHANGE = ("COPY customer_owner_change (customer_id, from_owner_id, to_owner_id, from_pool_id, to_pool_id, "
@@ -246,12 +265,12 @@ _COPY_EVENT = "COPY customer_event (customer_id, at, kind, summary, actor_staff_
 
 
 def _copy_postgres(cur, rows: list[tuple[object, ...]], texts: list[str],  # noqa: ANN001 - a psycopg cursor
-                   owners: list[int | None], names: dict[int, str], *, pool_id: int, actor_staff_id: int | None,
-                   now: datetime, protected_until: datetime | None) -> dict[str, int]:
+                   ids: list[int], owners: list[int | None], names: dict[int, str], *, pool_id: int,
+                   actor_staff_id: int | None, now: datetime, protected_until: datetime | None) -> dict[str, int]:
     """The rows :func:`crm.customers.intake` writes (customer, "create" history, "created" event),
     as three COPYs; the per-owner and per-source parts of each line are formatted once, and the
     data goes in slices, so the server is already storing rows while the next slice is formatted."""
-    ids = [r[0] for r in cur.execute(_IDS_SQL, (len(rows),)).fetchall()]
+    ids = ids[:len(rows)]
     at = now.isoformat()
     actor = _NULL if actor_staff_id is None else str(actor_staff_id)
     protect = _NULL if protected_until is None else protected_until.isoformat()
