@@ -50,6 +50,7 @@ from crm.scope import Viewer
 
 MODES = [m.value for m in AllocationMode]
 CHUNK = 1000
+_UNDECIDED: list[Any] = []  # a marker: no plan decided yet for these facts
 
 
 @dataclass(frozen=True)
@@ -302,18 +303,19 @@ def _deal(session: Session, rows: list[Any], *, mode: str | None, source: str | 
                                  .order_by(AllocationRule.priority, AllocationRule.id)))
     groups: dict[_Plan, list[Any]] = defaultdict(list)
     plan_rules: dict[_Plan, AllocationRule | None] = {}
-    decided: dict[tuple[str, int | None], _Plan | None] = {}  # the plan depends on (source, pool) only
+    # The plan depends on (source, pool) only: decided once per pair, each row then appended to its
+    # plan's list (a batch import deals tens of thousands of rows here).
+    decided: dict[tuple[str, int | None], list[Any] | None] = {}
     for row in rows:
         facts = (source if source is not None else (row.source or ""), pool_id if pool_id is not None else row.pool_id)
-        if facts in decided:
-            plan = decided[facts]
-        else:
+        target = decided.get(facts, _UNDECIDED)
+        if target is _UNDECIDED:
             plan, rule = _plan_for(row, rules, mode=mode, source=source, pool_id=pool_id, to_staff_id=to_staff_id)
-            decided[facts] = plan
+            target = decided[facts] = groups[plan] if plan is not None else None
             if plan is not None:
                 plan_rules[plan] = rule
-        if plan is not None:
-            groups[plan].append(row)
+        if target is not None:
+            target.append(row)
     # Lock every member once, in id order, before any cursor: one global lock order.
     member_ids: dict[_Plan, list[int]] = {}
     for plan in groups:
@@ -365,7 +367,8 @@ def plan(session: Session, leads: list[LeadFacts], *, pool_id: int, mode: str | 
     owner (:func:`notify_owners`). A lead it then fails to create only leaves capacity unused."""
     if not leads:
         return []
-    rows = [_Row(i, source or "", pool_id, region, customer_type)
+    make = _Row._make
+    rows = [make((i, source or "", pool_id, region, customer_type))
             for i, (source, region, customer_type) in enumerate(leads)]
     assigned = _deal(session, rows, mode=mode, source=source, pool_id=None, to_staff_id=None)
     return [assigned.get(i) for i in range(len(rows))]
