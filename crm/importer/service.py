@@ -16,11 +16,13 @@ import gc
 import hashlib
 import itertools
 import logging
+import queue
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -351,44 +353,12 @@ class _Run:
         thresholds = gc.get_threshold()
         gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrm-import") as pool, \
-                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrm-import-ahead") as ahead_pool:
-                in_flight: Future[_Written] | None = None
-                preparing: deque[tuple[Future[prepare.Batch], list[tuple[int, list[object]]]]] = deque()
-                looking: deque[Future[_Pending]] = deque()
-                chunks = _chunks(data, self.batch_size, first=FIRST_BATCH)
-                exhausted = False
-                while True:
-                    t0 = time.perf_counter()
-                    chunk = None if exhausted else next(chunks, None)
-                    exhausted = chunk is None
-                    if chunk is not None:
-                        preparing.append((preparer.submit(chunk), chunk))
-                    self.timings["read"] += time.perf_counter() - t0
-                    while preparing and (exhausted or len(preparing) >= prep_depth):
-                        t0 = time.perf_counter()
-                        pending = _pending(*preparing.popleft())
-                        self.timings["prepare"] += time.perf_counter() - t0
-                        looking.append(ahead_pool.submit(self._look_ahead, pending) if ahead_lookup
-                                       else _done(pending))
-                    if not looking:
-                        if exhausted:
-                            break
-                        continue
-                    if not exhausted and len(looking) < 2:
-                        continue  # one batch in the look-ahead, the next one being prepared
-                    t0 = time.perf_counter()
-                    pending = looking.popleft().result()
-                    self.timings["lookahead"] += time.perf_counter() - t0
-                    if threaded:
-                        written = self._wait(in_flight) if in_flight is not None else None
-                        in_flight = pool.submit(self._write, pending)  # the writer first, then the report
-                        if written is not None:
-                            self._collect(written)
-                    else:
-                        self._collect(self._write(pending))
-                if in_flight is not None:
-                    self._collect(self._wait(in_flight))
+            batches = self._prepared(_chunks(data, self.batch_size, first=FIRST_BATCH), preparer, prep_depth)
+            if threaded:
+                self._pipeline(batches, ahead_lookup)
+            else:
+                for pending in batches:
+                    self._collect(self._write(pending))
         finally:
             sys.setswitchinterval(switch)
             gc.set_threshold(*thresholds)
@@ -397,12 +367,98 @@ class _Run:
             raise ImportFileEmpty("文件只有表头，没有数据行")
         self._finish()
 
-    def _wait(self, future: Future[_Written]) -> _Written:
-        t0 = time.perf_counter()
+    def _prepared(self, chunks: Iterator[list[tuple[int, list[object]]]], preparer: prepare.InProcess
+                  | prepare.WorkerProcess, depth: int) -> Iterator[_Pending]:
+        """The prepared batches in file order (``depth`` of them handed to the preparer at once)."""
+        preparing: deque[tuple[Future[prepare.Batch], list[tuple[int, list[object]]]]] = deque()
+        while True:
+            t0 = time.perf_counter()
+            chunk = next(chunks, None)
+            if chunk is not None:
+                preparing.append((preparer.submit(chunk), chunk))
+            self.timings["read"] += time.perf_counter() - t0
+            while preparing and (chunk is None or len(preparing) >= depth):
+                t0 = time.perf_counter()
+                pending = _pending(*preparing.popleft())
+                self.timings["prepare"] += time.perf_counter() - t0
+                yield pending
+            if chunk is None:
+                return
+
+    def _pipeline(self, batches: Iterator[_Pending], ahead_lookup: bool) -> None:
+        """Three stages handing batches on through queues of one: this thread prepares, a second
+        looks the next batch up (``ahead_lookup``), a third writes; the written batches come back
+        here for the report. A failure anywhere stops every stage and is raised here."""
+        to_ahead: queue.Queue[object] = queue.Queue(maxsize=1)
+        to_write: queue.Queue[object] = queue.Queue(maxsize=1)
+        written: queue.Queue[object] = queue.Queue()
+        failed = threading.Event()
+
+        def stage(inbox: queue.Queue[object], work: Callable[[Any], Any], outbox: queue.Queue[object]) -> None:
+            try:
+                while (item := inbox.get()) is not _STOP:
+                    if not failed.is_set():
+                        outbox.put(work(item))
+            except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
+                failed.set()
+                written.put(exc)
+                while inbox.get() is not _STOP:  # let the stage before this one finish
+                    pass
+            finally:
+                outbox.put(_STOP)
+
+        def look(pending: _Pending) -> _Pending:
+            t0 = time.perf_counter()
+            try:
+                return self._look_ahead(pending) if ahead_lookup else pending
+            finally:
+                self.timings["lookahead"] += time.perf_counter() - t0
+
+        threads = [threading.Thread(target=stage, args=(to_ahead, look, to_write), name="scrm-import-ahead",
+                                    daemon=True),
+                   threading.Thread(target=stage, args=(to_write, self._write, written), name="scrm-import",
+                                    daemon=True)]
+        for thread in threads:
+            thread.start()
+        problem: BaseException | None = None
+
+        def collect(block: bool) -> bool:
+            """Take what the writer finished (False once it has stopped)."""
+            nonlocal problem
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    item = written.get(block=block)
+                except queue.Empty:
+                    return True
+                finally:
+                    self.timings["wait"] += time.perf_counter() - t0
+                if item is _STOP:
+                    return False
+                if isinstance(item, BaseException):
+                    problem = problem or item
+                else:
+                    self._collect(item)  # type: ignore[arg-type]
+
         try:
-            return future.result()
+            for pending in batches:
+                if failed.is_set():
+                    break
+                t0 = time.perf_counter()
+                to_ahead.put(pending)  # waits while the look-ahead is a batch behind
+                self.timings["wait"] += time.perf_counter() - t0
+                collect(block=False)
+        except BaseException as exc:
+            failed.set()
+            problem = problem or exc
         finally:
-            self.timings["wait"] += time.perf_counter() - t0
+            to_ahead.put(_STOP)
+            while collect(block=True):
+                pass
+            for thread in threads:
+                thread.join()
+        if problem is not None:
+            raise problem
 
     def _write(self, pending: _Pending) -> _Written:
         """One transaction: match existing customers, create the new ones, merge the existing ones
@@ -587,10 +643,7 @@ def _chunks(data: Iterator[tuple[int, list[object]]], size: int, *, first: int |
         step = min(size, step * 2)
 
 
-def _done(pending: _Pending) -> Future[_Pending]:
-    future: Future[_Pending] = Future()
-    future.set_result(pending)
-    return future
+_STOP = object()  # the end of a pipeline stage's input
 
 
 def _pending(future: Future[prepare.Batch], rows: list[tuple[int, list[object]]]) -> _Pending:
