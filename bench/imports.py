@@ -12,6 +12,7 @@ tests) and COPYed in; that setup is timed separately and not part of the figure.
 
 ``--reuse``: keep a data set an earlier run built (its keys are kept in the table ``bench_meta``):
 new migrations are applied, what earlier imports wrote is deleted, and the import runs again.
+``--worker-process``: prepare rows in a worker process (off by default), for comparison.
 """
 
 from __future__ import annotations

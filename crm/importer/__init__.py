@@ -6,11 +6,14 @@ The pipeline streams the file row by row, never holding it in memory:
 * :mod:`headers` finds the header row and maps its Chinese column names (and their common
   variants) to fields;
 * :mod:`rows` normalises and validates one row (phone, ID number, amount in yuan or 万元, term…);
-* :mod:`dedup` drops rows seen earlier in the file and matches the rest against the database by
-  blind index, in batched ``IN`` queries;
-* :mod:`writer` creates the new customers set-based (PostgreSQL: COPY into a temp table and one
-  ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING``; SQLite: executemany), producing the same
-  rows :func:`crm.customers.intake` would;
+* :mod:`prepare` parses, validates, blind-indexes and seals a batch and drops rows seen earlier in
+  the file;
+* :mod:`dedup` matches the rest against the database by blind index, in batched queries;
+* :mod:`writer` creates the new customers set-based (PostgreSQL: COPY straight into the tables,
+  falling back to ``INSERT … ON CONFLICT DO NOTHING`` on a race; SQLite: executemany), producing the
+  same rows :func:`crm.customers.intake` would;
+* :mod:`merge` merges the rows that are people already in the database (blanks filled, collisions);
 * :mod:`report` spills the problem rows to an .xlsx report as they occur;
-* :mod:`service` ties it together: the import job, one transaction per batch, assignment.
+* :mod:`service` ties it together: the import job, one transaction per batch, assignment;
+* :mod:`jobs` marks jobs whose run died as interrupted and re-runs them.
 """

@@ -8,6 +8,14 @@ what an earlier run created is found again as existing.
 Counters partition the data rows: ``created + duplicates_in_file + duplicates_existing + collisions
 + errors == processed``. A collision (撞单) is a row matching a customer someone other than the
 importing staff member owns: the owner keeps it, both are told (:func:`crm.customers.record_collision`).
+A row that is someone already in the database fills that record's blanks (:mod:`crm.importer.merge`).
+
+On PostgreSQL a run is a pipeline of three threads (:meth:`_Run._pipeline`): the reading thread
+prepares batch N+2, a second looks batch N+1 up on a connection of its own (which of its people
+exist, customer ids for the others), a third writes batch N in its transaction, looking up again
+only the rows found ahead (a row created meanwhile by another channel is refused by the unique
+index and merged). Each committed batch moves the job's ``updated_at``: the run's heartbeat
+(:mod:`crm.importer.jobs`).
 """
 
 from __future__ import annotations

@@ -7,11 +7,14 @@ A lead the allocation rules already gave to someone (:func:`crm.allocation.plan`
 insert) is written once, owned: status owned, ``assigned_at``, ``protected_until``; its "create"
 history row goes from the pool to the owner and its "created" event says who it was given to.
 
-PostgreSQL: COPY the batch into a temporary table, then one statement inserts the customers
-(``ON CONFLICT DO NOTHING``: a lead another channel created a moment ago is skipped, not an error),
-and from its RETURNING set the owner-history and timeline rows. SQLite: executemany with
-``ON CONFLICT DO NOTHING RETURNING``. Either way, what was not returned lost a race and is
-re-matched as an existing customer by the caller.
+PostgreSQL: three COPYs straight into customer, owner history and timeline, with customer ids
+drawn from the sequence beforehand (:func:`draw_ids`) and the rows already in COPY text
+(:func:`copy_fields`, done while preparing), inside a savepoint. The rows were matched against the
+database just before; if another channel created one of these people in between, its unique index
+refuses the COPY, the savepoint rolls back and the batch goes again through a temporary table and
+one ``INSERT … ON CONFLICT DO NOTHING`` statement that also writes the history and timeline rows of
+what it inserted. SQLite: executemany with ``ON CONFLICT DO NOTHING RETURNING``. Either way, what
+was not created lost a race and is re-matched as an existing customer by the caller.
 """
 
 from __future__ import annotations
