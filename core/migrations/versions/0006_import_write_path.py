@@ -34,7 +34,7 @@ from alembic import op
 import core.db  # noqa: F401
 
 revision = '0006_import_write_path'
-down_revision = '0005_customer_indexes'  # one linear chain
+down_revision = '0006_servicing'  # one linear chain
 branch_labels = None
 depends_on = None
 
