@@ -375,8 +375,8 @@ def main(argv: list[str] | None = None) -> None:
         f"- rows prepared (parse, validate, index, seal) "
         f"{'in a worker process' if args.worker_process else 'in the importing process'}; wall seconds by stage "
         "(reading thread: read = the file and, in the importing process, parse+validate+seal; prepare = waiting "
-        "for the worker process; lookahead = the next batch's lookup on a connection of its own; wait = blocked "
-        "on the writer; writer thread: lookup = re-checking the rows found ahead, assign = planning owners, "
+        "for the worker process; lookahead = the look-ahead thread: the next batch's lookup and ids on a "
+        "connection of its own; wait = the reading thread blocked handing a batch on or waiting for the writer; writer thread: lookup = re-checking the rows found ahead, assign = planning owners, "
         "insert = the COPYs, duplicates = merges, collisions, notifications, commit): "
         + ", ".join(f"{k} {v:.2f}" for k, v in result.timings.items()),
         f"- CPU-bound projection on an idle machine: ~{args.rows / max(py_cpu, pg_cpu, worker_cpu):,.0f} rows/s if "
