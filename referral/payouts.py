@@ -9,14 +9,12 @@ available balance; later accruals fill it first, so the next payout nets it.
 
 from __future__ import annotations
 
-import csv
-import io
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core import audit, clock, pii
+from core import audit, clock, exports, pii
 from core.db import insert_ignore
 from core.money import fen_to_yuan, format_yuan
 from crm.models import Role
@@ -219,7 +217,8 @@ EXPORT_HEADERS = ["序号", "收款人", "收款方式", "开户行", "收款账
 def export_rows(session: Session, viewer: Viewer | None, batch_id: int, *, full_names: bool = False
                 ) -> list[list[object]]:
     """Rows for the transfer file. The account is opened from its sealed form (the transfer needs
-    it); the export is audit-logged. Names are masked unless ``full_names`` (also logged)."""
+    it); the export is audit-logged. Names are masked unless ``full_names`` (also logged). Amounts
+    are yuan as ``Decimal`` (number cells); the file is written by :mod:`core.exports`."""
     _check(viewer)
     batch = session.get(PayoutBatch, batch_id)
     if batch is None:
@@ -231,8 +230,8 @@ def export_rows(session: Session, viewer: Viewer | None, batch_id: int, *, full_
         account = pii.open_sealed(pii.PAYLOAD, referrer.payee_account_enc) if referrer.payee_account_enc else ""
         name = referrer.payee_name or referrer.name
         rows.append([n, name if full_names else mask_name(name), CHANNEL_LABELS.get(referrer.payee_channel or "", ""),
-                     referrer.payee_bank or "", account, str(fen_to_yuan(request.amount)),
-                     str(fen_to_yuan(request.deduction_amount or 0)), str(fen_to_yuan(request.paid_amount or 0)),
+                     referrer.payee_bank or "", account, fen_to_yuan(request.amount),
+                     fen_to_yuan(request.deduction_amount or 0), fen_to_yuan(request.paid_amount or 0),
                      f"佣金提现#{request.id}"])
     audit.record(session, "referral.payout.export", entity_type="payout_batch", entity_id=batch_id,
                  after={"rows": len(rows), "full_names": full_names}, detail="导出发放文件（含收款账号）")
@@ -240,25 +239,12 @@ def export_rows(session: Session, viewer: Viewer | None, batch_id: int, *, full_
 
 
 def export_csv(session: Session, viewer: Viewer | None, batch_id: int, *, full_names: bool = False) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_HEADERS)
-    writer.writerows(export_rows(session, viewer, batch_id, full_names=full_names))
-    return buffer.getvalue().encode("utf-8-sig")  # BOM: Excel opens it as UTF-8
+    return exports.csv_bytes(EXPORT_HEADERS, export_rows(session, viewer, batch_id, full_names=full_names))
 
 
 def export_xlsx(session: Session, viewer: Viewer | None, batch_id: int, *, full_names: bool = False) -> bytes:
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = f"发放批次{batch_id}"
-    ws.append(EXPORT_HEADERS)
-    for row in export_rows(session, viewer, batch_id, full_names=full_names):
-        ws.append(row)
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return exports.xlsx_bytes(f"发放批次{batch_id}", EXPORT_HEADERS,
+                              export_rows(session, viewer, batch_id, full_names=full_names))
 
 
 def list_withdrawals(session: Session, status: str | None = None, limit: int = 200) -> list[tuple[WithdrawalRequest, Referrer]]:

@@ -3,6 +3,7 @@ short unambiguous referral code and at most one parent (the second level)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -107,17 +108,39 @@ def _mask_account(account: str) -> str:
     return f"****{digits[-4:]}" if len(digits) > 4 else "****"
 
 
+# Payee fields end up in the transfer file finance opens in Excel: a person's or company's name, a
+# bank's name, an account of letters and digits. Each begins with a letter or a Chinese character,
+# so none can begin like a formula (=, +, -, @); core.exports neutralises the files as well.
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+PAYEE_NAME = re.compile(f"[{_CJK}A-Za-z][{_CJK}A-Za-z0-9·•.'’\\- ()（）]{{0,59}}")
+PAYEE_BANK = re.compile(f"[{_CJK}A-Za-z][{_CJK}A-Za-z0-9·.&'’\\- ()（）]{{1,59}}")
+PAYEE_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _-]{3,63}")
+
+
 def set_payee(referrer: Referrer, *, name: str | None, channel: str | None, bank: str | None,
               account: str | None) -> None:
+    """Set where commission is paid; each field is checked (Chinese message, nothing changed on error)."""
     if channel and channel not in ("bank", "wechat"):
         raise InvalidReferrer("收款方式只能是银行卡或微信", code="invalid_payee_channel")
-    referrer.payee_name = (name or "").strip()[:60] or None
-    referrer.payee_channel = channel or None
-    referrer.payee_bank = (bank or "").strip()[:60] or None
+    name = (name or "").strip()
+    bank = (bank or "").strip()
+    if name and not PAYEE_NAME.fullmatch(name):
+        raise InvalidReferrer("收款人姓名只能由中文或英文字母组成（可含间隔号、空格、括号），不能以符号开头，最多 60 个字",
+                              code="invalid_payee_name")
+    if bank and not PAYEE_BANK.fullmatch(bank):
+        raise InvalidReferrer("开户行请填写银行名称（中文或英文，可含数字、括号），不能以符号开头，最多 60 个字",
+                              code="invalid_payee_bank")
     if account:
         account = account.strip()
         if len(account) > 64:
             raise InvalidReferrer("收款账号过长", code="invalid_payee_account")
+        if not PAYEE_ACCOUNT.fullmatch(account):
+            raise InvalidReferrer("收款账号只能由数字、英文字母、空格、下划线或连字符组成，且以数字或字母开头",
+                                  code="invalid_payee_account")
+    referrer.payee_name = name or None
+    referrer.payee_channel = channel or None
+    referrer.payee_bank = bank or None
+    if account:
         referrer.payee_account_enc = pii.seal(pii.PAYLOAD, account)
         referrer.payee_account_masked = _mask_account(account)
 

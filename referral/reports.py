@@ -3,14 +3,14 @@ monthly statements (Asia/Shanghai months); Excel export. All aggregates are set-
 
 from __future__ import annotations
 
-import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import and_, case, distinct, func, select
 from sqlalchemy.orm import Session
 
-from core import clock
+from core import clock, exports
 from crm.customers import visible_clause
 from crm.models import Customer, Staff
 from crm.scope import Viewer
@@ -154,18 +154,9 @@ def monthly_statement(session: Session, referrer_id: int, month: date) -> Statem
     return Statement(referrer, ledger.month_start(month), opening[0], opening[1], entries, closing[0], closing[1])
 
 
-def to_xlsx(title: str, headers: list[str], rows: list[list[object]]) -> bytes:
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = title[:31]
-    ws.append(headers)
-    for row in rows:
-        ws.append(row)
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+def to_xlsx(title: str, headers: list[str], rows: Iterable[list[object]]) -> bytes:
+    """A one-sheet report through the product's export writer (text stays text, never a formula)."""
+    return exports.xlsx_bytes(title, headers, rows)
 
 
 def referrer_report_xlsx(rows: list[ReferrerRow]) -> bytes:
@@ -186,10 +177,10 @@ def statement_xlsx(statement: Statement) -> bytes:
     from core.money import fen_to_yuan
     from referral.models import ENTRY_KIND_LABELS
 
-    rows: list[list[object]] = [["期初", "", str(fen_to_yuan(statement.opening_total)), "", ""]]
+    rows: list[list[object]] = [["期初", "", fen_to_yuan(statement.opening_total), "", ""]]
     for e in statement.entries:
         rows.append([e.created_at.astimezone(clock.BUSINESS_TZ)
-                     .strftime("%Y-%m-%d %H:%M"), ENTRY_KIND_LABELS.get(e.kind, e.kind), str(fen_to_yuan(e.amount)),
+                     .strftime("%Y-%m-%d %H:%M"), ENTRY_KIND_LABELS.get(e.kind, e.kind), fen_to_yuan(e.amount),
                      e.loan_id or "", e.note or ""])
-    rows.append(["期末", "", str(fen_to_yuan(statement.closing_total)), "", ""])
+    rows.append(["期末", "", fen_to_yuan(statement.closing_total), "", ""])
     return to_xlsx(f"{statement.month:%Y-%m}月结单", ["时间", "类型", "金额(元)", "贷款", "备注"], rows)

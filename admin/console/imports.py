@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.responses import Response
 
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, require_roles
+from core import exports
 from core.errors import NotFound, ValidationFailed
 from core.web import SessionDep
 from crm.importer import jobs, service, uploads
@@ -106,7 +107,7 @@ def job_report(session: SessionDep, user: Importer, job_id: int) -> Response:
     if path is None or not path.is_file():
         raise NotFound("该导入任务没有问题行报告")
     return FileResponse(path, filename=f"导入问题行-{job.id}.xlsx",
-                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+                        media_type=exports.XLSX_MEDIA_TYPE)
 
 
 @router.get("/", include_in_schema=False)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from admin.console.referral_setup import Editor, Reader, Text, page
 from admin.deps import ConsoleUser, CsrfChecked, attempt
-from core import clock
+from core import clock, exports
 from core.errors import ValidationFailed
 from core.web import SessionDep
 from referral import attribution, ledger, payouts, referrers, reports
@@ -20,7 +20,7 @@ from referral.models import ENTRY_KIND_LABELS, WITHDRAWAL_STATUS_LABELS
 
 router = APIRouter(prefix="/console/referral", include_in_schema=False)
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX = exports.XLSX_MEDIA_TYPE
 
 
 def _month(text: str | None) -> date:
@@ -156,7 +156,7 @@ def mark_paid(request: Request, session: SessionDep, user: Reader, batch_id: int
 def export_batch(session: SessionDep, user: Reader, batch_id: int, fmt: str) -> Response:
     if fmt == "csv":
         return _download(payouts.export_csv(session, user.viewer, batch_id), f"佣金发放-{batch_id}.csv",
-                         "text/csv; charset=utf-8")
+                         exports.CSV_MEDIA_TYPE)
     if fmt == "xlsx":
         return _download(payouts.export_xlsx(session, user.viewer, batch_id), f"佣金发放-{batch_id}.xlsx", XLSX)
     raise ValidationFailed("导出格式只能是 csv 或 xlsx")
