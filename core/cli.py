@@ -46,6 +46,8 @@ def serve(host: str, port: int, workers: int, reload: bool, backlog: int) -> Non
     """Serve the console, the APIs and the callbacks."""
     import uvicorn
 
+    from core.logging_setup import uvicorn_log_config
+
     settings = get_settings()
     if "base_url" not in settings.model_fields_set:
         # Links and the built-in WeCom simulator's address follow where we actually listen.
@@ -61,7 +63,8 @@ def serve(host: str, port: int, workers: int, reload: bool, backlog: int) -> Non
     # uvicorn's "auto" picks httptools and uvloop (installed with uvicorn[standard]); the access log is an
     # INFO record per request: off unless the log level shows it.
     uvicorn.run("core.web:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
-                log_level=settings.log_level.lower(), proxy_headers=True,
+                log_level=settings.log_level.lower(), log_config=uvicorn_log_config(settings.log_level),
+                proxy_headers=True,
                 access_log=settings.log_level.upper() in ("DEBUG", "INFO"), backlog=backlog)
 
 

@@ -223,13 +223,38 @@ def mask_text(text: str) -> str:
 
 
 class MaskingFilter(logging.Filter):
-    """Installed on the root handlers: no log line carries a plaintext phone or ID number."""
+    """Installed on every handler (root, uvicorn's, celery's): no log line carries a plaintext phone
+    or ID number, neither in its message nor in the traceback or stack attached to it.
+
+    A record whose formatter reads ``record.args`` itself (uvicorn's access log unpacks the
+    request line from them) keeps its args, each masked; otherwise the masked message replaces
+    ``msg`` and ``args``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a broken format string must not kill logging
-            return True
+            message = None
+        if message is not None:
+            masked = mask_text(message)
+            if masked != message:
+                args = record.args
+                kept = False
+                if isinstance(args, tuple) and args:
+                    record.args = tuple(mask_text(a) if isinstance(a, str) else a for a in args)
+                    try:
+                        kept = record.getMessage() == masked
+                    except Exception:  # noqa: BLE001
+                        kept = False
+                if not kept:
+                    record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
+        return True
         masked = mask_text(message)
         if masked != message:
             record.msg, record.args = masked, None
