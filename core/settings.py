@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     import_stale_minutes: int = Field(
         15, description="a running lead import whose heartbeat is older than this is shown as interrupted (failed)"
     )
+    import_max_rows: int = Field(200_000, ge=1, description="data rows one lead import may have (a larger file is refused)")
 
     # --- WeCom (企业微信) ---------------------------------------------------------------------------
     wecom_corp_id: str = Field("", description="corp id (企业ID); empty: the built-in WeCom simulator's demo corp")

@@ -91,7 +91,7 @@ def test_wrong_extension_is_refused_on_the_form(session, manager):
     client = console_client()
     csrf = log_in(client, session, manager)
     response = _upload(client, csrf, b"hello", name="leads.pdf")
-    assert response.status_code == 422 and "只支持 .xlsx 和 .csv" in response.text
+    assert response.status_code == 422 and "只支持 .xlsx、.xls、.ods 和 .csv" in response.text
 
 
 def test_xlsx_name_with_other_content_is_refused(session, manager):

@@ -118,7 +118,7 @@ def test_a_broken_xlsx_fails_with_a_clear_message(session, tmp_path):
     assert result.status == "failed" and "不是有效的 Excel" in result.message
 
 
-def test_legacy_xls_is_refused_with_advice(session, tmp_path):
+def test_a_broken_legacy_xls_is_refused_with_advice(session, tmp_path):
     path = tmp_path / "old.xls"
     path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100)
     result = service.import_file(path)

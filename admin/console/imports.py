@@ -18,7 +18,7 @@ from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int
 from core import exports
 from core.errors import NotFound, ValidationFailed
 from core.web import SessionDep
-from crm.importer import jobs, service, uploads
+from crm.importer import jobs, limits, service, uploads
 from crm.models import IMPORT_STATUS_LABELS, ImportJob
 
 router = APIRouter(prefix="/console/imports", include_in_schema=False)
@@ -54,7 +54,7 @@ def _list(request: Request, session: SessionDep, user: ConsoleUser, *, error: ob
         "jobs": listed, "shown": {j.id: jobs.shown_status(j) for j in listed},
         "pools": uploads.visible_pools(session, user.viewer),
         "modes": service.assign_modes(), "status_labels": IMPORT_STATUS_LABELS, "error": error,
-        "max_mb": uploads.MAX_BYTES // (1024 * 1024),
+        "max_mb": uploads.MAX_BYTES // (1024 * 1024), "max_rows": limits.max_rows(),
     }, status_code=status_code)
 
 

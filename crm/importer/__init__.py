@@ -1,7 +1,8 @@
-"""Lead intake by batch import (批量导入线索): .xlsx / .csv files with Chinese headers.
+"""Lead intake by batch import (批量导入线索): .xlsx / .xls / .ods / .csv files with Chinese headers.
 
 The pipeline streams the file row by row, never holding it in memory:
 
+* :mod:`limits` checks what a file would cost to open (decompression bombs, grid size, row cap);
 * :mod:`sources` opens the file (sniffing what it really is) and yields raw rows;
 * :mod:`headers` finds the header row and maps its Chinese column names (and their common
   variants) to fields;

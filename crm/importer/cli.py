@@ -1,4 +1,4 @@
-"""``scrm leads import FILE``: import leads from .xlsx / .csv, with a progress bar or one JSON object."""
+"""``scrm leads import FILE``: import leads from .xlsx / .xls / .ods / .csv, with a progress bar or one JSON object."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _fail(message: str, as_json: bool, code: int = 1) -> None:
 @click.option("--json", "as_json", is_flag=True, help="只输出一个 JSON 对象（无进度条）")
 def import_leads(file: Path, source: str | None, assign_mode: str | None, pool_id: int | None,
                  username: str | None, as_json: bool) -> None:
-    """导入线索（.xlsx / .csv，中文表头）。"""
+    """导入线索（.xlsx / .xls / .ods / .csv，中文表头）。"""
     from core import plugins
     from crm.importer import service
 

@@ -1,9 +1,16 @@
 """Open an uploaded file as what it really is (by content, not by name) and stream its rows.
 
 * .xlsx: openpyxl in read-only mode, first worksheet, values only (formulas as last computed).
+* .xls (legacy Excel) and .ods (OpenDocument): python-calamine (Rust's calamine), first sheet;
+  its cells come out as openpyxl's do (numbers, text, dates; an empty cell is None), so headers and
+  rows are read and normalised the same way.
 * .csv: UTF-8 with or without BOM; otherwise GB18030 (what Excel on a Chinese Windows writes).
   The encoding is decided by one streaming pass over the whole file (which also gives the SHA-256
   and an estimate of the row count), so a file whose first megabyte is ASCII is not misjudged.
+
+Before any reader opens a file, :mod:`crm.importer.limits` checks what it would cost (archive
+directory, grid size, rows); the rows of one import are capped (``SCRM_IMPORT_MAX_ROWS``), up front
+where the file says how many it has and, whatever it says, while it is read.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from crm.importer import limits
 from crm.importer.errors import ImportFileEmpty, ImportFileInvalid
 
 CHUNK = 1 << 20
@@ -26,7 +34,7 @@ csv.field_size_limit(1 << 20)
 
 @dataclass(frozen=True)
 class FileInfo:
-    kind: str  # xlsx | csv
+    kind: str  # xlsx | xls | ods | csv
     sha256: str
     size: int
     encoding: str | None
@@ -64,9 +72,18 @@ def inspect(path: Path) -> FileInfo:
     if size == 0:
         raise ImportFileEmpty("导入文件是空的（0 字节）")
     if head.startswith(_ZIP):
-        return FileInfo("xlsx", digest.hexdigest(), size, None, None)
+        with limits.check_zip(path) as zf:
+            if limits.is_ods(zf):
+                grid = limits.ods_grid(zf)
+                limits.check_grid(grid)
+                return FileInfo("ods", digest.hexdigest(), size, None, grid.rows)
+        estimate = _xlsx_rows(path)
+        if estimate is not None and estimate - 1 > limits.max_rows():
+            raise limits.too_many_rows(estimate - 1)
+        return FileInfo("xlsx", digest.hexdigest(), size, None, estimate)
     if head.startswith(_OLE):
-        raise ImportFileInvalid("不支持旧版 Excel（.xls）文件，请在 Excel 中另存为 .xlsx 或 .csv 后再导入")
+        grid = limits.check_xls(path)
+        return FileInfo("xls", digest.hexdigest(), size, None, grid.rows)
     if has_nul:
         raise ImportFileInvalid("文件不是表格（既不是 .xlsx 也不是 .csv 文本），请检查是否选错了文件")
     encoding = "utf-8-sig" if utf8_ok else "gb18030"
@@ -80,11 +97,35 @@ def inspect(path: Path) -> FileInfo:
             except UnicodeDecodeError:
                 raise ImportFileInvalid("无法识别文件的文字编码（支持 UTF-8 与 GB18030/GBK），"
                                         "请在 Excel 中另存为“CSV UTF-8”或 .xlsx") from None
-    return FileInfo("csv", digest.hexdigest(), size, encoding, newlines + 1)
+    info = FileInfo("csv", digest.hexdigest(), size, encoding, newlines + 1)
+    if newlines > limits.max_rows():  # lines: an upper bound (quoted cells may span lines); count exactly
+        rows = sum(1 for _ in iter_rows(path, info, capped=False))
+        if rows - 1 > limits.max_rows():
+            raise limits.too_many_rows(rows - 1)
+    return info
 
 
-def iter_rows(path: Path, info: FileInfo) -> Iterator[tuple[int, list[object]]]:
-    """Yield (spreadsheet row number, cells), 1-based as Excel numbers rows, blank rows skipped."""
+def iter_rows(path: Path, info: FileInfo, *, capped: bool = True) -> Iterator[tuple[int, list[object]]]:
+    """Yield (spreadsheet row number, cells), 1-based as Excel numbers rows, blank rows skipped.
+    More non-blank rows than the import's cap (and a few header or title rows) stop the read."""
+    rows = _iter_rows(path, info)
+    if not capped:
+        yield from rows
+        return
+    allowed = limits.max_rows() + HEADER_ROOM
+    for n, item in enumerate(rows, start=1):
+        if n > allowed:
+            raise limits.too_many_rows(n - 1)
+        yield item
+
+
+HEADER_ROOM = 10  # non-blank rows above the data (the header, title rows) not counted against the cap
+
+
+def _iter_rows(path: Path, info: FileInfo) -> Iterator[tuple[int, list[object]]]:
+    if info.kind in ("xls", "ods"):
+        yield from _iter_calamine(path, info.kind)
+        return
     if info.kind == "csv":
         with path.open("r", encoding=info.encoding, newline="") as fh:
             try:
@@ -116,9 +157,32 @@ def _iter_xlsx(path: Path) -> Iterator[tuple[int, list[object]]]:
         wb.close()
 
 
-def estimated_rows(path: Path, info: FileInfo) -> int | None:
-    if info.estimated_rows is not None:
-        return info.estimated_rows
+def _iter_calamine(path: Path, kind: str) -> Iterator[tuple[int, list[object]]]:
+    """The first sheet of an .xls or .ods (checked by :mod:`limits` before: its grid is bounded)."""
+    from python_calamine import CalamineWorkbook
+
+    label = "旧版 Excel（.xls）" if kind == "xls" else "OpenDocument（.ods）"
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+        if not wb.sheet_names:
+            raise ImportFileEmpty(f"{label}文件中没有工作表")
+        sheet = wb.get_sheet_by_index(0)
+    except ImportFileInvalid:
+        raise
+    except Exception as exc:  # noqa: BLE001 - calamine's errors are of its own kinds
+        raise ImportFileInvalid(f"文件不是有效的{label}文件，可能已损坏：{type(exc).__name__}") from None
+    first = sheet.start[0] + 1 if sheet.start else 1
+    try:
+        for n, row in enumerate(sheet.iter_rows(), start=first):
+            cells = [None if c == "" else c for c in row]
+            if any(c is not None and str(c).strip() for c in cells):
+                yield n, cells
+    finally:
+        wb.close()
+
+
+def _xlsx_rows(path: Path) -> int | None:
+    """The first worksheet's row count as its dimension states it (None when it does not)."""
     try:
         from openpyxl import load_workbook
 
@@ -127,5 +191,11 @@ def estimated_rows(path: Path, info: FileInfo) -> int | None:
             return wb.worksheets[0].max_row if wb.worksheets else None
         finally:
             wb.close()
-    except Exception:  # noqa: BLE001 - only an estimate for the progress bar
+    except Exception:  # noqa: BLE001 - only an estimate; the read itself says what is wrong
         return None
+
+
+def estimated_rows(path: Path, info: FileInfo) -> int | None:
+    if info.estimated_rows is not None:
+        return info.estimated_rows
+    return _xlsx_rows(path)

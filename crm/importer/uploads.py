@@ -1,5 +1,6 @@
 """Accepting an uploaded file (console, API): its name, its size and its first bytes are checked
-before it is stored under ``<import_dir>/uploads`` and a job is queued for it."""
+while it is stored under ``<import_dir>/uploads``, then what it would cost to open
+(:func:`crm.importer.limits.precheck`), and only then is a job queued for it."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from sqlalchemy.orm import Session
 
 from core.errors import PermissionDenied
 from crm import customers
-from crm.importer import service
+from crm.importer import limits, service
 from crm.importer.errors import ImportFileEmpty, ImportFileInvalid
 from crm.models import ImportJob, Pool, Role
 from crm.scope import Viewer
 
 MAX_BYTES = 20 * 1024 * 1024
-EXTENSIONS = (".xlsx", ".csv")
+EXTENSIONS = (".xlsx", ".xls", ".ods", ".csv")
 IMPORTERS = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value})
 
 
@@ -34,7 +35,7 @@ def store(stream: BinaryIO, filename: str, *, max_bytes: int | None = None) -> t
     name = Path(filename or "").name
     ext = Path(name).suffix.lower()
     if ext not in EXTENSIONS:
-        raise ImportFileInvalid(f"只支持 .xlsx 和 .csv 文件（收到：{name or '无文件名'}）")
+        raise ImportFileInvalid(f"只支持 .xlsx、.xls、.ods 和 .csv 文件（收到：{name or '无文件名'}）")
     folder = service.import_dir() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}{ext}"
@@ -53,10 +54,14 @@ def store(stream: BinaryIO, filename: str, *, max_bytes: int | None = None) -> t
                 out.write(chunk)
         if size == 0:
             raise ImportFileEmpty("上传的文件是空的（0 字节）")
-        if ext == ".xlsx" and not head.startswith(b"PK\x03\x04"):
-            raise ImportFileInvalid("文件扩展名是 .xlsx，但内容不是 Excel 文件，请检查是否选错了文件")
+        if ext in (".xlsx", ".ods") and not head.startswith(b"PK\x03\x04"):
+            what = "Excel" if ext == ".xlsx" else "OpenDocument 表格"
+            raise ImportFileInvalid(f"文件扩展名是 {ext}，但内容不是 {what} 文件，请检查是否选错了文件")
+        if ext == ".xls" and not head.startswith(b"\xd0\xcf\x11\xe0"):
+            raise ImportFileInvalid("文件扩展名是 .xls，但内容不是旧版 Excel 文件，请检查是否选错了文件")
         if ext == ".csv" and b"\x00" in head:
             raise ImportFileInvalid("文件扩展名是 .csv，但内容不是文本表格，请检查是否选错了文件")
+        limits.precheck(path)  # a spreadsheet bomb is refused here, before it is queued
     except BaseException:
         path.unlink(missing_ok=True)
         raise
