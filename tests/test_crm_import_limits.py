@@ -187,12 +187,13 @@ def test_csv_whose_quoted_cells_span_lines_is_counted_by_rows_not_lines(session,
     assert service.import_file(path).counts["created"] == 5
 
 
-def test_an_xlsx_whose_dimension_lies_is_stopped_while_it_is_read(session, tmp_path, cap_five):
-    path = xlsx(tmp_path / "lies.xlsx", _rows(40), header=["姓名", "手机号"])
+def test_an_xlsx_that_states_no_dimension_is_stopped_while_it_is_read(session, tmp_path, cap_five):
+    path = xlsx(tmp_path / "nodim.xlsx", _rows(40), header=["姓名", "手机号"])
     with zipfile.ZipFile(path) as src:
         parts = {n: src.read(n) for n in src.namelist()}
-    parts["xl/worksheets/sheet1.xml"] = re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:B2"/>',
-                                               parts["xl/worksheets/sheet1.xml"])
+    sheet, dropped = re.subn(rb'<dimension ref="[^"]*"\s*/>', b"", parts["xl/worksheets/sheet1.xml"])
+    assert dropped == 1
+    parts["xl/worksheets/sheet1.xml"] = sheet
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in parts.items():
             zf.writestr(name, data)
@@ -291,6 +292,21 @@ def test_scrm_leads_import_of_bombs_stays_small_in_memory(cli_env, tmp_path):
         result, peak = _cli_import(cli_env, bomb)
         assert result["status"] == "failed" and re.search(r"[\u4e00-\u9fff]", result["message"]), result
         assert peak < base_peak + 150 * 1024, (bomb.name, peak, base_peak)  # KiB: within 150 MiB of a tiny import
+
+
+def test_a_sheet_stated_as_wide_as_excel_allows_is_read_to_a_bounded_width(session, tmp_path):
+    path = xlsx(tmp_path / "wide.xlsx", [["张三", "13800138000"]], header=["姓名", "手机号"])
+    with zipfile.ZipFile(path) as src:
+        parts = {n: src.read(n) for n in src.namelist()}
+    parts["xl/worksheets/sheet1.xml"] = re.sub(rb'<dimension ref="[^"]*"\s*/>', b'<dimension ref="A1:XFD2"/>',
+                                               parts["xl/worksheets/sheet1.xml"])
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
+    info = sources.inspect(path)
+    rows = list(sources.iter_rows(path, info))
+    assert [len(cells) for _, cells in rows] == [limits.MAX_COLUMNS] * 2
+    assert service.import_file(path).counts["created"] == 1
 
 
 def test_grid_of_an_xls_is_measured_from_its_cell_records(tmp_path):

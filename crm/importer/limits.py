@@ -18,7 +18,9 @@ a sheet as a dense grid). So before a file is opened:
 * .xls (OLE compound file, not compressed): the file size is capped (:data:`MAX_XLS_BYTES`) and the
   workbook stream's BIFF cell records are scanned for the grid each worksheet spans.
 * every kind: the data rows of one import are capped (``SCRM_IMPORT_MAX_ROWS``, 200,000 by
-  default; shown on the import page); a grid over :data:`MAX_GRID_CELLS` is refused.
+  default; shown on the import page); a grid over :data:`MAX_GRID_CELLS` is refused; only the
+  first :data:`MAX_COLUMNS` columns of a row are read (openpyxl pads rows to the sheet's stated
+  width, a CSV line may hold millions of empty cells).
 
 Each refusal is an :class:`ImportFileTooLarge` with a Chinese message saying what to do.
 """
@@ -42,6 +44,7 @@ MAX_RATIO = 100  # uncompressed / compressed, for parts of RATIO_FROM bytes or m
 RATIO_FROM = 1 * MiB
 MAX_XLS_BYTES = 32 * MiB
 MAX_GRID_CELLS = 4_000_000  # rows x columns a grid reader (calamine: .xls, .ods) may materialise
+MAX_COLUMNS = 256  # columns of a row that are read (a lead list has a dozen or two)
 
 SPLIT = "请拆分为多个文件后分批导入"
 

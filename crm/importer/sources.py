@@ -113,9 +113,12 @@ def iter_rows(path: Path, info: FileInfo, *, capped: bool = True) -> Iterator[tu
         yield from rows
         return
     allowed = limits.max_rows() + HEADER_ROOM
+    columns = limits.MAX_COLUMNS
     for n, item in enumerate(rows, start=1):
         if n > allowed:
             raise limits.too_many_rows(n - 1)
+        if len(item[1]) > columns:  # a batch holds its rows: none may be arbitrarily wide
+            item = (item[0], item[1][:columns])
         yield item
 
 
@@ -150,7 +153,10 @@ def _iter_xlsx(path: Path) -> Iterator[tuple[int, list[object]]]:
         if not wb.worksheets:
             raise ImportFileEmpty("Excel 文件中没有工作表")
         ws = wb.worksheets[0]
-        for n, row in enumerate(ws.iter_rows(values_only=True), start=1):
+        # openpyxl pads every row to the sheet's stated width: a dimension reaching column XFD would
+        # make each row 16,384 cells; columns past MAX_COLUMNS are not read
+        width = min(ws.max_column or limits.MAX_COLUMNS, limits.MAX_COLUMNS)
+        for n, row in enumerate(ws.iter_rows(values_only=True, max_col=width), start=1):
             if any(c is not None and str(c).strip() for c in row):
                 yield n, list(row)
     finally:
@@ -174,7 +180,7 @@ def _iter_calamine(path: Path, kind: str) -> Iterator[tuple[int, list[object]]]:
     first = sheet.start[0] + 1 if sheet.start else 1
     try:
         for n, row in enumerate(sheet.iter_rows(), start=first):
-            cells = [None if c == "" else c for c in row]
+            cells = [None if c == "" else c for c in row[:limits.MAX_COLUMNS]]
             if any(c is not None and str(c).strip() for c in cells):
                 yield n, cells
     finally:
