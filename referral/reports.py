@@ -163,7 +163,7 @@ def referrer_report_xlsx(rows: list[ReferrerRow]) -> bytes:
     from core.money import fen_to_yuan
     from referral.models import REFERRER_KIND_LABELS
 
-    def y(fen: int):  # noqa: ANN202 - a Decimal: openpyxl writes it as a number cell, no float involved
+    def y(fen: int):  # noqa: ANN202 - a Decimal: core.exports writes it as a number cell, no float involved
         return fen_to_yuan(fen)
 
     return to_xlsx("推荐人报表", ["推荐人", "类型", "推荐码", "邀请客户", "放款笔数", "放款本金(元)", "计提(元)", "冲回(元)",

@@ -202,3 +202,18 @@ def test_console_payee_form_refuses_a_formula(session):
 
     with pytest.raises(InvalidReferrer):
         referrers.set_payee(agent, name="王小明", channel="bank", bank="=1+2", account="62220000")
+
+
+def test_no_module_writes_a_spreadsheet_past_core_exports():
+    """Every .xlsx/.csv goes through core.exports: a new export that writes one another way fails here."""
+    root = Path(__file__).resolve().parents[1]
+    writers = re.compile(r"csv\.writer\(|csv\.DictWriter\(|openpyxl import Workbook|Workbook\(\)|xlsxwriter|\.to_excel\(|\.to_csv\(")
+    offenders = []
+    for package in ("core", "crm", "lending", "referral", "bot", "miniprogram_api", "admin", "finance", "payments",
+                    "collections", "analytics"):
+        for path in (root / package).rglob("*.py") if (root / package).is_dir() else ():
+            if path == root / "core" / "exports.py":
+                continue
+            if writers.search(path.read_text(encoding="utf-8")):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == [], f"write spreadsheets with core.exports instead: {offenders}"
