@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="DEBUG | INFO | WARNING | ERROR")
     base_url: str = Field("http://127.0.0.1:8000", description="public URL of the console, used in links")
+    allow_simulators: bool = Field(
+        False, description="a demo deployment: production starts with simulated WeCom/WeChat (loud warning)"
+    )
 
     # --- secrets -----------------------------------------------------------------------------
     secret_key: str = Field("", description="signs login CSRF tokens; `scrm init-secrets` generates it")
@@ -89,6 +92,11 @@ class Settings(BaseSettings):
     def wecom_simulated(self) -> bool:
         """No real credentials: WeCom is the local simulator (make run, tests)."""
         return not self.wecom_secret or self.wecom_api_base.rstrip("/").endswith("/_wecom_sim")
+
+    @property
+    def wechat_simulated(self) -> bool:
+        """No mini-program secret: WeChat is the local simulator."""
+        return not self.wechat_mp_secret or self.wechat_api_base.rstrip("/").endswith("/_wecom_sim")
 
     @property
     def embedded_tasks(self) -> bool:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import audit, plugins, tasks, validation_messages
+from core import audit, plugins, simulators, tasks, validation_messages
 from core.db import get_session_factory, unit_of_work
 from core.errors import AppError
 from core.logging_setup import configure_logging
@@ -172,4 +172,5 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
 
     for module in plugins.load_all("web"):
         module.mount(app)
+    simulators.check()  # after the channels loaded: every package's simulator has registered
     return app
