@@ -46,8 +46,10 @@ class Settings(BaseSettings):
     session_cookie_name: str = Field("scrm_session", description="console session cookie")
     session_ttl_minutes: int = Field(8 * 60, description="console session lifetime")
     cookie_secure: bool = Field(False, description="set true behind HTTPS")
-    login_max_failures: int = Field(5, description="failed logins before the account locks")
-    login_lockout_minutes: int = Field(15, description="how long a locked account stays locked")
+    login_max_failures: int = Field(
+        5, description="failed logins of one username in 15 minutes before its attempts are delayed (no lock)"
+    )
+    login_max_delay_seconds: int = Field(30, description="the longest wait before a delayed login attempt is checked")
 
     # --- business ----------------------------------------------------------------------------
     apr_cap_rate: str = Field("0.24", description="comprehensive annualised cost cap (综合年化成本上限)")

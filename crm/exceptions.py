@@ -45,12 +45,6 @@ class LoginRefused(AppError):
     message = "用户名或密码错误"
 
 
-class AccountLocked(AppError):
-    code = "account_locked"
-    status = 423
-    message = "登录失败次数过多，账号已临时锁定，请稍后再试"
-
-
 class CustomerNotFound(NotFound):
     code = "customer_not_found"
     message = "客户不存在或不在您的数据范围内"
