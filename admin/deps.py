@@ -119,6 +119,12 @@ async def console_user(request: Request, session: SessionDep) -> ConsoleUser:
 CurrentUser = Annotated[ConsoleUser, Depends(console_user)]
 
 
+def current_session_id(request: Request, session: Session) -> int | None:
+    """The id of the request's own console session (kept when its user changes a password)."""
+    row = auth_service.resolve_session(session, request.cookies.get(get_settings().session_cookie_name))
+    return row.id if row is not None else None
+
+
 async def verify_csrf(request: Request, user: CurrentUser) -> None:
     """Every logged-in form posts the session's CSRF token in the hidden field ``csrf_token``."""
     form = await request.form()

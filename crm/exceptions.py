@@ -36,7 +36,7 @@ class OutOfScope(PermissionDenied):
 
 class WeakPassword(ValidationFailed):
     code = "weak_password"
-    message = "密码至少 8 位，且需同时包含字母和数字"
+    message = "密码至少 10 位，不能是常见密码，也不能包含登录名"
 
 
 class LoginRefused(AppError):
