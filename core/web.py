@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 ErrorRenderer = Callable[[Request, AppError], Response]
 
 
+class NumberOutOfRange(AppError):
+    code = "number_out_of_range"
+    status = 422
+    message = "数字超出范围，请检查页码或编号"
+
+
 def db_session() -> Iterator[Session]:
     """The request's unit of work: committed when the endpoint returns, before the response is sent."""
     with unit_of_work() as session:
@@ -135,6 +141,11 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
             if request.url.path.startswith(prefix):
                 return JSONResponse(validation_messages.payload(list(exc.errors()), labels), status_code=422)
         return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(OverflowError)
+    async def number_out_of_range(request: Request, exc: OverflowError) -> Response:
+        # An id or number no database integer holds (SQLite refuses to bind it): bad input, not a 500.
+        return await app_error(request, NumberOutOfRange())
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
