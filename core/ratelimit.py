@@ -143,9 +143,13 @@ def sliding(key: str, window: timedelta, *, add: bool = True, session: Session |
     return current + previous * weight
 
 
-def hit_sliding(key: str, limit: int, window: timedelta, message: str | None = None) -> None:
-    """Count one attempt; raise :class:`RateLimited` once more than ``limit`` fall in the last ``window``."""
-    if sliding(key, window) > limit:
+def hit_sliding(key: str, limit: int, window: timedelta, message: str | None = None, *,
+                session: Session | None = None) -> None:
+    """Count one attempt; raise :class:`RateLimited` once more than ``limit`` fall in the last ``window``.
+
+    ``session``: count in the caller's transaction (see :func:`sliding`); a refusal then rolls its own count
+    back with everything else, so only what went through is counted."""
+    if sliding(key, window, session=session) > limit:
         start, seconds = _window(window)
         raise RateLimited(message, retry_after_seconds=max(1, start + seconds - int(clock.now().timestamp())))
 

@@ -71,7 +71,7 @@ def create_customer(session: SessionDep, caller: Caller, body: CustomerCreate, r
     if done.outcome != "created":
         response.status_code = 200
     customer = done.result.customer
-    return IntakeRead(outcome=done.outcome, message=done.message, customer_id=customer.id,
+    return IntakeRead(outcome=done.outcome, message=done.message, customer_id=customer.id if done.visible else None,
                       customer=CustomerRead.of(customer) if done.visible else None, owner_name=done.owner_name)
 
 
