@@ -126,10 +126,23 @@ def test_one_ip_is_refused_after_its_sliding_window_of_attempts_whatever_the_nam
     codes = [form_login(client, f"name{n}", "wrong-password1").status_code for n in range(limit)]
     assert set(codes) == {401}
     refused = form_login(client, "alice", PASSWORD)  # even the right password, from this IP, for now
-    assert refused.status_code == 429 and "登录尝试过于频繁" in refused.text and COOKIE not in refused.cookies
+    assert refused.status_code == 429 and "登录失败次数过多" in refused.text and COOKIE not in refused.cookies
     assert audit_count(session, "auth.login_throttled") == 1
     clock.advance(timedelta(minutes=21))
     assert form_login(client, "alice", PASSWORD).status_code == 303
+
+
+def test_successful_logins_from_one_office_ip_are_not_throttled(session, org_of_many, waits):
+    office = from_ip("198.51.100.20")
+    for staff in org_of_many:
+        response = form_login(office, staff.username, PASSWORD)
+        assert response.status_code == 303, staff.username
+        office.cookies.clear()
+
+
+@pytest.fixture
+def org_of_many(session):
+    return [make_staff(session, username=f"colleague{n}") for n in range(auth_service.IP_LIMIT[0] + 5)]
 
 
 def test_failures_are_audited_with_the_ip_and_the_count(session, staff, waits):
