@@ -111,16 +111,19 @@ def _sliding_redis(url: str, key: str, start: int, seconds: int, add: bool) -> t
     return int(results[0] or 0), int(results[-1] or 0)
 
 
-def sliding(key: str, window: timedelta, *, add: bool = True, session: Session | None = None) -> float:
+def sliding(key: str, window: timedelta, *, add: bool = True, session: Session | None = None,
+            database: bool = False) -> float:
     """The attempts of ``key`` in the last ``window`` (estimated), counting one more first when ``add``.
 
-    ``session``: count in that session's transaction (the database backend) instead of a unit of work of
-    its own, for a caller that already writes and wants the count kept with what it commits.
+    ``database``: keep this key in the database even when Redis is configured, for low-volume counts that
+    belong with the business data (login failures, staff intakes): counted in the caller's transaction
+    they commit and roll back with it. ``session``: count in that session's transaction instead of a
+    unit of work of its own (implies the database).
     """
     start, seconds = _window(window)
     key = key[:200]
     weight = 1 - (clock.now().timestamp() - start) / seconds
-    url = get_settings().redis_url
+    url = None if database or session is not None else get_settings().redis_url
     if url:
         current, previous = _sliding_redis(url, key, start, seconds, add)
     else:
@@ -144,12 +147,12 @@ def sliding(key: str, window: timedelta, *, add: bool = True, session: Session |
 
 
 def hit_sliding(key: str, limit: int, window: timedelta, message: str | None = None, *,
-                session: Session | None = None) -> None:
+                session: Session | None = None, database: bool = False) -> None:
     """Count one attempt; raise :class:`RateLimited` once more than ``limit`` fall in the last ``window``.
 
     ``session``: count in the caller's transaction (see :func:`sliding`); a refusal then rolls its own count
     back with everything else, so only what went through is counted."""
-    if sliding(key, window, session=session) > limit:
+    if sliding(key, window, session=session, database=database) > limit:
         start, seconds = _window(window)
         raise RateLimited(message, retry_after_seconds=max(1, start + seconds - int(clock.now().timestamp())))
 

@@ -6,7 +6,9 @@ counter and the audit entry of a refused login are committed, and only then refu
 Guessing is slowed, never answered with a lock an outsider could set off (issue 20): a sliding window
 of failures per client IP refuses a flood (:func:`throttle_ip`), and a sliding window of failures per username makes
 that username's next attempts wait, longer with every failure (:func:`login_delay_seconds`). Unknown
-names, wrong passwords and departed accounts get one and the same answer.
+names, wrong passwords and departed accounts get one and the same answer. These counters live in the
+database (``core.ratelimit`` with ``database=True``), also with Redis: a failure is counted in the very
+transaction that records its audit entry.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def throttle_ip(ip: str | None) -> None:
     """:class:`RateLimited` once this client failed more than :data:`IP_LIMIT` allows; the attempt is then
     refused before any password is checked. A read of its own: call it before the request's transaction."""
     limit, window = IP_LIMIT
-    if ratelimit.sliding(_ip_key(ip), window, add=False) >= limit:
+    if ratelimit.sliding(_ip_key(ip), window, add=False, database=True) >= limit:
         raise RateLimited("登录失败次数过多，请稍后再试", retry_after_seconds=int(window.total_seconds()) // 2)
 
 
@@ -61,7 +63,8 @@ def login_delay_seconds(username: str) -> float:
     other: an outsider who keeps failing makes the real user wait, never locks them out, and the right
     password from a fresh IP gets in. A read of its own: call it before the request's transaction."""
     settings = get_settings()
-    over = int(ratelimit.sliding(_failure_key(username), FAILURE_WINDOW, add=False)) - settings.login_max_failures
+    over = (int(ratelimit.sliding(_failure_key(username), FAILURE_WINDOW, add=False, database=True))
+            - settings.login_max_failures)
     if over < 0:
         return 0.0
     return float(min(2 ** min(over, 16), settings.login_max_delay_seconds))

@@ -124,3 +124,14 @@ def test_redis_backend_slides_too(monkeypatch):
     with pytest.raises(RateLimited):
         for _ in range(10):
             ratelimit.hit_sliding(key, 3, WINDOW)
+
+
+@redis_only
+def test_a_database_key_stays_in_the_database_with_redis_configured(session, monkeypatch):
+    monkeypatch.setenv("SCRM_REDIS_URL", os.environ["SCRM_TEST_REDIS_URL"])
+    reset_settings_cache()
+    key = f"test-db-{uuid.uuid4().hex}"
+    ratelimit.sliding(key, WINDOW, session=session)
+    assert ratelimit.sliding(key, WINDOW, add=False, session=session) == 1.0
+    assert session.scalar(select(func.count()).select_from(ratelimit.RateLimitWindow)
+                          .where(ratelimit.RateLimitWindow.key == key)) == 1
