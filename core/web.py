@@ -19,6 +19,7 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -205,6 +206,13 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
     async def number_out_of_range(request: Request, exc: OverflowError) -> Response:
         # An id or number no database integer holds (SQLite refuses to bind it): bad input, not a 500.
         return await app_error(request, NumberOutOfRange())
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> Response:
+        # PostgreSQL's answer to the same input: numeric_value_out_of_range (22003). Anything else stays a 500.
+        if getattr(exc.orig, "sqlstate", None) == "22003":
+            return await app_error(request, NumberOutOfRange())
+        raise exc
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
