@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from admin import nav
 from core import audit, clock
+from core.db import unit_of_work
 from core.errors import AppError, NotAuthenticated, PermissionDenied
 from core.security import constant_time_equals
 from core.settings import get_settings
@@ -117,6 +118,21 @@ async def console_user(request: Request, session: SessionDep) -> ConsoleUser:
 
 
 CurrentUser = Annotated[ConsoleUser, Depends(console_user)]
+
+
+def has_staff_session(request: Request) -> bool:
+    """A live console session on the request (for pages outside the console, e.g. the API docs)."""
+    token = request.cookies.get(get_settings().session_cookie_name)
+    if not token:
+        return False
+    with unit_of_work() as session:
+        return auth_service.resolve_session(session, token) is not None
+
+
+def current_session_id(request: Request, session: Session) -> int | None:
+    """The id of the request's own console session (kept when its user changes a password)."""
+    row = auth_service.resolve_session(session, request.cookies.get(get_settings().session_cookie_name))
+    return row.id if row is not None else None
 
 
 async def verify_csrf(request: Request, user: CurrentUser) -> None:

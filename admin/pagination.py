@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 PAGE_SIZE = 20
+# Page numbers beyond this are clamped (console) or refused with 422 (API, ``le=MAX_PAGE``): an
+# arbitrarily large page makes an OFFSET no database integer holds (OverflowError, a 500).
+MAX_PAGE = 100_000
+MAX_OFFSET = MAX_PAGE * 100
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,9 @@ class Page:
 
 
 def page_number(raw: str | None) -> int:
+    """A console page number from the query string: junk is page 1, too large is the last page allowed."""
     try:
-        return max(1, int(raw or 1))
+        return min(MAX_PAGE, max(1, int(str(raw or 1).strip()[:12])))
     except ValueError:
         return 1
 

@@ -59,7 +59,8 @@ class StaffCreate(BaseModel):
     role: str = Field(description="admin | manager | supervisor | sales | risk | finance | collector")
     department_id: int
     data_scope: str | None = Field(None, description="own | department | all; default by role")
-    password: str | None = Field(None, description="≥ 8 characters with letters and digits; none: no console login")
+    password: str | None = Field(None, description="≥ 10 characters, not a common password, not containing the username; "
+                                     "none: no console login")
     wecom_userid: str | None = Field(None, max_length=64)
     region: str | None = Field(None, max_length=40)
     capacity: int = 200

@@ -154,9 +154,9 @@ class CustomerPage(BaseModel):
 class IntakeRead(BaseModel):
     outcome: str = Field(description="created（新建）| merged（并入已有客户）| collision（撞单：已由他人跟进）")
     message: str
-    customer_id: int
+    customer_id: int | None = Field(description="调用者可见时返回；撞单于数据范围之外的客户时为 null")
     customer: CustomerRead | None = Field(None, description="调用者可见时返回；撞单时不返回他人客户的资料")
-    owner_name: str | None = None
+    owner_name: str | None = Field(None, description="调用者可见时返回；范围之外的撞单不透露跟进人")
 
 
 class GradeSet(BaseModel):

@@ -35,10 +35,13 @@ from admin.console import referral_setup as referral_setup_console
 from admin.console import segments as segments_console
 from admin.console import tags as tags_console
 from admin.console import work as work_console
+from admin.deps import has_staff_session
 from admin.errors import API_FIELD_LABELS, render_api_error, render_console_error
+from core import api_docs
 
 
 def mount(app: FastAPI) -> None:
+    api_docs.set_staff_check(has_staff_session)  # production: /api/docs and /mp/docs for logged-in staff only
     app.mount("/console/static", StaticFiles(directory=Path(__file__).parent / "static"), name="console-static")
     app.include_router(console.router)
     app.include_router(api.router)

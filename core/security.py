@@ -26,8 +26,6 @@ _hasher = _make_hasher()
 # Verified against when the username does not exist, so both paths cost the same.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
-MIN_PASSWORD_LENGTH = 8
-
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="DEBUG | INFO | WARNING | ERROR")
     base_url: str = Field("http://127.0.0.1:8000", description="public URL of the console, used in links")
+    allow_simulators: bool = Field(
+        False, description="a demo deployment: production starts with simulated WeCom/WeChat (loud warning)"
+    )
 
     # --- secrets -----------------------------------------------------------------------------
     secret_key: str = Field("", description="signs login CSRF tokens; `scrm init-secrets` generates it")
@@ -43,8 +46,10 @@ class Settings(BaseSettings):
     session_cookie_name: str = Field("scrm_session", description="console session cookie")
     session_ttl_minutes: int = Field(8 * 60, description="console session lifetime")
     cookie_secure: bool = Field(False, description="set true behind HTTPS")
-    login_max_failures: int = Field(5, description="failed logins before the account locks")
-    login_lockout_minutes: int = Field(15, description="how long a locked account stays locked")
+    login_max_failures: int = Field(
+        5, description="failed logins of one username in 15 minutes before its attempts are delayed (no lock)"
+    )
+    login_max_delay_seconds: int = Field(30, description="the longest wait before a delayed login attempt is checked")
 
     # --- business ----------------------------------------------------------------------------
     apr_cap_rate: str = Field("0.24", description="comprehensive annualised cost cap (综合年化成本上限)")
@@ -90,6 +95,11 @@ class Settings(BaseSettings):
     def wecom_simulated(self) -> bool:
         """No real credentials: WeCom is the local simulator (make run, tests)."""
         return not self.wecom_secret or self.wecom_api_base.rstrip("/").endswith("/_wecom_sim")
+
+    @property
+    def wechat_simulated(self) -> bool:
+        """No mini-program secret: WeChat is the local simulator."""
+        return not self.wechat_mp_secret or self.wechat_api_base.rstrip("/").endswith("/_wecom_sim")
 
     @property
     def embedded_tasks(self) -> bool:

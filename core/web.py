@@ -19,11 +19,12 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import audit, plugins, tasks, validation_messages
+from core import api_docs, audit, plugins, simulators, tasks, validation_messages
 from core.db import get_session_factory, unit_of_work
 from core.errors import AppError
 from core.logging_setup import configure_logging
@@ -32,6 +33,12 @@ from core.settings import get_settings
 log = logging.getLogger(__name__)
 
 ErrorRenderer = Callable[[Request, AppError], Response]
+
+
+class NumberOutOfRange(AppError):
+    code = "number_out_of_range"
+    status = 422
+    message = "数字超出范围，请检查页码或编号"
 
 
 def db_session() -> Iterator[Session]:
@@ -59,11 +66,67 @@ def check_production_settings() -> None:
 
 
 _SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"))
+_NO_STORE_PREFIXES = ("/api/", "/mp/")  # personal data in JSON: never in a browser's or a proxy's cache
+_NO_FRAMING = "'none'"
+
+# path prefix -> the CSP frame-ancestors sources allowed to frame pages under it (allow_framing).
+_framing: dict[str, str] = {}
+
+
+def allow_framing(path_prefix: str, ancestors: str) -> None:
+    """The one way for pages to be framed: every other response says ``X-Frame-Options: DENY`` and
+    ``Content-Security-Policy: frame-ancestors 'none'``. Under ``path_prefix`` the X-Frame-Options header
+    is dropped and frame-ancestors becomes ``ancestors`` (whatever CSP the page sets otherwise is kept).
+
+    For example the WeCom chat sidebar, which WeCom's client shows in a frame::
+
+        allow_framing("/wecom/sidebar", "https://*.work.weixin.qq.com https://*.weixin.qq.com")
+
+    Call it from the channel's ``mount(app)``; keep the prefix as narrow as the embedded pages.
+    """
+    if not path_prefix.startswith("/") or not ancestors.strip() or "'none'" in ancestors:
+        raise ValueError("allow_framing needs a path prefix and the sources allowed to frame it")
+    _framing[path_prefix] = ancestors.strip()
+
+
+def _frame_ancestors(path: str) -> str:
+    for prefix, ancestors in _framing.items():
+        if path.startswith(prefix):
+            return ancestors
+    return _NO_FRAMING
+
+
+def _with_frame_ancestors(csp: str, ancestors: str) -> str:
+    directives = [d.strip() for d in csp.split(";") if d.strip() and not d.strip().startswith("frame-ancestors")]
+    return "; ".join([*directives, f"frame-ancestors {ancestors}"])
+
+
+def security_headers(path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries, added to (or, for framing, corrected in) ``headers``."""
+    present = {name.lower() for name, _ in headers}
+    out = list(headers)
+    out.extend(h for h in _SECURITY_HEADERS if h[0] not in present)
+    ancestors = _frame_ancestors(path)
+    if ancestors == _NO_FRAMING:
+        if b"x-frame-options" not in present:
+            out.append((b"x-frame-options", b"DENY"))
+    else:
+        out = [h for h in out if h[0].lower() != b"x-frame-options"]
+    csp = next((v.decode("latin-1") for n, v in out if n.lower() == b"content-security-policy"), None)
+    if csp is None:
+        out.append((b"content-security-policy", f"frame-ancestors {ancestors}".encode("latin-1")))
+    elif f"frame-ancestors {ancestors}" not in csp:
+        out = [h for h in out if h[0].lower() != b"content-security-policy"]
+        out.append((b"content-security-policy", _with_frame_ancestors(csp, ancestors).encode("latin-1")))
+    if b"cache-control" not in present and path.startswith(_NO_STORE_PREFIXES):
+        out.append((b"cache-control", b"no-store"))
+    return out
 
 
 class RequestContextMiddleware:
     """Request id (``X-Request-ID``, taken from the client or made up) for the audit context and the
-    response, and the security headers every response carries.
+    response, and the security headers every response carries (:func:`security_headers`: nosniff,
+    referrer policy, no framing unless :func:`allow_framing` says so, ``no-store`` on /api/ and /mp/).
 
     A plain ASGI middleware: ``@app.middleware("http")`` (BaseHTTPMiddleware) would add a task group,
     a memory stream and a streaming response wrapper to every request.
@@ -85,14 +148,13 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         audit.set_context(None, request_id)
         encoded_id = request_id.encode("latin-1")
+        path = scope.get("path", "")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"]
-                present = {name.lower() for name, _ in headers}
                 headers.append((b"x-request-id", encoded_id))
-                headers.extend(h for h in _SECURITY_HEADERS if h[0] not in present)
-                message = {**message, "headers": headers}
+                message = {**message, "headers": security_headers(path, headers)}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -121,7 +183,11 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
         if not tasks.stop_sender():  # Celery: what the requests committed is sent before the process exits
             log.error("shutting down with unsent tasks; the periodic sweeps will pick their work up")
 
-    app = FastAPI(title="贷款助贷 SCRM", lifespan=lifespan, docs_url="/api/docs", openapi_url="/api/openapi.json")
+    # Swagger UI from our own static files, no ReDoc, staff only in production: core.api_docs.
+    app = FastAPI(title="贷款助贷 SCRM", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    api_docs.mount_static(app)
+    api_docs.add_docs(app, docs_path="/api/docs", openapi_path="/api/openapi.json", title="贷款助贷 SCRM 员工接口",
+                      public_openapi_url="/api/openapi.json")
     app.state.error_renderers: dict[str, ErrorRenderer] = {}
 
     app.add_middleware(RequestContextMiddleware)
@@ -135,6 +201,18 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
             if request.url.path.startswith(prefix):
                 return JSONResponse(validation_messages.payload(list(exc.errors()), labels), status_code=422)
         return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(OverflowError)
+    async def number_out_of_range(request: Request, exc: OverflowError) -> Response:
+        # An id or number no database integer holds (SQLite refuses to bind it): bad input, not a 500.
+        return await app_error(request, NumberOutOfRange())
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> Response:
+        # PostgreSQL's answer to the same input: numeric_value_out_of_range (22003). Anything else stays a 500.
+        if getattr(exc.orig, "sqlstate", None) == "22003":
+            return await app_error(request, NumberOutOfRange())
+        raise exc
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
@@ -172,4 +250,5 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
 
     for module in plugins.load_all("web"):
         module.mount(app)
+    simulators.check()  # after the channels loaded: every package's simulator has registered
     return app

@@ -1,7 +1,14 @@
-"""Staff authentication: password login with lockout, console sessions, API tokens.
+"""Staff authentication: password login, console sessions, API tokens.
 
 Login never raises inside the transaction: it returns a :class:`LoginResult` so that the failure
 counter and the audit entry of a refused login are committed, and only then refused.
+
+Guessing is slowed, never answered with a lock an outsider could set off (issue 20): a sliding window
+of failures per client IP refuses a flood (:func:`throttle_ip`), and a sliding window of failures per username makes
+that username's next attempts wait, longer with every failure (:func:`login_delay_seconds`). Unknown
+names, wrong passwords and departed accounts get one and the same answer. These counters live in the
+database (``core.ratelimit`` with ``database=True``), also with Redis: a failure is counted in the very
+transaction that records its audit entry.
 """
 
 from __future__ import annotations
@@ -9,56 +16,91 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import case, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core import audit, clock
+from core import audit, clock, ratelimit
+from core.errors import RateLimited
 from core.security import hash_password, needs_rehash, new_token, token_digest, verify_password
 from core.settings import get_settings
-from crm.exceptions import AccountLocked, LoginRefused, StaffNotFound, ValidationFailed
+from crm.exceptions import LoginRefused, StaffNotFound, ValidationFailed
 from crm.models import ApiToken, Staff, StaffSession, StaffStatus
+
+# Failed logins per client IP, any usernames (sliding window). Failures only: fifty colleagues behind one
+# office NAT logging in at nine are not a flood.
+IP_LIMIT = (20, timedelta(minutes=10))
+FAILURE_WINDOW = timedelta(minutes=15)  # failures of one username from anywhere (sliding window)
 
 
 @dataclass(frozen=True)
 class LoginResult:
     staff: Staff | None
-    error: LoginRefused | AccountLocked | None = None
+    error: LoginRefused | None = None
 
 
-def authenticate(session: Session, username: str, password: str, ip: str | None = None) -> LoginResult:
+def _failure_key(username: str) -> str:
+    # Any name, existing or not: an unknown name is delayed exactly like a real one.
+    return "login.fail:" + username.strip().lower()[:64]
+
+
+def _ip_key(ip: str | None) -> str:
+    return f"login.ip:{ip or 'unknown'}"
+
+
+def throttle_ip(ip: str | None) -> None:
+    """:class:`RateLimited` once this client failed more than :data:`IP_LIMIT` allows; the attempt is then
+    refused before any password is checked. A read of its own: call it before the request's transaction."""
+    limit, window = IP_LIMIT
+    if ratelimit.sliding(_ip_key(ip), window, add=False, database=True) >= limit:
+        raise RateLimited("登录失败次数过多，请稍后再试", retry_after_seconds=int(window.total_seconds()) // 2)
+
+
+def login_delay_seconds(username: str) -> float:
+    """How long this username's next attempt waits before its password is checked.
+
+    Nothing until ``SCRM_LOGIN_MAX_FAILURES`` failures fell in the last 15 minutes (from any IP), then
+    1, 2, 4 … seconds, at most ``SCRM_LOGIN_MAX_DELAY_SECONDS``. The attempt is then checked like any
+    other: an outsider who keeps failing makes the real user wait, never locks them out, and the right
+    password from a fresh IP gets in. A read of its own: call it before the request's transaction."""
     settings = get_settings()
+    over = (int(ratelimit.sliding(_failure_key(username), FAILURE_WINDOW, add=False, database=True))
+            - settings.login_max_failures)
+    if over < 0:
+        return 0.0
+    return float(min(2 ** min(over, 16), settings.login_max_delay_seconds))
+
+
+def record_throttled(session: Session, username: str, ip: str | None) -> None:
+    audit.record(session, "auth.login_throttled", entity_type="staff", detail="too many attempts from this IP",
+                 actor=audit.Actor("staff", None, username.strip()[:60] or "?", ip))
+
+
+def authenticate(session: Session, username: str, password: str, ip: str | None = None,
+                 delayed: float = 0.0) -> LoginResult:
+    """Check a password. Every refusal is the same :class:`LoginRefused` (unknown name, wrong password,
+    departed): nothing tells a guesser which names exist. ``delayed``: the wait the caller applied
+    (:func:`login_delay_seconds`), kept in the audit entry."""
     now = clock.now()
     staff = session.scalar(select(Staff).where(Staff.username == username.strip()))
     actor = audit.Actor("staff", staff.id if staff else None, username.strip()[:60] or "?", ip)
-    if staff is not None and staff.locked_until is not None and staff.locked_until > now:
-        audit.record(session, "auth.login_locked", entity_type="staff", entity_id=staff.id, actor=actor)
-        return LoginResult(None, AccountLocked())
     ok = verify_password(staff.password_hash if staff else None, password)
     if staff is None or not ok or staff.status != StaffStatus.ACTIVE:
         if staff is not None:
             # Decided by the database: concurrent failures all count.
-            max_failures = settings.login_max_failures
-            session.execute(
-                update(Staff).where(Staff.id == staff.id).values(
-                    failed_logins=Staff.failed_logins + 1,
-                    locked_until=case(
-                        (Staff.failed_logins + 1 >= max_failures,
-                         now + timedelta(minutes=settings.login_lockout_minutes)),
-                        else_=Staff.locked_until,
-                    ),
-                )
-            )
+            session.execute(update(Staff).where(Staff.id == staff.id).values(failed_logins=Staff.failed_logins + 1))
             session.refresh(staff)
-        locked = staff is not None and staff.locked_until is not None and staff.locked_until > now
+        failures = ratelimit.sliding(_failure_key(username), FAILURE_WINDOW, session=session)
+        ratelimit.sliding(_ip_key(ip), IP_LIMIT[1], session=session)
         reason = "departed" if staff is not None and ok else "bad_credentials"
         audit.record(session, "auth.login_failed", entity_type="staff", entity_id=staff.id if staff else None,
-                     detail=f"{reason}; locked={locked}", actor=actor)
-        return LoginResult(None, AccountLocked() if locked else LoginRefused())
+                     detail=f"{reason}; recent failures={failures:.0f}; delayed={delayed:.0f}s", actor=actor)
+        return LoginResult(None, LoginRefused())
     staff.failed_logins, staff.locked_until, staff.last_login_at = 0, None, now
     if staff.password_hash and needs_rehash(staff.password_hash):
         staff.password_hash = hash_password(password)
     session.flush()
-    audit.record(session, "auth.login", entity_type="staff", entity_id=staff.id, actor=actor)
+    audit.record(session, "auth.login", entity_type="staff", entity_id=staff.id, actor=actor,
+                 detail=f"delayed={delayed:.0f}s" if delayed else None)
     return LoginResult(staff)
 
 

@@ -275,9 +275,13 @@ def record_collision(session: Session, customer: Customer, *, claimant_id: int |
                       f"{claimant.display_name if claimant else '其他渠道'} 录入了您的客户 {name}，客户仍归属您。",
                       customer_id=customer.id)
     if claimant is not None:
-        notify.notify(session, claimant.id, "collision", "撞单提醒",
-                      f"客户 {name} 已由 {owner.display_name if owner else '他人'} 跟进，本次录入未改变归属。",
-                      customer_id=customer.id)
+        if can_view(session, Viewer.of(claimant), customer):
+            notify.notify(session, claimant.id, "collision", "撞单提醒",
+                          f"客户 {name} 已由 {owner.display_name if owner else '他人'} 跟进，本次录入未改变归属。",
+                          customer_id=customer.id)
+        else:  # outside the claimant's scope: neither the owner nor the record
+            notify.notify(session, claimant.id, "collision", "撞单提醒",
+                          "您录入的客户已有其他同事跟进，本次录入未改变归属。")
     record_event(session, customer.id, "collision", "撞单：其他销售录入了该客户，归属不变",
                  actor_staff_id=claimant_id)
     return collision

@@ -10,14 +10,14 @@ from crm.models import ROLE_LABELS, DepartmentKind, Staff
 
 # username, display name, role, department key, password, wecom userid, mobile, data scope (None: the role's)
 DEMO_STAFF = (
-    ("admin", "系统管理员", "admin", "company", "Admin1234", "WangZong", "13800138001", None),
-    ("manager", "李经理", "manager", "branch", "Manager1234", "LiJingLi", "13800138002", None),
-    ("supervisor", "张主管", "supervisor", "team_1", "Super1234", "ZhangZhuGuan", "13800138003", "department"),
-    ("sales1", "王小明", "sales", "team_1", "Sales1234", "WangXiaoMing", "13800138004", None),
-    ("sales2", "赵小红", "sales", "team_2", "Sales1234", "ZhaoXiaoHong", "13800138005", None),
-    ("risk", "钱风控", "risk", "company", "Risk1234", "QianFengKong", "13800138006", None),
-    ("finance", "孙财务", "finance", "company", "Finance1234", "SunCaiWu", "13800138007", None),
-    ("collector", "周催收", "collector", "company", "Collect1234", "ZhouCuiShou", "13800138008", None),
+    ("admin", "系统管理员", "admin", "company", "Guanli-Demo-2026", "WangZong", "13800138001", None),
+    ("manager", "李经理", "manager", "branch", "Jingli-Demo-2026", "LiJingLi", "13800138002", None),
+    ("supervisor", "张主管", "supervisor", "team_1", "Zhuguan-Demo-2026", "ZhangZhuGuan", "13800138003", "department"),
+    ("sales1", "王小明", "sales", "team_1", "Xiaoshou-Demo-2026", "WangXiaoMing", "13800138004", None),
+    ("sales2", "赵小红", "sales", "team_2", "Xiaoshou-Demo-2026", "ZhaoXiaoHong", "13800138005", None),
+    ("risk", "钱风控", "risk", "company", "Fengkong-Demo-2026", "QianFengKong", "13800138006", None),
+    ("finance", "孙财务", "finance", "company", "Caiwu-Demo-2026", "SunCaiWu", "13800138007", None),
+    ("collector", "周催收", "collector", "company", "Cuishou-Demo-2026", "ZhouCuiShou", "13800138008", None),
 )
 
 

@@ -36,19 +36,13 @@ class OutOfScope(PermissionDenied):
 
 class WeakPassword(ValidationFailed):
     code = "weak_password"
-    message = "密码至少 8 位，且需同时包含字母和数字"
+    message = "密码至少 10 位，不能是常见密码，也不能包含登录名"
 
 
 class LoginRefused(AppError):
     code = "login_refused"
     status = 401
     message = "用户名或密码错误"
-
-
-class AccountLocked(AppError):
-    code = "account_locked"
-    status = 423
-    message = "登录失败次数过多，账号已临时锁定，请稍后再试"
 
 
 class CustomerNotFound(NotFound):

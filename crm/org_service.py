@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core import audit, clock, pii
-from core.security import MIN_PASSWORD_LENGTH, hash_password
+from core import audit, clock, password_policy, pii
+from core.security import constant_time_equals, hash_password, verify_password
 from crm import scope
 from crm.exceptions import (
     DepartmentNotFound,
@@ -96,10 +96,11 @@ class StaffInput:
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{2,64}$")
 
 
-def check_password_strength(password: str) -> None:
-    if (len(password) < MIN_PASSWORD_LENGTH or not re.search(r"[A-Za-z]", password)
-            or not re.search(r"\d", password)):
-        raise WeakPassword(field="password")
+def check_password_strength(password: str, username: str | None = None) -> None:
+    """The policy of :mod:`core.password_policy`; :class:`WeakPassword` says which rule is broken."""
+    broken = password_policy.problem(password, username)
+    if broken:
+        raise WeakPassword(f"{broken}（{password_policy.RULES}）", field="password")
 
 
 def _validate(data: StaffInput) -> tuple[Role, DataScope]:
@@ -162,7 +163,7 @@ def create_staff(session: Session, data: StaffInput, viewer: Viewer | None = Non
     _ensure_department_in_scope(session, viewer, data.department_id)
     _ensure_unique(session, data)
     if data.password is not None:
-        check_password_strength(data.password)
+        check_password_strength(data.password, data.username)
     staff = Staff(
         username=data.username, display_name=data.display_name.strip(), role=role, data_scope=data_scope,
         department_id=data.department_id, wecom_userid=data.wecom_userid or None, region=data.region or None,
@@ -201,7 +202,37 @@ def get_staff(session: Session, staff_id: int, viewer: Viewer | None = None) -> 
     return staff
 
 
-def update_staff(session: Session, staff_id: int, data: StaffInput, viewer: Viewer | None = None) -> Staff:
+@dataclass(frozen=True)
+class SessionsEnded:
+    sessions: int
+    api_tokens: int
+
+
+def end_sessions_after_password_change(session: Session, staff_id: int, *, keep_session_id: int | None = None,
+                                       revoke_api_tokens: bool = False) -> SessionsEnded:
+    """A changed password ends every other console session of the staff member (whoever knew the old one
+    is logged out), and their API tokens when asked to. ``keep_session_id``: the session that changed it."""
+    from crm.models import ApiToken, StaffSession
+
+    now = clock.now()
+    live = [StaffSession.staff_id == staff_id, StaffSession.revoked_at.is_(None)]
+    if keep_session_id is not None:
+        live.append(StaffSession.id != keep_session_id)
+    sessions = session.execute(update(StaffSession).where(*live).values(revoked_at=now)
+                               .execution_options(synchronize_session=False)).rowcount or 0
+    tokens = 0
+    if revoke_api_tokens:
+        tokens = session.execute(update(ApiToken).where(ApiToken.staff_id == staff_id, ApiToken.revoked_at.is_(None))
+                                 .values(revoked_at=now).execution_options(synchronize_session=False)).rowcount or 0
+    session.flush()
+    audit.record(session, "staff.sessions_ended", entity_type="staff", entity_id=staff_id,
+                 detail=f"password changed: {sessions} sessions ended, {tokens} API tokens revoked")
+    return SessionsEnded(sessions, tokens)
+
+
+def update_staff(session: Session, staff_id: int, data: StaffInput, viewer: Viewer | None = None, *,
+                 keep_session_id: int | None = None, revoke_api_tokens: bool = False) -> Staff:
+    """Save the form; a new password ends the person's other sessions (and API tokens when asked)."""
     staff = get_staff(session, staff_id, viewer)
     _ensure_may_manage(viewer, staff)
     role, data_scope = _validate(data)
@@ -216,7 +247,7 @@ def update_staff(session: Session, staff_id: int, data: StaffInput, viewer: View
     if data.mobile:
         _set_mobile(staff, data.mobile)
     if data.password:
-        check_password_strength(data.password)
+        check_password_strength(data.password, data.username)
         staff.password_hash = hash_password(data.password)
     session.flush()
     session.refresh(staff, ["department"])
@@ -228,7 +259,29 @@ def update_staff(session: Session, staff_id: int, data: StaffInput, viewer: View
         audit.record(session, "staff.update", entity_type="staff", entity_id=staff.id,
                      before={k: before.get(k) for k in changed if k != "password"},
                      after={k: ("(已重置)" if k == "password" else after[k]) for k in changed})
+    if data.password:
+        end_sessions_after_password_change(session, staff.id, keep_session_id=keep_session_id,
+                                           revoke_api_tokens=revoke_api_tokens)
     return staff
+
+
+def change_own_password(session: Session, staff_id: int, current_password: str, new_password: str, *,
+                        keep_session_id: int | None = None, revoke_api_tokens: bool = False) -> SessionsEnded:
+    """A staff member changes their own password: the current one first, then the policy; every other
+    session ends, and the API tokens too when asked."""
+    from crm.exceptions import ValidationFailed
+
+    staff = get_staff(session, staff_id)
+    if not verify_password(staff.password_hash, current_password):
+        raise ValidationFailed("当前密码不正确", field="current_password")
+    if constant_time_equals(current_password, new_password):
+        raise ValidationFailed("新密码不能与当前密码相同", field="password")
+    check_password_strength(new_password, staff.username)
+    staff.password_hash = hash_password(new_password)
+    session.flush()
+    audit.record(session, "staff.password_change", entity_type="staff", entity_id=staff.id)
+    return end_sessions_after_password_change(session, staff.id, keep_session_id=keep_session_id,
+                                              revoke_api_tokens=revoke_api_tokens)
 
 
 def mark_departed(session: Session, staff_id: int, viewer: Viewer | None = None) -> Staff:

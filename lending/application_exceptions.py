@@ -73,3 +73,15 @@ class FunderReferenceTaken(Conflict):
 class DisbursementInvalid(ValidationFailed):
     code = "disbursement_invalid"
     message = "放款信息不正确"
+
+
+class ContractIncomplete(Conflict):
+    """A contract lacks what signing should have given it (start date, parties): refused, never guessed."""
+
+    code = "contract_incomplete"
+    message = "合同资料不完整，无法继续，请联系系统管理员"
+
+
+class LoanNotFound(NotFound):
+    code = "loan_not_found"
+    message = "贷款不存在"

@@ -25,7 +25,12 @@ from crm import customers
 from crm.models import Customer
 from crm.scope import Viewer
 from lending import applications, products
-from lending.application_exceptions import ContractAlreadySigned, ContractNotFound, TransitionRefused
+from lending.application_exceptions import (
+    ContractAlreadySigned,
+    ContractIncomplete,
+    ContractNotFound,
+    TransitionRefused,
+)
 from lending.models import Application, Contract, ContractLine, Funder, NodeKind, NumberSequence, Product, WorkflowNode
 
 __all__ = ["contract_for", "draft_contract", "get_contract", "lines", "mask_name", "next_number", "sign_contract"]
@@ -81,9 +86,12 @@ def draft_contract(session: Session, app: Application) -> Contract:
     customer = session.get(Customer, app.customer_id)
     version = products.get_version(session, app.product_version_id)
     product = session.get(Product, version.product_id)
-    assert customer is not None and product is not None
-    funder = session.get(Funder, product.funder_id)
-    assert funder is not None
+    funder = session.get(Funder, product.funder_id) if product is not None else None
+    # Explicit checks, not asserts (which vanish under python -O and would let a contract lose a party).
+    if customer is None:
+        raise ContractIncomplete(f"申请 #{app.id} 的客户不存在，不能生成合同")
+    if product is None or funder is None:
+        raise ContractIncomplete(f"申请 #{app.id} 的产品或资方不存在，不能生成合同")
     today = clock.today()
     number = f"{PREFIX}{today:%Y%m%d}-{next_number(session, PREFIX, today):06d}"
     contract = Contract(

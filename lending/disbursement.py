@@ -28,10 +28,12 @@ from crm.scope import Viewer
 from lending import applications, contracts
 from lending.application_exceptions import (
     AlreadyDisbursed,
+    ContractIncomplete,
     ContractNotFound,
     ContractNotSigned,
     DisbursementInvalid,
     FunderReferenceTaken,
+    LoanNotFound,
 )
 from lending.models import Contract, ContractLine, Disbursement, Loan, LoanInstallment
 
@@ -80,7 +82,9 @@ def disburse(session: Session, application_id: int, *, viewer: Viewer | None, fu
             raise AlreadyDisbursed(f"合同 {contract.number} 已放款，不能重复放款")
         raise ContractNotSigned(f"合同 {contract.number} 尚未签署，不能放款")
     session.refresh(contract)
-    if contract.start_date is not None and day < contract.start_date:
+    if contract.start_date is None:  # signing sets it; an explicit check, not an assert (gone under python -O)
+        raise ContractIncomplete(f"合同 {contract.number} 没有起息日，不能放款，请联系系统管理员")
+    if day < contract.start_date:
         raise DisbursementInvalid("放款日期不能早于合同签署日", field="disbursement_date")
     now = clock.now()
     staff_id = viewer.staff_id if viewer else None
@@ -93,7 +97,6 @@ def disburse(session: Session, application_id: int, *, viewer: Viewer | None, fu
             session.flush()
     except IntegrityError:
         raise FunderReferenceTaken(f"资方放款流水号已被使用：{reference}", field="funder_reference") from None
-    assert contract.start_date is not None
     loan = Loan(contract_id=contract.id, application_id=app.id, customer_id=app.customer_id,
                 disbursement_id=disbursement.id, principal_amount=contract.principal_amount, status="active",
                 start_date=contract.start_date, created_at=now)
@@ -127,7 +130,8 @@ def record_servicing_start(session: Session, loan_id: int) -> bool:
     if first != 1:
         return False
     loan = session.get(Loan, loan_id)
-    assert loan is not None
+    if loan is None:
+        raise LoanNotFound(f"贷款 #{loan_id} 不存在")
     session.refresh(loan)
     customers.record_event(session, loan.customer_id, "lending_servicing",
                            f"贷款 #{loan.id} 进入贷后，共 {len(installments(session, loan.id))} 期，"

@@ -12,11 +12,19 @@ Phone binding (``getPhoneNumber`` code or the encrypted payload): the number is 
 and this mini-program record is still bare (no phone, no ID number, nothing submitted, no visit), the
 mini-program identity moves onto that customer, this channel's rows follow it, and the bare record is
 closed as merged. Otherwise the binding is refused.
+
+Phone numbers are re-issued (二次放号): whoever holds a number today may not be the customer who gave it.
+When the known customer has applications or loans, the merge waits for the last four characters of
+that customer's ID number: the first answer is :class:`IdLast4Required` carrying a ``binding_token``
+(the number sealed with the PII key for this mini-program session, valid ten minutes), and
+:func:`confirm_binding` merges once the last four match the encrypted ID number. The route counts
+every attempt per known number and per mini-program customer (``core.ratelimit``) before it gets here.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,12 +34,21 @@ from sqlalchemy.orm import Session
 from core import audit, clock, pii
 from core.audit import Actor
 from core.db import insert_ignore
-from core.security import new_token, token_digest
+from core.errors import AppError
+from core.security import constant_time_equals, new_token, token_digest
 from core.settings import get_settings
 from crm import customers
 from crm.models import Customer, Stage, Visit
+from lending.models import Application, Loan
 from miniprogram_api import referral
-from miniprogram_api.exceptions import InvalidSession, LoginCodeUsed, MpValidation, PhoneBindingRefused
+from miniprogram_api.exceptions import (
+    IdLast4Required,
+    IdLast4Wrong,
+    InvalidSession,
+    LoginCodeUsed,
+    MpValidation,
+    PhoneBindingRefused,
+)
 from miniprogram_api.models import (
     DraftStatus,
     MpApplicationDraft,
@@ -162,7 +179,40 @@ def bind_phone_by_encrypted_data(session: Session, ident: Identity, encrypted_da
     return bind_phone(session, ident, str(phone), source="encryptedData", ip=ip)
 
 
-def bind_phone(session: Session, ident: Identity, raw_phone: str, *, source: str, ip: str | None = None) -> Customer:
+BINDING_TTL = timedelta(minutes=10)
+_BINDING_KIND = pii.PAYLOAD
+
+
+def _binding_token(ident: Identity, phone: str) -> str:
+    expires = int((clock.now() + BINDING_TTL).timestamp())
+    return pii.seal(_BINDING_KIND, json.dumps({"purpose": "mp.bind", "s": ident.session_id, "p": phone,
+                                               "exp": expires}))
+
+
+def binding_phone(ident: Identity, binding_token: str) -> str:
+    """The phone number a ``binding_token`` of this session carries; refused when forged, foreign or stale."""
+    try:
+        data = json.loads(pii.open_sealed(_BINDING_KIND, binding_token))
+    except (AppError, ValueError, TypeError):
+        raise MpValidation("绑定凭证无效，请重新授权手机号", field="binding_token") from None
+    if (not isinstance(data, dict) or data.get("purpose") != "mp.bind" or data.get("s") != ident.session_id
+            or not isinstance(data.get("p"), str) or int(data.get("exp") or 0) < clock.now().timestamp()):
+        raise MpValidation("绑定凭证无效或已过期，请重新授权手机号", field="binding_token")
+    return data["p"]
+
+
+def confirm_binding(session: Session, ident: Identity, binding_token: str, id_last4: str, *,
+                    ip: str | None = None) -> Customer:
+    """The second step of binding a number whose customer has applications or loans."""
+    last4 = (id_last4 or "").strip().upper()
+    if len(last4) != 4 or not (last4[:3].isdigit() and (last4[3].isdigit() or last4[3] == "X")):
+        raise MpValidation("请输入身份证号后四位（数字，最后一位可为 X）", field="id_last4")
+    return bind_phone(session, ident, binding_phone(ident, binding_token), source="id_last4", ip=ip,
+                      id_last4=last4)
+
+
+def bind_phone(session: Session, ident: Identity, raw_phone: str, *, source: str, ip: str | None = None,
+               id_last4: str | None = None) -> Customer:
     sealed = pii.protect(pii.PHONE, raw_phone)
     me = customers.get_customer(session, None, ident.customer_id, for_update=True)
     actor = ident.actor(ip)
@@ -177,11 +227,38 @@ def bind_phone(session: Session, ident: Identity, raw_phone: str, *, source: str
         if customer.id != me.id or customer.phone_index != sealed.index:  # pragma: no cover - raced by another
             raise PhoneBindingRefused()
     else:
+        _ensure_same_person(session, ident, other, pii.normalize_phone(raw_phone), id_last4, actor)
         customer = _fold_into(session, me, other, raw_phone, actor)
     audit.record(session, "mp.phone_bound", entity_type="customer", entity_id=customer.id,
                  after={"phone": sealed.masked, "source": source, "merged_from": me.id if customer.id != me.id
                         else None}, actor=actor)
     return customer
+
+
+def _has_business(session: Session, customer_id: int) -> bool:
+    """Applications or loans: what a stranger holding a re-issued number must not see."""
+    submitted = select(MpApplicationDraft.id).where(MpApplicationDraft.customer_id == customer_id,
+                                                    MpApplicationDraft.status == DraftStatus.SUBMITTED)
+    for stmt in (select(Application.id).where(Application.customer_id == customer_id),
+                 select(Loan.id).where(Loan.customer_id == customer_id), submitted):
+        if session.scalar(stmt.limit(1)) is not None:
+            return True
+    return False
+
+
+def _ensure_same_person(session: Session, ident: Identity, other: Customer, phone: str, id_last4: str | None,
+                        actor: Actor) -> None:
+    if not _has_business(session, other.id):
+        return
+    if not other.id_number_enc:
+        raise PhoneBindingRefused("该手机号已有申请或贷款记录，请联系客服核实身份后绑定")
+    if id_last4 is None:
+        raise IdLast4Required(binding_token=_binding_token(ident, phone))
+    expected = pii.open_sealed(pii.ID_NUMBER, other.id_number_enc)[-4:].upper()
+    if not constant_time_equals(expected, id_last4):
+        raise IdLast4Wrong(binding_token=_binding_token(ident, phone))
+    audit.record(session, "mp.identity_confirmed", entity_type="customer", entity_id=other.id,
+                 detail="身份证号后四位核对一致", actor=actor)
 
 
 def _is_bare(session: Session, customer: Customer) -> bool:

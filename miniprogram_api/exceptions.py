@@ -6,7 +6,7 @@ from core.errors import AppError, Conflict, ExternalServiceError, NotAuthenticat
 
 __all__ = [
     "ApplicationChannelClosed", "ApplicationIncomplete", "ConsentDocumentNotFound", "ConsentMissing", "DraftNotFound",
-    "DraftSubmitted", "InvalidSession", "LoanNotFound", "LoginCodeInvalid", "LoginCodeUsed", "MpValidation", "PhoneBindingRefused",
+    "DraftSubmitted", "IdLast4Required", "IdLast4Wrong", "InvalidSession", "LoanNotFound", "LoginCodeInvalid", "LoginCodeUsed", "MpValidation", "PhoneBindingRefused",
     "PhoneDecryptFailed", "UploadRefused", "UploadNotFound", "WechatApiError",
 ]
 
@@ -46,6 +46,20 @@ class PhoneDecryptFailed(AppError):
 class PhoneBindingRefused(Conflict):
     code = "mp_phone_binding_refused"
     message = "该手机号无法绑定到当前账户，请联系客服"
+
+
+class IdLast4Required(AppError):
+    """The phone belongs to a customer with applications or loans: prove it is you (二次放号, re-issued numbers)."""
+
+    code = "mp_id_last4_required"
+    status = 409
+    message = "该手机号已有申请或贷款记录，为确认是您本人，请输入该客户身份证号的后四位"
+
+
+class IdLast4Wrong(AppError):
+    code = "mp_id_last4_wrong"
+    status = 400
+    message = "身份证号后四位不正确"
 
 
 class ConsentDocumentNotFound(NotFound):

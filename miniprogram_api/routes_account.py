@@ -11,8 +11,25 @@ from core.db import unit_of_work
 from core.web import SessionDep
 from crm import customers
 from miniprogram_api import auth, consent, referral
-from miniprogram_api.deps import Customer, Wechat, client_ip, login_limit, phone_limit, submit_limit
-from miniprogram_api.schemas import ConsentIn, LoginIn, PayeeIn, PhoneCodeIn, PhoneEncryptedIn, WithdrawIn, to_fen
+from miniprogram_api.deps import (
+    Customer,
+    Wechat,
+    client_ip,
+    id_last4_limit,
+    login_limit,
+    phone_limit,
+    submit_limit,
+)
+from miniprogram_api.schemas import (
+    ConsentIn,
+    LoginIn,
+    PayeeIn,
+    PhoneCodeIn,
+    PhoneConfirmIn,
+    PhoneEncryptedIn,
+    WithdrawIn,
+    to_fen,
+)
 from miniprogram_api.wechat import config
 
 router = APIRouter()
@@ -62,6 +79,14 @@ def bind_phone_encrypted(body: PhoneEncryptedIn, ident: Customer, request: Reque
                          session: SessionDep) -> dict[str, Any]:
     customer = auth.bind_phone_by_encrypted_data(session, ident, body.encrypted_data, body.iv, config().appid,
                                                  ip=client_ip(request))
+    return _me(customer)
+
+
+@router.post("/phone/confirm", summary="绑定手机号：核对身份证号后四位（mp_id_last4_required 之后）",
+             dependencies=[Depends(phone_limit)], tags=["账户"])
+def bind_phone_confirm(body: PhoneConfirmIn, ident: Customer, request: Request, session: SessionDep) -> dict[str, Any]:
+    id_last4_limit(ident, body.binding_token)  # counted before the request's transaction: wrong guesses count
+    customer = auth.confirm_binding(session, ident, body.binding_token, body.id_last4, ip=client_ip(request))
     return _me(customer)
 
 

@@ -21,7 +21,7 @@ LABELS = {
     "repayment_method": "还款方式", "name": "姓名", "id_number": "身份证号", "income": "月收入", "occupation": "职业",
     "employer": "工作单位", "purpose": "贷款用途", "idempotency_key": "请求标识", "department_id": "网点",
     "scheduled_at": "预约时间", "note": "备注", "reason": "原因", "kind": "材料类型", "file": "文件",
-    "draft_id": "申请", "body": "请求内容",
+    "draft_id": "申请", "body": "请求内容", "binding_token": "绑定凭证", "id_last4": "身份证号后四位",
 }
 
 def to_fen(value: str | None, field: str = "amount") -> int | None:
@@ -73,6 +73,11 @@ class PhoneCodeIn(_In):
 class PhoneEncryptedIn(_In):
     encrypted_data: StrictStr = Field(max_length=4096)
     iv: StrictStr = Field(max_length=64)
+
+
+class PhoneConfirmIn(_In):
+    binding_token: StrictStr = Field(max_length=1024, description="上一步返回的 details.binding_token")
+    id_last4: StrictStr = Field(max_length=8, description="该手机号名下客户身份证号的后四位")
 
 
 class ConsentIn(_In):

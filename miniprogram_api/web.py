@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from core import validation_messages
+from core import api_docs, validation_messages
 from core.errors import AppError
 from miniprogram_api.routes_account import router as account_router
 from miniprogram_api.routes_loans import router as loans_router
@@ -31,8 +31,11 @@ DESCRIPTION = """贷款助贷小程序接口。
 
 
 def create_mp_app() -> FastAPI:
-    app = FastAPI(title="小程序接口", description=DESCRIPTION, version="1", docs_url="/docs", redoc_url=None,
-                  openapi_url="/openapi.json")
+    app = FastAPI(title="小程序接口", description=DESCRIPTION, version="1", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    # Swagger UI from the kernel's vendored files; in production only for logged-in staff (core.api_docs).
+    api_docs.add_docs(app, docs_path="/docs", openapi_path="/openapi.json", title="小程序接口",
+                      public_openapi_url=PREFIX + "/openapi.json")
 
     @app.middleware("http")
     async def no_store(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -10,7 +10,7 @@ from crm import org_service
 from crm.models import Department, Staff
 
 _seq = itertools.count(1)
-PASSWORD = "Passw0rd!"
+PASSWORD = "Tiger-Lily-417"
 
 
 def make_department(session: Session, name: str | None = None, kind: str = "company",

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from core.audit import AuditLog
 from crm import customers
-from crm.models import Collision, Customer, CustomerCollaborator, CustomerEvent
+from crm.models import Collision, Customer, CustomerCollaborator, CustomerEvent, Notification
 from tests.factories import make_customer, make_org, make_staff
 from tests.test_admin_support import audit_count, console_client, log_in
 
@@ -197,14 +197,39 @@ def test_a_bad_amount_is_refused_and_nothing_is_created(session, people, amount)
     assert _count(session, Customer) == 0
 
 
-def test_a_collision_shows_who_follows_the_customer(session, people):
+def test_a_collision_outside_my_scope_says_only_that_someone_else_follows_the_customer(session, people):
     make_customer(session, owner=people["sales_b"], phone="13700001111", name="老客户")
     client, csrf = _client(session, people["sales_a"])
     response = _new(client, csrf)
     assert response.status_code == 200
-    assert "撞单：该客户已由 二组销售 跟进" in response.text
+    assert "撞单：该客户已有其他同事跟进" in response.text
+    assert "二组销售" not in response.text and "老客户" not in response.text
     assert _count(session, Collision) == 1
     assert session.scalar(select(Customer.owner_id).where(Customer.name == "老客户")) == people["sales_b"].id
+    told = {n.staff_id: n for n in session.scalars(select(Notification).where(Notification.kind == "collision"))}
+    assert told[people["sales_b"].id].customer_id is not None  # the owner is told, with the customer
+    mine = told[people["sales_a"].id]
+    assert mine.customer_id is None and "二组销售" not in mine.body and "老客户" not in mine.body
+
+
+def test_a_collision_inside_my_scope_names_the_owner(session, people):
+    make_customer(session, owner=people["sales_a"], phone="13700001111", name="老客户")
+    client, csrf = _client(session, people["supervisor"])
+    response = _new(client, csrf)
+    assert "撞单：该客户已由 一组销售 跟进" in response.text
+
+
+def test_intakes_are_rate_limited_per_staff_member(session, people):
+    from admin.customer_flows import INTAKE_LIMIT
+
+    client, csrf = _client(session, people["sales_a"])
+    for n in range(INTAKE_LIMIT[0]):
+        assert _new(client, csrf, phone=f"1370000{n:04d}", name=f"客户{n}").status_code == 303
+    refused = _new(client, csrf, phone="13799990000", name="再来一个")
+    assert refused.status_code == 429 and "录入客户过于频繁" in refused.text
+    assert session.scalar(select(Customer.id).where(Customer.name == "再来一个")) is None
+    other, other_csrf = _client(session, people["sales_a2"])  # another salesperson is not held up
+    assert _new(other, other_csrf, phone="13799990001", name="别人的").status_code == 303
 
 
 def test_new_customer_without_csrf_is_refused(session, people):

@@ -11,7 +11,7 @@ from tests.test_admin_support import console_client, form_login
 
 def test_seed_creates_the_company_tree_and_one_login_per_role(session):
     lines = demo.seed(session)
-    assert any("admin / Admin1234" in line for line in lines)
+    assert any("admin / Guanli-Demo-2026" in line for line in lines)
     staff = {s.username: s for s in session.scalars(select(Staff))}
     assert set(staff) == {"admin", "manager", "supervisor", "sales1", "sales2", "risk", "finance", "collector"}
     assert staff["supervisor"].department.name == "销售一组" and staff["supervisor"].data_scope == "department"
@@ -29,5 +29,5 @@ def test_seed_runs_once(session):
 def test_demo_admin_logs_in_to_the_console(session):
     demo.seed(session)
     client = console_client()
-    assert form_login(client, "admin", "Admin1234").status_code == 303
+    assert form_login(client, "admin", "Guanli-Demo-2026").status_code == 303
     assert "系统管理员" in client.get("/console/").text

@@ -114,14 +114,14 @@ def test_admin_creates_a_staff_member(session, org, admin):
     response = client.post("/console/staff/new", data={
         "csrf_token": csrf, "username": "newbie", "display_name": "新同事", "role": "sales", "data_scope": "",
         "department_id": str(org["team_b"].id), "wecom_userid": "XinTongShi", "region": "上海", "capacity": "50",
-        "level": "2", "mobile": "13900139000", "password": "Welcome123"})
+        "level": "2", "mobile": "13900139000", "password": "Onboard-7731"})
     assert response.status_code == 303
     created = session.scalar(select(Staff).where(Staff.username == "newbie"))
     assert response.headers["location"] == f"/console/staff/{created.id}?done=created"
     assert (created.department_id, created.capacity, created.level, created.data_scope) == (org["team_b"].id, 50, 2,
                                                                                             "own")
     assert created.mobile_masked == "139****9000"
-    assert auth_service.authenticate(session, "newbie", "Welcome123").staff is not None
+    assert auth_service.authenticate(session, "newbie", "Onboard-7731").staff is not None
 
 
 def test_create_form_with_a_weak_password_shows_the_error_and_creates_nothing(session, org, admin):
@@ -130,7 +130,7 @@ def test_create_form_with_a_weak_password_shows_the_error_and_creates_nothing(se
         "csrf_token": csrf, "username": "weakling", "display_name": "弱密码", "role": "sales",
         "department_id": str(org["team_b"].id), "capacity": "50", "level": "1", "password": "short"})
     assert response.status_code == 422
-    assert "密码至少 8 位" in response.text
+    assert "密码至少 10 位" in response.text
     assert 'value="weakling"' in response.text  # the form keeps what was typed
     assert session.scalar(select(Staff).where(Staff.username == "weakling")) is None
 

@@ -91,13 +91,13 @@ def test_simulator_is_mounted_only_without_real_credentials(session, monkeypatch
     from core.settings import reset_settings_cache
     from core.web import create_app
 
-    assert TestClient(create_app(start_tasks=False)).get("/_wecom_sim/_admin/clock").status_code == 200
+    assert TestClient(create_app(start_tasks=False)).get("/_wecom_sim/console").status_code in (200, 303)
     monkeypatch.setenv("SCRM_WECOM_SECRET", "real-secret")
     monkeypatch.setenv("SCRM_WECOM_CORP_ID", "ww_real")
     monkeypatch.setenv("SCRM_WECOM_API_BASE", "")
     reset_settings_cache()
     try:
-        assert TestClient(create_app(start_tasks=False)).get("/_wecom_sim/_admin/clock").status_code == 404
+        assert TestClient(create_app(start_tasks=False)).get("/_wecom_sim/console").status_code == 404
     finally:
         monkeypatch.undo()
         reset_settings_cache()

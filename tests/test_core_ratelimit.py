@@ -91,3 +91,47 @@ def test_redis_backend_counts_with_incr(monkeypatch):
     assert [ratelimit.count(key, WINDOW) for _ in range(3)] == [1, 2, 3]
     with pytest.raises(RateLimited):
         ratelimit.hit(key, 3, WINDOW)
+
+
+# --- the sliding window ---------------------------------------------------------------------------
+
+def test_sliding_window_weighs_the_previous_window_by_its_overlap(session):
+    clock.freeze(datetime(2026, 1, 1, 10, 0, 50, tzinfo=UTC))  # last 10 s of the 10:00 window
+    for _ in range(4):
+        ratelimit.sliding("s1", WINDOW)
+    clock.freeze(datetime(2026, 1, 1, 10, 1, 15, tzinfo=UTC))  # a quarter into the next: 3/4 of the 4 remain
+    assert ratelimit.sliding("s1", WINDOW, add=False) == pytest.approx(3.0)
+    assert ratelimit.sliding("s1", WINDOW) == pytest.approx(4.0)
+    clock.freeze(datetime(2026, 1, 1, 10, 2, 30, tzinfo=UTC))  # two windows on: only the last one's half
+    assert ratelimit.sliding("s1", WINDOW, add=False) == pytest.approx(0.5)
+
+
+def test_sliding_limit_has_no_burst_across_the_window_boundary(session):
+    clock.freeze(datetime(2026, 1, 1, 10, 0, 59, tzinfo=UTC))
+    for _ in range(3):
+        ratelimit.hit_sliding("s2", 3, WINDOW)
+    clock.freeze(datetime(2026, 1, 1, 10, 1, 1, tzinfo=UTC))  # a fixed window would allow 3 more here
+    with pytest.raises(RateLimited):
+        ratelimit.hit_sliding("s2", 3, WINDOW)
+
+
+@redis_only
+def test_redis_backend_slides_too(monkeypatch):
+    monkeypatch.setenv("SCRM_REDIS_URL", os.environ["SCRM_TEST_REDIS_URL"])
+    reset_settings_cache()
+    key = f"test-{uuid.uuid4().hex}"
+    assert [ratelimit.sliding(key, WINDOW) >= n for n in (1, 2, 3)] == [True, True, True]
+    with pytest.raises(RateLimited):
+        for _ in range(10):
+            ratelimit.hit_sliding(key, 3, WINDOW)
+
+
+@redis_only
+def test_a_database_key_stays_in_the_database_with_redis_configured(session, monkeypatch):
+    monkeypatch.setenv("SCRM_REDIS_URL", os.environ["SCRM_TEST_REDIS_URL"])
+    reset_settings_cache()
+    key = f"test-db-{uuid.uuid4().hex}"
+    ratelimit.sliding(key, WINDOW, session=session)
+    assert ratelimit.sliding(key, WINDOW, add=False, session=session) == 1.0
+    assert session.scalar(select(func.count()).select_from(ratelimit.RateLimitWindow)
+                          .where(ratelimit.RateLimitWindow.key == key)) == 1

@@ -126,6 +126,11 @@ def test_another_salespersons_customer_is_a_collision_owner_kept_and_both_told(s
     assert (collision.owner_id, collision.claimant_id, collision.channel) == (owner.id, manager.id, "import")
     told = set(session.scalars(select(Notification.staff_id).where(Notification.kind == "collision")))
     assert told == {owner.id, manager.id}
+    # The importer learns that a colleague follows the customer, not who, nor the record.
+    mine = session.scalar(select(Notification).where(Notification.staff_id == manager.id))
+    assert mine.customer_id is None and "老销售" not in mine.body and "王老板" not in mine.body
+    line = next(p for p in result.sample if p.kind == "collision")
+    assert "老销售" not in line.message and f"#{customer.id}" not in line.message
 
 
 def test_own_customer_in_the_file_is_a_duplicate_not_a_collision(session, tmp_path):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from admin import nav
 from admin.api.deps import ERROR_RESPONSES, ApiCaller, Caller, require_roles
 from admin.customer_flows import intake_by_staff
+from admin.pagination import MAX_PAGE
 from admin.schemas import ErrorBody
 from admin.schemas_customers import (
     BlacklistSet,
@@ -51,7 +52,7 @@ def list_customers(
     created_from: date | None = None, created_to: date | None = None,
     next_followup_from: date | None = None, next_followup_to: date | None = None,
     sort: Annotated[str, Query(description=" | ".join(customer_queries.SORTS))] = customer_queries.DEFAULT_SORT,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=customer_queries.MAX_PAGE_SIZE)] = 50,
 ) -> CustomerPage:
     flt = customer_queries.CustomerFilter(
@@ -70,7 +71,7 @@ def create_customer(session: SessionDep, caller: Caller, body: CustomerCreate, r
     if done.outcome != "created":
         response.status_code = 200
     customer = done.result.customer
-    return IntakeRead(outcome=done.outcome, message=done.message, customer_id=customer.id,
+    return IntakeRead(outcome=done.outcome, message=done.message, customer_id=customer.id if done.visible else None,
                       customer=CustomerRead.of(customer) if done.visible else None, owner_name=done.owner_name)
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from admin import nav
 from admin.api.deps import ERROR_RESPONSES, ApiCaller, require_roles
+from admin.pagination import MAX_PAGE
 from admin.schemas import ErrorBody
 from core.web import SessionDep
 from crm import handover, handover_flows
@@ -128,7 +129,7 @@ class ExecuteRead(BaseModel):
 @router.get("/cases", response_model=CasePage, summary="交接单列表（按数据范围）")
 def list_cases(session: SessionDep, caller: Manager,
                status: Annotated[str | None, Query(description="open | done | cancelled")] = None,
-               page: Annotated[int, Query(ge=1)] = 1,
+               page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                page_size: Annotated[int, Query(ge=1, le=200)] = 50) -> CasePage:
     rows, total = handover.list_cases(session, caller.viewer, status=status, limit=page_size,
                                       offset=(page - 1) * page_size)
@@ -159,7 +160,7 @@ def read_case(session: SessionDep, caller: Manager, case_id: int) -> CaseRead:
             summary="交接单的客户及逐个结果（含企业微信转接状态）")
 def case_items(session: SessionDep, caller: Manager, case_id: int,
                status: Annotated[str | None, Query(description="pending | moved | skipped")] = None,
-               page: Annotated[int, Query(ge=1)] = 1,
+               page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                page_size: Annotated[int, Query(ge=1, le=500)] = 100) -> ItemPage:
     rows, total = handover.case_rows(session, caller.viewer, case_id, status=status, limit=page_size,
                                      offset=(page - 1) * page_size)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from admin.api.deps import ERROR_RESPONSES, Caller
+from admin.pagination import MAX_OFFSET
 from admin.schemas import ErrorBody
 from core.web import SessionDep
 from lending.servicing import collections, loans, repayments, state
@@ -145,7 +146,7 @@ def list_loans(session: SessionDep, caller: Caller,
                status: str | None = Query(None, description="active | closed"),
                bucket: str | None = Query(None, description="C | M1 | M2 | M3 | M3+ | overdue（M1 及以上）"),
                customer_id: int | None = Query(None), limit: int = Query(100, ge=1, le=500),
-               offset: int = Query(0, ge=0)) -> list[LoanListItem]:
+               offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> list[LoanListItem]:
     rows = loans.list_loans(session, caller.viewer, status=status, bucket=bucket, customer_id=customer_id,
                             limit=limit, offset=offset)
     return [LoanListItem(**LoanRead.model_validate(r.loan).model_dump(), contract_number=r.contract_number,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from admin.api.deps import ERROR_RESPONSES, Caller
+from admin.pagination import MAX_PAGE
 from admin.schemas import ErrorBody
 from core.web import SessionDep
 from crm import allocation, pool_service
@@ -114,7 +115,7 @@ def list_pools(session: SessionDep, caller: Caller) -> list[PoolRead]:
             responses=NOT_FOUND)
 def pool_customers(session: SessionDep, caller: Caller, pool_id: int,
                    region: str | None = None, customer_type: str | None = None, grade: str | None = None,
-                   source: str | None = None, page: Annotated[int, Query(ge=1)] = 1,
+                   source: str | None = None, page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                    page_size: Annotated[int, Query(ge=1, le=200)] = 50) -> PoolCustomerPage:
     filters = pool_service.PoolFilters(region=region, customer_type=customer_type, grade=grade, source=source)
     rows, total = pool_service.pool_customers(session, caller.viewer, pool_id, filters, limit=page_size,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from admin import nav
 from admin.api.deps import ApiCaller, Caller, require_roles
+from admin.pagination import MAX_PAGE
 from admin.schemas import ErrorBody, StaffCreate, StaffPage, StaffRead
 from core.web import SessionDep
 from crm import org_service
@@ -22,7 +23,7 @@ def list_staff(session: SessionDep, caller: Caller,
                q: Annotated[str | None, Query(description="登录名、姓名或企业微信账号的一部分")] = None,
                role: str | None = None, status: Annotated[str | None, Query(description="active | departed")] = None,
                department_id: Annotated[int | None, Query(description="该部门及其下级")] = None,
-               page: Annotated[int, Query(ge=1)] = 1,
+               page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
                page_size: Annotated[int, Query(ge=1, le=200)] = 50) -> StaffPage:
     rows, total = org_service.list_staff(session, caller.viewer, q=q, role=role, status=status,
                                          department_id=department_id, limit=page_size,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from admin.deps import CsrfChecked, CsrfFailed, CurrentUser, client_ip, render
+from core.errors import RateLimited
 from core.security import constant_time_equals, new_token, sign, unsign
 from core.settings import get_settings
 from core.web import SessionDep
 from crm import auth_service, org_service
+from crm.exceptions import LoginRefused
 
 router = APIRouter()
 
@@ -51,22 +55,39 @@ def login_form(request: Request, session: SessionDep,
     return _login_page(request, next_url=next_url)
 
 
+async def _wait(seconds: float) -> None:
+    """The progressive delay of a username under attack (tests replace it to see the waits asked for)."""
+    await asyncio.sleep(seconds)
+
+
 @router.post("/login")
-def login(request: Request, session: SessionDep, username: Annotated[str, Form()] = "",
-          password: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
-          next_url: Annotated[str, Form(alias="next")] = "") -> Response:
+async def login(request: Request, session: SessionDep, username: Annotated[str, Form()] = "",
+                password: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
+                next_url: Annotated[str, Form(alias="next")] = "") -> Response:
     nonce = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
     signed = unsign(csrf_token, LOGIN_CSRF_SALT, LOGIN_CSRF_MAX_AGE) if csrf_token else None
     if not nonce or signed is None or not constant_time_equals(signed, nonce):
         raise CsrfFailed()
     ip = client_ip(request)
-    result = auth_service.authenticate(session, username, password, ip)
+    # Counted and read in their own units of work, before the request's transaction starts.
+    try:
+        await run_in_threadpool(auth_service.throttle_ip, ip)
+    except RateLimited as exc:
+        await run_in_threadpool(auth_service.record_throttled, session, username, ip)
+        response = _login_page(request, error=exc.message, username=username, next_url=next_url, status_code=429)
+        response.headers["Retry-After"] = str(exc.details.get("retry_after_seconds", 60))
+        return response
+    delay = await run_in_threadpool(auth_service.login_delay_seconds, username)
+    if delay:
+        await _wait(delay)  # asleep without holding a thread; the answer is then the same as ever
+    result = await run_in_threadpool(auth_service.authenticate, session, username, password, ip, delay)
     if result.staff is None:
         # Returned, not raised: the failure counter and the audit entry are committed.
-        error = result.error.message if result.error else "用户名或密码错误"
-        status = result.error.status if result.error else 401
-        return _login_page(request, error=error, username=username, next_url=next_url, status_code=status)
-    token, _ = auth_service.open_session(session, result.staff, ip, request.headers.get("user-agent"))
+        error = result.error or LoginRefused()
+        return _login_page(request, error=error.message, username=username, next_url=next_url,
+                           status_code=error.status)
+    token, _ = await run_in_threadpool(auth_service.open_session, session, result.staff, ip,
+                                       request.headers.get("user-agent"))
     settings = get_settings()
     response = RedirectResponse(_safe_next(next_url), status_code=303)
     response.set_cookie(settings.session_cookie_name, token, max_age=settings.session_ttl_minutes * 60, path="/",

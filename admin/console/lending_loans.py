@@ -17,6 +17,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, templates
+from admin.pagination import page_number
 from admin.schemas_customers import yuan_text_to_fen
 from core import clock, money
 from core.errors import AppError, PermissionDenied, ValidationFailed
@@ -68,7 +69,7 @@ def loan_list(request: Request, session: SessionDep, user: CurrentUser) -> Respo
     q = request.query_params
     status = q.get("status") if q.get("status") in LOAN_STATUS_LABELS else None
     bucket = q.get("bucket") if q.get("bucket") in (*BUCKETS, "overdue") else None
-    page = max(1, parse_int(q.get("page"), default=1) or 1)
+    page = page_number(q.get("page"))
     rows = loans.list_loans(session, user.viewer, status=status, bucket=bucket, limit=51, offset=(page - 1) * 50)
     names = _staff_names(session, {r.loan.collector_staff_id for r in rows})
     return render(request, "lending/loans.html", {

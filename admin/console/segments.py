@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
+from admin.pagination import page_number
 from core import money
 from core.errors import AppError
 from core.web import SessionDep
@@ -109,7 +110,7 @@ def build(request: Request, session: SessionDep, user: User, posted: Posted) -> 
         if error is None:
             return RedirectResponse("/console/segments?done=saved", status_code=303)
         return _builder(request, session, user, form=form, error=error, status_code=error.status, **state)
-    page = parse_int(str(posted.get("page") or ""), default=1) or 1
+    page = page_number(str(posted.get("page") or ""))
     result, error = attempt(session, lambda: segments.preview(session, user.viewer, rule, page=page))
     return _builder(request, session, user, form=form, preview=result, error=error,
                     status_code=error.status if error else 200, **state)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin import nav
-from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
+from admin.deps import ConsoleUser, CsrfChecked, attempt, current_session_id, parse_int, render, require_roles
 from admin.pagination import counted, page_number
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
@@ -27,6 +27,8 @@ StaffManager = Annotated[ConsoleUser, Depends(require_roles(nav.STAFF_MANAGERS))
 NOTICES = {
     "created": "员工已创建", "updated": "员工信息已保存",
     "departed": "已标记为离职，其登录会话和 API 令牌已失效",
+    "password": "密码已重置，该员工其他的登录会话已全部退出（API 令牌仍然有效）",
+    "password_tokens": "密码已重置，该员工其他的登录会话已全部退出，API 令牌已全部吊销",
 }
 
 
@@ -42,6 +44,7 @@ class StaffForm(BaseModel):
     level: str = "1"
     mobile: str = ""
     password: str = ""
+    revoke_tokens: str = ""
 
     def to_input(self) -> org_service.StaffInput:
         department_id = parse_int(self.department_id)
@@ -133,11 +136,17 @@ def edit_staff_form(request: Request, session: SessionDep, user: StaffManager, s
 def update_staff(request: Request, session: SessionDep, user: StaffManager, staff_id: int,
                  form: Annotated[StaffForm, Form()]) -> Response:
     target = org_service.get_staff(session, staff_id, user.viewer)
-    _, error = attempt(session, lambda: org_service.update_staff(session, staff_id, form.to_input(), user.viewer))
+    keep = current_session_id(request, session) if staff_id == user.viewer.staff_id else None
+    _, error = attempt(session, lambda: org_service.update_staff(
+        session, staff_id, form.to_input(), user.viewer, keep_session_id=keep,
+        revoke_api_tokens=bool(form.password and form.revoke_tokens)))
     if error:
         return _form_page(request, session, user, form.model_copy(update={"password": ""}), target=target,
                           error=error)
-    return RedirectResponse(f"/console/staff/{staff_id}?done=updated", status_code=303)
+    done = "updated"
+    if form.password:
+        done = "password_tokens" if form.revoke_tokens else "password"
+    return RedirectResponse(f"/console/staff/{staff_id}?done={done}", status_code=303)
 
 
 @router.post("/{staff_id}/depart", dependencies=[CsrfChecked])

@@ -1,6 +1,10 @@
 """The simulator's HTTP face: WeCom's ``/cgi-bin/...`` API and the ``/_admin/...`` controls.
 
-Admin controls (no authentication: the simulator exists only when no real WeCom is configured):
+Admin controls. The simulator exists only when no real WeCom is configured (and production refuses to
+start on it, :mod:`core.simulators`), but even so its state holds customer names and message text: the
+controls answer a console session of an admin or manager, or a client on this machine's loopback
+interface that came through no proxy (the driver of this process, tests, a developer's curl). Anyone
+else gets 403 (:func:`admin_access`).
 
 | endpoint | does |
 |---|---|
@@ -18,17 +22,51 @@ Admin controls (no authentication: the simulator exists only when no real WeCom 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from bot.simulator import endpoints  # noqa: F401 - registers the API handlers
 from bot.simulator.endpoints import confirm_groupmsg
 from bot.simulator.state import STATE, SimError, SimState
+from core.db import unit_of_work
+from core.settings import get_settings
+from crm import auth_service
+from crm.models import Role
 
-admin = APIRouter(prefix="/_admin")
+ADMIN_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+# Set by a reverse proxy: a loopback peer carrying one of them is relaying somebody else.
+_FORWARDING_HEADERS = ("x-forwarded-for", "x-real-ip", "forwarded")
+
+
+def _is_direct_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+    return loopback and not any(request.headers.get(h) for h in _FORWARDING_HEADERS)
+
+
+def _is_console_admin(request: Request) -> bool:
+    token = request.cookies.get(get_settings().session_cookie_name)
+    if not token:
+        return False
+    with unit_of_work() as session:
+        row = auth_service.resolve_session(session, token)
+        return row is not None and row.staff.role in ADMIN_ROLES
+
+
+def admin_access(request: Request) -> None:
+    """The simulator's controls: a loopback client, or an admin's / manager's console session."""
+    if not (_is_direct_loopback(request) or _is_console_admin(request)):
+        raise HTTPException(403, "企微模拟器的管理接口仅对本机或已登录的管理员、经理开放")
+
+
+admin = APIRouter(prefix="/_admin", dependencies=[Depends(admin_access)])
 
 
 async def _json(request: Request) -> dict[str, Any]:

@@ -551,8 +551,9 @@ class _Run:
             match = m.match
             if match.owner_id is not None and match.owner_id != self.job.created_by:
                 collided.append(match)
+                # Neither the owner nor the customer id: the importer may be outside the owner's scope.
                 later.append((m.row_number, "collision",
-                              f"撞单：客户已由其他销售跟进（客户 #{match.id}），归属不变，双方已收到提醒", m.cells))
+                              "撞单：该客户已有其他同事跟进，归属不变，双方已收到提醒", m.cells))
             else:
                 where = "公海" if match.owner_id is None else "您名下"
                 filled = f"，已补充：{'、'.join(merge.LABELS[f] for f in m.filled)}" if m.filled else ""
@@ -611,14 +612,10 @@ class _Run:
             notify.notify(session, owner_id, "collision", "撞单提醒", body,
                           customer_id=mine[0].id if len(mine) == 1 else None)
         if claimant:
-            if len(collided) == 1:
-                m = collided[0]
-                body = f"客户 {_label(m)} 已由 {names.get(m.owner_id, '他人')} 跟进，本次录入未改变归属。"
-            else:
-                body = (f"导入任务 #{self.job.id} 中有 {len(collided)} 位客户已由其他销售跟进（撞单），归属未改变，"
-                        "明细见导入任务的问题行报告。")
-            notify.notify(session, claimant, "collision", "撞单提醒", body,
-                          customer_id=collided[0].id if len(collided) == 1 else None)
+            # Who follows them, and which record, stays with the owners (the importer may be outside their scope).
+            body = (f"导入任务 #{self.job.id} 中有 {len(collided)} 位客户已有其他同事跟进（撞单），归属未改变，"
+                    "明细见导入任务的问题行报告。")
+            notify.notify(session, claimant, "collision", "撞单提醒", body)
 
     def _existing(self, session: Session, rows: list[tuple[object, ...]]) -> dict[str, dedup.Existing]:
         p_i, i_i = writer.PHONE_INDEX, writer.ID_INDEX
