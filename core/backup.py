@@ -65,7 +65,7 @@ def _pg_dump(database_url: str, out: Path) -> BackupResult:
         raise BackupError("pg_dump not found: install the PostgreSQL client (same major version as the server)")
     args, env = libpq_env(database_url)
     partial = out.with_name(out.name + ".partial")
-    proc = subprocess.run([pg_dump, "--format=custom", "--no-owner", "--file", str(partial), *args],
+    proc = subprocess.run([pg_dump, "--format=custom", "--no-owner", "--file", str(partial), *args],  # noqa: S603
                           env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         partial.unlink(missing_ok=True)
