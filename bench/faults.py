@@ -279,20 +279,92 @@ def _timeline(result: Stream, bucket: float = 5.0) -> str:
 # --- scenarios ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "bench", "callbacks", "--run-worker", "--worker-concurrency", "2"]
     with log.open("ab") as fh:
-        proc = subprocess.Popen(cmd, env={**os.environ, **env, "SCRM_OUTBOX_RELAY_INTERVAL_SECONDS": "1"},
-                                cwd=harness.ROOT, stdout=fh, stderr=fh)
+        return subprocess.Popen(cmd, env={**os.environ, **env, "SCRM_OUTBOX_RELAY_INTERVAL_SECONDS": "1"},
+                                cwd=harness.ROOT, stdout=fh, stderr=fh, start_new_session=True)
+
+
+def _end(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    """End a process we started and the children of its session (a prefork worker's pool)."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def _worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    proc = _start_worker(env, log)
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _end(proc)
+
+
+def worker_kill(url: str, env: dict[str, str], root: Path, web: WebServer, requests: list[tuple[str, bytes]],
+                args: argparse.Namespace) -> tuple[Stream, list[str], float]:
+    """Callbacks stored with no worker running; a worker starts draining them and is SIGKILLed (its whole
+    process group) a third of the way; a new worker and beat (the inbox sweep) finish the work."""
+    events: list[str] = []
+    t0 = time.monotonic()
+    result = stream(web.base, requests, args.rate, args.threads, t0)
+    stored = callbacks.counts(url)["bench_kind"]
+    events.append(f"{stored} events stored with no worker running")
+    worker = _start_worker(env, root / "worker.log")
+    deadline = time.monotonic() + 300
+    while callbacks.counts(url)["handled"] < stored // 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(10)
+    events.append(f"worker SIGKILLed after {callbacks.counts(url)['handled']} were handled")
+    time.sleep(2)
+    worker = _start_worker(env, root / "worker2.log")
+    with (root / "beat.log").open("ab") as fh:
+        beat = subprocess.Popen([sys.executable, "-m", "core.cli", "beat"], env={**os.environ, **env}, cwd=root,
+                                stdout=fh, stderr=fh, start_new_session=True)
+    events.append("a new worker and `scrm beat` started")
+    try:
+        final, drain_seconds = drain(url, args.drain_timeout)
+    finally:
+        _end(worker)
+        _end(beat)
+    return result, events, drain_seconds
+
+
+def fault_during_stream(scenario: str, url: str, env: dict[str, str], root: Path, web: WebServer,
+                        redis_srv: PrivateRedis, pg: PrivatePostgres | None, requests: list[tuple[str, bytes]],
+                        args: argparse.Namespace) -> tuple[Stream, list[str], float]:
+    """The fault starts ``--fault-after`` seconds into the stream and ends ``--outage`` seconds later."""
+    events: list[str] = []
+    with _worker(env, root / "worker.log"):
+        t0 = time.monotonic() + 1
+        fault_at, back_at = t0 + args.fault_after, t0 + args.fault_after + args.outage
+
+        def inject() -> None:
+            time.sleep(max(0.0, fault_at - time.monotonic()))
+            {"redis": redis_srv.stop, "postgres": lambda: pg.stop(), "web-kill": web.kill}[scenario]()
+            events.append(f"fault at {time.monotonic() - t0:.1f} s")
+            time.sleep(max(0.0, back_at - time.monotonic()))
+            {"redis": redis_srv.start, "postgres": lambda: pg.start(), "web-kill": web.start}[scenario]()
+            events.append(f"back at {time.monotonic() - t0:.1f} s")
+
+        injector = threading.Thread(target=inject, daemon=True)
+        injector.start()
+        result = stream(web.base, requests, args.rate, args.threads, t0)
+        injector.join()
+        _, drain_seconds = drain(url, args.drain_timeout)
+    return result, events, drain_seconds
+
+
+
 
 
 def run(scenario: str, args: argparse.Namespace) -> None:
@@ -307,6 +379,7 @@ def run(scenario: str, args: argparse.Namespace) -> None:
         if not url:
             raise SystemExit("--database-url (a PostgreSQL database of your own) is needed for this scenario")
         env = callbacks.base_env(url, redis_srv.url)
+        env["SCRM_BASE_URL"] = f"http://127.0.0.1:{WEB_PORT}"  # the worker reaches the WeCom simulator there
         callbacks.prepare(env, fresh_schema=pg is None)
         rng = random.Random(11)  # noqa: S311
         total = int(args.rate * args.duration)
@@ -314,33 +387,11 @@ def run(scenario: str, args: argparse.Namespace) -> None:
         web = WebServer(env, root / "web.log")
         web.start()
         events: list[str] = []
-        with _worker(env, root / "worker.log"):
-            t0 = time.monotonic() + 1
-            fault_at, back_at = t0 + args.fault_after, t0 + args.fault_after + args.outage
-
-            def inject() -> None:
-                time.sleep(max(0.0, fault_at - time.monotonic()))
-                if scenario == "redis":
-                    redis_srv.stop()
-                elif scenario == "postgres":
-                    pg.stop()
-                else:
-                    web.kill()
-                events.append(f"fault at {time.monotonic() - t0:.1f} s")
-                time.sleep(max(0.0, back_at - time.monotonic()))
-                if scenario == "redis":
-                    redis_srv.start()
-                elif scenario == "postgres":
-                    pg.start()
-                else:
-                    web.start()
-                events.append(f"back at {time.monotonic() - t0:.1f} s")
-
-            injector = threading.Thread(target=inject, daemon=True)
-            injector.start()
-            result = stream(web.base, requests, args.rate, args.threads, t0)
-            injector.join()
-            final, drain_seconds = drain(url, args.drain_timeout)
+        if scenario == "worker-kill":
+            result, events, drain_seconds = worker_kill(url, env, root, web, requests, args)
+        else:
+            result, events, drain_seconds = fault_during_stream(scenario, url, env, root, web, redis_srv, pg,
+                                                                requests, args)
         web.stop()
         checks, lines = verdict(url, result, event_of)
         lines.insert(0, f"Fault: {DESCRIPTIONS[scenario].format(outage=args.outage)}; {', '.join(events)} into a "
@@ -370,9 +421,11 @@ def run(scenario: str, args: argparse.Namespace) -> None:
 
 
 TITLES = {"redis": "Redis down while WeCom callbacks arrive", "postgres": "PostgreSQL restarted while callbacks arrive",
-          "web-kill": "web process SIGKILLed under callback load"}
+          "web-kill": "web process SIGKILLed under callback load",
+          "worker-kill": "Celery worker SIGKILLed while processing stored callbacks"}
 DESCRIPTIONS = {"redis": "Redis shut down for {outage:g} s", "postgres": "PostgreSQL stopped (fast) for {outage:g} s",
-                "web-kill": "`scrm serve` SIGKILLed, restarted {outage:g} s later"}
+                "web-kill": "`scrm serve` SIGKILLed, restarted {outage:g} s later",
+                "worker-kill": "the worker killed mid-drain"}
 
 
 def main(argv: list[str] | None = None) -> None:
