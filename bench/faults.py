@@ -89,21 +89,33 @@ class PrivatePostgres:
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/scrm_fault"
 
+    def _as_owner(self, cmd: list[str]) -> list[str]:
+        """PostgreSQL refuses to run as root: as root, its programs run as the ``postgres`` system user."""
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
     def init(self) -> None:
         self.sock.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                        "--locale=C.UTF-8"], check=True, stdout=subprocess.DEVNULL)
+        self.data.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chmod(self.data.parent, 0o755)
+            for path in (self.sock, self.data):
+                shutil.chown(path, "postgres", "postgres")
+            self.log.touch()
+            shutil.chown(self.log, "postgres", "postgres")
+        subprocess.run(self._as_owner(["initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E",
+                                       "UTF8", "--locale=C.UTF-8"]), check=True, stdout=subprocess.DEVNULL)
         self.start()
         subprocess.run(["createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "scrm_fault"],
                        check=True)
 
     def start(self) -> None:
-        subprocess.run(["pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-o",
-                        f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c max_connections=100",
-                        "start"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(self._as_owner([
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-o",
+            f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c max_connections=100", "start"]),
+            check=True, stdout=subprocess.DEVNULL)
 
     def stop(self) -> None:
-        subprocess.run(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop"], check=False,
+        subprocess.run(self._as_owner(["pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop"]), check=False,
                        stdout=subprocess.DEVNULL)
 
 
@@ -133,7 +145,7 @@ class WebServer:
                 [sys.executable, "-m", "core.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                 env={**os.environ, **self.env, "SCRM_LOG_LEVEL": "WARNING"}, cwd=harness.ROOT,
                 stdout=fh, stderr=fh)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded machine imports the application slowly
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited; see {self.log}")
@@ -141,7 +153,7 @@ class WebServer:
                 if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
                     return
             time.sleep(0.2)
-        raise RuntimeError("server did not answer /healthz within 60 s")
+        raise RuntimeError("server did not answer /healthz within 180 s")
 
     def kill(self) -> None:
         if self.proc is not None:

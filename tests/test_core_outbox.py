@@ -316,3 +316,27 @@ def test_celery_relay_and_a_task_failing_for_good_on_a_real_worker(committed):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_the_celery_sender_marks_rows_sent_only_when_the_broker_took_them(committed):
+    tasks.set_runner(tasks.ManualRunner())  # only to get the rows written
+    with unit_of_work() as s:
+        outbox.enqueue(s, "core.ping", "ok")
+        outbox.enqueue(s, "core.ping", "refused")
+    tasks.set_runner(None)
+    with committed() as s:
+        ok_id, refused_id = [r.id for r in _rows(s)]
+    taken = []
+
+    def send(job, producer):
+        if job.args == ("refused",):
+            raise ConnectionError("broker refused")
+        taken.append(job.outbox_id)
+
+    sender = tasks.AsyncSender(send, retry_delay=0)
+    sender.submit("core.ping", ("ok",), outbox_id=ok_id)
+    sender.submit("core.ping", ("refused",), outbox_id=refused_id)
+    assert sender.stop(10)
+    assert taken == [ok_id]
+    with committed() as s:
+        assert {r.args[0]: r.status for r in _rows(s)} == {"ok": "sent", "refused": "pending"}
