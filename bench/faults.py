@@ -263,6 +263,8 @@ def verdict(url: str, result: Stream, event_of: dict[str, int]) -> tuple[dict[st
     statuses = Counter(str(o.status) if o.status else o.error for o in result.outcomes)
     slowest_failure = max((o.seconds for o in refused), default=0.0)
     checks = {
+        f"most requests outside the fault answered 200 ({len(answered_ok)} of {len(result.outcomes)})":
+            len(answered_ok) >= len(result.outcomes) // 3,
         f"every answered-200 request stored ({len(answered_ok)} answered 200)": answered_ok <= nonces,
         f"inbox rows == distinct events of the stored requests ({len(expected)})": final["rows"] == len(expected),
         "handler side effect exactly once per stored event":
@@ -277,6 +279,9 @@ def verdict(url: str, result: Stream, event_of: dict[str, int]) -> tuple[dict[st
         "re-deliver those; storing one twice is prevented by the event key).",
         f"Inbox {final}; outbox rows by status {box} (`*_relayed`: rows the relay had to send, attempts > 0).",
     ]
+    answers = Counter(f"{o.status}: {o.error[:80]}" for o in refused if o.status)
+    if answers:
+        lines.append(f"Error answers: {dict(answers.most_common(3))}.")
     return checks, lines
 
 
