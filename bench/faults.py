@@ -140,6 +140,14 @@ class WebServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        import socket
+
+        with socket.socket() as probe:  # another server answering /healthz here would fake the whole drill
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError as exc:
+                raise RuntimeError(f"port {self.port} is taken: a server left over from an earlier run?") from exc
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "core.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -402,14 +410,15 @@ def run(scenario: str, args: argparse.Namespace) -> None:
         total = int(args.rate * args.duration)
         requests, event_of = callbacks.seal_all(total, 0.10, 0, rng)
         web = WebServer(env, root / "web.log")
-        web.start()
-        events: list[str] = []
-        if scenario == "worker-kill":
-            result, events, drain_seconds = worker_kill(url, env, root, web, requests, args)
-        else:
-            result, events, drain_seconds = fault_during_stream(scenario, url, env, root, web, redis_srv, pg,
-                                                                requests, args)
-        web.stop()
+        try:
+            web.start()
+            if scenario == "worker-kill":
+                result, events, drain_seconds = worker_kill(url, env, root, web, requests, args)
+            else:
+                result, events, drain_seconds = fault_during_stream(scenario, url, env, root, web, redis_srv, pg,
+                                                                    requests, args)
+        finally:
+            web.stop()
         checks, lines = verdict(url, result, event_of)
         lines.insert(0, f"Fault: {DESCRIPTIONS[scenario].format(outage=args.outage)}; {', '.join(events)} into a "
                         f"{args.duration:g} s stream of {args.rate:g} callbacks/s ({args.threads} client threads).")
