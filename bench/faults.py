@@ -428,8 +428,9 @@ def run(scenario: str, args: argparse.Namespace) -> None:
         lines.append("Checks: " + "; ".join(f"{k}: {'ok' if v else 'FAILED'}" for k, v in checks.items()) + ".")
         database = f"private PostgreSQL (initdb, port {PG_PORT})" if pg else "PostgreSQL (own database)"
         notes = (f"private redis-server (appendonly) on port {REDIS_PORT}; {database}; one `scrm serve` on port "
-                 f"{WEB_PORT}; one Celery worker (concurrency 2, its outbox relay, no beat); the machine is shared "
-                 "with other engineers' work")
+                 f"{WEB_PORT}; one Celery worker (concurrency 2, its outbox relay"
+                 + ("; after the kill a new worker and `scrm beat`)" if scenario == "worker-kill" else ", no beat)")
+                 + "; the machine is shared with other engineers' work")
         command = f"python -m bench faults {scenario} --duration {args.duration:g} --rate {args.rate:g} " \
                   f"--outage {args.outage:g}" + (" --database-url …" if pg is None else "")
         if args.no_record:
