@@ -418,11 +418,11 @@ class InProcessRunner:
                 self._busy += 1
             try:
                 run_task(job.name, job.args, job.kwargs)
-                self._settled(job)
-                if job.outbox_id is not None:
+                if job.outbox_id is not None:  # marked before it stops being held: the relay never resends it
                     from core import outbox
 
                     outbox.mark_sent([job.outbox_id])
+                self._settled(job)
             except Exception as exc:
                 task_obj = celery_app.tasks[job.name]
                 if job.attempt < task_obj.max_retries:
@@ -435,9 +435,9 @@ class InProcessRunner:
                     log.exception("task %s failed for good after %s attempts", job.name, job.attempt + 1)
                     from core import outbox
 
-                    self._settled(job)
                     outbox.record_failure(job.outbox_id, job.name, job.args, job.kwargs,
                                           f"{type(exc).__name__}: {exc}", job.attempt + 1)
+                    self._settled(job)
             finally:
                 with self._busy_lock:
                     self._busy -= 1
