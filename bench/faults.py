@@ -457,7 +457,7 @@ DESCRIPTIONS = {"redis": "Redis shut down for {outage:g} s", "postgres": "Postgr
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench faults")
-    parser.add_argument("scenario", choices=[*sorted(TITLES), "handover-kill"])
+    parser.add_argument("scenario", choices=sorted(TITLES))
     parser.add_argument("--database-url", default=os.environ.get("SCRM_FAULT_DATABASE_URL", ""),
                         help="redis / web-kill: a PostgreSQL database of your own (its schema is reset)")
     parser.add_argument("--duration", type=float, default=70)
@@ -466,12 +466,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-after", type=float, default=10)
     parser.add_argument("--outage", type=float, default=30)
     parser.add_argument("--drain-timeout", type=float, default=400)
-    parser.add_argument("--customers", type=int, default=10_000, help="handover-kill: the leaver's customers")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args(argv)
-    if args.scenario == "handover-kill":
-        from bench import fault_handover
-
-        fault_handover.run(args)
-        return
     run(args.scenario, args)

@@ -60,28 +60,6 @@ def _seed_leaver(round_no: int, team_dept_id: int, company_id: int, customers: i
         return leaver.id
 
 
-def seed_org(team_size: int) -> tuple[int, int, int, int, int]:
-    """Company, a receiving team of ``team_size``, the leavers' home team, an admin and a successor:
-    (admin_id, successor_id, team_id, home_id, company_id)."""
-    from core.db import unit_of_work
-    from crm import org_service
-
-    with unit_of_work() as s:
-        company = org_service.create_department(s, "总公司", "company", None)
-        team = org_service.create_department(s, "接收团队", "center", company.id)
-        home = org_service.create_department(s, "原团队", "center", company.id)
-        admin = org_service.create_staff(s, org_service.StaffInput(
-            username="bench_admin", display_name="压测管理员", role="admin", department_id=company.id))
-        successor = org_service.create_staff(s, org_service.StaffInput(
-            username="successor", display_name="接班人", role="sales", department_id=home.id,
-            wecom_userid="Successor", capacity=100_000))
-        for i in range(team_size):
-            org_service.create_staff(s, org_service.StaffInput(
-                username=f"team{i}", display_name=f"团队成员{i}", role="sales", department_id=team.id,
-                wecom_userid=f"Team{i}", capacity=100_000))
-        return admin.id, successor.id, team.id, home.id, company.id
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench handover")
     parser.add_argument("--database-url", required=True, help="a PostgreSQL database of its own (schema is reset)")
@@ -106,7 +84,20 @@ def main(argv: list[str] | None = None) -> None:
     from crm.handover import Plan
     from crm.scope import Viewer
 
-    admin_id, successor_id, team_id, home_id, company_id = seed_org(args.team)
+    with unit_of_work() as s:
+        company = org_service.create_department(s, "总公司", "company", None)
+        team = org_service.create_department(s, "接收团队", "center", company.id)
+        home = org_service.create_department(s, "原团队", "center", company.id)
+        admin = org_service.create_staff(s, org_service.StaffInput(
+            username="bench_admin", display_name="压测管理员", role="admin", department_id=company.id))
+        successor = org_service.create_staff(s, org_service.StaffInput(
+            username="successor", display_name="接班人", role="sales", department_id=home.id,
+            wecom_userid="Successor", capacity=100_000))
+        for i in range(args.team):
+            org_service.create_staff(s, org_service.StaffInput(
+                username=f"team{i}", display_name=f"团队成员{i}", role="sales", department_id=team.id,
+                wecom_userid=f"Team{i}", capacity=100_000))
+        admin_id, successor_id, team_id, home_id, company_id = admin.id, successor.id, team.id, home.id, company.id
 
     timings: dict[str, list[float]] = {"successor": [], "team": []}
     opens: list[float] = []
