@@ -34,6 +34,9 @@ WORKFLOW_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 # Servicing (贷后): the loan list is data-scoped for everyone; the collections queue is for collections staff.
 COLLECTIONS_STAFF: frozenset[str] = frozenset({Role.COLLECTOR, Role.RISK, Role.MANAGER, Role.ADMIN})
 
+# 任务队列 (the durable outbox: waiting and dead background tasks, resending them): admins.
+OUTBOX_ADMINS: frozenset[str] = frozenset({Role.ADMIN})
+
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 
@@ -58,6 +61,7 @@ NAV: list[NavItem] = [
     NavItem("departments", "部门", "/console/departments", ORG_READERS),
     NavItem("handover", "客户交接", "/console/handover", HANDOVER_MANAGERS),
     NavItem("audit", "审计日志", "/console/audit", AUDIT_READERS),
+    NavItem("outbox", "任务队列", "/console/outbox", OUTBOX_ADMINS),
     NavItem("work", "我的工作", "/console/work/today"),
     NavItem("visits", "上门预约", "/console/work/visits"),
     NavItem("rules", "自动化规则", "/console/work/rules", RULE_EDITORS),

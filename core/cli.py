@@ -190,6 +190,27 @@ def seed_demo() -> None:
         click.echo(line)
 
 
+@main.command("backup")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="backup file (default: var/backups/scrm-<UTC time>.dump or .sqlite3)")
+def backup_cmd(out: str | None) -> None:
+    """A consistent copy of the database: pg_dump (custom format) on PostgreSQL, the SQLite backup API on SQLite."""
+    from datetime import UTC, datetime
+
+    from core import backup
+    from core.settings import VAR_DIR
+
+    url = get_settings().database_url
+    if out is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = str(VAR_DIR / "backups" / f"scrm-{stamp}.{'dump' if url.startswith('postgresql') else 'sqlite3'}")
+    try:
+        result = backup.backup(url, Path(out))
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"path": str(result.path), "kind": result.kind, "bytes": result.size}))
+
+
 def _register_plugins() -> None:
     for module in plugins.load_all("cli"):
         module.register(main)

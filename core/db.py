@@ -133,6 +133,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     ping_idle = kwargs.pop("ping_after_idle_seconds", PING_AFTER_IDLE_SECONDS)
+    # An unreachable server fails a request in seconds (a 503), instead of the OS's minutes-long TCP timeout.
+    kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
@@ -146,6 +148,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 # a proxy or a restart. SQLAlchemy's pool_pre_ping costs a SELECT 1 round trip on EVERY checkout (about
 # a sixth of a short request's database time); we ping only connections idle longer than this.
 PING_AFTER_IDLE_SECONDS = 5.0
+PG_CONNECT_TIMEOUT_SECONDS = 5
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:

@@ -65,3 +65,11 @@ class ExternalServiceError(AppError):
     code = "external_service_error"
     status = 502
     message = "外部服务暂时不可用"
+
+
+class ServiceUnavailable(AppError):
+    """The database (or another service we cannot work without) is unreachable for the moment."""
+
+    code = "service_unavailable"
+    status = 503
+    message = "服务暂时不可用，请稍后重试"

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     # --- tasks -------------------------------------------------------------------------------
     task_max_retries: int = Field(5, description="retries (exponential backoff) before a task fails for good")
     inprocess_workers: int = Field(2, description="threads running tasks in the embedded default")
+    outbox_max_attempts: int = Field(10, description="relay sends of an unsettled outbox row before it is dead")
+    outbox_relay_interval_seconds: float = Field(2.0, description="pause between two rounds of the outbox relay")
 
     @property
     def is_sqlite(self) -> bool:

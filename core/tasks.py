@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from core.settings import get_settings
 
@@ -109,16 +109,17 @@ def get_runner() -> InProcessRunner | ManualRunner | None:
 
 
 def dispatch(name: str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-             countdown: float | None = None) -> None:
-    """Send a task (called by the outbox after commit). On Celery it is handed to this process's
-    :class:`AsyncSender`: the caller (a request that just committed) never waits for the broker."""
+             countdown: float | None = None, outbox_id: int | None = None) -> None:
+    """Send a task (called by the outbox after commit, with the id of its ``task_outbox`` row). On Celery
+    it is handed to this process's :class:`AsyncSender`: the caller (a request that just committed)
+    never waits for the broker. Whoever delivers it marks the row sent (:func:`core.outbox.mark_sent`)."""
     kwargs = kwargs or {}
     if _runner is not None:
-        _runner.submit(name, args, kwargs, countdown)
+        _runner.submit(name, args, kwargs, countdown, outbox_id=outbox_id)
         return
     if get_settings().embedded_tasks:
         raise RuntimeError("embedded task runner not started (call core.tasks.start_inprocess())")
-    get_sender().submit(name, args, kwargs, countdown)
+    get_sender().submit(name, args, kwargs, countdown, outbox_id=outbox_id)
 
 
 @dataclass(frozen=True)
@@ -127,15 +128,40 @@ class Outgoing:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     countdown: float | None = None
+    outbox_id: int | None = None
 
 
-def _celery_producer() -> contextlib.AbstractContextManager[Any]:
+def celery_producer() -> contextlib.AbstractContextManager[Any]:
     return configure_celery().producer_or_acquire()
 
 
-def _celery_send(job: Outgoing, producer: Any) -> None:
+def celery_send(job: Outgoing, producer: Any) -> None:
+    headers = {OUTBOX_HEADER: job.outbox_id} if job.outbox_id is not None else None
     celery_app.send_task(job.name, args=list(job.args), kwargs=job.kwargs, countdown=job.countdown,
-                         producer=producer)
+                         producer=producer, headers=headers)
+
+
+OUTBOX_HEADER = "scrm_outbox_id"
+
+
+def _outbox_id_of(request: Any) -> int | None:
+    value = getattr(request, OUTBOX_HEADER, None)
+    if value is None:
+        value = (getattr(request, "headers", None) or {}).get(OUTBOX_HEADER)
+    return int(value) if value is not None else None
+
+
+@signals.task_failure.connect
+def _failed_for_good(sender: Any = None, exception: BaseException | None = None, args: Any = None,
+                     kwargs: Any = None, einfo: Any = None, **_: Any) -> None:
+    """Celery: a task failed after its last retry (a retry is ``task_retry``, not this): its outbox row is
+    dead, shown in the console with a retry button."""
+    from core import outbox
+
+    request = getattr(sender, "request", None)
+    outbox.record_failure(_outbox_id_of(request), getattr(sender, "name", "?"), args, kwargs,
+                          f"{type(exception).__name__}: {exception}\n{einfo or ''}",
+                          (getattr(request, "retries", 0) or 0) + 1)
 
 
 class AsyncSender:
@@ -154,8 +180,8 @@ class AsyncSender:
     def __init__(self, send: Callable[[Outgoing, Any], None] | None = None,
                  producer: Callable[[], contextlib.AbstractContextManager[Any]] | None = None, *,
                  attempts: int = 3, retry_delay: float = 0.2, batch: int = 200, max_queued: int = 100_000) -> None:
-        self._send = send or _celery_send
-        self._producer = producer or (_celery_producer if send is None else contextlib.nullcontext)
+        self._send = send or celery_send
+        self._producer = producer or (celery_producer if send is None else contextlib.nullcontext)
         self.attempts, self.retry_delay, self.batch, self.max_queued = attempts, retry_delay, batch, max_queued
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pending = 0  # submitted, not yet sent or given up
@@ -165,7 +191,7 @@ class AsyncSender:
         self.pid = os.getpid()
 
     def submit(self, name: str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-               countdown: float | None = None) -> None:
+               countdown: float | None = None, outbox_id: int | None = None) -> None:
         with self._cond:
             if self._closed:
                 raise RuntimeError("task sender stopped")
@@ -176,7 +202,7 @@ class AsyncSender:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="scrm-task-sender", daemon=True)
                 self._thread.start()
-        self._queue.put(Outgoing(name, tuple(args), dict(kwargs or {}), countdown))
+        self._queue.put(Outgoing(name, tuple(args), dict(kwargs or {}), countdown, outbox_id))
 
     def pending(self) -> int:
         with self._cond:
@@ -217,27 +243,37 @@ class AsyncSender:
 
     def _send_batch(self, jobs: list[Outgoing]) -> None:
         done = 0
+        sent: list[int] = []  # outbox rows delivered to the broker, marked sent in one statement
         try:
-            with self._producer() as producer:
-                for job in jobs:
-                    self._send_one(job, producer)
-                    done += 1
-                    self._settle(1)
-        except Exception:  # the producer itself failed (broker down): send the rest one by one
-            log.warning("task producer failed; sending %s task(s) one by one", len(jobs) - done, exc_info=True)
-            for job in jobs[done:]:
-                self._send_one(job, None)
-                self._settle(1)
+            try:
+                with self._producer() as producer:
+                    for job in jobs:
+                        if self._send_one(job, producer) and job.outbox_id is not None:
+                            sent.append(job.outbox_id)
+                        done += 1
+            except Exception:  # the producer itself failed (broker down): send the rest one by one
+                log.warning("task producer failed; sending %s task(s) one by one", len(jobs) - done,
+                            exc_info=True)
+                for job in jobs[done:]:
+                    if self._send_one(job, None) and job.outbox_id is not None:
+                        sent.append(job.outbox_id)
+            if sent:
+                from core import outbox
 
-    def _send_one(self, job: Outgoing, producer: Any) -> None:
+                outbox.mark_sent(sent)
+        finally:
+            self._settle(len(jobs))
+
+    def _send_one(self, job: Outgoing, producer: Any) -> bool:
         for attempt in range(1, self.attempts + 1):
             try:
                 self._send(job, producer)
-                return
+                return True
             except Exception:
                 if attempt == self.attempts:
-                    log.exception("task %s%r not sent after %s attempts", job.name, job.args, attempt)
-                    return
+                    log.exception("task %s%r not sent after %s attempts (its outbox row stays pending: the "
+                                  "relay sends it later)", job.name, job.args, attempt)
+                    return False
                 log.warning("task %s not sent (attempt %s), retrying", job.name, attempt, exc_info=True)
                 producer = None  # the next attempt acquires a fresh producer
                 time.sleep(self.retry_delay * attempt)
@@ -287,6 +323,7 @@ class _Job:
     args: tuple[Any, ...] = field(compare=False)
     kwargs: dict[str, Any] = field(compare=False)
     attempt: int = field(compare=False, default=0)
+    outbox_id: int | None = field(compare=False, default=None)
 
 
 class InProcessRunner:
@@ -303,6 +340,17 @@ class InProcessRunner:
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
+        # Outbox rows submitted and not yet settled (run, or failed for good): the relay leaves them alone.
+        self._in_flight: set[int] = set()
+        self._also_stop: list[Any] = []
+
+    def in_flight(self) -> set[int]:
+        with self._busy_lock:
+            return set(self._in_flight)
+
+    def stop_with(self, other: Any) -> None:
+        """Stop ``other`` (e.g. the outbox relay) first when this runner stops."""
+        self._also_stop.append(other)
 
     def start(self) -> None:
         for i in range(self._workers):
@@ -318,6 +366,8 @@ class InProcessRunner:
             self._threads.append(t)
 
     def stop(self, timeout: float = 5) -> None:
+        for other in self._also_stop:
+            other.stop(timeout)
         self._stop.set()
         for _ in range(self._workers):
             self._ready.put((-1, 0, None))
@@ -327,10 +377,13 @@ class InProcessRunner:
             t.join(timeout)
 
     def submit(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-               countdown: float | None = None, attempt: int = 0) -> None:
+               countdown: float | None = None, attempt: int = 0, outbox_id: int | None = None) -> None:
+        if outbox_id is not None:
+            with self._busy_lock:
+                self._in_flight.add(outbox_id)
         with self._delayed_lock:
             self._seq += 1
-            job = _Job(time.monotonic() + (countdown or 0), self._seq, name, args, kwargs, attempt)
+            job = _Job(time.monotonic() + (countdown or 0), self._seq, name, args, kwargs, attempt, outbox_id)
             if countdown:
                 heapq.heappush(self._delayed, job)
                 self._delayed_lock.notify_all()
@@ -365,18 +418,34 @@ class InProcessRunner:
                 self._busy += 1
             try:
                 run_task(job.name, job.args, job.kwargs)
-            except Exception:
+                if job.outbox_id is not None:  # marked before it stops being held: the relay never resends it
+                    from core import outbox
+
+                    outbox.mark_sent([job.outbox_id])
+                self._settled(job)
+            except Exception as exc:
                 task_obj = celery_app.tasks[job.name]
                 if job.attempt < task_obj.max_retries:
                     delay = self.backoff(job.attempt)
                     log.warning("task %s failed (attempt %s), retrying in %ss", job.name, job.attempt + 1,
                                 delay, exc_info=True)
-                    self.submit(job.name, job.args, job.kwargs, countdown=delay, attempt=job.attempt + 1)
+                    self.submit(job.name, job.args, job.kwargs, countdown=delay, attempt=job.attempt + 1,
+                                outbox_id=job.outbox_id)
                 else:
                     log.exception("task %s failed for good after %s attempts", job.name, job.attempt + 1)
+                    from core import outbox
+
+                    outbox.record_failure(job.outbox_id, job.name, job.args, job.kwargs,
+                                          f"{type(exc).__name__}: {exc}", job.attempt + 1)
+                    self._settled(job)
             finally:
                 with self._busy_lock:
                     self._busy -= 1
+
+    def _settled(self, job: _Job) -> None:
+        if job.outbox_id is not None:
+            with self._busy_lock:
+                self._in_flight.discard(job.outbox_id)
 
     def _timer(self) -> None:
         while not self._stop.is_set():
@@ -398,22 +467,40 @@ class InProcessRunner:
                     self.submit(name, (), {})
 
 
+class _Sent(tuple):  # noqa: SLOT001 - a (name, args, kwargs) triple that also knows its outbox row
+    outbox_id: int | None = None
+
+
 class ManualRunner:
-    """Collects dispatched tasks; tests run them with :meth:`drain` in the test's own thread."""
+    """Collects dispatched tasks; tests run them with :meth:`drain` in the test's own thread.
+
+    ``sent`` holds ``(name, args, kwargs)`` triples (each also carries its ``outbox_id``)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
     def submit(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-               countdown: float | None = None) -> None:
-        self.sent.append((name, args, kwargs))
+               countdown: float | None = None, outbox_id: int | None = None) -> None:
+        entry = _Sent((name, args, kwargs))
+        entry.outbox_id = outbox_id
+        self.sent.append(entry)
+
+    def in_flight(self) -> set[int]:
+        return {i for i in (getattr(e, "outbox_id", None) for e in self.sent) if i is not None}
 
     def drain(self, limit: int = 1000) -> list[str]:
-        """Run queued tasks (and the tasks they enqueue) until none is left; return their names."""
+        """Run queued tasks (and the tasks they enqueue) until none is left; return their names.
+        Each task that ran has its outbox row marked sent."""
         ran: list[str] = []
         while self.sent and len(ran) < limit:
-            name, args, kwargs = self.sent.pop(0)
+            entry = self.sent.pop(0)
+            name, args, kwargs = entry
             run_task(name, args, kwargs)
+            outbox_id = getattr(entry, "outbox_id", None)
+            if outbox_id is not None:
+                from core import outbox
+
+                outbox.mark_sent([outbox_id])
             ran.append(name)
         return ran
 
@@ -422,7 +509,10 @@ def start_inprocess() -> InProcessRunner:
     from core import plugins
 
     plugins.load_tasks()
+    from core import outbox_relay
+
     runner = InProcessRunner(workers=get_settings().inprocess_workers)
     runner.start()
     set_runner(runner)
+    runner.stop_with(outbox_relay.start_relay())  # the outbox rows a previous run of this process left
     return runner

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
@@ -26,13 +27,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import api_docs, audit, plugins, simulators, tasks, validation_messages
 from core.db import get_session_factory, unit_of_work
-from core.errors import AppError
+from core.errors import AppError, ServiceUnavailable
 from core.logging_setup import configure_logging
 from core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 ErrorRenderer = Callable[[Request, AppError], Response]
+RETRY_AFTER_SECONDS = 5
 
 
 class NumberOutOfRange(AppError):
@@ -220,6 +222,18 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
             if request.url.path.startswith(prefix):
                 return renderer(request, exc)
         return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        # The database is down, restarting, or out of connections: a clear 503 at once (nothing was
+        # committed), never a hang or a bare 500. Callers retry; WeCom re-delivers an unanswered callback.
+        log.warning("database unavailable for %s %s: %s", request.method, request.url.path,
+                    str(exc).splitlines()[0][:200])
+        response = await app_error(request, ServiceUnavailable())
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> PlainTextResponse:
