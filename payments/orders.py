@@ -77,7 +77,7 @@ def new_out_trade_no(method: str) -> str:
 
 
 def get(session: Session, order_id: int, *, for_update: bool = False) -> PaymentOrder:
-    stmt = select(PaymentOrder).where(PaymentOrder.id == order_id)
+    stmt = select(PaymentOrder).where(PaymentOrder.id == order_id).execution_options(populate_existing=True)
     order = session.scalar(stmt.with_for_update() if for_update else stmt)
     if order is None:
         raise OrderNotFound()
@@ -85,7 +85,8 @@ def get(session: Session, order_id: int, *, for_update: bool = False) -> Payment
 
 
 def by_out_trade_no(session: Session, out_trade_no: str, *, for_update: bool = False) -> PaymentOrder | None:
-    stmt = select(PaymentOrder).where(PaymentOrder.out_trade_no == out_trade_no)
+    stmt = (select(PaymentOrder).where(PaymentOrder.out_trade_no == out_trade_no)
+            .execution_options(populate_existing=True))
     return session.scalar(stmt.with_for_update() if for_update else stmt)
 
 
