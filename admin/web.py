@@ -28,8 +28,8 @@ from admin.console import lending_applications as lending_applications_console
 from admin.console import lending_loans as lending_loans_console
 from admin.console import lending_products as lending_products_console
 from admin.console import lending_risk as lending_risk_console
-from admin.console import payments as payments_console
 from admin.console import lending_workflow as lending_workflow_console
+from admin.console import payments as payments_console
 from admin.console import pool as pool_console
 from admin.console import referral_money as referral_money_console
 from admin.console import referral_setup as referral_setup_console
