@@ -70,10 +70,8 @@ NAV: list[NavItem] = [
     NavItem("lending_workflow", "审批流程", "/console/lending/workflow", WORKFLOW_EDITORS),
     NavItem("lending_loans", "贷后管理", "/console/lending/loans"),
     NavItem("lending_collections", "催收队列", "/console/lending/collections", COLLECTIONS_STAFF),
-    NavItem("payments", "支付订单", "/console/payments", PAYMENT_STAFF),
-    NavItem("payments_withholding", "代扣", "/console/payments/withholding", PAYMENT_STAFF),
-    NavItem("payments_authorizations", "代扣授权", "/console/payments/authorizations", PAYMENT_STAFF),
-    NavItem("payments_reconciliation", "对账", "/console/payments/reconciliation", PAYMENT_STAFF),
+    # 支付订单 · 代扣 · 代扣授权 · 对账: one entry, the four pages are tabs under /console/payments
+    NavItem("payments", "支付结算", "/console/payments", PAYMENT_STAFF),
     NavItem("referral", "推荐佣金", "/console/referral", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.

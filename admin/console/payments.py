@@ -60,7 +60,15 @@ templates.env.filters.update(
     item_kind_label=lambda v: ITEM_KIND_LABELS.get(v, v),
     item_status_label=lambda v: ITEM_STATUS_LABELS.get(v, v),
     scope_label=lambda v: "、".join(purposes.label(p) for p in v.split(",")),
+    applied_ref_label=lambda v: _ref_label(v),
 )
+
+REF_LABELS = {"lending_repayment": "还款记录", "finance_entry": "财务凭证"}
+
+
+def _ref_label(ref: str | None) -> str:
+    kind, _, ident = (ref or "").partition(":")
+    return f"{REF_LABELS[kind]} #{ident}" if kind in REF_LABELS else (ref or "—")
 
 
 def _names(session: SessionDep, ids: set[int | None]) -> dict[int, str]:
