@@ -88,6 +88,23 @@ def retry_withholdings() -> None:
             withholding.retry(session, order_id)
 
 
+@task("payments.reconcile_yesterday")
+def reconcile_yesterday() -> None:
+    """Yesterday's bill, once it is there (WeChat Pay publishes it the next morning): run until one run is done."""
+    from sqlalchemy import select
+
+    from payments import reconciliation
+    from payments.models import ReconciliationRun
+
+    day = clock.today() - timedelta(days=1)
+    with unit_of_work() as session:
+        done = session.scalar(select(ReconciliationRun.id).where(ReconciliationRun.bill_date == day,
+                                                                 ReconciliationRun.status == "done").limit(1))
+        if done is None and clock.now().astimezone(clock.BUSINESS_TZ).hour >= 10:
+            reconciliation.run(session, day, staff_id=None)
+
+
 periodic("payments.sweep_inbox", timedelta(minutes=1))
+periodic("payments.reconcile_yesterday", timedelta(hours=1))
 periodic("payments.poll_due", timedelta(minutes=1))
 periodic("payments.retry_withholdings", timedelta(minutes=10))

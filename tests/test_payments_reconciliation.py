@@ -79,3 +79,16 @@ def test_today_cannot_be_reconciled_yet(session, pay_server):
     with pytest.raises(PaymentInvalid):
         reconciliation.run(session, clock.today(), staff_id=None)
     assert session.scalars(select(PaymentOrder)).first() is None
+
+
+def test_the_daily_task_reconciles_yesterday_once(session, day):
+    from payments.models import ReconciliationRun
+    from payments.tasks import reconcile_yesterday
+
+    today, _ = day
+    clock.freeze(datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=clock.BUSINESS_TZ)
+                 + timedelta(hours=11))
+    reconcile_yesterday()
+    reconcile_yesterday()
+    runs = list(session.scalars(select(ReconciliationRun)))
+    assert len(runs) == 1 and runs[0].bill_date == today and runs[0].mismatched == 4
