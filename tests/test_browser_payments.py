@@ -11,8 +11,8 @@ import pytest
 
 from core.db import unit_of_work
 from core.settings import reset_settings_cache
-from lending.payment_purposes import PURPOSE, current_bill
-from payments import checkout, config, orders
+from lending.payment_purposes import PURPOSE, current_bill, request_withholding
+from payments import checkout, config, orders, withholding
 from payments.models import PaymentOrder
 from tests.browser_harness import CHROMIUM, CHROMIUM_ARGS, live_server, require_chromium
 from tests.factories import PASSWORD
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.browser
 SIZES = {"desktop": (1366, 900), "phone": (390, 844)}
 PAGES = {
     "orders": ("/console/payments", "支付订单"),
-    "withholding": ("/console/payments/withholding", "为贷款发起代扣"),
-    "authorizations": ("/console/payments/authorizations", "登记线下签署的代扣授权"),
+    "withholding": ("/console/payments/withholding", "第 1 期还款（代扣）"),
+    "authorizations": ("/console/payments/authorizations", "6222 **** **** 3445"),
     "reconciliation": ("/console/payments/reconciliation", "下载账单并对账"),
 }
 
@@ -46,7 +46,16 @@ def world(committed, monkeypatch):
             order, _ = checkout.start_jsapi(session, purpose=PURPOSE, obligation_ref=bill.obligation_ref,
                                             customer_id=loan.customer_id, amount=bill.amount,
                                             description=f"贷款 #{loan.id} 第 {bill.period} 期还款", openid="o-openid-1")
+            _, other = make_loan(session)
+            withholding.authorize(session, customer_id=other.customer_id, account_no="6222020200112233445",
+                                  holder_name="王先生", bank_name="工商银行", scope=[PURPOSE], max_amount=500_000,
+                                  signed_via="miniprogram")
             finance, order_id, out_trade_no = w.finance.username, order.id, order.out_trade_no
+            other_id = other.id
+        with unit_of_work() as session:
+            from lending.models import Loan
+
+            request_withholding(session, session.get(Loan, other_id), staff_id=None)
         yield url, finance, order_id, out_trade_no
         config.reset()
     reset_settings_cache()
