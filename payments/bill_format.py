@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -25,7 +26,13 @@ def yuan(fen: int) -> str:
     return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
+_PLAIN = re.compile(r"\d+\.\d\d")
+
+
 def fen(text: str) -> int:
+    text = text.strip().lstrip("`")
+    if _PLAIN.fullmatch(text):  # the bill's own form, "1066.19": exact without Decimal
+        return int(text.replace(".", ""))
     try:
         value = Decimal(text.strip().lstrip("`") or "0") * 100
     except InvalidOperation:

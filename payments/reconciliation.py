@@ -17,10 +17,11 @@ from __future__ import annotations
 from datetime import date
 from itertools import islice
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import BigInteger, String, and_, insert, literal, null, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
+from core.db import UTCDateTime
 from core.errors import AppError, NotFound
 from payments import config, orders
 from payments.exceptions import OrderStateConflict, PaymentInvalid
@@ -59,6 +60,7 @@ def run(session: Session, bill_date: date, *, staff_id: int | None) -> Reconcili
 def match(session: Session, recon: ReconciliationRun, lines: list[BillLine]) -> None:
     """Compare ``lines`` with our orders of ``recon.bill_date``; write items and reconcile the matches."""
     bill = {line.out_trade_no: line for line in lines}
+    snapshot = clock.now()  # an order that changes after this is not reconciled by this run
     ours = {r.out_trade_no: r for r in session.execute(
         select(PaymentOrder.id, PaymentOrder.out_trade_no, PaymentOrder.status, PaymentOrder.paid_amount)
         .where(PaymentOrder.paid_date == recon.bill_date, PaymentOrder.status.in_(orders.MONEY_IN)))}
@@ -106,14 +108,8 @@ def match(session: Session, recon: ReconciliationRun, lines: list[BillLine]) -> 
     session.execute(update(ReconciliationItem).where(ReconciliationItem.run_id.in_(earlier),
                                                      ReconciliationItem.status == "open")
                     .values(status="resolved", note=f"被第 {recon.id} 次对账取代", resolved_at=now))
-    for chunk in _chunks(to_reconcile):
-        session.execute(update(PaymentOrder).where(PaymentOrder.id.in_(chunk), PaymentOrder.status == "succeeded")
-                        .values(status="reconciled", reconciled_at=now, updated_at=now),
-                        execution_options={"synchronize_session": False})
-        session.execute(insert(PaymentTransition), [
-            {"order_id": oid, "from_status": "succeeded", "to_status": "reconciled", "source": "system",
-             "by_staff_id": recon.by_staff_id, "reason": f"对账 {recon.bill_date.isoformat()} 一致", "at": now}
-            for oid in chunk])
+    differing = {i["out_trade_no"] for i in items if i["kind"] == "amount_differs"}
+    _reconcile(session, recon, to_reconcile, [no for no in ours if no not in bill or no in differing], snapshot, now)
     for chunk in _chunks(items):
         session.execute(insert(ReconciliationItem), chunk)
     recon.bill_lines, recon.matched, recon.mismatched = len(bill), matched, len(items)
@@ -124,6 +120,34 @@ def match(session: Session, recon: ReconciliationRun, lines: list[BillLine]) -> 
     audit.record(session, "payments.reconciliation.run", entity_type="reconciliation_run", entity_id=recon.id,
                  after={"bill_date": recon.bill_date.isoformat(), "lines": recon.bill_lines, "matched": matched,
                         "mismatched": len(items)})
+
+
+def _reconcile(session: Session, recon: ReconciliationRun, ids: list[int], excluded: list[str], snapshot: object,
+               now: object) -> None:
+    """succeeded → reconciled for the matched orders, each transition recorded. Set-based (two statements)
+    when the exceptions are few; by id in chunks otherwise."""
+    reason = f"对账 {recon.bill_date.isoformat()} 一致"
+    if len(excluded) <= 1000:
+        cond = and_(PaymentOrder.paid_date == recon.bill_date, PaymentOrder.status == "succeeded",
+                    PaymentOrder.updated_at <= snapshot)
+        if excluded:
+            cond = and_(cond, PaymentOrder.out_trade_no.not_in(excluded))
+        staff = literal(recon.by_staff_id, BigInteger()) if recon.by_staff_id is not None else null()
+        session.execute(insert(PaymentTransition).from_select(
+            ["order_id", "from_status", "to_status", "source", "by_staff_id", "reason", "at"],
+            select(PaymentOrder.id, literal("succeeded", String()), literal("reconciled", String()),
+                   literal("system", String()), staff, literal(reason, String()),
+                   literal(now, UTCDateTime())).where(cond)))
+        session.execute(update(PaymentOrder).where(cond).values(status="reconciled", reconciled_at=now, updated_at=now),
+                        execution_options={"synchronize_session": False})
+        return
+    for chunk in _chunks(ids):
+        session.execute(update(PaymentOrder).where(PaymentOrder.id.in_(chunk), PaymentOrder.status == "succeeded")
+                        .values(status="reconciled", reconciled_at=now, updated_at=now),
+                        execution_options={"synchronize_session": False})
+        session.execute(insert(PaymentTransition), [
+            {"order_id": oid, "from_status": "succeeded", "to_status": "reconciled", "source": "system",
+             "by_staff_id": recon.by_staff_id, "reason": reason, "at": now} for oid in chunk])
 
 
 def resolve(session: Session, item_id: int, *, action: str, note: str, staff_id: int | None) -> ReconciliationItem:
