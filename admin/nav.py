@@ -36,6 +36,8 @@ COLLECTIONS_STAFF: frozenset[str] = frozenset({Role.COLLECTOR, Role.RISK, Role.M
 
 # 任务队列 (the durable outbox: waiting and dead background tasks, resending them): admins.
 OUTBOX_ADMINS: frozenset[str] = frozenset({Role.ADMIN})
+# Payments (支付、代扣、对账): finance, managers and admins.
+PAYMENT_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})
 
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
@@ -71,6 +73,8 @@ NAV: list[NavItem] = [
     NavItem("lending_workflow", "审批流程", "/console/lending/workflow", WORKFLOW_EDITORS),
     NavItem("lending_loans", "贷后管理", "/console/lending/loans"),
     NavItem("lending_collections", "催收队列", "/console/lending/collections", COLLECTIONS_STAFF),
+    # 支付订单 · 代扣 · 代扣授权 · 对账: one entry, the four pages are tabs under /console/payments
+    NavItem("payments", "支付结算", "/console/payments", PAYMENT_STAFF),
     NavItem("referral", "推荐佣金", "/console/referral", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.
@@ -84,7 +88,16 @@ NAV: list[NavItem] = [
     # Served by the bot's simulator (a URL, not an import): only while WeCom is simulated.
     NavItem("wecom_sim", "企微模拟器", "/_wecom_sim/console", frozenset({Role.ADMIN, Role.MANAGER}),
             shown=lambda: get_settings().wecom_simulated),
+    # Served by the payment simulator (a URL): only while payments are simulated.
+    NavItem("pay_sim", "支付模拟器", "/_pay_sim/", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE}),
+            shown=lambda: _payments_simulated()),
 ]
+
+
+def _payments_simulated() -> bool:
+    from payments.simulator import is_active
+
+    return is_active()
 
 
 def nav_for(role: str) -> list[NavItem]:

@@ -29,6 +29,7 @@ from admin.console import lending_loans as lending_loans_console
 from admin.console import lending_products as lending_products_console
 from admin.console import lending_risk as lending_risk_console
 from admin.console import lending_workflow as lending_workflow_console
+from admin.console import payments as payments_console
 from admin.console import pool as pool_console
 from admin.console import referral_money as referral_money_console
 from admin.console import referral_setup as referral_setup_console
@@ -72,6 +73,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_applications_api.router)
     app.include_router(lending_loans_console.router)
     app.include_router(lending_loans_api.router)
+    app.include_router(payments_console.router)
     app.state.error_renderers["/console"] = render_console_error
     app.state.error_renderers["/api/v1/"] = render_api_error
     app.state.validation_labels["/api/v1/"] = API_FIELD_LABELS

@@ -4,7 +4,8 @@ import importlib
 import sys
 
 BENCHES = {"imports": "bench.imports", "console": "bench.console", "segments": "bench.segments", "handover": "bench.handover",
-           "callbacks": "bench.callbacks", "chat": "bench.chat", "faults": "bench.faults"}
+           "callbacks": "bench.callbacks", "chat": "bench.chat", "faults": "bench.faults",
+           "payments": "bench.payments"}
 
 
 def main() -> None:

@@ -83,6 +83,18 @@ class Settings(BaseSettings):
     mp_session_ttl_hours: int = Field(72, description="lifetime of a mini-program login session")
     mp_upload_dir: str = Field(str(VAR_DIR / "uploads"), description="where mini-program uploads (ID photos) are stored")
 
+    # --- WeChat Pay v3 (微信支付, payments/) -------------------------------------------------------
+    wechatpay_mchid: str = Field("", description="merchant id (商户号); empty: the built-in payment simulator")
+    wechatpay_serial_no: str = Field("", description="serial number of the merchant API certificate (商户API证书序列号)")
+    wechatpay_private_key_path: str = Field("", description="PEM file of the merchant API private key (apiclient_key.pem)")
+    wechatpay_apiv3_key: str = Field("", description="APIv3 key (32 characters): decrypts notification resources")
+    wechatpay_platform_public_key_path: str = Field("", description="PEM file of the WeChat Pay platform public key")
+    wechatpay_platform_public_key_id: str = Field("", description="id of that public key (PUB_KEY_ID_…)")
+    wechatpay_api_base: str = Field(
+        "", description="WeChat Pay API base; empty with no mchid: the simulator at {base_url}/_pay_sim"
+    )
+    wechatpay_notify_window_seconds: int = Field(300, description="accepted age of a payment notification timestamp")
+
     # --- tasks -------------------------------------------------------------------------------
     task_max_retries: int = Field(5, description="retries (exponential backoff) before a task fails for good")
     inprocess_workers: int = Field(2, description="threads running tasks in the embedded default")

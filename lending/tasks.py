@@ -2,6 +2,7 @@
 
 from lending import (
     disbursement_tasks,  # noqa: F401
+    payment_purposes,  # noqa: F401 - registers the payment purpose lending.installment
     servicing_tasks,  # noqa: F401
     workflow_tasks,  # noqa: F401
 )

@@ -18,6 +18,7 @@ from core import api_docs, validation_messages
 from core.errors import AppError
 from miniprogram_api.routes_account import router as account_router
 from miniprogram_api.routes_loans import router as loans_router
+from miniprogram_api.routes_payments import router as payments_router
 from miniprogram_api.schemas import LABELS
 
 PREFIX = "/mp"
@@ -57,6 +58,7 @@ def create_mp_app() -> FastAPI:
 
     app.include_router(account_router)
     app.include_router(loans_router)
+    app.include_router(payments_router)
     return app
 
 

@@ -1,0 +1,129 @@
+"""Payment endpoints: my bills, pay this bill (JSAPI, the signed ``wx.requestPayment`` parameters), the
+payment's result, and the customer's withholding (代扣) authorisations. Everything is scoped to the
+logged-in customer: another customer's loan or payment is a 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from core.errors import NotFound
+from core.web import SessionDep
+from lending.models import Loan
+from lending.payment_purposes import PURPOSE, current_bill
+from miniprogram_api.catalog import yuan
+from miniprogram_api.deps import Customer
+from miniprogram_api.exceptions import LoanNotFound
+from miniprogram_api.schemas import to_fen
+from payments import checkout, orders, withholding
+from payments.exceptions import ProviderUnavailable
+from payments.models import ORDER_STATUS_LABELS, PaymentOrder, WithholdingAuthorization
+
+router = APIRouter()
+
+
+class PaymentNotFound(NotFound):
+    code = "mp_payment_not_found"
+    message = "支付记录不存在"
+
+
+def _my_loan(session: Any, customer_id: int, loan_id: int) -> Loan:
+    loan = session.get(Loan, loan_id)
+    if loan is None or loan.customer_id != customer_id:
+        raise LoanNotFound()
+    return loan
+
+
+@router.get("/bills", summary="我的账单：每笔贷款今天应还的金额", tags=["还款"])
+def my_bills(ident: Customer, session: SessionDep) -> dict[str, Any]:
+    bills = []
+    for loan in session.scalars(select(Loan).where(Loan.customer_id == ident.customer_id, Loan.status == "active")
+                                .order_by(Loan.id)):
+        bill = current_bill(session, loan)
+        if bill is None:
+            continue
+        bills.append({"loan_id": loan.id, "period": bill.period, "due_date": bill.due_date, "amount": yuan(bill.amount),
+                      "overdue": bill.overdue, "title": f"贷款 #{loan.id} 第 {bill.period} 期"
+                      + ("（含逾期）" if bill.overdue else "")})
+    return {"bills": bills}
+
+
+@router.post("/bills/{loan_id}/pay", summary="还这笔账单：下单并返回 wx.requestPayment 参数", tags=["还款"])
+def pay_bill(loan_id: int, ident: Customer, session: SessionDep) -> dict[str, Any]:
+    loan = _my_loan(session, ident.customer_id, loan_id)
+    bill = current_bill(session, loan)
+    if bill is None:
+        raise NotFound("这笔贷款今天没有应还金额", code="mp_nothing_due")
+    order, params = checkout.start_jsapi(session, purpose=PURPOSE, obligation_ref=bill.obligation_ref,
+                                         customer_id=ident.customer_id, amount=bill.amount,
+                                         description=f"贷款 #{loan.id} 第 {bill.period} 期还款", openid=ident.openid)
+    return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,
+            "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params}
+
+
+@router.get("/payments/{out_trade_no}", summary="支付结果（未知时向微信支付查询一次）", tags=["还款"])
+def payment_result(out_trade_no: str, ident: Customer, session: SessionDep) -> dict[str, Any]:
+    order = orders.by_out_trade_no(session, out_trade_no)
+    if order is None or order.customer_id != ident.customer_id:
+        raise PaymentNotFound()
+    if order.status in ("submitted", "unknown"):
+        try:
+            orders.poll(session, order.id)
+        except ProviderUnavailable:
+            pass  # the answer stays "not known yet"; the notification or the periodic poll will tell
+    return _payment(order)
+
+
+def _payment(order: PaymentOrder) -> dict[str, Any]:
+    paid = order.status in ("succeeded", "reconciled")
+    message = {"succeeded": "还款成功", "reconciled": "还款成功", "review": "已收到付款，正在核对，请勿重复支付",
+               "refunded": "款项已原路退回", "failed": "支付失败", "closed": "订单已关闭"}.get(
+        order.status, "支付结果确认中")
+    return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,
+            "status_label": ORDER_STATUS_LABELS[order.status], "paid": paid, "message": message,
+            "paid_at": order.paid_at, "method": order.method}
+
+
+# --- withholding authorisations (代扣授权) -------------------------------------------------------
+
+class AuthorizationIn(BaseModel):
+    account_no: str = Field(..., max_length=30, description="银行卡号")
+    holder_name: str = Field(..., max_length=40, description="持卡人姓名")
+    bank_name: str = Field(..., max_length=40, description="开户银行")
+    max_amount: str = Field(..., max_length=20, description="单笔代扣上限（元）")
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(..., max_length=200)
+
+
+def _authorization(row: WithholdingAuthorization) -> dict[str, Any]:
+    return {"id": row.id, "account": row.account_masked, "bank_name": row.bank_name, "scope": row.scope.split(","),
+            "max_amount": yuan(row.max_amount), "status": row.status, "signed_at": row.signed_at,
+            "revoked_at": row.revoked_at}
+
+
+@router.get("/withholding/authorizations", summary="我的代扣授权", tags=["还款"])
+def my_authorizations(ident: Customer, session: SessionDep) -> dict[str, Any]:
+    rows = session.scalars(select(WithholdingAuthorization).where(
+        WithholdingAuthorization.customer_id == ident.customer_id).order_by(WithholdingAuthorization.id.desc()))
+    return {"authorizations": [_authorization(r) for r in rows]}
+
+
+@router.post("/withholding/authorizations", summary="授权代扣贷款还款", tags=["还款"])
+def authorize(body: AuthorizationIn, ident: Customer, session: SessionDep) -> dict[str, Any]:
+    row = withholding.authorize(session, customer_id=ident.customer_id, account_no=body.account_no,
+                                holder_name=body.holder_name, bank_name=body.bank_name, scope=[PURPOSE],
+                                max_amount=to_fen(body.max_amount, "max_amount") or 0, signed_via="miniprogram")
+    return _authorization(row)
+
+
+@router.post("/withholding/authorizations/{authorization_id}/revoke", summary="撤销代扣授权", tags=["还款"])
+def revoke(authorization_id: int, body: RevokeIn, ident: Customer, session: SessionDep) -> dict[str, Any]:
+    row = session.get(WithholdingAuthorization, authorization_id)
+    if row is None or row.customer_id != ident.customer_id:
+        raise NotFound("代扣授权不存在", code="mp_authorization_not_found")
+    return _authorization(withholding.revoke(session, row.id, reason=body.reason, staff_id=None))
