@@ -187,6 +187,15 @@ def settlement_for(session: Session, agreement_id: int) -> Settlement | None:
     return session.scalar(select(Settlement).where(Settlement.agreement_id == agreement_id))
 
 
+def of_agreement(session: Session, viewer: Viewer | None, agreement_id: int) -> Settlement:
+    """The case's settlement; refused when the loan has not been disbursed (nothing to settle yet)."""
+    agreement = agreements.get_agreement(session, viewer, agreement_id)
+    settlement = settlement_for(session, agreement.id)
+    if settlement is None:
+        raise NotDisbursed(f"签单 {agreement.number} 的贷款尚未放款，不能结算")
+    return settlement
+
+
 def _outstanding_loans(session: Session, agreement_id: int) -> list[CustomerLoan]:
     return list(session.scalars(select(CustomerLoan).where(CustomerLoan.agreement_id == agreement_id,
                                                            CustomerLoan.status == "outstanding")))
