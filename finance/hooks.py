@@ -22,9 +22,10 @@ class FeeEvent:
     sales_staff_id: int
     loan_id: int | None
     funder_type: str | None
-    fee_amount: int  # fen: fee revenue collected (service fee − discount + added fees), or refunded
+    fee_amount: int  # fen: fee revenue collected (service fee − discount + added fees); after a refund, what is kept
     key: str  # names the collection or refund: a re-delivery does nothing
     at: datetime
+    refunded_amount: int = 0  # a refund: the amount paid back
 
 
 ON_FEES_COLLECTED: list[Callable[[Session, FeeEvent], None]] = []

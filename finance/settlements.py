@@ -364,7 +364,7 @@ def close(session: Session, settlement_id: int, *, viewer: Viewer | None) -> Set
     if principal + income != settlement.loan_repaid_amount \
             or deposits.held_amount(session, agreement.id) != settlement.deposit_applied_amount:
         raise StateConflict("定金或客户借款在收费后有变化，请重新完成结算收费")
-    fee_revenue = settlement.total_due_amount + settlement.deposit_applied_amount - settlement.loan_repaid_amount
+    fee_revenue = fee_revenue_of(settlement)
     payments = list(session.scalars(select(SettlementPayment).where(SettlementPayment.settlement_id == settlement.id)))
     lines = [ledger.Line(ledger.method_account(p.method), debit=p.amount) for p in payments]
     lines += [ledger.Line("deposits_held", debit=settlement.deposit_applied_amount),
@@ -393,6 +393,51 @@ def close(session: Session, settlement_id: int, *, viewer: Viewer | None) -> Set
             fee_amount=fee_revenue, key=f"settlement:{settlement.id}", at=clock.now()))
     audit.record(session, "finance.settled", entity_type="finance_settlement", entity_id=settlement.id,
                  after={"entry": entry.id, "fee_revenue": fee_revenue})
+    return settlement
+
+
+def fee_revenue_of(settlement: Settlement) -> int:
+    return settlement.total_due_amount + settlement.deposit_applied_amount - settlement.loan_repaid_amount
+
+
+def refund_fee(session: Session, settlement_id: int, *, amount: int, method: str, reason: str,
+               viewer: Viewer | None) -> Settlement:
+    """A fee paid back after 结单 (Dr 服务费收入 / Cr cash/bank): never more than was kept; the staff
+    commission on it is reversed (finance.hooks.ON_FEES_REFUNDED)."""
+    require(viewer, FINANCE, "退服务费")
+    settlement = get_settlement(session, viewer, settlement_id)
+    amount = fen(amount, "退费金额", "amount")
+    if method not in METHOD_LABELS:
+        raise FinanceInvalid(f"退款方式不正确：{method}", field="method")
+    if not (reason or "").strip():
+        raise FinanceInvalid("请填写退费原因", field="reason")
+    if settlement.status != "settled":
+        raise StateConflict("只有已结算的案件可以退服务费")
+    revenue = fee_revenue_of(settlement)
+    moved = session.execute(update(Settlement).where(
+        Settlement.id == settlement.id, Settlement.status == "settled",
+        Settlement.fee_refunded_amount + amount <= revenue,
+    ).values(fee_refunded_amount=Settlement.fee_refunded_amount + amount)
+        .execution_options(synchronize_session=False)).rowcount
+    session.refresh(settlement)
+    if moved != 1:
+        left = revenue - settlement.fee_refunded_amount
+        raise FinanceInvalid(f"退费金额 {format_yuan(amount)} 超过可退的服务费收入 {format_yuan(max(left, 0))}",
+                             field="amount")
+    agreement = session.get(Agreement, settlement.agreement_id)
+    number = session.scalar(select(func.count()).select_from(audit.AuditLog).where(
+        audit.AuditLog.action == "finance.fee_refunded", audit.AuditLog.entity_id == str(settlement.id))) or 0
+    key = f"settlement:{settlement.id}:refund:{number + 1}"
+    ledger.post(session, source_type="fee_refund", source_id=settlement.id, source_key=key,
+                memo=f"退服务费 {agreement.number}：{reason.strip()[:60]}",
+                by_staff_id=viewer.staff_id if viewer else None,
+                lines=[ledger.Line("fee_revenue", debit=amount), ledger.Line(ledger.method_account(method), credit=amount)])
+    hooks.fees_refunded(session, hooks.FeeEvent(
+        settlement_id=settlement.id, agreement_id=agreement.id, customer_id=agreement.customer_id,
+        sales_staff_id=agreement.sales_staff_id, loan_id=settlement.loan_id, funder_type=settlement.funder_type,
+        fee_amount=revenue - settlement.fee_refunded_amount, key=key, at=clock.now(), refunded_amount=amount))
+    audit.record(session, "finance.fee_refunded", entity_type="finance_settlement", entity_id=settlement.id,
+                 after={"amount": amount, "method": method}, detail=reason.strip()[:200])
     return settlement
 
 

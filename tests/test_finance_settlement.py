@@ -279,3 +279,27 @@ def test_two_clerks_confirming_the_same_deposit_exactly_one_wins(committed):
     with committed() as s:
         assert ledger.run_check(s).ok
         assert deposits.held_amount(s, a.id) == 500_000
+
+
+def test_the_settlement_export_is_an_xlsx_whose_text_cannot_become_a_formula(session, tmp_path):
+    from openpyxl import load_workbook
+
+    from finance import export
+
+    w = make_world(session)
+    w.customer.name = "=HYPERLINK(\"http://x\")"
+    session.flush()
+    a = working_agreement(session, w, deposit_amount=100_000)
+    s = settlements.record_disbursement(session, a.id, funder_name="@某银行", funder_type="bank", amount=20_000_000,
+                                        disbursed_date=None, viewer=V(w.finance))
+    settlements.charge(session, s.id, ChargeInput(payments=[("bank", 580_000)]), viewer=V(w.finance))
+    path = tmp_path / "s.xlsx"
+    assert export.export_settlements(session, V(w.finance), str(path)) == 1
+    sheet = load_workbook(path).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:3] == ("结算编号", "协议编号", "客户")
+    assert rows[1][2] == "'=HYPERLINK(\"http://x\")" and rows[1][4] == "'@某银行"
+    assert rows[1][6] == 200_000 and rows[1][15] == 5_800  # yuan, as numbers
+    cells = list(sheet.iter_rows(min_row=2, max_row=2))[0]
+    assert cells[2].data_type == "s"
+    assert export.export_settlements(session, V(w.other_sales), str(tmp_path / "none.xlsx")) == 0  # scoped

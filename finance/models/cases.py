@@ -206,6 +206,7 @@ class Settlement(Base):
         CheckConstraint("disbursed_amount > 0", name="disbursed_positive"),
         CheckConstraint("discount_amount >= 0 AND discount_amount <= service_fee_amount", name="discount_within_fee"),
         CheckConstraint("total_due_amount >= 0", name="total_non_negative"),
+        CheckConstraint("fee_refunded_amount >= 0", name="fee_refunded_non_negative"),
         Index("ix_finance_settlement_status", "status", "id"),
     )
 
@@ -229,6 +230,7 @@ class Settlement(Base):
     deposit_applied_amount: Mapped[int] = mapped_column(default=0)
     total_due_amount: Mapped[int] = mapped_column(default=0)
     rebate_amount: Mapped[int] = mapped_column(default=0)
+    fee_refunded_amount: Mapped[int] = mapped_column(default=0)  # fees refunded after 结单
     charged_at: Mapped[datetime | None]
     charged_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     officer_confirmed_at: Mapped[datetime | None]  # 做单专员
