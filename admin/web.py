@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from admin import api, console
 from admin.api import automation as automation_api
 from admin.api import customers as customers_api
+from admin.api import finance as finance_api
 from admin.api import handover as handover_api
 from admin.api import imports as imports_api
 from admin.api import lending_applications as lending_applications_api
@@ -69,6 +70,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_applications_api.router)
     app.include_router(lending_loans_console.router)
     app.include_router(lending_loans_api.router)
+    app.include_router(finance_api.router)
     app.state.error_renderers["/console"] = render_console_error
     app.state.error_renderers["/api/v1/"] = render_api_error
     app.state.validation_labels["/api/v1/"] = API_FIELD_LABELS
