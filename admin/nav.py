@@ -34,6 +34,10 @@ WORKFLOW_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 # Servicing (贷后): the loan list is data-scoped for everyone; the collections queue is for collections staff.
 COLLECTIONS_STAFF: frozenset[str] = frozenset({Role.COLLECTOR, Role.RISK, Role.MANAGER, Role.ADMIN})
 
+# Finance center: finance, managers and admins for the money; sales and supervisors for their own cases.
+FINANCE_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})
+FINANCE_CASE_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR, Role.SALES})
+
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 
@@ -68,6 +72,12 @@ NAV: list[NavItem] = [
     NavItem("lending_loans", "贷后管理", "/console/lending/loans"),
     NavItem("lending_collections", "催收队列", "/console/lending/collections", COLLECTIONS_STAFF),
     NavItem("referral", "推荐佣金", "/console/referral", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})),
+    # Finance center (财务中心): every page under /console/finance, scoped by the case's sales and case officer.
+    NavItem("finance_agreements", "签单", "/console/finance/agreements", FINANCE_CASE_STAFF),
+    NavItem("finance_deposits", "定金列表", "/console/finance/deposits", FINANCE_CASE_STAFF),
+    NavItem("finance_work", "做单中心", "/console/finance/work", FINANCE_CASE_STAFF),
+    NavItem("finance_settlements", "结算管理", "/console/finance/settlements", FINANCE_CASE_STAFF),
+    NavItem("finance_ledger", "总账与月结", "/console/finance/ledger", FINANCE_STAFF),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.
     NavItem("channels", "渠道活码", "/wecom/channels", frozenset({Role.ADMIN, Role.MANAGER})),
