@@ -37,6 +37,7 @@ COLLECTIONS_STAFF: frozenset[str] = frozenset({Role.COLLECTOR, Role.RISK, Role.M
 # Finance center: finance, managers and admins for the money; sales and supervisors for their own cases.
 FINANCE_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})
 FINANCE_CASE_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR, Role.SALES})
+FINANCE_REPORT_READERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR})
 
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
@@ -77,6 +78,8 @@ NAV: list[NavItem] = [
     NavItem("finance_deposits", "定金列表", "/console/finance/deposits", FINANCE_CASE_STAFF),
     NavItem("finance_work", "做单中心", "/console/finance/work", FINANCE_CASE_STAFF),
     NavItem("finance_settlements", "结算管理", "/console/finance/settlements", FINANCE_CASE_STAFF),
+    NavItem("finance_reimbursements", "做单报销", "/console/finance/reimbursements", FINANCE_CASE_STAFF),
+    NavItem("finance_performance", "财务业绩", "/console/finance/performance", FINANCE_REPORT_READERS),
     NavItem("finance_ledger", "总账与月结", "/console/finance/ledger", FINANCE_STAFF),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.

@@ -24,6 +24,7 @@ from admin.api import tags as tags_api
 from admin.api import work as work_api
 from admin.console import customers as customers_console
 from admin.console import finance_cases as finance_cases_console
+from admin.console import finance_reports as finance_reports_console
 from admin.console import finance_settlements as finance_settlements_console
 from admin.console import handover as handover_console
 from admin.console import imports as imports_console
@@ -75,6 +76,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(finance_api.router)
     app.include_router(finance_settlements_console.router)
     app.include_router(finance_cases_console.router)
+    app.include_router(finance_reports_console.router)
     app.state.error_renderers["/console"] = render_console_error
     app.state.error_renderers["/api/v1/"] = render_api_error
     app.state.validation_labels["/api/v1/"] = API_FIELD_LABELS

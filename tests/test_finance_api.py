@@ -106,3 +106,25 @@ def test_the_finance_api_is_in_the_openapi():
     for path in ("/api/v1/finance/agreements", "/api/v1/finance/settlements/{settlement_id}/close",
                  "/api/v1/finance/settlements/export.xlsx", "/api/v1/finance/ledger/check"):
         assert path in paths
+
+
+def test_reimbursements_and_performance_over_the_api(session):
+    from core import clock
+    from tests.finance_support import working_agreement
+
+    w = make_world(session)
+    a = working_agreement(session, w)
+    c = console_client()
+    r = c.post("/api/v1/finance/reimbursements", headers=_h(session, w.officer), json={
+        "agreement_id": a.id, "category": "下户费", "amount": 20_000})
+    assert r.status_code == 201 and r.json()["status"] == "submitted"
+    fin = _h(session, w.finance)
+    assert c.post(f"/api/v1/finance/reimbursements/{r.json()['id']}/confirm", headers=fin).json()["status"] == "confirmed"
+    paid = c.post(f"/api/v1/finance/reimbursements/{r.json()['id']}/pay", headers=fin, json={"method": "bank"})
+    assert paid.json()["status"] == "paid"
+    today = clock.today().isoformat()
+    report = c.get(f"/api/v1/finance/performance?since={today}&until={today}", headers=fin)
+    assert report.status_code == 200
+    assert report.json()["staff"][0]["signed_count"] == 1
+    assert c.get(f"/api/v1/finance/performance?since={today}&until={today}",
+                 headers=_h(session, w.sales)).status_code == 403

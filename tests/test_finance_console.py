@@ -29,6 +29,7 @@ def test_finance_pages_render_for_finance(session):
         (f"/console/finance/settlements/{s.id}", "内部凭证确认"), ("/console/finance/ledger?check=1", "总账校验通过"),
         (f"/console/finance/deposits/{d.id}/receipt?paper=a5", "定金结算清单"),
         (f"/console/finance/settlements/{s.id}/voucher?kind=internal", "渠道甲"),
+        ("/console/finance/reimbursements", "提交报销"), ("/console/finance/performance", "按资方类型排名"),
     ):
         page = client.get(url)
         assert page.status_code == 200, (url, page.text[:500])
@@ -62,3 +63,18 @@ def test_other_salespeople_do_not_see_the_case(session):
     assert client.get(f"/console/finance/agreements/{a.id}").status_code == 404
     assert a.number not in client.get("/console/finance/agreements").text
     assert client.get("/console/finance/ledger").status_code == 403
+
+
+def test_a_reimbursement_from_the_page(session):
+    w = make_world(session)
+    a = working_agreement(session, w)
+    client = console_client()
+    csrf = log_in(client, session, w.officer)
+    bad = client.post("/console/finance/reimbursements", data={
+        "csrf_token": csrf, "agreement_id": a.id, "category": "交通费", "amount": "-5"})
+    assert bad.status_code == 422 and "负数" in bad.text
+    ok = client.post("/console/finance/reimbursements", data={
+        "csrf_token": csrf, "agreement_id": a.id, "category": "交通费", "amount": "35.50"}, follow_redirects=False)
+    assert ok.status_code == 303
+    page = client.get("/console/finance/reimbursements?done=submitted")
+    assert "报销已提交" in page.text and "¥35.50" in page.text

@@ -23,7 +23,7 @@ from admin.schemas import ErrorBody
 from core import clock
 from core.errors import ValidationFailed
 from core.web import SessionDep
-from finance import agreements, deposits, ledger, settlements
+from finance import agreements, deposits, ledger, performance, reimbursements, settlements
 from finance import export as finance_export
 from finance.access import FINANCE, require
 from finance.models import Account
@@ -587,6 +587,124 @@ def close_period(body: PeriodCloseBody, session: SessionDep, caller: Caller) -> 
     except ValueError:
         raise ValidationFailed(f"月份不正确：{body.month}", field="month") from None
     return PeriodRead.model_validate(ledger.close_period(session, month, viewer=caller.viewer))
+
+
+
+# --- reimbursements and performance -----------------------------------------------------------------------
+
+
+class ReimbursementCreate(BaseModel):
+    agreement_id: int | None = Field(None, description="做单报销：案件；营销费用留空并填写 customer_id")
+    customer_id: int | None = None
+    category: str = Field(description="做单：交通费、办公用品、下户费、餐饮招待、资料费、其他；营销：广告投放、渠道推广、活动物料、其他")
+    amount: int = Field(description="金额（分）")
+    spent_date: date | None = None
+    approved_by_manager_id: int | None = None
+    note: str | None = Field(None, max_length=200)
+
+
+class ReimbursementRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str = Field(description="case 做单报销 | marketing 营销费用")
+    agreement_id: int | None
+    customer_id: int
+    category: str
+    amount: int
+    spent_date: date
+    approved_by_manager_id: int | None
+    status: str = Field(description="submitted | confirmed | paid | voided")
+    entered_by_staff_id: int | None
+    confirmed_at: datetime | None
+    paid_method: str | None
+    paid_at: datetime | None
+    resubmitted_from_id: int | None
+
+
+class ResubmitBody(BaseModel):
+    amount: int | None = Field(None, description="更正后的金额（分），留空沿用")
+    category: str | None = None
+    note: str | None = Field(None, max_length=200)
+
+
+class PayBody(BaseModel):
+    method: str
+
+
+class PerformanceLine(BaseModel):
+    staff_id: int
+    name: str
+    signed_count: int
+    signed_amount: int
+    disbursed_amount: int
+    revenue_amount: int = Field(description="实收服务费（结单，扣除退费）")
+    success_rate: Decimal
+
+
+class FunderRank(BaseModel):
+    funder_type: str
+    count: int
+    disbursed_amount: int
+    revenue_amount: int
+
+
+class PerformanceRead(BaseModel):
+    staff: list[PerformanceLine]
+    funder_types: list[FunderRank]
+
+
+@router.get("/reimbursements", response_model=list[ReimbursementRead], summary="报销列表")
+def list_reimbursements(session: SessionDep, caller: Caller, status: str | None = Query(None),
+                        limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0)) -> list[ReimbursementRead]:
+    return [ReimbursementRead.model_validate(r[0]) for r in reimbursements.listing(
+        session, caller.viewer, status=status, limit=limit, offset=offset)]
+
+
+@router.post("/reimbursements", response_model=ReimbursementRead, status_code=201, responses=_E, summary="提交报销")
+def submit_reimbursement(body: ReimbursementCreate, session: SessionDep, caller: Caller) -> ReimbursementRead:
+    return ReimbursementRead.model_validate(reimbursements.submit(
+        session, agreement_id=body.agreement_id, customer_id=body.customer_id, category=body.category,
+        amount=body.amount, spent_date=body.spent_date, approved_by_manager_id=body.approved_by_manager_id,
+        note=body.note, viewer=caller.viewer))
+
+
+@router.post("/reimbursements/{reimbursement_id}/confirm", response_model=ReimbursementRead, responses=_E,
+             summary="确认报销（财务）：记入费用")
+def confirm_reimbursement(reimbursement_id: int, session: SessionDep, caller: Caller) -> ReimbursementRead:
+    return ReimbursementRead.model_validate(reimbursements.confirm(session, reimbursement_id, viewer=caller.viewer))
+
+
+@router.post("/reimbursements/{reimbursement_id}/pay", response_model=ReimbursementRead, responses=_E,
+             summary="支付报销（财务）")
+def pay_reimbursement(reimbursement_id: int, body: PayBody, session: SessionDep, caller: Caller) -> ReimbursementRead:
+    return ReimbursementRead.model_validate(reimbursements.pay(session, reimbursement_id, method=body.method,
+                                                               viewer=caller.viewer))
+
+
+@router.post("/reimbursements/{reimbursement_id}/void", response_model=ReimbursementRead, responses=_E,
+             summary="作废报销（已确认的冲销入账；已支付的不能作废）")
+def void_reimbursement(reimbursement_id: int, body: Reason, session: SessionDep, caller: Caller) -> ReimbursementRead:
+    return ReimbursementRead.model_validate(reimbursements.void(session, reimbursement_id, reason=body.reason,
+                                                                viewer=caller.viewer))
+
+
+@router.post("/reimbursements/{reimbursement_id}/resubmit", response_model=ReimbursementRead, status_code=201,
+             responses=_E, summary="重新提交已作废的报销")
+def resubmit_reimbursement(reimbursement_id: int, body: ResubmitBody, session: SessionDep,
+                           caller: Caller) -> ReimbursementRead:
+    return ReimbursementRead.model_validate(reimbursements.resubmit(
+        session, reimbursement_id, amount=body.amount, category=body.category, note=body.note, viewer=caller.viewer))
+
+
+@router.get("/performance", response_model=PerformanceRead, responses=_E, summary="财务业绩（按数据范围）")
+def read_performance(session: SessionDep, caller: Caller, since: date = Query(..., description="开始日期"),
+                     until: date = Query(..., description="结束日期"), department_id: int | None = Query(None),
+                     salesperson_id: int | None = Query(None)) -> PerformanceRead:
+    lines, funders = performance.report(session, caller.viewer, since=since, until=until,
+                                        department_id=department_id, salesperson_id=salesperson_id)
+    return PerformanceRead(staff=[PerformanceLine(**vars(x)) for x in lines],
+                           funder_types=[FunderRank(**vars(f)) for f in funders])
 
 
 __all__ = ["router"]
