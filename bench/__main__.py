@@ -4,7 +4,8 @@ import importlib
 import sys
 
 BENCHES = {"imports": "bench.imports", "console": "bench.console", "segments": "bench.segments", "handover": "bench.handover",
-           "callbacks": "bench.callbacks", "chat": "bench.chat"}
+           "callbacks": "bench.callbacks", "chat": "bench.chat",
+           "finance": "bench.finance"}
 
 
 def main() -> None:

@@ -173,3 +173,13 @@ def test_finance_check_exits_non_zero_with_the_reason_when_an_invariant_breaks(c
     assert tampered.exit_code == 1
     assert re.search(r"凭证 #\d+ 不平衡：2 行，借方 12000 分，贷方 12345 分", tampered.output)
     assert "已月结的2026年11月被改动" in tampered.output
+
+
+def test_the_database_and_python_digests_of_a_month_agree(session):
+    from finance.ledger.periods import fingerprint, python_fingerprint
+
+    deposit(session, 700, key="d1", day=date(2026, 10, 3))
+    deposit(session, 800, key="d2", day=date(2026, 10, 4))
+    month = date(2026, 10, 1)
+    assert fingerprint(session, month) == python_fingerprint(session, month)
+    assert fingerprint(session, month)[:2] == (4, 1500)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, func, select
 from sqlalchemy.orm import Session
 
 from finance.ledger.periods import fingerprint
-from finance.ledger.posting import month_label, month_of
+from finance.ledger.posting import month_label
 from finance.models import Account, JournalEntry, JournalLine, PeriodClose
 
 MAX_REPORTED = 20
@@ -55,12 +55,14 @@ def run_check(session: Session) -> CheckResult:
     for entry_id, total, n, dr, cr in bad:
         result.add(f"凭证 #{entry_id} 不平衡：{n or 0} 行，借方 {dr or 0} 分，贷方 {cr or 0} 分，凭证合计 {total} 分")
 
+    if session.get_bind().dialect.name == "postgresql":
+        first_of_month = func.date_trunc("month", JournalEntry.entry_date).cast(Date)
+    else:
+        first_of_month = func.date(JournalEntry.entry_date, "start of month")
     for entry_id, day, month in session.execute(
-            select(JournalEntry.id, JournalEntry.entry_date, JournalEntry.period_month)):
-        if month_of(day) != month:
-            result.add(f"凭证 #{entry_id} 的会计期间 {month} 与日期 {day} 不符")
-            if len(result.problems) > MAX_REPORTED:
-                break
+            select(JournalEntry.id, JournalEntry.entry_date, JournalEntry.period_month)
+            .where(first_of_month != JournalEntry.period_month).limit(MAX_REPORTED)):
+        result.add(f"凭证 #{entry_id} 的会计期间 {month} 与日期 {day} 不符")
 
     original = JournalEntry.__table__.alias("original")
     for rev_id, orig_id, rev_total, orig_total in session.execute(
