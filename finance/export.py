@@ -1,4 +1,4 @@
-"""Settlement export (.xlsx), streamed: rows are written as they are read (openpyxl write-only mode).
+"""Settlement export (.xlsx), streamed: rows are written as they are read (xlsxwriter, constant memory).
 
 Every text cell is written as a string and neutralised against formula injection: a value starting
 with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading apostrophe, so a customer
@@ -14,8 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+import xlsxwriter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,36 +37,42 @@ def safe_text(value: str) -> str:
 
 
 def write_xlsx(target: str | IO[bytes], title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """Write one sheet, streamed; returns the number of data rows."""
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(title[:31])
-    sheet.append([_cell(sheet, h) for h in headers])
-    count = 0
-    for row in rows:
-        sheet.append([_cell(sheet, v) for v in row])
-        count += 1
-    book.save(target)
+    """Write one sheet, streamed row by row (xlsxwriter's constant-memory mode); returns the number of data rows.
+
+    Strings are never turned into formulas, numbers or links, and a dangerous leading character is neutralised.
+    """
+    book = xlsxwriter.Workbook(target, {"constant_memory": True, "strings_to_formulas": False,
+                                        "strings_to_numbers": False, "strings_to_urls": False})
+    try:
+        sheet = book.add_worksheet(title[:31])
+        money = book.add_format({"num_format": "#,##0.00"})
+        bold = book.add_format({"bold": True})
+        for col, header in enumerate(headers):
+            sheet.write_string(0, col, safe_text(str(header)), bold)
+        count = 0
+        for count, row in enumerate(rows, start=1):
+            for col, value in enumerate(row):
+                _write(sheet, count, col, value, money)
+    finally:
+        book.close()
     return count
 
 
-def _cell(sheet: Any, value: Any) -> WriteOnlyCell:
+def _write(sheet: Any, row: int, col: int, value: Any, money: Any) -> None:
     if value is None:
-        return WriteOnlyCell(sheet, value=None)
+        return
     if isinstance(value, Money):
-        cell = WriteOnlyCell(sheet, value=fen_to_yuan(int(value)))
-        cell.number_format = "#,##0.00"
-        return cell
-    if isinstance(value, bool):
-        value = "是" if value else "否"
-    if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        return WriteOnlyCell(sheet, value=value)
-    if isinstance(value, datetime):
-        value = clock.ensure_aware(value).astimezone(clock.BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
-    elif isinstance(value, date):
-        value = value.isoformat()
-    cell = WriteOnlyCell(sheet, value=safe_text(str(value)))
-    cell.data_type = "s"
-    return cell
+        sheet.write_number(row, col, fen_to_yuan(int(value)), money)  # yuan, exact to the fen
+    elif isinstance(value, bool):
+        sheet.write_string(row, col, "是" if value else "否")
+    elif isinstance(value, int | Decimal):
+        sheet.write_number(row, col, value)
+    else:
+        if isinstance(value, datetime):
+            value = clock.ensure_aware(value).astimezone(clock.BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
+        elif isinstance(value, date):
+            value = value.isoformat()
+        sheet.write_string(row, col, safe_text(str(value)))
 
 
 HEADERS = ("结算编号", "协议编号", "客户", "手机", "资方", "资方类型", "放款金额（元）", "放款日期", "服务费（元）",
