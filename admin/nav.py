@@ -38,6 +38,10 @@ COLLECTIONS_STAFF: frozenset[str] = frozenset({Role.COLLECTOR, Role.RISK, Role.M
 OUTBOX_ADMINS: frozenset[str] = frozenset({Role.ADMIN})
 # Payments (支付、代扣、对账): finance, managers and admins.
 PAYMENT_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})
+# Finance center: finance, managers and admins for the money; sales and supervisors for their own cases.
+FINANCE_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})
+FINANCE_CASE_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR, Role.SALES})
+FINANCE_REPORT_READERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR})
 
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
@@ -76,6 +80,14 @@ NAV: list[NavItem] = [
     # 支付订单 · 代扣 · 代扣授权 · 对账: one entry, the four pages are tabs under /console/payments
     NavItem("payments", "支付结算", "/console/payments", PAYMENT_STAFF),
     NavItem("referral", "推荐佣金", "/console/referral", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})),
+    # Finance center (财务中心): every page under /console/finance, scoped by the case's sales and case officer.
+    NavItem("finance_agreements", "签单", "/console/finance/agreements", FINANCE_CASE_STAFF),
+    NavItem("finance_deposits", "定金列表", "/console/finance/deposits", FINANCE_CASE_STAFF),
+    NavItem("finance_work", "做单中心", "/console/finance/work", FINANCE_CASE_STAFF),
+    NavItem("finance_settlements", "结算管理", "/console/finance/settlements", FINANCE_CASE_STAFF),
+    NavItem("finance_reimbursements", "做单报销", "/console/finance/reimbursements", FINANCE_CASE_STAFF),
+    NavItem("finance_performance", "财务业绩", "/console/finance/performance", FINANCE_REPORT_READERS),
+    NavItem("finance_ledger", "总账与月结", "/console/finance/ledger", FINANCE_STAFF),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.
     NavItem("channels", "渠道活码", "/wecom/channels", frozenset({Role.ADMIN, Role.MANAGER})),

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from admin import api, console
 from admin.api import automation as automation_api
 from admin.api import customers as customers_api
+from admin.api import finance as finance_api
 from admin.api import handover as handover_api
 from admin.api import imports as imports_api
 from admin.api import lending_applications as lending_applications_api
@@ -22,6 +23,9 @@ from admin.api import segments as segments_api
 from admin.api import tags as tags_api
 from admin.api import work as work_api
 from admin.console import customers as customers_console
+from admin.console import finance_cases as finance_cases_console
+from admin.console import finance_reports as finance_reports_console
+from admin.console import finance_settlements as finance_settlements_console
 from admin.console import handover as handover_console
 from admin.console import imports as imports_console
 from admin.console import lending_applications as lending_applications_console
@@ -74,6 +78,10 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_loans_console.router)
     app.include_router(lending_loans_api.router)
     app.include_router(payments_console.router)
+    app.include_router(finance_api.router)
+    app.include_router(finance_settlements_console.router)
+    app.include_router(finance_cases_console.router)
+    app.include_router(finance_reports_console.router)
     app.state.error_renderers["/console"] = render_console_error
     app.state.error_renderers["/api/v1/"] = render_api_error
     app.state.validation_labels["/api/v1/"] = API_FIELD_LABELS

@@ -22,7 +22,7 @@ LABELS = {
     "employer": "工作单位", "purpose": "贷款用途", "idempotency_key": "请求标识", "department_id": "网点",
     "scheduled_at": "预约时间", "note": "备注", "reason": "原因", "kind": "材料类型", "file": "文件",
     "draft_id": "申请", "body": "请求内容", "binding_token": "绑定凭证", "id_last4": "身份证号后四位",
-    "draft_id": "申请", "body": "请求内容", "account_no": "银行卡号", "holder_name": "持卡人姓名", "bank_name": "开户银行",
+    "account_no": "银行卡号", "holder_name": "持卡人姓名", "bank_name": "开户银行",
     "max_amount": "单笔代扣上限",
 }
 

@@ -360,6 +360,23 @@ def reverse_for_loan(session: Session, loan_id: int, reason: str) -> list[int]:
     return written
 
 
+def reverse_for_collection(session: Session, key_prefix: str, reason: str) -> list[int]:
+    """Reverse every not-yet-reversed accrual whose collection key starts with ``key_prefix`` (e.g. one
+    finance settlement's fees: ``finance:settlement:12:``). Idempotent."""
+    pattern = f"fee_collected:{key_prefix}".replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    ids = list(session.scalars(select(E.id).where(E.source_event_key.like(pattern, escape="\\"),
+                                                  E.kind == EntryKind.ACCRUED, ~_reversed_exists(E.id))
+                               .order_by(E.referrer_id, E.id)))
+    written = []
+    for entry_id in ids:
+        try:
+            with session.begin_nested():
+                written.append(reverse_entry(session, entry_id, reason))
+        except AlreadyReversed:
+            continue
+    return written
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 def _confirmed_target():  # noqa: ANN202 - a SQL clause: this reversal's accrual was confirmed

@@ -76,6 +76,34 @@ def on_loan_reversed(session: Session, loan_id: int) -> None:
     ledger.reverse_for_loan(session, loan_id, "贷款撤销/退款，佣金冲回")
 
 
+def on_finance_fees_collected(session: Session, event) -> None:  # noqa: ANN001 - finance.hooks.FeeEvent
+    """Staff commission schemes accrue (and confirm) on the fees finance actually collected at 结单."""
+    ledger.record_service_fee_collected(
+        session, loan_id=event.loan_id, customer_id=event.customer_id, product_id=None,
+        funder_type=event.funder_type, fee_fen=event.fee_amount, collected_at=event.at,
+        collection_key=f"finance:{event.key}")
+
+
+def on_finance_fees_refunded(session: Session, event) -> None:  # noqa: ANN001 - finance.hooks.FeeEvent
+    """A fee refunded after 结单: every accrual on the settlement's fees is reversed, and what the
+    facilitator keeps (``event.fee_amount``) accrues again under the refund's own key."""
+    ledger.reverse_for_collection(session, f"finance:settlement:{event.settlement_id}:", "服务费退款，佣金冲回")
+    if event.fee_amount > 0:
+        ledger.record_service_fee_collected(
+            session, loan_id=event.loan_id, customer_id=event.customer_id, product_id=None,
+            funder_type=event.funder_type, fee_fen=event.fee_amount, collected_at=event.at,
+            collection_key=f"finance:{event.key}")
+
+
+def register_finance_hooks() -> None:
+    from finance import hooks
+
+    if on_finance_fees_collected not in hooks.ON_FEES_COLLECTED:
+        hooks.ON_FEES_COLLECTED.append(on_finance_fees_collected)
+    if on_finance_fees_refunded not in hooks.ON_FEES_REFUNDED:
+        hooks.ON_FEES_REFUNDED.append(on_finance_fees_refunded)
+
+
 def register_bounty_hooks() -> None:
     """Join the first-application (lending) and visit (crm) hook lists, once."""
     from crm import visits
@@ -89,8 +117,9 @@ def register_bounty_hooks() -> None:
 
 
 def register_hooks() -> bool:
-    """Join lending's and crm's hook lists; True when the disbursement hook is in place."""
+    """Join lending's, crm's and finance's hook lists; True when the disbursement hook is in place."""
     register_bounty_hooks()
+    register_finance_hooks()
     try:
         from lending import disbursement
     except ImportError:  # lending still being built: nothing to hook into
