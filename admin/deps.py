@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from admin import nav
 from core import audit, clock
+from core.db import unit_of_work
 from core.errors import AppError, NotAuthenticated, PermissionDenied
 from core.security import constant_time_equals
 from core.settings import get_settings
@@ -85,8 +86,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
     ctx: dict[str, Any] = {
         "me": user.viewer if user else None,
         "csrf_token": user.csrf_token if user else "",
-        "nav": nav.nav_for(user.viewer.role) if user else [],
-        "path": request.url.path,
+        **menu_context(user.viewer.role if user else None, request.url.path),
     }
     ctx.update(context or {})
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
@@ -94,11 +94,28 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
     return response
 
 
+def menu_context(role: str | None, path: str) -> dict[str, Any]:
+    """What base.html's menu needs: the role's items, grouped, and the one the path belongs to."""
+    items = nav.nav_for(role) if role else []
+    top, groups = nav.grouped_nav_for(role) if role else ([], [])
+    return {"nav": items, "nav_top": top, "nav_groups": groups, "nav_active": nav.active_item(items, path),
+            "path": path}
+
+
 def _load_user(session: Any, token: str | None) -> ConsoleUser | None:
     row = auth_service.resolve_session(session, token)
     if row is None:
         return None
     return ConsoleUser(row.staff, Viewer.of(row.staff), row.csrf_token)
+
+
+def load_console_user(request: Request) -> ConsoleUser | None:
+    """The session cookie's staff member, outside a route (error pages); None when not logged in."""
+    with unit_of_work() as session:
+        user = _load_user(session, request.cookies.get(get_settings().session_cookie_name))
+        if user is not None:
+            session.expunge_all()
+        return user
 
 
 async def console_user(request: Request, session: SessionDep) -> ConsoleUser:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
-from admin.console import audit, auth, departments, staff, tokens
+from admin.console import audit, auth, departments, shell, staff, tokens
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-for module in (auth, staff, departments, audit, tokens):
+for module in (auth, staff, departments, audit, tokens, shell):
     router.include_router(module.router)
 
 
