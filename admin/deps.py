@@ -16,14 +16,14 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from admin import nav
+from admin import audit_text, nav
 from core import audit, clock
 from core.db import unit_of_work
 from core.errors import AppError, NotAuthenticated, PermissionDenied
 from core.security import constant_time_equals
 from core.settings import get_settings
 from core.web import SessionDep
-from crm import auth_service
+from crm import auth_service, sources
 from crm.models import DATA_SCOPE_LABELS, DEPARTMENT_KIND_LABELS, ROLE_LABELS, Staff
 from crm.scope import Viewer
 
@@ -54,7 +54,9 @@ def _make_templates() -> Jinja2Templates:
         localtime=_localtime, pretty_json=_pretty_json,
         role_label=lambda v: ROLE_LABELS.get(v, v), scope_label=lambda v: DATA_SCOPE_LABELS.get(v, v),
         status_label=lambda v: STATUS_LABELS.get(v, v), kind_label=lambda v: DEPARTMENT_KIND_LABELS.get(v, v),
+        source_label=sources.label,
     )
+    env.filters.update(audit_actor=audit_text.actor_label, audit_action=audit_text.action_label)
     return Jinja2Templates(env=env)
 
 

@@ -206,7 +206,7 @@ class NewCustomerForm(BaseModel):
     id_number: str = ""
     region: str = ""
     customer_type: str = "credit"
-    source: str = "manual"
+    source: str = "手工录入"  # crm.sources: the label of "manual"
     source_detail: str = ""
     demand_amount: str = ""
     demand_term_months: str = ""
@@ -221,7 +221,7 @@ class NewCustomerForm(BaseModel):
             raise ValidationFailed("贷款期限必须是整数（月）", field="demand_term_months")
         return customers.CustomerInput(
             name=self.name.strip(), phone=self.phone.strip() or None, id_number=self.id_number.strip() or None,
-            source=self.source.strip() or "manual", source_detail=self.source_detail.strip() or None,
+            source=self.source.strip() or "手工录入", source_detail=self.source_detail.strip() or None,
             region=self.region.strip() or None, customer_type=self.customer_type or None,
             demand_amount=yuan_text_to_fen(self.demand_amount), demand_term_months=int(term) if term else None,
             demand_purpose=self.demand_purpose.strip() or None, grade=self.grade or None,
