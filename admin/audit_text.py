@@ -85,7 +85,7 @@ ENTITY_LABELS: dict[str, str] = {
     "task": "待办", "followup": "跟进", "tag": "标签", "tag_group": "标签组", "grade": "等级", "segment": "客户分群",
     "pool": "公海", "allocation_rule": "分配规则", "recycle_rule": "回收规则", "automation_rule": "自动化规则",
     "import_job": "导入任务", "handover_case": "交接单", "lending_funder": "资方", "lending_product": "贷款产品",
-    "lending_rule_set": "风控规则", "lending_workflow": "审批流程", "loan_application": "贷款申请",
+    "lending_rule_set": "风控规则", "lending_workflow": "审批流程", "lending_workflow_definition": "审批流程", "loan_application": "贷款申请",
     "lending_application": "贷款申请", "loan_contract": "合同", "lending_contract": "合同", "loan": "贷款",
     "lending_loan": "贷款", "repayment": "还款", "referrer": "推荐人", "referral_rule": "佣金规则",
     "payout_batch": "发放批次", "withdrawal": "提现", "channel_code": "渠道活码", "mass_message": "群发",
@@ -108,7 +108,7 @@ FIELD_LABELS: dict[str, str] = {
     "channel": "渠道", "trigger": "触发条件", "active": "启用", "verdict": "风控结论", "outcome": "结论",
     "currency_digits": "金额精度", "funder_type": "资方类型", "repayment_id": "还款", "reversal_id": "冲正记录",
     "rerun_of": "重跑自", "lock_days": "锁定天数", "max_levels": "层级数", "field": "字段", "userid": "企业微信账号",
-    "group": "分组", "scene": "场景", "msgtype": "消息类型", "prefix": "前缀", "key_hint": "密钥提示",
+    "group": "分组", "scene": "场景", "distinct_reviewers": "审批人分离", "nodes": "节点", "msgtype": "消息类型", "prefix": "前缀", "key_hint": "密钥提示",
 }
 _VALUE_LABELS: dict[str, dict[str, str]] = {
     "customer_type": CUSTOMER_TYPE_LABELS, "stage": STAGE_LABELS, "role": ROLE_LABELS,

@@ -140,9 +140,10 @@ def definitions(session: Session) -> list[WorkflowDefinition]:
 
 
 def _insert(session: Session, specs: Sequence[NodeSpec], *, by_staff_id: int | None,
-            note: str | None) -> WorkflowDefinition:
+            note: str | None, distinct_reviewers: bool = True) -> WorkflowDefinition:
     last = session.scalar(select(func.max(WorkflowDefinition.version))) or 0
     definition = WorkflowDefinition(version=last + 1, active=False, note=(note or "").strip()[:300] or None,
+                                    distinct_reviewers=distinct_reviewers,
                                     created_by_staff_id=by_staff_id, created_at=clock.now())
     session.add(definition)
     session.flush()
@@ -177,7 +178,8 @@ def ensure_active(session: Session) -> WorkflowDefinition:
 
 
 def save_definition(session: Session, specs: Sequence[NodeSpec], *, by_staff_id: int | None = None,
-                    note: str | None = None, actor: audit.Actor | None = None) -> WorkflowDefinition:
+                    note: str | None = None, actor: audit.Actor | None = None,
+                    distinct_reviewers: bool = True) -> WorkflowDefinition:
     """The designer's save: a new active version with these nodes (running applications keep theirs)."""
     cleaned = validate(session, specs)
     ensure_active(session)
@@ -191,12 +193,14 @@ def save_definition(session: Session, specs: Sequence[NodeSpec], *, by_staff_id:
             break
     if before is None:
         raise InvalidWorkflow("流程正在被他人保存，请刷新页面后重试")
-    if [NodeSpec.of(n) for n in nodes_of(session, before.id)] == cleaned:
+    if [NodeSpec.of(n) for n in nodes_of(session, before.id)] == cleaned \
+            and before.distinct_reviewers == distinct_reviewers:
         return before
-    definition = _insert(session, cleaned, by_staff_id=by_staff_id, note=note)
+    definition = _insert(session, cleaned, by_staff_id=by_staff_id, note=note, distinct_reviewers=distinct_reviewers)
     audit.record(session, "lending.workflow.save", entity_type="lending_workflow_definition",
-                 entity_id=definition.id, before={"version": before.version},
-                 after={"version": definition.version,
+                 entity_id=definition.id,
+                 before={"version": before.version, "distinct_reviewers": before.distinct_reviewers},
+                 after={"version": definition.version, "distinct_reviewers": distinct_reviewers,
                         "nodes": [f"{s.code}:{s.name}:{s.kind}:{s.responsible_role or ''}:{s.sla_hours or ''}"
                                   for s in cleaned]}, actor=actor)
     return definition
