@@ -187,7 +187,7 @@ def _create(session: Session, data: CustomerInput, ident: Identity, *, channel: 
         wecom_external_userid=ident.wecom_external_userid, wechat_unionid=ident.wechat_unionid,
         wechat_openid=ident.wechat_openid, source=(data.source or "manual")[:40],
         source_detail=data.source_detail, region=(data.region or "").strip() or None,
-        customer_type=data.customer_type or CustomerType.CREDIT, demand_amount=data.demand_amount,
+        customer_type=data.customer_type or CustomerType.UNKNOWN, demand_amount=data.demand_amount,
         demand_term_months=data.demand_term_months, demand_purpose=data.demand_purpose, grade=data.grade or None,
         stage=Stage.NEW, status=CustomerStatus.OWNED if owner_id else CustomerStatus.POOL,
         owner_id=owner_id, pool_id=None if owner_id else pool_id, note=data.note,
