@@ -229,3 +229,23 @@ def test_api_a_cohandler_may_not_add_others(session):
     response = console_client().post(f"/api/v1/customers/{c.id}/collaborators",
                                      headers=bearer(_token(session, helper)), json={"staff_id": third.id})
     assert response.status_code == 403 and response.json()["code"] == "work_forbidden"
+
+
+def test_the_visit_form_defaults_to_the_salespersons_branch(session):
+    import re
+
+    from crm import org_service
+    from tests.factories import make_department
+
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    other_branch = make_department(session, "杭州分部", "branch", org["center"])
+    c = make_customer(session, owner=sales)
+    client = console_client()
+    log_in(client, session, sales)
+    page = client.get(f"/console/work/customers/{c.id}").text
+    selected = re.search(r'<select name="department_id">.*?</select>', page, re.S).group(0)
+    assert re.findall(r'<option value="(\d+)" selected>', selected) == [str(org["branch"].id)]
+    assert org_service.branch_of(session, org["team_a"].id).id == org["branch"].id
+    assert org_service.branch_of(session, other_branch.id).id == other_branch.id
+    assert org_service.branch_of(session, org["company"].id) is None

@@ -22,7 +22,7 @@ from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int
 from core import clock
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
-from crm import automation, customers, followups, visits
+from crm import automation, customers, followups, org_service, visits
 from crm.models import (
     FOLLOWUP_KIND_LABELS,
     FOLLOWUP_OUTCOMES,
@@ -86,6 +86,16 @@ def _branches(session: SessionDep) -> list[Department]:
     return list(session.scalars(select(Department).order_by(Department.path)))
 
 
+def _default_branch_id(session: SessionDep, user: ConsoleUser, customer: Any) -> int | None:
+    """A visit is received by the salesperson's branch: the customer's owner's, else the booker's."""
+    department_id = user.viewer.department_id
+    if customer.owner_id:
+        owner = session.get(Staff, customer.owner_id)
+        department_id = owner.department_id if owner else department_id
+    branch = org_service.branch_of(session, department_id) or org_service.branch_of(session, user.viewer.department_id)
+    return branch.id if branch else department_id
+
+
 # --- my day --------------------------------------------------------------------------------------
 
 
@@ -143,6 +153,7 @@ def _customer_page(request: Request, session: SessionDep, user: ConsoleUser, cus
         "c": customer, "customer": customer, "customer_id": customer.id, "followups": history, "names": names,
         "collaborators": followups.list_collaborators(session, user.viewer, customer.id),
         "staff_choices": staff_choices, "branches": _branches(session), "error": error,
+        "default_branch_id": _default_branch_id(session, user, customer),
         "notice": NOTICES.get(request.query_params.get("done", "")), **_labels(),
     }, status_code=status_code)
 
