@@ -261,8 +261,8 @@ def disburse(app_id: int, request: Request, session: SessionDep, user: CurrentUs
 
 @router.get("/contracts/{contract_id}/print")
 def contract_print(contract_id: int, request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    contract = contracts.get_contract(session, user.viewer, contract_id)
+    contract = contracts.get_contract(session, user.viewer, contract_id)  # 404 outside the viewer's scope
     return render(request, "lending/contract_print.html", {
-        "contract": contract, "lines": contracts.lines(session, contract.id),
+        "contract": contract, "borrower": contracts.borrower_for_print(session, contract), "lines": contracts.lines(session, contract.id),
         "snapshot": contract.snapshot or {}, "today": clock.today(),
     })
