@@ -142,3 +142,16 @@ def test_the_designer_saves_whether_reviewers_must_differ_as_a_new_version(sessi
     relaxed = definitions.save_definition(session, specs, note="放宽", distinct_reviewers=False)
     assert relaxed.id != active.id and relaxed.distinct_reviewers is False
     assert definitions.save_definition(session, specs, distinct_reviewers=False).id == relaxed.id  # nothing changed
+
+
+def test_the_designer_takes_required_fields_by_their_chinese_labels(session, w):
+    from lending.workflow import definitions
+
+    active = definitions.ensure_active(session)
+    specs = [definitions.NodeSpec.of(n) for n in definitions.nodes_of(session, active.id)]
+    from dataclasses import replace
+
+    specs[1] = replace(specs[1], required_fields="月收入（元）、工作单位")
+    saved = definitions.save_definition(session, specs, note="按中文字段")
+    second = definitions.nodes_of(session, saved.id)[1]
+    assert second.required_fields == ["monthly_income", "employer"]

@@ -30,7 +30,7 @@ def _rows_of(session: SessionDep) -> list[dict[str, str]]:
     definition = definitions.ensure_active(session)
     return [{"position": str(n.position), "code": n.code, "name": n.name, "kind": n.kind,
              "role": n.responsible_role or "", "staff": str(n.responsible_staff_id or ""),
-             "sla": str(n.sla_hours or ""), "fields": "、".join(n.required_fields or []),
+             "sla": str(n.sla_hours or ""), "fields": "、".join(definitions.FIELDS.get(f, f) for f in n.required_fields or []),
              "docs": "、".join(n.required_documents or [])} for n in definitions.nodes_of(session, definition.id)]
 
 

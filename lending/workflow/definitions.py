@@ -32,6 +32,7 @@ FIELDS: dict[str, str] = {
     "emergency_contact": "紧急联系人", "collateral": "抵押物", "bank_account": "收款账户（尾号）",
 }
 
+_FIELD_KEYS = {label: key for key, label in FIELDS.items()}
 _KIND_RANK = {NodeKind.INTAKE: 0, NodeKind.REVIEW: 1, NodeKind.SIGNING: 2, NodeKind.DISBURSEMENT: 3,
               NodeKind.SERVICING: 4}
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -109,10 +110,11 @@ def validate(session: Session, specs: Sequence[NodeSpec]) -> list[NodeSpec]:
         sla = spec.sla_hours
         if sla is not None and (isinstance(sla, bool) or not isinstance(sla, int) or not 1 <= sla <= 24 * 90):
             raise InvalidWorkflow(f"{where}的时限须是 1 到 2160 小时", field="sla_hours")
-        fields_ = _clean_list(spec.required_fields, "必填字段", 32)
+        # a field by its key (purpose) or its Chinese label (借款用途)
+        fields_ = list(dict.fromkeys(_FIELD_KEYS.get(f, f) for f in _clean_list(spec.required_fields, "必填字段", 32)))
         unknown = [f for f in fields_ if f not in FIELDS]
         if unknown:
-            raise InvalidWorkflow(f"{where}的必填字段未知：{'、'.join(unknown)}（可选：{'、'.join(FIELDS)}）",
+            raise InvalidWorkflow(f"{where}的必填字段未知：{'、'.join(unknown)}（可选：{'、'.join(FIELDS.values())}）",
                                   field="required_fields")
         docs = _clean_list(spec.required_documents, "必备材料", 40)
         cleaned.append(NodeSpec(code, name, kind, role, staff_id, sla, tuple(fields_), tuple(docs)))
