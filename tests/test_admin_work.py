@@ -249,3 +249,16 @@ def test_the_visit_form_defaults_to_the_salespersons_branch(session):
     assert org_service.branch_of(session, org["team_a"].id).id == org["branch"].id
     assert org_service.branch_of(session, other_branch.id).id == other_branch.id
     assert org_service.branch_of(session, org["company"].id) is None
+
+
+def test_my_tasks_name_the_customer_not_its_number(session):
+    from crm import followups
+
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales, name="钱多多")
+    followups.create_task(session, viewer(sales), title="回电", customer_id=c.id, due_at=None)
+    client = console_client()
+    log_in(client, session, sales)
+    page = client.get("/console/work/today").text
+    assert f'<a href="/console/customers/{c.id}">钱多多</a>' in page and f"#{c.id}</a>" not in page

@@ -29,6 +29,7 @@ from crm.models import (
     STAGE_LABELS,
     TASK_STATUS_LABELS,
     VISIT_STATUS_LABELS,
+    Customer,
     CustomerType,
     Department,
     Grade,
@@ -103,9 +104,13 @@ def _today_page(request: Request, session: SessionDep, user: ConsoleUser, *, err
                 status_code: int = 200) -> Response:
     day = _date(request.query_params.get("day"), clock.today())
     reminders = followups.reminders_for(session, user.viewer, day)
+    tasks = followups.list_tasks(session, user.viewer)
+    visits_today = visits.upcoming_for_staff(session, user.viewer.staff_id, day)
+    ids = {t.customer_id for t in tasks if t.customer_id} | {v.customer_id for v in visits_today}
+    names = dict(session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(ids))).all()) if ids else {}
     return render(request, "work/today.html", {
-        "day": day, "reminders": reminders, "tasks": followups.list_tasks(session, user.viewer),
-        "visits_today": visits.upcoming_for_staff(session, user.viewer.staff_id, day), "error": error,
+        "day": day, "reminders": reminders, "tasks": tasks, "customer_names": names,
+        "visits_today": visits_today, "error": error,
         "notice": NOTICES.get(request.query_params.get("done", "")), **_labels(),
     }, status_code=status_code)
 
