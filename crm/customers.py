@@ -363,7 +363,8 @@ def get_customer(session: Session, viewer: Viewer | None, customer_id: int, *, f
 
 
 def lookup(session: Session, viewer: Viewer, text: str, *, limit: int = 20) -> list[Customer]:
-    """Find customers by phone (exact, through the blind index), name or pinyin initials."""
+    """Find customers by phone (exact, through the blind index), a phone's last four digits, name or
+    pinyin initials."""
     text = text.strip()
     if not text:
         return []
@@ -374,6 +375,8 @@ def lookup(session: Session, viewer: Viewer, text: str, *, limit: int = 20) -> l
         phone = None
     if phone:
         stmt = stmt.where(Customer.phone_index == pii.blind_index(pii.PHONE, phone))
+    elif re.fullmatch(r"\d{4}", text):  # 手机后四位: the masked form keeps them (138****5678)
+        stmt = stmt.where(Customer.phone_masked.endswith(text, autoescape=True))
     elif re.fullmatch(r"[A-Za-z]+", text):
         stmt = stmt.where(Customer.name_initials.startswith(text.lower(), autoescape=True))
     else:

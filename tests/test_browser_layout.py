@@ -156,3 +156,34 @@ def test_menu_groups_fold_and_stay_folded(demo_site):
             expect(lending.locator("a.active", has_text="风控规则")).to_be_visible()
         finally:
             browser.close()
+
+
+def test_the_task_form_picks_a_customer_by_the_phones_last_four_digits_with_htmx(demo_site):
+    from playwright.sync_api import expect, sync_playwright
+    from sqlalchemy import select
+
+    from crm.models import Customer, Staff
+
+    with unit_of_work() as session:
+        sales_id = session.scalar(select(Staff.id).where(Staff.username == "sales1"))
+        name, masked = session.execute(select(Customer.name, Customer.phone_masked)
+                                       .where(Customer.owner_id == sales_id, Customer.phone_masked.is_not(None))
+                                       .order_by(Customer.id).limit(1)).one()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}).new_page()
+            page.goto(f"{demo_site}/console/login")
+            page.fill("input[name=username]", "sales1")
+            page.fill("input[name=password]", DEMO_LOGINS["sales1"])
+            page.click("button[type=submit]")
+            page.goto(f"{demo_site}/console/work/today")
+            page.fill("input[name=title]", "回电确认资料")
+            page.locator("input[name=customer_q]").press_sequentially(masked[-4:])
+            choice = page.locator("#task-customer-choices label", has_text=name).first
+            expect(choice).to_be_visible()
+            choice.locator("input[type=radio]").check()
+            page.click("text=新建待办")
+            expect(page.locator("table a", has_text=name).first).to_be_visible()
+        finally:
+            browser.close()

@@ -237,6 +237,15 @@ def _new_page(request: Request, session: Session, user: ConsoleUser, form: NewCu
     }, status_code=status_code)
 
 
+@router.get("/pick")
+def pick(request: Request, session: SessionDep, user: Reader, q: str = "", customer_q: str = "") -> Response:
+    """An htmx fragment: the customers a name, pinyin initials, phone or its last four digits find, as
+    radio choices named ``customer_id`` (the reminder and task forms; htmx sends the box's own name)."""
+    q = q or customer_q
+    found = customers.lookup(session, user.viewer, q, limit=8) if len(q.strip()) >= 1 else []
+    return render(request, "customers/_pick.html", {"found": found, "q": q.strip()})
+
+
 @router.get("/new")
 def new_customer_form(request: Request, session: SessionDep, user: Reader) -> Response:
     default = "mine" if user.viewer.role == "sales" else "pool"

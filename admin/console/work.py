@@ -120,12 +120,26 @@ def today(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     return _today_page(request, session, user)
 
 
+def _picked_customer(session: SessionDep, user: ConsoleUser, customer_id: str, typed: str) -> int | None:
+    """The customer chosen in the picker, or the only one the typed text finds (the form without scripts)."""
+    chosen = parse_int(customer_id)
+    if chosen is not None or not typed.strip():
+        return chosen
+    found = customers.lookup(session, user.viewer, typed, limit=2)
+    if not found:
+        raise ValidationFailed(f"没有找到客户“{typed.strip()}”", field="customer_q")
+    if len(found) > 1:
+        raise ValidationFailed(f"“{typed.strip()}”找到多位客户，请从列表中选择", field="customer_q")
+    return found[0].id
+
+
 @router.post("/tasks", dependencies=[CsrfChecked])
 def create_task(request: Request, session: SessionDep, user: CurrentUser, title: Annotated[str, Form()] = "",
                 due_at: Annotated[str, Form()] = "", customer_id: Annotated[str, Form()] = "",
-                next: Annotated[str, Form()] = "") -> Response:
+                customer_q: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
     def run() -> object:
-        return followups.create_task(session, user.viewer, title=title, customer_id=parse_int(customer_id),
+        return followups.create_task(session, user.viewer, title=title,
+                                     customer_id=_picked_customer(session, user, customer_id, customer_q),
                                      due_at=parse_local(due_at, "截止时间", "due_at"))
 
     _, error = attempt(session, run)
