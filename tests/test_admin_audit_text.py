@@ -48,3 +48,19 @@ def test_a_source_code_and_its_label_are_one_source(session):
     assert "miniprogram" not in customer_queries.distinct_values(session, viewer, "source")
     found = session.scalars(customer_queries.filtered(session, viewer, customer_queries.CustomerFilter(source="小程序")))
     assert sorted(c.name for c in found) == ["乙", "甲"]
+
+
+def test_every_timeline_entry_kind_the_code_writes_has_a_chinese_label():
+    import re
+    from pathlib import Path
+
+    from admin.console.customers import EVENT_KIND_LABELS
+
+    root = Path(__file__).resolve().parent.parent
+    kinds: set[str] = set()
+    for path in [*root.glob("crm/**/*.py"), *root.glob("lending/**/*.py"), *root.glob("bot/**/*.py"),
+                 *root.glob("referral/**/*.py"), *root.glob("miniprogram_api/**/*.py")]:
+        kinds |= set(re.findall(r'record_event\(\s*session,\s*[^,]+,\s*"([a-z_.]+)"', path.read_text()))
+    assert len(kinds) > 20
+    unlabelled = sorted(k for k in kinds if k not in EVENT_KIND_LABELS and k.split(".")[0] not in EVENT_KIND_LABELS)
+    assert unlabelled == []
