@@ -16,14 +16,14 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from admin import nav
+from admin import audit_text, nav
 from core import audit, clock
 from core.db import unit_of_work
 from core.errors import AppError, NotAuthenticated, PermissionDenied
 from core.security import constant_time_equals
 from core.settings import get_settings
 from core.web import SessionDep
-from crm import auth_service
+from crm import auth_service, sources
 from crm.models import DATA_SCOPE_LABELS, DEPARTMENT_KIND_LABELS, ROLE_LABELS, Staff
 from crm.scope import Viewer
 
@@ -54,7 +54,9 @@ def _make_templates() -> Jinja2Templates:
         localtime=_localtime, pretty_json=_pretty_json,
         role_label=lambda v: ROLE_LABELS.get(v, v), scope_label=lambda v: DATA_SCOPE_LABELS.get(v, v),
         status_label=lambda v: STATUS_LABELS.get(v, v), kind_label=lambda v: DEPARTMENT_KIND_LABELS.get(v, v),
+        source_label=sources.label,
     )
+    env.filters.update(audit_actor=audit_text.actor_label, audit_action=audit_text.action_label)
     return Jinja2Templates(env=env)
 
 
@@ -86,8 +88,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
     ctx: dict[str, Any] = {
         "me": user.viewer if user else None,
         "csrf_token": user.csrf_token if user else "",
-        "nav": nav.nav_for(user.viewer.role) if user else [],
-        "path": request.url.path,
+        **menu_context(user.viewer.role if user else None, request.url.path),
     }
     ctx.update(context or {})
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
@@ -95,11 +96,28 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
     return response
 
 
+def menu_context(role: str | None, path: str) -> dict[str, Any]:
+    """What base.html's menu needs: the role's items, grouped, and the one the path belongs to."""
+    items = nav.nav_for(role) if role else []
+    top, groups = nav.grouped_nav_for(role) if role else ([], [])
+    return {"nav": items, "nav_top": top, "nav_groups": groups, "nav_active": nav.active_item(items, path),
+            "path": path}
+
+
 def _load_user(session: Any, token: str | None) -> ConsoleUser | None:
     row = auth_service.resolve_session(session, token)
     if row is None:
         return None
     return ConsoleUser(row.staff, Viewer.of(row.staff), row.csrf_token)
+
+
+def load_console_user(request: Request) -> ConsoleUser | None:
+    """The session cookie's staff member, outside a route (error pages); None when not logged in."""
+    with unit_of_work() as session:
+        user = _load_user(session, request.cookies.get(get_settings().session_cookie_name))
+        if user is not None:
+            session.expunge_all()
+        return user
 
 
 async def console_user(request: Request, session: SessionDep) -> ConsoleUser:

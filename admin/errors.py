@@ -5,11 +5,14 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from admin.deps import render
-from core.errors import AppError, NotAuthenticated
+from admin.deps import load_console_user, render
+from core.errors import AppError, NotAuthenticated, NotFound
 
 # Field names of the staff API's request bodies, as its Chinese 422s name them (core.validation_messages).
 API_FIELD_LABELS = {
@@ -45,3 +48,20 @@ def render_console_error(request: Request, exc: AppError) -> Response:
 def render_api_error(request: Request, exc: AppError) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+
+
+class PageNotFound(NotFound):
+    code = "page_not_found"
+    message = "您要打开的页面不存在：链接可能有误，或页面已经移除。请从左侧菜单进入。"
+
+
+async def render_not_found(request: Request, exc: StarletteHTTPException) -> Response:
+    """An unknown console URL gets the console's own 404 page (with the menu when logged in), not JSON."""
+    path = request.url.path
+    if exc.status_code != 404 or not (path == "/console" or path.startswith("/console/")) \
+            or path.startswith("/console/static/"):
+        return await http_exception_handler(request, exc)
+    user = await run_in_threadpool(load_console_user, request)
+    if user is not None:
+        request.state.console_user = user
+    return render(request, "error.html", {"title": ERROR_TITLES[404], "error": PageNotFound()}, status_code=404)

@@ -1,6 +1,8 @@
 """Who may open what in the console, and the navigation built from it.
 
-Later features add their pages here: one :class:`NavItem` each, with the roles that see it.
+Later features add their pages here: one :class:`NavItem` each, with the roles that see it. The menu
+group (客户, 工作, 贷款 …) follows from the item's URL (:data:`GROUP_BY_PREFIX`), so a new page lands in
+the right group without naming one; :data:`GROUP_BY_KEY` (or ``NavItem.group``) overrides it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class NavItem:
     url: str
     roles: frozenset[str] = ALL_ROLES
     shown: Callable[[], bool] | None = None  # a condition besides the role (e.g. a setting)
+    group: str | None = None  # the menu group; None: derived from the URL (group_of)
 
 
 NAV: list[NavItem] = [
@@ -114,3 +117,74 @@ def _payments_simulated() -> bool:
 
 def nav_for(role: str) -> list[NavItem]:
     return [item for item in NAV if role in item.roles and (item.shown is None or item.shown())]
+
+
+# Menu groups, in menu order. 首页 stands above them.
+GROUPS: tuple[str, ...] = ("客户", "工作", "贷款", "财务", "贷后", "企微运营", "报表", "设置")
+OTHER_GROUP = "其他"  # a URL no prefix below knows (shown last, so nothing disappears)
+
+# URL prefix -> group; the longest matching prefix wins.
+GROUP_BY_PREFIX: tuple[tuple[str, str], ...] = (
+    ("/console/customers", "客户"), ("/console/pool", "客户"), ("/console/imports", "客户"),
+    ("/console/tags", "客户"), ("/console/segments", "客户"), ("/console/handover", "客户"),
+    ("/console/work", "工作"),
+    ("/console/lending", "贷款"),
+    ("/console/lending/loans", "贷后"), ("/console/lending/collections", "贷后"), ("/console/collections", "贷后"),
+    ("/console/servicing", "贷后"),
+    ("/console/finance", "财务"), ("/console/payments", "财务"), ("/console/referral", "财务"),
+    ("/wecom", "企微运营"), ("/_wecom_sim", "企微运营"), ("/console/wecom", "企微运营"),
+    ("/console/analytics", "报表"), ("/console/reports", "报表"), ("/console/dashboards", "报表"),
+    ("/console/staff", "设置"), ("/console/departments", "设置"), ("/console/roles", "设置"),
+    ("/console/settings", "设置"), ("/console/audit", "设置"), ("/console/tokens", "设置"),
+    ("/console/consents", "设置"),
+)
+# Explicit exceptions by item key (an item may also name its group itself).
+GROUP_BY_KEY: dict[str, str] = {}
+
+
+def _prefix_matches(url: str, prefix: str) -> bool:
+    return url == prefix or url.startswith(prefix.rstrip("/") + "/") or url.startswith(prefix + "?")
+
+
+def group_of(item: NavItem) -> str | None:
+    """The item's menu group; None for the home page."""
+    if item.group:
+        return item.group
+    if item.key in GROUP_BY_KEY:
+        return GROUP_BY_KEY[item.key]
+    if item.url.rstrip("/") == "/console":
+        return None
+    matches = [(len(prefix), group) for prefix, group in GROUP_BY_PREFIX if _prefix_matches(item.url, prefix)]
+    return max(matches)[1] if matches else OTHER_GROUP
+
+
+@dataclass(frozen=True)
+class NavGroup:
+    label: str
+    items: list[NavItem]
+
+
+def grouped_nav_for(role: str) -> tuple[list[NavItem], list[NavGroup]]:
+    """(the items above the groups, the non-empty groups in menu order) for one role."""
+    top: list[NavItem] = []
+    groups: dict[str, list[NavItem]] = {}
+    for item in nav_for(role):
+        group = group_of(item)
+        if group is None:
+            top.append(item)
+        else:
+            groups.setdefault(group, []).append(item)
+    order = [*GROUPS, OTHER_GROUP]
+    extra = sorted(g for g in groups if g not in order)
+    return top, [NavGroup(g, groups[g]) for g in [*order, *extra] if g in groups]
+
+
+def active_item(items: list[NavItem], path: str) -> NavItem | None:
+    """The menu item a path belongs to: the longest URL that is the path or a parent of it."""
+    best: NavItem | None = None
+    for item in items:
+        url = item.url.rstrip("/") or "/"
+        hit = path.rstrip("/") == url if url == "/console" else _prefix_matches(path, url)
+        if hit and (best is None or len(item.url) > len(best.url)):
+            best = item
+    return best

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
 
     # --- business ----------------------------------------------------------------------------
     apr_cap_rate: str = Field("0.24", description="comprehensive annualised cost cap (综合年化成本上限)")
+    lending_override_roles: str = Field(
+        "admin,manager", description="roles that may approve an application against a 拒绝 verdict or above the "
+                                     "computed credit limit (with a written reason); comma-separated role codes")
 
     import_dir: str = Field(str(VAR_DIR / "imports"), description="where lead-import error reports are written")
     import_stale_minutes: int = Field(

@@ -289,7 +289,7 @@ class LeadFacts(NamedTuple):
 
     source: str
     region: str | None = None
-    customer_type: str = CustomerType.CREDIT
+    customer_type: str = CustomerType.UNKNOWN
 
 
 def _deal(session: Session, rows: list[Any], *, mode: str | None, source: str | None, pool_id: int | None,

@@ -29,8 +29,11 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock, outbox
 from core.db import UTCDateTime
+from crm import sources
 from crm.customers import CHANGED_TASK, followup_clock
 from crm.models import (
+    CUSTOMER_TYPE_LABELS,
+    STAGE_LABELS,
     AutomationFiring,
     AutomationRule,
     Customer,
@@ -200,13 +203,26 @@ def list_rules(session: Session) -> list[AutomationRule]:
     return list(session.scalars(select(AutomationRule).order_by(AutomationRule.active.desc(), AutomationRule.id)))
 
 
+def _value_label(field: str, value: object) -> str:
+    """A condition's value as a person reads it (credit -> 信用贷, miniprogram -> 小程序)."""
+    text = str(value)
+    if field == "customer_type":
+        return CUSTOMER_TYPE_LABELS.get(text, text)
+    if field == "stage":
+        return STAGE_LABELS.get(text, text)
+    if field == "source":
+        return sources.label(text)
+    return text
+
+
 def describe(rule: AutomationRule) -> str:
     """A one-line Chinese description for lists."""
     trig = TRIGGER_LABELS.get(rule.trigger, rule.trigger)
     if rule.trigger_value:
         trig = trig.replace("（小时）", f" {rule.trigger_value} 小时").replace("（天）", f" {rule.trigger_value} 天")
     conds = "且".join(f"{FIELD_LABELS.get(c['field'], c['field'])}{OP_LABELS.get(c['op'], c['op'])}"
-                     f"{'/'.join(c['value']) if isinstance(c['value'], list) else c['value']}"
+                     + "/".join(_value_label(c["field"], v)
+                                for v in (c["value"] if isinstance(c["value"], list) else [c["value"]]))
                      for c in rule.conditions or [])
     act = rule.action or {}
     what = ACTION_LABELS.get(act.get("type"), "?")

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from core import clock, pii
 from core.errors import ValidationFailed
-from crm import customers, scope
+from crm import customers, scope, sources
 from crm.models import (
     Customer,
     CustomerStatus,
@@ -131,10 +131,12 @@ def filtered(session: Session, viewer: Viewer, flt: CustomerFilter) -> Select[tu
     conditions: list[ColumnElement[bool]] = [scope_clause(viewer, flt.status)]
     if flt.q and flt.q.strip():
         conditions.append(search_clause(flt.q))
-    for name in ("stage", "grade", "status", "customer_type", "source", "owner_id"):
+    for name in ("stage", "grade", "status", "customer_type", "owner_id"):
         value = getattr(flt, name)
         if value not in (None, ""):
             conditions.append(getattr(Customer, name) == value)
+    if flt.source and flt.source.strip():  # a code and its label are one source (crm.sources)
+        conditions.append(Customer.source.in_(sources.spellings(flt.source)))
     if flt.region:
         conditions.append(Customer.region.contains(flt.region.strip(), autoescape=True))
     if flt.department_id:
@@ -192,4 +194,5 @@ def distinct_values(session: Session, viewer: Viewer, column: str, limit: int = 
     col = {"region": Customer.region, "source": Customer.source}[column]
     stmt = (select(col).where(customers.visible_clause(viewer), col.is_not(None)).group_by(col)
             .order_by(func.count().desc()).limit(limit))
-    return [v for v in session.scalars(stmt) if v]
+    values = [v for v in session.scalars(stmt) if v]
+    return sources.merged_labels(values) if column == "source" else values

@@ -187,7 +187,7 @@ def _create(session: Session, data: CustomerInput, ident: Identity, *, channel: 
         wecom_external_userid=ident.wecom_external_userid, wechat_unionid=ident.wechat_unionid,
         wechat_openid=ident.wechat_openid, source=(data.source or "manual")[:40],
         source_detail=data.source_detail, region=(data.region or "").strip() or None,
-        customer_type=data.customer_type or CustomerType.CREDIT, demand_amount=data.demand_amount,
+        customer_type=data.customer_type or CustomerType.UNKNOWN, demand_amount=data.demand_amount,
         demand_term_months=data.demand_term_months, demand_purpose=data.demand_purpose, grade=data.grade or None,
         stage=Stage.NEW, status=CustomerStatus.OWNED if owner_id else CustomerStatus.POOL,
         owner_id=owner_id, pool_id=None if owner_id else pool_id, note=data.note,
@@ -367,7 +367,8 @@ def get_customer(session: Session, viewer: Viewer | None, customer_id: int, *, f
 
 
 def lookup(session: Session, viewer: Viewer, text: str, *, limit: int = 20) -> list[Customer]:
-    """Find customers by phone (exact, through the blind index), name or pinyin initials."""
+    """Find customers by phone (exact, through the blind index), a phone's last four digits, name or
+    pinyin initials."""
     text = text.strip()
     if not text:
         return []
@@ -378,6 +379,8 @@ def lookup(session: Session, viewer: Viewer, text: str, *, limit: int = 20) -> l
         phone = None
     if phone:
         stmt = stmt.where(Customer.phone_index == pii.blind_index(pii.PHONE, phone))
+    elif re.fullmatch(r"\d{4}", text):  # 手机后四位: the masked form keeps them (138****5678)
+        stmt = stmt.where(Customer.phone_masked.endswith(text, autoescape=True))
     elif re.fullmatch(r"[A-Za-z]+", text):
         stmt = stmt.where(Customer.name_initials.startswith(text.lower(), autoescape=True))
     else:

@@ -68,6 +68,22 @@ def list_departments(session: Session, viewer: Viewer | None = None) -> list[Dep
     return list(session.scalars(stmt))
 
 
+def branch_of(session: Session, department_id: int | None) -> Department | None:
+    """The branch (分部) a department belongs to: itself or its nearest ancestor of kind branch; None above
+    every branch (the company, a center)."""
+    if department_id is None:
+        return None
+    department = session.get(Department, department_id)
+    if department is None:
+        return None
+    ids = [int(part) for part in department.path.strip("/").split("/") if part]
+    if department.id not in ids:
+        ids.append(department.id)
+    found = {d.id: d for d in session.scalars(select(Department).where(Department.id.in_(ids),
+                                                                        Department.kind == DepartmentKind.BRANCH))}
+    return next((found[i] for i in reversed(ids) if i in found), None)
+
+
 def rename_department(session: Session, department_id: int, name: str) -> Department:
     dept = get_department(session, department_id)
     before = dept.name

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from core import audit, clock
 from core.db import is_postgres
 from core.errors import AppError, PermissionDenied
-from crm import customers, notify, scope
+from crm import customers, notify, scope, sources
 from crm.exceptions import (
     CustomerBlacklisted,
     CustomerNotFound,
@@ -205,7 +205,7 @@ def pool_customers(session: Session, viewer: Viewer, pool_id: int, filters: Pool
     if filters.grade:
         where.append(Customer.grade == filters.grade)
     if filters.source:
-        where.append(Customer.source == filters.source)
+        where.append(Customer.source.in_(sources.spellings(filters.source)))
     total = session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
     rows = session.scalars(select(Customer).where(*where)
                            .order_by(Customer.released_at.desc().nulls_last(), Customer.id.desc())

@@ -38,7 +38,7 @@ from core.money import format_yuan
 from crm import customers
 from crm.models import Customer, Role
 from crm.scope import Viewer
-from lending import products
+from lending import approval, products
 from lending.application_exceptions import (
     ApplicationAlreadyOpen,
     ApplicationClosed,
@@ -248,8 +248,18 @@ def _ensure_may_act(session: Session, viewer: Viewer | None, app: Application, e
     raise PermissionDenied("您不是本节点的负责人，不能执行此操作")
 
 
+def may_act(session: Session, viewer: Viewer, app: Application) -> bool:
+    """Whether the viewer may decide the current node (approve or reject); the page shows buttons by this."""
+    try:
+        _ensure_may_act(session, viewer, app, Event.APPROVE)
+    except PermissionDenied:
+        return False
+    return True
+
+
 def _fire(session: Session, application_id: int, event: Event, *, viewer: Viewer | None, comment: str | None,
-          expected_node_id: int | None = None, target_code: str | None = None, system: bool = False) -> Application:
+          expected_node_id: int | None = None, target_code: str | None = None, system: bool = False,
+          override_reason: str | None = None) -> Application:
     app = get_application(session, viewer, application_id, for_update=True)
     if expected_node_id is not None and app.current_node_id != expected_node_id:
         raise StaleNode()
@@ -263,6 +273,9 @@ def _fire(session: Session, application_id: int, event: Event, *, viewer: Viewer
             raise TransitionRefused("签约节点请通过「签署合同」完成")
         if move.from_node.kind == NodeKind.DISBURSEMENT:
             raise TransitionRefused("放款节点请通过「登记放款」完成")
+        override_note = approval.check(session, viewer, app, move.from_node, override_reason)
+        if override_note:
+            comment = f"{override_note}；{comment}" if comment else override_note
     if event is Event.APPROVE:
         missing = [i.label for i in checklist(session, app, move.from_node) if not i.present]
         if missing:
@@ -274,10 +287,14 @@ def _fire(session: Session, application_id: int, event: Event, *, viewer: Viewer
 
 
 def approve(session: Session, application_id: int, *, viewer: Viewer | None, comment: str | None = None,
-            expected_node_id: int | None = None, to_node_code: str | None = None) -> Application:
-    """Pass the current node (its required fields and documents present) to the next one — never further."""
+            expected_node_id: int | None = None, to_node_code: str | None = None,
+            override_reason: str | None = None) -> Application:
+    """Pass the current node (its required fields and documents present) to the next one — never further.
+
+    Against a 拒绝 verdict or above the credit limit only with the override permission and a written
+    ``override_reason``; never a second review node by the same person (lending.approval)."""
     return _fire(session, application_id, Event.APPROVE, viewer=viewer, comment=comment,
-                 expected_node_id=expected_node_id, target_code=to_node_code)
+                 expected_node_id=expected_node_id, target_code=to_node_code, override_reason=override_reason)
 
 
 def reject(session: Session, application_id: int, reason: str, *, viewer: Viewer | None,

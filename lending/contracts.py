@@ -12,7 +12,7 @@ Numbers are ``HT<yyyymmdd>-<nnnnnn>`` from a per-day counter the database increm
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from core import audit, clock
+from core import audit, clock, pii
 from crm import customers
 from crm.models import Customer
 from crm.scope import Viewer
@@ -60,6 +60,25 @@ def mask_name(name: str | None) -> str:
 
 def contract_for(session: Session, application_id: int) -> Contract | None:
     return session.scalar(select(Contract).where(Contract.application_id == application_id))
+
+
+@dataclass(frozen=True)
+class Borrower:
+    name: str
+    id_number: str | None
+
+
+def borrower_for_print(session: Session, contract: Contract) -> Borrower:
+    """The borrower's full name and ID number for the contract the borrower signs: an audited reveal
+    (``pii.reveal`` with the contract's number), as every showing of a full ID number is."""
+    customer = session.get(Customer, contract.customer_id)
+    if customer is None:
+        raise ContractNotFound()
+    id_number = None
+    if customer.id_number_enc:
+        id_number = audit.reveal(session, pii.ID_NUMBER, customer.id_number_enc, entity_type="customer",
+                                 entity_id=customer.id, reason=f"打印合同 {contract.number}（供借款人签署）")
+    return Borrower(customer.name, id_number)
 
 
 def get_contract(session: Session, viewer: Viewer | None, contract_id: int) -> Contract:

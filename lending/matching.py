@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import AppError, ValidationFailed
 from core.money import format_yuan
-from crm.models import CUSTOMER_TYPE_LABELS, Customer
+from crm.models import CUSTOMER_TYPE_LABELS, Customer, CustomerType
 from lending.models import Funder, Product, ProductVersion
 from lending.person import age_from_sealed
 from lending.products import Quote, quote
@@ -152,7 +152,10 @@ def eligibility_reasons(product: Product, funder: Funder, version: ProductVersio
         elif not any(region.startswith(allowed) for allowed in version.regions):
             reasons.append(f"地区「{region}」不在产品范围内（仅限：{'、'.join(version.regions)}）")
     customer_type = demand.customer_type or profile.customer_type
-    if version.customer_types and customer_type not in version.customer_types:
+    if version.customer_types and customer_type in (None, "", CustomerType.UNKNOWN):
+        allowed = "、".join(CUSTOMER_TYPE_LABELS.get(t, t) for t in version.customer_types)
+        notes.append(f"需确认客户类型（产品仅限：{allowed}）")  # 未知 is not ineligible
+    elif version.customer_types and customer_type not in version.customer_types:
         allowed = "、".join(CUSTOMER_TYPE_LABELS.get(t, t) for t in version.customer_types)
         shown = CUSTOMER_TYPE_LABELS.get(customer_type or "", customer_type or "未填写")
         reasons.append(f"客户类型「{shown}」不适用（仅限：{allowed}）")

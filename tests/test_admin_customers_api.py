@@ -137,7 +137,7 @@ def test_patch_changes_only_the_fields_sent(session, people, api):
     ({"demand_term_months": 0}, 422), ({"owner_id": 5}, 422), ({}, 422), ({"phone": "123"}, 422),
 ])
 def test_patch_validation_refuses_and_changes_nothing(session, people, api, payload, status):
-    c = make_customer(session, owner=people["sales_a"], name="原名", demand_amount=100_00)
+    c = make_customer(session, owner=people["sales_a"], name="原名", demand_amount=100_00, customer_type="credit")
     response = api("PATCH", f"/api/v1/customers/{c.id}", people["sales_a"], json=payload)
     assert response.status_code == status
     session.expire_all()

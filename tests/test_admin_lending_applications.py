@@ -261,3 +261,22 @@ def test_the_api_is_in_the_openapi_document(session):
     assert "/api/v1/lending/applications" in paths
     assert "/api/v1/lending/applications/{application_id}/disbursement" in paths
     assert paths["/api/v1/lending/applications"]["post"]["summary"] == "发起贷款申请"
+
+
+def test_the_contract_print_shows_the_borrowers_full_name_and_id_number_as_an_audited_reveal(session):
+    from core.audit import AuditLog
+    from crm import customers
+    from crm.scope import Viewer
+
+    w = make_world(session)
+    customers.update_profile(session, Viewer.of(w.sales), w.customer.id, {"id_number": "11010519491231002X"})
+    app = advance_to(session, w, start(session, w), "signing")
+    client = console_client()
+    csrf = log_in(client, session, w.sales)
+    client.post(f"/console/lending/applications/{app.id}/sign", data={"csrf_token": csrf})
+    contract = session.scalar(select(Contract))
+    printed = client.get(f"/console/lending/contracts/{contract.id}/print").text
+    assert "李四" in printed and "11010519491231002X" in printed and "李*" not in printed
+    reveal = session.scalars(select(AuditLog).where(AuditLog.action == "pii.reveal")).all()[-1]
+    assert reveal.entity_id == str(w.customer.id) and contract.number in reveal.detail
+    assert reveal.actor_id == w.sales.id

@@ -229,3 +229,55 @@ def test_api_a_cohandler_may_not_add_others(session):
     response = console_client().post(f"/api/v1/customers/{c.id}/collaborators",
                                      headers=bearer(_token(session, helper)), json={"staff_id": third.id})
     assert response.status_code == 403 and response.json()["code"] == "work_forbidden"
+
+
+def test_the_visit_form_defaults_to_the_salespersons_branch(session):
+    import re
+
+    from crm import org_service
+    from tests.factories import make_department
+
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    other_branch = make_department(session, "杭州分部", "branch", org["center"])
+    c = make_customer(session, owner=sales)
+    client = console_client()
+    log_in(client, session, sales)
+    page = client.get(f"/console/work/customers/{c.id}").text
+    selected = re.search(r'<select name="department_id">.*?</select>', page, re.S).group(0)
+    assert re.findall(r'<option value="(\d+)" selected>', selected) == [str(org["branch"].id)]
+    assert org_service.branch_of(session, org["team_a"].id).id == org["branch"].id
+    assert org_service.branch_of(session, other_branch.id).id == other_branch.id
+    assert org_service.branch_of(session, org["company"].id) is None
+
+
+def test_my_tasks_name_the_customer_not_its_number(session):
+    from crm import followups
+
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales, name="钱多多")
+    followups.create_task(session, viewer(sales), title="回电", customer_id=c.id, due_at=None)
+    client = console_client()
+    log_in(client, session, sales)
+    page = client.get("/console/work/today").text
+    assert f'<a href="/console/customers/{c.id}">钱多多</a>' in page and f"#{c.id}</a>" not in page
+
+
+def test_a_task_picks_its_customer_by_the_phones_last_four_digits(session):
+    from crm.models import WorkTask
+
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales, name="孙小美", phone="13912345678")
+    make_customer(session, owner=sales, name="周大力", phone="13900001111")
+    client = console_client()
+    csrf = log_in(client, session, sales)
+    choices = client.get("/console/customers/pick", params={"q": "5678"}).text
+    assert f'value="{c.id}"' in choices and "孙小美" in choices and "周大力" not in choices
+    assert "没有找到" in client.get("/console/customers/pick", params={"q": "0000"}).text
+    response = client.post("/console/work/tasks", data={"csrf_token": csrf, "title": "回电", "customer_q": "5678"})
+    assert response.status_code == 303
+    assert session.scalar(select(WorkTask.customer_id).where(WorkTask.title == "回电")) == c.id
+    refused = client.post("/console/work/tasks", data={"csrf_token": csrf, "title": "再回电", "customer_q": "0000"})
+    assert refused.status_code == 422 and "没有找到客户" in refused.text

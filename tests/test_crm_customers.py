@@ -173,3 +173,10 @@ def test_concurrent_intakes_of_one_person_make_one_record(committed):
     with committed() as s:
         assert count(s) == 1
     assert sorted(results) == [False, True]
+
+
+def test_a_customer_taken_in_without_a_type_is_unknown(session):
+    from crm.models import CustomerType
+    from tests.factories import make_customer
+
+    assert make_customer(session, name="无类型").customer_type == CustomerType.UNKNOWN

@@ -275,3 +275,12 @@ def test_a_local_file_given_to_the_cli_is_left_in_place(session, tmp_path):
     path = xlsx(tmp_path / "mine.xlsx", [["张三", "13800138000"]])
     service.import_file(path)
     assert path.exists()
+
+
+def test_a_lead_without_a_type_is_unknown_not_credit(session):
+    from crm.importer.rows import parse_type
+    from crm.models import CUSTOMER_TYPE_LABELS, CustomerType
+
+    assert parse_type("") == CustomerType.UNKNOWN and parse_type(None) == CustomerType.UNKNOWN
+    assert parse_type("未知") == CustomerType.UNKNOWN and parse_type("信用贷") == CustomerType.CREDIT
+    assert CUSTOMER_TYPE_LABELS[CustomerType.UNKNOWN] == "未知"

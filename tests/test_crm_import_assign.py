@@ -119,3 +119,31 @@ def test_rows_prepared_in_a_worker_process_import_like_inline(session, org, tmp_
     assert [p.row_number for p in result.sample] == [4, 5]
     names = session.scalars(select(Customer.name).order_by(Customer.id)).all()
     assert names == ["张三", "李四", "王五"]
+
+
+def test_import_by_rules_with_no_matching_rule_says_so_on_the_job(session, org, tmp_path):
+    from crm.models import ImportJob
+
+    make_staff(session, department=org["team_a"])
+    result = service.import_file(csv_file(tmp_path / "a.csv", rows(3)), assign_mode=service.ASSIGN_BY_RULES)
+    assert result.counts["assigned"] == 0
+    job = session.scalar(select(ImportJob).order_by(ImportJob.id.desc()))
+    assert job.status == "done"
+    assert "3 位新客户没有匹配的分配规则" in job.message and "留在公海" in job.message
+
+
+def test_an_import_that_assigned_everyone_has_no_warning(session, org, tmp_path):
+    from crm.models import ImportJob
+
+    make_staff(session, department=org["team_a"])
+    service.import_file(csv_file(tmp_path / "a.csv", rows(2)), assign_mode="round_robin")
+    assert session.scalar(select(ImportJob).order_by(ImportJob.id.desc())).message is None
+
+
+def test_a_round_robin_import_short_of_staff_says_how_many_were_left(session, org, tmp_path):
+    from crm.models import ImportJob
+
+    make_staff(session, department=org["team_a"], capacity=1)
+    service.import_file(csv_file(tmp_path / "a.csv", rows(3)), assign_mode="round_robin")
+    message = session.scalar(select(ImportJob).order_by(ImportJob.id.desc())).message
+    assert "2 位新客户没有可接收的员工" in message

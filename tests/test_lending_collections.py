@@ -117,6 +117,28 @@ def test_a_promise_needs_a_date_not_in_the_past_and_an_amount(session):
     assert count(session, CollectionPromise) == 0
 
 
+def test_a_promise_typed_on_a_call_is_kept_with_the_call(session):
+    _, loan, first, _ = _overdue_loan(session)
+    action = collections.log_action(session, loan.id, viewer=V(first), kind="call", outcome="接通",
+                                    promised_date=DUE + days(10), promised_amount=30_000)
+    promise = session.scalar(select(CollectionPromise))
+    assert action.kind == "call" and promise.action_id == action.id
+    assert promise.promised_amount == 30_000 and promise.promised_date == DUE + days(10) and promise.status == "open"
+
+
+def test_a_call_with_half_a_promise_is_refused_not_dropped(session):
+    _, loan, first, _ = _overdue_loan(session)
+    actions_before = count(session, CollectionAction)
+    with pytest.raises(CollectionInvalid, match="金额"):
+        collections.log_action(session, loan.id, viewer=V(first), kind="call", promised_date=DUE + days(10))
+    with pytest.raises(CollectionInvalid, match="日期"):
+        collections.log_action(session, loan.id, viewer=V(first), kind="call", promised_amount=30_000)
+    with pytest.raises(CollectionInvalid, match="备注不能附带承诺还款"):
+        collections.log_action(session, loan.id, viewer=V(first), kind="note", note="说月底还",
+                               promised_date=DUE + days(10), promised_amount=30_000)
+    assert count(session, CollectionPromise) == 0 and count(session, CollectionAction) == actions_before
+
+
 def test_revealing_the_phone_is_audit_logged(session):
     w, loan, first, second = _overdue_loan(session)
     phone = collections.reveal_phone(session, V(first), loan.id)

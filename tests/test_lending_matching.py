@@ -135,3 +135,10 @@ def test_demo_products_seed_once_and_match(session):
     result = match_products(session, Demand(5_000_000, 12, "credit"), Profile(age=30, region="上海"))
     assert names(result) == ["DEMO-XY", "DEMO-XF"]  # 10.8% before 15% plus a monthly fee
     assert {e.product.code for e in result.excluded} == {"DEMO-FD", "DEMO-JK"}  # mortgage only; 20,000 at most
+
+
+def test_an_unknown_customer_type_is_a_note_not_an_exclusion(session):
+    make_product(session, code="MORT", customer_types=["mortgage"])
+    result = match_products(session, Demand(2_000_000, 12, "unknown"), Profile())
+    assert names(result) == ["MORT"]
+    assert any("需确认客户类型" in n and "房抵贷" in n for n in result.matches[0].notes)

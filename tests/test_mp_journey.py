@@ -14,7 +14,8 @@ from tests.mp_support import JPEG, VALID_ID, Mp, make_offer, png
 def _staff(session) -> SimpleNamespace:
     org = make_org(session)
     return SimpleNamespace(manager=make_staff(session, role="manager", department=org["company"], data_scope="all"),
-                           finance=make_staff(session, role="finance", department=org["company"], data_scope="all"))
+                           finance=make_staff(session, role="finance", department=org["company"], data_scope="all"),
+                           risk=make_staff(session, role="risk", department=org["company"], data_scope="all"))
 
 
 def disburse_for(session, user: Mp, draft_id: int) -> int:

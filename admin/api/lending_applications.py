@@ -61,6 +61,9 @@ class Decision(BaseModel):
     comment: str | None = Field(None, max_length=500, description="意见；拒绝 / 撤回时必填（原因）")
     expected_node_id: int | None = Field(None, description="页面所见的节点 id：节点已变化则 409 stale_node")
     to_node_code: str | None = Field(None, description="通过时的目标节点编码（只能是下一节点）")
+    override_reason: str | None = Field(
+        None, max_length=300, description="越权理由：风控结论为拒绝或申请金额超过授信额度时，批准须有越权权限并填写"
+                                          "（否则 403 override_not_allowed / 422 override_reason_required）")
 
 
 class FieldsUpdate(BaseModel):
@@ -151,7 +154,7 @@ def read(application_id: int, session: SessionDep, caller: Caller) -> Applicatio
 def approve(application_id: int, body: Decision, session: SessionDep, caller: Caller) -> ApplicationRead:
     return _read(session, applications.approve(session, application_id, viewer=caller.viewer, comment=body.comment,
                                                expected_node_id=body.expected_node_id,
-                                               to_node_code=body.to_node_code))
+                                               to_node_code=body.to_node_code, override_reason=body.override_reason))
 
 
 @router.post("/applications/{application_id}/reject", response_model=ApplicationRead,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
-from admin.console import audit, auth, departments, outbox, password, staff, tokens
+from admin.console import audit, auth, departments, outbox, password, shell, staff, tokens
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-for module in (auth, staff, departments, audit, tokens, password, outbox):
+for module in (auth, staff, departments, audit, tokens, password, outbox, shell):
     router.include_router(module.router)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from admin import nav
+from admin import audit_text, nav
 from admin.deps import ConsoleUser, render, require_roles
 from admin.pagination import PAGE_SIZE, page_number, probed
 from core import audit, clock
@@ -60,5 +60,7 @@ def audit_log(request: Request, session: SessionDep, user: AuditReader, action: 
     return render(request, "audit.html", {
         "entries": entries[:PAGE_SIZE], "filters": filters,
         "page": probed(number, len(entries), "/console/audit", filters),
-        "unknown_actor": actor_id is False,
+        "unknown_actor": actor_id is False, "areas": audit_text.AREA_LABELS, "entities": audit_text.ENTITY_LABELS,
+        "audit_sentence": lambda e: audit_text.sentence(audit_text.actor_label(e.actor_label), e.action, e.entity_type,
+                                                       e.entity_id, e.before, e.after),
     })

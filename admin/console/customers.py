@@ -58,6 +58,8 @@ EVENT_KIND_LABELS = {
     "lending_application": "进件", "lending_contract": "合同", "lending_disbursement": "放款",
     "lending_servicing": "贷后", "risk": "风控", "referral": "推荐", "automation": "自动化", "pool": "公海",
     "task": "待办", "collaborator": "协作", "consent": "授权",
+    "lending_repayment": "还款", "lending_repayment_reversed": "还款冲正", "lending_loan_closed": "结清",
+    "lending_promise": "承诺还款", "lending_promise_broken": "承诺未兑现",
 }
 NOTICES = {
     "created": "客户已创建", "merged": "该客户已存在，本次录入已合并到原客户", "profile": "资料已保存",
@@ -206,7 +208,7 @@ class NewCustomerForm(BaseModel):
     id_number: str = ""
     region: str = ""
     customer_type: str = "credit"
-    source: str = "manual"
+    source: str = "手工录入"  # crm.sources: the label of "manual"
     source_detail: str = ""
     demand_amount: str = ""
     demand_term_months: str = ""
@@ -221,7 +223,7 @@ class NewCustomerForm(BaseModel):
             raise ValidationFailed("贷款期限必须是整数（月）", field="demand_term_months")
         return customers.CustomerInput(
             name=self.name.strip(), phone=self.phone.strip() or None, id_number=self.id_number.strip() or None,
-            source=self.source.strip() or "manual", source_detail=self.source_detail.strip() or None,
+            source=self.source.strip() or "手工录入", source_detail=self.source_detail.strip() or None,
             region=self.region.strip() or None, customer_type=self.customer_type or None,
             demand_amount=yuan_text_to_fen(self.demand_amount), demand_term_months=int(term) if term else None,
             demand_purpose=self.demand_purpose.strip() or None, grade=self.grade or None,
@@ -235,6 +237,15 @@ def _new_page(request: Request, session: Session, user: ConsoleUser, form: NewCu
         "collision": collision, "grades": list(session.scalars(select(Grade).order_by(Grade.rank))),
         "type_labels": CUSTOMER_TYPE_LABELS,
     }, status_code=status_code)
+
+
+@router.get("/pick")
+def pick(request: Request, session: SessionDep, user: Reader, q: str = "", customer_q: str = "") -> Response:
+    """An htmx fragment: the customers a name, pinyin initials, phone or its last four digits find, as
+    radio choices named ``customer_id`` (the reminder and task forms; htmx sends the box's own name)."""
+    q = q or customer_q
+    found = customers.lookup(session, user.viewer, q, limit=8) if len(q.strip()) >= 1 else []
+    return render(request, "customers/_pick.html", {"found": found, "q": q.strip()})
 
 
 @router.get("/new")

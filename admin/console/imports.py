@@ -79,7 +79,8 @@ def upload(request: Request, session: SessionDep, user: Importer, file: Annotate
 def job_page(request: Request, session: SessionDep, user: Importer, job_id: int) -> Response:
     job = service.get_job(session, user.viewer, job_id)
     previous = service.previous_import(session, job)
-    return render(request, "imports/job.html", {"job": job, "info": job_dict(job), "previous": previous})
+    return render(request, "imports/job.html", {"job": job, "info": job_dict(job), "previous": previous,
+                                                "assign_labels": service.assign_modes()})
 
 
 @router.post("/{job_id}/rerun", dependencies=[CsrfChecked])
@@ -89,6 +90,7 @@ def job_rerun(request: Request, session: SessionDep, user: Importer, job_id: int
     if error or new is None:
         job = service.get_job(session, user.viewer, job_id)
         return render(request, "imports/job.html", {"job": job, "info": job_dict(job), "error": error,
+                                                    "assign_labels": service.assign_modes(),
                                                     "previous": service.previous_import(session, job)},
                       status_code=error.status if error else 400)
     return RedirectResponse(f"/console/imports/{new.id}", status_code=303)

@@ -24,7 +24,7 @@ from core.web import SessionDep
 from crm import customers
 from crm.models import ROLE_LABELS, STAGE_LABELS, Customer, Staff
 from crm.scope import staff_filter
-from lending import applications, contracts, disbursement, products
+from lending import applications, approval, contracts, disbursement, products
 from lending.models import (
     APPLICATION_STATUS_LABELS,
     CONTRACT_STATUS_LABELS,
@@ -156,7 +156,9 @@ def _context(session: SessionDep, user: ConsoleUser, app: Application) -> dict[s
     names = dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(staff_ids))).all())
     risk = session.get(RiskEvaluation, app.risk_evaluation_id) if app.risk_evaluation_id else None
     visit = applications.engine.open_visit(session, app.id)
+    may_act = node is not None and applications.may_act(session, user.viewer, app)
     return {
+        "may_act": may_act, "approval": approval.options(session, user.viewer, app, node, may_act=may_act),
         "app": app, "c": customer, "version": version, "product": product, "funder": funder, "node": node,
         "quote": quote, "contract": contract, "loan": loan,
         "lines": contracts.lines(session, contract.id) if contract and contract.snapshot else [],
@@ -196,9 +198,11 @@ def _act(request: Request, session: SessionDep, user: ConsoleUser, app_id: int, 
 
 @router.post("/applications/{app_id}/approve", dependencies=[CsrfChecked])
 def approve(app_id: int, request: Request, session: SessionDep, user: CurrentUser,
-            comment: Annotated[str, Form()] = "", node_id: Annotated[str, Form()] = "") -> Response:
+            comment: Annotated[str, Form()] = "", node_id: Annotated[str, Form()] = "",
+            override_reason: Annotated[str, Form()] = "") -> Response:
     return _act(request, session, user, app_id, lambda: applications.approve(
-        session, app_id, viewer=user.viewer, comment=comment, expected_node_id=parse_int(node_id)), "approve")
+        session, app_id, viewer=user.viewer, comment=comment, expected_node_id=parse_int(node_id),
+        override_reason=override_reason or None), "approve")
 
 
 @router.post("/applications/{app_id}/reject", dependencies=[CsrfChecked])
@@ -257,8 +261,8 @@ def disburse(app_id: int, request: Request, session: SessionDep, user: CurrentUs
 
 @router.get("/contracts/{contract_id}/print")
 def contract_print(contract_id: int, request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    contract = contracts.get_contract(session, user.viewer, contract_id)
+    contract = contracts.get_contract(session, user.viewer, contract_id)  # 404 outside the viewer's scope
     return render(request, "lending/contract_print.html", {
-        "contract": contract, "lines": contracts.lines(session, contract.id),
+        "contract": contract, "borrower": contracts.borrower_for_print(session, contract), "lines": contracts.lines(session, contract.id),
         "snapshot": contract.snapshot or {}, "today": clock.today(),
     })

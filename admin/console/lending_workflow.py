@@ -30,7 +30,7 @@ def _rows_of(session: SessionDep) -> list[dict[str, str]]:
     definition = definitions.ensure_active(session)
     return [{"position": str(n.position), "code": n.code, "name": n.name, "kind": n.kind,
              "role": n.responsible_role or "", "staff": str(n.responsible_staff_id or ""),
-             "sla": str(n.sla_hours or ""), "fields": "、".join(n.required_fields or []),
+             "sla": str(n.sla_hours or ""), "fields": "、".join(definitions.FIELDS.get(f, f) for f in n.required_fields or []),
              "docs": "、".join(n.required_documents or [])} for n in definitions.nodes_of(session, definition.id)]
 
 
@@ -67,6 +67,7 @@ async def save(request: Request, session: SessionDep, user: Designer) -> Respons
             continue
         rows.append(row)
     note = str(form.get("note") or "")
+    distinct_reviewers = bool(form.get("distinct_reviewers"))
 
     def run() -> object:
         def order(r: dict[str, str]) -> int:
@@ -85,7 +86,8 @@ async def save(request: Request, session: SessionDep, user: Designer) -> Respons
                 code=r["code"], name=r["name"], kind=r["kind"], responsible_role=r["role"] or None,
                 responsible_staff_id=parse_int(r["staff"]), sla_hours=int(sla) if sla else None,
                 required_fields=r["fields"], required_documents=r["docs"]))  # type: ignore[arg-type]
-        return definitions.save_definition(session, specs, by_staff_id=user.viewer.staff_id, note=note)
+        return definitions.save_definition(session, specs, by_staff_id=user.viewer.staff_id, note=note,
+                                           distinct_reviewers=distinct_reviewers)
 
     from fastapi.concurrency import run_in_threadpool
 

@@ -22,13 +22,14 @@ from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int
 from core import clock
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
-from crm import automation, customers, followups, visits
+from crm import automation, customers, followups, org_service, visits
 from crm.models import (
     FOLLOWUP_KIND_LABELS,
     FOLLOWUP_OUTCOMES,
     STAGE_LABELS,
     TASK_STATUS_LABELS,
     VISIT_STATUS_LABELS,
+    Customer,
     CustomerType,
     Department,
     Grade,
@@ -86,6 +87,16 @@ def _branches(session: SessionDep) -> list[Department]:
     return list(session.scalars(select(Department).order_by(Department.path)))
 
 
+def _default_branch_id(session: SessionDep, user: ConsoleUser, customer: Any) -> int | None:
+    """A visit is received by the salesperson's branch: the customer's owner's, else the booker's."""
+    department_id = user.viewer.department_id
+    if customer.owner_id:
+        owner = session.get(Staff, customer.owner_id)
+        department_id = owner.department_id if owner else department_id
+    branch = org_service.branch_of(session, department_id) or org_service.branch_of(session, user.viewer.department_id)
+    return branch.id if branch else department_id
+
+
 # --- my day --------------------------------------------------------------------------------------
 
 
@@ -93,9 +104,13 @@ def _today_page(request: Request, session: SessionDep, user: ConsoleUser, *, err
                 status_code: int = 200) -> Response:
     day = _date(request.query_params.get("day"), clock.today())
     reminders = followups.reminders_for(session, user.viewer, day)
+    tasks = followups.list_tasks(session, user.viewer)
+    visits_today = visits.upcoming_for_staff(session, user.viewer.staff_id, day)
+    ids = {t.customer_id for t in tasks if t.customer_id} | {v.customer_id for v in visits_today}
+    names = dict(session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(ids))).all()) if ids else {}
     return render(request, "work/today.html", {
-        "day": day, "reminders": reminders, "tasks": followups.list_tasks(session, user.viewer),
-        "visits_today": visits.upcoming_for_staff(session, user.viewer.staff_id, day), "error": error,
+        "day": day, "reminders": reminders, "tasks": tasks, "customer_names": names,
+        "visits_today": visits_today, "error": error,
         "notice": NOTICES.get(request.query_params.get("done", "")), **_labels(),
     }, status_code=status_code)
 
@@ -105,12 +120,26 @@ def today(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     return _today_page(request, session, user)
 
 
+def _picked_customer(session: SessionDep, user: ConsoleUser, customer_id: str, typed: str) -> int | None:
+    """The customer chosen in the picker, or the only one the typed text finds (the form without scripts)."""
+    chosen = parse_int(customer_id)
+    if chosen is not None or not typed.strip():
+        return chosen
+    found = customers.lookup(session, user.viewer, typed, limit=2)
+    if not found:
+        raise ValidationFailed(f"没有找到客户“{typed.strip()}”", field="customer_q")
+    if len(found) > 1:
+        raise ValidationFailed(f"“{typed.strip()}”找到多位客户，请从列表中选择", field="customer_q")
+    return found[0].id
+
+
 @router.post("/tasks", dependencies=[CsrfChecked])
 def create_task(request: Request, session: SessionDep, user: CurrentUser, title: Annotated[str, Form()] = "",
                 due_at: Annotated[str, Form()] = "", customer_id: Annotated[str, Form()] = "",
-                next: Annotated[str, Form()] = "") -> Response:
+                customer_q: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
     def run() -> object:
-        return followups.create_task(session, user.viewer, title=title, customer_id=parse_int(customer_id),
+        return followups.create_task(session, user.viewer, title=title,
+                                     customer_id=_picked_customer(session, user, customer_id, customer_q),
                                      due_at=parse_local(due_at, "截止时间", "due_at"))
 
     _, error = attempt(session, run)
@@ -143,6 +172,7 @@ def _customer_page(request: Request, session: SessionDep, user: ConsoleUser, cus
         "c": customer, "customer": customer, "customer_id": customer.id, "followups": history, "names": names,
         "collaborators": followups.list_collaborators(session, user.viewer, customer.id),
         "staff_choices": staff_choices, "branches": _branches(session), "error": error,
+        "default_branch_id": _default_branch_id(session, user, customer),
         "notice": NOTICES.get(request.query_params.get("done", "")), **_labels(),
     }, status_code=status_code)
 

@@ -14,7 +14,10 @@
           .forEach(function (k) { set("c-" + k, job[k]); });
         var bar = document.getElementById("job-bar");
         if (bar && job.total) { bar.max = job.total; bar.value = job.processed; }
-        if (job.message) set("job-message", job.message);
+        if (job.message) {
+          set("job-message", job.message);
+          document.getElementById("job-message").className = job.status === "failed" ? "error" : "warning";
+        }
         if (job.has_report) document.getElementById("job-report").hidden = false;
         if (job.finished) { if (bar) { bar.max = 1; bar.value = 1; } return; }
         setTimeout(tick, 1500);

@@ -34,7 +34,9 @@ router = APIRouter(include_in_schema=False)
 ALLOWED_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value})
 PAGE = config.SIMULATOR_PREFIX + "/console"
 
-_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
+# The bot's templates too: the console frame (_console_shell.html) is shared with the bot's other pages.
+_env = Environment(loader=FileSystemLoader([Path(__file__).parent / "templates", Path(__file__).parent.parent / "templates"]),
+                   autoescape=True)
 _env.filters["localtime"] = lambda v: clock.ensure_aware(v).astimezone(clock.BUSINESS_TZ).strftime(
     "%m-%d %H:%M:%S") if v else "—"
 

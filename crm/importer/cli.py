@@ -83,6 +83,8 @@ def import_leads(file: Path, source: str | None, assign_mode: str | None, pool_i
             click.echo(json.dumps(body, ensure_ascii=False))
         click.echo(f"导入失败：{result.message}", err=True)
         sys.exit(1)
+    if result.message:  # a warning on a finished import (leads left unassigned)
+        body["message"] = result.message
     if as_json:
         click.echo(json.dumps(body, ensure_ascii=False))
         return
@@ -90,6 +92,8 @@ def import_leads(file: Path, source: str | None, assign_mode: str | None, pool_i
     click.echo(f"导入完成（任务 #{result.job_id}）：共 {c['processed']} 行，新建 {c['created']}，"
                f"文件内重复 {c['duplicates_in_file']}，已存在 {c['duplicates_existing']}，撞单 {c['collisions']}，"
                f"错误 {c['errors']}" + (f"，已分配 {c['assigned']}" if assign_mode else ""))
+    if result.message:
+        click.echo(result.message)
     if result.previous_job_id:
         click.echo(f"提示：同一文件此前已导入过（任务 #{result.previous_job_id}），重复的行未再次创建")
     if result.report:

@@ -26,7 +26,7 @@ MAX_YUAN = Decimal(MAX_DEMAND_AMOUNT) / 100
 LIMITS = {"name": 64, "region": 40, "purpose": 120, "note": 1000, "source": 40}
 
 TYPE_NAMES: dict[str, str] = {
-    "信用贷": CustomerType.CREDIT, "信用贷款": CustomerType.CREDIT, "信贷": CustomerType.CREDIT,
+    "未知": CustomerType.UNKNOWN, "信用贷": CustomerType.CREDIT, "信用贷款": CustomerType.CREDIT, "信贷": CustomerType.CREDIT,
     "房抵贷": CustomerType.MORTGAGE, "房产抵押": CustomerType.MORTGAGE, "房贷": CustomerType.MORTGAGE,
     "抵押贷": CustomerType.MORTGAGE, "房屋抵押贷": CustomerType.MORTGAGE,
     "车抵贷": CustomerType.CAR, "车贷": CustomerType.CAR, "汽车抵押": CustomerType.CAR,
@@ -48,7 +48,7 @@ class Lead:
     id_number: str | None
     source: str
     region: str | None = None
-    customer_type: str = CustomerType.CREDIT
+    customer_type: str = CustomerType.UNKNOWN
     demand_amount: int | None = None
     demand_term_months: int | None = None
     demand_purpose: str | None = None
@@ -177,10 +177,10 @@ def parse_type(value: object) -> str:
         return TYPE_NAMES[value]
     text = unicodedata.normalize("NFKC", _text(value)).replace(" ", "")
     if not text:
-        return CustomerType.CREDIT
+        return CustomerType.UNKNOWN  # a blank type is not known to be 信用贷
     found = TYPE_NAMES.get(text) or TYPE_NAMES.get(text.lower())
     if found is None:
-        raise ValidationFailed(f"未知的客户类型：{text[:20]}（可填：信用贷、房抵贷、车抵贷、经营贷、其他）",
+        raise ValidationFailed(f"未知的客户类型：{text[:20]}（可填：信用贷、房抵贷、车抵贷、经营贷、其他、未知）",
                                field="customer_type")
     return found
 

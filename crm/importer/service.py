@@ -624,6 +624,21 @@ class _Run:
         chunk = 500 if session.get_bind().dialect.name == "sqlite" else 5000
         return dedup.find_existing(session, phones, ids, chunk=chunk)
 
+    def _allocation_warning(self) -> str | None:
+        """Said on the finished job when allocation was asked for and some new leads got nobody."""
+        if not self.job.assign_mode:
+            return None
+        left = self.counts["created"] - self.counts["assigned"]
+        if left <= 0:
+            return None
+        if self.job.assign_mode == ASSIGN_BY_RULES:
+            why = "没有匹配的分配规则（或规则中没有可接收的员工）"
+            fix = "请在「公海 → 分配规则」中添加规则，再从公海分配"
+        else:
+            why = "没有可接收的员工（员工已满额或不在岗）"
+            fix = "请调整员工容量后从公海分配"
+        return f"注意：{left} 位新客户{why}，未分配，已留在公海。{fix}。"
+
     def _finish(self) -> None:
         labels = {"processed": "处理行数", "created": "新建客户", "duplicates_in_file": "文件内重复",
                   "duplicates_existing": "已存在", "collisions": "撞单", "errors": "错误行", "assigned": "已分配"}
@@ -633,7 +648,8 @@ class _Run:
         with unit_of_work() as session:
             now = clock.now()
             _still_running(session, self.job.id, status=ImportStatus.DONE, total=self.counts["processed"],
-                           finished_at=now, updated_at=now, report_path=str(path) if path else None)
+                           finished_at=now, updated_at=now, report_path=str(path) if path else None,
+                           message=self._allocation_warning())
             audit.record(session, "customer.import", entity_type="import_job", entity_id=self.job.id,
                          after={"filename": self.job.filename, "sha256": self.job.sha256, **self.counts},
                          actor=self.actor)

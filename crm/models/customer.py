@@ -58,9 +58,11 @@ class CustomerType(StrEnum):
     CAR = "car"
     BUSINESS = "business"
     OTHER = "other"
+    UNKNOWN = "unknown"  # 未知: a lead whose loan type nobody has asked yet (imports, WeCom, mini-program)
 
 
-CUSTOMER_TYPE_LABELS = {"credit": "信用贷", "mortgage": "房抵贷", "car": "车抵贷", "business": "经营贷", "other": "其他"}
+CUSTOMER_TYPE_LABELS = {"credit": "信用贷", "mortgage": "房抵贷", "car": "车抵贷", "business": "经营贷", "other": "其他",
+                        "unknown": "未知"}
 
 
 class Grade(Base):
@@ -168,7 +170,7 @@ class Customer(Base):
     source: Mapped[str] = mapped_column(String(40), default="manual")
     source_detail: Mapped[str | None] = mapped_column(String(120))
     region: Mapped[str | None] = mapped_column(String(40))
-    customer_type: Mapped[str] = mapped_column(String(16), default=CustomerType.CREDIT)
+    customer_type: Mapped[str] = mapped_column(String(16), default=CustomerType.UNKNOWN)
     demand_amount: Mapped[int | None]  # fen
     demand_term_months: Mapped[int | None]
     demand_purpose: Mapped[str | None] = mapped_column(String(120))

@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, event, text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, event, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -73,6 +73,8 @@ class WorkflowDefinition(Base):
     version: Mapped[int] = mapped_column(unique=True)
     active: Mapped[bool] = mapped_column(default=False)
     note: Mapped[str | None] = mapped_column(String(300))
+    # One person may not approve two review nodes of the same application (初审 and 复审: four eyes).
+    distinct_reviewers: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[datetime]
 

@@ -76,12 +76,32 @@ class FakeCreditProvider:
             raise CreditFailed("征信服务返回错误")
         if person.id_number in self.reports:
             return self.reports[person.id_number]
-        digest = hashlib.sha256(person.id_number.encode()).digest()
-        score = 350 + int.from_bytes(digest[:4], "big") % 551  # 350..900
-        overdue = digest[4] % 4 if score < 600 else digest[4] % 2
-        return CreditReport(provider=self.name, score=score, overdue_count=overdue,
-                            max_overdue_days=overdue * (digest[5] % 30), open_loans=digest[6] % 5,
-                            queries_90d=digest[7] % 8)
+        return simulated_report(self.name, person.id_number)
+
+
+# The simulated population: scores roughly normal around 690 (sd ~70, the shape of real bureau scores),
+# so most applicants pass, about one in ten goes to manual review (score < 600) and a few are rejected
+# for repeated overdue records — the demo's happy path is not an override.
+SCORE_MEAN, SCORE_SD = 690, 70
+
+
+def simulated_report(provider: str, id_number: str) -> CreditReport:
+    """A deterministic report for an ID number (the same person always gets the same report)."""
+    digest = hashlib.sha256(id_number.encode()).digest()
+    # Irwin–Hall: the sum of four uniform bytes is close to normal (mean 510, variance 4 × 5461.25).
+    total = sum(digest[:4])
+    z = (total - 510) / (4 * 5461.25) ** 0.5
+    score = max(350, min(900, round(SCORE_MEAN + SCORE_SD * z)))
+    roll = digest[4] % 100
+    if score < 600:
+        overdue = 3 + roll % 3 if roll < 35 else roll % 3  # a third of weak profiles: 3+ overdue records
+    elif score < 680:
+        overdue = 1 if roll < 20 else 0
+    else:
+        overdue = 1 if roll < 5 else 0
+    return CreditReport(provider=provider, score=score, overdue_count=overdue,
+                        max_overdue_days=overdue * (digest[5] % 30), open_loans=digest[6] % 4,
+                        queries_90d=digest[7] % 6)
 
 
 _provider: CreditProvider = FakeCreditProvider()

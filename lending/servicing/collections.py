@@ -126,7 +126,10 @@ def assign(session: Session, loan_id: int, collector_id: int | None, *, viewer: 
 def log_action(session: Session, loan_id: int, *, viewer: Viewer, kind: str, note: str | None = None,
                outcome: str | None = None, promised_date: date | None = None,
                promised_amount: int | None = None) -> CollectionAction:
-    """Log a call, message, note or promise to pay on a loan in the viewer's queue."""
+    """Log a call, message, note or promise to pay on a loan in the viewer's queue.
+
+    A promised date or amount typed on a call or message is a promise made in that call: both are
+    required then, and the promise is kept with the call (never dropped). A note carries no promise."""
     _check_staff(viewer)
     if kind not in LOGGED_KINDS:
         raise CollectionInvalid(f"未知的催收动作：{kind}（可选：{'、'.join(ACTION_KIND_LABELS[k] for k in LOGGED_KINDS)}）",
@@ -135,14 +138,17 @@ def log_action(session: Session, loan_id: int, *, viewer: Viewer, kind: str, not
     outcome = (outcome or "").strip()[:40] or None
     if kind == "note" and not note:
         raise CollectionInvalid("请填写备注内容", field="note")
+    with_promise = kind == "promise" or promised_date is not None or promised_amount is not None
+    if with_promise and kind == "note":
+        raise CollectionInvalid("备注不能附带承诺还款：请选择「承诺还款」或「电话」记录客户的承诺", field="kind")
     loan = loan_reads.get_loan(session, viewer, loan_id, for_update=True)
-    if kind == "promise":
+    if with_promise:
         if promised_date is None or promised_date < clock.today():
             raise CollectionInvalid("请填写承诺还款日期（不早于今天）", field="promised_date")
         if isinstance(promised_amount, bool) or not isinstance(promised_amount, int) or promised_amount <= 0:
             raise CollectionInvalid("请填写承诺还款金额", field="promised_amount")
     action = _log(session, loan, kind, staff_id=viewer.staff_id, outcome=outcome, note=note)
-    if kind == "promise":
+    if with_promise:
         assert promised_date is not None and promised_amount is not None
         session.add(CollectionPromise(loan_id=loan.id, action_id=action.id, made_date=clock.today(),
                                       promised_date=promised_date, promised_amount=promised_amount, status="open",

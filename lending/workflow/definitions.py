@@ -32,6 +32,7 @@ FIELDS: dict[str, str] = {
     "emergency_contact": "紧急联系人", "collateral": "抵押物", "bank_account": "收款账户（尾号）",
 }
 
+_FIELD_KEYS = {label: key for key, label in FIELDS.items()}
 _KIND_RANK = {NodeKind.INTAKE: 0, NodeKind.REVIEW: 1, NodeKind.SIGNING: 2, NodeKind.DISBURSEMENT: 3,
               NodeKind.SERVICING: 4}
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -109,10 +110,11 @@ def validate(session: Session, specs: Sequence[NodeSpec]) -> list[NodeSpec]:
         sla = spec.sla_hours
         if sla is not None and (isinstance(sla, bool) or not isinstance(sla, int) or not 1 <= sla <= 24 * 90):
             raise InvalidWorkflow(f"{where}的时限须是 1 到 2160 小时", field="sla_hours")
-        fields_ = _clean_list(spec.required_fields, "必填字段", 32)
+        # a field by its key (purpose) or its Chinese label (借款用途)
+        fields_ = list(dict.fromkeys(_FIELD_KEYS.get(f, f) for f in _clean_list(spec.required_fields, "必填字段", 32)))
         unknown = [f for f in fields_ if f not in FIELDS]
         if unknown:
-            raise InvalidWorkflow(f"{where}的必填字段未知：{'、'.join(unknown)}（可选：{'、'.join(FIELDS)}）",
+            raise InvalidWorkflow(f"{where}的必填字段未知：{'、'.join(unknown)}（可选：{'、'.join(FIELDS.values())}）",
                                   field="required_fields")
         docs = _clean_list(spec.required_documents, "必备材料", 40)
         cleaned.append(NodeSpec(code, name, kind, role, staff_id, sla, tuple(fields_), tuple(docs)))
@@ -140,9 +142,10 @@ def definitions(session: Session) -> list[WorkflowDefinition]:
 
 
 def _insert(session: Session, specs: Sequence[NodeSpec], *, by_staff_id: int | None,
-            note: str | None) -> WorkflowDefinition:
+            note: str | None, distinct_reviewers: bool = True) -> WorkflowDefinition:
     last = session.scalar(select(func.max(WorkflowDefinition.version))) or 0
     definition = WorkflowDefinition(version=last + 1, active=False, note=(note or "").strip()[:300] or None,
+                                    distinct_reviewers=distinct_reviewers,
                                     created_by_staff_id=by_staff_id, created_at=clock.now())
     session.add(definition)
     session.flush()
@@ -177,7 +180,8 @@ def ensure_active(session: Session) -> WorkflowDefinition:
 
 
 def save_definition(session: Session, specs: Sequence[NodeSpec], *, by_staff_id: int | None = None,
-                    note: str | None = None, actor: audit.Actor | None = None) -> WorkflowDefinition:
+                    note: str | None = None, actor: audit.Actor | None = None,
+                    distinct_reviewers: bool = True) -> WorkflowDefinition:
     """The designer's save: a new active version with these nodes (running applications keep theirs)."""
     cleaned = validate(session, specs)
     ensure_active(session)
@@ -191,12 +195,14 @@ def save_definition(session: Session, specs: Sequence[NodeSpec], *, by_staff_id:
             break
     if before is None:
         raise InvalidWorkflow("流程正在被他人保存，请刷新页面后重试")
-    if [NodeSpec.of(n) for n in nodes_of(session, before.id)] == cleaned:
+    if [NodeSpec.of(n) for n in nodes_of(session, before.id)] == cleaned \
+            and before.distinct_reviewers == distinct_reviewers:
         return before
-    definition = _insert(session, cleaned, by_staff_id=by_staff_id, note=note)
+    definition = _insert(session, cleaned, by_staff_id=by_staff_id, note=note, distinct_reviewers=distinct_reviewers)
     audit.record(session, "lending.workflow.save", entity_type="lending_workflow_definition",
-                 entity_id=definition.id, before={"version": before.version},
-                 after={"version": definition.version,
+                 entity_id=definition.id,
+                 before={"version": before.version, "distinct_reviewers": before.distinct_reviewers},
+                 after={"version": definition.version, "distinct_reviewers": distinct_reviewers,
                         "nodes": [f"{s.code}:{s.name}:{s.kind}:{s.responsible_role or ''}:{s.sla_hours or ''}"
                                   for s in cleaned]}, actor=actor)
     return definition
