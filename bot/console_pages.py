@@ -15,7 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
-from core import clock
+from core import clock, console_shell
 from core.db import unit_of_work
 from core.settings import get_settings
 from crm import auth_service
@@ -30,7 +30,8 @@ SECURITY_HEADERS = {
 
 
 def make_env(time_format: str = "%Y-%m-%d %H:%M") -> Environment:
-    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
+    env = Environment(loader=FileSystemLoader([Path(__file__).parent / "templates", console_shell.TEMPLATE_DIR]),
+                      autoescape=True)
     env.filters["localtime"] = lambda v: clock.ensure_aware(v).astimezone(clock.BUSINESS_TZ).strftime(
         time_format) if v else "—"
     return env

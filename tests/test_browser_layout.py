@@ -16,14 +16,12 @@ import pytest
 
 from core import plugins
 from core.db import unit_of_work
+from crm.demo import DEMO_STAFF
 from tests.browser_harness import CHROMIUM, CHROMIUM_ARGS, live_server, require_chromium
 
 pytestmark = pytest.mark.browser
 
-DEMO_LOGINS = {
-    "admin": "Admin1234", "manager": "Manager1234", "supervisor": "Super1234", "sales1": "Sales1234",
-    "risk": "Risk1234", "finance": "Finance1234", "collector": "Collect1234",
-}
+DEMO_LOGINS = {username: password for username, _name, _role, _dept, password, *_rest in DEMO_STAFF}
 SIZES = {"desktop": (1366, 900), "phone": (390, 844)}
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
@@ -145,7 +143,7 @@ def test_menu_groups_fold_and_stay_folded(demo_site):
             page.fill("input[name=password]", DEMO_LOGINS["manager"])
             page.click("button[type=submit]")
             groups = page.locator("#sidenav details.nav-group > summary").all_inner_texts()
-            assert groups == ["客户", "工作", "贷款", "财务", "贷后", "企微运营", "设置"]
+            assert groups == ["客户", "工作", "贷款", "财务", "贷后", "企微运营", "报表", "设置"]
             lending = page.locator("#sidenav details.nav-group[data-group='贷款']")
             expect(lending.locator("a", has_text="风控规则")).to_be_visible()
             lending.locator("summary").click()

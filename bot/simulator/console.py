@@ -24,7 +24,7 @@ from bot.console_pages import SECURITY_HEADERS, Denied, denied_response, staff_u
 from bot.models import WecomInbox
 from bot.simulator.driver import Driver, DriverResult
 from bot.simulator.state import STATE
-from core import audit, clock
+from core import audit, clock, console_shell
 from core.db import unit_of_work
 from core.errors import AppError
 from core.security import constant_time_equals
@@ -34,8 +34,9 @@ router = APIRouter(include_in_schema=False)
 ALLOWED_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value})
 PAGE = config.SIMULATOR_PREFIX + "/console"
 
-# The bot's templates too: the console frame (_console_shell.html) is shared with the bot's other pages.
-_env = Environment(loader=FileSystemLoader([Path(__file__).parent / "templates", Path(__file__).parent.parent / "templates"]),
+# The bot's templates too, and the console frame (_console_shell.html) shared with every page outside admin.
+_env = Environment(loader=FileSystemLoader([Path(__file__).parent / "templates", Path(__file__).parent.parent / "templates",
+                                            console_shell.TEMPLATE_DIR]),
                    autoescape=True)
 _env.filters["localtime"] = lambda v: clock.ensure_aware(v).astimezone(clock.BUSINESS_TZ).strftime(
     "%m-%d %H:%M:%S") if v else "—"

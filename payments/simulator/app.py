@@ -28,12 +28,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from wechatpayv3.utils import rsa_verify
 
+from core import console_shell
 from payments import notify_crypto
 from payments.config import SIM_PUBLIC_KEY_ID
 from payments.simulator.state import STATE, SimError, SimPayState
 
 _AUTH = re.compile(r'(\w+)="([^"]*)"')
-_templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+_templates = Environment(loader=FileSystemLoader([Path(__file__).parent / "templates", console_shell.TEMPLATE_DIR]),
                          autoescape=select_autoescape(["html"]))
 
 api = APIRouter(prefix="/v3")
