@@ -27,7 +27,7 @@ from core import audit, plugins, tasks, validation_messages
 from core.db import get_session_factory, unit_of_work
 from core.errors import AppError
 from core.logging_setup import configure_logging
-from core.settings import get_settings
+from core.settings import get_settings, missing_secrets
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,9 @@ def check_production_settings() -> None:
     s = get_settings()
     if s.env != "production":
         return
-    missing = [name for name in ("secret_key", "pii_keys", "blind_index_key") if not getattr(s, name)]
+    missing = missing_secrets(s)
     if missing:
-        raise RuntimeError(f"production needs {', '.join('SCRM_' + m.upper() for m in missing)}")
+        raise RuntimeError(f"production needs {', '.join(missing)}: run `scrm init-secrets` or set them")
     if s.is_sqlite:
         log.warning("production on SQLite: use PostgreSQL (SCRM_DATABASE_URL)")
     if not s.cookie_secure:
