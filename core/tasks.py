@@ -419,9 +419,7 @@ class ManualRunner:
 
 
 def start_inprocess() -> InProcessRunner:
-    from core import plugins
-
-    plugins.load_tasks()
+    """Start the embedded runner. The caller has registered the tasks (``core.plugins.load_tasks``)."""
     runner = InProcessRunner(workers=get_settings().inprocess_workers)
     runner.start()
     set_runner(runner)
