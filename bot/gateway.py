@@ -143,6 +143,9 @@ class Gateway:
             return memo.token
         cached = self.cache.get(self.ticket_cache_key)
         if cached is None or not cached.fresh(self.refresh_ahead):
+            # A fresh access token first, outside the ticket's refresh lock: without Redis both locks are
+            # database writes, and on SQLite the second would wait for the first.
+            self.access_token()
             try:
                 cached = self.cache.refresh(self.ticket_cache_key, self._fetch_agent_ticket, ahead=self.refresh_ahead)
             except (WecomApiError, WecomUnavailable):

@@ -212,7 +212,7 @@ def share_message(session: Session, viewer: Viewer, customer_id: int, kind: str,
     customers.get_customer(session, viewer, customer_id)
     product = products.get_product(session, product_id)
     version = products.current_version(session, product_id)
-    desc = (f"额度 {format_yuan(version.min_amount)}–{format_yuan(version.max_amount)} 元，"
+    desc = (f"额度 {format_yuan(version.min_amount)}–{format_yuan(version.max_amount)}，"
             f"期限 {'/'.join(str(t) for t in version.terms_months)} 个月")
     if kind == "news":
         return {"msgtype": "news", "enterChat": False,

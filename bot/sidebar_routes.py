@@ -146,13 +146,21 @@ class SignatureUrlRefused(AppError):
 ViewerDep = Annotated[Viewer, Depends(_viewer)]
 
 
+def _checked_token(request: Request) -> int:
+    """The page token's staff, checked in a unit of work of its own that is closed before any WeCom call
+    (a request's session would hold SQLite's write lock while the token cache needs it)."""
+    with unit_of_work() as session:
+        return _viewer(request, session).staff_id
+
+
 def _json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/api/agent-config")
-def agent_config(request: Request, viewer: ViewerDep, url: str = "") -> JSONResponse:
+def agent_config(request: Request, url: str = "") -> JSONResponse:
     """``getAgentConfigSignature``: wx.agentConfig's signature of the sidebar page's URL."""
+    _checked_token(request)
     if not url.split("#", 1)[0].startswith(str(request.base_url).rstrip("/") + PREFIX + "/"):
         raise SignatureUrlRefused()
     ticket = get_gateway().agent_jsapi_ticket()

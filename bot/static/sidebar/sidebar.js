@@ -83,7 +83,7 @@
       return li([["meta", f.at + " " + f.kind + (f.by ? " · " + f.by : "")], ["body", f.content + (f.outcome ? "（" + f.outcome + "）" : "")]]);
     });
     fill($("c-apps"), c.applications, "还没有贷款申请", function (a) {
-      return li([["meta", "#" + a.id + " " + a.product], ["body", a.amount + " 元 / " + a.term_months + " 个月 · " + a.status]]);
+      return li([["meta", "#" + a.id + " " + a.product], ["body", a.amount + " / " + a.term_months + " 个月 · " + a.status]]);
     });
     show("card", true);
     status("");
@@ -101,7 +101,7 @@
       products = ch.products;
       options(document.querySelector("#f-tag select"), ch.tags, function (t) { return t.name; });
       document.querySelectorAll("select.products").forEach(function (s) {
-        options(s, ch.products, function (p) { return p.name + "（" + p.min_amount + "–" + p.max_amount + " 元）"; });
+        options(s, ch.products, function (p) { return p.name + "（" + p.min_amount + "–" + p.max_amount + "）"; });
       });
       termsFor();
     });
