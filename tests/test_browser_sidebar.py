@@ -22,8 +22,19 @@ def world(committed, wecom_server):
         sales = make_staff(session, department=org["team_a"], data_scope="own", wecom_userid="bw_sales",
                            display_name="王小明")
         other = make_staff(session, department=org["team_a"], data_scope="own", wecom_userid="bw_other")
-        make_customer(session, owner=sales, name="李秀英", phone="13900002222", wecom_external_userid="wm_bw_mine")
-        make_customer(session, owner=other, name="赵六", wecom_external_userid="wm_bw_theirs")
+        mine = make_customer(session, owner=sales, name="李秀英", phone="13900002222",
+                             wecom_external_userid="wm_bw_mine")
+        theirs = make_customer(session, owner=other, name="赵六", wecom_external_userid="wm_bw_theirs")
+        from bot.models import GroupChat, GroupChatMember
+        from core import clock
+
+        now = clock.now()
+        session.add(GroupChat(chat_id="wr_bw_group", name="贷款咨询群", owner_userid="bw_sales",
+                              owner_staff_id=sales.id, created_at=now, updated_at=now))
+        session.flush()
+        for customer in (mine, theirs):
+            session.add(GroupChatMember(chat_id="wr_bw_group", member_id=customer.wecom_external_userid,
+                                        member_type=2, customer_id=customer.id, joined_at=now))
         make_product(session, name="工薪信用贷")
         from crm import tags
 
@@ -84,6 +95,24 @@ def test_the_sidebar_shows_the_chat_customer_and_its_quick_actions_work(world):
         overflow = bar.locator("body").evaluate("b => b.scrollWidth - b.clientWidth")
         assert overflow <= 0  # nothing wider than the narrow sidebar
         page.screenshot(path="/tmp/sidebar_sim_390.png", full_page=True)
+
+
+def test_in_a_group_chat_the_sidebar_lists_the_groups_customers_and_opens_one(world):
+    from playwright.sync_api import expect
+
+    base_url, ids = world
+    with chromium_page() as page:
+        page.set_viewport_size({"width": 390, "height": 844})
+        _login(page, base_url, ids["manager"])
+        page.goto(f"{base_url}/_wecom_sim/sidebar?userid=bw_sales&chat_id=wr_bw_group")
+        bar = page.frame_locator("#sim-sidebar")
+        expect(bar.locator("#group-name")).to_have_text("贷款咨询群")
+        expect(page.locator(".sim-window h2")).to_contain_text("「贷款咨询群」的群聊")
+        expect(bar.locator("#group-note")).to_have_text("群内客户 2 位，您可查看 1 位")
+        expect(bar.locator("#group-list li")).to_have_count(1)
+        bar.locator("#group-list li", has_text="李秀英").click()
+        expect(bar.locator("#c-name")).to_have_text("李秀英")
+        page.screenshot(path="/tmp/sidebar_sim_group_390.png", full_page=True)
 
 
 def test_another_salespersons_customer_is_not_shown(world):

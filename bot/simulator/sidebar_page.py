@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from bot import config
 from bot.console_pages import Denied, denied_response, staff_user
+from bot.models import GroupChat
 from bot.simulator.endpoints import issue_oauth_code, verify_agent_config
 from bot.simulator.state import STATE
 from core.db import unit_of_work
@@ -88,6 +89,7 @@ def sidebar_page(request: Request, userid: str = "", external_userid: str = "", 
     except Denied as exc:
         return denied_response(exc)
     with unit_of_work() as session:
+        chat_name = session.scalar(select(GroupChat.name).where(GroupChat.chat_id == chat_id)) if chat_id else None
         staff = [{"userid": u, "name": n} for n, u in session.execute(
             select(Staff.display_name, Staff.wecom_userid).where(Staff.wecom_userid.is_not(None),
                                                                  Staff.status == StaffStatus.ACTIVE)
@@ -99,7 +101,7 @@ def sidebar_page(request: Request, userid: str = "", external_userid: str = "", 
                  if not userid or c["owner"] == userid]
     chosen = next((s for s in staff if s["userid"] == userid), None)
     entry = "group_chat_tools" if chat_id else "single_chat_tools" if external_userid else ""
-    peer = (next((c["name"] for c in chats if c["chat_id"] == chat_id), chat_id) if chat_id else
+    peer = (next((c["name"] for c in chats if c["chat_id"] == chat_id), chat_name or "客户群") if chat_id else
             next((c["name"] for c in contacts if c["external_userid"] == external_userid), external_userid))
     html = _env.get_template("simulator_sidebar.html").render(
         staff=staff, contacts=contacts, chats=chats, userid=userid, chosen=chosen, external_userid=external_userid,
