@@ -39,12 +39,15 @@ from crm.models import (
     Staff,
     Visit,
 )
+from lending import customer_summary
 
 router = APIRouter(prefix="/console/customers", include_in_schema=False)
 
 Reader = Annotated[ConsoleUser, Depends(require_roles(nav.CUSTOMER_READERS))]
 Manager = Annotated[ConsoleUser, Depends(require_roles(nav.CUSTOMER_MANAGERS))]
 
+LENDING_LABELS = {"loan": customer_summary.LOAN_STATUS_LABELS, "repayment": customer_summary.REPAYMENT_KIND_LABELS,
+                  "risk": customer_summary.RISK_OUTCOME_LABELS, "channel": customer_summary.CHANNEL_LABELS, "provider": customer_summary.PROVIDER_STATUS_LABELS}
 OWNER_CHANGE_LABELS = {
     "create": "新建", "assign": "分配", "claim": "领取", "release": "释放到公海", "recycle": "自动回收",
     "move": "转移公海", "transfer": "转交", "handover": "离职交接", "blacklist": "拉黑", "unblacklist": "移出黑名单",
@@ -300,6 +303,7 @@ def _detail_page(request: Request, session: Session, user: ConsoleUser, customer
         "tags": _tags_of(session, customer.id), "amount_yuan": customers_amount_text(customer.demand_amount),
         "notice": notice or NOTICES.get(request.query_params.get("done", "")), **extras,
         "followup_kinds": _labels("FOLLOWUP_KIND_LABELS"), "visit_status": _labels("VISIT_STATUS_LABELS"),
+        "lending": customer_summary.for_customer(session, customer.id), "lending_labels": LENDING_LABELS,
     }, status_code=status_code)
 
 
