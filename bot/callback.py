@@ -44,7 +44,7 @@ def _write(requests: list[Request]) -> list[int | None | BaseException]:
         except CallbackRejected as exc:
             outcomes[i] = exc
             continue
-        opened.append((i, inbox.Incoming(fields, nonce, timestamp)))
+        opened.append((i, inbox.Incoming(fields, nonce, timestamp, inbox.body_digest(body))))
     if opened:
         with unit_of_work() as session:
             stored = inbox.receive_many(session, [item for _, item in opened])

@@ -9,7 +9,9 @@ from core.errors import AppError
 from core.settings import get_settings
 
 SIMULATOR_CORP_ID = "wwsimulatorcorp0001"
+SIMULATOR_AGENT_ID = "1000002"
 SIMULATOR_PREFIX = "/_wecom_sim"
+OAUTH_AUTHORIZE_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
 
 
 class WecomNotConfigured(AppError):
@@ -21,6 +23,20 @@ class WecomNotConfigured(AppError):
 def corp_id() -> str:
     s = get_settings()
     return s.wecom_corp_id or (SIMULATOR_CORP_ID if s.wecom_simulated else "")
+
+
+def agent_id() -> str:
+    s = get_settings()
+    return s.wecom_agent_id or (SIMULATOR_AGENT_ID if s.wecom_simulated else "")
+
+
+def oauth_authorize_url() -> str:
+    """Where a page opened inside WeCom sends the browser to learn who the member is (snsapi_base); the
+    simulator's is on this server, whatever address the browser reached it by."""
+    s = get_settings()
+    if s.wecom_simulated:
+        return SIMULATOR_PREFIX + "/connect/oauth2/authorize"
+    return OAUTH_AUTHORIZE_URL
 
 
 def api_base() -> str:

@@ -5,6 +5,7 @@
 - Connect and read timeouts (5 s each) on every call.
 - The access token is cached in Redis, or in the database without Redis (:mod:`bot.token_cache`),
   refreshed under a lock 5 minutes before it expires; an in-process copy saves a cache read per call.
+  The app's jsapi ticket (``wx.agentConfig``, the chat sidebar) is cached the same way under its own key.
 - errcode 40014 / 42001: one forced refresh and one retry. 45009 / 45033 (rate limits): bounded
   retries with exponential backoff, then :class:`WecomRateLimited`. Any other errcode != 0:
   :class:`WecomApiError` with a Chinese message.
@@ -79,6 +80,7 @@ class Gateway:
         self.refresh_ahead = refresh_ahead
         self.cache_key = cache_key(self.corp_id, self.secret)
         self._memo: CachedToken | None = None
+        self._ticket_memo: CachedToken | None = None
         self._memo_lock = threading.Lock()
         self.client = _Client(self, self.corp_id, self.secret, timeout)
 
@@ -120,6 +122,44 @@ class Gateway:
         with self._memo_lock:
             self._memo = fresh
         return fresh.token
+
+    # --- the app's jsapi ticket (wx.agentConfig) --------------------------------------------------
+    @property
+    def ticket_cache_key(self) -> str:
+        return f"{self.cache_key}:agent_ticket"
+
+    def _fetch_agent_ticket(self) -> tuple[str, int]:
+        result = self.get("ticket/get", {"type": "agent_config"})
+        if not result.get("ticket"):
+            raise WecomUnavailable("企业微信 ticket/get 没有返回 ticket")
+        log.info("wecom agent jsapi ticket fetched")
+        return str(result["ticket"]), int(result.get("expires_in") or 7200)
+
+    def agent_jsapi_ticket(self) -> str:
+        """The app's jsapi ticket for ``wx.agentConfig``: cached and refreshed like the access token
+        (WeCom limits how often it may be fetched, so every process shares one)."""
+        memo = self._ticket_memo
+        if memo is not None and memo.fresh(self.refresh_ahead):
+            return memo.token
+        cached = self.cache.get(self.ticket_cache_key)
+        if cached is None or not cached.fresh(self.refresh_ahead):
+            # A fresh access token first, outside the ticket's refresh lock: without Redis both locks are
+            # database writes, and on SQLite the second would wait for the first.
+            self.access_token()
+            try:
+                cached = self.cache.refresh(self.ticket_cache_key, self._fetch_agent_ticket, ahead=self.refresh_ahead)
+            except (WecomApiError, WecomUnavailable):
+                if cached is not None and cached.valid():
+                    return cached.token
+                raise
+        with self._memo_lock:
+            self._ticket_memo = cached
+        return cached.token
+
+    def user_by_oauth_code(self, code: str) -> str:
+        """The member's userid behind a WeCom OAuth code (snsapi_base); '' for a non-member."""
+        result = self.get("auth/getuserinfo", {"code": code})
+        return str(result.get("userid") or result.get("UserId") or "")
 
     # --- the call loop ------------------------------------------------------------------------
     def call(self, method: str, endpoint: str, *, params: dict[str, Any] | None = None,

@@ -1,6 +1,7 @@
 """The callback inbox: store once under a unique event key, process exactly once.
 
-Receiving (request path): verify, refuse a replayed nonce, ``INSERT … ON CONFLICT DO NOTHING`` the
+Receiving (request path): verify, refuse a replayed nonce (the same nonce and timestamp with another
+body; a byte-identical re-delivery of a request is acknowledged), ``INSERT … ON CONFLICT DO NOTHING`` the
 event, enqueue its processing only when the row is new, answer "success". Nothing else happens on
 the request path; WeCom gets its answer in milliseconds whatever the handlers do. Concurrent
 callbacks are written together (:func:`receive_many`: one statement and one commit per batch, see
@@ -84,11 +85,17 @@ def summarize(kind: str, fields: dict[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Incoming:
-    """A verified, decrypted callback about to be stored."""
+    """A verified, decrypted callback about to be stored. ``digest`` identifies the request's body
+    (:func:`body_digest`); without one, a digest of the fields stands in."""
 
     fields: dict[str, str]
     nonce: str
     timestamp: str
+    digest: str = ""
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 # Ids per processing task: urgent events (add_external_contact sends a welcome message within 20 s)
@@ -97,16 +104,21 @@ TASK_IDS = 100
 URGENT_TASK_IDS = 8
 
 
+# Per stored row: (nonce new, new inbox id or None, a known nonce came with the same body).
+Stored = tuple[bool, int | None, bool]
+
+
 # PostgreSQL: a whole batch in ONE statement (one round trip, one commit for many callbacks). The nonces
 # go in first; an event is written only if its nonce was new, and a re-delivery's event key conflicts.
+# A known nonce whose stored digest equals the request's is a byte-identical re-delivery (same_body).
 _RECEIVE_PG = text("""
 WITH input AS (
     SELECT * FROM unnest(CAST(:nonces AS text[]), CAST(:timestamps AS text[]), CAST(:event_keys AS text[]),
                          CAST(:kinds AS text[]), CAST(:urgents AS boolean[]), CAST(:payloads AS text[]),
-                         CAST(:summaries AS text[]))
-        WITH ORDINALITY AS t(nonce, ts, event_key, kind, urgent, payload_enc, summary, ord)
+                         CAST(:summaries AS text[]), CAST(:digests AS text[]))
+        WITH ORDINALITY AS t(nonce, ts, event_key, kind, urgent, payload_enc, summary, digest, ord)
 ), n AS (
-    INSERT INTO wecom_nonce (nonce, "timestamp", seen_at) SELECT nonce, ts, :now FROM input
+    INSERT INTO wecom_nonce (nonce, "timestamp", digest, seen_at) SELECT nonce, ts, digest, :now FROM input
     ON CONFLICT (nonce, "timestamp") DO NOTHING RETURNING nonce, "timestamp"
 ), i AS (
     INSERT INTO wecom_inbox (event_key, kind, urgent, payload_enc, summary, status, attempts, received_at)
@@ -115,67 +127,79 @@ WITH input AS (
     ORDER BY input.event_key, input.ord
     ON CONFLICT (event_key) DO NOTHING RETURNING id, event_key
 )
-SELECT input.ord, n.nonce IS NOT NULL AS nonce_new, i.id AS inbox_id
+SELECT input.ord, n.nonce IS NOT NULL AS nonce_new, i.id AS inbox_id,
+       COALESCE(known.digest = input.digest, false) AS same_body
 FROM input
 LEFT JOIN n ON n.nonce = input.nonce AND n."timestamp" = input.ts
 LEFT JOIN i ON i.event_key = input.event_key
+LEFT JOIN wecom_nonce known ON n.nonce IS NULL AND known.nonce = input.nonce AND known."timestamp" = input.ts
 ORDER BY input.ord
 """).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 def _row_values(item: Incoming) -> dict[str, Any]:
     kind = kind_of(item.fields)
-    return {"nonce": item.nonce[:64], "timestamp": item.timestamp[:16], "event_key": event_key(item.fields),
+    digest = item.digest or hashlib.sha256(json.dumps(sorted(item.fields.items()), ensure_ascii=False)
+                                           .encode()).hexdigest()
+    return {"nonce": item.nonce[:64], "timestamp": item.timestamp[:16], "digest": digest,
+            "event_key": event_key(item.fields),
             "kind": kind[:80], "urgent": kind == URGENT_KIND,
             "payload_enc": pii.seal(pii.PAYLOAD, json.dumps(item.fields, ensure_ascii=False)),
             "summary": summarize(kind, item.fields)}
 
 
-def _store_pg(session: Session, rows: list[dict[str, Any]]) -> list[tuple[bool, int | None]]:
+def _store_pg(session: Session, rows: list[dict[str, Any]]) -> list[Stored]:
     params = {name: [row[key] for row in rows] for name, key in (
         ("nonces", "nonce"), ("timestamps", "timestamp"), ("event_keys", "event_key"), ("kinds", "kind"),
-        ("urgents", "urgent"), ("payloads", "payload_enc"), ("summaries", "summary"))}
+        ("urgents", "urgent"), ("payloads", "payload_enc"), ("summaries", "summary"), ("digests", "digest"))}
     result = session.execute(_RECEIVE_PG, {**params, "now": clock.now()}).all()
-    return [(r.nonce_new, r.inbox_id) for r in result]
+    return [(r.nonce_new, r.inbox_id, r.same_body) for r in result]
 
 
-def _store_each(session: Session, rows: list[dict[str, Any]]) -> list[tuple[bool, int | None]]:
+def _store_each(session: Session, rows: list[dict[str, Any]]) -> list[Stored]:
     now, out = clock.now(), []
     for row in rows:
-        if insert_ignore(session, WecomNonce, {"nonce": row["nonce"], "timestamp": row["timestamp"], "seen_at": now},
+        if insert_ignore(session, WecomNonce, {"nonce": row["nonce"], "timestamp": row["timestamp"],
+                                               "digest": row["digest"], "seen_at": now},
                          ["nonce", "timestamp"]) is None:
-            out.append((False, None))
+            known = session.scalar(select(WecomNonce.digest).where(WecomNonce.nonce == row["nonce"],
+                                                                   WecomNonce.timestamp == row["timestamp"]))
+            out.append((False, None, known == row["digest"]))
             continue
         out.append((True, insert_ignore(session, WecomInbox, {
             "event_key": row["event_key"], "kind": row["kind"], "urgent": row["urgent"],
             "payload_enc": row["payload_enc"], "summary": row["summary"], "status": "pending", "attempts": 0,
-            "received_at": now}, ["event_key"])))
+            "received_at": now}, ["event_key"]), False))
     return out
 
 
 def receive_many(session: Session, items: list[Incoming]) -> list[int | None | NonceReplayed]:
     """Record the nonces and store the events of a batch: per item its new inbox id, None for a
-    re-delivery (acknowledged, not stored again), or :class:`NonceReplayed` (refused).
+    re-delivery (acknowledged, not stored again: the same event under a fresh nonce, or the very same
+    request again), or :class:`NonceReplayed` (a known nonce with another body: refused).
 
     The new rows' processing is enqueued in a few tasks (ids grouped), sent after the commit."""
     rows = [_row_values(item) for item in items]
-    replayed: set[int] = set()  # the same nonce twice in one batch: the later ones are replays, never written
-    seen: set[tuple[str, str]] = set()
+    # the same nonce twice in one batch: the later ones are never written; the same body again is a
+    # re-delivery, another body a replay
+    repeated: dict[int, bool] = {}
+    seen: dict[tuple[str, str], str] = {}
     for i, row in enumerate(rows):
         key = (row["nonce"], row["timestamp"])
         if key in seen:
-            replayed.add(i)
-        seen.add(key)
-    to_store = [row for i, row in enumerate(rows) if i not in replayed]
+            repeated[i] = seen[key] == row["digest"]
+        else:
+            seen[key] = row["digest"]
+    to_store = [row for i, row in enumerate(rows) if i not in repeated]
     stored = iter(_store_pg(session, to_store) if is_postgres(session) else _store_each(session, to_store))
     out: list[int | None | NonceReplayed] = []
     urgent_ids: list[int] = []
     normal_ids: list[int] = []
     queued: set[int] = set()
     for i, row in enumerate(rows):
-        nonce_new, inbox_id = (False, None) if i in replayed else next(stored)
+        nonce_new, inbox_id, same_body = (False, None, repeated[i]) if i in repeated else next(stored)
         if not nonce_new:
-            out.append(NonceReplayed())
+            out.append(None if same_body else NonceReplayed())
             continue
         if inbox_id is None or inbox_id in queued:  # a re-delivery, also one inside this batch
             out.append(None)

@@ -46,6 +46,9 @@ class WecomNonce(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     nonce: Mapped[str] = mapped_column(String(64))
     timestamp: Mapped[str] = mapped_column(String(16))
+    # sha256 of the request body: the same (nonce, timestamp) with the same body is WeCom re-delivering
+    # a request it got no answer to (acknowledged); with another body it is a replay (refused).
+    digest: Mapped[str | None] = mapped_column(String(64))
     seen_at: Mapped[datetime] = mapped_column(index=True)
 
 

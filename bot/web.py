@@ -18,6 +18,9 @@ def mount(app: FastAPI) -> None:
     from bot import mass_console  # 群发, 客户群 (分层拉群), 企微标签同步 at /wecom/mass, /wecom/groups, /wecom/tags
 
     app.include_router(mass_console.router)
+    from bot import sidebar_routes  # the chat sidebar (聊天工具栏) at /wecom/sidebar
+
+    sidebar_routes.mount(app)
     if get_settings().wecom_simulated:
         from bot.simulator.app import create_simulator_app
 

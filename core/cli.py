@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from core import plugins
-from core.settings import get_settings, reset_settings_cache
+from core.settings import get_settings, missing_secrets, reset_settings_cache
 
 
 @click.group()
@@ -59,6 +59,7 @@ def serve(host: str, port: int, workers: int, reload: bool, backlog: int) -> Non
         raise click.UsageError("--workers > 1 needs SCRM_REDIS_URL: in-process tasks would run once per process")
     if workers > 1 and settings.is_sqlite:
         raise click.UsageError("--workers > 1 needs PostgreSQL (SCRM_DATABASE_URL)")
+    _require_secrets()
     click.echo(f"控制台: http://{host}:{port}/console/")
     # uvicorn's "auto" picks httptools and uvloop (installed with uvicorn[standard]); the access log is an
     # INFO record per request: off unless the log level shows it.
@@ -68,12 +69,27 @@ def serve(host: str, port: int, workers: int, reload: bool, backlog: int) -> Non
                 access_log=settings.log_level.upper() in ("DEBUG", "INFO"), backlog=backlog)
 
 
+def _require_secrets() -> None:
+    """Refuse to start without the secrets (or with malformed keys), rather than answer 500 later."""
+    from core.pii import Keyring, VaultError
+
+    missing = missing_secrets(get_settings())
+    if missing:
+        raise click.ClickException(f"缺少密钥 {', '.join(missing)}：先运行 `scrm init-secrets`（写入 .env），"
+                                   "或从密钥库设置这些环境变量")
+    try:
+        Keyring.from_settings()
+    except VaultError as exc:
+        raise click.ClickException(f"{exc.message}；修正后再启动（新部署可运行 `scrm init-secrets`）") from exc
+
+
 def _celery():
     from core import tasks
 
     settings = get_settings()
     if not settings.redis_url:
         raise click.UsageError("SCRM_REDIS_URL is not set: the embedded default runs tasks inside `scrm serve`")
+    _require_secrets()
     plugins.load_models()
     plugins.load_tasks()
     return tasks.configure_celery()

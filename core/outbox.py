@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import JSON, Index, String, Text, delete, event, func, insert, select, update
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
-from core import clock
+from core import clock, tasks
 from core.db import Base, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -123,8 +123,6 @@ def _send_after_commit(session: Session) -> None:
     written = session.info.pop(_WRITTEN, [])
     if not written:
         return
-    from core import tasks
-
     for row_id, item in written:
         try:
             tasks.dispatch(item.name, item.args, item.kwargs, countdown=item.countdown, outbox_id=row_id)
@@ -214,3 +212,7 @@ def prune_sent(session: Session, older_than: timedelta = SENT_RETENTION, batch: 
     cutoff = clock.now() - older_than
     ids = select(table.c.id).where(table.c.status == SENT, table.c.sent_at < cutoff).limit(batch)
     return session.execute(delete(table).where(table.c.id.in_(ids.scalar_subquery()))).rowcount
+
+
+# Delivery reports (sent, failed for good) come back from core.tasks through these two functions.
+tasks.set_delivery_listener(mark_sent, record_failure)

@@ -26,11 +26,14 @@ def load_all(module: str) -> list[ModuleType]:
 
 def load_models() -> None:
     """Import every table (the kernel's and the packages'), so the metadata is complete."""
-    importlib.import_module("core.models")
+    import core.models  # noqa: F401
+
     load_all("models")
 
 
 def load_tasks() -> None:
     """Register every task (the kernel's and the packages')."""
-    importlib.import_module("core.jobs")
+    import core.jobs  # noqa: F401
+    import core.outbox  # noqa: F401  (delivery reports of core.tasks land in the outbox)
+
     load_all("tasks")

@@ -123,6 +123,14 @@ class Settings(BaseSettings):
         return not self.redis_url
 
 
+SECRETS = ("secret_key", "pii_keys", "blind_index_key")
+
+
+def missing_secrets(settings: Settings) -> list[str]:
+    """The environment names of the secrets the service cannot run without and that are not set."""
+    return [f"SCRM_{name.upper()}" for name in SECRETS if not getattr(settings, name)]
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()

@@ -94,6 +94,22 @@ def periodic(name: str, every: timedelta) -> None:
     PERIODIC[name] = every.total_seconds()
 
 
+class _Delivery:
+    """How delivery is reported to the durable outbox. :mod:`core.outbox` sets the two functions when it is
+    imported (it dispatches through this module, so this module does not import it: no cycle)."""
+
+    mark_sent: Callable[[list[int]], None] = staticmethod(lambda ids: None)
+    record_failure: Callable[..., None] = staticmethod(lambda *args: None)
+
+
+_delivery = _Delivery()
+
+
+def set_delivery_listener(mark_sent: Callable[[list[int]], None], record_failure: Callable[..., None]) -> None:
+    _delivery.mark_sent = mark_sent  # type: ignore[method-assign]
+    _delivery.record_failure = record_failure  # type: ignore[method-assign]
+
+
 # --- dispatch -------------------------------------------------------------------------------------
 
 _runner: InProcessRunner | ManualRunner | None = None
@@ -156,10 +172,8 @@ def _failed_for_good(sender: Any = None, exception: BaseException | None = None,
                      kwargs: Any = None, einfo: Any = None, **_: Any) -> None:
     """Celery: a task failed after its last retry (a retry is ``task_retry``, not this): its outbox row is
     dead, shown in the console with a retry button."""
-    from core import outbox
-
     request = getattr(sender, "request", None)
-    outbox.record_failure(_outbox_id_of(request), getattr(sender, "name", "?"), args, kwargs,
+    _delivery.record_failure(_outbox_id_of(request), getattr(sender, "name", "?"), args, kwargs,
                           f"{type(exception).__name__}: {exception}\n{einfo or ''}",
                           (getattr(request, "retries", 0) or 0) + 1)
 
@@ -258,9 +272,7 @@ class AsyncSender:
                     if self._send_one(job, None) and job.outbox_id is not None:
                         sent.append(job.outbox_id)
             if sent:
-                from core import outbox
-
-                outbox.mark_sent(sent)
+                _delivery.mark_sent(sent)
         finally:
             self._settle(len(jobs))
 
@@ -419,9 +431,7 @@ class InProcessRunner:
             try:
                 run_task(job.name, job.args, job.kwargs)
                 if job.outbox_id is not None:  # marked before it stops being held: the relay never resends it
-                    from core import outbox
-
-                    outbox.mark_sent([job.outbox_id])
+                    _delivery.mark_sent([job.outbox_id])
                 self._settled(job)
             except Exception as exc:
                 task_obj = celery_app.tasks[job.name]
@@ -433,9 +443,7 @@ class InProcessRunner:
                                 outbox_id=job.outbox_id)
                 else:
                     log.exception("task %s failed for good after %s attempts", job.name, job.attempt + 1)
-                    from core import outbox
-
-                    outbox.record_failure(job.outbox_id, job.name, job.args, job.kwargs,
+                    _delivery.record_failure(job.outbox_id, job.name, job.args, job.kwargs,
                                           f"{type(exc).__name__}: {exc}", job.attempt + 1)
                     self._settled(job)
             finally:
@@ -498,21 +506,15 @@ class ManualRunner:
             run_task(name, args, kwargs)
             outbox_id = getattr(entry, "outbox_id", None)
             if outbox_id is not None:
-                from core import outbox
-
-                outbox.mark_sent([outbox_id])
+                _delivery.mark_sent([outbox_id])
             ran.append(name)
         return ran
 
 
 def start_inprocess() -> InProcessRunner:
-    from core import plugins
-
-    plugins.load_tasks()
-    from core import outbox_relay
-
+    """Start the embedded runner. The caller has registered the tasks (``core.plugins.load_tasks``) and
+    starts the outbox relay beside it (``core.outbox_relay.start_relay``, stopped with the runner)."""
     runner = InProcessRunner(workers=get_settings().inprocess_workers)
     runner.start()
     set_runner(runner)
-    runner.stop_with(outbox_relay.start_relay())  # the outbox rows a previous run of this process left
     return runner

@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import api_docs, audit, plugins, simulators, tasks, validation_messages
+from core import api_docs, audit, outbox_relay, plugins, simulators, tasks, validation_messages
 from core.db import get_session_factory, unit_of_work
 from core.errors import AppError, ServiceUnavailable
 from core.logging_setup import configure_logging
-from core.settings import get_settings
+from core.settings import get_settings, missing_secrets
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ def check_production_settings() -> None:
     s = get_settings()
     if s.env != "production":
         return
-    missing = [name for name in ("secret_key", "pii_keys", "blind_index_key") if not getattr(s, name)]
+    missing = missing_secrets(s)
     if missing:
-        raise RuntimeError(f"production needs {', '.join('SCRM_' + m.upper() for m in missing)}")
+        raise RuntimeError(f"production needs {', '.join(missing)}: run `scrm init-secrets` or set them")
     if s.is_sqlite:
         log.warning("production on SQLite: use PostgreSQL (SCRM_DATABASE_URL)")
     if not s.cookie_secure:
@@ -177,6 +177,7 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
         runner = None
         if start_tasks and get_settings().embedded_tasks and tasks.get_runner() is None:
             runner = tasks.start_inprocess()
+            runner.stop_with(outbox_relay.start_relay())  # the outbox rows a previous run of this process left
             log.info("embedded task runner started (no SCRM_REDIS_URL)")
         yield
         if runner is not None:

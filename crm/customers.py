@@ -36,6 +36,7 @@ from crm.models import (
     Staff,
     Stage,
 )
+from crm.pool_homes import default_pool, home_pool_id, settings_for
 from crm.scope import Viewer
 
 CHANGED_TASK = "crm.customer_changed"  # automation rules listen here
@@ -129,15 +130,6 @@ def find_existing(session: Session, ident: Identity) -> Customer | None:
     return session.scalar(select(Customer).where(ident.match_clause()).order_by(Customer.id).limit(1))
 
 
-def default_pool(session: Session) -> Pool:
-    pool = session.scalar(select(Pool).where(Pool.is_default.is_(True)).limit(1))
-    if pool is None:
-        pool = Pool(name="公共公海", is_default=True, created_at=clock.now())
-        session.add(pool)
-        session.flush()
-    return pool
-
-
 @dataclass
 class IntakeResult:
     customer: Customer
@@ -209,9 +201,7 @@ def _protection_until(session: Session, owner_id: int, now: datetime) -> datetim
     mini-program) has the new-lead protection of its owner's pool, as a lead allocated from it would."""
     from datetime import timedelta
 
-    from crm import pool_service  # imports this module
-
-    days = pool_service.settings_for(session, pool_service.home_pool_id(session, owner_id)).protection_days
+    days = settings_for(session, home_pool_id(session, owner_id)).protection_days
     return now + timedelta(days=days) if days else None
 
 

@@ -8,7 +8,6 @@ through the services (crm.customers.intake, set_stage, crm.followups), so timeli
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from datetime import date, timedelta
 
@@ -16,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock, money
-from crm import customers
+from crm import customers, followups
 from crm.models import Customer, Staff
 from crm.scope import Viewer
 
@@ -113,11 +112,7 @@ def seed(session: Session) -> list[str]:
 
 
 def _followups(session: Session, rng: random.Random, created: list[Customer], owners: dict[str, Staff]) -> int:
-    """A few follow-ups by the owners, with next follow-ups over the coming week (when follow-ups exist)."""
-    if importlib.util.find_spec("crm.followups") is None:
-        return 0
-    from crm import followups
-
+    """A few follow-ups by the owners, with next follow-ups over the coming week."""
     notes = ("电话沟通，客户有资金需求，约下周面谈", "微信发送了产品资料，客户在比较利率", "客户询问提前还款规则",
              "已初步核实收入流水，待补充材料", "客户暂无需求，三个月后回访")
     viewers = {s.id: Viewer.of(s) for s in owners.values()}

@@ -15,8 +15,6 @@ rows in status ``requested`` and the bot reports back through :func:`apply_trans
 from __future__ import annotations
 
 import heapq
-import importlib
-import importlib.util
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 
 from core import audit, clock
 from core.db import UTCDateTime
-from crm import customers, org_service, scope
+from crm import customers, followups, org_service, scope, visits
 from crm.handover_exceptions import (
     HandoverCaseClosed,
     HandoverCaseNotFound,
@@ -64,9 +62,9 @@ TRANSFER_TASK = "bot.transfer_customers"
 IN_SERVICE_LIMIT = 2  # WeCom: a customer may be transferred in service at most 2 times in 90 days
 IN_SERVICE_WINDOW = timedelta(days=90)
 CHUNK = 5000  # ids per IN (...) list: well under SQLite's and PostgreSQL's bind-parameter limits
-# Modules of other CRM areas that hold per-staff work on customers (follow-up tasks, visits). Each,
-# when present, offers open_items_for(session, staff_id) and reassign_items(session, from_id, mapping).
-WORK_MODULES = ("crm.followups", "crm.visits")
+# Modules of other CRM areas that hold per-staff work on customers (follow-up tasks, visits). Each
+# offers open_items_for(session, staff_id) and reassign_items(session, from_id, mapping).
+WORK_MODULES = (followups, visits)
 
 
 def chunks(values: Sequence[int], size: int = CHUNK) -> Iterable[Sequence[int]]:
@@ -258,30 +256,16 @@ def case_counts(session: Session, case_id: int) -> dict[str, int]:
     return counts
 
 
-def _work_modules() -> list[Any]:
-    found = []
-    for name in WORK_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            module = importlib.import_module(name)
-            if hasattr(module, "open_items_for") and hasattr(module, "reassign_items"):
-                found.append(module)
-    return found
-
-
-def work_integration_available() -> bool:
-    return bool(_work_modules())
-
-
 def open_work_items(session: Session, staff_id: int) -> list[Any]:
-    """The person's open tasks and visits, from the follow-up and visit modules where installed."""
+    """The person's open tasks and visits."""
     items: list[Any] = []
-    for module in _work_modules():
+    for module in WORK_MODULES:
         items.extend(module.open_items_for(session, staff_id))
     return items
 
 
 def reassign_work_items(session: Session, from_staff_id: int, mapping: dict[int, int]) -> list[Any]:
-    return [module.reassign_items(session, from_staff_id, mapping) for module in _work_modules()]
+    return [module.reassign_items(session, from_staff_id, mapping) for module in WORK_MODULES]
 
 
 # --- the plan ------------------------------------------------------------------------------------------
@@ -566,5 +550,5 @@ __all__ = [
     "apply_transfer_result", "assign", "cancel_case", "case_counts", "case_rows", "current_loads",
     "ensure_may_hand_over", "get_case", "in_service_transfers_in_window", "list_cases", "open_departure_case",
     "open_in_service_case", "open_work_items", "over_in_service_limit", "reassign_work_items", "team_candidates",
-    "transfer_history", "work_integration_available",
+    "transfer_history",
 ]

@@ -177,15 +177,14 @@ def execute_case(session: Session, viewer: Viewer, case_id: int, plan: Plan) -> 
         .where(Customer.wecom_external_userid.isnot(None))) or 0
     result.wecom_not_requested = wecom_moved - result.transfers_requested
 
-    # 6. Open tasks and visits follow their customers (when those modules are installed).
-    if handover.work_integration_available():
-        # Only customers with open work are passed on (the mapping is an id → id CASE in their SQL).
-        with_work = {w.customer_id for w in handover.open_work_items(session, from_staff.id) if w.customer_id}
-        mapping = {cid: t.staff_id for t, members in plan_result.groups.items() if t.staff_id
-                   for cid in members if cid in with_work}
-        result.work_items_reassigned = {
-            getattr(r, "kind", "work"): getattr(r, "moved", 0)
-            for r in handover.reassign_work_items(session, from_staff.id, mapping)} if mapping else {}
+    # 6. Open tasks and visits follow their customers.
+    # Only customers with open work are passed on (the mapping is an id → id CASE in their SQL).
+    with_work = {w.customer_id for w in handover.open_work_items(session, from_staff.id) if w.customer_id}
+    mapping = {cid: t.staff_id for t, members in plan_result.groups.items() if t.staff_id
+               for cid in members if cid in with_work}
+    result.work_items_reassigned = {
+        getattr(r, "kind", "work"): getattr(r, "moved", 0)
+        for r in handover.reassign_work_items(session, from_staff.id, mapping)} if mapping else {}
 
     # 7. Close the case, audit, notify, enqueue.
     closed = session.execute(update(HandoverCase).where(HandoverCase.id == case.id,

@@ -59,6 +59,7 @@ from crm.pool_exceptions import (
     NotOwner,
     PrivateCapacityReached,
 )
+from crm.pool_homes import home_pool_id, settings_for
 from crm.scope import Viewer
 
 RECYCLE_TASK = "crm.recycle_pool"
@@ -130,15 +131,6 @@ def create_pool(session: Session, viewer: Viewer, name: str, department_id: int 
     return pool
 
 
-def settings_for(session: Session, pool_id: int) -> PoolSetting:
-    """The pool's settings (an unsaved row with the defaults when none was ever saved)."""
-    row = session.get(PoolSetting, pool_id)
-    if row is None:
-        row = PoolSetting(pool_id=pool_id, daily_claim_cap=20, check_private_cap=True, cooldown_days=7,
-                          protection_days=3, updated_at=clock.now())
-    return row
-
-
 SETTING_LIMITS = {"daily_claim_cap": (0, 1000, "每日领取上限"), "cooldown_days": (0, 365, "冷却天数"),
                   "protection_days": (0, 365, "新线索保护天数")}
 
@@ -165,24 +157,6 @@ def update_settings(session: Session, viewer: Viewer, pool_id: int, values: dict
     audit.record(session, "pool.settings", entity_type="pool", entity_id=pool_id, before=before,
                  after={k: getattr(row, k) for k in (*SETTING_LIMITS, "check_private_cap")})
     return row
-
-
-def home_pool_id(session: Session, staff_id: int | None) -> int:
-    """Where a person's released customers go: the pool of the nearest department at or above
-    theirs, else the default pool."""
-    if staff_id is not None:
-        path = session.scalar(select(Department.path).join(Staff, Staff.department_id == Department.id)
-                              .where(Staff.id == staff_id))
-        if path:
-            from sqlalchemy import literal
-
-            pool_id = session.scalar(
-                select(Pool.id).join(Department, Department.id == Pool.department_id)
-                .where(literal(path).startswith(Department.path))
-                .order_by(func.length(Department.path).desc(), Pool.id).limit(1))
-            if pool_id is not None:
-                return pool_id
-    return customers.default_pool(session).id
 
 
 @dataclass(frozen=True)

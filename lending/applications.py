@@ -18,11 +18,12 @@ sees the applications of their own customers; out of scope is "not found".
 Downstream packages (referral: the first-application bounty) learn of a new application through the
 in-process hook list :data:`ON_APPLICATION_STARTED` (``fn(session, application_id)``), called inside
 start_application's unit of work once per application created (never for an idempotent repeat).
+The contract module drafts the contract through :data:`ON_SIGNING_ENTERED` the same way, so that this
+module never imports the modules that build on it.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -60,6 +61,8 @@ from lending.models import (
     WorkflowNode,
 )
 from lending.product_exceptions import ProductInactive
+from lending.risk_bridge import evaluate as risk_evaluate
+from lending.risk_bridge import recent_applications
 from lending.workflow import definitions, engine
 from lending.workflow.machine import ApplicationMachine, Event
 
@@ -77,6 +80,10 @@ DECIDERS = frozenset({Role.ADMIN, Role.MANAGER})
 # is created (not for an idempotent repeat, nor for a refused one). Signature: fn(session, application_id).
 # A hook that raises rolls the application back with it.
 ON_APPLICATION_STARTED: list[Callable[[Session, int], None]] = []
+
+# Called when an application enters a signing node, inside the same unit of work: fn(session, application).
+# lending.contracts registers the contract draft on import (lending.tasks imports it in every process).
+ON_SIGNING_ENTERED: list[Callable[[Session, Application], Any]] = []
 
 
 # --- reads and scope ----------------------------------------------------------------------------------
@@ -111,17 +118,6 @@ def visits(session: Session, application_id: int) -> list[tuple[ApplicationNodeV
     return [(v, n) for v, n in session.execute(
         select(ApplicationNodeVisit, WorkflowNode).join(WorkflowNode, WorkflowNode.id == ApplicationNodeVisit.node_id)
         .where(ApplicationNodeVisit.application_id == application_id).order_by(ApplicationNodeVisit.id))]
-
-
-def recent_applications(session: Session, customer_id: int, *, days: int = 90,
-                        exclude_application_id: int | None = None) -> int:
-    """How many applications the customer started in the last ``days`` days (a risk fact)."""
-    since = clock.now() - timedelta(days=days)
-    stmt = select(func.count()).select_from(Application).where(
-        Application.customer_id == customer_id, Application.created_at >= since)
-    if exclude_application_id is not None:
-        stmt = stmt.where(Application.id != exclude_application_id)
-    return int(session.scalar(stmt) or 0)
 
 
 def machine_for(session: Session, app: Application) -> ApplicationMachine:
@@ -322,18 +318,15 @@ def _after_enter(session: Session, app: Application, node: WorkflowNode, viewer:
         if node.position == first_review:
             evaluate_risk(session, app, viewer)
     elif node.kind == NodeKind.SIGNING:
-        from lending import contracts
-
-        contracts.draft_contract(session, app)
+        if not ON_SIGNING_ENTERED:
+            raise RuntimeError("no contract module registered (import lending.contracts, as lending.tasks does)")
+        for hook in ON_SIGNING_ENTERED:
+            hook(session, app)
 
 
 def evaluate_risk(session: Session, app: Application, viewer: Viewer | None) -> int | None:
-    """Run the product's risk rules (lending.risk, when installed) and keep the evaluation's id."""
-    if importlib.util.find_spec("lending.risk") is None:
-        return None
-    from lending import risk_bridge
-
-    evaluation_id = risk_bridge.evaluate(session, app, viewer)
+    """Run the product's risk rules and keep the evaluation's id."""
+    evaluation_id = risk_evaluate(session, app, viewer)
     if evaluation_id is not None:
         app.risk_evaluation_id = evaluation_id
         session.flush()

@@ -98,7 +98,8 @@ def lines(session: Session, contract_id: int) -> list[ContractLine]:
 
 
 def draft_contract(session: Session, app: Application) -> Contract:
-    """The draft for an application at the signing node (idempotent): number, parties, principal, term."""
+    """The draft for an application at the signing node (idempotent): number, parties, principal, term.
+    Called by the workflow when an application enters its signing node (:data:`ON_SIGNING_ENTERED`)."""
     existing = contract_for(session, app.id)
     if existing is not None:
         return existing
@@ -127,6 +128,9 @@ def draft_contract(session: Session, app: Application) -> Contract:
     audit.record(session, "lending.contract.draft", entity_type="lending_contract", entity_id=contract.id,
                  after={"number": number, "application_id": app.id, "principal_amount": app.requested_amount})
     return contract
+
+
+applications.ON_SIGNING_ENTERED.append(draft_contract)
 
 
 def _json(value: Any) -> Any:

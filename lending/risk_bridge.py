@@ -1,22 +1,36 @@
 """The application module's side of lending.risk: the recent-applications fact and the evaluation call.
 
-Imported only when ``lending.risk`` is installed (lending.applications checks). Registers
-:class:`ApplicationFacts` as the risk module's facts provider on import.
+Imported by lending.applications (it never imports back). Registers :class:`ApplicationFacts` as the
+risk module's facts provider on import.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.money import yuan_to_fen
 from crm.scope import Viewer
 from lending.models import Application
 from lending.risk import evaluate as risk_evaluate
 from lending.risk import facts as risk_facts
 
-__all__ = ["ApplicationFacts", "evaluate"]
+__all__ = ["ApplicationFacts", "evaluate", "recent_applications"]
+
+
+def recent_applications(session: Session, customer_id: int, *, days: int = 90,
+                        exclude_application_id: int | None = None) -> int:
+    """How many applications the customer started in the last ``days`` days (a risk fact)."""
+    since = clock.now() - timedelta(days=days)
+    stmt = select(func.count()).select_from(Application).where(
+        Application.customer_id == customer_id, Application.created_at >= since)
+    if exclude_application_id is not None:
+        stmt = stmt.where(Application.id != exclude_application_id)
+    return int(session.scalar(stmt) or 0)
 
 
 class ApplicationFacts:
@@ -24,8 +38,6 @@ class ApplicationFacts:
 
     def recent_applications(self, session: Session, customer_id: int, days: int, *,
                             exclude_application_id: int | None = None) -> int:
-        from lending.applications import recent_applications
-
         return recent_applications(session, customer_id, days=days, exclude_application_id=exclude_application_id)
 
 

@@ -9,14 +9,11 @@
   key answers the same submission (the key is unique per customer; the draft row is locked).
 - The lending workflow is entered through ``lending.applications.start_application`` (channel
   ``miniprogram``, idempotency key ``mp:<customer>:<key>``); the profile becomes the application's fields
-  (purpose, employer, monthly income) and both ID photos mark 身份证 as received. Without that module a
-  submission is refused with :class:`ApplicationChannelClosed` and the draft stays.
+  (purpose, employer, monthly income) and both ID photos mark 身份证 as received.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +26,11 @@ from core.audit import Actor
 from core.money import fen_to_yuan
 from crm import customers
 from crm.models import Customer
+from lending import applications as lending_applications
 from lending import products
+from lending.models import APPLICATION_STATUS_LABELS, Application, ApplicationTransition, WorkflowNode
 from miniprogram_api import consent, uploads
 from miniprogram_api.exceptions import (
-    ApplicationChannelClosed,
     ApplicationIncomplete,
     DraftNotFound,
     DraftSubmitted,
@@ -182,13 +180,6 @@ def missing_items(session: Session, draft: MpApplicationDraft) -> list[str]:
     return missing
 
 
-def lending_start() -> Any | None:
-    """``lending.applications.start_application`` if the lending workflow offers it, else None."""
-    if importlib.util.find_spec("lending.applications") is None:
-        return None
-    return getattr(importlib.import_module("lending.applications"), "start_application", None)
-
-
 def submit(session: Session, customer_id: int, draft_id: int, idempotency_key: str, *,
            actor: Actor | None = None) -> MpApplicationDraft:
     key = (idempotency_key or "").strip()
@@ -212,10 +203,7 @@ def submit(session: Session, customer_id: int, draft_id: int, idempotency_key: s
     products.check_amount_and_term(version, draft.requested_amount, draft.term_months)
     product = products.get_product(session, draft.product_id)
     consent.ensure_consented(session, customer_id, consent.required_codes(product.funder_id))
-    start = lending_start()
-    if start is None:
-        raise ApplicationChannelClosed()
-    application = start(session, customer_id, version.id, draft.requested_amount, draft.term_months, viewer=None,
+    application = lending_applications.start_application(session, customer_id, version.id, draft.requested_amount, draft.term_months, viewer=None,
                         channel="miniprogram", idempotency_key=f"mp:{customer_id}:{key}")
     _hand_over(session, application.id, draft)
     now = clock.now()
@@ -233,18 +221,17 @@ def submit(session: Session, customer_id: int, draft_id: int, idempotency_key: s
 def _hand_over(session: Session, application_id: int, draft: MpApplicationDraft) -> None:
     """What the customer filled in becomes the application's fields, and both ID photos mark the ID card
     as received (the note names the uploads; staff still check them at review)."""
-    lending_apps = importlib.import_module("lending.applications")
     profile = draft.profile or {}
     fields = {"purpose": profile.get("purpose"), "employer": profile.get("employer"),
               "monthly_income": str(fen_to_yuan(profile["income_amount"]))
               if profile.get("income_amount") is not None else None}
     fields = {k: v for k, v in fields.items() if v}
     if fields:
-        lending_apps.set_fields(session, application_id, fields, viewer=None)
+        lending_applications.set_fields(session, application_id, fields, viewer=None)
     photos = {d.kind: d.id for d in session.scalars(select(MpDocument).where(
         MpDocument.draft_id == draft.id, MpDocument.deleted_at.is_(None)).order_by(MpDocument.id))}
     if all(k in photos for k in REQUIRED_PHOTOS):
-        lending_apps.add_document(session, application_id, "身份证", viewer=None,
+        lending_applications.add_document(session, application_id, "身份证", viewer=None,
                                   note=f"小程序上传：人像面 #{photos['id_front']}，国徽面 #{photos['id_back']}")
 
 
@@ -256,24 +243,18 @@ def status(session: Session, draft: MpApplicationDraft) -> dict[str, Any]:
                            "node": None, "history": []}
     if draft.application_id is None:
         return out
-    models = importlib.import_module("lending.models")
-    app_model = getattr(models, "Application", None)
-    node_model = getattr(models, "WorkflowNode", None)
-    app = session.get(app_model, draft.application_id) if app_model is not None else None
+    app = session.get(Application, draft.application_id)
     if app is None:
         return out
-    labels = getattr(models, "APPLICATION_STATUS_LABELS", {})
+    labels = APPLICATION_STATUS_LABELS
     out["status"], out["status_label"] = app.status, labels.get(app.status, app.status)
-    node_id = getattr(app, "current_node_id", None)
-    if node_model is not None and node_id is not None:
-        node = session.get(node_model, node_id)
+    if app.current_node_id is not None:
+        node = session.get(WorkflowNode, app.current_node_id)
         out["node"] = node.name if node is not None else None
-    transition = getattr(models, "ApplicationTransition", None)
-    if transition is not None and node_model is not None:
-        names = dict(session.execute(select(node_model.id, node_model.name).where(
-            node_model.definition_id == app.definition_id)).all())
-        rows = session.scalars(select(transition).where(transition.application_id == app.id)
-                               .order_by(transition.at, transition.id))
-        out["history"] = [{"at": r.at, "status": r.to_status, "status_label": labels.get(r.to_status, r.to_status),
-                           "node": names.get(r.to_node_id)} for r in rows]
+    names = dict(session.execute(select(WorkflowNode.id, WorkflowNode.name).where(
+        WorkflowNode.definition_id == app.definition_id)).all())
+    rows = session.scalars(select(ApplicationTransition).where(ApplicationTransition.application_id == app.id)
+                           .order_by(ApplicationTransition.at, ApplicationTransition.id))
+    out["history"] = [{"at": r.at, "status": r.to_status, "status_label": labels.get(r.to_status, r.to_status),
+                       "node": names.get(r.to_node_id)} for r in rows]
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.errors import AppError, Conflict, ExternalServiceError, NotAuthenticated, NotFound, ValidationFailed
 
 __all__ = [
-    "ApplicationChannelClosed", "ApplicationIncomplete", "ConsentDocumentNotFound", "ConsentMissing", "DraftNotFound",
+    "ApplicationIncomplete", "ConsentDocumentNotFound", "ConsentMissing", "DraftNotFound",
     "DraftSubmitted", "IdLast4Required", "IdLast4Wrong", "InvalidSession", "LoanNotFound", "LoginCodeInvalid", "LoginCodeUsed", "MpValidation", "PhoneBindingRefused",
     "PhoneDecryptFailed", "UploadRefused", "UploadNotFound", "WechatApiError",
 ]
@@ -86,12 +86,6 @@ class DraftSubmitted(Conflict):
 class ApplicationIncomplete(ValidationFailed):
     code = "mp_application_incomplete"
     message = "申请资料不完整"
-
-
-class ApplicationChannelClosed(AppError):
-    code = "mp_application_channel_closed"
-    status = 503
-    message = "在线进件暂未开放，申请已保存为草稿，请联系您的客户经理"
 
 
 class UploadRefused(ValidationFailed):

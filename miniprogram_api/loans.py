@@ -1,19 +1,18 @@
 """My loans: contracts, loans with their schedules, what is paid, and the next due date and amount.
 
-Read from the lending domain's tables (``Contract``, ``Loan``, ``LoanInstallment``) when they exist;
-with no lending servicing tables yet, the answer is an empty list with a note. Always scoped to the
-customer: only rows whose ``customer_id`` is theirs.
+Read from the lending domain's tables (``Contract``, ``Loan``, ``LoanInstallment``), always scoped to
+the customer: only rows whose ``customer_id`` is theirs.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock
+from lending.models import Contract, Loan, LoanInstallment
 from miniprogram_api.catalog import yuan
 from miniprogram_api.exceptions import LoanNotFound
 
@@ -21,59 +20,39 @@ INSTALLMENT_LABELS = {"pending": "待还", "paid": "已还", "overdue": "已逾�
 LOAN_LABELS = {"active": "还款中", "closed": "已结清"}
 
 
-def _models() -> tuple[Any, Any, Any]:
-    models = importlib.import_module("lending.models")
-    return (getattr(models, "Contract", None), getattr(models, "Loan", None), getattr(models, "LoanInstallment", None))
-
-
-def _paid(row: Any) -> int:
-    return (row.paid_principal_amount + row.paid_interest_amount + row.paid_fee_amount
-            + getattr(row, "paid_penalty_amount", 0))
-
-
-def _due(row: Any) -> int:
-    owed = row.principal_amount + row.interest_amount + row.fee_amount + getattr(row, "penalty_amount", 0)
-    return max(0, owed - _paid(row))
-
-
-def _installment(row: Any) -> dict[str, Any]:
+def _installment(row: LoanInstallment) -> dict[str, Any]:
     total = row.principal_amount + row.interest_amount + row.fee_amount
-    penalty = getattr(row, "penalty_amount", 0)
     return {"number": row.number, "due_date": row.due_date.isoformat(), "principal": yuan(row.principal_amount),
             "interest": yuan(row.interest_amount), "fee": yuan(row.fee_amount), "total": yuan(total),
-            "penalty": yuan(penalty), "paid": yuan(_paid(row)),
+            "penalty": yuan(row.penalty_amount), "paid": yuan(row.paid_amount),
             "paid_principal": yuan(row.paid_principal_amount), "paid_interest": yuan(row.paid_interest_amount),
-            "paid_fee": yuan(row.paid_fee_amount), "paid_penalty": yuan(getattr(row, "paid_penalty_amount", 0)),
-            "outstanding": yuan(_due(row)), "status": row.status,
+            "paid_fee": yuan(row.paid_fee_amount), "paid_penalty": yuan(row.paid_penalty_amount),
+            "outstanding": yuan(max(0, row.outstanding_amount)), "status": row.status,
             "status_label": INSTALLMENT_LABELS.get(row.status, row.status)}
 
 
 def my_loans(session: Session, customer_id: int) -> dict[str, Any]:
-    contract_model, loan_model, installment_model = _models()
-    if loan_model is None or installment_model is None or contract_model is None:
-        return {"loans": [], "contracts": [], "note": "贷款数据暂未开放查询"}
-    contracts = list(session.scalars(select(contract_model).where(contract_model.customer_id == customer_id)
-                                     .order_by(contract_model.id.desc())))
-    loans = list(session.scalars(select(loan_model).where(loan_model.customer_id == customer_id)
-                                 .order_by(loan_model.id.desc())))
+    contracts = list(session.scalars(select(Contract).where(Contract.customer_id == customer_id)
+                                     .order_by(Contract.id.desc())))
+    loans = list(session.scalars(select(Loan).where(Loan.customer_id == customer_id).order_by(Loan.id.desc())))
     by_contract = {c.id: c for c in contracts}
     out_loans = []
     today = clock.today()
     for loan in loans:
-        rows = list(session.scalars(select(installment_model).where(installment_model.loan_id == loan.id)
-                                    .order_by(installment_model.number)))
-        upcoming = next((r for r in rows if _due(r) > 0), None)
+        rows = list(session.scalars(select(LoanInstallment).where(LoanInstallment.loan_id == loan.id)
+                                    .order_by(LoanInstallment.number)))
+        upcoming = next((r for r in rows if r.outstanding_amount > 0), None)
         contract = by_contract.get(loan.contract_id)
         out_loans.append({
             "id": loan.id, "contract_number": contract.number if contract else None,
             "principal": yuan(loan.principal_amount), "status": loan.status,
             "status_label": LOAN_LABELS.get(loan.status, loan.status), "start_date": loan.start_date.isoformat(),
             "next_due_date": upcoming.due_date.isoformat() if upcoming else None,
-            "next_due_amount": yuan(_due(upcoming)) if upcoming else None,
+            "next_due_amount": yuan(upcoming.outstanding_amount) if upcoming else None,
             "overdue": bool(upcoming and (upcoming.status == "overdue" or upcoming.due_date < today)),
-            "overdue_days": getattr(loan, "overdue_days", 0),
-            "paid_total": yuan(sum(_paid(r) for r in rows)),
-            "outstanding_total": yuan(sum(_due(r) for r in rows)),
+            "overdue_days": loan.overdue_days,
+            "paid_total": yuan(sum(r.paid_amount for r in rows)),
+            "outstanding_total": yuan(sum(max(0, r.outstanding_amount) for r in rows)),
             "schedule": [_installment(r) for r in rows],
         })
     out_contracts = [{"id": c.id, "number": c.number, "status": c.status, "principal": yuan(c.principal_amount),

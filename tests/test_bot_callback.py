@@ -70,6 +70,28 @@ def test_a_replayed_nonce_is_refused(session, client, task_runner):
     assert stored(session) == 1
 
 
+def test_a_byte_identical_redelivery_of_a_request_is_acknowledged_and_stores_nothing_new(
+        session, client, task_runner, counted_handler):
+    url, body = signed_request(event_xml(MsgType="event", Event="scrm_test_event", Marker="again", CreateTime="6"))
+    for _ in range(3):  # WeCom got no answer in time and sends the very same request again
+        response = client.post(url, content=body)
+        assert (response.status_code, response.text) == (200, "success")
+    task_runner.drain()
+    assert stored(session) == 1 and handled(session, "again") == 1
+
+
+def test_a_reused_nonce_with_another_body_is_refused_after_a_redelivery(session, client, task_runner):
+    url, body = signed_request(event_xml(MsgType="event", Event="scrm_test_event", CreateTime="7"), nonce="twice")
+    assert client.post(url, content=body).status_code == 200
+    assert client.post(url, content=body).status_code == 200
+    timestamp = url.split("timestamp=")[1].split("&")[0]
+    url2, body2 = signed_request(event_xml(MsgType="event", Event="scrm_test_event", CreateTime="8"), nonce="twice",
+                                 timestamp=timestamp)
+    response = client.post(url2, content=body2)
+    assert response.status_code == 403 and response.json()["code"] == "wecom_nonce_replayed"
+    assert stored(session) == 1
+
+
 def test_a_forged_signature_stores_nothing(session, client):
     url, body = signed_request(event_xml(MsgType="event", Event="scrm_test_event", CreateTime="5"))
     forged = url.replace("msg_signature=", "msg_signature=0")
@@ -171,6 +193,18 @@ def test_the_same_nonce_twice_in_one_batch_refuses_the_second_and_stores_nothing
     out = inbox.receive_many(session, [_incoming("first", "dup"), _incoming("second", "dup")])
     assert isinstance(out[0], int) and isinstance(out[1], inbox.NonceReplayed)
     assert stored(session) == 1
+
+
+def test_the_same_request_twice_in_one_batch_is_one_event_and_one_acknowledged_redelivery(session, task_runner):
+    first = inbox.Incoming({"MsgType": "event", "Event": "scrm_test_event", "Marker": "x"}, "rb", "1700000000",
+                           inbox.body_digest(b"<xml>same</xml>"))
+    out = inbox.receive_many(session, [first, first])
+    assert isinstance(out[0], int) and out[1] is None
+    assert stored(session) == 1
+    (again,) = inbox.receive_many(session, [first])
+    assert again is None
+    other = inbox.Incoming(first.fields, "rb", "1700000000", inbox.body_digest(b"<xml>other</xml>"))
+    assert isinstance(inbox.receive_many(session, [other])[0], inbox.NonceReplayed)
 
 
 def test_a_redelivery_inside_one_batch_is_acknowledged_and_stored_once(session, task_runner):

@@ -22,6 +22,48 @@ def test_bad_phones_are_refused_without_echoing_them(raw):
     assert "13812345678" not in info.value.message
 
 
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("010-12345678", "01012345678"),  # Beijing landline
+    ("(0755) 1234 5678", "075512345678"),  # Shenzhen, brackets and spaces
+    ("+86 10 1234 5678", "01012345678"),
+    ("0086 21 1234 5678", "02112345678"),
+    ("０２０－１２３４５６７８", "02012345678"),  # full-width digits and dash
+    ("+86 166 1234 5678", "16612345678"),
+    ("008619912345678", "19912345678"),
+])
+def test_mainland_landlines_and_mobiles_normalise_to_their_national_form(raw, expected):
+    assert pii.normalize_phone(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [
+    "14012345678",  # 140 is no mobile range
+    "15412345678",
+    "010-1234567",  # Beijing numbers have 8 digits
+    "+1 415 555 2671",  # not mainland
+    "+852 2123 4567",  # Hong Kong
+    "400-812-3123",  # a service number is not a customer's phone
+    "12345678",  # a landline without its area code
+])
+def test_numbers_the_library_finds_invalid_or_not_mainland_are_refused(raw):
+    with pytest.raises(ValidationFailed) as info:
+        pii.normalize_phone(raw)
+    assert info.value.details == {"field": "phone"}
+
+
+def test_the_fast_path_agrees_with_parsing_on_eleven_digit_numbers():
+    import random
+
+    rng = random.Random(17)
+    for _ in range(3000):
+        raw = "1" + "".join(rng.choice("0123456789") for _ in range(10))
+        fast = bool(pii.MOBILE_PATTERN.fullmatch(raw))
+        try:
+            slow = pii.normalize_phone(" " + raw)  # the space sends it through the library's parser
+        except ValidationFailed:
+            slow = None
+        assert (raw if fast else None) == slow, raw
+
+
 def test_id_checksum_gb11643():
     assert pii.id_checksum_ok(VALID_ID)
     assert not pii.id_checksum_ok("110105194912310021")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import timedelta
 
 import pytest
@@ -254,7 +253,6 @@ def test_the_default_workflow_has_the_six_nodes_in_order(session):
     assert [n.code for n in applications.machine_for(session, app).nodes] == default_codes()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("lending.risk") is None, reason="lending.risk not installed")
 def test_entering_first_review_runs_the_risk_rules_with_the_recent_applications_fact(session):
     from lending.models import RiskEvaluation
     from lending.risk import rules as risk_rules

@@ -123,19 +123,6 @@ def test_submission_is_rate_limited(session, mp):
     assert mp.post("/applications/999999/submit", {"idempotency_key": "tap-0000001"}).status_code == 429
 
 
-def test_without_the_lending_workflow_the_draft_stays_and_the_refusal_is_clear(session, mp, monkeypatch):
-    from miniprogram_api import applications
-
-    product = make_offer(session)
-    mp.login("alice")
-    draft_id = ready_draft(mp, product.id)
-    consent_all(mp)
-    monkeypatch.setattr(applications, "lending_start", lambda: None)
-    response = mp.post(f"/applications/{draft_id}/submit", {"idempotency_key": "tap-0000001"})
-    assert response.status_code == 503 and "草稿" in response.json()["message"]
-    assert mp.get(f"/applications/{draft_id}").json()["status"] == "draft"
-
-
 # --- uploads ---------------------------------------------------------------------------------------
 
 def test_an_upload_is_stored_outside_the_database_with_its_checksum(session, mp):

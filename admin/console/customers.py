@@ -7,8 +7,6 @@ forms, call them inside a savepoint (``attempt``) and render. Another salesperso
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from datetime import date
 from typing import Annotated, Any
 
@@ -27,7 +25,7 @@ from admin.schemas_customers import yuan_text_to_fen
 from core import money
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
-from crm import customer_bulk, customer_queries, customers
+from crm import customer_bulk, customer_queries, customers, followups, pool_service, tags, visits
 from crm.models import (
     CUSTOMER_TYPE_LABELS,
     STAGE_LABELS,
@@ -39,13 +37,17 @@ from crm.models import (
     Grade,
     Pool,
     Staff,
+    Visit,
 )
+from lending import customer_summary
 
 router = APIRouter(prefix="/console/customers", include_in_schema=False)
 
 Reader = Annotated[ConsoleUser, Depends(require_roles(nav.CUSTOMER_READERS))]
 Manager = Annotated[ConsoleUser, Depends(require_roles(nav.CUSTOMER_MANAGERS))]
 
+LENDING_LABELS = {"loan": customer_summary.LOAN_STATUS_LABELS, "repayment": customer_summary.REPAYMENT_KIND_LABELS,
+                  "risk": customer_summary.RISK_OUTCOME_LABELS, "channel": customer_summary.CHANNEL_LABELS, "provider": customer_summary.PROVIDER_STATUS_LABELS}
 OWNER_CHANGE_LABELS = {
     "create": "新建", "assign": "分配", "claim": "领取", "release": "释放到公海", "recycle": "自动回收",
     "move": "转移公海", "transfer": "转交", "handover": "离职交接", "blacklist": "拉黑", "unblacklist": "移出黑名单",
@@ -73,11 +75,6 @@ templates.env.filters.update(
     cstatus_label=lambda v: STATUS_LABELS.get(v, v), change_label=lambda v: OWNER_CHANGE_LABELS.get(v, v),
     event_label=lambda v: EVENT_KIND_LABELS.get(v) or EVENT_KIND_LABELS.get(v.split(".")[0], v),
 )
-
-
-def _optional(module: str) -> Any:
-    """A sibling area's module when it is installed (tags, follow-ups, pools land independently)."""
-    return importlib.import_module(module) if importlib.util.find_spec(module) else None
 
 
 def _date(value: str, label: str, field: str) -> date | None:
@@ -127,11 +124,6 @@ def _labels(name: str) -> dict[str, str]:
     return getattr(crm.models, name, {})
 
 
-def _can_release() -> bool:
-    module = _optional("crm.pool_service")
-    return module is not None and hasattr(module, "release")
-
-
 @router.get("")
 def customer_list(request: Request, session: SessionDep, user: Reader) -> Response:
     params = {k: request.query_params.get(k, "") for k in FILTER_KEYS}
@@ -147,7 +139,7 @@ def customer_list(request: Request, session: SessionDep, user: Reader) -> Respon
     return render(request, "customers/list.html", {
         "rows": rows, "filters": params, "error": error,
         "page": counted(number, total, "/console/customers", params, 20),
-        "can_manage": user.viewer.role in nav.CUSTOMER_MANAGERS, "can_release": _can_release(),
+        "can_manage": user.viewer.role in nav.CUSTOMER_MANAGERS,
         "notice": request.query_params.get("done") and NOTICES.get(request.query_params["done"]),
         **_choices(session, user),
     }, status_code=error.status if error else 200)
@@ -167,7 +159,7 @@ def bulk_action(request: Request, session: SessionDep, user: Reader,
             if user.viewer.role not in nav.CUSTOMER_MANAGERS:
                 raise ValidationFailed("只有系统管理员、经理或主管可以拉黑客户")
             return customer_bulk.bulk_blacklist(session, user.viewer, selected, reason)
-        if action == "release" and _can_release():
+        if action == "release":
             return _bulk_release(session, user, selected, reason)
         raise ValidationFailed("请选择批量操作")
 
@@ -185,7 +177,6 @@ def bulk_action(request: Request, session: SessionDep, user: Reader,
 def _bulk_release(session: Session, user: ConsoleUser, ids: list[int], reason: str) -> customer_bulk.BulkResult:
     """Release each selected customer through crm.pool_service.release (its rules decide: the owner, or a
     supervisor/manager over them; a conditional update per customer). Each one wins or is refused on its own."""
-    pool_service = _optional("crm.pool_service")
     ids = customer_bulk.clean_ids(ids)
     if not reason.strip():
         raise ValidationFailed("请填写释放原因", field="reason")
@@ -277,37 +268,23 @@ def _names(session: Session, staff_ids: set[int | None]) -> dict[int, str]:
     return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(wanted))).all())
 
 
-def _tags_of(session: Session, customer_id: int) -> list[Any] | None:
-    tags = _optional("crm.tags")
-    reader = getattr(tags, "tags_of", None) if tags else None
-    return list(reader(session, customer_id)) if reader else None
+def _tags_of(session: Session, customer_id: int) -> list[Any]:
+    return list(tags.tags_of(session, customer_id))
 
 
 def _extras(session: Session, user: ConsoleUser, customer: Customer) -> dict[str, Any]:
-    """Sibling areas' panels (follow-ups, visits, pool actions), present when their modules are."""
-    out: dict[str, Any] = {"followup_form": None, "followups": None, "visits": None, "can_claim": False,
-                           "can_release_one": False}
-    try:
-        templates.env.get_template("work/_followup_form.html")
-        out["followup_form"] = "work/_followup_form.html"
-    except Exception:  # noqa: BLE001 - the follow-up pages have not landed: no form
-        out["followup_form"] = None
-    followups = _optional("crm.followups")
-    if followups is not None and hasattr(followups, "list_followups"):
-        out["followups"] = followups.list_followups(session, user.viewer, customer.id, limit=20)
-    visits = _optional("crm.visits")
-    if visits is not None and hasattr(visits, "visible_visits_clause"):
-        from crm.models import Visit
-
-        out["visits"] = list(session.scalars(
+    """The work and pool panels: follow-ups, visits, claim and release."""
+    return {
+        "followup_form": "work/_followup_form.html",
+        "followups": followups.list_followups(session, user.viewer, customer.id, limit=20),
+        "visits": list(session.scalars(
             select(Visit).join(Customer, Customer.id == Visit.customer_id)
             .where(Visit.customer_id == customer.id, visits.visible_visits_clause(user.viewer))
-            .order_by(Visit.scheduled_at.desc()).limit(20)))
-    if _can_release():
-        out["can_claim"] = customer.status == CustomerStatus.POOL
-        out["can_release_one"] = customer.status == CustomerStatus.OWNED and (
-            customer.owner_id == user.viewer.staff_id or user.viewer.role in nav.CUSTOMER_MANAGERS)
-    return out
+            .order_by(Visit.scheduled_at.desc()).limit(20))),
+        "can_claim": customer.status == CustomerStatus.POOL,
+        "can_release_one": customer.status == CustomerStatus.OWNED and (
+            customer.owner_id == user.viewer.staff_id or user.viewer.role in nav.CUSTOMER_MANAGERS),
+    }
 
 
 def _detail_page(request: Request, session: Session, user: ConsoleUser, customer_id: int, *,
@@ -337,6 +314,7 @@ def _detail_page(request: Request, session: Session, user: ConsoleUser, customer
         "tags": _tags_of(session, customer.id), "amount_yuan": customers_amount_text(customer.demand_amount),
         "notice": notice or NOTICES.get(request.query_params.get("done", "")), **extras,
         "followup_kinds": _labels("FOLLOWUP_KIND_LABELS"), "visit_status": _labels("VISIT_STATUS_LABELS"),
+        "lending": customer_summary.for_customer(session, customer.id), "lending_labels": LENDING_LABELS,
     }, status_code=status_code)
 
 
@@ -436,9 +414,6 @@ def reveal_phone(request: Request, session: SessionDep, user: Reader, customer_i
 @router.post("/{customer_id}/claim", dependencies=[CsrfChecked])
 def claim(request: Request, session: SessionDep, user: Reader, customer_id: int) -> Response:
     """Take the customer from its pool (crm.pool_service decides: caps, cooldown, who was first)."""
-    pool_service = _optional("crm.pool_service")
-    if pool_service is None:
-        raise ValidationFailed("公海功能尚未启用")
     customers.get_customer(session, user.viewer, customer_id)
     _, error = attempt(session, lambda: pool_service.claim(session, user.viewer, customer_id))
     return _then(request, session, user, customer_id, error, "claimed")
@@ -447,9 +422,6 @@ def claim(request: Request, session: SessionDep, user: Reader, customer_id: int)
 @router.post("/{customer_id}/release", dependencies=[CsrfChecked])
 def release(request: Request, session: SessionDep, user: Reader, customer_id: int,
             reason: Annotated[str, Form()] = "") -> Response:
-    pool_service = _optional("crm.pool_service")
-    if pool_service is None:
-        raise ValidationFailed("公海功能尚未启用")
     done, error = attempt(session, lambda: pool_service.release(session, user.viewer, customer_id, reason))
     if done is not None and not customers.can_view(session, user.viewer, done):
         return RedirectResponse("/console/customers?done=released", status_code=303)

@@ -132,7 +132,6 @@ def _case_page(request: Request, session: Session, user: ConsoleUser, case_id: i
         "page": counted(number, total, f"/console/handover/{case.id}", {"status": status}, PAGE),
         "status": status, "is_open": is_open, "error": error, "form": form or {"mode": "successor"},
         "work_items": handover.open_work_items(session, case.from_staff_id) if is_open else [],
-        "work_integration": handover.work_integration_available(),
         "successors": _successor_choices(session, user.viewer, case.from_staff_id) if is_open else [],
         "departments": org_service.list_departments(session, user.viewer) if is_open else [],
         "pools": _pool_choices(session, user.viewer) if is_open else [],

@@ -245,7 +245,11 @@ def _confirm(s: SimState, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_simulator_app() -> FastAPI:
-    from bot.simulator import console, wechat_mp
+    from pathlib import Path
+
+    from fastapi.staticfiles import StaticFiles
+
+    from bot.simulator import console, sidebar_page, wechat_mp
 
     app = FastAPI(title="企业微信模拟器", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -267,6 +271,8 @@ def create_simulator_app() -> FastAPI:
     app.add_api_route("/cgi-bin/{path:path}", cgi, methods=["GET", "POST"], include_in_schema=False)
     app.add_api_route("/sns/{path:path}", sns, methods=["GET"], include_in_schema=False)
     wechat_mp.register(app)  # WeChat's mini-program APIs: stable_token, phone number, wxacode
+    app.include_router(sidebar_page.router)  # before /_admin: its /_admin/jsapi/verify is a plain JSON route
     app.include_router(admin)
     app.include_router(console.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="wecom-sim-static")
     return app

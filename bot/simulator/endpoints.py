@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from typing import Any
 
-from bot import config
+from bot import config, jsapi
 from bot.simulator.state import (
     MAX_JOIN_WAY_CHATS,
     MAX_MSG_CHATS,
@@ -52,6 +53,41 @@ def gettoken(s: SimState, q: Query, _: Body) -> dict[str, Any]:
     token = s.new_id("simtok")
     s.tokens[token] = s.now() + TOKEN_TTL
     return ok(access_token=token, expires_in=TOKEN_TTL)
+
+
+# --- the JS-SDK and OAuth (the chat sidebar) ----------------------------------------------------------
+OAUTH_CODE_TTL = 300
+
+
+@api("GET", "cgi-bin/ticket/get")
+def ticket_get(s: SimState, q: Query, _: Body) -> dict[str, Any]:
+    """The app's jsapi ticket (type=agent_config), what ``wx.agentConfig`` is signed with."""
+    if q.get("type") != "agent_config":
+        raise bad("type must be agent_config")
+    ticket = s.new_id("simticket") + secrets.token_urlsafe(24)
+    s.jsapi_tickets[ticket] = s.now() + TOKEN_TTL
+    return ok(ticket=ticket, expires_in=TOKEN_TTL)
+
+
+def issue_oauth_code(s: SimState, userid: str) -> str:
+    code = "oc" + secrets.token_urlsafe(18)
+    s.oauth_codes[code] = {"userid": userid, "issued_at": s.now(), "used": False}
+    return code
+
+
+@api("GET", "cgi-bin/auth/getuserinfo")
+def getuserinfo(s: SimState, q: Query, _: Body) -> dict[str, Any]:
+    entry = s.oauth_codes.get(q.get("code") or "")
+    if entry is None or entry["used"] or s.now() - entry["issued_at"] > OAUTH_CODE_TTL:
+        raise SimError(40029, "invalid code")
+    entry["used"] = True
+    return ok(userid=entry["userid"])
+
+
+def verify_agent_config(s: SimState, url: str, timestamp: str, nonce: str, sig: str) -> bool:
+    """What WeCom's client does with ``wx.agentConfig``: the signature over a ticket it issued, still valid."""
+    now = s.now()
+    return any(exp > now and jsapi.signature(t, nonce, timestamp, url) == sig for t, exp in s.jsapi_tickets.items())
 
 
 # --- transfers ------------------------------------------------------------------------------------

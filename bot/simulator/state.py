@@ -108,6 +108,8 @@ class SimState:
             self.app_messages: list[dict[str, Any]] = []
             self.webhook_messages: list[dict[str, Any]] = []
             self.used_js_codes: set[str] = set()
+            self.jsapi_tickets: dict[str, float] = {}  # agent jsapi ticket -> expires at
+            self.oauth_codes: dict[str, dict[str, Any]] = {}  # OAuth code -> {"userid", "issued_at", "used"}
             self._seed_console_tags()
 
     def _seed_console_tags(self) -> None:

@@ -34,7 +34,7 @@ TYPE_NAMES: dict[str, str] = {
     "其他": CustomerType.OTHER, "其它": CustomerType.OTHER,
     **{t.value: t.value for t in CustomerType},
 }
-_FAST_PHONE = re.compile(r"1[3-9]\d{9}")
+_FAST_PHONE = pii.MOBILE_PATTERN  # the library's mobile pattern (core.pii.normalize_phone)
 _TERM = re.compile(r"(\d+)(个月|月|期|年)?")
 
 
@@ -75,7 +75,7 @@ def _identifier(value: object) -> str:
 
 def parse_phone(value: object) -> str:
     text = _identifier(value)
-    if len(text) == 11 and _FAST_PHONE.fullmatch(text):
+    if len(text) == 11 and text.isascii() and _FAST_PHONE.fullmatch(text):
         return text
     return pii.normalize_phone(text)
 
@@ -208,7 +208,7 @@ def parse_row(header: HeaderMap, row_number: int, cells: list[object], *, defaul
     phone = id_number = None
     raw_phone, raw_id = cell("phone"), cell("id_number")
     if raw_phone is not None and raw_phone != "":
-        if type(raw_phone) is str and len(raw_phone) == 11 and _FAST_PHONE.fullmatch(raw_phone):
+        if type(raw_phone) is str and len(raw_phone) == 11 and raw_phone.isascii() and _FAST_PHONE.fullmatch(raw_phone):
             phone = raw_phone
         else:
             try:
