@@ -48,3 +48,8 @@ class ReversalRefused(Conflict):
 class CollectionInvalid(ValidationFailed):
     code = "collection_invalid"
     message = "催收记录不正确"
+
+
+class PrepaymentRefused(ValidationFailed):
+    code = "prepayment_refused"
+    message = "不能办理提前还款"
