@@ -180,12 +180,43 @@ def test_an_amount_below_what_is_overdue_prepays_nothing_and_is_refused(session)
     assert _counts(session, loan) == before
 
 
-def test_a_partly_paid_current_period_is_refused(session):
+def test_a_second_prepayment_and_the_payoff_in_the_same_period_owe_only_what_is_left(session):
+    w, loan = _first_paid(session)
+    on(date(2027, 1, 8))
+    first = prepayments.quote(session, loan, date(2027, 1, 8), amount=500_000)
+    prepayments_pay(session, w, loan, 500_000, "keep_term")
+    left = B2 - first.principal_amount
+    on(date(2027, 1, 13))
+    second = prepayments.quote(session, loan, date(2027, 1, 13), amount=100_000, mode="keep_term")
+    assert second.outstanding_principal == left
+    # 21 days of period 2 on the 1,000.00 − its interest: P + round(P × 0.12 × 21 / 360) = 100,000
+    assert (second.principal_amount, second.accrued_interest_amount) == (99_305, 695)
+    prepayments_pay(session, w, loan, 100_000, "keep_term")
+    left -= second.principal_amount
+    payoff = prepayments.quote(session, loan, date(2027, 1, 13))
+    # what is still owed of period 2: its fee 10.00, and 21 days on the principal left
+    accrued = (left * 12 * 21 + 18_000 // 2) // 36_000  # half-up of left × 0.12 × 21 / 360
+    assert (payoff.outstanding_principal, payoff.accrued_interest_amount, payoff.fee_amount) == (left, accrued, FEE)
+    prepayments_pay(session, w, loan, payoff.total_amount, "keep_term")
+    session.refresh(loan)
+    live = rows(session, loan)
+    assert loan.status == "closed" and len(live) == 2
+    assert live[1].paid_principal_amount == live[1].principal_amount == B2
+    assert live[1].paid_interest_amount == first.accrued_interest_amount + 695 + accrued
+    assert [v.reason for v in versions.history(session, loan.id)] == ["original", "prepayment", "prepayment", "payoff"]
+
+
+def test_part_of_the_current_installment_paid_early_is_not_owed_again(session):
     w, loan = make_loan(session)
     on(date(2026, 12, 1))
-    pay(session, w, loan, 5_000)  # part of period 1, paid early
-    with pytest.raises(PrepaymentRefused, match="部分还款"):
-        prepayments.quote(session, loan, date(2026, 12, 1), amount=500_000)
+    pay(session, w, loan, 5_000)  # part of period 1's interest, paid early
+    q = prepayments.quote(session, loan, date(2026, 12, 1))
+    # 8 days of period 1 on 12,000.00: 1,200,000 × 0.12 × 8 / 360 = 3,200; 50.00 of interest is paid already
+    assert (q.period, q.outstanding_principal, q.accrued_interest_amount) == (1, 1_200_000, 3_200)
+    assert q.total_amount == 1_200_000 + 3_200
+    prepayments_pay(session, w, loan, q.total_amount, "keep_term")
+    session.refresh(loan)
+    assert loan.status == "closed" and rows(session, loan)[0].paid_interest_amount == 8_200
 
 
 def test_the_same_slip_again_returns_the_same_prepayment(session):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from admin.api.deps import ERROR_RESPONSES, Caller
 from admin.schemas import ErrorBody
 from core.web import SessionDep
-from lending.servicing import collections, loans, repayments, state
+from lending.servicing import collections, loans, prepayments, repayments, state, versions
 
 router = APIRouter(prefix="/api/v1/lending", tags=["lending-servicing"], responses=ERROR_RESPONSES)
 
@@ -77,6 +77,9 @@ class RepaymentCreate(BaseModel):
     channel: str = Field("bank_transfer", description="bank_transfer | withholding | wechat | alipay | cash | other")
     repayment_date: date | None = Field(None, description="还款（起息）日期，默认今天（上海），不能晚于今天")
     note: str | None = Field(None, max_length=300)
+    prepayment_mode: str | None = Field(None, description="客户选择提前还款时：keep_term 期限不变减少月供 | "
+                                                          "keep_installment 月供不变缩短期限。超过应还的金额按提前还款入账"
+                                                          "（等于结清金额时提前结清）；不填则超过应还被拒绝")
 
 
 class RepaymentRead(BaseModel):
@@ -84,7 +87,8 @@ class RepaymentRead(BaseModel):
 
     id: int
     loan_id: int
-    kind: str = Field(description="repayment | reversal")
+    kind: str = Field(description="repayment | reversal | waiver")
+    purpose: str = Field(description="installment 还款 | prepayment 部分提前还款 | payoff 提前结清 | waiver 减免")
     amount: int
     repayment_date: date
     channel: str
@@ -173,8 +177,72 @@ def read_loan(loan_id: int, session: SessionDep, caller: Caller) -> LoanDetail:
 def record_repayment(loan_id: int, body: RepaymentCreate, session: SessionDep, caller: Caller) -> RepaymentRead:
     repayment = repayments.record_repayment(
         session, loan_id, viewer=caller.viewer, amount=body.amount, external_reference=body.external_reference,
-        channel=body.channel, repayment_date=body.repayment_date, note=body.note)
+        channel=body.channel, repayment_date=body.repayment_date, note=body.note,
+        prepayment_mode=body.prepayment_mode)
     return RepaymentRead.model_validate(repayment)
+
+
+class QuotePeriod(BaseModel):
+    number: int
+    due_date: date
+    principal_amount: int
+    interest_amount: int
+    fee_amount: int
+    total_amount: int
+    balance_amount: int
+    prepayment_amount: int = Field(description="本期提前归还的本金（含在 principal_amount 内）")
+
+
+class PrepaymentQuoteRead(BaseModel):
+    loan_id: int
+    date: date
+    kind: str = Field(description="payoff 提前结清 | prepayment 部分提前还款")
+    mode: str | None = Field(description="keep_term | keep_installment（部分提前还款）")
+    period: int = Field(description="提前还款所在期（当期）")
+    due: dict[str, int] = Field(description="截至该日已到期未还（分）：penalty / fee / interest / principal")
+    due_amount: int
+    outstanding_principal_amount: int = Field(description="未到期本金（分）")
+    principal_amount: int = Field(description="提前归还的本金（分）")
+    accrued_interest_amount: int = Field(description="提前归还本金自当期起息日至该日按产品计息天数计的利息（分）")
+    fee_amount: int = Field(description="当期费用（提前结清且当期已开始时）")
+    charge_amount: int = Field(description="提前还款违约金（分）")
+    total_amount: int = Field(description="应付合计（分）")
+    payoff_amount: int = Field(description="该日提前结清所需（分）")
+    schedule: list[QuotePeriod] = Field(description="办理后的还款计划")
+
+
+class ScheduleVersionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    version: int
+    reason: str = Field(description="original | prepayment | payoff | extension | restructure")
+    effective_date: date
+    repayment_id: int | None
+    mode: str | None
+    rows: list[dict[str, Any]]
+    installment_amount: int | None
+    created_at: datetime
+
+
+@router.get("/loans/{loan_id}/prepayment-quote", response_model=PrepaymentQuoteRead, responses={**_404, **_422},
+            summary="提前还款试算（任意日期）",
+            description="不带 amount 为提前结清；带 amount（分，客户支付的金额）为部分提前还款：先还清已到期，再按金额"
+                        "提前归还本金（含其应计利息与违约金）。日期早于最近一笔交易、不早于到期日、金额超过结清金额："
+                        "422 prepayment_refused。不写入任何数据。")
+def prepayment_quote(loan_id: int, session: SessionDep, caller: Caller,
+                     on: date = Query(alias="date", description="提前还款日期 YYYY-MM-DD"),
+                     amount: int | None = Query(None, gt=0, description="支付金额（分），不填为提前结清"),
+                     mode: str = Query("keep_term", description="keep_term | keep_installment")
+                     ) -> PrepaymentQuoteRead:
+    loan = loans.get_loan(session, caller.viewer, loan_id)
+    return PrepaymentQuoteRead(**prepayments.quote(session, loan, on, amount=amount, mode=mode).as_dict())
+
+
+@router.get("/loans/{loan_id}/schedule-versions", response_model=list[ScheduleVersionRead], responses=_404,
+            summary="还款计划的各个版本（原始计划与每次重算），旧的在前")
+def schedule_versions(loan_id: int, session: SessionDep, caller: Caller) -> list[ScheduleVersionRead]:
+    loans.get_loan(session, caller.viewer, loan_id)
+    return [ScheduleVersionRead.model_validate(v) for v in versions.history(session, loan_id)]
 
 
 @router.get("/loans/{loan_id}/repayments", response_model=list[RepaymentRead], responses=_404,

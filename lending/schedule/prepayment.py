@@ -138,7 +138,8 @@ class MidPeriod:
     accrued_interest: int
 
 
-def _open_period(schedule: Schedule, period: int, on: date) -> tuple[Period, int]:
+def _open_period(schedule: Schedule, period: int, on: date, paid_principal: int) -> tuple[Period, int]:
+    """Period ``period``'s row and the principal still owed from it on (what is already paid on it aside)."""
     rows = schedule.periods
     if isinstance(period, bool) or not isinstance(period, int) or not 1 <= period <= len(rows):
         raise ValidationFailed("提前还款所在期数不正确", field="period")
@@ -149,38 +150,46 @@ def _open_period(schedule: Schedule, period: int, on: date) -> tuple[Period, int
     grace = schedule.terms.grace_interest + schedule.terms.grace_principal
     if period <= grace and schedule.terms.method is not RepaymentMethod.BULLET:
         raise ValidationFailed(f"宽限期内（前 {grace} 期）不能办理提前还款", field="date")
-    balance = sum(r.principal for r in rows[period - 1:])
-    return row, balance
+    if not 0 <= paid_principal <= row.principal:
+        raise ValidationFailed("本期已还本金不正确", field="paid_principal")
+    return row, sum(r.principal for r in rows[period - 1:]) - paid_principal
 
 
-def prepay_on(schedule: Schedule, *, period: int, on: date, amount: int,
-              mode: PrepaymentMode | str) -> MidPeriod:
+def prepay_on(schedule: Schedule, *, period: int, on: date, amount: int, mode: PrepaymentMode | str,
+              paid_principal: int = 0, paid_interest: int = 0) -> MidPeriod:
     """A partial prepayment of ``amount`` fen of principal on ``on``, inside period ``period`` (its due date
     after ``on``). The prepaid principal pays the interest it accrued since the period began; the periods
     from ``period`` on are recalculated on the lower balance (``mode``), period ``period`` accruing on it
-    for the whole period. Rows before ``period`` are kept as they are."""
+    for the whole period. Rows before ``period`` are kept as they are.
+
+    ``paid_principal`` / ``paid_interest``: what is already paid on period ``period`` (an earlier prepayment in
+    the same period, or part of the installment paid early); it stays on the row and is not owed again."""
     mode = _check_mode(schedule, mode)
-    row, balance = _open_period(schedule, period, on)
+    row, balance = _open_period(schedule, period, on, paid_principal)
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < balance:
         raise ValidationFailed("部分提前还款本金须大于零且小于剩余本金（全部还清请办理提前结清）", field="amount")
     accrued = accrued_interest(schedule.terms, amount, period_start(schedule, period), on)
     recalculated = _recalculated(schedule, schedule.periods[: period - 1], balance - amount, period, mode)
     rows = list(recalculated.periods)
     current = rows[period - 1]
-    rows[period - 1] = replace(current, principal=current.principal + amount, interest=current.interest + accrued,
-                               prepayment=current.prepayment + amount)
+    rows[period - 1] = replace(current, principal=current.principal + paid_principal + amount,
+                               interest=current.interest + paid_interest + accrued,
+                               prepayment=row.prepayment + amount)
     return MidPeriod(replace(recalculated, periods=tuple(rows)), period, accrued)
 
 
-def payoff_on(schedule: Schedule, *, period: int, on: date) -> MidPeriod:
+def payoff_on(schedule: Schedule, *, period: int, on: date, paid_principal: int = 0, paid_interest: int = 0,
+              paid_fee: int = 0) -> MidPeriod:
     """Full payoff (提前结清) on ``on`` inside period ``period``: that period's row becomes the last, with all
-    the principal left and the interest accrued on it from the period's start to ``on``; its fee is the
-    period's fee when the period has begun (``on`` after its start), else none."""
-    row, balance = _open_period(schedule, period, on)
+    the principal left and the interest accrued on it from the period's start to ``on`` (besides what is
+    already paid on the row); its fee is the period's fee when the period has begun (``on`` after its start),
+    else what is already paid of it."""
+    row, balance = _open_period(schedule, period, on, paid_principal)
     start = period_start(schedule, period)
     accrued = accrued_interest(schedule.terms, balance, start, on)
-    last = replace(row, principal=balance, interest=accrued, fee=row.fee if on > start else 0, balance=0,
-                   prepayment=balance - row.principal + row.prepayment)
+    last = replace(row, principal=balance + paid_principal, interest=paid_interest + accrued,
+                   fee=row.fee if on > start else paid_fee, balance=0,
+                   prepayment=row.prepayment + balance + paid_principal - row.principal)
     periods = (*schedule.periods[: period - 1], last)
     return MidPeriod(replace(schedule, periods=periods), period, accrued)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 from fractions import Fraction
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -72,6 +73,21 @@ class PrepaymentQuote:
     def closes(self) -> bool:
         return self.kind == "payoff"
 
+    def as_dict(self) -> dict[str, Any]:
+        """The quote in fen (ints) and ISO dates, with the schedule after it; channels format it."""
+        return {
+            "loan_id": self.loan_id, "date": self.on.isoformat(), "kind": self.kind, "mode": self.mode,
+            "period": self.period, "due": dict(self.due), "due_amount": self.due_amount,
+            "outstanding_principal_amount": self.outstanding_principal, "principal_amount": self.principal_amount,
+            "accrued_interest_amount": self.accrued_interest_amount, "fee_amount": self.fee_amount,
+            "charge_amount": self.charge_amount, "total_amount": self.total_amount,
+            "payoff_amount": self.payoff_amount,
+            "schedule": [{"number": p.number, "due_date": p.due_date.isoformat(), "principal_amount": p.principal,
+                          "interest_amount": p.interest, "fee_amount": p.fee, "total_amount": p.total,
+                          "balance_amount": p.balance, "prepayment_amount": p.prepayment}
+                         for p in self.schedule.periods],
+        }
+
 
 def _charge_rate(session: Session, loan: Loan) -> Fraction:
     contract = session.get(Contract, loan.contract_id)
@@ -110,12 +126,11 @@ def quote(session: Session, loan: Loan, on: date, *, amount: int | None = None,
     current = next((r for r in rows if r.due_date > on and r.outstanding_amount > 0), None)
     if current is None:
         raise PrepaymentRefused("以后各期均已还清，没有可提前归还的本金", field="date")
-    if current.paid_amount:
-        raise PrepaymentRefused(f"第 {current.number} 期已部分还款，请先还清该期后再办理提前还款", field="date")
     schedule = versions.current_schedule(session, loan, rows)
     period = current.number
     start = period_start(schedule, period)
-    balance = sum(r.principal_amount for r in rows if r.number >= period)
+    balance = sum(r.principal_amount for r in rows if r.number >= period) - current.paid_principal_amount
+    paid = {"paid_principal": current.paid_principal_amount, "paid_interest": current.paid_interest_amount}
     rate = _charge_rate(session, loan)
     rounding, quantum = Rounding(schedule.terms.rounding), schedule.terms.quantum
 
@@ -125,13 +140,13 @@ def quote(session: Session, loan: Loan, on: date, *, amount: int | None = None,
     def partial_total(principal: int) -> int:
         return due_amount + accrued_interest(schedule.terms, principal, start, on) + charge(principal) + principal
 
-    fee_now = current.fee_amount if on > start else 0
+    fee_now = current.fee_amount - current.paid_fee_amount if on > start else 0
     payoff_total = (due_amount + fee_now + accrued_interest(schedule.terms, balance, start, on) + charge(balance)
                     + balance)
     if amount is None or amount == payoff_total:
-        after = payoff_on(schedule, period=period, on=on)
+        after = payoff_on(schedule, period=period, on=on, paid_fee=current.paid_fee_amount, **paid)
         return PrepaymentQuote(loan.id, on, "payoff", None, period, due, due_amount, balance, balance,
-                               after.accrued_interest, after.schedule.periods[-1].fee, charge(balance),
+                               after.accrued_interest, fee_now, charge(balance),
                                payoff_total, payoff_total, after.schedule, dues)
     if amount > payoff_total:
         raise PrepaymentRefused(f"金额 {format_yuan(amount)} 超过 {on.isoformat()} 提前结清所需的 {format_yuan(payoff_total)}",
@@ -152,7 +167,7 @@ def quote(session: Session, loan: Loan, on: date, *, amount: int | None = None,
     if principal >= balance:
         raise PrepaymentRefused(f"金额接近提前结清金额，请按结清金额 {format_yuan(payoff_total)} 办理提前结清",
                                 field="amount", payoff=payoff_total)
-    after = prepay_on(schedule, period=period, on=on, amount=principal, mode=mode)
+    after = prepay_on(schedule, period=period, on=on, amount=principal, mode=mode, **paid)
     accrued = accrued_interest(schedule.terms, fitted, start, on)
     rows_after = list(after.schedule.periods)
     row = rows_after[period - 1]  # its interest holds what the prepaid principal accrued: the fitted figure
@@ -181,8 +196,9 @@ def book_locked(session: Session, loan: Loan, *, amount: int, day: date, mode: P
     rows = versions.write_rows(session, loan, rows, q.schedule, q.period,
                                extra_fee={q.period: q.charge_amount} if q.charge_amount else None)
     current = next(r for r in rows if r.number == q.period)
-    if q.closes:
-        split += [(current.id, "fee", current.fee_amount), (current.id, "interest", current.interest_amount)]
+    if q.closes:  # everything left on the period
+        split += [(current.id, "fee", current.fee_amount - current.paid_fee_amount),
+                  (current.id, "interest", current.interest_amount - current.paid_interest_amount)]
     else:
         split += [(current.id, "fee", q.charge_amount), (current.id, "interest", q.accrued_interest_amount)]
     split += [(current.id, "principal", q.principal_amount)]
