@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from admin.api.deps import ERROR_RESPONSES, Caller
 from admin.schemas import ErrorBody
 from core.web import SessionDep
-from lending.servicing import collections, loans, prepayments, repayments, state, versions
+from lending.servicing import collections, loans, prepayments, repayments, state, versions, waivers
 
 router = APIRouter(prefix="/api/v1/lending", tags=["lending-servicing"], responses=ERROR_RESPONSES)
 
@@ -293,6 +293,79 @@ def log_action(loan_id: int, body: ActionCreate, session: SessionDep, caller: Ca
              summary="分配催收员（经理、管理员）")
 def assign(loan_id: int, body: AssignBody, session: SessionDep, caller: Caller) -> LoanRead:
     return LoanRead.model_validate(collections.assign(session, loan_id, body.collector_id, viewer=caller.viewer))
+
+
+class WaiverCreate(BaseModel):
+    installment_number: int = Field(ge=1, description="期数")
+    component: str = Field(description="penalty 罚息 | interest 利息 | fee 费用")
+    amount: int = Field(gt=0, description="减免金额（分），不超过该期该项尚欠")
+    reason: str = Field(min_length=1, max_length=300)
+
+
+class WaiverDecision(BaseModel):
+    note: str | None = Field(None, max_length=300)
+
+
+class WaiverRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    loan_id: int
+    installment_id: int
+    component: str
+    amount: int
+    status: str = Field(description="requested | approved | rejected")
+    reason: str
+    requested_by_staff_id: int | None
+    requested_at: datetime
+    decided_by_staff_id: int | None
+    decided_at: datetime | None
+    decision_note: str | None
+    repayment_id: int | None = Field(description="批准后入账的减免交易（lending_repayment，kind=waiver）")
+
+
+class WaiverLimitBody(BaseModel):
+    max_amount: int | None = Field(ge=0, description="该角色单笔减免审批上限（分）；null 取消该角色的审批权限")
+
+
+@router.post("/loans/{loan_id}/waivers", response_model=WaiverRead, status_code=201,
+             responses={**_403, **_404, **_409, **_422}, summary="申请减免（罚息、利息或费用）")
+def request_waiver(loan_id: int, body: WaiverCreate, session: SessionDep, caller: Caller) -> WaiverRead:
+    return WaiverRead.model_validate(waivers.request_waiver(
+        session, loan_id, viewer=caller.viewer, installment_number=body.installment_number,
+        component=body.component, amount=body.amount, reason=body.reason))
+
+
+@router.get("/loans/{loan_id}/waivers", response_model=list[WaiverRead], responses=_404, summary="贷款的减免申请")
+def loan_waivers(loan_id: int, session: SessionDep, caller: Caller) -> list[WaiverRead]:
+    loans.get_loan(session, caller.viewer, loan_id)
+    return [WaiverRead.model_validate(x) for x in waivers.waivers(session, loan_id=loan_id)]
+
+
+@router.post("/waivers/{waiver_id}/approve", response_model=WaiverRead, responses={**_403, **_404, **_409, **_422},
+             summary="批准减免（复核）并入账",
+             description="审批人不能是申请人；其角色须配置了减免审批额度，金额不超过额度（403 waiver_above_limit）；"
+                         "已审批 409 waiver_decided。批准后作为一笔 kind=waiver 的交易入账。")
+def approve_waiver(waiver_id: int, body: WaiverDecision, session: SessionDep, caller: Caller) -> WaiverRead:
+    return WaiverRead.model_validate(waivers.approve_waiver(session, waiver_id, viewer=caller.viewer, note=body.note))
+
+
+@router.post("/waivers/{waiver_id}/reject", response_model=WaiverRead, responses={**_403, **_404, **_409},
+             summary="驳回减免")
+def reject_waiver(waiver_id: int, body: WaiverDecision, session: SessionDep, caller: Caller) -> WaiverRead:
+    return WaiverRead.model_validate(waivers.reject_waiver(session, waiver_id, viewer=caller.viewer, note=body.note))
+
+
+@router.get("/waiver-limits", response_model=dict[str, int], summary="各角色的减免审批额度（分）")
+def waiver_limits(session: SessionDep, caller: Caller) -> dict[str, int]:
+    return waivers.limits(session)
+
+
+@router.put("/waiver-limits/{role}", response_model=dict[str, int], responses={**_403, **_422},
+            summary="设置角色的减免审批额度（管理员）")
+def set_waiver_limit(role: str, body: WaiverLimitBody, session: SessionDep, caller: Caller) -> dict[str, int]:
+    waivers.set_limit(session, role, body.max_amount, viewer=caller.viewer)
+    return waivers.limits(session)
 
 
 __all__ = ["router"]

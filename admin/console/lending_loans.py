@@ -36,12 +36,13 @@ from lending.models import (
     SCHEDULE_REASON_LABELS,
     Contract,
 )
-from lending.servicing import collections, loans, prepayments, repayments, state, versions
+from lending.servicing import collections, loans, prepayments, repayments, state, versions, waivers
 
 router = APIRouter(prefix="/console/lending", include_in_schema=False)
 
 NOTICES = {"repaid": "还款已入账", "reversed": "还款已冲正", "action": "催收记录已保存", "assigned": "催收分配已更新",
-           "prepaid": "提前还款已入账，还款计划已更新"}
+           "prepaid": "提前还款已入账，还款计划已更新", "waiver_requested": "减免申请已提交，待审批",
+           "waiver_approved": "减免已批准并入账", "waiver_rejected": "减免申请已驳回"}
 
 templates.env.filters.update(
     yuan=lambda fen: "—" if fen is None else money.format_yuan(fen),
@@ -100,7 +101,8 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
     reversed_ids = {r.reversal_of_id for r in history if r.reversal_of_id}
     actions = collections.actions(session, loan.id)
     promises = collections.promises(session, loan.id)
-    staff_ids = {r.by_staff_id for r in history} | {a.by_staff_id for a in actions} | {loan.collector_staff_id}
+    staff_ids = ({r.by_staff_id for r in history} | {a.by_staff_id for a in actions} | {loan.collector_staff_id}
+                 | {w.requested_by_staff_id for w in waivers.waivers(session, loan_id=loan.id)})
     role = user.viewer.role
     collectors = []
     if role in collections.MANAGERS:
@@ -120,6 +122,11 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
         "action_kinds": {k: ACTION_KIND_LABELS[k] for k in collections.LOGGED_KINDS},
         "terms": state.terms_for(session, loan),
         "versions": versions.history(session, loan.id), "modes": prepayments.MODE_LABELS,
+        "waivers": waivers.waivers(session, loan_id=loan.id), "can_request_waiver": role in waivers.REQUESTERS,
+        "waiver_limit": waivers.limit_of(session, role), "waiver_components": {
+            k: COMPONENT_LABELS[k] for k in ("penalty", "interest", "fee")},
+        "installment_numbers": {i.id: i.number for i in state.installments(session, loan.id)},
+        "current_staff_id": user.viewer.staff_id,
     }
 
 
@@ -193,6 +200,41 @@ def reverse_repayment(repayment_id: int, request: Request, session: SessionDep, 
     if error:
         return _page(request, session, user, original.loan_id, error=error, status_code=error.status)
     return _redirect(original.loan_id, "reversed")
+
+
+@router.post("/loans/{loan_id}/waivers", dependencies=[CsrfChecked])
+def request_waiver(loan_id: int, request: Request, session: SessionDep, user: CurrentUser,
+                   installment_number: Annotated[str, Form()] = "", component: Annotated[str, Form()] = "",
+                   amount: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "") -> Response:
+    loans.get_loan(session, user.viewer, loan_id)
+
+    def run() -> object:
+        fen = yuan_text_to_fen(amount, "amount", "减免金额")
+        number = parse_int(installment_number)
+        if fen is None or number is None:
+            raise ValidationFailed("请填写期数和减免金额", field="amount")
+        return waivers.request_waiver(session, loan_id, viewer=user.viewer, installment_number=number,
+                                      component=component, amount=fen, reason=reason)
+
+    _, error = attempt(session, run)
+    if error:
+        form = {"w_installment_number": installment_number, "w_component": component, "w_amount": amount,
+                "w_reason": reason}
+        return _page(request, session, user, loan_id, error=error, form=form, status_code=error.status)
+    return _redirect(loan_id, "waiver_requested")
+
+
+@router.post("/waivers/{waiver_id}/{decision}", dependencies=[CsrfChecked])
+def decide_waiver(waiver_id: int, decision: str, request: Request, session: SessionDep, user: CurrentUser,
+                  note: Annotated[str, Form()] = "") -> Response:
+    if decision not in ("approve", "reject"):
+        raise ValidationFailed("未知的审批操作", field="decision")
+    waiver = waivers.get_waiver(session, user.viewer, waiver_id)
+    decide = waivers.approve_waiver if decision == "approve" else waivers.reject_waiver
+    _, error = attempt(session, lambda: decide(session, waiver_id, viewer=user.viewer, note=note))
+    if error:
+        return _page(request, session, user, waiver.loan_id, error=error, status_code=error.status)
+    return _redirect(waiver.loan_id, "waiver_approved" if decision == "approve" else "waiver_rejected")
 
 
 @router.post("/loans/{loan_id}/actions", dependencies=[CsrfChecked])

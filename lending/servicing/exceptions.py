@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 
 class LoanNotFound(NotFound):
@@ -53,3 +53,23 @@ class CollectionInvalid(ValidationFailed):
 class PrepaymentRefused(ValidationFailed):
     code = "prepayment_refused"
     message = "不能办理提前还款"
+
+
+class WaiverInvalid(ValidationFailed):
+    code = "waiver_invalid"
+    message = "减免申请不正确"
+
+
+class WaiverAboveLimit(PermissionDenied):
+    code = "waiver_above_limit"
+    message = "减免金额超过审批额度"
+
+
+class WaiverNotFound(NotFound):
+    code = "waiver_not_found"
+    message = "减免申请不存在"
+
+
+class WaiverDecided(Conflict):
+    code = "waiver_decided"
+    message = "该减免申请已审批"
