@@ -48,6 +48,7 @@ class Settings(BaseSettings):
 
     # --- business ----------------------------------------------------------------------------
     apr_cap_rate: str = Field("0.24", description="comprehensive annualised cost cap (综合年化成本上限)")
+    reminder_offsets: str = Field("-3,0,1,3", description="repayment reminders, days from the due date (-3 = T-3)")
 
     import_dir: str = Field(str(VAR_DIR / "imports"), description="where lead-import error reports are written")
     import_stale_minutes: int = Field(

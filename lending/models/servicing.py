@@ -15,6 +15,13 @@
 - ``Waiver`` — a waiver (减免) of penalty, interest or fee, maker-checker: requested, then approved (posted as
   its own ``Repayment`` of kind ``waiver``) or rejected, once (conditional UPDATE on the status).
 - ``WaiverLimit`` — per role: the most one approval of that role may waive (fen); no row, no authority.
+- ``CobStep`` — the nightly close of business (日终批处理): one row per business date and step done, written in
+  the same transaction as the step's work, so a killed run resumes at the first step not recorded.
+- ``Reminder`` — one reminder of one bill (还款提醒): ``offset_days`` from its due date (-3 = T-3, 1 = T+1) to one
+  audience (``borrower`` by the mini-program subscription message, ``staff`` — the salesperson, or the collector
+  once assigned — in WeCom). Unique per (bill, offset, audience): created by the close of business, never twice;
+  ``pending`` until the channel reports ``sent`` (or ``failed``); ``skipped`` when the borrower opted out.
+- ``ReminderOptOut`` — a borrower who asked for no repayment reminders (退订).
 - ``CollectionPromise`` — a promise to pay (承诺还款) with date and amount; its status moves once
   from ``open`` to ``kept`` or ``broken`` (conditional UPDATE).
 
@@ -34,7 +41,7 @@ from core.db import Base
 __all__ = [
     "ACTION_KIND_LABELS", "COMPONENT_LABELS", "PROMISE_STATUS_LABELS", "REPAYMENT_CHANNEL_LABELS",
     "CollectionAction", "CollectionPromise", "REPAYMENT_PURPOSE_LABELS", "Repayment", "RepaymentAllocation",
-    "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
+    "CobStep", "Reminder", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
 ]
 
 REPAYMENT_CHANNEL_LABELS = {
@@ -149,6 +156,45 @@ class WaiverLimit(Base):
     max_amount: Mapped[int]  # fen
     updated_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     updated_at: Mapped[datetime]
+
+
+class CobStep(Base):
+    __tablename__ = "lending_cob_step"
+
+    business_date: Mapped[date] = mapped_column(primary_key=True)
+    step: Mapped[str] = mapped_column(String(20), primary_key=True)
+    rows: Mapped[int]  # rows the step changed
+    started_at: Mapped[datetime]
+    done_at: Mapped[datetime]
+
+
+class Reminder(Base):
+    __tablename__ = "lending_reminder"
+    __table_args__ = (
+        UniqueConstraint("installment_id", "offset_days", "audience"),
+        CheckConstraint("audience IN ('borrower', 'staff')", name="audience_known"),
+        CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped')", name="status_known"),
+        Index("ix_lending_reminder_status", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installment_id: Mapped[int] = mapped_column(ForeignKey("lending_loan_installment.id", ondelete="CASCADE"))
+    loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"), index=True)
+    offset_days: Mapped[int]  # -3 = three days before the due date (T-3), 1 = the day after (T+1)
+    audience: Mapped[str] = mapped_column(String(10))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # the staff audience's recipient
+    business_date: Mapped[date]
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(String(300))
+
+
+class ReminderOptOut(Base):
+    __tablename__ = "lending_reminder_opt_out"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), primary_key=True)
+    created_at: Mapped[datetime]
 
 
 class CollectionAction(Base):

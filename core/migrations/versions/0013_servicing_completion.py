@@ -28,6 +28,44 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['updated_by_staff_id'], ['staff.id'], name=op.f('fk_lending_waiver_limit_updated_by_staff_id_staff')),
     sa.PrimaryKeyConstraint('role', name=op.f('pk_lending_waiver_limit'))
     )
+    op.create_table('lending_reminder_opt_out',
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_lending_reminder_opt_out_customer_id_customer')),
+    sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_lending_reminder_opt_out'))
+    )
+    op.create_table('lending_reminder',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('installment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('loan_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('offset_days', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('audience', sa.String(length=10), nullable=False),
+    sa.Column('staff_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('business_date', sa.Date(), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('error', sa.String(length=300), nullable=True),
+    sa.CheckConstraint("audience IN ('borrower', 'staff')", name=op.f('ck_lending_reminder_audience_known')),
+    sa.CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped')", name=op.f('ck_lending_reminder_status_known')),
+    sa.ForeignKeyConstraint(['installment_id'], ['lending_loan_installment.id'], name=op.f('fk_lending_reminder_installment_id_lending_loan_installment'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['loan_id'], ['lending_loan.id'], name=op.f('fk_lending_reminder_loan_id_lending_loan')),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_lending_reminder_staff_id_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lending_reminder')),
+    sa.UniqueConstraint('installment_id', 'offset_days', 'audience', name=op.f('uq_lending_reminder_installment_id_offset_days_audience'))
+    )
+    with op.batch_alter_table('lending_reminder', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_lending_reminder_loan_id'), ['loan_id'], unique=False)
+        batch_op.create_index('ix_lending_reminder_status', ['status', 'id'], unique=False)
+
+    op.create_table('lending_cob_step',
+    sa.Column('business_date', sa.Date(), nullable=False),
+    sa.Column('step', sa.String(length=20), nullable=False),
+    sa.Column('rows', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('started_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('done_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('business_date', 'step', name=op.f('pk_lending_cob_step'))
+    )
     op.create_table('lending_schedule_version',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('loan_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -77,6 +115,10 @@ def upgrade() -> None:
     with op.batch_alter_table('lending_waiver', schema=None) as batch_op:
         batch_op.create_index('ix_lending_waiver_status_loan', ['status', 'loan_id'], unique=False)
 
+    with op.batch_alter_table('lending_loan_installment', schema=None) as batch_op:
+        batch_op.create_index('ix_lending_loan_installment_unpaid_due', ['due_date', 'loan_id'], unique=False,
+                              postgresql_where=sa.text("status <> 'paid'"), sqlite_where=sa.text("status <> 'paid'"))
+
     with op.batch_alter_table('lending_product_version', schema=None) as batch_op:
         batch_op.add_column(sa.Column('prepayment_charge_rate', sa.Numeric(precision=12, scale=8),
                                       server_default='0', nullable=False))
@@ -113,4 +155,9 @@ def downgrade() -> None:
     op.drop_table('lending_waiver')
     op.drop_table('lending_schedule_version')
     op.drop_table('lending_waiver_limit')
+    op.drop_table('lending_cob_step')
+    op.drop_table('lending_reminder')
+    op.drop_table('lending_reminder_opt_out')
+    with op.batch_alter_table('lending_loan_installment', schema=None) as batch_op:
+        batch_op.drop_index('ix_lending_loan_installment_unpaid_due')
     # ### end Alembic commands ###
