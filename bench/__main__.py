@@ -4,7 +4,7 @@ import importlib
 import sys
 
 BENCHES = {"imports": "bench.imports", "console": "bench.console", "segments": "bench.segments", "handover": "bench.handover",
-           "callbacks": "bench.callbacks", "chat": "bench.chat"}
+           "callbacks": "bench.callbacks", "chat": "bench.chat", "cob": "bench.cob"}
 
 
 def main() -> None:

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
         "", description="WeChat API base URL; empty with no secret: the simulator at {base_url}/_wecom_sim"
     )
     mp_session_ttl_hours: int = Field(72, description="lifetime of a mini-program login session")
+    wechat_reminder_template_id: str = Field("sim-repayment-reminder",
+                                             description="订阅消息 template of the repayment reminder")
     mp_upload_dir: str = Field(str(VAR_DIR / "uploads"), description="where mini-program uploads (ID photos) are stored")
 
     # --- tasks -------------------------------------------------------------------------------

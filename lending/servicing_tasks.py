@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from core.db import unit_of_work
 from core.tasks import periodic, task
-from lending.servicing import cob, events
+from lending.servicing import cob, events, reminders
 from lending.servicing.rollover import roll_over
 
 BATCH = 200
@@ -42,6 +42,16 @@ def close_of_business() -> int:
 
 
 periodic(cob.COB_TASK, timedelta(hours=1))
+
+
+@task(reminders.DISPATCH_TASK)
+def dispatch_reminders() -> int:
+    """Hand the pending reminders to their channels (the mini-program, the bot), each marks its own."""
+    with unit_of_work() as session:
+        return reminders.dispatch(session)
+
+
+periodic(reminders.DISPATCH_TASK, timedelta(minutes=10))
 
 
 def _run_hooks(hooks: list[events.Hook], entity_id: int) -> int:

@@ -108,6 +108,7 @@ class SimState:
             self.app_messages: list[dict[str, Any]] = []
             self.webhook_messages: list[dict[str, Any]] = []
             self.used_js_codes: set[str] = set()
+            self.subscribe_messages: list[dict[str, Any]] = []  # mini-program 订阅消息
             self._seed_console_tags()
 
     def _seed_console_tags(self) -> None:
@@ -261,7 +262,7 @@ class SimState:
                 "contacts": self.contacts, "transfers": [dict(t, status=self.transfer_status(t))
                                                          for t in self.transfers],
                 "chats": self.chats, "ways": self.ways, "tag_groups": self.tag_groups, "messages": self.messages,
-                "app_messages": self.app_messages, "webhook_messages": self.webhook_messages,
+                "app_messages": self.app_messages, "subscribe_messages": self.subscribe_messages, "webhook_messages": self.webhook_messages,
                 "welcome_codes": self.welcome_codes, "arms": self.arms, "tokens": len(self.tokens),
             }
 
