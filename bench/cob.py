@@ -227,7 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     killed_child = [*child[:4], kill_url, "--run-only"]
     proc = subprocess.Popen(killed_child, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "START"
+    for line in proc.stdout:  # log lines may come first
+        if line.strip() == "START":
+            break
     time.sleep(kill_at)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
