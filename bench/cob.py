@@ -217,14 +217,17 @@ def main(argv: list[str] | None = None) -> None:
         seconds, steps = out.split(" ", 1)
         return float(seconds), steps
 
+    print(f"bare UPDATE over the same rows: {bare:.2f} s", flush=True)
     cob_seconds, first = timed(child)
     after_first = fingerprint(args.database_url)
     step_times = _step_times(args.database_url)
+    print(f"COB: {cob_seconds:.2f} s, rows {first}, seconds per step {step_times}", flush=True)
     second_seconds, second = timed(child)
     after_second = fingerprint(args.database_url)
+    print(f"second run: {second_seconds:.2f} s, {second}, unchanged: {after_first == after_second}", flush=True)
 
     kill_at = random.uniform(0.05, cob_seconds * 0.95)  # after the child has started the COB itself
-    killed_child = [*child[:4], kill_url, "--run-only"]
+    killed_child = [*child[:5], kill_url, "--run-only"]
     proc = subprocess.Popen(killed_child, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:  # log lines may come first
