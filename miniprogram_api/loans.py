@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from lending.models import Loan
-from lending.servicing import prepayments
+from lending.servicing import prepayments, reminders
 from miniprogram_api.catalog import yuan
 from miniprogram_api.exceptions import LoanNotFound
 
@@ -106,3 +106,8 @@ def prepayment_quote(session: Session, customer_id: int, loan_id: int, on: date,
     out["schedule"] = [{k[:-7] if k.endswith("_amount") else k: yuan(v) if k.endswith("_amount") else v
                         for k, v in row.items()} for row in q["schedule"]]
     return out
+
+
+def set_reminder_opt_out(session: Session, customer_id: int, out: bool) -> None:
+    """The borrower's choice of repayment reminders (退订 when ``out``)."""
+    reminders.opt_out(session, customer_id, out=out)

@@ -198,6 +198,13 @@ def loan_get(loan_id: int, ident: Customer, session: SessionDep) -> dict[str, An
     return loans.my_loan(session, ident.customer_id, loan_id)
 
 
+@router.put("/reminders/opt-out", summary="退订 / 恢复还款提醒（订阅消息）", tags=["我的贷款"])
+def reminder_opt_out(ident: Customer, session: SessionDep,
+                     out: Annotated[bool, Query(description="true 退订，false 恢复")] = True) -> dict[str, Any]:
+    loans.set_reminder_opt_out(session, ident.customer_id, out)
+    return {"opted_out": out}
+
+
 @router.get("/loans/{loan_id}/prepayment-quote", summary="提前还款试算：结清或部分提前还款（任意日期）", tags=["我的贷款"])
 def loan_prepayment_quote(loan_id: int, ident: Customer, session: SessionDep,
                           on: Annotated[date, Query(alias="date", description="YYYY-MM-DD")],

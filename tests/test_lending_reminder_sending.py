@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot import reminder_tasks
 from core import clock, tasks
-from lending.models import Reminder
+from lending.models import Reminder, ReminderOptOut
 from lending.servicing import cob, reminders
 from miniprogram_api import reminders as mp_reminders
 from miniprogram_api import wechat
@@ -74,3 +74,15 @@ def test_an_opted_out_borrower_gets_no_message(session, wecom_server):
     assert borrower.status == "skipped"
     assert mp_reminders.send_repayment_reminder(borrower.id) == "skipped"
     assert reminders.dispatch(session) == 1  # only the staff reminder is pending
+
+
+def test_the_borrower_opts_out_in_the_mini_program(session, mp):
+    data = mp.login("optout-borrower")
+    customer_id = data.get("customer_id") or session.scalar(
+        select(MpSession.customer_id).order_by(MpSession.id.desc()).limit(1))
+    assert mp.client.put("/mp/reminders/opt-out", params={"out": "true"}, headers=mp.headers).json() == \
+        {"opted_out": True}
+    assert session.get(ReminderOptOut, customer_id) is not None
+    assert mp.client.put("/mp/reminders/opt-out", params={"out": "false"}, headers=mp.headers).status_code == 200
+    session.expire_all()
+    assert session.get(ReminderOptOut, customer_id) is None
