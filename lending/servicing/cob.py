@@ -158,11 +158,10 @@ def installments(session: Session, day: date) -> int:
           FROM bill
         )
         UPDATE lending_loan_installment SET
-          status = CASE WHEN (SELECT overdue FROM figure f WHERE f.id = lending_loan_installment.id)
-                        THEN 'overdue' ELSE 'pending' END,
-          penalty_amount = (SELECT CASE WHEN penalty > paid_penalty_amount THEN penalty ELSE paid_penalty_amount END
-                            FROM figure f WHERE f.id = lending_loan_installment.id)
-        WHERE id IN (SELECT id FROM figure)
+          status = CASE WHEN f.overdue THEN 'overdue' ELSE 'pending' END,
+          penalty_amount = CASE WHEN f.penalty > f.paid_penalty_amount THEN f.penalty ELSE f.paid_penalty_amount END
+        FROM figure f
+        WHERE f.id = lending_loan_installment.id
     """), params)
     return touched
 
