@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     lending_override_roles: str = Field(
         "admin,manager", description="roles that may approve an application against a 拒绝 verdict or above the "
                                      "computed credit limit (with a written reason); comma-separated role codes")
+    reminder_offsets: str = Field("-3,0,1,3", description="repayment reminders, days from the due date (-3 = T-3)")
 
     import_dir: str = Field(str(VAR_DIR / "imports"), description="where lead-import error reports are written")
     import_stale_minutes: int = Field(
@@ -84,6 +85,8 @@ class Settings(BaseSettings):
         "", description="WeChat API base URL; empty with no secret: the simulator at {base_url}/_wecom_sim"
     )
     mp_session_ttl_hours: int = Field(72, description="lifetime of a mini-program login session")
+    wechat_reminder_template_id: str = Field("sim-repayment-reminder",
+                                             description="订阅消息 template of the repayment reminder")
     mp_upload_dir: str = Field(str(VAR_DIR / "uploads"), description="where mini-program uploads (ID photos) are stored")
 
     # --- WeChat Pay v3 (微信支付, payments/) -------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``scrm loan …``: the repayment calculator on the command line."""
+"""``scrm loan …``: the repayment calculator and the prepayment quote of a loan on the command line."""
 
 from __future__ import annotations
 
@@ -203,3 +203,64 @@ def schedule_command(principal: str | None, annual_rate: str | None, periods: st
     else:
         click.echo(_schedule_table(schedule, apr))
 
+
+
+@loan.command("prepay-quote", cls=_ChineseUsage)
+@click.option("--loan", "loan_id", help="贷款编号")
+@click.option("--date", "on", help="提前还款日期 YYYY-MM-DD")
+@click.option("--amount", help="支付金额，元；不填为提前结清")
+@click.option("--mode", default="keep_term", show_default=True,
+              help="部分提前还款后：keep_term 期限不变减少月供 | keep_installment 月供不变缩短期限")
+@click.option("--json", "as_json", is_flag=True, help="输出一个 JSON 对象（金额为元的十进制字符串）")
+def prepay_quote_command(loan_id: str | None, on: str | None, amount: str | None, mode: str, as_json: bool) -> None:
+    """试算一笔贷款在某日提前结清或部分提前还款的金额（不写入任何数据）。
+
+    例：scrm loan prepay-quote --loan 12 --date 2027-01-08 --amount 5000 --json
+    """
+    from core.db import unit_of_work
+    from lending.models import Loan
+    from lending.servicing import prepayments
+    from lending.servicing.exceptions import LoanNotFound
+
+    try:
+        number = _count(_required(loan_id, "--loan"), "贷款编号", "loan")
+        day = _quote_date(_required(on, "--date"))
+        fen = _yuan(amount, "支付金额", "amount") if amount else None
+        with unit_of_work() as session:
+            loan = session.get(Loan, number)
+            if loan is None:
+                raise LoanNotFound(f"贷款 #{number} 不存在")
+            q = prepayments.quote(session, loan, day, amount=fen, mode=mode)
+            session.rollback()
+    except AppError as exc:
+        click.echo(exc.message, err=True)
+        raise SystemExit(1) from None
+    data = q.as_dict()
+    if as_json:
+        def yuan(key: str, value: Any) -> Any:
+            return str(fen_to_yuan(value)) if key.endswith("_amount") else value
+
+        out = {k[:-7] if k.endswith("_amount") else k: yuan(k, v) for k, v in data.items() if k not in ("due", "schedule")}
+        out["due"] = {k: str(fen_to_yuan(v)) for k, v in data["due"].items()}
+        out["schedule"] = [{k[:-7] if k.endswith("_amount") else k: yuan(k, v) for k, v in row.items()}
+                           for row in data["schedule"]]
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    kind = "提前结清" if q.closes else f"部分提前还款（{prepayments.MODE_LABELS[str(q.mode)]}）"
+    lines = [f"贷款 #{q.loan_id}  {q.on.isoformat()}  {kind}  当期为第 {q.period} 期",
+             f"已到期未还：{format_yuan(q.due_amount)}（罚息 {format_yuan(q.due['penalty'])}）",
+             f"未到期本金：{format_yuan(q.outstanding_principal)}",
+             f"提前归还本金：{format_yuan(q.principal_amount)}",
+             f"应计利息：{format_yuan(q.accrued_interest_amount)}",
+             f"当期费用：{format_yuan(q.fee_amount)}",
+             f"提前还款违约金：{format_yuan(q.charge_amount)}",
+             f"应付合计：{format_yuan(q.total_amount)}（当日结清需 {format_yuan(q.payoff_amount)}）",
+             f"办理后剩余 {len([p for p in q.schedule.periods if p.number > q.period])} 期"]
+    click.echo("\n".join(lines))
+
+
+def _quote_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationFailed(f"日期格式不正确：{text}（应为 YYYY-MM-DD）", field="date") from None

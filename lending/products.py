@@ -125,6 +125,7 @@ class ProductTerms:
     deposit_rate: Decimal | str = Decimal(0)
     deposit_amount: int = 0
     deposit_refundable: bool = True
+    prepayment_charge_rate: Decimal | str = Decimal(0)
     min_age: int | None = None
     max_age: int | None = None
     regions: Sequence[str] | None = None
@@ -173,6 +174,7 @@ class ProductTerms:
             deposit_rate=v.rate(self.deposit_rate, "deposit_rate", "保证金比例"),
             deposit_amount=v.fen(self.deposit_amount, "deposit_amount", "固定保证金", low=0),
             deposit_refundable=v.bool(self.deposit_refundable, "deposit_refundable", "保证金是否退还"),
+            prepayment_charge_rate=v.rate(self.prepayment_charge_rate, "prepayment_charge_rate", "提前还款违约金比例"),
             min_age=min_age, max_age=max_age,
             regions=v.regions(self.regions),
             customer_types=v.customer_types(self.customer_types),

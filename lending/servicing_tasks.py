@@ -1,4 +1,5 @@
-"""Tasks of servicing: the periodic bill rollover and the events downstream packages hook into.
+"""Tasks of servicing: the periodic bill rollover, the nightly close of business, and the
+events downstream packages hook into.
 
 ``lending.roll_over_bills`` runs every hour (beat in production, a thread in the embedded default); each run
 rolls over the loans not yet rolled over today, in batches of one unit of work each, so a re-run the same day
@@ -11,7 +12,7 @@ from datetime import timedelta
 
 from core.db import unit_of_work
 from core.tasks import periodic, task
-from lending.servicing import events
+from lending.servicing import cob, events, reminders
 from lending.servicing.rollover import roll_over
 
 BATCH = 200
@@ -31,6 +32,26 @@ def roll_over_bills() -> int:
 
 
 periodic(events.ROLLOVER_TASK, timedelta(hours=1))
+
+
+@task(cob.COB_TASK)
+def close_of_business() -> int:
+    """The nightly close of business for every business date not yet closed, up to today (a no-op once today
+    is closed; hourly, so a missed night is caught up within the hour)."""
+    return len(cob.close_business())
+
+
+periodic(cob.COB_TASK, timedelta(hours=1))
+
+
+@task(reminders.DISPATCH_TASK)
+def dispatch_reminders() -> int:
+    """Hand the pending reminders to their channels (the mini-program, the bot), each marks its own."""
+    with unit_of_work() as session:
+        return reminders.dispatch(session)
+
+
+periodic(reminders.DISPATCH_TASK, timedelta(minutes=10))
 
 
 def _run_hooks(hooks: list[events.Hook], entity_id: int) -> int:

@@ -6,6 +6,7 @@ the customer: only rows whose ``customer_id`` is theirs.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from lending.models import Contract, Loan, LoanInstallment
+from lending.servicing import prepayments, reminders
 from miniprogram_api.catalog import yuan
 from miniprogram_api.exceptions import LoanNotFound
 
@@ -65,3 +67,25 @@ def my_loan(session: Session, customer_id: int, loan_id: int) -> dict[str, Any]:
         if loan["id"] == loan_id:
             return loan
     raise LoanNotFound()
+
+
+def prepayment_quote(session: Session, customer_id: int, loan_id: int, on: date, amount: int | None,
+                     mode: str) -> dict[str, Any]:
+    """The borrower's own prepayment quote (amounts in yuan strings); another customer's loan is not found."""
+    loan = session.get(Loan, loan_id)
+    if loan is None or loan.customer_id != customer_id:
+        raise LoanNotFound()
+    q = prepayments.quote(session, loan, on, amount=amount, mode=mode).as_dict()
+    out: dict[str, Any] = {k[:-7] if k.endswith("_amount") else k: yuan(v) if k.endswith("_amount") else v
+                           for k, v in q.items() if k not in ("schedule", "due")}
+    out["due"] = {k: yuan(v) for k, v in q["due"].items()}
+    out["kind_label"] = "提前结清" if q["kind"] == "payoff" else "部分提前还款"
+    out["mode_label"] = prepayments.MODE_LABELS.get(q["mode"] or "")
+    out["schedule"] = [{k[:-7] if k.endswith("_amount") else k: yuan(v) if k.endswith("_amount") else v
+                        for k, v in row.items()} for row in q["schedule"]]
+    return out
+
+
+def set_reminder_opt_out(session: Session, customer_id: int, out: bool) -> None:
+    """The borrower's choice of repayment reminders (退订 when ``out``)."""
+    reminders.opt_out(session, customer_id, out=out)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from sqlalchemy import select
 
 from core.web import SessionDep
@@ -195,3 +196,19 @@ def loan_list(ident: Customer, session: SessionDep) -> dict[str, Any]:
 @router.get("/loans/{loan_id}", summary="贷款详情", tags=["我的贷款"])
 def loan_get(loan_id: int, ident: Customer, session: SessionDep) -> dict[str, Any]:
     return loans.my_loan(session, ident.customer_id, loan_id)
+
+
+@router.put("/reminders/opt-out", summary="退订 / 恢复还款提醒（订阅消息）", tags=["我的贷款"])
+def reminder_opt_out(ident: Customer, session: SessionDep,
+                     out: Annotated[bool, Query(description="true 退订，false 恢复")] = True) -> dict[str, Any]:
+    loans.set_reminder_opt_out(session, ident.customer_id, out)
+    return {"opted_out": out}
+
+
+@router.get("/loans/{loan_id}/prepayment-quote", summary="提前还款试算：结清或部分提前还款（任意日期）", tags=["我的贷款"])
+def loan_prepayment_quote(loan_id: int, ident: Customer, session: SessionDep,
+                          on: Annotated[date, Query(alias="date", description="YYYY-MM-DD")],
+                          amount: Annotated[str | None, Query(description="支付金额（元），不填为提前结清")] = None,
+                          mode: Annotated[str, Query(description="keep_term 期限不变 | keep_installment 月供不变")]
+                          = "keep_term") -> dict[str, Any]:
+    return loans.prepayment_quote(session, ident.customer_id, loan_id, on, to_fen(amount), mode)

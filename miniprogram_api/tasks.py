@@ -9,6 +9,7 @@ from sqlalchemy import delete
 from core import clock
 from core.db import unit_of_work
 from core.tasks import periodic, task
+from miniprogram_api import reminders  # noqa: F401 - registers miniprogram.send_repayment_reminder
 from miniprogram_api.models import MpSession, MpUsedCode
 
 PURGE_TASK = "miniprogram.purge"

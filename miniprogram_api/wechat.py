@@ -160,6 +160,15 @@ class WechatClient:
             raise PhoneDecryptFailed("手机号数据不属于本小程序", code="mp_phone_wrong_app")
         return str(info.get("purePhoneNumber") or info.get("phoneNumber") or "")
 
+    def send_subscribe_message(self, openid: str, template_id: str, data: dict[str, str],
+                               page: str | None = None) -> None:
+        """订阅消息 (message/subscribe/send): ``data`` as {key: value}; refused ones raise WechatApiError."""
+        body: dict[str, Any] = {"touser": openid, "template_id": template_id,
+                                "data": {k: {"value": v} for k, v in data.items()}}
+        if page:
+            body["page"] = page
+        self._raise(self._json(self._with_token("cgi-bin/message/subscribe/send", body)))
+
     def wxacode_unlimited(self, scene: str, page: str | None = None) -> bytes:
         body: dict[str, Any] = {"scene": scene, "check_path": False}
         if page:

@@ -13,7 +13,7 @@ from admin.api.deps import ERROR_RESPONSES, Caller
 from admin.pagination import MAX_OFFSET
 from admin.schemas import ErrorBody
 from core.web import SessionDep
-from lending.servicing import collections, loans, repayments, state
+from lending.servicing import collections, loans, prepayments, repayments, state, versions, waivers
 
 router = APIRouter(prefix="/api/v1/lending", tags=["lending-servicing"], responses=ERROR_RESPONSES)
 
@@ -78,6 +78,9 @@ class RepaymentCreate(BaseModel):
     channel: str = Field("bank_transfer", description="bank_transfer | withholding | wechat | alipay | cash | other")
     repayment_date: date | None = Field(None, description="还款（起息）日期，默认今天（上海），不能晚于今天")
     note: str | None = Field(None, max_length=300)
+    prepayment_mode: str | None = Field(None, description="客户选择提前还款时：keep_term 期限不变减少月供 | "
+                                                          "keep_installment 月供不变缩短期限。超过应还的金额按提前还款入账"
+                                                          "（等于结清金额时提前结清）；不填则超过应还被拒绝")
 
 
 class RepaymentRead(BaseModel):
@@ -85,7 +88,8 @@ class RepaymentRead(BaseModel):
 
     id: int
     loan_id: int
-    kind: str = Field(description="repayment | reversal")
+    kind: str = Field(description="repayment | reversal | waiver")
+    purpose: str = Field(description="installment 还款 | prepayment 部分提前还款 | payoff 提前结清 | waiver 减免")
     amount: int
     repayment_date: date
     channel: str
@@ -174,8 +178,72 @@ def read_loan(loan_id: int, session: SessionDep, caller: Caller) -> LoanDetail:
 def record_repayment(loan_id: int, body: RepaymentCreate, session: SessionDep, caller: Caller) -> RepaymentRead:
     repayment = repayments.record_repayment(
         session, loan_id, viewer=caller.viewer, amount=body.amount, external_reference=body.external_reference,
-        channel=body.channel, repayment_date=body.repayment_date, note=body.note)
+        channel=body.channel, repayment_date=body.repayment_date, note=body.note,
+        prepayment_mode=body.prepayment_mode)
     return RepaymentRead.model_validate(repayment)
+
+
+class QuotePeriod(BaseModel):
+    number: int
+    due_date: date
+    principal_amount: int
+    interest_amount: int
+    fee_amount: int
+    total_amount: int
+    balance_amount: int
+    prepayment_amount: int = Field(description="本期提前归还的本金（含在 principal_amount 内）")
+
+
+class PrepaymentQuoteRead(BaseModel):
+    loan_id: int
+    date: date
+    kind: str = Field(description="payoff 提前结清 | prepayment 部分提前还款")
+    mode: str | None = Field(description="keep_term | keep_installment（部分提前还款）")
+    period: int = Field(description="提前还款所在期（当期）")
+    due: dict[str, int] = Field(description="截至该日已到期未还（分）：penalty / fee / interest / principal")
+    due_amount: int
+    outstanding_principal_amount: int = Field(description="未到期本金（分）")
+    principal_amount: int = Field(description="提前归还的本金（分）")
+    accrued_interest_amount: int = Field(description="提前归还本金自当期起息日至该日按产品计息天数计的利息（分）")
+    fee_amount: int = Field(description="当期费用（提前结清且当期已开始时）")
+    charge_amount: int = Field(description="提前还款违约金（分）")
+    total_amount: int = Field(description="应付合计（分）")
+    payoff_amount: int = Field(description="该日提前结清所需（分）")
+    schedule: list[QuotePeriod] = Field(description="办理后的还款计划")
+
+
+class ScheduleVersionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    version: int
+    reason: str = Field(description="original | prepayment | payoff | extension | restructure")
+    effective_date: date
+    repayment_id: int | None
+    mode: str | None
+    rows: list[dict[str, Any]]
+    installment_amount: int | None
+    created_at: datetime
+
+
+@router.get("/loans/{loan_id}/prepayment-quote", response_model=PrepaymentQuoteRead, responses={**_404, **_422},
+            summary="提前还款试算（任意日期）",
+            description="不带 amount 为提前结清；带 amount（分，客户支付的金额）为部分提前还款：先还清已到期，再按金额"
+                        "提前归还本金（含其应计利息与违约金）。日期早于最近一笔交易、不早于到期日、金额超过结清金额："
+                        "422 prepayment_refused。不写入任何数据。")
+def prepayment_quote(loan_id: int, session: SessionDep, caller: Caller,
+                     on: date = Query(alias="date", description="提前还款日期 YYYY-MM-DD"),
+                     amount: int | None = Query(None, gt=0, description="支付金额（分），不填为提前结清"),
+                     mode: str = Query("keep_term", description="keep_term | keep_installment")
+                     ) -> PrepaymentQuoteRead:
+    loan = loans.get_loan(session, caller.viewer, loan_id)
+    return PrepaymentQuoteRead(**prepayments.quote(session, loan, on, amount=amount, mode=mode).as_dict())
+
+
+@router.get("/loans/{loan_id}/schedule-versions", response_model=list[ScheduleVersionRead], responses=_404,
+            summary="还款计划的各个版本（原始计划与每次重算），旧的在前")
+def schedule_versions(loan_id: int, session: SessionDep, caller: Caller) -> list[ScheduleVersionRead]:
+    loans.get_loan(session, caller.viewer, loan_id)
+    return [ScheduleVersionRead.model_validate(v) for v in versions.history(session, loan_id)]
 
 
 @router.get("/loans/{loan_id}/repayments", response_model=list[RepaymentRead], responses=_404,
@@ -226,6 +294,79 @@ def log_action(loan_id: int, body: ActionCreate, session: SessionDep, caller: Ca
              summary="分配催收员（经理、管理员）")
 def assign(loan_id: int, body: AssignBody, session: SessionDep, caller: Caller) -> LoanRead:
     return LoanRead.model_validate(collections.assign(session, loan_id, body.collector_id, viewer=caller.viewer))
+
+
+class WaiverCreate(BaseModel):
+    installment_number: int = Field(ge=1, description="期数")
+    component: str = Field(description="penalty 罚息 | interest 利息 | fee 费用")
+    amount: int = Field(gt=0, description="减免金额（分），不超过该期该项尚欠")
+    reason: str = Field(min_length=1, max_length=300)
+
+
+class WaiverDecision(BaseModel):
+    note: str | None = Field(None, max_length=300)
+
+
+class WaiverRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    loan_id: int
+    installment_id: int
+    component: str
+    amount: int
+    status: str = Field(description="requested | approved | rejected")
+    reason: str
+    requested_by_staff_id: int | None
+    requested_at: datetime
+    decided_by_staff_id: int | None
+    decided_at: datetime | None
+    decision_note: str | None
+    repayment_id: int | None = Field(description="批准后入账的减免交易（lending_repayment，kind=waiver）")
+
+
+class WaiverLimitBody(BaseModel):
+    max_amount: int | None = Field(ge=0, description="该角色单笔减免审批上限（分）；null 取消该角色的审批权限")
+
+
+@router.post("/loans/{loan_id}/waivers", response_model=WaiverRead, status_code=201,
+             responses={**_403, **_404, **_409, **_422}, summary="申请减免（罚息、利息或费用）")
+def request_waiver(loan_id: int, body: WaiverCreate, session: SessionDep, caller: Caller) -> WaiverRead:
+    return WaiverRead.model_validate(waivers.request_waiver(
+        session, loan_id, viewer=caller.viewer, installment_number=body.installment_number,
+        component=body.component, amount=body.amount, reason=body.reason))
+
+
+@router.get("/loans/{loan_id}/waivers", response_model=list[WaiverRead], responses=_404, summary="贷款的减免申请")
+def loan_waivers(loan_id: int, session: SessionDep, caller: Caller) -> list[WaiverRead]:
+    loans.get_loan(session, caller.viewer, loan_id)
+    return [WaiverRead.model_validate(x) for x in waivers.waivers(session, loan_id=loan_id)]
+
+
+@router.post("/waivers/{waiver_id}/approve", response_model=WaiverRead, responses={**_403, **_404, **_409, **_422},
+             summary="批准减免（复核）并入账",
+             description="审批人不能是申请人；其角色须配置了减免审批额度，金额不超过额度（403 waiver_above_limit）；"
+                         "已审批 409 waiver_decided。批准后作为一笔 kind=waiver 的交易入账。")
+def approve_waiver(waiver_id: int, body: WaiverDecision, session: SessionDep, caller: Caller) -> WaiverRead:
+    return WaiverRead.model_validate(waivers.approve_waiver(session, waiver_id, viewer=caller.viewer, note=body.note))
+
+
+@router.post("/waivers/{waiver_id}/reject", response_model=WaiverRead, responses={**_403, **_404, **_409},
+             summary="驳回减免")
+def reject_waiver(waiver_id: int, body: WaiverDecision, session: SessionDep, caller: Caller) -> WaiverRead:
+    return WaiverRead.model_validate(waivers.reject_waiver(session, waiver_id, viewer=caller.viewer, note=body.note))
+
+
+@router.get("/waiver-limits", response_model=dict[str, int], summary="各角色的减免审批额度（分）")
+def waiver_limits(session: SessionDep, caller: Caller) -> dict[str, int]:
+    return waivers.limits(session)
+
+
+@router.put("/waiver-limits/{role}", response_model=dict[str, int], responses={**_403, **_422},
+            summary="设置角色的减免审批额度（管理员）")
+def set_waiver_limit(role: str, body: WaiverLimitBody, session: SessionDep, caller: Caller) -> dict[str, int]:
+    waivers.set_limit(session, role, body.max_amount, viewer=caller.viewer)
+    return waivers.limits(session)
 
 
 __all__ = ["router"]

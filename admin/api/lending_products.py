@@ -63,6 +63,7 @@ class TermsBody(BaseModel):
     deposit_rate: Decimal = Decimal(0)
     deposit_amount: int = 0
     deposit_refundable: bool = True
+    prepayment_charge_rate: Decimal = Field(Decimal(0), description="提前还款违约金：提前归还本金的比例（0.02 即 2%）")
     min_age: int | None = None
     max_age: int | None = None
     regions: list[str] | None = None

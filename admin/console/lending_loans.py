@@ -33,13 +33,17 @@ from lending.models import (
     LOAN_STATUS_LABELS,
     PROMISE_STATUS_LABELS,
     REPAYMENT_CHANNEL_LABELS,
+    REPAYMENT_PURPOSE_LABELS,
+    SCHEDULE_REASON_LABELS,
     Contract,
 )
-from lending.servicing import collections, loans, repayments, state
+from lending.servicing import collections, loans, prepayments, repayments, state, versions, waivers
 
 router = APIRouter(prefix="/console/lending", include_in_schema=False)
 
-NOTICES = {"repaid": "还款已入账", "reversed": "还款已冲正", "action": "催收记录已保存", "assigned": "催收分配已更新"}
+NOTICES = {"repaid": "还款已入账", "reversed": "还款已冲正", "action": "催收记录已保存", "assigned": "催收分配已更新",
+           "prepaid": "提前还款已入账，还款计划已更新", "waiver_requested": "减免申请已提交，待审批",
+           "waiver_approved": "减免已批准并入账", "waiver_rejected": "减免申请已驳回"}
 
 templates.env.filters.update(
     yuan=lambda fen: "—" if fen is None else money.format_yuan(fen),
@@ -49,6 +53,8 @@ templates.env.filters.update(
     channel_label=lambda v: REPAYMENT_CHANNEL_LABELS.get(v, v),
     action_kind_label=lambda v: ACTION_KIND_LABELS.get(v, v),
     promise_status_label=lambda v: PROMISE_STATUS_LABELS.get(v, v),
+    purpose_label=lambda v: REPAYMENT_PURPOSE_LABELS.get(v, v),
+    schedule_reason_label=lambda v: SCHEDULE_REASON_LABELS.get(v, v),
 )
 
 
@@ -96,7 +102,8 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
     reversed_ids = {r.reversal_of_id for r in history if r.reversal_of_id}
     actions = collections.actions(session, loan.id)
     promises = collections.promises(session, loan.id)
-    staff_ids = {r.by_staff_id for r in history} | {a.by_staff_id for a in actions} | {loan.collector_staff_id}
+    staff_ids = ({r.by_staff_id for r in history} | {a.by_staff_id for a in actions} | {loan.collector_staff_id}
+                 | {w.requested_by_staff_id for w in waivers.waivers(session, loan_id=loan.id)})
     role = user.viewer.role
     collectors = []
     if role in collections.MANAGERS:
@@ -115,12 +122,38 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
         "can_assign": role in collections.MANAGERS, "collectors": collectors,
         "action_kinds": {k: ACTION_KIND_LABELS[k] for k in collections.LOGGED_KINDS},
         "terms": state.terms_for(session, loan),
+        "versions": versions.history(session, loan.id), "modes": prepayments.MODE_LABELS,
+        "waivers": waivers.waivers(session, loan_id=loan.id), "can_request_waiver": role in waivers.REQUESTERS,
+        "waiver_limit": waivers.limit_of(session, role), "waiver_components": {
+            k: COMPONENT_LABELS[k] for k in ("penalty", "interest", "fee")},
+        "installment_numbers": {i.id: i.number for i in state.installments(session, loan.id)},
+        "current_staff_id": user.viewer.staff_id,
     }
+
+
+def _quote(session: SessionDep, loan_id: int, request: Request, viewer: Any) -> dict[str, Any]:
+    """The prepayment quote asked for in the query (试算), or its refusal; nothing when not asked."""
+    q = request.query_params
+    form = {"quote_date": q.get("quote_date", ""), "quote_amount": q.get("quote_amount", ""),
+            "quote_mode": q.get("quote_mode", "keep_term")}
+    if not form["quote_date"]:
+        return {"quote": None, "quote_error": None, "quote_form": form}
+    try:
+        loan = loans.get_loan(session, viewer, loan_id)
+        day = _date(form["quote_date"], "quote_date", "提前还款日期")
+        assert day is not None
+        amount = yuan_text_to_fen(form["quote_amount"], "quote_amount", "支付金额")
+        quote = prepayments.quote(session, loan, day, amount=amount, mode=form["quote_mode"])
+    except AppError as exc:
+        return {"quote": None, "quote_error": exc, "quote_form": form}
+    return {"quote": quote, "quote_error": None, "quote_form": form,
+            "quote_yuan": str(money.fen_to_yuan(quote.total_amount))}
 
 
 def _page(request: Request, session: SessionDep, user: ConsoleUser, loan_id: int, *, error: AppError | None = None,
           form: dict[str, str] | None = None, revealed: str | None = None, status_code: int = 200) -> Response:
     ctx = _context(session, user, loan_id)
+    ctx.update(_quote(session, loan_id, request, user.viewer))
     ctx.update(error=error, form=form or {}, revealed=revealed, notice=NOTICES.get(request.query_params.get("done", "")))
     return render(request, "lending/loan.html", ctx, status_code=status_code)
 
@@ -138,7 +171,8 @@ def loan_page(loan_id: int, request: Request, session: SessionDep, user: Current
 def record_repayment(loan_id: int, request: Request, session: SessionDep, user: CurrentUser,
                      amount: Annotated[str, Form()] = "", repayment_date: Annotated[str, Form()] = "",
                      channel: Annotated[str, Form()] = "bank_transfer",
-                     external_reference: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Response:
+                     external_reference: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
+                     prepayment_mode: Annotated[str, Form()] = "") -> Response:
     loans.get_loan(session, user.viewer, loan_id)  # 404 outside the scope, before anything else
 
     def run() -> object:
@@ -147,14 +181,15 @@ def record_repayment(loan_id: int, request: Request, session: SessionDep, user: 
             raise ValidationFailed("请填写还款金额", field="amount")
         return repayments.record_repayment(
             session, loan_id, viewer=user.viewer, amount=fen, channel=channel, external_reference=external_reference,
-            repayment_date=_date(repayment_date, "repayment_date", "还款日期"), note=note)
+            repayment_date=_date(repayment_date, "repayment_date", "还款日期"), note=note,
+            prepayment_mode=prepayment_mode or None)
 
     _, error = attempt(session, run)
     if error:
         form = {"amount": amount, "repayment_date": repayment_date, "channel": channel,
                 "external_reference": external_reference, "note": note}
         return _page(request, session, user, loan_id, error=error, form=form, status_code=error.status)
-    return _redirect(loan_id, "repaid")
+    return _redirect(loan_id, "prepaid" if prepayment_mode else "repaid")
 
 
 @router.post("/repayments/{repayment_id}/reverse", dependencies=[CsrfChecked])
@@ -166,6 +201,41 @@ def reverse_repayment(repayment_id: int, request: Request, session: SessionDep, 
     if error:
         return _page(request, session, user, original.loan_id, error=error, status_code=error.status)
     return _redirect(original.loan_id, "reversed")
+
+
+@router.post("/loans/{loan_id}/waivers", dependencies=[CsrfChecked])
+def request_waiver(loan_id: int, request: Request, session: SessionDep, user: CurrentUser,
+                   installment_number: Annotated[str, Form()] = "", component: Annotated[str, Form()] = "",
+                   amount: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "") -> Response:
+    loans.get_loan(session, user.viewer, loan_id)
+
+    def run() -> object:
+        fen = yuan_text_to_fen(amount, "amount", "减免金额")
+        number = parse_int(installment_number)
+        if fen is None or number is None:
+            raise ValidationFailed("请填写期数和减免金额", field="amount")
+        return waivers.request_waiver(session, loan_id, viewer=user.viewer, installment_number=number,
+                                      component=component, amount=fen, reason=reason)
+
+    _, error = attempt(session, run)
+    if error:
+        form = {"w_installment_number": installment_number, "w_component": component, "w_amount": amount,
+                "w_reason": reason}
+        return _page(request, session, user, loan_id, error=error, form=form, status_code=error.status)
+    return _redirect(loan_id, "waiver_requested")
+
+
+@router.post("/waivers/{waiver_id}/{decision}", dependencies=[CsrfChecked])
+def decide_waiver(waiver_id: int, decision: str, request: Request, session: SessionDep, user: CurrentUser,
+                  note: Annotated[str, Form()] = "") -> Response:
+    if decision not in ("approve", "reject"):
+        raise ValidationFailed("未知的审批操作", field="decision")
+    waiver = waivers.get_waiver(session, user.viewer, waiver_id)
+    decide = waivers.approve_waiver if decision == "approve" else waivers.reject_waiver
+    _, error = attempt(session, lambda: decide(session, waiver_id, viewer=user.viewer, note=note))
+    if error:
+        return _page(request, session, user, waiver.loan_id, error=error, status_code=error.status)
+    return _redirect(waiver.loan_id, "waiver_approved" if decision == "approve" else "waiver_rejected")
 
 
 @router.post("/loans/{loan_id}/actions", dependencies=[CsrfChecked])

@@ -110,6 +110,7 @@ class SimState:
             self.used_js_codes: set[str] = set()
             self.jsapi_tickets: dict[str, float] = {}  # agent jsapi ticket -> expires at
             self.oauth_codes: dict[str, dict[str, Any]] = {}  # OAuth code -> {"userid", "issued_at", "used"}
+            self.subscribe_messages: list[dict[str, Any]] = []  # mini-program 订阅消息
             self._seed_console_tags()
 
     def _seed_console_tags(self) -> None:
@@ -263,7 +264,7 @@ class SimState:
                 "contacts": self.contacts, "transfers": [dict(t, status=self.transfer_status(t))
                                                          for t in self.transfers],
                 "chats": self.chats, "ways": self.ways, "tag_groups": self.tag_groups, "messages": self.messages,
-                "app_messages": self.app_messages, "webhook_messages": self.webhook_messages,
+                "app_messages": self.app_messages, "subscribe_messages": self.subscribe_messages, "webhook_messages": self.webhook_messages,
                 "welcome_codes": self.welcome_codes, "arms": self.arms, "tokens": len(self.tokens),
             }
 

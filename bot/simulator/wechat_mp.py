@@ -75,6 +75,24 @@ def getwxacodeunlimit(s: SimState, _: Query, body: Body) -> dict[str, Any]:
     return ok(scene=scene, page=page)
 
 
+@api("POST", "cgi-bin/message/subscribe/send")
+def subscribe_send(s: SimState, q: Query, body: Body) -> dict[str, Any]:
+    """订阅消息: one message to a user who accepted the template in the mini-program."""
+    touser, template = str(body.get("touser") or ""), str(body.get("template_id") or "")
+    data = body.get("data")
+    if not touser:
+        raise SimError(40003, "invalid openid")
+    if not template:
+        raise SimError(40037, "invalid template_id")
+    if not isinstance(data, dict) or not all(isinstance(v, dict) and "value" in v for v in data.values()):
+        raise SimError(47003, "argument invalid! data.value empty")
+    if touser.startswith("refused"):
+        raise SimError(43101, "user refuse to accept the msg")
+    s.subscribe_messages.append({"at": s.now(), "appid": _appid_of(q.get("access_token") or ""), "touser": touser,
+                                 "template_id": template, "page": body.get("page"), "data": data})
+    return ok()
+
+
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, UniqueConstraint, event
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, UniqueConstraint, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -143,6 +143,9 @@ class LoanInstallment(Base):
         CheckConstraint("paid_fee_amount >= 0 AND paid_fee_amount <= fee_amount", name="paid_fee_in_range"),
         CheckConstraint("paid_penalty_amount >= 0 AND paid_penalty_amount <= penalty_amount",
                         name="paid_penalty_in_range"),
+        # the nightly close of business reads the unpaid bills due before the business date
+        Index("ix_lending_loan_installment_unpaid_due", "due_date", "loan_id",
+              postgresql_where=text("status <> 'paid'"), sqlite_where=text("status <> 'paid'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

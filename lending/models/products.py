@@ -152,6 +152,8 @@ class ProductVersion(Base):
     deposit_rate: Mapped[Decimal] = mapped_column(RATE, default=Decimal(0))
     deposit_amount: Mapped[int] = mapped_column(default=0)  # fen
     deposit_refundable: Mapped[bool] = mapped_column(default=True)
+    # 提前还款违约金: share of the principal prepaid, charged with a prepayment or payoff (0 = none)
+    prepayment_charge_rate: Mapped[Decimal] = mapped_column(RATE, default=Decimal(0), server_default="0")
     # eligibility (matching); None / empty list = no restriction
     min_age: Mapped[int | None]
     max_age: Mapped[int | None]

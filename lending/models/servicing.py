@@ -8,6 +8,20 @@
   An installment's ``paid_*`` columns are the sums of its allocations.
 - ``CollectionAction`` — APPEND-ONLY log of collections work (催收记录): calls, messages, promises, notes,
   assignments.
+- ``ScheduleVersion`` — APPEND-ONLY. Every version of a loan's schedule (还款计划版本): the original, and one
+  per change (prepayment, payoff, extension, restructure), with its rows. ``LoanInstallment`` holds the current
+  version's rows with what is paid on them; a change rewrites the unpaid rows there and appends a version here,
+  so no version is ever lost.
+- ``Waiver`` — a waiver (减免) of penalty, interest or fee, maker-checker: requested, then approved (posted as
+  its own ``Repayment`` of kind ``waiver``) or rejected, once (conditional UPDATE on the status).
+- ``WaiverLimit`` — per role: the most one approval of that role may waive (fen); no row, no authority.
+- ``CobStep`` — the nightly close of business (日终批处理): one row per business date and step done, written in
+  the same transaction as the step's work, so a killed run resumes at the first step not recorded.
+- ``Reminder`` — one reminder of one bill (还款提醒): ``offset_days`` from its due date (-3 = T-3, 1 = T+1) to one
+  audience (``borrower`` by the mini-program subscription message, ``staff`` — the salesperson, or the collector
+  once assigned — in WeCom). Unique per (bill, offset, audience): created by the close of business, never twice;
+  ``pending`` until the channel reports ``sent`` (or ``failed``); ``skipped`` when the borrower opted out.
+- ``ReminderOptOut`` — a borrower who asked for no repayment reminders (退订).
 - ``CollectionPromise`` — a promise to pay (承诺还款) with date and amount; its status moves once
   from ``open`` to ``kept`` or ``broken`` (conditional UPDATE).
 
@@ -19,14 +33,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, event
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
 
 __all__ = [
     "ACTION_KIND_LABELS", "COMPONENT_LABELS", "PROMISE_STATUS_LABELS", "REPAYMENT_CHANNEL_LABELS",
-    "CollectionAction", "CollectionPromise", "Repayment", "RepaymentAllocation",
+    "CollectionAction", "CollectionPromise", "REPAYMENT_PURPOSE_LABELS", "Repayment", "RepaymentAllocation",
+    "CobStep", "Reminder", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
 ]
 
 REPAYMENT_CHANNEL_LABELS = {
@@ -36,12 +51,18 @@ REPAYMENT_CHANNEL_LABELS = {
 COMPONENT_LABELS = {"penalty": "罚息", "fee": "费用", "interest": "利息", "principal": "本金"}
 ACTION_KIND_LABELS = {"call": "电话", "message": "短信/消息", "promise": "承诺还款", "note": "备注", "assign": "分配"}
 PROMISE_STATUS_LABELS = {"open": "待兑现", "kept": "已兑现", "broken": "已违约"}
+REPAYMENT_PURPOSE_LABELS = {"installment": "还款", "prepayment": "部分提前还款", "payoff": "提前结清", "waiver": "减免"}
+SCHEDULE_REASON_LABELS = {"original": "原始计划", "prepayment": "部分提前还款", "payoff": "提前结清",
+                          "extension": "展期", "restructure": "重组"}
+WAIVER_COMPONENTS = ("penalty", "interest", "fee")
+WAIVER_STATUS_LABELS = {"requested": "待审批", "approved": "已批准", "rejected": "已拒绝"}
 
 
 class Repayment(Base):
     __tablename__ = "lending_repayment"
     __table_args__ = (
-        CheckConstraint("kind IN ('repayment', 'reversal')", name="kind_known"),
+        CheckConstraint("kind IN ('repayment', 'reversal', 'waiver')", name="kind_known"),
+        CheckConstraint("purpose IN ('installment', 'prepayment', 'payoff', 'waiver')", name="purpose_known"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("(kind = 'reversal') = (reversal_of_id IS NOT NULL)", name="reversal_iff_target"),
         CheckConstraint("kind = 'reversal' OR external_reference IS NOT NULL", name="repayment_has_reference"),
@@ -50,7 +71,9 @@ class Repayment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"))
-    kind: Mapped[str] = mapped_column(String(12), default="repayment")  # repayment | reversal
+    kind: Mapped[str] = mapped_column(String(12), default="repayment")  # repayment | reversal | waiver
+    # installment (还款) | prepayment (部分提前还款) | payoff (提前结清) | waiver (减免); a reversal repeats its target's
+    purpose: Mapped[str] = mapped_column(String(12), default="installment", server_default="installment")
     amount: Mapped[int]  # fen, always positive; a reversal undoes its target's amount
     repayment_date: Mapped[date]  # value date (Asia/Shanghai business date)
     channel: Mapped[str] = mapped_column(String(20))
@@ -73,6 +96,105 @@ class RepaymentAllocation(Base):
     installment_id: Mapped[int] = mapped_column(ForeignKey("lending_loan_installment.id"), index=True)
     component: Mapped[str] = mapped_column(String(12))
     amount: Mapped[int]  # fen; negative on a reversal
+
+
+class ScheduleVersion(Base):
+    __tablename__ = "lending_schedule_version"
+    __table_args__ = (
+        UniqueConstraint("loan_id", "version"),
+        CheckConstraint("reason IN ('original', 'prepayment', 'payoff', 'extension', 'restructure')",
+                        name="reason_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"))
+    version: Mapped[int]  # 1 = the original, then one more per change
+    reason: Mapped[str] = mapped_column(String(16))
+    effective_date: Mapped[date]  # the business (value) date the version takes effect
+    repayment_id: Mapped[int | None] = mapped_column(ForeignKey("lending_repayment.id"))  # what made it, if a payment
+    mode: Mapped[str | None] = mapped_column(String(20))  # keep_term | keep_installment (a partial prepayment)
+    # [{number, due_date, principal, interest, fee, prepayment}] (fen, ISO dates): every row of this version
+    rows: Mapped[list[Any]] = mapped_column(JSON)
+    installment_amount: Mapped[int | None]  # 等额本息: the level payment of this version
+    principal_step: Mapped[str | None] = mapped_column(String(80))  # 等额本金: exact principal per period, "n/d"
+    note: Mapped[str | None] = mapped_column(String(300))
+    by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[datetime]
+
+
+class Waiver(Base):
+    __tablename__ = "lending_waiver"
+    __table_args__ = (
+        CheckConstraint("component IN ('penalty', 'interest', 'fee')", name="component_known"),
+        CheckConstraint("status IN ('requested', 'approved', 'rejected')", name="status_known"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_lending_waiver_status_loan", "status", "loan_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"))
+    installment_id: Mapped[int] = mapped_column(ForeignKey("lending_loan_installment.id"))
+    component: Mapped[str] = mapped_column(String(12))
+    amount: Mapped[int]  # fen
+    status: Mapped[str] = mapped_column(String(12), default="requested")
+    reason: Mapped[str] = mapped_column(String(300))
+    requested_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    requested_at: Mapped[datetime]
+    decided_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(String(300))
+    repayment_id: Mapped[int | None] = mapped_column(ForeignKey("lending_repayment.id"), unique=True)  # the posting
+
+
+class WaiverLimit(Base):
+    """How much one approval by a role may waive (减免审批额度); configured by an administrator."""
+
+    __tablename__ = "lending_waiver_limit"
+    __table_args__ = (CheckConstraint("max_amount >= 0", name="max_amount_non_negative"),)
+
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    max_amount: Mapped[int]  # fen
+    updated_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    updated_at: Mapped[datetime]
+
+
+class CobStep(Base):
+    __tablename__ = "lending_cob_step"
+
+    business_date: Mapped[date] = mapped_column(primary_key=True)
+    step: Mapped[str] = mapped_column(String(20), primary_key=True)
+    rows: Mapped[int]  # rows the step changed
+    started_at: Mapped[datetime]
+    done_at: Mapped[datetime]
+
+
+class Reminder(Base):
+    __tablename__ = "lending_reminder"
+    __table_args__ = (
+        UniqueConstraint("installment_id", "offset_days", "audience"),
+        CheckConstraint("audience IN ('borrower', 'staff')", name="audience_known"),
+        CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped')", name="status_known"),
+        Index("ix_lending_reminder_status", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installment_id: Mapped[int] = mapped_column(ForeignKey("lending_loan_installment.id", ondelete="CASCADE"))
+    loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"), index=True)
+    offset_days: Mapped[int]  # -3 = three days before the due date (T-3), 1 = the day after (T+1)
+    audience: Mapped[str] = mapped_column(String(10))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # the staff audience's recipient
+    business_date: Mapped[date]
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(String(300))
+
+
+class ReminderOptOut(Base):
+    __tablename__ = "lending_reminder_opt_out"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), primary_key=True)
+    created_at: Mapped[datetime]
 
 
 class CollectionAction(Base):
@@ -112,13 +234,16 @@ class CollectionPromise(Base):
     by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
 
-APPEND_ONLY_TABLES = ("lending_repayment", "lending_repayment_allocation", "lending_collection_action")
+APPEND_ONLY_TABLES = ("lending_repayment", "lending_repayment_allocation", "lending_collection_action",
+                      "lending_schedule_version")
 
 
 @event.listens_for(Repayment, "before_update")
 @event.listens_for(Repayment, "before_delete")
 @event.listens_for(RepaymentAllocation, "before_update")
 @event.listens_for(RepaymentAllocation, "before_delete")
+@event.listens_for(ScheduleVersion, "before_update")
+@event.listens_for(ScheduleVersion, "before_delete")
 @event.listens_for(CollectionAction, "before_update")
 @event.listens_for(CollectionAction, "before_delete")
 def _refuse_change(_mapper: Any, _connection: Any, target: Any) -> None:

@@ -4,8 +4,14 @@ collections. Modules by use case:
 - ``arithmetic`` — pure: penalty interest, buckets, the write-off split
 - ``state`` — the loan's state recomputed from its repayments (the one writer of penalty / status / bucket)
 - ``loans`` — data-scoped reads
-- ``repayments`` — booking and reversal
-- ``rollover`` — the periodic bill rollover
+- ``repayments`` — booking and reversal (an amount above what is due becomes a prepayment when chosen)
+- ``posting`` — the shared posting of a payment or waiver (allocations, state, events, closure)
+- ``prepayments`` — the prepayment quote on any date, partial prepayment and payoff
+- ``versions`` — schedule versions (every version kept)
+- ``waivers`` — 减免 with maker-checker and per-role limits
+- ``rollover`` — the periodic bill rollover (per loan)
+- ``cob`` — the nightly close of business (set-based, restartable, catch-up)
+- ``reminders`` — repayment reminder rows and their dispatch to the channels
 - ``collections`` — queue, assignment, actions, promises to pay, phone reveal
 - ``events`` — task names and hook lists for downstream packages
 """

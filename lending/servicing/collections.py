@@ -168,7 +168,8 @@ def settle_promises(session: Session, loan_id: int, today: date | None = None) -
     for promise in session.scalars(select(CollectionPromise).where(CollectionPromise.loan_id == loan_id,
                                                                    CollectionPromise.status == "open")):
         paid = session.scalar(select(func.coalesce(func.sum(Repayment.amount), 0)).where(
-            Repayment.loan_id == loan_id, state.standing_clause(), Repayment.repayment_date >= promise.made_date,
+            Repayment.loan_id == loan_id, state.standing_clause(("repayment",)),
+            Repayment.repayment_date >= promise.made_date,
             Repayment.repayment_date <= promise.promised_date)) or 0
         if paid >= promise.promised_amount:
             status = "kept"

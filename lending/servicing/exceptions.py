@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 
 class LoanNotFound(NotFound):
@@ -48,3 +48,28 @@ class ReversalRefused(Conflict):
 class CollectionInvalid(ValidationFailed):
     code = "collection_invalid"
     message = "催收记录不正确"
+
+
+class PrepaymentRefused(ValidationFailed):
+    code = "prepayment_refused"
+    message = "不能办理提前还款"
+
+
+class WaiverInvalid(ValidationFailed):
+    code = "waiver_invalid"
+    message = "减免申请不正确"
+
+
+class WaiverAboveLimit(PermissionDenied):
+    code = "waiver_above_limit"
+    message = "减免金额超过审批额度"
+
+
+class WaiverNotFound(NotFound):
+    code = "waiver_not_found"
+    message = "减免申请不存在"
+
+
+class WaiverDecided(Conflict):
+    code = "waiver_decided"
+    message = "该减免申请已审批"

@@ -19,7 +19,7 @@ from lending.models import Loan, LoanInstallment
 from lending.servicing import collections, state
 from lending.servicing.events import ROLLOVER_TASK
 
-__all__ = ["roll_over"]
+__all__ = ["roll_one", "roll_over"]
 
 
 def roll_over(session: Session, day: date | None = None, *, limit: int = 200) -> int:
@@ -40,15 +40,20 @@ def roll_over(session: Session, day: date | None = None, *, limit: int = 200) ->
             continue
         loan = session.scalar(select(Loan).where(Loan.id == loan_id).execution_options(populate_existing=True))
         assert loan is not None
-        before = loan.bucket
-        state.refresh(session, loan, day)
-        if loan.bucket != "C":
-            collections.auto_assign(session, loan)
-        if loan.bucket != before:
-            audit.record(session, "lending.loan.bucket", entity_type="lending_loan", entity_id=loan.id,
-                         before={"bucket": before}, after={"bucket": loan.bucket, "overdue_days": loan.overdue_days},
-                         actor=audit.Actor.system(ROLLOVER_TASK))
-        collections.settle_promises(session, loan.id, day)
+        roll_one(session, loan, day)
         done += 1
     session.flush()
     return done
+
+
+def roll_one(session: Session, loan: Loan, day: date) -> None:
+    """One claimed loan's rollover for ``day``: state, collector, bucket audit, promises."""
+    before = loan.bucket
+    state.refresh(session, loan, day)
+    if loan.bucket != "C":
+        collections.auto_assign(session, loan)
+    if loan.bucket != before:
+        audit.record(session, "lending.loan.bucket", entity_type="lending_loan", entity_id=loan.id,
+                     before={"bucket": before}, after={"bucket": loan.bucket, "overdue_days": loan.overdue_days},
+                     actor=audit.Actor.system(ROLLOVER_TASK))
+    collections.settle_promises(session, loan.id, day)

@@ -49,10 +49,11 @@ def installments(session: Session, loan_id: int) -> list[LoanInstallment]:
                                 .order_by(LoanInstallment.number).execution_options(populate_existing=True)))
 
 
-def standing_clause():  # noqa: ANN201 - a SQL clause over Repayment
-    """Repayments that stand: of kind ``repayment`` and not reversed."""
+def standing_clause(kinds: tuple[str, ...] = ("repayment", "waiver")):  # noqa: ANN201 - a SQL clause over Repayment
+    """Entries that stand: repayments and waivers (减免, which write off like a payment), not reversed.
+    ``kinds=("repayment",)`` for money actually received."""
     reversal = aliased(Repayment)
-    return (Repayment.kind == "repayment") & ~exists().where(reversal.reversal_of_id == Repayment.id)
+    return Repayment.kind.in_(kinds) & ~exists().where(reversal.reversal_of_id == Repayment.id)
 
 
 def ledger(session: Session, loan_id: int) -> dict[int, list[Entry]]:

@@ -1,0 +1,99 @@
+"""Repayment reminders (还款提醒): before the due date (T-3, T-0) and after it (T+1, T+3), configurable
+(``SCRM_REMINDER_OFFSETS``, days from the due date).
+
+The close of business creates, for its business date ``D`` and each offset ``k``, one ``Reminder`` row per
+unpaid bill due on ``D − k`` and audience — the borrower (mini-program subscription message) and the staff
+member (WeCom: the collector once the loan is assigned, else the customer's salesperson) — set-based, and
+only where none exists (unique per bill, offset and audience: a rerun or a retry never makes a second). A
+borrower who opted out (``ReminderOptOut``) gets a ``skipped`` row instead.
+
+Sending is the channels' work: :func:`dispatch` enqueues one task by name per pending row
+(``miniprogram.send_repayment_reminder`` / ``bot.send_repayment_reminder``); the channel calls
+:func:`mark` with the outcome, which moves the row from ``pending`` once (conditional UPDATE).
+"""
+
+# ruff: noqa: S608 - the SQL text formats in only this module's own dialect fragments; every value is bound
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from core import clock, outbox
+from core.errors import ValidationFailed
+from core.settings import get_settings
+from lending.models import Reminder, ReminderOptOut
+
+__all__ = ["BORROWER_TASK", "DISPATCH_TASK", "STAFF_TASK", "create_for", "dispatch", "label", "mark", "offsets", "opt_out"]
+
+DISPATCH_TASK = "lending.dispatch_reminders"
+BORROWER_TASK = "miniprogram.send_repayment_reminder"
+STAFF_TASK = "bot.send_repayment_reminder"
+
+
+def offsets() -> list[int]:
+    raw = get_settings().reminder_offsets
+    try:
+        return sorted({int(part) for part in raw.split(",") if part.strip()})
+    except ValueError:
+        raise ValidationFailed(f"SCRM_REMINDER_OFFSETS 格式不正确：{raw}（如 -3,0,1,3）") from None
+
+
+def label(offset_days: int) -> str:
+    return "T-0" if offset_days == 0 else f"T{offset_days:+d}"
+
+
+def create_for(session: Session, day: date) -> int:
+    """The reminder rows of business date ``day`` (see the module docstring); returns how many were made."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    d = "CAST(:d AS DATE)" if pg else ":d"
+    made = 0
+    now = clock.now()
+    for k in offsets():
+        due = day - timedelta(days=k)
+        for audience, staff in (("borrower", "NULL"), ("staff", "COALESCE(l.collector_staff_id, c.owner_id)")):
+            status = ("CASE WHEN EXISTS (SELECT 1 FROM lending_reminder_opt_out o WHERE o.customer_id = l.customer_id)"
+                      " THEN 'skipped' ELSE 'pending' END") if audience == "borrower" else "'pending'"
+            made += session.execute(text(f"""
+                INSERT INTO lending_reminder (installment_id, loan_id, offset_days, audience, staff_id, business_date,
+                                              status, created_at)
+                SELECT i.id, l.id, CAST(:k AS INTEGER), CAST(:audience AS VARCHAR(10)), {staff}, {d}, {status}, :now
+                FROM lending_loan_installment i
+                JOIN lending_loan l ON l.id = i.loan_id
+                JOIN customer c ON c.id = l.customer_id
+                WHERE i.due_date = {"CAST(:due AS DATE)" if pg else ":due"} AND i.status <> 'paid'
+                  AND l.status = 'active'
+                  {"AND COALESCE(l.collector_staff_id, c.owner_id) IS NOT NULL" if audience == "staff" else ""}
+                  AND NOT EXISTS (SELECT 1 FROM lending_reminder r WHERE r.installment_id = i.id
+                                  AND r.offset_days = CAST(:k AS INTEGER) AND r.audience = CAST(:audience AS VARCHAR(10)))
+            """), {"d": day, "due": due, "k": k, "audience": audience, "now": now}).rowcount
+    return made
+
+
+def dispatch(session: Session, *, limit: int = 1000) -> int:
+    """Enqueue the sending of pending reminders (the channel marks each). Returns how many were enqueued."""
+    rows = list(session.execute(select(Reminder.id, Reminder.audience).where(Reminder.status == "pending")
+                                .order_by(Reminder.id).limit(limit)))
+    for reminder_id, audience in rows:
+        outbox.enqueue(session, BORROWER_TASK if audience == "borrower" else STAFF_TASK, reminder_id)
+    return len(rows)
+
+
+def mark(session: Session, reminder_id: int, status: str, error: str | None = None) -> bool:
+    """The channel's outcome: ``sent`` or ``failed``, once (False when the row had left ``pending``)."""
+    if status not in ("sent", "failed"):
+        raise ValueError(status)
+    return session.execute(update(Reminder).where(Reminder.id == reminder_id, Reminder.status == "pending").values(
+        status=status, sent_at=clock.now() if status == "sent" else None, error=(error or "")[:300] or None)
+        .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def opt_out(session: Session, customer_id: int, *, out: bool = True) -> None:
+    """The borrower's choice: no repayment reminders (退订), or reminders again."""
+    row = session.get(ReminderOptOut, customer_id)
+    if out and row is None:
+        session.add(ReminderOptOut(customer_id=customer_id, created_at=clock.now()))
+    elif not out and row is not None:
+        session.delete(row)
+    session.flush()
