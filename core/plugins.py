@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-APPS = ("crm", "lending", "referral", "bot", "miniprogram_api", "admin")
+APPS = ("crm", "lending", "referral", "bot", "miniprogram_api", "admin", "analytics")
 
 
 def load_all(module: str) -> list[ModuleType]:
