@@ -95,7 +95,7 @@ def _leaderboard(session: Session, viewer: Viewer, flt: Filters) -> dict[str, An
 def _by_source(session: Session, viewer: Viewer, flt: Filters, key: str, title: str, unit: str) -> dict[str, Any]:
     drill = metrics.get(key).drill
     assert drill is not None
-    items = [(source or "未知", amount, drill(Filters(**{**flt.__dict__, "source": source})) if source else None)
+    items = [(metrics.SOURCE_LABELS.get(source, source) if source else "未知", amount, drill(Filters(**{**flt.__dict__, "source": source})) if source else None)
              for source, amount in _grouped(session, viewer, key, "source", flt)]
     return {"title": title, "unit": unit, "items": items}
 

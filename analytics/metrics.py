@@ -30,10 +30,14 @@ from crm.scope import Viewer
 from lending.models import Application, Loan, LoanInstallment
 from lending.servicing import loans
 
-__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "Filters", "Metric", "by_dimension", "get", "loan_url", "rate", "register", "staff_names", "value"]
+__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "Filters", "Metric", "by_dimension", "get", "loan_url", "rate", "register", "staff_names", "value"]
 
 DIMENSION_LABELS = {"period": "时间段", "department": "部门", "salesperson": "业务员", "source": "来源",
                     "product": "产品", "region": "地区", "bucket": "账期"}
+
+# Customer sources (Customer.source is free text; these are the codes the product writes). Unknown ones show as is.
+SOURCE_LABELS = {"manual": "手工录入", "console": "控制台录入", "import": "批量导入", "miniprogram": "小程序",
+                 "wecom": "企业微信", "referral": "转介绍", "api": "开放接口", "demo": "演示数据"}
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from analytics import dashboards, metrics
 from analytics.metrics import Filters
+from lending.models import LoanInstallment
 from tests.analytics_support import PERIOD, PREVIOUS, seed
 from tests.factories import make_staff
 from tests.lending_flow_support import AMOUNT, V
@@ -106,3 +108,28 @@ def test_dashboard_kind_follows_the_role(session):
 def test_registering_a_metric_twice_is_refused():
     with pytest.raises(ValueError):
         metrics.register(metrics.get("funnel_lead"))
+
+
+def test_an_overdue_loan_counts_in_its_bucket_and_in_the_collection_rate(session):
+    from datetime import date
+
+    from lending.servicing import rollover
+    from tests.servicing_support import days, make_loan, on, pay
+
+    w, loan = make_loan(session)  # 12,000.00 over 12 months, first due 2026-12-23
+    on(date(2026, 12, 23) + days(10))
+    rollover.roll_over(session)
+    session.refresh(loan)
+    mgr, december = V(w.manager), Filters(date(2026, 12, 1), date(2026, 12, 31))
+    i = LoanInstallment
+    first = session.scalar(select(i.principal_amount + i.interest_amount + i.fee_amount)
+                           .where(i.loan_id == loan.id, i.number == 1))
+    assert loan.bucket == "M1"
+    assert metrics.by_dimension(session, mgr, "overdue_principal", "bucket", december) == [("M1", 1_200_000)]
+    assert metrics.value(session, mgr, "overdue_rate", december) == Decimal("1.0000")
+    assert metrics.value(session, mgr, "due_amount", december) == first
+    assert metrics.value(session, mgr, "collection_rate", december) == Decimal("0.0000")
+    pay(session, w, loan, first // 2)
+    # the penalty is written off first, so a half payment covers less than half of principal, interest and fee
+    assert Decimal("0") < metrics.value(session, mgr, "collection_rate", december) < Decimal("0.5")
+    assert metrics.value(session, V(w.other_sales), "overdue_loans", december) == 0

@@ -32,7 +32,7 @@ def show(value: int | Decimal | None, unit: str) -> str:
     if value is None:
         return "—"
     if unit == "fen":
-        return "¥" + money.format_yuan(int(value))
+        return money.format_yuan(int(value))
     if unit == "rate":
         return f"{Decimal(value) * 100:.1f}%"
     return f"{int(value):,}"

@@ -25,11 +25,12 @@
                    valueFormatter: function (v) { return fmt(v); } },
         grid: { left: 8, right: 24, top: 8, bottom: 8, containLabel: true },
         xAxis: { type: "value", axisLabel: { formatter: spec.unit === "yuan" ? function (v) { return v >= 10000 ? (v / 10000) + "万" : v; } : "{value}" } },
-        yAxis: { type: "category", data: items.map(function (i) { return i.name; }), axisLabel: { width: 90, overflow: "truncate" } },
+        yAxis: { type: "category", data: items.map(function (i) { return i.name; }), axisLabel: { width: 120, overflow: "truncate" } },
         series: [{ type: "bar", name: spec.title, barMaxWidth: 22,
                    data: items.map(function (i) { return { value: i.value, url: i.url }; }) }]
       };
     }
+    option.animation = false;  // drawn at once: no half-faded chart on a slow phone or in a screenshot
     chart.setOption(option);
     chart.on("click", function (p) { if (p.data && p.data.url) { window.location.href = p.data.url; } });
     node.setAttribute("data-rendered", "1");
