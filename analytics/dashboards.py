@@ -10,7 +10,7 @@ Which dashboard a viewer gets follows their role; what it counts follows their d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -88,14 +88,14 @@ def _leaderboard(session: Session, viewer: Viewer, flt: Filters) -> dict[str, An
     drill = metrics.get("disbursed_amount").drill
     assert drill is not None
     items = [(names.get(owner, "公海/未分配") if owner else "公海/未分配", amount,
-              drill(Filters(**{**flt.__dict__, "owner_id": owner})) if owner else None) for owner, amount in rows]
+              drill(replace(flt, owner_id=owner)) if owner else None) for owner, amount in rows]
     return {"title": "龙虎榜（放款金额）", "unit": "fen", "items": items}
 
 
 def _by_source(session: Session, viewer: Viewer, flt: Filters, key: str, title: str, unit: str) -> dict[str, Any]:
     drill = metrics.get(key).drill
     assert drill is not None
-    items = [(metrics.SOURCE_LABELS.get(source, source) if source else "未知", amount, drill(Filters(**{**flt.__dict__, "source": source})) if source else None)
+    items = [(metrics.SOURCE_LABELS.get(source, source) if source else "未知", amount, drill(replace(flt, source=source)) if source else None)
              for source, amount in _grouped(session, viewer, key, "source", flt)]
     return {"title": title, "unit": unit, "items": items}
 

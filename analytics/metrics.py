@@ -210,11 +210,14 @@ LOAN_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
 }
 
 
+NO_DEPARTMENT = "//"  # a prefix no department path has ("/1/4/"): an unknown department matches nothing
+
+
 def _department_path(session: Session, department_id: int | None) -> str | None:
     if not department_id:
         return None
     path = session.scalar(select(Department.path).where(Department.id == department_id))
-    return path if path is not None else "\x00no-such-department"
+    return path if path is not None else NO_DEPARTMENT
 
 
 def _loan_filter(session: Session, flt: Filters, *, period: bool, **kw: Any) -> loans.LoanFilter:

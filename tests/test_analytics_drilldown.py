@@ -71,3 +71,12 @@ def test_an_unknown_funnel_step_is_refused_in_chinese(session):
     page = client.get("/console/customers?funnel=nonsense")
     assert page.status_code == 422
     assert "未知的漏斗环节" in page.text
+
+
+def test_the_loan_list_refuses_a_bad_date_in_chinese(session):
+    s = seed(session)
+    client = console_client()
+    log_in(client, session, s.w.manager)
+    page = client.get("/console/lending/loans?disbursed_from=2026-13-01")
+    assert page.status_code == 422
+    assert "放款开始日期格式不正确" in page.text

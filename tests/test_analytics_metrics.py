@@ -133,3 +133,10 @@ def test_an_overdue_loan_counts_in_its_bucket_and_in_the_collection_rate(session
     # the penalty is written off first, so a half payment covers less than half of principal, interest and fee
     assert Decimal("0") < metrics.value(session, mgr, "collection_rate", december) < Decimal("0.5")
     assert metrics.value(session, V(w.other_sales), "overdue_loans", december) == 0
+
+
+def test_an_unknown_department_matches_nothing(session):
+    s = seed(session)
+    mgr = V(s.w.manager)
+    assert metrics.value(session, mgr, "disbursed_count", Filters(*PERIOD, department_id=999_999)) == 0
+    assert metrics.value(session, mgr, "disbursed_count", Filters(*PERIOD, department_id=s.w.sales.department_id)) == 1
