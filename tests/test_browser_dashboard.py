@@ -86,3 +86,24 @@ def test_a_funnel_figure_opens_the_customer_list(world):
         expect(page).to_have_url(f"{base_url}/console/customers?created_from=2026-11-01&created_to=2026-11-23"
                                  f"&funnel=contacted")
         expect(page.locator(".pager")).to_contain_text("共 2 条")
+
+
+def test_the_disbursed_amount_opens_the_loan_list_with_the_same_filters(world):
+    from playwright.sync_api import expect
+
+    base_url, users = world
+    with chromium_page() as page:
+        _log_in(page, base_url, users["manager"])
+        page.click(".dash-card[data-metric='disbursed_amount'] a")
+        expect(page).to_have_url(f"{base_url}/console/lending/loans?disbursed_from=2026-11-01"
+                                 f"&disbursed_to=2026-11-23")
+        expect(page.locator("table.grid tbody tr a[href^='/console/lending/loans/']")).to_have_count(1)
+        for name, (width, height) in SIZES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.screenshot(path=f"{SHOTS}/loans-drill-{name}.png", full_page=True)
+        page.goto(f"{base_url}/console/customers?created_from=2026-11-01&created_to=2026-11-23&funnel=applied")
+        expect(page.locator(".pager")).to_contain_text("共 3 条")
+        expect(page.locator("select[name=funnel]")).to_have_value("applied")
+        for name, (width, height) in SIZES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.screenshot(path=f"{SHOTS}/customers-drill-{name}.png", full_page=True)
