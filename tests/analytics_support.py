@@ -3,7 +3,7 @@
 Two salespeople in team 一组 (sales, other_sales), a salesperson in team 二组 (far), a manager over everything.
 In November 2026 (the period):
 - sales owns 李四 (follow-up, visit arrived, application approved → signed → disbursed 50,000.00), 王五
-  (follow-up, application rejected) and 赵六 (untouched, source 'referral');
+  (follow-up with the next one due the same day, application rejected) and 赵六 (untouched, source 'referral');
 - other_sales owns 钱七 (follow-up, application still in intake);
 - far owns 孙八 (untouched).
 In October 2026 (the previous period): sales got 周九 (untouched).
@@ -36,8 +36,9 @@ class Seeded:
     loan: Loan
 
 
-def _followup(session: Session, staff: Staff, customer: Customer) -> None:
-    followups.log_followup(session, V(staff), customer.id, kind="call", content="电话沟通，客户有意向")
+def _followup(session: Session, staff: Staff, customer: Customer, next_at: datetime | None = None) -> None:
+    followups.log_followup(session, V(staff), customer.id, kind="call", content="电话沟通，客户有意向",
+                           next_followup_at=next_at)
 
 
 def seed(session: Session) -> Seeded:
@@ -53,8 +54,9 @@ def seed(session: Session) -> Seeded:
          "钱七": make_customer(session, owner=w.other_sales, name="钱七"),
          "孙八": make_customer(session, owner=far, name="孙八")}
     session.flush()
-    for name, staff in (("李四", w.sales), ("王五", w.sales), ("钱七", w.other_sales)):
-        _followup(session, staff, c[name])
+    _followup(session, w.sales, c["李四"])
+    _followup(session, w.sales, c["王五"], next_at=NOW + timedelta(hours=2))  # due today: 待跟进 1 for sales
+    _followup(session, w.other_sales, c["钱七"])
     visit = visits.schedule_visit(session, c["李四"].id, NOW + timedelta(hours=1), department_id=w.sales.department_id,
                                   viewer=V(w.sales))
     visits.mark_arrived(session, V(w.sales), visit.id)

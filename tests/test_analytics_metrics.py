@@ -38,6 +38,9 @@ def test_salesperson_sees_only_own_customers(session):
     assert _funnel(session, V(s.far)) == [1, 0, 0, 0, 0, 0]
     assert metrics.value(session, V(s.w.other_sales), "disbursed_amount", NOV) == 0
     assert metrics.value(session, V(s.w.sales), "disbursed_amount", NOV) == AMOUNT
+    assert metrics.value(session, V(s.w.sales), "followups_due", NOV) == 1  # 王五
+    assert metrics.value(session, V(s.w.other_sales), "followups_due", NOV) == 0
+    assert metrics.value(session, V(s.w.sales), "owned_customers", NOV) == 4  # 李四 王五 赵六, and 周九 of October
 
 
 def test_supervisor_sees_the_team_not_other_departments(session):
