@@ -125,10 +125,12 @@ def _day_range(column: ColumnElement[Any], start: date | None, end: date | None)
     return out
 
 
-def filtered(session: Session, viewer: Viewer, flt: CustomerFilter) -> Select[tuple[Customer]]:
-    """The list's SELECT (scope and filters, no order or limit)."""
+def filtered(session: Session, viewer: Viewer, flt: CustomerFilter,
+             extra: tuple[ColumnElement[bool], ...] = ()) -> Select[tuple[Customer]]:
+    """The list's SELECT (scope and filters, no order or limit). ``extra``: clauses a caller above crm adds
+    (analytics' funnel steps, which look at lending's tables)."""
     flt.validate()
-    conditions: list[ColumnElement[bool]] = [scope_clause(viewer, flt.status)]
+    conditions: list[ColumnElement[bool]] = [scope_clause(viewer, flt.status), *extra]
     if flt.q and flt.q.strip():
         conditions.append(search_clause(flt.q))
     for name in ("stage", "grade", "status", "customer_type", "owner_id"):
@@ -171,10 +173,10 @@ class CustomerPage:
 
 
 def search(session: Session, viewer: Viewer, flt: CustomerFilter, *, page: int = 1,
-           page_size: int = 20) -> CustomerPage:
+           page_size: int = 20, extra: tuple[ColumnElement[bool], ...] = ()) -> CustomerPage:
     """One page of the viewer's customers matching ``flt``, with the total count."""
     page, page_size = max(1, page), min(max(1, page_size), MAX_PAGE_SIZE)
-    stmt = filtered(session, viewer, flt)
+    stmt = filtered(session, viewer, flt, extra)
     total = session.scalar(select(func.count()).select_from(stmt.with_only_columns(Customer.id).subquery())) or 0
     rows = session.scalars(_order(stmt, flt.sort).options(joinedload(Customer.owner))
                            .limit(page_size).offset((page - 1) * page_size))

@@ -205,11 +205,22 @@ def record_result(session: Session, result: TradeResult, *, source: str) -> bool
     return False
 
 
+# A failed debit is tried again as a new attempt after these delays (payments.withholding.retry).
+WITHHOLDING_RETRY_SCHEDULE = (timedelta(hours=4), timedelta(days=1), timedelta(days=3))
+
+
+def schedule_withholding_retry(order: PaymentOrder) -> None:
+    """After a failed debit: when the next attempt is due (None after the last)."""
+    attempt_index = order.attempt_no - 1
+    if attempt_index < len(WITHHOLDING_RETRY_SCHEDULE):
+        order.next_check_at = clock.now() + WITHHOLDING_RETRY_SCHEDULE[attempt_index]
+    else:
+        order.next_check_at = None
+
+
 def _after_failure(session: Session, order: PaymentOrder) -> None:
     if order.method == "withholding":
-        from payments import withholding
-
-        withholding.schedule_retry(session, order)
+        schedule_withholding_retry(order)
 
 
 def poll(session: Session, order_id: int) -> bool:

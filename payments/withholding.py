@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,7 +32,7 @@ from payments.exceptions import (
 from payments.models import PaymentOrder, WithholdingAuthorization
 
 SUBMIT_TASK = "payments.submit_withholding"
-RETRY_SCHEDULE = (timedelta(hours=4), timedelta(days=1), timedelta(days=3))
+RETRY_SCHEDULE = orders.WITHHOLDING_RETRY_SCHEDULE
 CONSENT_VERSION = "withholding-2026-01"
 SIGNED_VIA = frozenset({"miniprogram", "console"})
 
@@ -152,7 +151,7 @@ def submit(session: Session, order_id: int) -> PaymentOrder:
         return order
     except ProviderRefused as exc:
         orders.move(session, order, "failed", source="system", reason=exc.message)
-        schedule_retry(session, order)
+        orders.schedule_withholding_retry(order)
         session.flush()
         return order
     orders.move(session, order, "submitted", source="system", reason="渠道已受理")
@@ -161,15 +160,6 @@ def submit(session: Session, order_id: int) -> PaymentOrder:
     if result.trade_state != "ACCEPT":
         orders.record_result(session, result, source="poll")
     return order
-
-
-def schedule_retry(session: Session, order: PaymentOrder) -> None:
-    """After a failed debit: when the next attempt is due (None after the last)."""
-    attempt_index = order.attempt_no - 1
-    if attempt_index < len(RETRY_SCHEDULE):
-        order.next_check_at = clock.now() + RETRY_SCHEDULE[attempt_index]
-    else:
-        order.next_check_at = None
 
 
 def retries_due(session: Session, limit: int = 200) -> list[int]:

@@ -10,12 +10,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from admin.console import dashboard_view
 from admin.deps import CsrfChecked, CsrfFailed, CurrentUser, client_ip, render
+from analytics import dashboards
 from core.errors import RateLimited
 from core.security import constant_time_equals, new_token, sign, unsign
 from core.settings import get_settings
 from core.web import SessionDep
-from crm import auth_service, org_service
+from crm import auth_service
 from crm.exceptions import LoginRefused
 
 router = APIRouter()
@@ -106,7 +108,10 @@ def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response
 
 @router.get("/")
 def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    _, visible_staff = org_service.list_staff(session, user.viewer, status="active", limit=1)
+    period, flt = dashboard_view.period_filters(request.query_params.get("period"))
+    board = dashboards.build(session, user.viewer, flt)
     return render(request, "dashboard.html", {
-        "staff": user.staff, "department": user.staff.department, "visible_staff": visible_staff,
+        "staff": user.staff, "department": user.staff.department, "board": board, "period": period,
+        "periods": dashboard_view.PERIODS, "show": dashboard_view.show, "change_text": dashboard_view.change_text,
+        "charts": dashboard_view.chart_payload(board),
     })

@@ -22,6 +22,7 @@ from admin.customer_flows import intake_by_staff
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles, templates
 from admin.pagination import counted, page_number
 from admin.schemas_customers import yuan_text_to_fen
+from analytics import funnel
 from core import money
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
@@ -88,7 +89,8 @@ def _date(value: str, label: str, field: str) -> date | None:
 
 
 FILTER_KEYS = ("q", "stage", "grade", "status", "region", "customer_type", "source", "owner_id", "department_id",
-               "created_from", "created_to", "next_followup_from", "next_followup_to", "sort")
+               "created_from", "created_to", "next_followup_from", "next_followup_to", "sort",
+               "funnel")  # funnel: a dashboard step (analytics.funnel), from the home page's drill-down links
 
 
 def _filter(params: dict[str, str]) -> customer_queries.CustomerFilter:
@@ -104,6 +106,14 @@ def _filter(params: dict[str, str]) -> customer_queries.CustomerFilter:
         sort=params["sort"] or customer_queries.DEFAULT_SORT)
 
 
+def _funnel_clause(step: str) -> tuple[Any, ...]:
+    if not step:
+        return ()
+    if step not in funnel.STEP_LABELS:
+        raise ValidationFailed(f"未知的漏斗环节：{step}", field="funnel")
+    return (funnel.step_clause(step),)
+
+
 def _choices(session: Session, user: ConsoleUser) -> dict[str, Any]:
     from crm import org_service
 
@@ -115,6 +125,7 @@ def _choices(session: Session, user: ConsoleUser) -> dict[str, Any]:
         "departments": org_service.list_departments(session, user.viewer),
         "regions": customer_queries.distinct_values(session, user.viewer, "region"),
         "sources": customer_queries.distinct_values(session, user.viewer, "source"),
+        "funnel_steps": {k: v for k, v in funnel.STEP_LABELS.items() if k != "lead"},
     }
 
 
@@ -132,7 +143,8 @@ def customer_list(request: Request, session: SessionDep, user: Reader) -> Respon
     rows: list[Customer] = []
     total = 0
     try:
-        found = customer_queries.search(session, user.viewer, _filter(params), page=number, page_size=20)
+        found = customer_queries.search(session, user.viewer, _filter(params), page=number, page_size=20,
+                                        extra=_funnel_clause(params["funnel"]))
         rows, total = found.items, found.total
     except AppError as exc:
         error = exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
@@ -22,7 +23,7 @@ from admin.schemas_customers import yuan_text_to_fen
 from core import clock, money
 from core.errors import AppError, PermissionDenied, ValidationFailed
 from core.web import SessionDep
-from crm.models import Customer, Staff, StaffStatus
+from crm.models import Customer, Department, Staff, StaffStatus
 from lending import contracts
 from lending.models import (
     ACTION_KIND_LABELS,
@@ -70,16 +71,41 @@ def _date(raw: str, field: str, label: str) -> date | None:
 # --- the loan list ---------------------------------------------------------------------------------------
 
 
+LOAN_FILTER_KEYS = ("status", "bucket", "disbursed_from", "disbursed_to", "owner_id", "department_id", "source",
+                    "region", "product_id")
+
+
+def _loan_filter(session: SessionDep, q: Any) -> tuple[loans.LoanFilter, dict[str, str]]:
+    """The list's filters from the query string (the dashboards' drill-down links use the same names)."""
+    status = q.get("status") if q.get("status") in LOAN_STATUS_LABELS else None
+    bucket = q.get("bucket") if q.get("bucket") in (*BUCKETS, "overdue") else None
+    department_id = parse_int(q.get("department_id", ""))
+    path = session.scalar(select(Department.path).where(Department.id == department_id)) if department_id else None
+    flt = loans.LoanFilter(
+        status=status, bucket=bucket,
+        disbursed_from=_date(q.get("disbursed_from", ""), "disbursed_from", "放款开始日期"),
+        disbursed_to=_date(q.get("disbursed_to", ""), "disbursed_to", "放款结束日期"),
+        owner_id=parse_int(q.get("owner_id", "")), source=(q.get("source") or "").strip() or None,
+        department_path=path if department_id else None, region=(q.get("region") or "").strip() or None,
+        product_id=parse_int(q.get("product_id", "")))
+    if department_id and path is None:
+        raise ValidationFailed("部门不存在", field="department_id")
+    params = {k: q.get(k, "") for k in LOAN_FILTER_KEYS if q.get(k)}
+    params.update(status=status or "", bucket=bucket or "")
+    return flt, params
+
+
 @router.get("/loans")
 def loan_list(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     q = request.query_params
-    status = q.get("status") if q.get("status") in LOAN_STATUS_LABELS else None
-    bucket = q.get("bucket") if q.get("bucket") in (*BUCKETS, "overdue") else None
     page = page_number(q.get("page"))
-    rows = loans.list_loans(session, user.viewer, status=status, bucket=bucket, limit=51, offset=(page - 1) * 50)
+    flt, params = _loan_filter(session, q)
+    rows = loans.list_loans(session, user.viewer, flt=flt, limit=51, offset=(page - 1) * 50)
     names = _staff_names(session, {r.loan.collector_staff_id for r in rows})
+    extra = {k: v for k, v in params.items() if k not in ("status", "bucket")}
     return render(request, "lending/loans.html", {
-        "rows": rows[:50], "has_next": len(rows) > 50, "page": page, "filters": {"status": status, "bucket": bucket},
+        "rows": rows[:50], "has_next": len(rows) > 50, "page": page, "filters": {"status": flt.status, "bucket": flt.bucket},
+        "extra_filters": extra, "query": urlencode(params),
         "buckets": BUCKETS, "statuses": LOAN_STATUS_LABELS, "mask_name": contracts.mask_name, "staff_names": names,
     })
 

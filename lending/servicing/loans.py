@@ -8,17 +8,18 @@ Out of scope is "not found".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from crm import customers, scope
 from crm.models import Customer
 from crm.scope import Viewer
-from lending.models import BUCKETS, Contract, Loan, LoanInstallment, Repayment
+from lending.models import BUCKETS, Application, Contract, Disbursement, Loan, LoanInstallment, Repayment
 from lending.servicing.exceptions import LoanNotFound
 
-__all__ = ["LoanRow", "get_loan", "list_loans", "repayments", "visible_clause"]
+__all__ = ["LoanFilter", "LoanRow", "filter_clauses", "get_loan", "list_loans", "repayments", "visible_clause"]
 
 
 def visible_clause(viewer: Viewer):  # noqa: ANN201 - a SQL clause over Loan joined to Customer
@@ -60,29 +61,71 @@ def _outstanding():  # noqa: ANN201 - correlated sums per loan
     return all_, overdue
 
 
+@dataclass(frozen=True)
+class LoanFilter:
+    """What the loan list (and every loan figure of analytics) is asked for. Empty values mean 'any'."""
+
+    status: str | None = None
+    bucket: str | None = None  # a bucket, or "overdue" for every bucket but C
+    customer_id: int | None = None
+    collector_id: int | None = None
+    disbursed_from: date | None = None  # the disbursement's business date, inclusive
+    disbursed_to: date | None = None
+    owner_id: int | None = None  # the customer's owner (the salesperson)
+    department_path: str | None = None  # the customer's owner is in this department subtree
+    source: str | None = None  # the customer's source
+    region: str | None = None  # contained in the customer's region, as the customer list matches it
+    product_id: int | None = None
+
+
+def filter_clauses(viewer: Viewer, flt: LoanFilter) -> list[ColumnElement[bool]]:
+    """WHERE clauses over Loan joined to Customer: the viewer's scope and the filter."""
+    out: list[ColumnElement[bool]] = [visible_clause(viewer)]
+    if flt.status:
+        out.append(Loan.status == flt.status)
+    if flt.bucket == "overdue":
+        out.append(Loan.bucket != "C")
+    elif flt.bucket in BUCKETS:
+        out.append(Loan.bucket == flt.bucket)
+    if flt.customer_id:
+        out.append(Loan.customer_id == flt.customer_id)
+    if flt.collector_id:
+        out.append(Loan.collector_staff_id == flt.collector_id)
+    if flt.disbursed_from or flt.disbursed_to:
+        paid_out = select(Disbursement.id)
+        if flt.disbursed_from:
+            paid_out = paid_out.where(Disbursement.disbursement_date >= flt.disbursed_from)
+        if flt.disbursed_to:
+            paid_out = paid_out.where(Disbursement.disbursement_date <= flt.disbursed_to)
+        out.append(Loan.disbursement_id.in_(paid_out))
+    if flt.owner_id:
+        out.append(Customer.owner_id == flt.owner_id)
+    if flt.department_path:
+        out.append(Customer.owner_id.in_(scope.subtree_staff_ids(flt.department_path)))
+    if flt.source:
+        out.append(Customer.source == flt.source)
+    if flt.region:
+        out.append(Customer.region.contains(flt.region.strip(), autoescape=True))
+    if flt.product_id:
+        out.append(Loan.application_id.in_(select(Application.id).where(Application.product_id == flt.product_id)))
+    return out
+
+
 def loans_query(viewer: Viewer, *, status: str | None = None, bucket: str | None = None,
-                customer_id: int | None = None, collector_id: int | None = None) -> Select:
+                customer_id: int | None = None, collector_id: int | None = None,
+                flt: LoanFilter | None = None) -> Select:
     all_, overdue = _outstanding()
-    stmt = (select(Loan, Customer, Contract.number, all_, overdue)
+    flt = flt or LoanFilter(status=status, bucket=bucket, customer_id=customer_id, collector_id=collector_id)
+    return (select(Loan, Customer, Contract.number, all_, overdue)
             .join(Customer, Customer.id == Loan.customer_id).join(Contract, Contract.id == Loan.contract_id)
-            .where(visible_clause(viewer)))
-    if status:
-        stmt = stmt.where(Loan.status == status)
-    if bucket == "overdue":
-        stmt = stmt.where(Loan.bucket != "C")
-    elif bucket in BUCKETS:
-        stmt = stmt.where(Loan.bucket == bucket)
-    if customer_id:
-        stmt = stmt.where(Loan.customer_id == customer_id)
-    if collector_id:
-        stmt = stmt.where(Loan.collector_staff_id == collector_id)
-    return stmt
+            .where(*filter_clauses(viewer, flt)))
 
 
 def list_loans(session: Session, viewer: Viewer, *, status: str | None = None, bucket: str | None = None,
                customer_id: int | None = None, collector_id: int | None = None, limit: int = 100,
-               offset: int = 0) -> list[LoanRow]:
-    stmt = loans_query(viewer, status=status, bucket=bucket, customer_id=customer_id, collector_id=collector_id)
+               offset: int = 0, flt: LoanFilter | None = None) -> list[LoanRow]:
+    stmt = loans_query(viewer, status=status, bucket=bucket, customer_id=customer_id, collector_id=collector_id,
+                       flt=flt)
     stmt = stmt.order_by(Loan.overdue_days.desc(), Loan.id.desc()).limit(limit).offset(offset)
     return [LoanRow(loan, customer, number, int(outstanding), int(overdue))
             for loan, customer, number, outstanding, overdue in session.execute(stmt)]

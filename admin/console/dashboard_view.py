@@ -1,0 +1,62 @@
+"""The console home page (首页): the viewer's role dashboard from analytics, for a chosen period."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from analytics import dashboards
+from analytics.metrics import Filters
+from core import clock, money
+
+PERIODS = {"month": "本月", "last_month": "上月", "7d": "近 7 天", "30d": "近 30 天"}
+DEFAULT_PERIOD = "month"
+
+
+def period_filters(period: str | None, today: date | None = None) -> tuple[str, Filters]:
+    today = today or clock.today()
+    period = period if period in PERIODS else DEFAULT_PERIOD
+    if period == "last_month":
+        end = today.replace(day=1) - timedelta(days=1)
+        return period, Filters(start=end.replace(day=1), end=end)
+    if period == "7d":
+        return period, Filters(start=today - timedelta(days=6), end=today)
+    if period == "30d":
+        return period, Filters(start=today - timedelta(days=29), end=today)
+    return period, Filters.this_month(today)
+
+
+def show(value: int | Decimal | None, unit: str) -> str:
+    """A figure as shown on a card: counts plain, money in yuan, rates in percent."""
+    if value is None:
+        return "—"
+    if unit == "fen":
+        return money.format_yuan(int(value))
+    if unit == "rate":
+        return f"{Decimal(value) * 100:.1f}%"
+    return f"{int(value):,}"
+
+
+def change_text(card: dashboards.Card) -> tuple[str, str] | None:
+    """('+12.5%', 'up') for a count or an amount, ('+3.0 个百分点', 'down') for a rate; None without a base."""
+    change = card.change
+    if change is None:
+        return None
+    direction = "up" if change > 0 else "down" if change < 0 else "flat"
+    if card.unit == "rate":
+        return f"{change * 100:+.1f} 个百分点", direction
+    return f"{change * 100:+.1f}%", direction
+
+
+def chart_payload(board: dashboards.Dashboard) -> dict[str, Any]:
+    """What the page's script draws (labels and plain numbers; money in yuan for the axis)."""
+    out: dict[str, Any] = {}
+    if board.funnel:
+        out["funnel"] = {"title": "转化漏斗", "unit": "count",
+                         "items": [{"name": c.label, "value": int(c.value or 0), "url": c.url} for c in board.funnel]}
+    for name, chart in board.charts.items():
+        scale = 100 if chart["unit"] == "fen" else 1
+        out[name] = {"title": chart["title"], "unit": "yuan" if scale == 100 else "count",
+                     "items": [{"name": item[0], "value": item[1] / scale, "url": item[2]} for item in chart["items"]]}
+    return out

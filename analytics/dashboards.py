@@ -1,0 +1,145 @@
+"""The figures of each role's dashboard (首页看板), as plain data for a channel to render.
+
+- sales: my customers, follow-ups due, my funnel (leads created in the period), my disbursements;
+- supervisor / manager / admin: KPI cards with the change against the previous period, the funnel, the
+  leaderboard (龙虎榜) by disbursed amount, leads and disbursements by source;
+- risk / finance / collector: approval rate, overdue rate, collection rate, overdue principal by bucket.
+
+Which dashboard a viewer gets follows their role; what it counts follows their data scope (metrics do that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from analytics import funnel, metrics
+from analytics.metrics import Filters
+from crm.scope import Viewer
+from lending.models import BUCKET_LABELS, BUCKETS
+
+__all__ = ["Card", "Dashboard", "build", "kind_for"]
+
+SALES_ROLES = {"sales"}
+MANAGER_ROLES = {"admin", "manager", "supervisor"}
+RISK_ROLES = {"risk", "finance", "collector"}
+
+
+@dataclass(frozen=True)
+class Card:
+    key: str
+    label: str
+    unit: str
+    value: int | Decimal | None
+    previous: int | Decimal | None = None  # the same figure over the previous period, when it has one
+    url: str | None = None  # drill-down
+
+    @property
+    def change(self) -> Decimal | None:
+        """Relative change vs the previous period (counts, amounts) or the difference (rates)."""
+        if self.previous is None or self.value is None:
+            return None
+        if self.unit == "rate":
+            return Decimal(self.value) - Decimal(self.previous)
+        if not self.previous:
+            return None
+        return metrics.rate(int(self.value) - int(self.previous), int(self.previous))
+
+
+@dataclass
+class Dashboard:
+    kind: str  # sales | manager | risk
+    filters: Filters
+    cards: list[Card] = field(default_factory=list)
+    funnel: list[Card] = field(default_factory=list)
+    charts: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"title", "items": [(label, value, url)]}
+
+
+def kind_for(viewer: Viewer) -> str:
+    if viewer.role in SALES_ROLES:
+        return "sales"
+    if viewer.role in RISK_ROLES:
+        return "risk"
+    return "manager"
+
+
+def _card(session: Session, viewer: Viewer, key: str, flt: Filters, *, compare: bool = False) -> Card:
+    metric = metrics.get(key)
+    current = metrics.value(session, viewer, key, flt)
+    previous = metrics.value(session, viewer, key, flt.previous()) if compare else None
+    return Card(key, metric.label, metric.unit, current, previous, metric.drill(flt) if metric.drill else None)
+
+
+def _funnel(session: Session, viewer: Viewer, flt: Filters) -> list[Card]:
+    return [_card(session, viewer, f"funnel_{step}", flt) for step in funnel.STEPS]
+
+
+def _grouped(session: Session, viewer: Viewer, key: str, dimension: str, flt: Filters, *,
+             limit: int = 10) -> list[tuple[Any, int]]:
+    return metrics.by_dimension(session, viewer, key, dimension, flt, limit=limit)
+
+
+def _leaderboard(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
+    rows = _grouped(session, viewer, "disbursed_amount", "salesperson", flt)
+    names = metrics.staff_names(session, [owner for owner, _ in rows])
+    drill = metrics.get("disbursed_amount").drill
+    assert drill is not None
+    items = [(names.get(owner, "公海/未分配") if owner else "公海/未分配", amount,
+              drill(replace(flt, owner_id=owner)) if owner else None) for owner, amount in rows]
+    return {"title": "龙虎榜（放款金额）", "unit": "fen", "items": items}
+
+
+def _by_source(session: Session, viewer: Viewer, flt: Filters, key: str, title: str, unit: str) -> dict[str, Any]:
+    drill = metrics.get(key).drill
+    assert drill is not None
+    items = [(metrics.SOURCE_LABELS.get(source, source) if source else "未知", amount, drill(replace(flt, source=source)) if source else None)
+             for source, amount in _grouped(session, viewer, key, "source", flt)]
+    return {"title": title, "unit": unit, "items": items}
+
+
+def _buckets(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
+    amounts = dict(_grouped(session, viewer, "overdue_principal", "bucket", flt, limit=len(BUCKETS)))
+    counts = dict(_grouped(session, viewer, "overdue_loans", "bucket", flt, limit=len(BUCKETS)))
+    items = [(BUCKET_LABELS[b], amounts.get(b, 0), metrics.loan_url(flt, period=False, status="active", bucket=b),
+              counts.get(b, 0)) for b in BUCKETS if b != "C"]
+    return {"title": "逾期余额（本金）按账期", "unit": "fen", "items": items}
+
+
+def build(session: Session, viewer: Viewer, flt: Filters) -> Dashboard:
+    kind = kind_for(viewer)
+    board = Dashboard(kind, flt)
+    snapshot = Filters(start=flt.start, end=flt.end, department_id=flt.department_id, owner_id=flt.owner_id,
+                       source=flt.source, region=flt.region)
+    if kind == "sales":
+        board.cards = [
+            _card(session, viewer, "owned_customers", snapshot),
+            _card(session, viewer, "followups_due", snapshot),
+            _card(session, viewer, "funnel_lead", flt, compare=True),
+            _card(session, viewer, "disbursed_count", flt, compare=True),
+            _card(session, viewer, "disbursed_amount", flt, compare=True),
+        ]
+        board.funnel = _funnel(session, viewer, flt)
+    elif kind == "manager":
+        board.cards = [_card(session, viewer, key, flt, compare=True) for key in (
+            "funnel_lead", "applications", "disbursed_count", "disbursed_amount", "conversion_rate", "approval_rate")]
+        board.cards.append(_card(session, viewer, "overdue_rate", snapshot))
+        board.funnel = _funnel(session, viewer, flt)
+        board.charts["leaderboard"] = _leaderboard(session, viewer, flt)
+        board.charts["leads_by_source"] = _by_source(session, viewer, flt, "funnel_lead", "新增线索按来源", "count")
+        board.charts["disbursed_by_source"] = _by_source(session, viewer, flt, "disbursed_amount", "放款金额按来源",
+                                                         "fen")
+    else:
+        board.cards = [
+            _card(session, viewer, "approval_rate", flt, compare=True),
+            _card(session, viewer, "active_loans", snapshot),
+            _card(session, viewer, "outstanding_principal", snapshot),
+            _card(session, viewer, "overdue_loans", snapshot),
+            _card(session, viewer, "overdue_principal", snapshot),
+            _card(session, viewer, "overdue_rate", snapshot),
+            _card(session, viewer, "collection_rate", flt, compare=True),
+        ]
+        board.charts["buckets"] = _buckets(session, viewer, snapshot)
+    return board

@@ -1,0 +1,36 @@
+"""The lead funnel (转化漏斗) from the events the product records: a customer has reached a step when the step's
+event exists for it (a follow-up, an arrived visit, an application, an approval, a loan), whatever its current
+stage says now (a lost customer who was visited still counts as visited)."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, exists, select
+
+from crm.models import Customer, FollowUp, Visit, VisitStatus
+from lending.models import Application, ApplicationTransition, Loan
+
+__all__ = ["STEPS", "STEP_LABELS", "step_clause"]
+
+STEP_LABELS = {"lead": "新线索", "contacted": "已联系", "visited": "已上门", "applied": "已进件", "approved": "已审批",
+               "disbursed": "已放款"}
+STEPS = tuple(STEP_LABELS)
+
+
+def step_clause(step: str) -> ColumnElement[bool]:
+    """Customers (the ``customer`` table in the FROM) that reached ``step``."""
+    if step == "lead":
+        return Customer.id.is_not(None)
+    if step == "contacted":
+        return exists().where(FollowUp.customer_id == Customer.id)
+    if step == "visited":
+        return exists().where(Visit.customer_id == Customer.id, Visit.status == VisitStatus.ARRIVED)
+    if step == "applied":
+        return exists().where(Application.customer_id == Customer.id)
+    if step == "approved":
+        # an approval is the transition into the signing node's status: approved (then signed, disbursed)
+        approved = (select(ApplicationTransition.application_id)
+                    .where(ApplicationTransition.to_status.in_(("approved", "signed", "disbursed"))))
+        return exists().where(Application.customer_id == Customer.id, Application.id.in_(approved))
+    if step == "disbursed":
+        return exists().where(Loan.customer_id == Customer.id)
+    raise ValueError(f"unknown funnel step {step!r}")

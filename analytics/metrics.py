@@ -1,0 +1,345 @@
+"""The metric registry (指标): each figure defined once — key, Chinese label, unit, one aggregate query, the
+dimensions it can be filtered and grouped by, and the list it drills down to.
+
+A metric's query is built from the same scope and filter clauses as the list it drills to
+(``crm.customer_queries.filtered`` for customers, ``lending.servicing.loans.filter_clauses`` for loans), so the
+figure and the list's row count agree by construction. Nothing is computed row by row in Python: a metric is
+``SELECT <aggregate> … [GROUP BY <dimension>]``; a rate is the quotient of two aggregates of one query.
+
+Other packages add metrics with :func:`register` (finance's revenue, deposits … later) — a :class:`Metric` needs
+no change here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
+from sqlalchemy.orm import Session
+
+from analytics import funnel
+from core import clock
+from crm import customer_queries, customers, scope
+from crm.models import Customer, Department, Staff
+from crm.scope import Viewer
+from lending.models import Application, Loan, LoanInstallment
+from lending.servicing import loans
+
+__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "Filters", "Metric", "by_dimension", "get", "loan_url", "rate", "register", "staff_names", "value"]
+
+DIMENSION_LABELS = {"period": "时间段", "department": "部门", "salesperson": "业务员", "source": "来源",
+                    "product": "产品", "region": "地区", "bucket": "账期"}
+
+# Customer sources (Customer.source is free text; these are the codes the product writes). Unknown ones show as is.
+SOURCE_LABELS = {"manual": "手工录入", "console": "控制台录入", "import": "批量导入", "miniprogram": "小程序",
+                 "wecom": "企业微信", "referral": "转介绍", "api": "开放接口", "demo": "演示数据"}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a figure is cut by. ``start``/``end``: business dates (Asia/Shanghai), inclusive."""
+
+    start: date
+    end: date
+    department_id: int | None = None
+    owner_id: int | None = None  # the salesperson (the customer's owner)
+    source: str | None = None
+    region: str | None = None
+    product_id: int | None = None
+
+    def previous(self) -> Filters:
+        """The period of the same length just before this one (for the change vs previous period)."""
+        days = (self.end - self.start).days + 1
+        return replace(self, start=self.start - timedelta(days=days), end=self.start - timedelta(days=1))
+
+    @classmethod
+    def this_month(cls, today: date | None = None, **kw: Any) -> Filters:
+        today = today or clock.today()
+        return cls(start=today.replace(day=1), end=today, **kw)
+
+
+Query = Callable[[Session, Viewer, Filters, tuple[ColumnElement[Any], ...]], Select[Any]]
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str  # count | fen | rate
+    # The SELECT of the given columns over the metric's rows, scoped and filtered; the first column is the
+    # aggregate, a grouped query adds the dimension's column in front.
+    query: Query
+    aggregate: Callable[[], ColumnElement[Any]]
+    dimensions: dict[str, Callable[[], ColumnElement[Any]]] = field(default_factory=dict)  # group-by columns
+    filters: frozenset[str] = frozenset()  # the Filters fields it honours ("period" for start/end)
+    drill: Callable[[Filters], str] | None = None  # the list URL with the same filters
+    # a rate: numerator and denominator aggregates of the same query
+    ratio: tuple[Callable[[], ColumnElement[Any]], Callable[[], ColumnElement[Any]]] | None = None
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    if metric.key in METRICS:
+        raise ValueError(f"metric {metric.key} is already registered")
+    METRICS[metric.key] = metric
+    return metric
+
+
+def get(key: str) -> Metric:
+    return METRICS[key]
+
+
+def _check(metric: Metric, flt: Filters) -> None:
+    for name, dim in (("department_id", "department"), ("owner_id", "salesperson"), ("source", "source"),
+                      ("region", "region"), ("product_id", "product")):
+        if getattr(flt, name) not in (None, "") and dim not in metric.filters:
+            raise ValueError(f"metric {metric.key} cannot be filtered by {dim}")
+
+
+def value(session: Session, viewer: Viewer, key: str, flt: Filters) -> int | Decimal | None:
+    """The figure: an int (count, fen) or a Decimal rate (None when the denominator is 0)."""
+    metric = METRICS[key]
+    _check(metric, flt)
+    if metric.ratio:
+        num, den = session.execute(metric.query(session, viewer, flt, (metric.ratio[0](), metric.ratio[1]()))).one()
+        return rate(int(num or 0), int(den or 0))
+    return int(session.scalar(metric.query(session, viewer, flt, (metric.aggregate(),))) or 0)
+
+
+def by_dimension(session: Session, viewer: Viewer, key: str, dimension: str, flt: Filters,
+                 limit: int | None = None) -> list[tuple[Any, int]]:
+    """The figure grouped by ``dimension``, largest first."""
+    metric = METRICS[key]
+    _check(metric, flt)
+    column = metric.dimensions[dimension]()
+    agg = metric.aggregate()
+    stmt = metric.query(session, viewer, flt, (column, agg)).group_by(column).order_by(agg.desc(), column)
+    if limit:
+        stmt = stmt.limit(limit)
+    return [(k, int(v or 0)) for k, v in session.execute(stmt)]
+
+
+def rate(numerator: int, denominator: int) -> Decimal | None:
+    if not denominator:
+        return None
+    return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+# --- customers: the funnel by cohort (leads created in the period) ------------------------------------------
+
+CUSTOMER_FILTERS = frozenset({"period", "department", "salesperson", "source", "region"})
+
+
+def _customer_filter(flt: Filters, *, period: bool = True, **kw: Any) -> customer_queries.CustomerFilter:
+    return customer_queries.CustomerFilter(
+        created_from=flt.start if period else None, created_to=flt.end if period else None,
+        owner_id=flt.owner_id, department_id=flt.department_id, source=flt.source, region=flt.region, **kw)
+
+
+def _customer_query(step: str) -> Query:
+    def query(session: Session, viewer: Viewer, flt: Filters, columns: tuple[ColumnElement[Any], ...]) -> Select:
+        stmt = customer_queries.filtered(session, viewer, _customer_filter(flt), (funnel.step_clause(step),))
+        return stmt.with_only_columns(*columns)
+    return query
+
+
+def _customer_url(flt: Filters, **extra: Any) -> str:
+    params = {"created_from": flt.start.isoformat(), "created_to": flt.end.isoformat(),
+              "owner_id": flt.owner_id, "department_id": flt.department_id, "source": flt.source,
+              "region": flt.region, **extra}
+    return "/console/customers?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
+def _customer_drill(step: str) -> Callable[[Filters], str]:
+    return lambda flt: _customer_url(flt, funnel=None if step == "lead" else step)
+
+
+CUSTOMER_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
+    "salesperson": lambda: Customer.owner_id, "source": lambda: Customer.source, "region": lambda: Customer.region,
+}
+
+for _step, _label in (("lead", "新增线索"), ("contacted", "已联系"), ("visited", "已上门"), ("applied", "已进件"),
+                      ("approved", "已审批"), ("disbursed", "已放款客户")):
+    register(Metric(key=f"funnel_{_step}", label=_label, unit="count", query=_customer_query(_step),
+                    aggregate=lambda: func.count(Customer.id), dimensions=CUSTOMER_DIMENSIONS,
+                    filters=CUSTOMER_FILTERS, drill=_customer_drill(_step)))
+
+register(Metric(
+    key="conversion_rate", label="线索放款转化率", unit="rate", query=_customer_query("lead"),
+    aggregate=lambda: func.count(Customer.id), filters=CUSTOMER_FILTERS,
+    ratio=(lambda: func.count(case((funnel.step_clause("disbursed"), Customer.id))), lambda: func.count(Customer.id)),
+))
+
+
+def _my_leads(session: Session, viewer: Viewer, flt: Filters, columns: tuple[ColumnElement[Any], ...]) -> Select:
+    stmt = customer_queries.filtered(session, viewer, _customer_filter(flt, period=False, status="owned"))
+    return stmt.with_only_columns(*columns)
+
+
+register(Metric(key="owned_customers", label="私海客户", unit="count", query=_my_leads,
+                aggregate=lambda: func.count(Customer.id), dimensions=CUSTOMER_DIMENSIONS,
+                filters=CUSTOMER_FILTERS - {"period"},
+                drill=lambda flt: _customer_url(flt, status="owned", created_from=None, created_to=None)))
+
+
+def _followups_due(session: Session, viewer: Viewer, flt: Filters, columns: tuple[ColumnElement[Any], ...]) -> Select:
+    stmt = customer_queries.filtered(session, viewer, _customer_filter(flt, period=False, next_followup_to=flt.end))
+    return stmt.with_only_columns(*columns)
+
+
+register(Metric(key="followups_due", label="待跟进（截至期末）", unit="count", query=_followups_due,
+                aggregate=lambda: func.count(Customer.id), dimensions=CUSTOMER_DIMENSIONS,
+                filters=CUSTOMER_FILTERS - {"period"},
+                drill=lambda flt: _customer_url(flt, created_from=None, created_to=None,
+                                                next_followup_to=flt.end.isoformat(), sort="followup_asc")))
+
+
+# --- loans ---------------------------------------------------------------------------------------------------
+
+LOAN_FILTERS = frozenset({"period", "department", "salesperson", "source", "region", "product"})
+LOAN_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
+    "salesperson": lambda: Customer.owner_id, "source": lambda: Customer.source, "region": lambda: Customer.region,
+    "bucket": lambda: Loan.bucket,
+}
+
+
+NO_DEPARTMENT = "//"  # a prefix no department path has ("/1/4/"): an unknown department matches nothing
+
+
+def _department_path(session: Session, department_id: int | None) -> str | None:
+    if not department_id:
+        return None
+    path = session.scalar(select(Department.path).where(Department.id == department_id))
+    return path if path is not None else NO_DEPARTMENT
+
+
+def _loan_filter(session: Session, flt: Filters, *, period: bool, **kw: Any) -> loans.LoanFilter:
+    return loans.LoanFilter(disbursed_from=flt.start if period else None, disbursed_to=flt.end if period else None,
+                            owner_id=flt.owner_id, department_path=_department_path(session, flt.department_id),
+                            source=flt.source, region=flt.region, product_id=flt.product_id, **kw)
+
+
+def _loan_query(*, period: bool, **kw: Any) -> Query:
+    def query(session: Session, viewer: Viewer, flt: Filters, columns: tuple[ColumnElement[Any], ...]) -> Select:
+        return (select(*columns).select_from(Loan).join(Customer, Customer.id == Loan.customer_id)
+                .where(*loans.filter_clauses(viewer, _loan_filter(session, flt, period=period, **kw))))
+    return query
+
+
+def loan_url(flt: Filters, *, period: bool, **extra: Any) -> str:
+    params = {"disbursed_from": flt.start.isoformat() if period else None,
+              "disbursed_to": flt.end.isoformat() if period else None, "owner_id": flt.owner_id,
+              "department_id": flt.department_id, "source": flt.source, "region": flt.region,
+              "product_id": flt.product_id, **extra}
+    return "/console/lending/loans?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
+def _disbursed_amount() -> ColumnElement[Any]:
+    return func.coalesce(func.sum(Loan.principal_amount), 0)
+
+
+def _outstanding_principal() -> ColumnElement[Any]:
+    rest = (select(func.coalesce(func.sum(LoanInstallment.principal_amount - LoanInstallment.paid_principal_amount), 0))
+            .where(LoanInstallment.loan_id == Loan.id).correlate(Loan).scalar_subquery())
+    return func.coalesce(func.sum(rest), 0)
+
+
+register(Metric(key="disbursed_count", label="放款笔数", unit="count", query=_loan_query(period=True),
+                aggregate=lambda: func.count(Loan.id), dimensions=LOAN_DIMENSIONS, filters=LOAN_FILTERS,
+                drill=lambda flt: loan_url(flt, period=True)))
+register(Metric(key="disbursed_amount", label="放款金额", unit="fen", query=_loan_query(period=True),
+                aggregate=_disbursed_amount, dimensions=LOAN_DIMENSIONS, filters=LOAN_FILTERS,
+                drill=lambda flt: loan_url(flt, period=True)))
+register(Metric(key="active_loans", label="在贷笔数", unit="count", query=_loan_query(period=False, status="active"),
+                aggregate=lambda: func.count(Loan.id), dimensions=LOAN_DIMENSIONS,
+                filters=LOAN_FILTERS - {"period"}, drill=lambda flt: loan_url(flt, period=False, status="active")))
+register(Metric(key="outstanding_principal", label="在贷余额（本金）", unit="fen",
+                query=_loan_query(period=False, status="active"), aggregate=_outstanding_principal,
+                dimensions=LOAN_DIMENSIONS, filters=LOAN_FILTERS - {"period"},
+                drill=lambda flt: loan_url(flt, period=False, status="active")))
+register(Metric(key="overdue_loans", label="逾期笔数", unit="count",
+                query=_loan_query(period=False, status="active", bucket="overdue"),
+                aggregate=lambda: func.count(Loan.id), dimensions=LOAN_DIMENSIONS,
+                filters=LOAN_FILTERS - {"period"},
+                drill=lambda flt: loan_url(flt, period=False, status="active", bucket="overdue")))
+register(Metric(key="overdue_principal", label="逾期余额（本金）", unit="fen",
+                query=_loan_query(period=False, status="active", bucket="overdue"), aggregate=_outstanding_principal,
+                dimensions=LOAN_DIMENSIONS, filters=LOAN_FILTERS - {"period"},
+                drill=lambda flt: loan_url(flt, period=False, status="active", bucket="overdue")))
+register(Metric(key="overdue_rate", label="逾期率（笔数）", unit="rate", query=_loan_query(period=False, status="active"),
+                aggregate=lambda: func.count(Loan.id), filters=LOAN_FILTERS - {"period"},
+                ratio=(lambda: func.count(case((Loan.bucket != "C", Loan.id))), lambda: func.count(Loan.id))))
+
+
+def _due_installments(session: Session, viewer: Viewer, flt: Filters,
+                      columns: tuple[ColumnElement[Any], ...]) -> Select:
+    """Installments falling due in the period, of loans in the viewer's scope."""
+    i = LoanInstallment
+    return (select(*columns).select_from(i).join(Loan, Loan.id == i.loan_id)
+            .join(Customer, Customer.id == Loan.customer_id)
+            .where(i.due_date >= flt.start, i.due_date <= flt.end,
+                   *loans.filter_clauses(viewer, _loan_filter(session, flt, period=False))))
+
+
+def _installment_paid() -> ColumnElement[Any]:
+    i = LoanInstallment
+    return func.coalesce(func.sum(i.paid_principal_amount + i.paid_interest_amount + i.paid_fee_amount), 0)
+
+
+def _installment_due() -> ColumnElement[Any]:
+    i = LoanInstallment
+    return func.coalesce(func.sum(i.principal_amount + i.interest_amount + i.fee_amount), 0)
+
+
+register(Metric(key="due_amount", label="期内到期应还", unit="fen", query=_due_installments, aggregate=_installment_due,
+                filters=LOAN_FILTERS))
+register(Metric(key="collection_rate", label="回收率（期内到期已还）", unit="rate", query=_due_installments,
+                aggregate=_installment_due, filters=LOAN_FILTERS, ratio=(_installment_paid, _installment_due)))
+
+
+# --- applications --------------------------------------------------------------------------------------------
+
+APPROVED = ("approved", "signed", "disbursed")
+
+
+def _applications(session: Session, viewer: Viewer, flt: Filters, columns: tuple[ColumnElement[Any], ...]) -> Select:
+    """Applications started in the period whose customer the viewer may see."""
+    conditions = [customers.visible_clause(viewer),
+                  Application.created_at >= clock.start_of_business_day(flt.start),
+                  Application.created_at < clock.start_of_business_day(flt.end + timedelta(days=1))]
+    if flt.owner_id:
+        conditions.append(Customer.owner_id == flt.owner_id)
+    if flt.department_id:
+        conditions.append(Customer.owner_id.in_(scope.subtree_staff_ids(_department_path(session, flt.department_id))))
+    if flt.source:
+        conditions.append(Customer.source == flt.source)
+    if flt.region:
+        conditions.append(Customer.region.contains(flt.region.strip(), autoescape=True))
+    if flt.product_id:
+        conditions.append(Application.product_id == flt.product_id)
+    return (select(*columns).select_from(Application).join(Customer, Customer.id == Application.customer_id)
+            .where(and_(*conditions)))
+
+
+register(Metric(key="applications", label="进件数", unit="count", query=_applications,
+                aggregate=lambda: func.count(Application.id), filters=LOAN_FILTERS,
+                dimensions={"product": lambda: Application.product_id, "salesperson": lambda: Customer.owner_id}))
+register(Metric(key="approval_rate", label="审批通过率", unit="rate", query=_applications,
+                aggregate=lambda: func.count(Application.id), filters=LOAN_FILTERS,
+                ratio=(lambda: func.count(case((Application.status.in_(APPROVED), Application.id))),
+                       lambda: func.count(case((Application.status.in_((*APPROVED, "rejected")), Application.id))))))
+
+
+def staff_names(session: Session, ids: list[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(wanted))).all())
+

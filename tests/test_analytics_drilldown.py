@@ -1,0 +1,82 @@
+"""Drill-down: every linked figure of the home dashboard opens a list whose row count equals the figure."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from analytics import dashboards
+from analytics.metrics import Filters
+from tests.analytics_support import PERIOD, seed
+from tests.lending_flow_support import V
+from tests.test_admin_support import console_client, log_in
+
+NOV = Filters(*PERIOD)
+
+
+def _rows_behind(client, url: str) -> int:
+    page = client.get(url)
+    assert page.status_code == 200, url
+    if url.startswith("/console/customers"):
+        total = re.search(r"共 (\d+) 条", page.text)
+        assert total, url
+        return int(total.group(1))
+    assert url.startswith("/console/lending/loans")
+    return len(re.findall(r'<tr><td><a href="/console/lending/loans/\d+">', page.text))
+
+
+def _check_board(session, staff) -> int:
+    board = dashboards.build(session, V(staff), NOV)
+    client = console_client()
+    log_in(client, session, staff)
+    checked = 0
+    for card in [*board.cards, *board.funnel]:
+        if card.url and card.unit == "count":
+            assert _rows_behind(client, card.url) == card.value, (card.key, card.url)
+            checked += 1
+    return checked
+
+
+def test_manager_figures_match_their_lists(session):
+    s = seed(session)
+    assert _check_board(session, s.w.manager) >= 7
+
+
+def test_salesperson_figures_match_their_lists(session):
+    s = seed(session)
+    assert _check_board(session, s.w.sales) >= 8
+
+
+def test_risk_figures_match_their_lists(session):
+    s = seed(session)
+    assert _check_board(session, s.w.risk) >= 2
+
+
+def test_the_home_page_links_each_card_to_its_list(session):
+    s = seed(session)
+    client = console_client()
+    log_in(client, session, s.w.manager)
+    page = client.get("/console/?period=month")
+    assert page.status_code == 200
+    links = {html.unescape(u) for u in re.findall(r'class="dash-value" href="([^"]+)"', page.text)}
+    assert any("funnel" not in u and "created_from=2026-11-01" in u for u in links)
+    assert any(u.startswith("/console/lending/loans?disbursed_from=2026-11-01&disbursed_to=2026-11-23") for u in links)
+    assert "龙虎榜" in page.text and "转化漏斗" in page.text
+
+
+def test_an_unknown_funnel_step_is_refused_in_chinese(session):
+    s = seed(session)
+    client = console_client()
+    log_in(client, session, s.w.manager)
+    page = client.get("/console/customers?funnel=nonsense")
+    assert page.status_code == 422
+    assert "未知的漏斗环节" in page.text
+
+
+def test_the_loan_list_refuses_a_bad_date_in_chinese(session):
+    s = seed(session)
+    client = console_client()
+    log_in(client, session, s.w.manager)
+    page = client.get("/console/lending/loans?disbursed_from=2026-13-01")
+    assert page.status_code == 422
+    assert "放款开始日期格式不正确" in page.text

@@ -1,0 +1,145 @@
+"""The metric layer on a small seeded world: every figure equals the hand count, for each data scope."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from analytics import dashboards, metrics
+from analytics.metrics import Filters
+from lending.models import LoanInstallment
+from tests.analytics_support import PERIOD, PREVIOUS, seed
+from tests.factories import make_staff
+from tests.lending_flow_support import AMOUNT, V
+
+NOV = Filters(*PERIOD)
+
+FUNNEL = ("funnel_lead", "funnel_contacted", "funnel_visited", "funnel_applied", "funnel_approved",
+          "funnel_disbursed")
+
+
+def _funnel(session, viewer, flt=NOV):
+    return [metrics.value(session, viewer, key, flt) for key in FUNNEL]
+
+
+def test_manager_sees_every_lead_of_the_period_through_the_funnel(session):
+    s = seed(session)
+    # 李四 王五 赵六 钱七 孙八 created in November; 周九 in October
+    assert _funnel(session, V(s.w.manager)) == [5, 3, 1, 3, 1, 1]
+    assert metrics.value(session, V(s.w.manager), "conversion_rate", NOV) == Decimal("0.2000")
+
+
+def test_salesperson_sees_only_own_customers(session):
+    s = seed(session)
+    assert _funnel(session, V(s.w.sales)) == [3, 2, 1, 2, 1, 1]
+    assert _funnel(session, V(s.w.other_sales)) == [1, 1, 0, 1, 0, 0]
+    assert _funnel(session, V(s.far)) == [1, 0, 0, 0, 0, 0]
+    assert metrics.value(session, V(s.w.other_sales), "disbursed_amount", NOV) == 0
+    assert metrics.value(session, V(s.w.sales), "disbursed_amount", NOV) == AMOUNT
+    assert metrics.value(session, V(s.w.sales), "followups_due", NOV) == 1  # 王五
+    assert metrics.value(session, V(s.w.other_sales), "followups_due", NOV) == 0
+    assert metrics.value(session, V(s.w.sales), "owned_customers", NOV) == 4  # 李四 王五 赵六, and 周九 of October
+
+
+def test_supervisor_sees_the_team_not_other_departments(session):
+    s = seed(session)
+    supervisor = make_staff(session, role="supervisor", department=s.w.sales.department, data_scope="department")
+    assert metrics.value(session, V(supervisor), "funnel_lead", NOV) == 4  # 孙八 is in another department
+    assert metrics.value(session, V(supervisor), "applications", NOV) == 3
+
+
+def test_previous_period_and_filters(session):
+    s = seed(session)
+    mgr = V(s.w.manager)
+    assert NOV.previous() == Filters(*PREVIOUS)
+    assert metrics.value(session, mgr, "funnel_lead", NOV.previous()) == 1  # 周九
+    assert metrics.value(session, mgr, "funnel_lead", Filters(*PERIOD, owner_id=s.w.sales.id)) == 3
+    assert metrics.value(session, mgr, "funnel_lead", Filters(*PERIOD, source="referral")) == 1
+    assert metrics.value(session, mgr, "funnel_lead",
+                         Filters(*PERIOD, department_id=s.w.sales.department_id)) == 4
+    assert metrics.value(session, mgr, "disbursed_count", Filters(*PERIOD, product_id=s.w.product.id)) == 1
+    assert metrics.value(session, mgr, "disbursed_count", Filters(*PERIOD, product_id=s.w.product.id + 999)) == 0
+    assert metrics.value(session, mgr, "disbursed_count", NOV.previous()) == 0
+
+
+def test_applications_and_approval_rate(session):
+    s = seed(session)
+    mgr = V(s.w.manager)
+    assert metrics.value(session, mgr, "applications", NOV) == 3
+    # decided: 李四 (disbursed) and 王五 (rejected); 钱七's is still open
+    assert metrics.value(session, mgr, "approval_rate", NOV) == Decimal("0.5000")
+
+
+def test_loan_book_figures(session):
+    s = seed(session)
+    mgr = V(s.w.manager)
+    assert metrics.value(session, mgr, "active_loans", NOV) == 1
+    assert metrics.value(session, mgr, "outstanding_principal", NOV) == AMOUNT
+    assert metrics.value(session, mgr, "overdue_loans", NOV) == 0
+    assert metrics.value(session, mgr, "overdue_rate", NOV) == Decimal("0.0000")
+    assert metrics.value(session, mgr, "collection_rate", NOV) is None  # nothing fell due in November
+    assert metrics.value(session, V(s.far), "overdue_rate", NOV) is None
+
+
+def test_leaderboard_groups_by_salesperson_and_source(session):
+    s = seed(session)
+    mgr = V(s.w.manager)
+    assert metrics.by_dimension(session, mgr, "disbursed_amount", "salesperson", NOV) == [(s.w.sales.id, AMOUNT)]
+    by_source = dict(metrics.by_dimension(session, mgr, "funnel_lead", "source", NOV))
+    assert by_source == {"manual": 4, "referral": 1}
+
+
+def test_a_metric_refuses_a_filter_it_does_not_have(session):
+    s = seed(session)
+    with pytest.raises(ValueError, match="product"):
+        metrics.value(session, V(s.w.manager), "funnel_lead", Filters(*PERIOD, product_id=1))
+
+
+def test_dashboard_kind_follows_the_role(session):
+    s = seed(session)
+    assert dashboards.build(session, V(s.w.sales), NOV).kind == "sales"
+    board = dashboards.build(session, V(s.w.manager), NOV)
+    assert board.kind == "manager"
+    leads = next(c for c in board.cards if c.key == "funnel_lead")
+    assert (leads.value, leads.previous, leads.change) == (5, 1, Decimal("4.0000"))
+    assert board.charts["leaderboard"]["items"][0][:2] == (s.w.sales.display_name, AMOUNT)
+    assert dashboards.build(session, V(s.w.risk), NOV).kind == "risk"
+
+
+def test_registering_a_metric_twice_is_refused():
+    with pytest.raises(ValueError):
+        metrics.register(metrics.get("funnel_lead"))
+
+
+def test_an_overdue_loan_counts_in_its_bucket_and_in_the_collection_rate(session):
+    from datetime import date
+
+    from lending.servicing import rollover
+    from tests.servicing_support import days, make_loan, on, pay
+
+    w, loan = make_loan(session)  # 12,000.00 over 12 months, first due 2026-12-23
+    on(date(2026, 12, 23) + days(10))
+    rollover.roll_over(session)
+    session.refresh(loan)
+    mgr, december = V(w.manager), Filters(date(2026, 12, 1), date(2026, 12, 31))
+    i = LoanInstallment
+    first = session.scalar(select(i.principal_amount + i.interest_amount + i.fee_amount)
+                           .where(i.loan_id == loan.id, i.number == 1))
+    assert loan.bucket == "M1"
+    assert metrics.by_dimension(session, mgr, "overdue_principal", "bucket", december) == [("M1", 1_200_000)]
+    assert metrics.value(session, mgr, "overdue_rate", december) == Decimal("1.0000")
+    assert metrics.value(session, mgr, "due_amount", december) == first
+    assert metrics.value(session, mgr, "collection_rate", december) == Decimal("0.0000")
+    pay(session, w, loan, first // 2)
+    # the penalty is written off first, so a half payment covers less than half of principal, interest and fee
+    assert Decimal("0") < metrics.value(session, mgr, "collection_rate", december) < Decimal("0.5")
+    assert metrics.value(session, V(w.other_sales), "overdue_loans", december) == 0
+
+
+def test_an_unknown_department_matches_nothing(session):
+    s = seed(session)
+    mgr = V(s.w.manager)
+    assert metrics.value(session, mgr, "disbursed_count", Filters(*PERIOD, department_id=999_999)) == 0
+    assert metrics.value(session, mgr, "disbursed_count", Filters(*PERIOD, department_id=s.w.sales.department_id)) == 1

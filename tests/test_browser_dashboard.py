@@ -1,0 +1,109 @@
+"""The home dashboards in a real browser: the manager's and a salesperson's render their ECharts charts from our
+own static files (no request to another host), at a desktop and at a phone width, and a chart links to its list."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+import pytest
+
+from core.db import unit_of_work
+from tests.analytics_support import seed
+from tests.browser_harness import chromium_page, live_server, require_chromium
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+SHOTS = os.environ.get("SCRM_SCREENSHOT_DIR", "/tmp/analytics-shots")
+SIZES = {"desktop": (1366, 900), "phone": (390, 844)}
+
+
+@pytest.fixture
+def world(committed):
+    require_chromium()
+    with unit_of_work() as session:
+        s = seed(session)
+        users = {"manager": s.w.manager.username, "sales": s.w.sales.username, "risk": s.w.risk.username}
+    with live_server() as url:
+        yield url, users
+
+
+def _log_in(page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/console/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/console/")
+
+
+def _render(world, role: str, charts: int) -> list[str]:
+    from playwright.sync_api import expect
+
+    base_url, users = world
+    host = urlparse(base_url).netloc
+    foreign: list[str] = []
+    os.makedirs(SHOTS, exist_ok=True)
+    with chromium_page() as page:
+        page.on("request", lambda r: foreign.append(r.url) if urlparse(r.url).netloc not in (host, "") else None)
+        _log_in(page, base_url, users[role])
+        for name, (width, height) in SIZES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.goto(f"{base_url}/console/?period=month")
+            expect(page.locator("[data-chart][data-rendered='1']")).to_have_count(charts)
+            expect(page.locator("[data-chart] canvas").first).to_be_visible()
+            overflow = page.evaluate("() => { const d = document.querySelector('.dash');"
+                                     " return d.scrollWidth - d.clientWidth; }")
+            assert overflow <= 0, f"{role} dashboard overflows by {overflow}px at {width}px"
+            page.screenshot(path=f"{SHOTS}/dashboard-{role}-{name}.png", full_page=True)
+        labels = page.locator(".dash-card .dash-label").all_inner_texts()
+    assert foreign == []
+    return labels
+
+
+def test_manager_dashboard_renders_charts_from_local_files(world):
+    labels = _render(world, "manager", charts=4)  # funnel, leaderboard, leads and disbursements by source
+    assert {"新增线索", "放款金额", "审批通过率", "线索放款转化率"} <= set(labels)
+
+
+def test_salesperson_dashboard_renders_the_funnel(world):
+    labels = _render(world, "sales", charts=1)
+    assert {"私海客户", "待跟进（截至期末）", "放款金额"} <= set(labels)
+
+
+def test_risk_dashboard_renders_the_buckets(world):
+    labels = _render(world, "risk", charts=1)
+    assert {"审批通过率", "逾期余额（本金）", "回收率（期内到期已还）"} <= set(labels)
+
+
+def test_a_funnel_figure_opens_the_customer_list(world):
+    from playwright.sync_api import expect
+
+    base_url, users = world
+    with chromium_page() as page:
+        _log_in(page, base_url, users["sales"])
+        page.click("a[data-metric='funnel_contacted']")
+        expect(page).to_have_url(f"{base_url}/console/customers?created_from=2026-11-01&created_to=2026-11-23"
+                                 f"&funnel=contacted")
+        expect(page.locator(".pager")).to_contain_text("共 2 条")
+
+
+def test_the_disbursed_amount_opens_the_loan_list_with_the_same_filters(world):
+    from playwright.sync_api import expect
+
+    base_url, users = world
+    with chromium_page() as page:
+        _log_in(page, base_url, users["manager"])
+        page.click(".dash-card[data-metric='disbursed_amount'] a")
+        expect(page).to_have_url(f"{base_url}/console/lending/loans?disbursed_from=2026-11-01"
+                                 f"&disbursed_to=2026-11-23")
+        expect(page.locator("table.grid tbody tr a[href^='/console/lending/loans/']")).to_have_count(1)
+        for name, (width, height) in SIZES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.screenshot(path=f"{SHOTS}/loans-drill-{name}.png", full_page=True)
+        page.goto(f"{base_url}/console/customers?created_from=2026-11-01&created_to=2026-11-23&funnel=applied")
+        expect(page.locator(".pager")).to_contain_text("共 3 条")
+        expect(page.locator("select[name=funnel]")).to_have_value("applied")
+        for name, (width, height) in SIZES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.screenshot(path=f"{SHOTS}/customers-drill-{name}.png", full_page=True)
