@@ -1,78 +1,54 @@
-"""Settlement export (.xlsx), streamed: rows are written as they are read (xlsxwriter, constant memory).
+"""Settlement export (.xlsx), streamed through the kernel's export writer (:mod:`core.exports`).
 
-Every text cell is written as a string and neutralised against formula injection: a value starting
-with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading apostrophe, so a customer
-named ``=HYPERLINK(…)`` stays text in Excel and WPS. Money is written as numbers in yuan (two places).
-:func:`write_xlsx` is the one place that writes the file, so it can be switched to the kernel's shared
-export writer when that lands.
+Text cells stay text (a customer named ``=HYPERLINK(…)`` is never a formula), amounts are numbers in yuan,
+exact to the fen, and rows are written as they are read, so 100,000 settlements need no more memory than ten.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
-from decimal import Decimal
 from typing import IO, Any
 
-import xlsxwriter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import clock
+from core import clock, exports
 from core.money import fen_to_yuan
 from crm.models import Staff
 from crm.scope import Viewer
 from finance import settlements
 from finance.models import DISCOUNT_KIND_LABELS, FUNDER_KIND_LABELS, SETTLEMENT_STATUS_LABELS
 
-DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
 
 class Money(int):
     """An amount in fen, written as yuan."""
 
 
-def safe_text(value: str) -> str:
-    return "'" + value if value.startswith(DANGEROUS_PREFIXES) else value
+def _cell(value: Any) -> object:
+    if isinstance(value, Money):
+        return fen_to_yuan(int(value))
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, datetime):
+        return clock.ensure_aware(value).astimezone(clock.BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def write_xlsx(target: str | IO[bytes], title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """Write one sheet, streamed row by row (xlsxwriter's constant-memory mode); returns the number of data rows.
+    """Write one sheet, streamed row by row; returns the number of data rows."""
+    count = 0
 
-    Strings are never turned into formulas, numbers or links, and a dangerous leading character is neutralised.
-    """
-    book = xlsxwriter.Workbook(target, {"constant_memory": True, "strings_to_formulas": False,
-                                        "strings_to_numbers": False, "strings_to_urls": False})
-    try:
-        sheet = book.add_worksheet(title[:31])
-        money = book.add_format({"num_format": "#,##0.00"})
-        bold = book.add_format({"bold": True})
-        for col, header in enumerate(headers):
-            sheet.write_string(0, col, safe_text(str(header)), bold)
-        count = 0
-        for count, row in enumerate(rows, start=1):
-            for col, value in enumerate(row):
-                _write(sheet, count, col, value, money)
-    finally:
-        book.close()
+    def cells() -> Iterator[list[object]]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield [_cell(v) for v in row]
+
+    exports.write_xlsx(target, title, headers, cells())
     return count
-
-
-def _write(sheet: Any, row: int, col: int, value: Any, money: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, Money):
-        sheet.write_number(row, col, fen_to_yuan(int(value)), money)  # yuan, exact to the fen
-    elif isinstance(value, bool):
-        sheet.write_string(row, col, "是" if value else "否")
-    elif isinstance(value, int | Decimal):
-        sheet.write_number(row, col, value)
-    else:
-        if isinstance(value, datetime):
-            value = clock.ensure_aware(value).astimezone(clock.BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
-        elif isinstance(value, date):
-            value = value.isoformat()
-        sheet.write_string(row, col, safe_text(str(value)))
 
 
 HEADERS = ("结算编号", "协议编号", "客户", "手机", "资方", "资方类型", "放款金额（元）", "放款日期", "服务费（元）",

@@ -4,6 +4,7 @@ rebates, vouchers confirmed by three people, 结单 posted to the ledger; refusa
 from __future__ import annotations
 
 import threading
+import zipfile
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -298,7 +299,9 @@ def test_the_settlement_export_is_an_xlsx_whose_text_cannot_become_a_formula(ses
     sheet = load_workbook(path).active
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][:3] == ("结算编号", "协议编号", "客户")
-    assert rows[1][2] == "'=HYPERLINK(\"http://x\")" and rows[1][4] == "'@某银行"
+    assert rows[1][2] == "=HYPERLINK(\"http://x\")" and rows[1][4] == "@某银行"  # text, as typed
+    with zipfile.ZipFile(path) as book:
+        assert not any(b"<f>" in book.read(name) for name in book.namelist())  # no formula anywhere
     assert rows[1][6] == 200_000 and rows[1][15] == 5_800  # yuan, as numbers
     cells = list(sheet.iter_rows(min_row=2, max_row=2))[0]
     assert cells[2].data_type == "s"
