@@ -10,7 +10,8 @@ Configure in WeCom (应用管理 → 自建应用 → 配置到聊天工具栏) 
   ``/wecom/sidebar/api/agent-config``, signed with the app's jsapi ticket) and asks
   ``getContext`` / ``getCurExternalContact`` / ``getCurExternalChat``.
 - Framing: WeCom shows the page in its client (and the simulator in an iframe of the same origin), so
-  these responses carry ``X-Frame-Options: SAMEORIGIN`` and ``frame-ancestors 'self'``, never DENY.
+  ``mount`` opts this prefix out of the product-wide no-framing rule (``core.web.allow_framing``):
+  ``frame-ancestors`` is :data:`FRAME_ANCESTORS` here, ``'none'`` everywhere else.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import BaseModel, Field
 from bot import config, jsapi, sidebar
 from bot.gateway import get_gateway
 from bot.wecom_errors import WecomApiError, WecomUnavailable
+from core import web
 from core.db import unit_of_work
 from core.errors import AppError
 from core.security import sign, unsign
@@ -43,9 +45,7 @@ API_SALT = "wecom-sidebar-api"
 MAX_AGE = 12 * 3600
 JSSDK_FILE = "wecom-jssdk-2.4.4.js"  # @wecom/jssdk 2.4.4 from npm (dist/wecom.global.prod.js), MIT
 HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'self'; "
-                               "form-action 'self'; base-uri 'none'",
-    "X-Frame-Options": "SAMEORIGIN",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'",
     "Cache-Control": "no-store",
 }
 LABELS = {"tag_id": "标签", "content": "跟进内容", "title": "提醒内容", "due_at": "提醒时间", "product_id": "产品",
@@ -239,7 +239,12 @@ def share(customer_id: int, body: ShareIn, request: Request, session: SessionDep
                                        str(request.base_url)))
 
 
+# Who may show the sidebar in a frame: ourselves (the simulator's WeCom-client page) and WeCom's web client.
+FRAME_ANCESTORS = "'self' https://*.work.weixin.qq.com"
+
+
 def mount(app: FastAPI) -> None:
+    web.allow_framing(PREFIX, FRAME_ANCESTORS)
     app.include_router(router)
     app.mount(PREFIX + "/static", StaticFiles(directory=Path(__file__).parent / "static" / "sidebar"),
               name="wecom-sidebar-static")
