@@ -136,7 +136,7 @@ GROUP_BY_PREFIX: tuple[tuple[str, str], ...] = (
     ("/console/analytics", "报表"), ("/console/reports", "报表"), ("/console/dashboards", "报表"),
     ("/console/staff", "设置"), ("/console/departments", "设置"), ("/console/roles", "设置"),
     ("/console/settings", "设置"), ("/console/audit", "设置"), ("/console/tokens", "设置"),
-    ("/console/consents", "设置"),
+    ("/console/consents", "设置"), ("/console/outbox", "设置"), ("/_pay_sim", "财务"),
 )
 # Explicit exceptions by item key (an item may also name its group itself).
 GROUP_BY_KEY: dict[str, str] = {"finance_performance": "报表"}  # a report, though its URL is finance's
