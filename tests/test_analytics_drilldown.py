@@ -80,3 +80,13 @@ def test_the_loan_list_refuses_a_bad_date_in_chinese(session):
     page = client.get("/console/lending/loans?disbursed_from=2026-13-01")
     assert page.status_code == 422
     assert "放款开始日期格式不正确" in page.text
+
+
+def test_the_dashboard_names_the_viewers_data_scope_in_chinese(session):
+    # The payments console once registered a filter of the same name that passed the code through.
+    s = seed(session)
+    client = console_client()
+    log_in(client, session, s.w.manager)
+    page = client.get("/console/").text
+    label = {"own": "仅本人", "department": "本部门及下级", "all": "全部"}[s.w.manager.data_scope]
+    assert f"数据范围：{label}" in page and f"数据范围：{s.w.manager.data_scope}" not in page

@@ -59,7 +59,7 @@ templates.env.filters.update(
     auth_status_label=lambda v: AUTHORIZATION_STATUS_LABELS.get(v, v),
     item_kind_label=lambda v: ITEM_KIND_LABELS.get(v, v),
     item_status_label=lambda v: ITEM_STATUS_LABELS.get(v, v),
-    scope_label=lambda v: "、".join(purposes.label(p) for p in v.split(",")),
+    purpose_scope_label=lambda v: "、".join(purposes.label(p) for p in v.split(",")),
     applied_ref_label=lambda v: _ref_label(v),
 )
 
