@@ -17,6 +17,7 @@ import pytest
 from core import plugins
 from core.db import unit_of_work
 from crm.demo import DEMO_STAFF
+from tests.conftest import IS_POSTGRES
 from tests.browser_harness import CHROMIUM, CHROMIUM_ARGS, live_server, require_chromium
 
 pytestmark = pytest.mark.browser
@@ -116,6 +117,9 @@ def _walk_role(browser, base_url: str, username: str, size: str) -> list[str]:
     return problems
 
 
+# A walk of every role's every page at two sizes (~4 minutes): what it checks is the layout, the same on either
+# database, so CI runs it once, on SQLite (the PostgreSQL run has the pages' own tests).
+@pytest.mark.skipif(IS_POSTGRES, reason="layout walk: run once, on SQLite")
 @pytest.mark.parametrize("size", list(SIZES))
 def test_every_role_opens_every_menu_page_without_sideways_scroll(demo_site, size):
     from playwright.sync_api import sync_playwright
