@@ -17,8 +17,8 @@ import pytest
 from core import plugins
 from core.db import unit_of_work
 from crm.demo import DEMO_STAFF
-from tests.conftest import IS_POSTGRES
 from tests.browser_harness import CHROMIUM, CHROMIUM_ARGS, live_server, require_chromium
+from tests.conftest import IS_POSTGRES
 
 pytestmark = pytest.mark.browser
 
