@@ -121,3 +121,11 @@ def test_an_answer_not_signed_by_the_platform_key_we_trust_is_not_believed(pay_s
         trusting_other.query("PTESTTRUST0001")
     with pytest.raises(ProviderUnavailable):
         _order(trusting_other, "PTESTTRUST0002")
+
+
+
+def test_the_simulators_controls_answer_this_machine_only(pay_server):
+    # A loopback peer with X-Forwarded-For is a reverse proxy relaying somebody else (issue 20 item 2).
+    relayed = pay_server.http.get(pay_server.sim_url + "/_admin/state", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert relayed.status_code == 403
+    assert pay_server.http.get(pay_server.sim_url + "/_admin/state").status_code == 200

@@ -16,6 +16,7 @@ controls behind the console page 支付模拟器 (``GET /_pay_sim/``).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
@@ -23,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from wechatpayv3.utils import rsa_verify
@@ -38,7 +39,22 @@ _templates = Environment(loader=FileSystemLoader([Path(__file__).parent / "templ
                          autoescape=select_autoescape(["html"]))
 
 api = APIRouter(prefix="/v3")
-admin = APIRouter(prefix="/_admin")
+# Set by a reverse proxy: a loopback peer carrying one of them is relaying somebody else.
+_FORWARDING_HEADERS = ("x-forwarded-for", "x-real-ip", "forwarded")
+
+
+def _direct_loopback_only(request: Request) -> None:
+    """The simulator's controls (pay, fail, forge a notification, read its state) answer this machine only."""
+    host = request.client.host if request.client else ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback or any(request.headers.get(h) for h in _FORWARDING_HEADERS):
+        raise HTTPException(status_code=403, detail="支付模拟器的控制接口只接受本机访问")
+
+
+admin = APIRouter(prefix="/_admin", dependencies=[Depends(_direct_loopback_only)])
 
 
 def _signed(status: int, payload: dict[str, Any] | None) -> Response:
