@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import threading
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
@@ -26,7 +24,7 @@ from bot import config, inbox
 from bot.callback_crypto import MAX_BODY_BYTES, CallbackRejected
 from core.db import unit_of_work
 from core.errors import AppError
-from core.group_commit import GroupCommitter
+from core.group_commit import GroupCommitter, PerProcess
 
 PATH = "/wecom/callback"
 
@@ -53,19 +51,13 @@ def _write(requests: list[Request]) -> list[int | None | BaseException]:
     return outcomes
 
 
-_committer: GroupCommitter[Request, int | None] | None = None
-_committer_pid = 0
-_committer_lock = threading.Lock()
+_committer: PerProcess[Request, int | None] = PerProcess(
+    lambda: GroupCommitter(_write, max_batch=64, name="scrm-wecom-callback"))
 
 
 def committer() -> GroupCommitter[Request, int | None]:
     """This process's committer (a forked web worker gets its own thread)."""
-    global _committer, _committer_pid
-    with _committer_lock:
-        if _committer is None or _committer_pid != os.getpid():
-            _committer = GroupCommitter(_write, max_batch=64, name="scrm-wecom-callback")
-            _committer_pid = os.getpid()
-        return _committer
+    return _committer.get()
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:

@@ -15,6 +15,7 @@ than one item: then each item is written on its own, so one bad item never fails
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -100,3 +101,21 @@ class GroupCommitter(Generic[T, R]):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+
+class PerProcess(Generic[T, R]):
+    """This process's :class:`GroupCommitter`, made on first use; a forked web worker makes its own (the
+    parent's writer thread does not survive the fork)."""
+
+    def __init__(self, make: Callable[[], GroupCommitter[T, R]]) -> None:
+        self._make = make
+        self._committer: GroupCommitter[T, R] | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def get(self) -> GroupCommitter[T, R]:
+        with self._lock:
+            if self._committer is None or self._pid != os.getpid():
+                self._committer = self._make()
+                self._pid = os.getpid()
+            return self._committer

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import threading
 
 from fastapi import FastAPI
 from starlette.routing import Route
@@ -22,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from core.db import unit_of_work
 from core.errors import AppError
-from core.group_commit import GroupCommitter
+from core.group_commit import GroupCommitter, PerProcess
 from payments import config, inbox, notify_crypto
 from payments.exceptions import NotificationRejected
 
@@ -48,18 +46,13 @@ def _write(requests: list[Request]) -> list[int | None | BaseException]:
     return outcomes
 
 
-_committer: GroupCommitter[Request, int | None] | None = None
-_committer_pid = 0
-_committer_lock = threading.Lock()
+_committer: PerProcess[Request, int | None] = PerProcess(
+    lambda: GroupCommitter(_write, max_batch=64, name="scrm-pay-notify"))
 
 
 def committer() -> GroupCommitter[Request, int | None]:
-    global _committer, _committer_pid
-    with _committer_lock:
-        if _committer is None or _committer_pid != os.getpid():
-            _committer = GroupCommitter(_write, max_batch=64, name="scrm-pay-notify")
-            _committer_pid = os.getpid()
-        return _committer
+    """This process's committer (a forked web worker gets its own thread)."""
+    return _committer.get()
 
 
 async def _respond(send: Send, status: int, body: bytes = b"") -> None:
