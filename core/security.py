@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
+from collections.abc import Mapping
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -70,3 +72,16 @@ def unsign(signed: str, salt: str, max_age: int) -> str | None:
         return _serializer(salt).loads(signed, max_age=max_age)
     except (BadSignature, SignatureExpired):
         return None
+
+
+# Set by a reverse proxy: a loopback peer carrying one of them is relaying somebody else.
+FORWARDING_HEADERS = ("x-forwarded-for", "x-real-ip", "forwarded")
+
+
+def is_direct_loopback(client_host: str | None, headers: Mapping[str, str]) -> bool:
+    """A request from this machine itself, not one a local reverse proxy relays (the simulators' controls)."""
+    try:
+        loopback = ipaddress.ip_address(client_host or "").is_loopback
+    except ValueError:
+        return False
+    return loopback and not any(headers.get(h) for h in FORWARDING_HEADERS)

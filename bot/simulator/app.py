@@ -22,7 +22,6 @@ else gets 403 (:func:`admin_access`).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Any
 
@@ -33,22 +32,14 @@ from bot.simulator import endpoints  # noqa: F401 - registers the API handlers
 from bot.simulator.endpoints import confirm_groupmsg
 from bot.simulator.state import STATE, SimError, SimState
 from core.db import unit_of_work
+from core.security import is_direct_loopback
 from core.settings import get_settings
 from crm import auth_service
 from crm.models import Role
 
 ADMIN_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value})
-# Set by a reverse proxy: a loopback peer carrying one of them is relaying somebody else.
-_FORWARDING_HEADERS = ("x-forwarded-for", "x-real-ip", "forwarded")
-
-
 def _is_direct_loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-    return loopback and not any(request.headers.get(h) for h in _FORWARDING_HEADERS)
+    return is_direct_loopback(request.client.host if request.client else None, request.headers)
 
 
 def _is_console_admin(request: Request) -> bool:

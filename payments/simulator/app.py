@@ -16,7 +16,6 @@ controls behind the console page 支付模拟器 (``GET /_pay_sim/``).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import secrets
@@ -30,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from wechatpayv3.utils import rsa_verify
 
 from core import console_shell
+from core.security import is_direct_loopback
 from payments import notify_crypto
 from payments.config import SIM_PUBLIC_KEY_ID
 from payments.simulator.state import STATE, SimError, SimPayState
@@ -39,18 +39,9 @@ _templates = Environment(loader=FileSystemLoader([Path(__file__).parent / "templ
                          autoescape=select_autoescape(["html"]))
 
 api = APIRouter(prefix="/v3")
-# Set by a reverse proxy: a loopback peer carrying one of them is relaying somebody else.
-_FORWARDING_HEADERS = ("x-forwarded-for", "x-real-ip", "forwarded")
-
-
 def _direct_loopback_only(request: Request) -> None:
     """The simulator's controls (pay, fail, forge a notification, read its state) answer this machine only."""
-    host = request.client.host if request.client else ""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback or any(request.headers.get(h) for h in _FORWARDING_HEADERS):
+    if not is_direct_loopback(request.client.host if request.client else None, request.headers):
         raise HTTPException(status_code=403, detail="支付模拟器的控制接口只接受本机访问")
 
 
