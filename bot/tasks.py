@@ -11,7 +11,7 @@ from sqlalchemy import update
 from bot import channel_tasks, chat_tasks, handlers, inbox, mass_tasks, reminder_tasks, transfer_tasks  # noqa: F401
 from bot.models import WecomInbox
 from bot.task_support import wecom_task
-from core import clock, outbox
+from core import clock, inbox_processing, outbox
 from core.db import unit_of_work
 from core.tasks import periodic, task
 
@@ -19,35 +19,9 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 
 
-def _process(inbox_id: int) -> None:
-    try:
-        with unit_of_work() as session:
-            inbox.process(session, inbox_id)
-    except Exception as exc:
-        with unit_of_work() as session:
-            row = session.get(WecomInbox, inbox_id)
-            if row is not None and row.status == "pending":
-                row.attempts += 1
-                row.error = f"{type(exc).__name__}: {exc}"[:500]
-                if row.attempts >= MAX_ATTEMPTS:
-                    row.status, row.processed_at = "failed", clock.now()
-                    log.error("wecom event %s failed for good after %s attempts", inbox_id, row.attempts)
-                    return
-        raise
-
-
 def _process_each(inbox_ids: tuple[int, ...]) -> None:
-    """Each event in its own transaction; one that fails does not hold back the others. The task then
-    fails and retries (the events already done are skipped under their row lock)."""
-    failure: Exception | None = None
-    for inbox_id in inbox_ids:
-        try:
-            _process(inbox_id)
-        except Exception as exc:  # noqa: BLE001 - re-raised below, after the other events had their turn
-            log.warning("wecom event %s failed; the task will retry", inbox_id, exc_info=True)
-            failure = failure or exc
-    if failure is not None:
-        raise failure
+    """Each event in its own transaction; one that fails does not hold back the others (core.inbox_processing)."""
+    inbox_processing.process_each(WecomInbox, inbox.process, inbox_ids, max_attempts=MAX_ATTEMPTS, what="wecom event")
 
 
 @wecom_task(inbox.PROCESS_TASK)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from core import clock, outbox
+from core import clock, inbox_processing, outbox
 from core.db import unit_of_work
 from core.tasks import periodic, task
 from payments import inbox, orders, withholding
@@ -17,35 +17,11 @@ MAX_ATTEMPTS = 5
 POLL_TASK = "payments.poll_order"
 
 
-def _process(inbox_id: int) -> None:
-    try:
-        with unit_of_work() as session:
-            inbox.process(session, inbox_id)
-    except Exception as exc:
-        with unit_of_work() as session:
-            row = session.get(PaymentNotification, inbox_id)
-            if row is not None and row.status == "pending":
-                row.attempts += 1
-                row.error = f"{type(exc).__name__}: {exc}"[:500]
-                if row.attempts >= MAX_ATTEMPTS:
-                    row.status, row.processed_at = "failed", clock.now()
-                    log.error("payment notification %s failed for good after %s attempts", inbox_id, row.attempts)
-                    return
-        raise
-
-
 @task(inbox.PROCESS_TASK)
 def process_notifications(*inbox_ids: int) -> None:
     """Each notification in its own transaction; one that fails does not hold back the others."""
-    failure: Exception | None = None
-    for inbox_id in inbox_ids:
-        try:
-            _process(inbox_id)
-        except Exception as exc:  # noqa: BLE001 - re-raised below, after the others had their turn
-            log.warning("payment notification %s failed; the task will retry", inbox_id, exc_info=True)
-            failure = failure or exc
-    if failure is not None:
-        raise failure
+    inbox_processing.process_each(PaymentNotification, inbox.process, inbox_ids, max_attempts=MAX_ATTEMPTS,
+                                  what="payment notification")
 
 
 @task("payments.sweep_inbox")
