@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from core import plugins
+from core import plugins, simulators
 from core.settings import get_settings, missing_secrets, reset_settings_cache
 
 
@@ -92,6 +92,11 @@ def _celery():
     _require_secrets()
     plugins.load_models()
     plugins.load_tasks()
+    # A worker sends the WeCom messages and payment calls: it refuses simulators in production as the web does.
+    try:
+        simulators.check()
+    except simulators.SimulatorInProduction as exc:
+        raise click.ClickException(str(exc)) from exc
     return tasks.configure_celery()
 
 

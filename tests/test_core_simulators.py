@@ -76,3 +76,13 @@ def test_a_simulator_registered_by_another_package_is_refused_too(production):
 def test_development_starts_with_simulators():
     assert {s.key for s in simulators.active()} >= {"wecom", "wechat_mp"}
     simulators.check()  # SCRM_ENV=test: no refusal
+
+
+def test_a_production_worker_refuses_to_start_on_simulators_too(production):
+    import click
+
+    from core import cli
+
+    production(SCRM_REDIS_URL="redis://127.0.0.1:6379/15", **REAL_WECOM, **REAL_WECHAT)
+    with pytest.raises(click.ClickException, match="SCRM_WECHATPAY_MCHID"):
+        cli._celery()  # what `scrm worker` and `scrm beat` start with
