@@ -233,13 +233,17 @@ def mask_loose(raw: object) -> str:
 
 
 _ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[0-9Xx])(?![0-9A-Za-z])")
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
+# Landlines: trunk 0, the area code (010 and 02x are two digits, the rest three), a 7–8 digit local number
+# (010-12345678, 0755 1234567).
+_LANDLINE_IN_TEXT = re.compile(r"(?<![\d.])(0(?:10|2\d)|0[3-9]\d\d)([\s-]?)\d{3,4}(\d{4})(?!\d)")
 
 
 def mask_text(text: str) -> str:
-    """Mask every ID number and mobile number found in free text (log lines, error messages)."""
+    """Mask every ID number, mobile and landline number found in free text (log lines, error messages)."""
     text = _ID_IN_TEXT.sub(lambda m: f"{m.group(1)}********{m.group(3)}", text)
-    return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    text = _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    return _LANDLINE_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(3)}", text)
 
 
 class MaskingFilter(logging.Filter):

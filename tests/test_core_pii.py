@@ -105,6 +105,20 @@ def test_masks():
     assert pii.mask_text("call 13812345678 or id 11010519491231002X") == "call 138****5678 or id 110105********002X"
 
 
+@pytest.mark.parametrize(("text", "masked"), [
+    ("座机 010-12345678", "座机 010-****5678"),
+    ("tel 0755 1234567.", "tel 0755 ****4567."),
+    ("02112345678", "021****5678"),
+    ("+86 138 1234 5678", "138****5678"),
+    ("138-1234-5678", "138****5678"),
+    # not phone numbers: a date, a decimal, a short reference, a long order number
+    ("2026-12-06 0.0123456789 ref 0000012 order 20261206123456789",
+     "2026-12-06 0.0123456789 ref 0000012 order 20261206123456789"),
+])
+def test_landlines_and_spaced_mobiles_are_masked_in_text(text, masked):
+    assert pii.mask_text(text) == masked
+
+
 def test_log_lines_are_masked(caplog):
     logger = logging.getLogger("scrm.test")
     logger.addFilter(pii.MaskingFilter())
