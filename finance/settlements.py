@@ -235,9 +235,9 @@ def compute(session: Session, settlement: Settlement, data: ChargeInput) -> Char
         added += fen(amount, f"费用「{fee_type.name}」", "fees")
     loans = _outstanding_loans(session, agreement.id)
     if session.scalar(select(DepositRefund.id).join(deposits.Deposit, deposits.Deposit.id == DepositRefund.deposit_id)
-                      .where(deposits.Deposit.agreement_id == agreement.id, DepositRefund.status == "requested")
+                      .where(deposits.Deposit.agreement_id == agreement.id, DepositRefund.status.in_(deposits.OPEN_REFUNDS))
                       .limit(1)) is not None:
-        raise StateConflict("该签单有待确认的退定金申请，请先处理再结算")
+        raise StateConflict("该签单有待确认或退款中的退定金申请，请先处理再结算")
     return Charge(service_fee_amount=service_fee, discount_amount=discount, installment_fee_amount=installment_fee,
                   extra_fees_amount=agreement.other_fees_amount + added,
                   loan_principal_amount=sum(ln.principal_amount for ln in loans),
