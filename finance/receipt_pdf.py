@@ -84,7 +84,7 @@ def render(data: ReceiptData, *, paper: str = "A4") -> bytes:
     ]
     table = Table([[_cell(a, body), _cell(b, body, bold=(a.startswith("约定定金"))), _cell(c, body),
                     _cell(d, body, bold=(c.startswith("本次收取")))] for a, b, c, d in rows],
-                  colWidths=[x * (size[0] - 30 * mm * scale) for x in (0.17, 0.33, 0.17, 0.33)])
+                  colWidths=[x * (size[0] - 30 * mm * scale) for x in (0.22, 0.28, 0.22, 0.28)])
     table.setStyle(TableStyle([
         ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#888888")),
         ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f2f2f2")),
