@@ -283,6 +283,8 @@ async def amend(agreement_id: int, request: Request, session: SessionDep, user: 
                 changes[name] = rate_text(form[name], agreements.TERM_LABELS[name], name)
         if form.get("term_months", "").strip():
             changes["term_months"] = _int(form["term_months"], "term_months", "期限")
+        if form.get("repayment_method", "").strip():
+            changes["repayment_method"] = form["repayment_method"].strip()
         return agreements.propose_amendment(session, agreement_id, changes, reason=form.get("reason", ""),
                                             viewer=user.viewer)
 
