@@ -516,6 +516,7 @@ def _requests(path: str = "") -> JSONResponse:
         return JSONResponse({"requests": [r for r in STATE.requests if path in r["path"]]})
 
 
+REFUND_LABELS = {"PROCESSING": "退款处理中", "SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}
 STATE_LABELS = {"NOTPAY": "未支付", "SUCCESS": "支付成功", "CLOSED": "已关闭", "PAYERROR": "支付失败",
                 "REFUND": "已退款", "ACCEPT": "已受理（待扣款）", "USERPAYING": "支付中"}
 
@@ -525,8 +526,10 @@ def console(request: Request) -> HTMLResponse:
         orders = sorted(STATE.orders.values(), key=lambda o: o.get("created_at", 0), reverse=True)[:100]
         deliveries = list(reversed(STATE.deliveries[-30:]))
         contracts = list(STATE.contracts.values())
+        refunds = list(reversed(list(STATE.refunds.values())))[:50]
         page = _templates.get_template("pay_simulator.html").render(
-            orders=orders, deliveries=deliveries, contracts=contracts, labels=STATE_LABELS,
+            orders=orders, deliveries=deliveries, contracts=contracts, labels=STATE_LABELS, refunds=refunds,
+            refund_labels=REFUND_LABELS,
             auto_notify=STATE.auto_notify, prefix=request.scope.get("root_path", ""))
     return HTMLResponse(page)
 
