@@ -148,6 +148,8 @@ def void_deposit(session: Session, deposit_id: int, *, reason: str, viewer: View
     if not (reason or "").strip():
         raise FinanceInvalid("请填写作废原因", field="reason")
     deposit = get_deposit(session, viewer, deposit_id, for_update=True)
+    if deposit.payment_order_id is not None:
+        raise StateConflict("客户通过微信支付的定金不是录入错误，不能作废；如需退还请申请退款（原路退回）")
     if deposit.refunded_amount or session.scalar(select(DepositRefund.id).where(
             DepositRefund.deposit_id == deposit.id, DepositRefund.status.in_(OPEN_REFUNDS))) is not None:
         raise StateConflict("该定金已有退款或待确认的退款申请，不能作废")

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from finance import deposits, payment_purposes
+from finance.exceptions import StateConflict
 from finance.models import Agreement, Deposit, DepositRefund, JournalEntry
 from miniprogram_api.models import MpSession
 from payments import orders, refunds
@@ -41,7 +42,7 @@ def _paid_online(session, mp, pay_server, task_runner, agreement):
 
 def test_a_deposit_paid_in_the_mini_program_lands_once_as_a_confirmed_posted_deposit(session, mp, case, pay_server,
                                                                                    task_runner):
-    _, agreement = case
+    w, agreement = case
     fees = mp.get("/fees").json()["fees"]
     assert fees == [{"agreement_id": agreement.id, "kind": "deposit", "title": f"定金（协议 {agreement.number}）",
                      "amount": "5000.00"}]
@@ -67,6 +68,8 @@ def test_a_deposit_paid_in_the_mini_program_lands_once_as_a_confirmed_posted_dep
     session.commit()
     assert session.scalar(select(func.count()).select_from(Deposit).where(Deposit.agreement_id == agreement.id)) == 1
     assert _entries(session, "deposit") == 1
+    with pytest.raises(StateConflict, match="不能作废"):  # money that came through WeChat Pay is refunded, not voided
+        deposits.void_deposit(session, deposit.id, reason="录错了", viewer=V(w.finance))
 
 
 def test_a_deposit_payment_the_agreement_no_longer_takes_is_held_for_review(session, mp, case, pay_server,
