@@ -2,12 +2,18 @@
 ``payments`` (WeChat Pay from the mini-program, JSAPI), registered with payments as lending registers
 ``lending.installment``.
 
-Today one obligation kind: the agreed deposit (定金) of an agreement on the deposit list, obligation
-``deposit:<agreement id>``, amount what is still due (:func:`finance.deposits.deposit_due`). When the
-money arrives, :func:`apply_fee` records it as a confirmed deposit and posts it (Dr 微信账户 / Cr 客户定金)
-in the same transaction that marks the payment applied, once per payment (the deposit's unique
-``payment_order_id``). A refusal (agreement cancelled or settled meanwhile, more than is due) leaves the
-money held for review in payments.
+Two obligation kinds, applied by :func:`apply_fee` in the same transaction that marks the payment applied,
+once per payment (a unique ``payment_order_id`` on the row it lands in):
+
+- ``deposit:<agreement id>``: the agreed deposit (定金) of an agreement on the deposit list, amount what is
+  still due (:func:`finance.deposits.deposit_due`); recorded as a confirmed deposit, posted (Dr 微信账户 /
+  Cr 客户定金);
+- ``settlement:<settlement id>:<revision>``: the WeChat part of a charged settlement (服务费), paid before
+  结单; the charge's line names the payment, posted on arrival (Dr 微信账户 / Cr 客户定金) and applied at
+  结单 (:func:`finance.settlements.receive_online`); the charge cannot be changed afterwards.
+
+A refusal (agreement cancelled or settled meanwhile, charge changed, another amount) leaves the money held
+for review in payments.
 
 A deposit refund that finance confirms for a deposit paid this way goes back the way it came
 (:func:`finance.deposits.decide_refund`); the provider's result arrives here (:func:`on_refund`).
@@ -20,8 +26,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
-from finance import deposits
-from finance.models import Agreement
+from finance import deposits, settlements
+from finance.models import Agreement, Settlement
 from payments import checkout, purposes
 from payments.models import PaymentOrder
 
@@ -35,21 +41,46 @@ class FeeBill:
     number: str
     customer_id: int
     amount: int  # fen due now
+    kind: str = "deposit"  # deposit | settlement
+    ref_id: int = 0  # the settlement (kind settlement)
+    revision: int = 0  # the charge's revision the bill was made from
 
     @property
     def obligation_ref(self) -> str:
+        if self.kind == "settlement":
+            return f"settlement:{self.ref_id}:{self.revision}"
         return f"deposit:{self.agreement_id}"
 
     @property
     def title(self) -> str:
-        return f"定金（协议 {self.number}）"
+        return f"服务费（协议 {self.number}）" if self.kind == "settlement" else f"定金（协议 {self.number}）"
 
 
-def agreement_of(obligation_ref: str) -> int:
-    kind, _, rest = obligation_ref.partition(":")
-    if kind != "deposit" or not rest.isdigit():
+def parse(obligation_ref: str) -> tuple[str, list[int]]:
+    """``deposit:<agreement>`` or ``settlement:<settlement>:<revision>``."""
+    kind, *rest = obligation_ref.split(":")
+    if (kind, len(rest)) not in (("deposit", 1), ("settlement", 2)) or not all(x.isdigit() for x in rest):
         raise NotFound(f"无法识别的费用事项：{obligation_ref}")
-    return int(rest)
+    return kind, [int(x) for x in rest]
+
+
+def settlement_bill(session: Session, settlement: Settlement) -> FeeBill | None:
+    """The WeChat part of a charged settlement (服务费), payable online before 结单, or None."""
+    line = settlements.online_due(session, settlement)
+    if line is None:
+        return None
+    agreement = session.get(Agreement, settlement.agreement_id)
+    return FeeBill(agreement_id=agreement.id, number=agreement.number, customer_id=agreement.customer_id,
+                   amount=line.amount, kind="settlement", ref_id=settlement.id, revision=settlement.revision)
+
+
+def pay_settlement(session: Session, settlement: Settlement, *, openid: str) -> tuple[PaymentOrder, dict[str, str]]:
+    bill = settlement_bill(session, settlement)
+    if bill is None:
+        raise NotFound("这笔结算当前没有待在线支付的服务费", code="finance_nothing_due")
+    return checkout.start_jsapi(session, purpose=PURPOSE, obligation_ref=bill.obligation_ref,
+                                customer_id=bill.customer_id, amount=bill.amount, description=bill.title,
+                                openid=openid)
 
 
 def deposit_bill(session: Session, agreement: Agreement) -> FeeBill | None:
@@ -71,9 +102,13 @@ def pay_deposit(session: Session, agreement: Agreement, *, openid: str) -> tuple
 
 
 def apply_fee(session: Session, settlement: purposes.Settlement) -> str:
-    deposit = deposits.receive_paid(session, agreement_of(settlement.obligation_ref), amount=settlement.amount,
-                                    paid_date=settlement.paid_date, out_trade_no=settlement.out_trade_no,
-                                    payment_order_id=settlement.order_id)
+    kind, ids = parse(settlement.obligation_ref)
+    if kind == "settlement":
+        line = settlements.receive_online(session, ids[0], revision=ids[1], amount=settlement.amount,
+                                          out_trade_no=settlement.out_trade_no, payment_order_id=settlement.order_id)
+        return f"finance_settlement_payment:{line.id}"
+    deposit = deposits.receive_paid(session, ids[0], amount=settlement.amount, paid_date=settlement.paid_date,
+                                    out_trade_no=settlement.out_trade_no, payment_order_id=settlement.order_id)
     return f"finance_deposit:{deposit.id}"
 
 

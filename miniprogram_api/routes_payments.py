@@ -13,7 +13,7 @@ from sqlalchemy import select
 from core.errors import NotFound
 from core.web import SessionDep
 from finance import payment_purposes as fee_purposes
-from finance.models import Agreement
+from finance.models import Agreement, Settlement
 from lending.models import Loan
 from lending.payment_purposes import PURPOSE, current_bill
 from miniprogram_api.catalog import yuan
@@ -76,6 +76,13 @@ def my_fees(ident: Customer, session: SessionDep) -> dict[str, Any]:
         if bill is not None:
             fees.append({"agreement_id": agreement.id, "kind": "deposit", "title": bill.title,
                          "amount": yuan(bill.amount)})
+    for settlement in session.scalars(select(Settlement).join(Agreement, Agreement.id == Settlement.agreement_id)
+                                      .where(Agreement.customer_id == ident.customer_id, Settlement.status == "charged")
+                                      .order_by(Settlement.id)):
+        bill = fee_purposes.settlement_bill(session, settlement)
+        if bill is not None:
+            fees.append({"agreement_id": bill.agreement_id, "settlement_id": settlement.id, "kind": "settlement",
+                         "title": bill.title, "amount": yuan(bill.amount)})
     return {"fees": fees}
 
 
@@ -85,6 +92,18 @@ def pay_deposit(agreement_id: int, ident: Customer, session: SessionDep) -> dict
     if agreement is None or agreement.customer_id != ident.customer_id:
         raise NotFound("协议不存在", code="mp_agreement_not_found")
     order, params = fee_purposes.pay_deposit(session, agreement, openid=ident.openid)
+    return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,
+            "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params}
+
+
+@router.post("/fees/settlement/{settlement_id}/pay", summary="支付服务费（结算的微信部分）：下单并返回 wx.requestPayment 参数",
+             tags=["还款"])
+def pay_settlement(settlement_id: int, ident: Customer, session: SessionDep) -> dict[str, Any]:
+    settlement = session.get(Settlement, settlement_id)
+    agreement = session.get(Agreement, settlement.agreement_id) if settlement else None
+    if agreement is None or agreement.customer_id != ident.customer_id:
+        raise NotFound("结算不存在", code="mp_settlement_not_found")
+    order, params = fee_purposes.pay_settlement(session, settlement, openid=ident.openid)
     return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,
             "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params}
 

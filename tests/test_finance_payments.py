@@ -181,3 +181,42 @@ def test_the_fee_purpose_is_registered_with_payments():
 
     assert purposes.get(payment_purposes.PURPOSE).on_refund is payment_purposes.on_refund
     assert purposes.label("finance.fee") == "服务费/定金"
+
+
+def test_the_settlement_fee_paid_online_is_applied_at_settlement(session, mp, case, pay_server, task_runner):
+    from finance import ledger, settlements
+    from finance.models import Account, Settlement, SettlementPayment
+    from finance.settlements import ChargeInput
+
+    w, agreement = case
+    _paid_online(session, mp, pay_server, task_runner, agreement)  # the 5,000 元 deposit
+    s = settlements.record_disbursement(session, agreement.id, funder_name="某银行", funder_type="bank",
+                                        amount=20_000_000, disbursed_date=None, viewer=V(w.finance))
+    due = settlements.compute(session, s, ChargeInput()).total_due_amount
+    settlements.charge(session, s.id, ChargeInput(payments=[("wechat", 100_000), ("bank", due - 100_000)]),
+                       viewer=V(w.finance))
+    session.commit()
+    fee = [f for f in mp.get("/fees").json()["fees"] if f["kind"] == "settlement"]
+    assert fee == [{"agreement_id": agreement.id, "settlement_id": s.id, "kind": "settlement",
+                    "title": f"服务费（协议 {agreement.number}）", "amount": "1000.00"}]
+    body = mp.post(f"/fees/settlement/{s.id}/pay").json()
+    pay_server.pay(body["out_trade_no"])
+    assert pay_server.notify(body["out_trade_no"], copies=2) == [204, 204]
+    task_runner.drain()
+    session.expire_all()
+    line = session.scalar(select(SettlementPayment).where(SettlementPayment.method == "wechat"))
+    order = session.scalar(select(PaymentOrder).where(PaymentOrder.out_trade_no == body["out_trade_no"]))
+    assert line.payment_order_id == order.id and order.applied_ref == f"finance_settlement_payment:{line.id}"
+    assert _entries(session, "settlement_payment") == 1
+    assert [f for f in mp.get("/fees").json()["fees"] if f["kind"] == "settlement"] == []
+    with pytest.raises(StateConflict, match="不能再修改收费"):
+        settlements.charge(session, s.id, ChargeInput(payments=[("bank", due)]), viewer=V(w.finance))
+    session.rollback()
+    s = session.get(Settlement, s.id)
+    for who, staff in (("officer", w.officer), ("supervisor", w.supervisor), ("sales", w.sales)):
+        settlements.confirm_voucher(session, s.id, who, revision=s.revision, viewer=V(staff))
+    settlements.close(session, s.id, viewer=V(w.finance))
+    session.commit()
+    held = session.scalar(select(Account.balance_amount).where(Account.code == "deposits_held"))
+    assert held == 0  # the deposit and the online part both applied at 结单
+    assert ledger.run_check(session).ok

@@ -280,6 +280,8 @@ class SettlementPayment(Base):
     settlement_id: Mapped[int] = mapped_column(ForeignKey("finance_settlement.id"), index=True)
     method: Mapped[str] = mapped_column(String(12))
     amount: Mapped[int]
+    # paid by the customer through WeChat Pay before 结单 (purpose finance.fee): the payment, once
+    payment_order_id: Mapped[int | None] = mapped_column(ForeignKey("payment_order.id"), unique=True)
 
 
 class SettlementRebate(Base):

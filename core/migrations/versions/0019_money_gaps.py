@@ -1,4 +1,4 @@
-"""money gaps: a deposit paid through WeChat Pay (finance.fee) names its payment once; a deposit refund
+"""money gaps: a deposit, or a settlement's WeChat part, paid through WeChat Pay (finance.fee) names its payment once; a deposit refund
 paid back the way it came (原路退回: refunding / failed, its out_refund_no); a refund's owner reference and
 the provider's final answer; indexes for the finance performance report's date ranges
 
@@ -30,6 +30,14 @@ def upgrade() -> None:
         batch_op.create_foreign_key(batch_op.f('fk_finance_deposit_payment_order_id_payment_order'), 'payment_order',
                                     ['payment_order_id'], ['id'])
 
+    with op.batch_alter_table('finance_settlement_payment', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('payment_order_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+                                      nullable=True))
+        batch_op.create_unique_constraint(batch_op.f('uq_finance_settlement_payment_payment_order_id'),
+                                          ['payment_order_id'])
+        batch_op.create_foreign_key(batch_op.f('fk_finance_settlement_payment_payment_order_id_payment_order'),
+                                    'payment_order', ['payment_order_id'], ['id'])
+
     with op.batch_alter_table('finance_deposit_refund', schema=None) as batch_op:
         batch_op.add_column(sa.Column('out_refund_no', sa.String(length=64), nullable=True))
         batch_op.create_unique_constraint(batch_op.f('uq_finance_deposit_refund_out_refund_no'), ['out_refund_no'])
@@ -55,6 +63,12 @@ def downgrade() -> None:
         batch_op.create_check_constraint(batch_op.f('ck_finance_deposit_refund_status_known'), _REFUND_STATUS_OLD)
         batch_op.drop_constraint(batch_op.f('uq_finance_deposit_refund_out_refund_no'), type_='unique')
         batch_op.drop_column('out_refund_no')
+
+    with op.batch_alter_table('finance_settlement_payment', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_finance_settlement_payment_payment_order_id_payment_order'),
+                                 type_='foreignkey')
+        batch_op.drop_constraint(batch_op.f('uq_finance_settlement_payment_payment_order_id'), type_='unique')
+        batch_op.drop_column('payment_order_id')
 
     with op.batch_alter_table('finance_deposit', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_finance_deposit_payment_order_id_payment_order'), type_='foreignkey')
