@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
             "finance performance, finance, whole year": lambda i: performance.report(
                 session, fin, since=today - timedelta(days=365), until=today),
         }
+        load_start = os.getloadavg()
         lines.append(f"Data: {args.agreements:,} agreements and settlements, {n_lines:,} ledger lines; "
                      f"build {', '.join(f'{k} {v:.1f} s' for k, v in timings.items())}.")
         lines.append("")
@@ -214,7 +215,10 @@ def main(argv: list[str] | None = None) -> None:
             peaks.append((limit, tracemalloc.get_traced_memory()[1] / 1e6))
             tracemalloc.stop()
             session.rollback()
+        load_end = os.getloadavg()
         lines.append("")
+        lines.append(f"Load average (1/5/15 min, {os.cpu_count()} cores): {' / '.join(f'{x:.1f}' for x in load_start)} "
+                     f"when the measurements started, {' / '.join(f'{x:.1f}' for x in load_end)} at the end.")
         lines.append("Export peak Python memory (tracemalloc): " + ", ".join(
             f"{limit:,} rows {peak:.1f} MB" for limit, peak in peaks))
     print("\n".join(lines))

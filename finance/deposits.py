@@ -26,8 +26,10 @@ from finance.access import FINANCE, SIGNERS, case_filter, require
 from finance.amounts import fen
 from finance.exceptions import FinanceInvalid, RecordNotFound, StateConflict
 from finance.models import METHOD_LABELS, Agreement, CustomerLoan, Deposit, DepositRefund
+from payments import refunds as payment_refunds
 
 RECORDABLE = ("approved", "working", "disbursed")
+OPEN_REFUNDS = ("requested", "refunding")  # a refund asked for, or paid back through the provider and not yet done
 
 
 def _method(method: str, field: str = "method") -> str:
@@ -81,10 +83,15 @@ def confirm_deposit(session: Session, deposit_id: int, *, viewer: Viewer | None)
     session.refresh(deposit)
     if moved != 1:
         raise StateConflict("该定金已被确认或已作废，请刷新后重试")
+    _post_receipt(session, deposit, staff_id=viewer.staff_id if viewer else None)
+    return deposit
+
+
+def _post_receipt(session: Session, deposit: Deposit, *, staff_id: int | None) -> None:
+    """A confirmed deposit: Dr cash/bank / Cr 客户定金; the case enters the work list (做单中心)."""
     agreement = session.get(Agreement, deposit.agreement_id)
     entry = ledger.post(session, source_type="deposit", source_id=deposit.id, source_key=f"deposit:{deposit.id}",
-                        memo=f"收定金 {agreement.number}", entry_date=deposit.received_date,
-                        by_staff_id=viewer.staff_id if viewer else None,
+                        memo=f"收定金 {agreement.number}", entry_date=deposit.received_date, by_staff_id=staff_id,
                         lines=[ledger.Line(ledger.method_account(deposit.method), debit=deposit.amount),
                                ledger.Line("deposits_held", credit=deposit.amount)])
     deposit.journal_entry_id = entry.id
@@ -94,6 +101,43 @@ def confirm_deposit(session: Session, deposit_id: int, *, viewer: Viewer | None)
     session.refresh(agreement)
     audit.record(session, "finance.deposit_confirmed", entity_type="finance_deposit", entity_id=deposit.id,
                  after={"amount": deposit.amount, "entry": entry.id})
+
+
+def deposit_due(session: Session, agreement: Agreement) -> int:
+    """What the customer still owes of the agreed deposit (定金), fen: agreed − held − waiting for confirmation."""
+    if agreement.status not in ("approved", "working"):
+        return 0
+    taken = int(session.scalar(select(func.coalesce(func.sum(Deposit.amount - Deposit.refunded_amount), 0)).where(
+        Deposit.agreement_id == agreement.id, Deposit.status.in_(("received", "confirmed")))) or 0)
+    return max(agreement.deposit_amount - taken, 0)
+
+
+def receive_paid(session: Session, agreement_id: int, *, amount: int, paid_date: date, out_trade_no: str,
+                 payment_order_id: int) -> Deposit:
+    """A deposit the customer paid through WeChat Pay: the provider's verified payment is the confirmation,
+    so it is recorded confirmed and posted (Dr 微信账户 / Cr 客户定金) at once. Once per payment
+    (``payment_order_id`` is unique); refused (the money then waits for review in payments) when the
+    agreement no longer takes a deposit or the amount is above what is still due."""
+    existing = session.scalar(select(Deposit).where(Deposit.payment_order_id == payment_order_id))
+    if existing is not None:
+        return existing
+    agreement = agreements.get_agreement(session, None, agreement_id, for_update=True)
+    if agreement.status not in ("approved", "working"):
+        raise StateConflict(f"签单 {agreement.number} 当前不收定金（{agreement.status}），请人工核对后退款或入账")
+    due = deposit_due(session, agreement)
+    if fen(amount, "定金金额", "amount") > due:
+        raise FinanceInvalid(f"付款 {format_yuan(amount)} 超过签单 {agreement.number} 尚未收取的定金 "
+                             f"{format_yuan(due)}", field="amount")
+    now = clock.now()
+    deposit = Deposit(agreement_id=agreement.id, amount=amount, method="wechat",
+                      received_date=min(paid_date, clock.today()), reference=out_trade_no[:64], status="confirmed",
+                      entered_by_staff_id=None, created_at=now, confirmed_at=now, confirmed_by_staff_id=None,
+                      payment_order_id=payment_order_id)
+    session.add(deposit)
+    session.flush()
+    audit.record(session, "finance.deposit_paid_online", entity_type="finance_deposit", entity_id=deposit.id,
+                 after={"agreement": agreement.number, "amount": amount, "out_trade_no": out_trade_no})
+    _post_receipt(session, deposit, staff_id=None)
     return deposit
 
 
@@ -104,8 +148,10 @@ def void_deposit(session: Session, deposit_id: int, *, reason: str, viewer: View
     if not (reason or "").strip():
         raise FinanceInvalid("请填写作废原因", field="reason")
     deposit = get_deposit(session, viewer, deposit_id, for_update=True)
+    if deposit.payment_order_id is not None:
+        raise StateConflict("客户通过微信支付的定金不是录入错误，不能作废；如需退还请申请退款（原路退回）")
     if deposit.refunded_amount or session.scalar(select(DepositRefund.id).where(
-            DepositRefund.deposit_id == deposit.id, DepositRefund.status == "requested")) is not None:
+            DepositRefund.deposit_id == deposit.id, DepositRefund.status.in_(OPEN_REFUNDS))) is not None:
         raise StateConflict("该定金已有退款或待确认的退款申请，不能作废")
     agreement = session.get(Agreement, deposit.agreement_id)
     if agreement.status == "settled":
@@ -137,8 +183,10 @@ def held_amount(session: Session, agreement_id: int) -> int:
 
 
 def pending_refund_amount(session: Session, deposit_id: int) -> int:
+    """Refunds asked for or under way (原路退款中), fen: not refundable a second time."""
     return int(session.scalar(select(func.coalesce(func.sum(DepositRefund.amount), 0))
-                              .where(DepositRefund.deposit_id == deposit_id, DepositRefund.status == "requested")) or 0)
+                              .where(DepositRefund.deposit_id == deposit_id,
+                                     DepositRefund.status.in_(OPEN_REFUNDS))) or 0)
 
 
 def request_refund(session: Session, deposit_id: int, *, amount: int, method: str, reason: str,
@@ -171,16 +219,21 @@ def request_refund(session: Session, deposit_id: int, *, amount: int, method: st
 
 
 def decide_refund(session: Session, refund_id: int, *, accept: bool, viewer: Viewer | None) -> DepositRefund:
-    """Finance pays the refund back (posted) or rejects it. Decided once; never past the amount received."""
+    """Finance pays the refund back (posted) or rejects it. Decided once; never past the amount received.
+
+    A deposit the customer paid through WeChat Pay, refunded by WeChat, goes back the way it came (原路退回):
+    the refund is asked of the provider and stays ``refunding`` until its result (:func:`provider_refund_done`,
+    from the refund notification or a poll; at once when the provider answers SUCCESS straight away)."""
     require(viewer, FINANCE, "确认退定金")
     refund = session.get(DepositRefund, refund_id)
     if refund is None:
         raise RecordNotFound("退款申请不存在")
     deposit = get_deposit(session, viewer, refund.deposit_id)
+    online = accept and refund.method == "wechat" and deposit.payment_order_id is not None
     moved = session.execute(update(DepositRefund).where(DepositRefund.id == refund.id,
                                                         DepositRefund.status == "requested")
-                            .values(status="confirmed" if accept else "rejected", decided_at=clock.now(),
-                                    decided_by_staff_id=viewer.staff_id if viewer else None)
+                            .values(status=("refunding" if online else "confirmed") if accept else "rejected",
+                                    decided_at=clock.now(), decided_by_staff_id=viewer.staff_id if viewer else None)
                             .execution_options(synchronize_session=False)).rowcount
     session.refresh(refund)
     if moved != 1:
@@ -189,22 +242,61 @@ def decide_refund(session: Session, refund_id: int, *, accept: bool, viewer: Vie
         agreement = session.get(Agreement, deposit.agreement_id)
         if agreement.status == "settled":
             raise StateConflict("签单已结算，定金已抵扣服务费，不能退款")
-        grown = session.execute(update(Deposit).where(Deposit.id == deposit.id, Deposit.status == "confirmed",
-                                                      Deposit.refunded_amount + refund.amount <= Deposit.amount)
-                                .values(refunded_amount=Deposit.refunded_amount + refund.amount)
-                                .execution_options(synchronize_session=False)).rowcount
-        session.refresh(deposit)
-        if grown != 1:
-            raise FinanceInvalid("退款金额超过已收定金减已退金额", field="amount")
-        entry = ledger.post(session, source_type="refund", source_id=refund.id, source_key=f"refund:{refund.id}",
-                            memo=f"退定金 {agreement.number}", by_staff_id=viewer.staff_id if viewer else None,
-                            lines=[ledger.Line("deposits_held", debit=refund.amount),
-                                   ledger.Line(ledger.method_account(refund.method), credit=refund.amount)])
-        refund.journal_entry_id = entry.id
-        session.flush()
+        if online:
+            refund.out_refund_no = f"FDR{refund.id:012d}"
+            session.flush()
+            payment_refunds.request(session, deposit.payment_order_id, amount=refund.amount,
+                                    reason=f"退定金 {agreement.number}", out_refund_no=refund.out_refund_no,
+                                    refund_ref=f"finance_deposit_refund:{refund.id}",
+                                    staff_id=viewer.staff_id if viewer else None)
+            session.refresh(refund)
+        else:
+            _pay_back(session, refund, deposit, agreement, staff_id=viewer.staff_id if viewer else None)
     audit.record(session, "finance.refund_confirmed" if accept else "finance.refund_rejected",
-                 entity_type="finance_deposit", entity_id=deposit.id, after={"refund": refund.id, "amount": refund.amount})
+                 entity_type="finance_deposit", entity_id=deposit.id, after={"refund": refund.id, "amount": refund.amount,
+                                                                              "status": refund.status})
     return refund
+
+
+def _pay_back(session: Session, refund: DepositRefund, deposit: Deposit, agreement: Agreement, *,
+              staff_id: int | None) -> None:
+    """The refunded amount leaves the deposit (never past what was received) and is posted."""
+    grown = session.execute(update(Deposit).where(Deposit.id == deposit.id, Deposit.status == "confirmed",
+                                                  Deposit.refunded_amount + refund.amount <= Deposit.amount)
+                            .values(refunded_amount=Deposit.refunded_amount + refund.amount)
+                            .execution_options(synchronize_session=False)).rowcount
+    session.refresh(deposit)
+    if grown != 1:
+        raise FinanceInvalid("退款金额超过已收定金减已退金额", field="amount")
+    entry = ledger.post(session, source_type="refund", source_id=refund.id, source_key=f"refund:{refund.id}",
+                        memo=f"退定金 {agreement.number}", by_staff_id=staff_id,
+                        lines=[ledger.Line("deposits_held", debit=refund.amount),
+                               ledger.Line(ledger.method_account(refund.method), credit=refund.amount)])
+    refund.journal_entry_id = entry.id
+    session.flush()
+
+
+def provider_refund_done(session: Session, refund_id: int, *, succeeded: bool, provider_status: str) -> bool:
+    """The provider's final answer on a deposit paid back the way it came. Once: False when already decided.
+    Success: the money leaves the deposit and is posted (Dr 客户定金 / Cr 微信账户). Failure (closed,
+    abnormal): the refund is ``failed`` and the deposit is held as before (a new refund may be asked for)."""
+    moved = session.execute(update(DepositRefund).where(DepositRefund.id == refund_id,
+                                                        DepositRefund.status == "refunding")
+                            .values(status="confirmed" if succeeded else "failed")
+                            .execution_options(synchronize_session=False)).rowcount
+    if moved != 1:
+        return False
+    refund = session.get(DepositRefund, refund_id)
+    session.refresh(refund)
+    deposit = session.get(Deposit, refund.deposit_id)
+    agreement = session.get(Agreement, deposit.agreement_id)
+    if succeeded:
+        _pay_back(session, refund, deposit, agreement, staff_id=refund.decided_by_staff_id)
+    audit.record(session, "finance.refund_paid_online" if succeeded else "finance.refund_failed",
+                 entity_type="finance_deposit", entity_id=deposit.id,
+                 after={"refund": refund.id, "amount": refund.amount, "provider_status": provider_status})
+    session.flush()
+    return True
 
 
 def lend_to_customer(session: Session, agreement_id: int, *, principal_amount: int, method: str,

@@ -54,39 +54,45 @@ def report(session: Session, viewer: Viewer, *, since: date, until: date, depart
             scope.append(Agreement.sales_staff_id.in_(
                 select(Staff.id).join(Department, Department.id == Staff.department_id)
                 .where(Department.path.startswith(path, autoescape=True))))
-    in_period = Agreement.signed_date.between(since, until) & (Agreement.status != "cancelled")
-    signed = (select(Agreement.sales_staff_id.label("sid"), func.count().label("n"),
-                     func.sum(Agreement.loan_amount).label("amount"),
-                     func.sum(case((Agreement.status.in_(("disbursed", "settled")), 1), else_=0)).label("ok"))
-              .where(in_period, *scope).group_by(Agreement.sales_staff_id).subquery())
-    disbursed = (select(Agreement.sales_staff_id.label("sid"), func.sum(Settlement.disbursed_amount).label("amount"))
-                 .join(Settlement, Settlement.agreement_id == Agreement.id)
-                 .where(Settlement.disbursed_date.between(since, until), *scope)
-                 .group_by(Agreement.sales_staff_id).subquery())
+    # One pass (set-based): every agreement of the scope joined to its settlement (one at most), the figures
+    # as conditional sums grouped by (salesperson, funder type); the per-salesperson lines and the ranking
+    # by funder type are both sums of these few hundred groups. (Was six aggregate subqueries, each
+    # joining the two tables again.)
     start, end = _instants(since, until)
-    revenue = (select(Agreement.sales_staff_id.label("sid"), func.sum(_revenue()).label("amount"))
-               .join(Settlement, Settlement.agreement_id == Agreement.id)
-               .where(Settlement.status == "settled", Settlement.settled_at >= start, Settlement.settled_at < end, *scope)
-               .group_by(Agreement.sales_staff_id).subquery())
-    ids = select(signed.c.sid).union(select(disbursed.c.sid), select(revenue.c.sid)).subquery()
+    signed_in = Agreement.signed_date.between(since, until) & (Agreement.status != "cancelled")
+    disbursed_in = Settlement.disbursed_date.between(since, until)
+    settled_in = (Settlement.status == "settled") & (Settlement.settled_at >= start) & (Settlement.settled_at < end)
+
+    def total(condition, value):  # noqa: ANN001, ANN202 - SQL expressions
+        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
     rows = session.execute(
-        select(Staff.id, Staff.display_name, signed.c.n, signed.c.amount, signed.c.ok, disbursed.c.amount,
-               revenue.c.amount)
-        .join(ids, ids.c.sid == Staff.id).outerjoin(signed, signed.c.sid == Staff.id)
-        .outerjoin(disbursed, disbursed.c.sid == Staff.id).outerjoin(revenue, revenue.c.sid == Staff.id)).all()
+        select(Agreement.sales_staff_id, Settlement.funder_type,
+               total(signed_in, 1), total(signed_in, Agreement.loan_amount),
+               total(signed_in & Agreement.status.in_(("disbursed", "settled")), 1),
+               total(disbursed_in, Settlement.disbursed_amount), total(settled_in, _revenue()),
+               total(disbursed_in, 1), total(disbursed_in & (Settlement.status == "settled"), _revenue()))
+        .select_from(Agreement).outerjoin(Settlement, Settlement.agreement_id == Agreement.id)
+        .where(signed_in | disbursed_in | settled_in, *scope)
+        .group_by(Agreement.sales_staff_id, Settlement.funder_type)).all()
+    per_staff: dict[int, list[int]] = {}
+    per_funder: dict[str, list[int]] = {}
+    for sid, funder_type, n, amount, ok, disbursed, revenue, f_count, f_revenue in rows:
+        acc = per_staff.setdefault(sid, [0, 0, 0, 0, 0])
+        for i, v in enumerate((n, amount, ok, disbursed, revenue)):
+            acc[i] += int(v or 0)
+        if funder_type is not None and f_count:
+            f = per_funder.setdefault(funder_type, [0, 0, 0])
+            for i, v in enumerate((f_count, disbursed, f_revenue)):
+                f[i] += int(v or 0)
+    names = dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(list(per_staff)))).all()) \
+        if per_staff else {}
     lines = []
-    for sid, name, n, amount, ok, disbursed_amount, revenue_amount in rows:
-        rate = (Decimal(ok or 0) / Decimal(n)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP) if n else Decimal(0)
-        lines.append(StaffLine(sid, name, int(n or 0), int(amount or 0), int(disbursed_amount or 0),
-                               int(revenue_amount or 0), rate))
+    for sid, (n, amount, ok, disbursed_amount, revenue_amount) in per_staff.items():
+        rate = (Decimal(ok) / Decimal(n)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP) if n else Decimal(0)
+        lines.append(StaffLine(sid, names.get(sid, ""), n, amount, disbursed_amount, revenue_amount, rate))
     lines.sort(key=lambda x: (-x.revenue_amount, -x.signed_amount, x.staff_id))
-    funders = session.execute(
-        select(Settlement.funder_type, func.count(), func.sum(Settlement.disbursed_amount),
-               func.sum(case((Settlement.status == "settled", _revenue()), else_=0)))
-        .join(Agreement, Agreement.id == Settlement.agreement_id)
-        .where(Settlement.disbursed_date.between(since, until), *scope)
-        .group_by(Settlement.funder_type)).all()
-    ranking = sorted((FunderLine(t, int(c), int(d or 0), int(r or 0)) for t, c, d, r in funders),
+    ranking = sorted((FunderLine(t, c, d, r) for t, (c, d, r) in per_funder.items()),
                      key=lambda x: (-x.revenue_amount, -x.disbursed_amount))
     return lines, ranking
 

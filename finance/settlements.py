@@ -235,9 +235,9 @@ def compute(session: Session, settlement: Settlement, data: ChargeInput) -> Char
         added += fen(amount, f"费用「{fee_type.name}」", "fees")
     loans = _outstanding_loans(session, agreement.id)
     if session.scalar(select(DepositRefund.id).join(deposits.Deposit, deposits.Deposit.id == DepositRefund.deposit_id)
-                      .where(deposits.Deposit.agreement_id == agreement.id, DepositRefund.status == "requested")
+                      .where(deposits.Deposit.agreement_id == agreement.id, DepositRefund.status.in_(deposits.OPEN_REFUNDS))
                       .limit(1)) is not None:
-        raise StateConflict("该签单有待确认的退定金申请，请先处理再结算")
+        raise StateConflict("该签单有待确认或退款中的退定金申请，请先处理再结算")
     return Charge(service_fee_amount=service_fee, discount_amount=discount, installment_fee_amount=installment_fee,
                   extra_fees_amount=agreement.other_fees_amount + added,
                   loan_principal_amount=sum(ln.principal_amount for ln in loans),
@@ -251,6 +251,9 @@ def charge(session: Session, settlement_id: int, data: ChargeInput, *, viewer: V
     settlement = get_settlement(session, viewer, settlement_id)
     if settlement.status == "settled":
         raise StateConflict("该案件已结单，不能再修改收费")
+    if session.scalar(select(SettlementPayment.id).where(SettlementPayment.settlement_id == settlement.id,
+                                                         SettlementPayment.payment_order_id.is_not(None))) is not None:
+        raise StateConflict("客户已通过微信支付了本次收费，不能再修改收费")
     figures = compute(session, settlement, data)
     if figures.total_due_amount < 0:
         raise FinanceInvalid(f"已收定金超过应收合计 {format_yuan(figures.total_due_amount + figures.deposit_applied_amount)}"
@@ -335,6 +338,42 @@ def confirm_voucher(session: Session, settlement_id: int, as_who: str, *, revisi
     return settlement
 
 
+def online_due(session: Session, settlement: Settlement) -> SettlementPayment | None:
+    """The charge's WeChat part the customer may pay in the mini-program (not paid yet), or None."""
+    if settlement.status != "charged":
+        return None
+    return session.scalar(select(SettlementPayment).where(
+        SettlementPayment.settlement_id == settlement.id, SettlementPayment.method == "wechat",
+        SettlementPayment.payment_order_id.is_(None)))
+
+
+def receive_online(session: Session, settlement_id: int, *, revision: int, amount: int, out_trade_no: str,
+                   payment_order_id: int) -> SettlementPayment:
+    """The charge's WeChat part paid through WeChat Pay before 结单: the line names the payment (once) and the
+    money is posted on arrival (Dr 微信账户 / Cr 客户定金, applied at 结单). Refused (the money then waits for
+    review in payments) when the charge changed since the bill was made, or the amount differs."""
+    existing = session.scalar(select(SettlementPayment).where(SettlementPayment.payment_order_id == payment_order_id))
+    if existing is not None:
+        return existing
+    settlement = session.scalar(select(Settlement).where(Settlement.id == settlement_id).with_for_update())
+    if settlement is None:
+        raise RecordNotFound("结算记录不存在")
+    if settlement.status != "charged" or settlement.revision != revision:
+        raise StateConflict("收费已变更或已结单，这笔在线付款需人工核对后退款或入账")
+    line = online_due(session, settlement)
+    if line is None or line.amount != amount:
+        raise FinanceInvalid(f"在线付款 {format_yuan(amount)} 与应付的微信部分不符", field="amount")
+    line.payment_order_id = payment_order_id
+    session.flush()
+    agreement = session.get(Agreement, settlement.agreement_id)
+    ledger.post(session, source_type="settlement_payment", source_id=line.id, source_key=f"settlement_payment:{line.id}",
+                memo=f"在线收服务费 {agreement.number}", lines=[ledger.Line("wechat", debit=amount),
+                                                           ledger.Line("deposits_held", credit=amount)])
+    audit.record(session, "finance.settlement_paid_online", entity_type="finance_settlement", entity_id=settlement.id,
+                 after={"amount": amount, "out_trade_no": out_trade_no, "revision": revision})
+    return line
+
+
 def missing_confirmations(settlement: Settlement) -> list[str]:
     return [label for key, label in CONFIRMERS.items() if getattr(settlement, f"{key}_confirmed_at") is None]
 
@@ -366,7 +405,9 @@ def close(session: Session, settlement_id: int, *, viewer: Viewer | None) -> Set
         raise StateConflict("定金或客户借款在收费后有变化，请重新完成结算收费")
     fee_revenue = fee_revenue_of(settlement)
     payments = list(session.scalars(select(SettlementPayment).where(SettlementPayment.settlement_id == settlement.id)))
-    lines = [ledger.Line(ledger.method_account(p.method), debit=p.amount) for p in payments]
+    # A part the customer paid online before 结单 was posted on arrival (Dr 微信账户 / Cr 客户定金): applied here.
+    lines = [ledger.Line("deposits_held" if p.payment_order_id else ledger.method_account(p.method), debit=p.amount)
+             for p in payments]
     lines += [ledger.Line("deposits_held", debit=settlement.deposit_applied_amount),
               ledger.Line("fee_revenue", credit=fee_revenue),
               ledger.Line("customer_loans", credit=principal),

@@ -4,11 +4,16 @@
 in-process hook list ``lending.disbursement.ON_LOAN_DISBURSED`` (registered when this module is imported,
 which ``core.plugins.load_tasks`` does in every web process and worker, and ``finance.cli`` in every
 ``scrm`` command), exactly as referral does.
+
+Importing it also registers the payment purpose ``finance.fee`` (:mod:`finance.payment_purposes`) with payments.
 """
 
 from __future__ import annotations
 
-from finance import settlements
+from finance import (
+    payment_purposes,  # noqa: F401 - registers the payment purpose finance.fee
+    settlements,
+)
 
 
 def register_hooks() -> bool:

@@ -1,4 +1,4 @@
-"""Payment endpoints: my bills, pay this bill (JSAPI, the signed ``wx.requestPayment`` parameters), the
+"""Payment endpoints: my bills, pay this bill, my fees (an agreement's deposit 定金), pay this fee (JSAPI, the signed ``wx.requestPayment`` parameters), the
 payment's result, and the customer's withholding (代扣) authorisations. Everything is scoped to the
 logged-in customer: another customer's loan or payment is a 404."""
 
@@ -12,6 +12,8 @@ from sqlalchemy import select
 
 from core.errors import NotFound
 from core.web import SessionDep
+from finance import payment_purposes as fee_purposes
+from finance.models import Agreement, Settlement
 from lending.models import Loan
 from lending.payment_purposes import PURPOSE, current_bill
 from miniprogram_api.catalog import yuan
@@ -64,6 +66,48 @@ def pay_bill(loan_id: int, ident: Customer, session: SessionDep) -> dict[str, An
             "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params}
 
 
+@router.get("/fees", summary="我的待付费用：签单的定金（可在线支付）", tags=["还款"])
+def my_fees(ident: Customer, session: SessionDep) -> dict[str, Any]:
+    fees = []
+    for agreement in session.scalars(select(Agreement).where(Agreement.customer_id == ident.customer_id,
+                                                             Agreement.status.in_(("approved", "working")))
+                                     .order_by(Agreement.id)):
+        bill = fee_purposes.deposit_bill(session, agreement)
+        if bill is not None:
+            fees.append({"agreement_id": agreement.id, "kind": "deposit", "title": bill.title,
+                         "amount": yuan(bill.amount)})
+    for settlement in session.scalars(select(Settlement).join(Agreement, Agreement.id == Settlement.agreement_id)
+                                      .where(Agreement.customer_id == ident.customer_id, Settlement.status == "charged")
+                                      .order_by(Settlement.id)):
+        bill = fee_purposes.settlement_bill(session, settlement)
+        if bill is not None:
+            fees.append({"agreement_id": bill.agreement_id, "settlement_id": settlement.id, "kind": "settlement",
+                         "title": bill.title, "amount": yuan(bill.amount)})
+    return {"fees": fees}
+
+
+@router.post("/fees/deposit/{agreement_id}/pay", summary="支付定金：下单并返回 wx.requestPayment 参数", tags=["还款"])
+def pay_deposit(agreement_id: int, ident: Customer, session: SessionDep) -> dict[str, Any]:
+    agreement = session.get(Agreement, agreement_id)
+    if agreement is None or agreement.customer_id != ident.customer_id:
+        raise NotFound("协议不存在", code="mp_agreement_not_found")
+    order, params = fee_purposes.pay_deposit(session, agreement, openid=ident.openid)
+    return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,
+            "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params}
+
+
+@router.post("/fees/settlement/{settlement_id}/pay", summary="支付服务费（结算的微信部分）：下单并返回 wx.requestPayment 参数",
+             tags=["还款"])
+def pay_settlement(settlement_id: int, ident: Customer, session: SessionDep) -> dict[str, Any]:
+    settlement = session.get(Settlement, settlement_id)
+    agreement = session.get(Agreement, settlement.agreement_id) if settlement else None
+    if agreement is None or agreement.customer_id != ident.customer_id:
+        raise NotFound("结算不存在", code="mp_settlement_not_found")
+    order, params = fee_purposes.pay_settlement(session, settlement, openid=ident.openid)
+    return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,
+            "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params}
+
+
 @router.get("/payments/{out_trade_no}", summary="支付结果（未知时向微信支付查询一次）", tags=["还款"])
 def payment_result(out_trade_no: str, ident: Customer, session: SessionDep) -> dict[str, Any]:
     order = orders.by_out_trade_no(session, out_trade_no)
@@ -79,7 +123,8 @@ def payment_result(out_trade_no: str, ident: Customer, session: SessionDep) -> d
 
 def _payment(order: PaymentOrder) -> dict[str, Any]:
     paid = order.status in ("succeeded", "reconciled")
-    message = {"succeeded": "还款成功", "reconciled": "还款成功", "review": "已收到付款，正在核对，请勿重复支付",
+    done = "支付成功" if order.purpose == fee_purposes.PURPOSE else "还款成功"
+    message = {"succeeded": done, "reconciled": done, "review": "已收到付款，正在核对，请勿重复支付",
                "refunded": "款项已原路退回", "failed": "支付失败", "closed": "订单已关闭"}.get(
         order.status, "支付结果确认中")
     return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,

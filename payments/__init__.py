@@ -17,8 +17,9 @@ that the purpose's owner understands; the owner registers the function that appl
     purposes.register("finance.fee", "服务费", apply_fee)
 
 Registered today: ``lending.installment`` (``lending.payment_purposes``: a loan's current bill booked as
-a repayment through lending's servicing, write-off order kept). ``finance.fee`` is for finance to
-register the same way. Then:
+a repayment through lending's servicing, write-off order kept) and ``finance.fee``
+(``finance.payment_purposes``: an agreement's deposit 定金, or the WeChat part of a charged settlement,
+received and posted; refunds of a deposit through ``on_refund``). Then:
 
 - ``payments.checkout.start_jsapi(session, purpose=…, obligation_ref=…, customer_id=…, amount=…,
   description=…, openid=…)`` → (order, the signed ``wx.requestPayment`` parameters);
@@ -31,6 +32,6 @@ The applier runs in the same transaction that marks the payment applied; if it r
 Modules: ``provider`` (the interface), ``wechatpay`` (the adapter on ``wechatpayv3``), ``notify_crypto``
 (notification verification), ``inbox`` (store once, process once), ``orders`` (state machine, results,
 refunds), ``checkout`` (JSAPI), ``withholding`` (authorisations, debits, retries), ``reconciliation``
-(daily bill), ``bill_format``, ``purposes``, ``config`` (real or simulated), ``tasks``; the HTTP edge is
+(daily bill), ``refunds`` (refunds and their notifications), ``bill_format``, ``purposes``, ``config`` (real or simulated), ``tasks``; the HTTP edge is
 ``web`` (notification endpoint) and ``simulator/``.
 """

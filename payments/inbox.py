@@ -7,7 +7,8 @@ only when the row is new, answer at once.
 
 Processing (task ``payments.process_notifications``): per id, lock the row (``FOR UPDATE``), skip it if
 handled, apply the result to the order (:func:`payments.orders.record_result`), mark it handled in the
-same transaction.
+same transaction. ``TRANSACTION.*`` notifications go to :func:`payments.orders.record_result`,
+``REFUND.*`` ones to :func:`payments.refunds.record_result`.
 """
 
 from __future__ import annotations
@@ -41,8 +42,13 @@ class NonceReplayed(NotificationRejected):
 
 def _summary(n: Notification) -> str:
     r = n.resource
-    amount = (r.get("amount") or {}).get("payer_total", (r.get("amount") or {}).get("total"))
-    return pii.mask_text(f"{n.event_type} {r.get('out_trade_no', '')} {r.get('trade_state', '')} {amount}")[:300]
+    amount = r.get("amount") or {}
+    if n.event_type.startswith("REFUND."):
+        text = f"{n.event_type} {r.get('out_refund_no', '')} {r.get('refund_status', '')} {amount.get('refund')}"
+    else:
+        text = f"{n.event_type} {r.get('out_trade_no', '')} {r.get('trade_state', '')} "\
+               f"{amount.get('payer_total', amount.get('total'))}"
+    return pii.mask_text(text)[:300]
 
 
 # PostgreSQL: a whole batch in ONE statement (as bot.inbox does): the nonces first; a notification is
@@ -142,7 +148,7 @@ def trade_result(data: dict) -> TradeResult:
 
 def process(session: Session, inbox_id: int) -> bool:
     """Handle one stored notification exactly once. False when there was nothing to do."""
-    from payments import orders
+    from payments import orders, refunds
 
     row = session.scalar(select(PaymentNotification).where(PaymentNotification.id == inbox_id).with_for_update())
     if row is None or row.status != "pending":
@@ -152,6 +158,9 @@ def process(session: Session, inbox_id: int) -> bool:
         with session.begin_nested():
             if row.event_type.startswith("TRANSACTION."):
                 orders.record_result(session, trade_result(resource(row)), source="notify")
+            elif row.event_type.startswith("REFUND."):
+                result, amount, at = refunds.notice_result(resource(row))
+                refunds.record_result(session, result, source="notify", amount=amount, success_at=at)
             else:
                 row.error = "no handler"
     except AppError as exc:  # a business refusal will not change on retry: record it and stop

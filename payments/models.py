@@ -3,7 +3,7 @@
 
 - ``payment_order``: one row per obligation attempt (one ``out_trade_no``), JSAPI payment or withholding.
 - ``payment_transition``: every state change of an order, with who, when and why (append-only).
-- ``payment_refund``: refunds of an order (one ``out_refund_no`` each).
+- ``payment_refund``: refunds of an order (one ``out_refund_no`` each), final answer by notification or poll.
 - ``payment_notification`` / ``payment_nonce``: the provider's signed notifications (the inbox) and
   the nonces seen inside the timestamp window.
 - ``withholding_authorization``: the customer's 代扣 authorisation (account sealed by core.pii).
@@ -95,6 +95,8 @@ class PaymentRefund(Base):
     reason: Mapped[str] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(16), default="submitted")
     provider_refund_id: Mapped[str | None] = mapped_column(String(64))
+    provider_status: Mapped[str | None] = mapped_column(String(16))  # SUCCESS | CLOSED | ABNORMAL (the final answer)
+    refund_ref: Mapped[str | None] = mapped_column(String(64))  # the owner's record (None: money held for review)
     by_staff_id: Mapped[int | None]
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]

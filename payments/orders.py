@@ -31,7 +31,7 @@ from core.errors import AppError
 from core.money import format_yuan
 from payments import config, purposes
 from payments.exceptions import OrderNotFound, OrderStateConflict, PaymentInvalid, ProviderRefused
-from payments.models import PaymentOrder, PaymentRefund, PaymentTransition
+from payments.models import PaymentOrder, PaymentTransition
 from payments.provider import FAILED_STATES, PAID_STATES, TradeResult
 
 log = logging.getLogger(__name__)
@@ -263,31 +263,6 @@ def cancel(session: Session, order_id: int, *, reason: str, source: str = "staff
     order.next_check_at = None
     session.flush()
     return order
-
-
-def refund(session: Session, order_id: int, *, reason: str, staff_id: int | None) -> PaymentRefund:
-    """Refund money held for review (a late or mismatched payment) in full."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise PaymentInvalid("请填写退款原因", field="reason")
-    order = get(session, order_id, for_update=True)
-    if order.status != "review" or order.applied_at is not None:
-        raise OrderStateConflict("只有待复核且未入账的付款可以退款")
-    amount = order.paid_amount or order.total_amount
-    row = PaymentRefund(order_id=order.id, out_refund_no="R" + order.out_trade_no[1:], refund_amount=amount,
-                        reason=reason[:80], status="submitted", by_staff_id=staff_id, created_at=clock.now())
-    session.add(row)
-    session.flush()
-    result = config.provider().refund(out_refund_no=row.out_refund_no, out_trade_no=order.out_trade_no,
-                                      refund_amount=amount, total_amount=order.total_amount, reason=reason)
-    row.provider_refund_id = result.refund_id
-    if result.status == "SUCCESS":
-        row.status, row.finished_at = "succeeded", clock.now()
-        move(session, order, "refunded", source="staff", reason=reason, staff_id=staff_id)
-    audit.record(session, "payments.order.refund", entity_type="payment_order", entity_id=order.id,
-                 after={"out_refund_no": row.out_refund_no, "amount": amount, "status": row.status}, detail=reason)
-    session.flush()
-    return row
 
 
 def apply_reviewed(session: Session, order_id: int, *, staff_id: int | None, note: str) -> PaymentOrder:

@@ -11,6 +11,11 @@
 The applier runs inside the transaction that marks the order applied (a savepoint of it): if it
 raises an ``AppError`` the money is held for review (status ``review``), never lost, and nothing of the
 application is kept. It must be idempotent on ``settlement.out_trade_no``.
+
+A purpose whose owner starts refunds of applied money (``payments.refunds.request`` with its own
+``refund_ref``) registers ``on_refund`` too: it is called once per refund when the provider's final
+answer arrives (the refund notification, a poll, or the synchronous answer), in the transaction that
+records it, with a :class:`RefundOutcome`.
 """
 
 from __future__ import annotations
@@ -44,18 +49,38 @@ Applier = Callable[[Session, Settlement], str]
 
 
 @dataclass(frozen=True)
+class RefundOutcome:
+    """A refund's final answer, handed to the purpose's ``on_refund``."""
+
+    refund_id: int
+    out_refund_no: str
+    refund_ref: str  # the owner's own reference given to payments.refunds.request
+    order_id: int
+    out_trade_no: str
+    obligation_ref: str
+    amount: int  # fen
+    succeeded: bool  # False: closed or abnormal, the money did not go back
+    provider_status: str  # SUCCESS | CLOSED | ABNORMAL
+    finished_at: datetime
+
+
+RefundHandler = Callable[[Session, RefundOutcome], None]
+
+
+@dataclass(frozen=True)
 class Purpose:
     name: str
     label: str
     apply: Applier
+    on_refund: RefundHandler | None = None
 
 
 _REGISTRY: dict[str, Purpose] = {}
 
 
-def register(name: str, label: str, apply: Applier) -> None:
+def register(name: str, label: str, apply: Applier, *, on_refund: RefundHandler | None = None) -> None:
     """Register (or replace, on re-import) the applier of a purpose such as ``lending.installment``."""
-    _REGISTRY[name] = Purpose(name, label, apply)
+    _REGISTRY[name] = Purpose(name, label, apply, on_refund)
 
 
 def get(name: str) -> Purpose:

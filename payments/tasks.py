@@ -9,12 +9,13 @@ from datetime import timedelta
 from core import clock, inbox_processing, outbox
 from core.db import unit_of_work
 from core.tasks import periodic, task
-from payments import inbox, orders, withholding
+from payments import inbox, orders, refunds, withholding
 from payments.models import PaymentNotification
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 POLL_TASK = "payments.poll_order"
+REFUND_POLL_TASK = "payments.poll_refund"
 
 
 @task(inbox.PROCESS_TASK)
@@ -41,12 +42,21 @@ def poll_order(order_id: int) -> None:
         orders.poll(session, order_id)
 
 
+@task(REFUND_POLL_TASK)
+def poll_refund(refund_id: int) -> None:
+    with unit_of_work() as session:
+        refunds.poll(session, refund_id)
+
+
 @task("payments.poll_due")
 def poll_due() -> None:
-    """Orders whose result is not known yet, due for a query (notification lost, withholding pending)."""
+    """Orders whose result is not known yet, due for a query (notification lost, withholding pending), and
+    refunds still under way (their notification lost)."""
     with unit_of_work() as session:
         for order_id in orders.due_for_poll(session):
             outbox.enqueue(session, POLL_TASK, order_id)
+        for refund_id in refunds.due_for_poll(session, older_than=timedelta(minutes=5)):
+            outbox.enqueue(session, REFUND_POLL_TASK, refund_id)
 
 
 @task(withholding.SUBMIT_TASK)

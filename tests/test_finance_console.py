@@ -78,3 +78,58 @@ def test_a_reimbursement_from_the_page(session):
     assert ok.status_code == 303
     page = client.get("/console/finance/reimbursements?done=submitted")
     assert "报销已提交" in page.text and "¥35.50" in page.text
+
+
+def test_the_deposit_receipt_pdf_carries_the_numbers_and_amounts(session):
+    import io
+
+    from pypdf import PdfReader
+
+    w = make_world(session)
+    a = working_agreement(session, w, deposit_amount=123_456)
+    d = deposits.deposits_of(session, a.id)[0]
+    refund = deposits.request_refund(session, d.id, amount=23_456, method="cash", reason="部分退还", viewer=V(w.officer))
+    deposits.decide_refund(session, refund.id, accept=True, viewer=V(w.finance))
+    client = console_client()
+    log_in(client, session, w.finance)
+    for paper, width in (("", 595), ("?paper=a5", 420)):
+        r = client.get(f"/console/finance/deposits/{d.id}/receipt.pdf{paper}")
+        assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+        reader = PdfReader(io.BytesIO(r.content))
+        assert len(reader.pages) == 1 and round(float(reader.pages[0].mediabox.width)) == width
+        text = reader.pages[0].extract_text()
+        for figure in ("定金结算清单", "本次收取（元）", a.number, f"D{d.id:06d}", "1,234.56", "234.56", "1,000.00",
+                       d.received_date.isoformat()):
+            assert figure in text, (figure, text)
+        assert b"/STSong-Light" in r.content  # the built-in CID font, nothing embedded or downloaded
+    other = console_client()
+    log_in(other, session, w.other_sales)
+    assert other.get(f"/console/finance/deposits/{d.id}/receipt.pdf").status_code == 404  # out of scope
+
+
+def test_marketing_cost_and_full_amendment_forms(session):
+    from finance import agreements
+    from finance.models import Reimbursement
+
+    w = make_world(session)
+    a = approved_agreement(session, w)
+    client = console_client()
+    csrf = log_in(client, session, w.sales)
+    page = client.get("/console/finance/reimbursements").text
+    assert "登记营销费用" in page and f'value="{w.customer.id}"' in page
+    r = client.post("/console/finance/reimbursements", data={
+        "csrf_token": csrf, "kind": "marketing", "customer_id": w.customer.id, "category": "渠道推广",
+        "amount": "300.50"})
+    assert r.status_code == 303, r.text[:500]
+    row = session.scalar(select(Reimbursement).where(Reimbursement.kind == "marketing"))
+    assert (row.customer_id, row.agreement_id, row.category, row.amount) == (w.customer.id, None, "渠道推广", 30_050)
+    r = client.post("/console/finance/reimbursements", data={
+        "csrf_token": csrf, "kind": "marketing", "customer_id": w.customer.id, "category": "交通费", "amount": "1"})
+    assert r.status_code == 422 and "报销类别不正确" in r.text  # a case category is not a marketing one
+    r = client.post(f"/console/finance/agreements/{a.id}/amend", data={
+        "csrf_token": csrf, "term_months": "24", "repayment_method": "equal_principal", "funder_annual_rate": "7.2",
+        "funder_fee_amount": "100", "reason": "客户改为两年期"})
+    assert r.status_code == 303, r.text[:500]
+    pending = agreements.amendments(session, a.id)[0]
+    assert pending.status == "pending"
+    assert (pending.after["term_months"], pending.after["repayment_method"]) == (24, "equal_principal")

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from core.errors import AppError
 from lending.models import Repayment
 from lending.payment_purposes import PURPOSE, current_bill
-from payments import checkout, orders, purposes
+from payments import checkout, orders, purposes, refunds
 from payments.models import PaymentNonce, PaymentNotification, PaymentOrder, PaymentTransition
 from tests.servicing_support import make_loan
 
@@ -107,7 +107,7 @@ def test_a_payment_after_the_order_was_closed_is_held_for_review_then_refunded(s
     order = session.get(PaymentOrder, order.id)
     assert order.status == "review" and "关闭" in order.review_reason and order.applied_at is None
     assert _count(session, Repayment) == 0
-    refund = orders.refund(session, order.id, reason="订单已取消，原路退回", staff_id=None)
+    refund = refunds.refund_held(session, order.id, reason="订单已取消，原路退回", staff_id=None)
     assert refund.status == "succeeded" and order.status == "refunded"
     assert pay_server.sim_order(order.out_trade_no)["trade_state"] == "REFUND"
 

@@ -19,12 +19,12 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, templates
-from core import money
+from core import clock, money
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
 from crm.models import Customer, Staff, StaffStatus, Visit, VisitStatus
 from crm.scope import owner_filter, staff_filter
-from finance import agreements, deposits, settlements
+from finance import agreements, deposits, receipt_pdf, settlements
 from finance.access import APPROVERS, FINANCE, SIGNERS
 from finance.amounts import rate_text, yuan_text
 from finance.models import (
@@ -283,6 +283,8 @@ async def amend(agreement_id: int, request: Request, session: SessionDep, user: 
                 changes[name] = rate_text(form[name], agreements.TERM_LABELS[name], name)
         if form.get("term_months", "").strip():
             changes["term_months"] = _int(form["term_months"], "term_months", "期限")
+        if form.get("repayment_method", "").strip():
+            changes["repayment_method"] = form["repayment_method"].strip()
         return agreements.propose_amendment(session, agreement_id, changes, reason=form.get("reason", ""),
                                             viewer=user.viewer)
 
@@ -362,14 +364,45 @@ def disbursement(agreement_id: int, request: Request, session: SessionDep, user:
         viewer=user.viewer), "disbursed", {"funder_name": funder_name, "disbursed_amount": amount})
 
 
+def _receipt_context(request: Request, session: Any, user: Any, deposit_id: int) -> dict[str, Any]:
+    d = deposits.get_deposit(session, user.viewer, deposit_id)
+    a = agreements.get_agreement(session, user.viewer, d.agreement_id)
+    return {"d": d, "a": a, "c": session.get(Customer, a.customer_id),
+            "refunds": [r for r in deposits.refunds_of(session, a.id) if r.deposit_id == d.id],
+            "names": staff_names(session, {a.sales_staff_id, a.case_officer_id, d.confirmed_by_staff_id}),
+            "paper": "A5" if request.query_params.get("paper") == "a5" else "A4"}
+
+
 @router.get("/deposits/{deposit_id}/receipt")
 def deposit_receipt(deposit_id: int, request: Request, session: SessionDep, user: CurrentUser) -> Response:
     """定金结算清单: a page made for printing (A4 by default, ?paper=a5)."""
-    d = deposits.get_deposit(session, user.viewer, deposit_id)
-    a = agreements.get_agreement(session, user.viewer, d.agreement_id)
-    paper = "A5" if request.query_params.get("paper") == "a5" else "A4"
-    refunds = [r for r in deposits.refunds_of(session, a.id) if r.deposit_id == d.id]
-    return render(request, "finance/print_deposit.html", {
-        "d": d, "a": a, "c": session.get(Customer, a.customer_id), "paper": paper, "refunds": refunds,
-        "names": staff_names(session, {a.sales_staff_id, a.case_officer_id, d.confirmed_by_staff_id}),
-        "mask_name": mask_name})
+    return render(request, "finance/print_deposit.html",
+                  {**_receipt_context(request, session, user, deposit_id), "mask_name": mask_name})
+
+
+@router.get("/deposits/{deposit_id}/receipt.pdf")
+def deposit_receipt_pdf(deposit_id: int, request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """定金结算清单 as PDF (A4 by default, ?paper=a5): the same figures as the printable page."""
+    ctx = _receipt_context(request, session, user, deposit_id)
+    d, a, c, names = ctx["d"], ctx["a"], ctx["c"], ctx["names"]
+
+    def amount(fen: int) -> str:
+        return money.format_yuan(fen, symbol=False)
+
+    def local(at: Any) -> str:
+        return clock.ensure_aware(at).astimezone(clock.BUSINESS_TZ).strftime("%Y-%m-%d %H:%M") if at else "—"
+
+    data = receipt_pdf.ReceiptData(
+        receipt_number=f"D{d.id:06d}", agreement_number=a.number, customer=mask_name(c.name), phone=c.phone_masked or "—",
+        sales=names.get(a.sales_staff_id, "—"), case_officer=names.get(a.case_officer_id, "—"),
+        agreed=amount(a.deposit_amount), received=amount(d.amount), method=METHOD_LABELS.get(d.method, d.method),
+        received_date=d.received_date.isoformat(), reference=d.reference or "—",
+        confirmed_by=names.get(d.confirmed_by_staff_id, "—" if d.confirmed_by_staff_id else "微信支付自动确认"),
+        refunded=amount(d.refunded_amount), held=amount(d.amount - d.refunded_amount), printed_at=local(d.confirmed_at),
+        refunds=[(local(r.requested_at), amount(r.amount), REFUND_STATUS_LABELS.get(r.status, r.status))
+                 for r in ctx["refunds"]])
+    body = receipt_pdf.render(data, paper=ctx["paper"])
+    return Response(body, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="deposit-receipt-D{d.id:06d}.pdf"', "Cache-Control": "no-store"})
+
+

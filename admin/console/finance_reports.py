@@ -17,8 +17,8 @@ from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int
 from core import clock
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
-from crm.models import Department, Staff, StaffStatus
-from crm.scope import department_filter, staff_filter
+from crm.models import Customer, Department, Staff, StaffStatus
+from crm.scope import department_filter, owner_filter, staff_filter
 from finance import agreements, performance, reimbursements
 from finance.access import FINANCE, REPORT_READERS, require
 from finance.amounts import yuan_text
@@ -40,7 +40,10 @@ def _list(request: Request, session: SessionDep, user: ConsoleUser, error: AppEr
     cases = agreements.list_agreements(session, user.viewer, limit=200)
     managers = list(session.execute(select(Staff.id, Staff.display_name).where(
         Staff.status == StaffStatus.ACTIVE, Staff.role.in_(("manager", "supervisor"))).order_by(Staff.display_name)))
+    customers = list(session.execute(select(Customer.id, Customer.name).where(
+        owner_filter(user.viewer, Customer.owner_id)).order_by(Customer.id.desc()).limit(200)))
     return render(request, "finance/reimbursements.html", {
+        "customers": customers,
         "rows": rows, "status": status, "statuses": REIMBURSEMENT_STATUS_LABELS, "names": staff_names(session, ids),
         "mask_name": mask_name, "is_finance": user.viewer.role in FINANCE, "methods": METHOD_LABELS,
         "categories": reimbursements.CATEGORIES, "marketing_categories": reimbursements.MARKETING_CATEGORIES,
@@ -67,17 +70,25 @@ def _run(request: Request, session: SessionDep, user: ConsoleUser, action: Any, 
 async def submit(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf_token"}
 
+    marketing = form.get("kind") == "marketing"
+
     def run() -> Any:
-        agreement_id = parse_int(form.get("agreement_id"))
-        if agreement_id is None:
-            raise ValidationFailed("请选择案件", field="agreement_id")
+        agreement_id = customer_id = None
+        if marketing:  # 营销费用: per customer, no case
+            customer_id = parse_int(form.get("customer_id"))
+            if customer_id is None:
+                raise ValidationFailed("请选择客户", field="customer_id")
+        else:
+            agreement_id = parse_int(form.get("agreement_id"))
+            if agreement_id is None:
+                raise ValidationFailed("请选择案件", field="agreement_id")
         spent = form.get("spent_date", "").strip()
         try:
             day = date.fromisoformat(spent) if spent else None
         except ValueError:
             raise ValidationFailed(f"发生日期格式不正确：{spent}", field="spent_date") from None
         return reimbursements.submit(
-            session, agreement_id=agreement_id, category=form.get("category", ""),
+            session, agreement_id=agreement_id, customer_id=customer_id, category=form.get("category", ""),
             amount=yuan_text(form.get("amount"), "报销金额", "amount"), spent_date=day,
             approved_by_manager_id=parse_int(form.get("approved_by_manager_id")), note=form.get("note"),
             viewer=user.viewer)

@@ -27,7 +27,7 @@ from crm.models import Customer
 from lending import contracts
 from lending.models import Loan
 from lending.payment_purposes import request_withholding
-from payments import orders, purposes, reconciliation, withholding
+from payments import orders, purposes, reconciliation, refunds, withholding
 from payments.models import (
     AUTHORIZATION_STATUS_LABELS,
     ITEM_KIND_LABELS,
@@ -153,7 +153,7 @@ def close(order_id: int, request: Request, session: SessionDep, user: Staff,
 def refund(order_id: int, request: Request, session: SessionDep, user: Staff,
            reason: Annotated[str, Form()] = "") -> Response:
     return _order_action(request, session, order_id,
-                         lambda: orders.refund(session, order_id, reason=reason, staff_id=user.staff.id), "refunded")
+                         lambda: refunds.refund_held(session, order_id, reason=reason, staff_id=user.staff.id), "refunded")
 
 
 @router.post("/orders/{order_id}/apply", dependencies=[CsrfChecked])

@@ -32,7 +32,8 @@ AGREEMENT_STATUS_LABELS = {
     "disbursed": "待结算", "settled": "已结算", "cancelled": "已取消",
 }
 DEPOSIT_STATUS_LABELS = {"received": "待确认", "confirmed": "已确认", "voided": "已作废"}
-REFUND_STATUS_LABELS = {"requested": "待财务确认", "confirmed": "已退款", "rejected": "已驳回"}
+REFUND_STATUS_LABELS = {"requested": "待财务确认", "refunding": "原路退款中", "confirmed": "已退款", "rejected": "已驳回",
+                        "failed": "退款失败"}
 SETTLEMENT_STATUS_LABELS = {"pending": "待结算", "charged": "待确认凭证", "settled": "已结算"}
 DISCOUNT_KIND_LABELS = {"none": "无优惠", "percent": "按比例", "fixed": "固定金额"}
 # 资方类型 for a funder recorded by hand (an outside funder).
@@ -55,6 +56,7 @@ class Agreement(Base):
                         "AND other_fees_amount >= 0 AND funder_fee_amount >= 0", name="amounts_valid"),
         CheckConstraint("service_fee_rate >= 0 AND service_fee_rate < 1", name="fee_rate_valid"),
         Index("ix_finance_agreement_status", "status", "id"),
+        Index("ix_finance_agreement_signed", "signed_date", "sales_staff_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -131,17 +133,22 @@ class Deposit(Base):
     confirmed_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     confirmed_at: Mapped[datetime | None]
     journal_entry_id: Mapped[int | None] = mapped_column(ForeignKey("finance_journal_entry.id"))
+    # paid by the customer through WeChat Pay (purpose finance.fee): the payment it came from, once
+    payment_order_id: Mapped[int | None] = mapped_column(ForeignKey("payment_order.id"), unique=True)
     voided_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     voided_at: Mapped[datetime | None]
     void_reason: Mapped[str | None] = mapped_column(String(200))
 
 
 class DepositRefund(Base):
-    """退定金: requested by the case officer, confirmed (paid back) or rejected by finance."""
+    """退定金: requested by the case officer, confirmed (paid back) or rejected by finance. A deposit paid
+    through WeChat Pay is refunded the way it came (原路退回): ``refunding`` until the provider's result,
+    then ``confirmed``, or ``failed`` (the money did not go back; it is still held)."""
 
     __tablename__ = "finance_deposit_refund"
     __table_args__ = (
-        CheckConstraint("status IN ('requested', 'confirmed', 'rejected')", name="status_known"),
+        CheckConstraint("status IN ('requested', 'refunding', 'confirmed', 'rejected', 'failed')",
+                        name="status_known"),
         CheckConstraint(f"method IN {_METHODS_SQL}", name="method_known"),
         CheckConstraint("amount > 0", name="amount_positive"),
     )
@@ -157,6 +164,7 @@ class DepositRefund(Base):
     decided_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     decided_at: Mapped[datetime | None]
     journal_entry_id: Mapped[int | None] = mapped_column(ForeignKey("finance_journal_entry.id"))
+    out_refund_no: Mapped[str | None] = mapped_column(String(64), unique=True)  # 原路退回 through payments
 
 
 class CustomerLoan(Base):
@@ -208,6 +216,8 @@ class Settlement(Base):
         CheckConstraint("total_due_amount >= 0", name="total_non_negative"),
         CheckConstraint("fee_refunded_amount >= 0", name="fee_refunded_non_negative"),
         Index("ix_finance_settlement_status", "status", "id"),
+        Index("ix_finance_settlement_disbursed", "disbursed_date"),
+        Index("ix_finance_settlement_settled", "settled_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -270,6 +280,8 @@ class SettlementPayment(Base):
     settlement_id: Mapped[int] = mapped_column(ForeignKey("finance_settlement.id"), index=True)
     method: Mapped[str] = mapped_column(String(12))
     amount: Mapped[int]
+    # paid by the customer through WeChat Pay before 结单 (purpose finance.fee): the payment, once
+    payment_order_id: Mapped[int | None] = mapped_column(ForeignKey("payment_order.id"), unique=True)
 
 
 class SettlementRebate(Base):

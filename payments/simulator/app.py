@@ -11,6 +11,9 @@ controls behind the console page 支付模拟器 (``GET /_pay_sim/``).
 | ``POST /_admin/withhold_next {"outcomes": ["fail", "success"]}`` | results of the next withholding debits (default success; "pending", "error") |
 | ``POST /_admin/settle {"out_trade_no", "outcome"}`` | settle a pending debit |
 | ``POST /_admin/bill {"op": "extra"\\|"drop"\\|"amount", …}`` | make the next bill disagree with our books |
+| ``POST /_admin/refund_next {"outcomes": ["processing"]}`` | the next refunds answer PROCESSING instead of SUCCESS |
+| ``POST /_admin/refund_settle {"out_refund_no", "outcome": "success"\\|"abnormal"\\|"closed", "notify": true}`` | a refund under way ends; its REFUND.* notification is sent |
+| ``POST /_admin/notify_refund {"out_refund_no", "copies": 1, "forge": ""\\|"signature"\\|"stale", "replay": false}`` | (re)send a refund's notification |
 | ``GET /_admin/state`` / ``GET /_admin/requests`` | everything, as JSON |
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import threading
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -162,7 +166,7 @@ def _close(s: SimPayState, request: Request, data: dict[str, Any]) -> tuple[int,
 def _refund(s: SimPayState, request: Request, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     no = str(data.get("out_refund_no", ""))
     if no in s.refunds:
-        return 200, s.refunds[no]
+        return 200, _refund_view(s.refunds[no])
     o = s.order(str(data.get("out_trade_no", "")))
     refund = (data.get("amount") or {}).get("refund")
     if o["trade_state"] not in ("SUCCESS", "REFUND"):
@@ -173,10 +177,36 @@ def _refund(s: SimPayState, request: Request, data: dict[str, Any]) -> tuple[int
     o["refunded"] = o.get("refunded", 0) + refund
     if o["refunded"] == paid:
         o["trade_state"], o["trade_state_desc"] = "REFUND", "转入退款"
+    outcome = s.refund_next.pop(0) if s.refund_next else "success"
     row = {"refund_id": "50300" + secrets.token_hex(10), "out_refund_no": no, "out_trade_no": o["out_trade_no"],
-           "status": "SUCCESS", "amount": {"refund": refund, "total": o["amount"], "currency": "CNY"}}
+           "status": "SUCCESS" if outcome == "success" else "PROCESSING",
+           "amount": {"refund": refund, "total": o["amount"], "currency": "CNY"},
+           "notify_url": str(data.get("notify_url") or o.get("notify_url", ""))}
+    if row["status"] == "SUCCESS":
+        row["success_time"] = s.now_dt().isoformat(timespec="seconds")
+        if s.auto_notify:  # WeChat Pay notifies the result even of a refund done at once
+            _refund_notify_later(s, no, s.notify_delay)
     s.refunds[no] = row
-    return 200, row
+    return 200, _refund_view(row)
+
+
+def _refund_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "notify_url"}
+
+
+def _refund_notify_later(s: SimPayState, out_refund_no: str, delay: float) -> None:
+    def fire() -> None:
+        with s.lock:
+            r = s.refunds.get(out_refund_no)
+            if r is None or not r.get("notify_url"):
+                return
+            headers, body = s.build_refund_notification(r)
+            url = r["notify_url"]
+        s.deliver(url, headers, body, "退款通知")
+
+    timer = threading.Timer(delay, fire)
+    timer.daemon = True
+    timer.start()
 
 
 @_route("GET", "/refund/domestic/refunds/{out_refund_no}")
@@ -184,7 +214,7 @@ def _refund_query(s: SimPayState, request: Request, data: dict[str, Any]) -> tup
     row = s.refunds.get(request.path_params["out_refund_no"])
     if row is None:
         raise SimError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
-    return 200, row
+    return 200, _refund_view(row)
 
 
 @_route("GET", "/bill/tradebill")
@@ -390,6 +420,64 @@ def _withhold_next(s: SimPayState, body: dict[str, Any]) -> dict[str, Any]:
     return {"withhold_next": outcomes}
 
 
+@_admin("/refund_next")
+def _refund_next(s: SimPayState, body: dict[str, Any]) -> dict[str, Any]:
+    outcomes = [str(x) for x in body["outcomes"]]
+    if any(x not in ("success", "processing") for x in outcomes):
+        raise SimError(400, "PARAM_ERROR", "outcomes: success | processing")
+    with s.lock:
+        s.refund_next = outcomes
+    return {"refund_next": outcomes}
+
+
+def _send_refund(s: SimPayState, out_refund_no: str, *, copies: int = 1, forge: str = "",
+                 replay: bool = False) -> list[int]:
+    statuses = []
+    event_id = None
+    for _ in range(max(1, copies)):
+        with s.lock:
+            r = s.refunds.get(out_refund_no)
+            if r is None:
+                raise SimError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+            if r["status"] == "PROCESSING":
+                raise SimError(400, "INVALID_REQUEST", "退款处理中，尚无结果可通知")
+            if forge == "stale":
+                headers, body = s.build_refund_notification(r, timestamp=str(int(s.now()) - 3600))
+            else:
+                headers, body = s.build_refund_notification(r, event_id=event_id)
+                if forge == "signature":
+                    headers["Wechatpay-Signature"] = headers["Wechatpay-Signature"][:-8] + "AAAAAAA="
+                elif forge:
+                    raise SimError(400, "PARAM_ERROR", "forge: signature | stale")
+            event_id = s.sent[out_refund_no]["event_id"]
+            url = r["notify_url"]
+        statuses.append(s.deliver(url, headers, body, forge or "退款通知"))
+        if replay:
+            statuses.append(s.deliver(url, headers, body, "重放"))
+    return statuses
+
+
+@_admin("/refund_settle")
+def _refund_settle(s: SimPayState, body: dict[str, Any]) -> dict[str, Any]:
+    """A refund under way ends (success | abnormal | closed); its notification is sent unless notify is false."""
+    no = str(body["out_refund_no"])
+    with s.lock:
+        r = s.refunds.get(no)
+        if r is None:
+            raise SimError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+        s.finish_refund(r, str(body.get("outcome", "success")))
+        status = r["status"]
+    deliveries = _send_refund(s, no) if body.get("notify", True) else []
+    return {"status": status, "deliveries": deliveries}
+
+
+@_admin("/notify_refund")
+def _notify_refund(s: SimPayState, body: dict[str, Any]) -> dict[str, Any]:
+    """(Re)send a finished refund's notification: duplicates (same id), replays and forgeries included."""
+    return {"deliveries": _send_refund(s, str(body["out_refund_no"]), copies=int(body.get("copies", 1)),
+                                       forge=str(body.get("forge", "")), replay=bool(body.get("replay")))}
+
+
 @_admin("/settle")
 def _settle(s: SimPayState, body: dict[str, Any]) -> dict[str, Any]:
     with s.lock:
@@ -428,6 +516,7 @@ def _requests(path: str = "") -> JSONResponse:
         return JSONResponse({"requests": [r for r in STATE.requests if path in r["path"]]})
 
 
+REFUND_LABELS = {"PROCESSING": "退款处理中", "SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}
 STATE_LABELS = {"NOTPAY": "未支付", "SUCCESS": "支付成功", "CLOSED": "已关闭", "PAYERROR": "支付失败",
                 "REFUND": "已退款", "ACCEPT": "已受理（待扣款）", "USERPAYING": "支付中"}
 
@@ -437,8 +526,10 @@ def console(request: Request) -> HTMLResponse:
         orders = sorted(STATE.orders.values(), key=lambda o: o.get("created_at", 0), reverse=True)[:100]
         deliveries = list(reversed(STATE.deliveries[-30:]))
         contracts = list(STATE.contracts.values())
+        refunds = list(reversed(list(STATE.refunds.values())))[:50]
         page = _templates.get_template("pay_simulator.html").render(
-            orders=orders, deliveries=deliveries, contracts=contracts, labels=STATE_LABELS,
+            orders=orders, deliveries=deliveries, contracts=contracts, labels=STATE_LABELS, refunds=refunds,
+            refund_labels=REFUND_LABELS,
             auto_notify=STATE.auto_notify, prefix=request.scope.get("root_path", ""))
     return HTMLResponse(page)
 

@@ -59,6 +59,7 @@ class SimPayState:
             self.deliveries: list[dict[str, Any]] = []
             self.sent: dict[str, dict[str, Any]] = {}  # notification id -> what was sent (for duplicates)
             self.withhold_next: list[str] = []
+            self.refund_next: list[str] = []  # outcomes of the next refunds: success (default) | processing
             self.auto_notify = True
             self.notify_delay = 0.5
             self.offset = 0.0
@@ -118,6 +119,41 @@ class SimPayState:
             resource_nonce=secrets.token_hex(6), summary="支付成功" if ok else "支付失败")
         self.sent[o["out_trade_no"]] = {"event_id": event_id, "headers": headers, "body": body}
         return headers, body
+
+    def build_refund_notification(self, r: dict[str, Any], *, event_id: str | None = None,
+                                  timestamp: str | None = None) -> tuple[dict[str, str], bytes]:
+        """A refund's result notification (REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED)."""
+        o = self.orders.get(r["out_trade_no"], {})
+        resource = {"mchid": o.get("mchid", ""), "out_trade_no": r["out_trade_no"],
+                    "transaction_id": o.get("transaction_id", ""), "out_refund_no": r["out_refund_no"],
+                    "refund_id": r["refund_id"], "refund_status": r["status"],
+                    "user_received_account": "支付用户零钱",
+                    "amount": {"total": r["amount"]["total"], "refund": r["amount"]["refund"],
+                               "payer_total": r["amount"]["total"], "payer_refund": r["amount"]["refund"]}}
+        if r.get("success_time"):
+            resource["success_time"] = r["success_time"]
+        event_id = event_id or "EV-" + secrets.token_hex(12)
+        headers, body = notify_crypto.build(
+            self.platform_key, SIM_PUBLIC_KEY_ID, SIM_APIV3_KEY, event_id=event_id,
+            event_type=f"REFUND.{r['status']}", resource=resource, timestamp=timestamp or str(int(self.now())),
+            nonce=secrets.token_hex(16), resource_nonce=secrets.token_hex(6),
+            summary="退款成功" if r["status"] == "SUCCESS" else "退款异常", associated_data="refund")
+        self.sent[r["out_refund_no"]] = {"event_id": event_id, "headers": headers, "body": body}
+        return headers, body
+
+    def finish_refund(self, r: dict[str, Any], outcome: str) -> None:
+        """A refund under way ends: SUCCESS, ABNORMAL (the card cannot take it) or CLOSED (money back to us)."""
+        if r["status"] != "PROCESSING":
+            raise SimError(400, "INVALID_REQUEST", "退款已结束")
+        r["status"] = {"success": "SUCCESS", "abnormal": "ABNORMAL", "closed": "CLOSED"}[outcome]
+        if r["status"] == "SUCCESS":
+            r["success_time"] = self.now_dt().isoformat(timespec="seconds")
+        else:  # the reserved amount goes back to the order
+            o = self.orders.get(r["out_trade_no"])
+            if o is not None:
+                o["refunded"] = o.get("refunded", 0) - r["amount"]["refund"]
+                if o["trade_state"] == "REFUND":
+                    o["trade_state"], o["trade_state_desc"] = "SUCCESS", "支付成功"
 
     def deliver(self, url: str, headers: dict[str, str], body: bytes, label: str) -> int:
         try:
