@@ -4,8 +4,13 @@
   ``external_reference`` (the bank slip / channel serial) is unique: the same slip cannot be booked twice.
   A reversal points at the repayment it undoes through ``reversal_of_id``, unique: once.
 - ``RepaymentAllocation`` — APPEND-ONLY. How a repayment was written off (冲销): per installment and
-  component (penalty, fee, interest, principal), positive; a reversal writes the same rows negated.
-  An installment's ``paid_*`` columns are the sums of its allocations.
+  component (penalty, fee, interest, principal), positive; a reversal writes the same rows negated. A
+  backdated correction (``servicing.corrections``) appends to each later entry whose split changed the rows of the
+  difference, marked with ``replay_id`` (the reversal that caused it); an entry's net rows are its split.
+  An installment's ``paid_*`` columns are the sums of its standing allocations.
+- ``RepaymentRefund`` — money of a reversed repayment given back (退款): through ``payments`` (a refund of the
+  WeChat Pay / withholding order the money came by) or recorded as paid out by finance (bank transfer, cash),
+  once per repayment.
 - ``CollectionAction`` — APPEND-ONLY log of collections work (催收记录): calls, messages, promises, notes,
   assignments.
 - ``ScheduleVersion`` — APPEND-ONLY. Every version of a loan's schedule (还款计划版本): the original, and one
@@ -41,7 +46,7 @@ from core.db import Base
 __all__ = [
     "ACTION_KIND_LABELS", "COMPONENT_LABELS", "PROMISE_STATUS_LABELS", "REPAYMENT_CHANNEL_LABELS",
     "CollectionAction", "CollectionPromise", "REPAYMENT_PURPOSE_LABELS", "Repayment", "RepaymentAllocation",
-    "CobStep", "Reminder", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
+    "CobStep", "REFUND_STATUS_LABELS", "Reminder", "RepaymentRefund", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
 ]
 
 REPAYMENT_CHANNEL_LABELS = {
@@ -56,6 +61,7 @@ SCHEDULE_REASON_LABELS = {"original": "原始计划", "prepayment": "部分提�
                           "extension": "展期", "restructure": "重组"}
 WAIVER_COMPONENTS = ("penalty", "interest", "fee")
 WAIVER_STATUS_LABELS = {"requested": "待审批", "approved": "已批准", "rejected": "已拒绝"}
+REFUND_STATUS_LABELS = {"submitted": "退款处理中", "succeeded": "已退款"}
 
 
 class Repayment(Base):
@@ -96,6 +102,29 @@ class RepaymentAllocation(Base):
     installment_id: Mapped[int] = mapped_column(ForeignKey("lending_loan_installment.id"), index=True)
     component: Mapped[str] = mapped_column(String(12))
     amount: Mapped[int]  # fen; negative on a reversal
+    # the reversal whose backdated correction wrote this difference row (None: the entry's own split)
+    replay_id: Mapped[int | None] = mapped_column(ForeignKey("lending_repayment.id"))
+
+
+class RepaymentRefund(Base):
+    __tablename__ = "lending_repayment_refund"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("route IN ('payments', 'manual')", name="route_known"),
+        CheckConstraint("status IN ('submitted', 'succeeded')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"), index=True)
+    repayment_id: Mapped[int] = mapped_column(ForeignKey("lending_repayment.id"), unique=True)  # once
+    amount: Mapped[int]  # fen
+    route: Mapped[str] = mapped_column(String(10))  # payments (the order it came by) | manual (paid out by finance)
+    payment_refund_id: Mapped[int | None] = mapped_column(ForeignKey("payment_refund.id"))
+    external_reference: Mapped[str] = mapped_column(String(64), unique=True)  # out_refund_no or the outgoing slip
+    status: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(300))
+    by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[datetime]
 
 
 class ScheduleVersion(Base):
