@@ -265,6 +265,24 @@ def cancel(session: Session, order_id: int, *, reason: str, source: str = "staff
     return order
 
 
+def _submit_refund(session: Session, order: PaymentOrder, *, amount: int, out_refund_no: str, reason: str,
+                   staff_id: int | None) -> PaymentRefund:
+    """The refund row, then the provider's answer on it (the caller holds the order's row lock)."""
+    row = PaymentRefund(order_id=order.id, out_refund_no=out_refund_no, refund_amount=amount, reason=reason[:80],
+                        status="submitted", by_staff_id=staff_id, created_at=clock.now())
+    session.add(row)
+    session.flush()
+    result = config.provider().refund(out_refund_no=row.out_refund_no, out_trade_no=order.out_trade_no,
+                                      refund_amount=amount, total_amount=order.total_amount, reason=reason)
+    row.provider_refund_id = result.refund_id
+    if result.status == "SUCCESS":
+        row.status, row.finished_at = "succeeded", clock.now()
+    audit.record(session, "payments.order.refund", entity_type="payment_order", entity_id=order.id,
+                 after={"out_refund_no": row.out_refund_no, "amount": amount, "status": row.status}, detail=reason)
+    session.flush()
+    return row
+
+
 def refund(session: Session, order_id: int, *, reason: str, staff_id: int | None) -> PaymentRefund:
     """Refund money held for review (a late or mismatched payment) in full."""
     reason = (reason or "").strip()
@@ -273,21 +291,35 @@ def refund(session: Session, order_id: int, *, reason: str, staff_id: int | None
     order = get(session, order_id, for_update=True)
     if order.status != "review" or order.applied_at is not None:
         raise OrderStateConflict("只有待复核且未入账的付款可以退款")
-    amount = order.paid_amount or order.total_amount
-    row = PaymentRefund(order_id=order.id, out_refund_no="R" + order.out_trade_no[1:], refund_amount=amount,
-                        reason=reason[:80], status="submitted", by_staff_id=staff_id, created_at=clock.now())
-    session.add(row)
-    session.flush()
-    result = config.provider().refund(out_refund_no=row.out_refund_no, out_trade_no=order.out_trade_no,
-                                      refund_amount=amount, total_amount=order.total_amount, reason=reason)
-    row.provider_refund_id = result.refund_id
-    if result.status == "SUCCESS":
-        row.status, row.finished_at = "succeeded", clock.now()
+    row = _submit_refund(session, order, amount=order.paid_amount or order.total_amount,
+                         out_refund_no="R" + order.out_trade_no[1:], reason=reason, staff_id=staff_id)
+    if row.status == "succeeded":
         move(session, order, "refunded", source="staff", reason=reason, staff_id=staff_id)
-    audit.record(session, "payments.order.refund", entity_type="payment_order", entity_id=order.id,
-                 after={"out_refund_no": row.out_refund_no, "amount": amount, "status": row.status}, detail=reason)
-    session.flush()
+        session.flush()
     return row
+
+
+def refund_applied(session: Session, out_trade_no: str, *, amount: int, reason: str,
+                   staff_id: int | None) -> PaymentRefund:
+    """Give back (part of) money that was applied, when its owner has undone what it paid for (a reversed
+    repayment): the order stays as it was (the money did come in and was applied); the refund is its own row.
+    Never more than was paid, net of earlier refunds."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise PaymentInvalid("请填写退款原因", field="reason")
+    order = by_out_trade_no(session, out_trade_no, for_update=True)
+    if order is None:
+        raise OrderNotFound(f"没有商户订单号为 {out_trade_no} 的支付订单")
+    if order.applied_at is None or order.status not in ("succeeded", "reconciled"):
+        raise OrderStateConflict(f"支付订单 {out_trade_no} 状态为{_label(order.status)}，不能按已入账款项退款")
+    done = session.scalar(select(func.count()).select_from(PaymentRefund).where(PaymentRefund.order_id == order.id))
+    refunded = session.scalar(select(func.coalesce(func.sum(PaymentRefund.refund_amount), 0)).where(
+        PaymentRefund.order_id == order.id)) or 0
+    paid = order.paid_amount or order.total_amount
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0 or amount + refunded > paid:
+        raise PaymentInvalid(f"退款金额须大于 0 且不超过可退的 {format_yuan(paid - refunded)}", field="amount")
+    return _submit_refund(session, order, amount=amount, out_refund_no=f"R{order.out_trade_no[1:]}-{done + 1}",
+                          reason=reason, staff_id=staff_id)
 
 
 def apply_reviewed(session: Session, order_id: int, *, staff_id: int | None, note: str) -> PaymentOrder:

@@ -73,3 +73,8 @@ class WaiverNotFound(NotFound):
 class WaiverDecided(Conflict):
     code = "waiver_decided"
     message = "该减免申请已审批"
+
+
+class RefundRefused(Conflict):
+    code = "refund_refused"
+    message = "不能退款"

@@ -67,7 +67,7 @@ RECORDERS = frozenset({Role.FINANCE, Role.MANAGER, Role.ADMIN})
 CHANNELS = tuple(REPAYMENT_CHANNEL_LABELS)
 
 
-def _check_role(viewer: Viewer | None) -> None:
+def check_recorder(viewer: Viewer | None) -> None:
     if viewer is not None and viewer.role not in RECORDERS:
         raise PermissionDenied("只有财务、经理或管理员可以登记或冲正还款")
 
@@ -99,7 +99,7 @@ def record_repayment(session: Session, loan_id: int, *, viewer: Viewer | None, a
     ``prepayment_mode`` (``keep_term`` / ``keep_installment``): the borrower chose to prepay, so an amount above
     what is payable on the value date is a prepayment (or, at the payoff figure, the payoff) instead of refused:
     :func:`lending.servicing.prepayments.book_locked`."""
-    _check_role(viewer)
+    check_recorder(viewer)
     reference = (external_reference or "").strip()
     day = repayment_date or clock.today()
     _validate(amount, channel, reference, day)
@@ -155,7 +155,7 @@ def reversal_of(session: Session, repayment_id: int) -> Repayment | None:
 
 def reverse_repayment(session: Session, repayment_id: int, *, viewer: Viewer | None, reason: str) -> Repayment:
     """Reverse a mistaken repayment (once): the reversal entry, negated allocations, the loan recomputed."""
-    _check_role(viewer)
+    check_recorder(viewer)
     reason = (reason or "").strip()
     if not reason:
         raise RepaymentInvalid("请填写冲正原因", field="reason")
