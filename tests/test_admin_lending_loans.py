@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from core.audit import AuditLog
 from crm import auth_service
-from lending.models import CollectionAction, Repayment
+from lending.models import CollectionAction, Repayment, RepaymentRefund
 from lending.servicing import rollover
 from tests.factories import make_staff
 from tests.lending_flow_support import count
@@ -81,7 +81,7 @@ def test_a_salesperson_sees_the_loan_but_cannot_book(session):
     assert client.get("/console/lending/collections").status_code == 403
 
 
-def test_a_reversal_from_the_history(session):
+def test_a_reversal_and_its_refund_from_the_history(session):
     w, loan, _ = _overdue(session)
     client = console_client()
     csrf = log_in(client, session, w.finance)
@@ -93,6 +93,20 @@ def test_a_reversal_from_the_history(session):
     r = client.post(f"/console/lending/repayments/{repayment.id}/reverse", data={"csrf_token": csrf, "reason": "再来"})
     assert r.status_code == 409 and "已冲正" in r.text
     assert count(session, Repayment) == 2 and rows(session, loan)[0].paid_amount == 0
+    page = client.get(f"/console/lending/loans/{loan.id}")
+    assert "登记退款" in page.text and "转出流水号" in page.text
+    r = client.post(f"/console/lending/repayments/{repayment.id}/refund", data={"csrf_token": csrf, "reason": "退回"})
+    assert r.status_code == 422 and "退款流水号" in r.text and count(session, RepaymentRefund) == 0
+    r = client.post(f"/console/lending/repayments/{repayment.id}/refund",
+                    data={"csrf_token": csrf, "reason": "退回客户", "reference": "OUT-77"})
+    assert r.status_code == 303 and count(session, RepaymentRefund) == 1
+    page = client.get(r.headers["location"])
+    assert "退款已办理" in page.text and "已退款 OUT-77" in page.text
+    api = client.post(f"/api/v1/lending/repayments/{repayment.id}/refund", json={"reason": "再退", "reference": "X"},
+                      headers=bearer(_token(session, w.finance)))
+    assert api.status_code == 409 and api.json()["code"] == "refund_refused"
+    listed = client.get(f"/api/v1/lending/loans/{loan.id}/refunds", headers=bearer(_token(session, w.finance)))
+    assert [(f["amount"], f["route"], f["external_reference"]) for f in listed.json()] == [(10_000, "manual", "OUT-77")]
 
 
 def test_the_loan_list_filters_by_bucket(session):

@@ -13,7 +13,7 @@ from admin.api.deps import ERROR_RESPONSES, Caller
 from admin.pagination import MAX_OFFSET
 from admin.schemas import ErrorBody
 from core.web import SessionDep
-from lending.servicing import collections, loans, prepayments, repayments, state, versions, waivers
+from lending.servicing import collections, loans, prepayments, refunds, repayments, state, versions, waivers
 
 router = APIRouter(prefix="/api/v1/lending", tags=["lending-servicing"], responses=ERROR_RESPONSES)
 
@@ -102,6 +102,27 @@ class RepaymentRead(BaseModel):
 
 class ReversalCreate(BaseModel):
     reason: str = Field(min_length=1, max_length=300, description="冲正原因")
+
+
+class RefundCreate(BaseModel):
+    reason: str = Field(min_length=1, max_length=300, description="退款原因")
+    reference: str | None = Field(None, max_length=64,
+                                  description="转出款项的流水号（银行转账、现金等；微信支付/代扣原路退回时不填）")
+
+
+class RefundRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    loan_id: int
+    repayment_id: int
+    amount: int
+    route: str = Field(description="payments 原路退回（微信支付/代扣） | manual 财务转出")
+    external_reference: str
+    status: str = Field(description="submitted 退款处理中 | succeeded 已退款")
+    reason: str
+    by_staff_id: int | None
+    created_at: datetime
 
 
 class QueueItem(BaseModel):
@@ -255,11 +276,27 @@ def list_repayments(loan_id: int, session: SessionDep, caller: Caller) -> list[R
 
 @router.post("/repayments/{repayment_id}/reversal", response_model=RepaymentRead, status_code=201,
              responses={**_403, **_404, **_409, **_422}, summary="冲正一笔还款（只能一次）",
-             description="写入冲正记录与反向冲销，贷款按未还此笔重新计算（含罚息），已结清的贷款重新打开。"
+             description="写入冲正记录与反向冲销；其后的每笔还款按日期顺序重新冲销（回溯重算，追加差额分录），"
+                         "贷款按未还此笔重新计算（含罚息），已结清的贷款重新打开。其后有提前还款时 409 reversal_refused。"
                          "重复冲正 409 already_reversed。发送事件 lending.repayment_reversed。")
 def reverse_repayment(repayment_id: int, body: ReversalCreate, session: SessionDep, caller: Caller) -> RepaymentRead:
     return RepaymentRead.model_validate(repayments.reverse_repayment(session, repayment_id, viewer=caller.viewer,
                                                                      reason=body.reason))
+
+
+@router.post("/repayments/{repayment_id}/refund", response_model=RefundRead, status_code=201,
+             responses={**_403, **_404, **_409, **_422}, summary="退还一笔已冲正的还款（全额，只能一次）",
+             description="微信支付、代扣收到的款项经支付渠道原路退回；其他渠道由财务转出后填写转出流水号。"
+                         "未冲正或已退款 409 refund_refused。")
+def refund_repayment(repayment_id: int, body: RefundCreate, session: SessionDep, caller: Caller) -> RefundRead:
+    return RefundRead.model_validate(refunds.refund_reversed(session, repayment_id, viewer=caller.viewer,
+                                                             reason=body.reason, reference=body.reference))
+
+
+@router.get("/loans/{loan_id}/refunds", response_model=list[RefundRead], responses=_404, summary="退款记录")
+def list_refunds(loan_id: int, session: SessionDep, caller: Caller) -> list[RefundRead]:
+    loans.get_loan(session, caller.viewer, loan_id)
+    return [RefundRead.model_validate(r) for r in refunds.refunds(session, loan_id)]
 
 
 @router.get("/collections/queue", response_model=list[QueueItem], responses=_403,

@@ -1,5 +1,5 @@
 """Servicing pages (贷后): the loan list with status and bucket filters, the loan page (schedule with due / paid /
-outstanding and penalty per installment, record a repayment, repayment history with reversal, collection actions),
+outstanding and penalty per installment, record a repayment, repayment history with reversal and the refund of a reversed one, collection actions),
 and the collections queue (催收队列).
 
 Routes parse forms and call lending.servicing inside a savepoint (``attempt``); every form carries the CSRF
@@ -38,13 +38,14 @@ from lending.models import (
     SCHEDULE_REASON_LABELS,
     Contract,
 )
-from lending.servicing import collections, loans, prepayments, repayments, state, versions, waivers
+from lending.servicing import collections, loans, prepayments, refunds, repayments, state, versions, waivers
 
 router = APIRouter(prefix="/console/lending", include_in_schema=False)
 
 NOTICES = {"repaid": "还款已入账", "reversed": "还款已冲正", "action": "催收记录已保存", "assigned": "催收分配已更新",
            "prepaid": "提前还款已入账，还款计划已更新", "waiver_requested": "减免申请已提交，待审批",
-           "waiver_approved": "减免已批准并入账", "waiver_rejected": "减免申请已驳回"}
+           "waiver_approved": "减免已批准并入账", "waiver_rejected": "减免申请已驳回",
+           "refunded": "退款已办理"}
 
 templates.env.filters.update(
     yuan=lambda fen: "—" if fen is None else money.format_yuan(fen),
@@ -154,6 +155,8 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
             k: COMPONENT_LABELS[k] for k in ("penalty", "interest", "fee")},
         "installment_numbers": {i.id: i.number for i in state.installments(session, loan.id)},
         "current_staff_id": user.viewer.staff_id,
+        "refunded": {f.repayment_id: f for f in refunds.refunds(session, loan.id)},
+        "refund_payment_channels": refunds.PAYMENT_CHANNELS,
     }
 
 
@@ -227,6 +230,17 @@ def reverse_repayment(repayment_id: int, request: Request, session: SessionDep, 
     if error:
         return _page(request, session, user, original.loan_id, error=error, status_code=error.status)
     return _redirect(original.loan_id, "reversed")
+
+
+@router.post("/repayments/{repayment_id}/refund", dependencies=[CsrfChecked])
+def refund_repayment(repayment_id: int, request: Request, session: SessionDep, user: CurrentUser,
+                     reason: Annotated[str, Form()] = "", reference: Annotated[str, Form()] = "") -> Response:
+    original = repayments.get_repayment(session, user.viewer, repayment_id)
+    _, error = attempt(session, lambda: refunds.refund_reversed(session, repayment_id, viewer=user.viewer,
+                                                                 reason=reason, reference=reference))
+    if error:
+        return _page(request, session, user, original.loan_id, error=error, status_code=error.status)
+    return _redirect(original.loan_id, "refunded")
 
 
 @router.post("/loans/{loan_id}/waivers", dependencies=[CsrfChecked])
