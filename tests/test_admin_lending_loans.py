@@ -95,6 +95,7 @@ def test_a_reversal_and_its_refund_from_the_history(session):
     assert count(session, Repayment) == 2 and rows(session, loan)[0].paid_amount == 0
     page = client.get(f"/console/lending/loans/{loan.id}")
     assert "登记退款" in page.text and "转出流水号" in page.text
+    assert "<td>还款</td>" in page.text and ">installment<" not in page.text  # the payments console's filter of the same name
     r = client.post(f"/console/lending/repayments/{repayment.id}/refund", data={"csrf_token": csrf, "reason": "退回"})
     assert r.status_code == 422 and "退款流水号" in r.text and count(session, RepaymentRefund) == 0
     r = client.post(f"/console/lending/repayments/{repayment.id}/refund",

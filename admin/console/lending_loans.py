@@ -55,7 +55,7 @@ templates.env.filters.update(
     channel_label=lambda v: REPAYMENT_CHANNEL_LABELS.get(v, v),
     action_kind_label=lambda v: ACTION_KIND_LABELS.get(v, v),
     promise_status_label=lambda v: PROMISE_STATUS_LABELS.get(v, v),
-    purpose_label=lambda v: REPAYMENT_PURPOSE_LABELS.get(v, v),
+    repayment_purpose_label=lambda v: REPAYMENT_PURPOSE_LABELS.get(v, v),  # payments owns purpose_label
     schedule_reason_label=lambda v: SCHEDULE_REASON_LABELS.get(v, v),
 )
 
