@@ -19,6 +19,10 @@
   so no version is ever lost.
 - ``Waiver`` — a waiver (减免) of penalty, interest or fee, maker-checker: requested, then approved (posted as
   its own ``Repayment`` of kind ``waiver``) or rejected, once (conditional UPDATE on the status).
+- ``Restructure`` — an extension (展期: the not-yet-due principal over more periods) or restructure (重组: over a
+  chosen number of periods), maker-checker: requested with the new terms' schedule checked against the cost
+  cap, then approved once (conditional UPDATE) — the rows rewritten and a schedule version appended — or
+  rejected.
 - ``WaiverLimit`` — per role: the most one approval of that role may waive (fen); no row, no authority.
 - ``CobStep`` — the nightly close of business (日终批处理): one row per business date and step done, written in
   the same transaction as the step's work, so a killed run resumes at the first step not recorded.
@@ -36,9 +40,10 @@ The ORM refuses UPDATE and DELETE of the append-only tables; the migration adds 
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, event
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Numeric, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -46,7 +51,7 @@ from core.db import Base
 __all__ = [
     "ACTION_KIND_LABELS", "COMPONENT_LABELS", "PROMISE_STATUS_LABELS", "REPAYMENT_CHANNEL_LABELS",
     "CollectionAction", "CollectionPromise", "REPAYMENT_PURPOSE_LABELS", "Repayment", "RepaymentAllocation",
-    "CobStep", "REFUND_STATUS_LABELS", "Reminder", "RepaymentRefund", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
+    "CobStep", "REFUND_STATUS_LABELS", "RESTRUCTURE_KIND_LABELS", "Reminder", "RepaymentRefund", "Restructure", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
 ]
 
 REPAYMENT_CHANNEL_LABELS = {
@@ -62,6 +67,7 @@ SCHEDULE_REASON_LABELS = {"original": "原始计划", "prepayment": "部分提�
 WAIVER_COMPONENTS = ("penalty", "interest", "fee")
 WAIVER_STATUS_LABELS = {"requested": "待审批", "approved": "已批准", "rejected": "已拒绝"}
 REFUND_STATUS_LABELS = {"submitted": "退款处理中", "succeeded": "已退款"}
+RESTRUCTURE_KIND_LABELS = {"extension": "展期", "restructure": "重组"}
 
 
 class Repayment(Base):
@@ -173,6 +179,34 @@ class Waiver(Base):
     decided_at: Mapped[datetime | None]
     decision_note: Mapped[str | None] = mapped_column(String(300))
     repayment_id: Mapped[int | None] = mapped_column(ForeignKey("lending_repayment.id"), unique=True)  # the posting
+
+
+class Restructure(Base):
+    """An extension (展期) or restructure (重组) of a loan's not-yet-due principal, maker-checker."""
+
+    __tablename__ = "lending_restructure"
+    __table_args__ = (
+        CheckConstraint("kind IN ('extension', 'restructure')", name="kind_known"),
+        CheckConstraint("status IN ('requested', 'approved', 'rejected')", name="status_known"),
+        CheckConstraint("periods > 0", name="periods_positive"),
+        Index("ix_lending_restructure_loan_status", "loan_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"))
+    kind: Mapped[str] = mapped_column(String(12))
+    first_period: Mapped[int]  # the first period the new terms replace
+    periods: Mapped[int]  # how many periods the not-yet-due principal is spread over from first_period on
+    balance_amount: Mapped[int]  # fen: the principal the new terms repay
+    apr_rate: Mapped[Decimal] = mapped_column(Numeric(12, 8))  # the new terms' comprehensive annualised cost
+    status: Mapped[str] = mapped_column(String(12), default="requested")
+    reason: Mapped[str] = mapped_column(String(300))
+    requested_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    requested_at: Mapped[datetime]
+    decided_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(String(300))
+    schedule_version_id: Mapped[int | None] = mapped_column(ForeignKey("lending_schedule_version.id"))
 
 
 class WaiverLimit(Base):

@@ -78,3 +78,13 @@ class WaiverDecided(Conflict):
 class RefundRefused(Conflict):
     code = "refund_refused"
     message = "不能退款"
+
+
+class RestructureInvalid(ValidationFailed):
+    code = "restructure_invalid"
+    message = "展期/重组申请不正确"
+
+
+class RestructureDecided(Conflict):
+    code = "restructure_decided"
+    message = "展期/重组申请已审批"

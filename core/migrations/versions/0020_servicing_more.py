@@ -1,5 +1,5 @@
 """servicing, more: backdated correction rows (lending_repayment_allocation.replay_id) and refunds of reversed
-repayments (lending_repayment_refund)
+repayments (lending_repayment_refund), extensions and restructures (lending_restructure)
 
 Revision ID: 0020_servicing_more
 Revises: 0013_servicing_completion
@@ -51,9 +51,39 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('lending_repayment_refund', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_lending_repayment_refund_loan_id'), ['loan_id'], unique=False)
+    op.create_table('lending_restructure',
+    sa.Column('id', ID, nullable=False),
+    sa.Column('loan_id', ID, nullable=False),
+    sa.Column('kind', sa.String(length=12), nullable=False),
+    sa.Column('first_period', ID, nullable=False),
+    sa.Column('periods', ID, nullable=False),
+    sa.Column('balance_amount', ID, nullable=False),
+    sa.Column('apr_rate', sa.Numeric(precision=12, scale=8), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('reason', sa.String(length=300), nullable=False),
+    sa.Column('requested_by_staff_id', ID, nullable=True),
+    sa.Column('requested_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_by_staff_id', ID, nullable=True),
+    sa.Column('decided_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decision_note', sa.String(length=300), nullable=True),
+    sa.Column('schedule_version_id', ID, nullable=True),
+    sa.CheckConstraint("kind IN ('extension', 'restructure')", name=op.f('ck_lending_restructure_kind_known')),
+    sa.CheckConstraint("status IN ('requested', 'approved', 'rejected')", name=op.f('ck_lending_restructure_status_known')),
+    sa.CheckConstraint('periods > 0', name=op.f('ck_lending_restructure_periods_positive')),
+    sa.ForeignKeyConstraint(['decided_by_staff_id'], ['staff.id'], name=op.f('fk_lending_restructure_decided_by_staff_id_staff')),
+    sa.ForeignKeyConstraint(['loan_id'], ['lending_loan.id'], name=op.f('fk_lending_restructure_loan_id_lending_loan')),
+    sa.ForeignKeyConstraint(['requested_by_staff_id'], ['staff.id'], name=op.f('fk_lending_restructure_requested_by_staff_id_staff')),
+    sa.ForeignKeyConstraint(['schedule_version_id'], ['lending_schedule_version.id'], name=op.f('fk_lending_restructure_schedule_version_id_lending_schedule_version')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lending_restructure'))
+    )
+    with op.batch_alter_table('lending_restructure', schema=None) as batch_op:
+        batch_op.create_index('ix_lending_restructure_loan_status', ['loan_id', 'status'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('lending_restructure', schema=None) as batch_op:
+        batch_op.drop_index('ix_lending_restructure_loan_status')
+    op.drop_table('lending_restructure')
     with op.batch_alter_table('lending_repayment_refund', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_lending_repayment_refund_loan_id'))
     op.drop_table('lending_repayment_refund')
