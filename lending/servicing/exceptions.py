@@ -88,3 +88,8 @@ class RestructureInvalid(ValidationFailed):
 class RestructureDecided(Conflict):
     code = "restructure_decided"
     message = "展期/重组申请已审批"
+
+
+class RestructureNotFound(NotFound):
+    code = "restructure_not_found"
+    message = "没有这条展期/重组申请"

@@ -40,10 +40,10 @@ from lending.models import Contract, Loan, LoanInstallment, Restructure
 from lending.schedule.engine import Schedule
 from lending.schedule.terms import MAX_PERIODS
 from lending.servicing import state, versions
-from lending.servicing.exceptions import LoanClosed, RestructureDecided, RestructureInvalid
+from lending.servicing.exceptions import LoanClosed, RestructureDecided, RestructureInvalid, RestructureNotFound
 from lending.servicing.loans import get_loan
 
-__all__ = ["APPROVERS", "REQUESTERS", "approve", "preview", "reject", "request", "restructures"]
+__all__ = ["APPROVERS", "REQUESTERS", "approve", "get", "preview", "reject", "request", "restructures"]
 
 REQUESTERS = frozenset({Role.RISK, Role.SALES, Role.FINANCE, Role.COLLECTOR, Role.SUPERVISOR, Role.MANAGER,
                         Role.ADMIN})
@@ -135,11 +135,16 @@ def request(session: Session, loan_id: int, *, viewer: Viewer | None, kind: str,
     return row
 
 
-def _decidable(session: Session, restructure_id: int, viewer: Viewer | None) -> Restructure:
+def get(session: Session, viewer: Viewer | None, restructure_id: int) -> Restructure:
     row = session.get(Restructure, restructure_id)
     if row is None:
-        raise RestructureInvalid("没有这条展期/重组申请", field="id")
-    get_loan(session, viewer, row.loan_id)
+        raise RestructureNotFound()
+    get_loan(session, viewer, row.loan_id)  # out of scope is not found
+    return row
+
+
+def _decidable(session: Session, restructure_id: int, viewer: Viewer | None) -> Restructure:
+    row = get(session, viewer, restructure_id)
     if row.status != "requested":
         raise RestructureDecided(f"{KIND_LABELS[row.kind]}申请 #{row.id} 已审批，不能重复审批")
     if viewer is not None:
