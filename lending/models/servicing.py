@@ -26,6 +26,8 @@
 - ``WaiverLimit`` — per role: the most one approval of that role may waive (fen); no row, no authority.
 - ``CobStep`` — the nightly close of business (日终批处理): one row per business date and step done, written in
   the same transaction as the step's work, so a killed run resumes at the first step not recorded.
+- ``InterestAccrual`` — the interest accrued (计提) on a business date per product version, by the close of
+  business: each active loan's current period interest spread evenly over the period's days.
 - ``Reminder`` — one reminder of one bill (还款提醒): ``offset_days`` from its due date (-3 = T-3, 1 = T+1) to one
   audience (``borrower`` by the mini-program subscription message, ``staff`` — the salesperson, or the collector
   once assigned — in WeCom). Unique per (bill, offset, audience): created by the close of business, never twice;
@@ -51,7 +53,7 @@ from core.db import Base
 __all__ = [
     "ACTION_KIND_LABELS", "COMPONENT_LABELS", "PROMISE_STATUS_LABELS", "REPAYMENT_CHANNEL_LABELS",
     "CollectionAction", "CollectionPromise", "REPAYMENT_PURPOSE_LABELS", "Repayment", "RepaymentAllocation",
-    "CobStep", "REFUND_STATUS_LABELS", "RESTRUCTURE_KIND_LABELS", "Reminder", "RepaymentRefund", "Restructure", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
+    "CobStep", "InterestAccrual", "REFUND_STATUS_LABELS", "RESTRUCTURE_KIND_LABELS", "Reminder", "RepaymentRefund", "Restructure", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
 ]
 
 REPAYMENT_CHANNEL_LABELS = {
@@ -229,6 +231,18 @@ class CobStep(Base):
     rows: Mapped[int]  # rows the step changed
     started_at: Mapped[datetime]
     done_at: Mapped[datetime]
+
+
+class InterestAccrual(Base):
+    """The interest accrued (利息计提) on one business date, per product version: written by the close of business."""
+
+    __tablename__ = "lending_interest_accrual"
+
+    business_date: Mapped[date] = mapped_column(primary_key=True)
+    product_version_id: Mapped[int] = mapped_column(ForeignKey("lending_product_version.id"), primary_key=True)
+    loans: Mapped[int]  # active loans accruing that day
+    accrued_amount: Mapped[int]  # fen: Σ of each loan's day of its current period's interest, rounded once
+    created_at: Mapped[datetime]
 
 
 class Reminder(Base):

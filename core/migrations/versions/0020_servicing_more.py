@@ -1,5 +1,6 @@
 """servicing, more: backdated correction rows (lending_repayment_allocation.replay_id) and refunds of reversed
-repayments (lending_repayment_refund), extensions and restructures (lending_restructure)
+repayments (lending_repayment_refund), extensions and restructures (lending_restructure), the COB's
+interest accrual per business date and product version (lending_interest_accrual)
 
 Revision ID: 0020_servicing_more
 Revises: 0013_servicing_completion
@@ -78,9 +79,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('lending_restructure', schema=None) as batch_op:
         batch_op.create_index('ix_lending_restructure_loan_status', ['loan_id', 'status'], unique=False)
+    op.create_table('lending_interest_accrual',
+    sa.Column('business_date', sa.Date(), nullable=False),
+    sa.Column('product_version_id', ID, nullable=False),
+    sa.Column('loans', ID, nullable=False),
+    sa.Column('accrued_amount', ID, nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['product_version_id'], ['lending_product_version.id'], name=op.f('fk_lending_interest_accrual_product_version_id_lending_product_version')),
+    sa.PrimaryKeyConstraint('business_date', 'product_version_id', name=op.f('pk_lending_interest_accrual'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('lending_interest_accrual')
     with op.batch_alter_table('lending_restructure', schema=None) as batch_op:
         batch_op.drop_index('ix_lending_restructure_loan_status')
     op.drop_table('lending_restructure')
