@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from core.errors import PermissionDenied
 from lending.models import Restructure, ScheduleVersion
 from lending.schedule.cap import AprAboveCap
-from lending.servicing import restructures
+from lending.servicing import repayments, restructures
 from lending.servicing.exceptions import LoanClosed, RestructureDecided, RestructureInvalid
 from tests.lending_flow_support import V
 from tests.servicing_support import make_loan, on, pay, rows
@@ -50,6 +50,12 @@ def test_an_approved_extension_spreads_the_balance_over_more_periods_and_keeps_t
     assert [(r["number"], r["principal"]) for r in history[0].rows] == [(n, p) for n, _, p in before]
     with pytest.raises(RestructureDecided):
         restructures.reject(session, asked.id, viewer=V(w.manager))
+    # the new version is the base of what follows: a prepayment keeping the (extended) term
+    repayments.record_repayment(session, loan.id, viewer=V(w.finance), amount=300_000, external_reference="PRE-X",
+                                prepayment_mode="keep_term")
+    again = rows(session, loan)
+    assert len(again) == 18 and again[-1].due_date == date(2028, 5, 23)
+    assert sum(r.principal_amount for r in again) == 1_200_000
 
 
 def test_refusals_write_nothing(session):
