@@ -138,6 +138,7 @@ def test_the_day_s_interest_accrual_per_product_version_rounded_once(session):
     w, first = make_loan(session)
     w2, second = make_loan(session, term=24)
     _, third = make_loan(session)
+    w4, bullet = make_loan(session, repayment_method="bullet", terms_months=[3], term=3)
     on(DUE)
     pay(session, w, first, 94_619 + 12_000)
     state.refresh(session, third)
@@ -152,6 +153,9 @@ def test_the_day_s_interest_accrual_per_product_version_rounded_once(session):
             LoanInstallment.loan_id == loan.id, LoanInstallment.number == 2))
         want = (interest * 2 + 31) // 62  # interest / 31, half up
         assert got[w_.version_id] == (1, want)
-    assert len(got) == 2
+    # the bullet loan's one period runs 2026-11-23 → 2027-02-23 (92 days)
+    interest = session.scalar(select(LoanInstallment.interest_amount).where(LoanInstallment.loan_id == bullet.id))
+    assert got[w4.version_id] == (1, (interest * 2 + 92) // 184)
+    assert len(got) == 3
     cob.run_date(D)  # the step is recorded: nothing twice
     assert cob.accruals(session, D) == got

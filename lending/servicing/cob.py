@@ -239,21 +239,32 @@ def accrual(session: Session, day: date) -> int:
     """The interest accrued on ``day`` (计提), per product version: every active loan's current period (the bill
     whose period, from the previous due date — or the loan's start — to its due date, contains ``day``) gives
     its interest ÷ the period's days; summed exactly (to a millionth of a fen, integer arithmetic on both
-    databases) and rounded half-up once per version. One INSERT … SELECT; the rows are the step's."""
+    databases) and rounded half-up once per version. One INSERT … SELECT; the rows are the step's.
+
+    Periods are monthly except a bullet loan's one period (``versions.current_schedule``), so a current bill
+    is due within 31 days of ``day`` unless the loan is a bullet: the monthly bills are found through the
+    due-date index in that window, the bullet loans' through their product version — never a scan of every
+    bill of the book."""
     d = _date_param(session)
+    window = "CAST(:d31 AS DATE)" if session.get_bind().dialect.name == "postgresql" else ":d31"
     start = "COALESCE(p.due_date, l.start_date)"
+    days = _days(session, "i.due_date", start)
+    current = f"""
+        SELECT c.product_version_id AS version_id, (i.interest_amount * {MICRO}) / {days} AS micro
+        FROM lending_loan_installment i
+        JOIN lending_loan l ON l.id = i.loan_id AND l.status = 'active'
+        JOIN lending_contract c ON c.id = l.contract_id
+        JOIN lending_product_version v ON v.id = c.product_version_id
+        LEFT JOIN lending_loan_installment p ON p.loan_id = i.loan_id AND p.number = i.number - 1
+        WHERE {start} < {d} AND """
     rows = session.execute(text(f"""
         INSERT INTO lending_interest_accrual (business_date, product_version_id, loans, accrued_amount, created_at)
-        SELECT {d}, c.product_version_id, COUNT(*),
-               (SUM((i.interest_amount * {MICRO}) / {_days(session, "i.due_date", start)}) + {MICRO // 2}) / {MICRO},
-               :now
-        FROM lending_loan l
-        JOIN lending_contract c ON c.id = l.contract_id
-        JOIN lending_loan_installment i ON i.loan_id = l.id AND i.due_date >= {d}
-        LEFT JOIN lending_loan_installment p ON p.loan_id = l.id AND p.number = i.number - 1
-        WHERE l.status = 'active' AND {start} < {d}
-        GROUP BY c.product_version_id
-    """), {"d": day, "now": clock.now()}).rowcount
+        SELECT {d}, version_id, COUNT(*), (SUM(micro) + {MICRO // 2}) / {MICRO}, :now
+        FROM ({current} i.due_date >= {d} AND i.due_date <= {window} AND v.repayment_method <> 'bullet'
+              UNION ALL
+              {current} i.due_date >= {d} AND v.repayment_method = 'bullet') x
+        GROUP BY version_id
+    """), {"d": day, "d31": day + timedelta(days=31), "now": clock.now()}).rowcount
     return max(rows, 0)
 
 
