@@ -257,9 +257,10 @@ def accrual(session: Session, day: date) -> int:
         JOIN lending_product_version v ON v.id = c.product_version_id
         LEFT JOIN lending_loan_installment p ON p.loan_id = i.loan_id AND p.number = i.number - 1
         WHERE {start} < {d} AND """
+    # PostgreSQL's SUM of BIGINT is NUMERIC: cast back so that the rounding stays integer division (rounded once)
     rows = session.execute(text(f"""
         INSERT INTO lending_interest_accrual (business_date, product_version_id, loans, accrued_amount, created_at)
-        SELECT {d}, version_id, COUNT(*), (SUM(micro) + {MICRO // 2}) / {MICRO}, :now
+        SELECT {d}, version_id, COUNT(*), (CAST(SUM(micro) AS BIGINT) + {MICRO // 2}) / {MICRO}, :now
         FROM ({current} i.due_date >= {d} AND i.due_date <= {window} AND v.repayment_method <> 'bullet'
               UNION ALL
               {current} i.due_date >= {d} AND v.repayment_method = 'bullet') x
