@@ -16,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import NotFound
-from lending.models import Loan
+from lending.models import Loan, RepaymentRefund
 from lending.servicing import repayments, state
 from payments import purposes, withholding
 from payments.models import PaymentOrder
@@ -84,4 +85,11 @@ def request_withholding(session: Session, loan: Loan, *, staff_id: int | None) -
                                description=f"贷款 #{loan.id} 第 {bill.period} 期还款（代扣）", staff_id=staff_id)
 
 
-purposes.register(PURPOSE, "贷款还款", apply_installment)
+def refund_finished(session: Session, outcome: purposes.RefundOutcome) -> None:
+    """A reversed repayment's refund back through WeChat Pay/withholding got its final answer."""
+    session.execute(update(RepaymentRefund).where(
+        RepaymentRefund.payment_refund_id == outcome.refund_id, RepaymentRefund.status == "submitted").values(
+        status="succeeded" if outcome.succeeded else "failed"))
+
+
+purposes.register(PURPOSE, "贷款还款", apply_installment, on_refund=refund_finished)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from core.audit import AuditLog
 from crm import auth_service
-from lending.models import CollectionAction, Repayment
+from lending.models import CollectionAction, Repayment, RepaymentRefund, Restructure
 from lending.servicing import rollover
 from tests.factories import make_staff
 from tests.lending_flow_support import count
@@ -81,7 +81,7 @@ def test_a_salesperson_sees_the_loan_but_cannot_book(session):
     assert client.get("/console/lending/collections").status_code == 403
 
 
-def test_a_reversal_from_the_history(session):
+def test_a_reversal_and_its_refund_from_the_history(session):
     w, loan, _ = _overdue(session)
     client = console_client()
     csrf = log_in(client, session, w.finance)
@@ -93,6 +93,21 @@ def test_a_reversal_from_the_history(session):
     r = client.post(f"/console/lending/repayments/{repayment.id}/reverse", data={"csrf_token": csrf, "reason": "再来"})
     assert r.status_code == 409 and "已冲正" in r.text
     assert count(session, Repayment) == 2 and rows(session, loan)[0].paid_amount == 0
+    page = client.get(f"/console/lending/loans/{loan.id}")
+    assert "登记退款" in page.text and "转出流水号" in page.text
+    assert "<td>还款</td>" in page.text and ">installment<" not in page.text  # the payments console's filter of the same name
+    r = client.post(f"/console/lending/repayments/{repayment.id}/refund", data={"csrf_token": csrf, "reason": "退回"})
+    assert r.status_code == 422 and "退款流水号" in r.text and count(session, RepaymentRefund) == 0
+    r = client.post(f"/console/lending/repayments/{repayment.id}/refund",
+                    data={"csrf_token": csrf, "reason": "退回客户", "reference": "OUT-77"})
+    assert r.status_code == 303 and count(session, RepaymentRefund) == 1
+    page = client.get(r.headers["location"])
+    assert "退款已办理" in page.text and "已退款 OUT-77" in page.text
+    api = client.post(f"/api/v1/lending/repayments/{repayment.id}/refund", json={"reason": "再退", "reference": "X"},
+                      headers=bearer(_token(session, w.finance)))
+    assert api.status_code == 409 and api.json()["code"] == "refund_refused"
+    listed = client.get(f"/api/v1/lending/loans/{loan.id}/refunds", headers=bearer(_token(session, w.finance)))
+    assert [(f["amount"], f["route"], f["external_reference"]) for f in listed.json()] == [(10_000, "manual", "OUT-77")]
 
 
 def test_the_loan_list_filters_by_bucket(session):
@@ -151,3 +166,29 @@ def test_the_api_books_once_per_reference_and_reads_the_schedule(session):
     for path in ("/api/v1/lending/loans", "/api/v1/lending/loans/{loan_id}/repayments",
                  "/api/v1/lending/repayments/{repayment_id}/reversal", "/api/v1/lending/collections/queue"):
         assert path in paths, path
+
+
+def test_an_extension_requested_on_the_page_and_approved_through_the_api(session):
+    w, loan = make_loan(session)
+    on(DUE + days(1))
+    client = console_client()
+    csrf = log_in(client, session, w.sales)
+    page = client.get(f"/console/lending/loans/{loan.id}")
+    assert "展期 / 重组" in page.text and "提交申请" in page.text
+    r = client.post(f"/console/lending/loans/{loan.id}/restructures",
+                    data={"csrf_token": csrf, "kind": "extension", "periods": "x", "reason": "收入下降"})
+    assert r.status_code == 422 and "期数" in r.text and count(session, Restructure) == 0
+    r = client.post(f"/console/lending/loans/{loan.id}/restructures",
+                    data={"csrf_token": csrf, "kind": "extension", "periods": "3", "reason": "收入下降"})
+    assert r.status_code == 303, r.text
+    page = client.get(r.headers["location"])
+    assert "展期/重组申请已提交" in page.text and "待审批" in page.text
+    asked = session.scalar(select(Restructure))
+    api = client.post(f"/api/v1/lending/restructures/{asked.id}/approve", json={"note": "同意"},
+                      headers=bearer(_token(session, w.manager)))
+    assert api.status_code == 200, api.text
+    assert api.json()["status"] == "approved" and api.json()["periods"] == 14
+    assert len(rows(session, loan)) == 15
+    listed = client.get(f"/api/v1/lending/loans/{loan.id}/schedule-versions",
+                        headers=bearer(_token(session, w.manager))).json()
+    assert [v["reason"] for v in listed] == ["original", "extension"]

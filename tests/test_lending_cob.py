@@ -83,7 +83,8 @@ def test_each_step_is_recorded_and_a_second_run_changes_nothing(session):
     assert session.scalar(select(func.count()).select_from(CobStep).where(CobStep.business_date == D)) == len(cob.STEPS)
 
 
-@pytest.mark.parametrize("stop", ["claim", "installments", "exceptions", "loans", "collections", "reminders"])
+@pytest.mark.parametrize("stop", ["claim", "installments", "exceptions", "loans", "accrual", "collections",
+                                  "reminders"])
 def test_a_run_stopped_after_any_step_resumes_to_the_same_end(session, stop):
     _book(session)
     on(D)
@@ -131,3 +132,30 @@ def test_reminders_once_per_bill_offset_and_audience_opt_out_respected(session):
 def _diff(a, b):
     return [(x, y) for x, y in zip(a[0], b[0], strict=True) if x != y] + \
         [(x, y) for x, y in zip(a[1], b[1], strict=True) if x != y]
+
+
+def test_the_day_s_interest_accrual_per_product_version_rounded_once(session):
+    w, first = make_loan(session)
+    w2, second = make_loan(session, term=24)
+    _, third = make_loan(session)
+    w4, bullet = make_loan(session, repayment_method="bullet", terms_months=[3], term=3)
+    on(DUE)
+    pay(session, w, first, 94_619 + 12_000)
+    state.refresh(session, third)
+    third.status = "closed"  # a closed loan accrues nothing
+    session.flush()
+    on(D)
+    cob.run_date(D)
+    got = cob.accruals(session, D)
+    # D = 2027-01-02 lies in period 2 (2026-12-23 → 2027-01-23, 31 days) of each loan
+    for w_, loan in ((w, first), (w2, second)):
+        interest = session.scalar(select(LoanInstallment.interest_amount).where(
+            LoanInstallment.loan_id == loan.id, LoanInstallment.number == 2))
+        want = (interest * 2 + 31) // 62  # interest / 31, half up
+        assert got[w_.version_id] == (1, want)
+    # the bullet loan's one period runs 2026-11-23 → 2027-02-23 (92 days)
+    interest = session.scalar(select(LoanInstallment.interest_amount).where(LoanInstallment.loan_id == bullet.id))
+    assert got[w4.version_id] == (1, (interest * 2 + 92) // 184)
+    assert len(got) == 3
+    cob.run_date(D)  # the step is recorded: nothing twice
+    assert cob.accruals(session, D) == got

@@ -4,6 +4,7 @@ collection actions and assignment. The same lending.servicing functions the cons
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -13,7 +14,17 @@ from admin.api.deps import ERROR_RESPONSES, Caller
 from admin.pagination import MAX_OFFSET
 from admin.schemas import ErrorBody
 from core.web import SessionDep
-from lending.servicing import collections, loans, prepayments, repayments, state, versions, waivers
+from lending.servicing import (
+    collections,
+    loans,
+    prepayments,
+    refunds,
+    repayments,
+    restructures,
+    state,
+    versions,
+    waivers,
+)
 
 router = APIRouter(prefix="/api/v1/lending", tags=["lending-servicing"], responses=ERROR_RESPONSES)
 
@@ -102,6 +113,56 @@ class RepaymentRead(BaseModel):
 
 class ReversalCreate(BaseModel):
     reason: str = Field(min_length=1, max_length=300, description="冲正原因")
+
+
+class RefundCreate(BaseModel):
+    reason: str = Field(min_length=1, max_length=300, description="退款原因")
+    reference: str | None = Field(None, max_length=64,
+                                  description="转出款项的流水号（银行转账、现金等；微信支付/代扣原路退回时不填）")
+
+
+class RefundRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    loan_id: int
+    repayment_id: int
+    amount: int
+    route: str = Field(description="payments 原路退回（微信支付/代扣） | manual 财务转出")
+    external_reference: str
+    status: str = Field(description="submitted 退款处理中 | succeeded 已退款")
+    reason: str
+    by_staff_id: int | None
+    created_at: datetime
+
+
+class RestructureCreate(BaseModel):
+    kind: str = Field(description="extension 展期 | restructure 重组")
+    extra_periods: int | None = Field(None, ge=1, description="展期：在剩余期数上增加的期数")
+    periods: int | None = Field(None, ge=1, description="重组：未到期本金分摊的总期数")
+    reason: str = Field(min_length=1, max_length=300)
+
+
+class RestructureRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    loan_id: int
+    kind: str
+    first_period: int = Field(description="新条款替换的第一期")
+    periods: int
+    balance_amount: int = Field(description="新条款偿还的未到期本金（分）")
+    apr_rate: Decimal = Field(description="新条款的综合年化成本")
+    status: str = Field(description="requested | approved | rejected")
+    reason: str
+    requested_by_staff_id: int | None
+    decided_by_staff_id: int | None
+    decision_note: str | None
+    schedule_version_id: int | None
+
+
+class Decision(BaseModel):
+    note: str | None = Field(None, max_length=300)
 
 
 class QueueItem(BaseModel):
@@ -255,11 +316,58 @@ def list_repayments(loan_id: int, session: SessionDep, caller: Caller) -> list[R
 
 @router.post("/repayments/{repayment_id}/reversal", response_model=RepaymentRead, status_code=201,
              responses={**_403, **_404, **_409, **_422}, summary="冲正一笔还款（只能一次）",
-             description="写入冲正记录与反向冲销，贷款按未还此笔重新计算（含罚息），已结清的贷款重新打开。"
+             description="写入冲正记录与反向冲销；其后的每笔还款按日期顺序重新冲销（回溯重算，追加差额分录），"
+                         "贷款按未还此笔重新计算（含罚息），已结清的贷款重新打开。其后有提前还款时 409 reversal_refused。"
                          "重复冲正 409 already_reversed。发送事件 lending.repayment_reversed。")
 def reverse_repayment(repayment_id: int, body: ReversalCreate, session: SessionDep, caller: Caller) -> RepaymentRead:
     return RepaymentRead.model_validate(repayments.reverse_repayment(session, repayment_id, viewer=caller.viewer,
                                                                      reason=body.reason))
+
+
+@router.post("/repayments/{repayment_id}/refund", response_model=RefundRead, status_code=201,
+             responses={**_403, **_404, **_409, **_422}, summary="退还一笔已冲正的还款（全额，只能一次）",
+             description="微信支付、代扣收到的款项经支付渠道原路退回；其他渠道由财务转出后填写转出流水号。"
+                         "未冲正或已退款 409 refund_refused。")
+def refund_repayment(repayment_id: int, body: RefundCreate, session: SessionDep, caller: Caller) -> RefundRead:
+    return RefundRead.model_validate(refunds.refund_reversed(session, repayment_id, viewer=caller.viewer,
+                                                             reason=body.reason, reference=body.reference))
+
+
+@router.get("/loans/{loan_id}/refunds", response_model=list[RefundRead], responses=_404, summary="退款记录")
+def list_refunds(loan_id: int, session: SessionDep, caller: Caller) -> list[RefundRead]:
+    loans.get_loan(session, caller.viewer, loan_id)
+    return [RefundRead.model_validate(r) for r in refunds.refunds(session, loan_id)]
+
+
+@router.post("/loans/{loan_id}/restructures", response_model=RestructureRead, status_code=201,
+             responses={**_403, **_404, **_409, **_422}, summary="申请展期或重组（未到期本金按新期数重算）",
+             description="新条款的综合年化成本超过上限 422 apr_above_cap；已结清 409 loan_closed。")
+def request_restructure(loan_id: int, body: RestructureCreate, session: SessionDep, caller: Caller) -> RestructureRead:
+    return RestructureRead.model_validate(restructures.request(
+        session, loan_id, viewer=caller.viewer, kind=body.kind, reason=body.reason, extra_periods=body.extra_periods,
+        periods=body.periods))
+
+
+@router.get("/loans/{loan_id}/restructures", response_model=list[RestructureRead], responses=_404,
+            summary="展期/重组申请，新的在前")
+def list_restructures(loan_id: int, session: SessionDep, caller: Caller) -> list[RestructureRead]:
+    loans.get_loan(session, caller.viewer, loan_id)
+    return [RestructureRead.model_validate(x) for x in restructures.restructures(session, loan_id)]
+
+
+@router.post("/restructures/{restructure_id}/approve", response_model=RestructureRead,
+             responses={**_403, **_404, **_409, **_422}, summary="批准展期/重组（风控、经理、管理员；非申请人）",
+             description="改写未到期各期并追加还款计划版本（旧版本保留）。")
+def approve_restructure(restructure_id: int, body: Decision, session: SessionDep, caller: Caller) -> RestructureRead:
+    return RestructureRead.model_validate(restructures.approve(session, restructure_id, viewer=caller.viewer,
+                                                               note=body.note))
+
+
+@router.post("/restructures/{restructure_id}/reject", response_model=RestructureRead,
+             responses={**_403, **_404, **_409}, summary="驳回展期/重组申请")
+def reject_restructure(restructure_id: int, body: Decision, session: SessionDep, caller: Caller) -> RestructureRead:
+    return RestructureRead.model_validate(restructures.reject(session, restructure_id, viewer=caller.viewer,
+                                                              note=body.note))
 
 
 @router.get("/collections/queue", response_model=list[QueueItem], responses=_403,

@@ -1,5 +1,5 @@
 """Servicing pages (贷后): the loan list with status and bucket filters, the loan page (schedule with due / paid /
-outstanding and penalty per installment, record a repayment, repayment history with reversal, collection actions),
+outstanding and penalty per installment, record a repayment, repayment history with reversal and the refund of a reversed one, collection actions),
 and the collections queue (催收队列).
 
 Routes parse forms and call lending.servicing inside a savepoint (``attempt``); every form carries the CSRF
@@ -35,16 +35,29 @@ from lending.models import (
     PROMISE_STATUS_LABELS,
     REPAYMENT_CHANNEL_LABELS,
     REPAYMENT_PURPOSE_LABELS,
+    RESTRUCTURE_KIND_LABELS,
     SCHEDULE_REASON_LABELS,
     Contract,
 )
-from lending.servicing import collections, loans, prepayments, repayments, state, versions, waivers
+from lending.servicing import (
+    collections,
+    loans,
+    prepayments,
+    refunds,
+    repayments,
+    restructures,
+    state,
+    versions,
+    waivers,
+)
 
 router = APIRouter(prefix="/console/lending", include_in_schema=False)
 
 NOTICES = {"repaid": "还款已入账", "reversed": "还款已冲正", "action": "催收记录已保存", "assigned": "催收分配已更新",
            "prepaid": "提前还款已入账，还款计划已更新", "waiver_requested": "减免申请已提交，待审批",
-           "waiver_approved": "减免已批准并入账", "waiver_rejected": "减免申请已驳回"}
+           "waiver_approved": "减免已批准并入账", "waiver_rejected": "减免申请已驳回",
+           "refunded": "退款已办理", "restructure_requested": "展期/重组申请已提交，待审批",
+           "restructure_approved": "展期/重组已批准，还款计划已更新", "restructure_rejected": "展期/重组申请已驳回"}
 
 templates.env.filters.update(
     yuan=lambda fen: "—" if fen is None else money.format_yuan(fen),
@@ -54,7 +67,7 @@ templates.env.filters.update(
     channel_label=lambda v: REPAYMENT_CHANNEL_LABELS.get(v, v),
     action_kind_label=lambda v: ACTION_KIND_LABELS.get(v, v),
     promise_status_label=lambda v: PROMISE_STATUS_LABELS.get(v, v),
-    purpose_label=lambda v: REPAYMENT_PURPOSE_LABELS.get(v, v),
+    repayment_purpose_label=lambda v: REPAYMENT_PURPOSE_LABELS.get(v, v),  # payments owns purpose_label
     schedule_reason_label=lambda v: SCHEDULE_REASON_LABELS.get(v, v),
 )
 
@@ -129,7 +142,8 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
     actions = collections.actions(session, loan.id)
     promises = collections.promises(session, loan.id)
     staff_ids = ({r.by_staff_id for r in history} | {a.by_staff_id for a in actions} | {loan.collector_staff_id}
-                 | {w.requested_by_staff_id for w in waivers.waivers(session, loan_id=loan.id)})
+                 | {w.requested_by_staff_id for w in waivers.waivers(session, loan_id=loan.id)}
+                 | {x.requested_by_staff_id for x in restructures.restructures(session, loan.id)})
     role = user.viewer.role
     collectors = []
     if role in collections.MANAGERS:
@@ -154,6 +168,11 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
             k: COMPONENT_LABELS[k] for k in ("penalty", "interest", "fee")},
         "installment_numbers": {i.id: i.number for i in state.installments(session, loan.id)},
         "current_staff_id": user.viewer.staff_id,
+        "refunded": {f.repayment_id: f for f in refunds.refunds(session, loan.id)},
+        "refund_payment_channels": refunds.PAYMENT_CHANNELS,
+        "restructure_rows": restructures.restructures(session, loan.id), "restructure_kinds": RESTRUCTURE_KIND_LABELS,
+        "can_request_restructure": role in restructures.REQUESTERS,
+        "can_approve_restructure": role in restructures.APPROVERS,
     }
 
 
@@ -229,6 +248,17 @@ def reverse_repayment(repayment_id: int, request: Request, session: SessionDep, 
     return _redirect(original.loan_id, "reversed")
 
 
+@router.post("/repayments/{repayment_id}/refund", dependencies=[CsrfChecked])
+def refund_repayment(repayment_id: int, request: Request, session: SessionDep, user: CurrentUser,
+                     reason: Annotated[str, Form()] = "", reference: Annotated[str, Form()] = "") -> Response:
+    original = repayments.get_repayment(session, user.viewer, repayment_id)
+    _, error = attempt(session, lambda: refunds.refund_reversed(session, repayment_id, viewer=user.viewer,
+                                                                 reason=reason, reference=reference))
+    if error:
+        return _page(request, session, user, original.loan_id, error=error, status_code=error.status)
+    return _redirect(original.loan_id, "refunded")
+
+
 @router.post("/loans/{loan_id}/waivers", dependencies=[CsrfChecked])
 def request_waiver(loan_id: int, request: Request, session: SessionDep, user: CurrentUser,
                    installment_number: Annotated[str, Form()] = "", component: Annotated[str, Form()] = "",
@@ -262,6 +292,40 @@ def decide_waiver(waiver_id: int, decision: str, request: Request, session: Sess
     if error:
         return _page(request, session, user, waiver.loan_id, error=error, status_code=error.status)
     return _redirect(waiver.loan_id, "waiver_approved" if decision == "approve" else "waiver_rejected")
+
+
+@router.post("/loans/{loan_id}/restructures", dependencies=[CsrfChecked])
+def request_restructure(loan_id: int, request: Request, session: SessionDep, user: CurrentUser,
+                        kind: Annotated[str, Form()] = "extension", periods: Annotated[str, Form()] = "",
+                        reason: Annotated[str, Form()] = "") -> Response:
+    loans.get_loan(session, user.viewer, loan_id)
+
+    def run() -> object:
+        count = parse_int(periods)
+        if count is None:
+            raise ValidationFailed("请填写期数", field="periods")
+        return restructures.request(session, loan_id, viewer=user.viewer, kind=kind, reason=reason,
+                                    extra_periods=count if kind == "extension" else None,
+                                    periods=count if kind != "extension" else None)
+
+    _, error = attempt(session, run)
+    if error:
+        form = {"r_kind": kind, "r_periods": periods, "r_reason": reason}
+        return _page(request, session, user, loan_id, error=error, form=form, status_code=error.status)
+    return _redirect(loan_id, "restructure_requested")
+
+
+@router.post("/restructures/{restructure_id}/{decision}", dependencies=[CsrfChecked])
+def decide_restructure(restructure_id: int, decision: str, request: Request, session: SessionDep, user: CurrentUser,
+                       note: Annotated[str, Form()] = "") -> Response:
+    if decision not in ("approve", "reject"):
+        raise ValidationFailed("未知的审批操作", field="decision")
+    loan_id = restructures.get(session, user.viewer, restructure_id).loan_id
+    decide = restructures.approve if decision == "approve" else restructures.reject
+    _, error = attempt(session, lambda: decide(session, restructure_id, viewer=user.viewer, note=note))
+    if error:
+        return _page(request, session, user, loan_id, error=error, status_code=error.status)
+    return _redirect(loan_id, "restructure_approved" if decision == "approve" else "restructure_rejected")
 
 
 @router.post("/loans/{loan_id}/actions", dependencies=[CsrfChecked])

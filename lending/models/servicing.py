@@ -4,8 +4,13 @@
   ``external_reference`` (the bank slip / channel serial) is unique: the same slip cannot be booked twice.
   A reversal points at the repayment it undoes through ``reversal_of_id``, unique: once.
 - ``RepaymentAllocation`` — APPEND-ONLY. How a repayment was written off (冲销): per installment and
-  component (penalty, fee, interest, principal), positive; a reversal writes the same rows negated.
-  An installment's ``paid_*`` columns are the sums of its allocations.
+  component (penalty, fee, interest, principal), positive; a reversal writes the same rows negated. A
+  backdated correction (``servicing.corrections``) appends to each later entry whose split changed the rows of the
+  difference, marked with ``replay_id`` (the reversal that caused it); an entry's net rows are its split.
+  An installment's ``paid_*`` columns are the sums of its standing allocations.
+- ``RepaymentRefund`` — money of a reversed repayment given back (退款): through ``payments`` (a refund of the
+  WeChat Pay / withholding order the money came by) or recorded as paid out by finance (bank transfer, cash),
+  once per repayment.
 - ``CollectionAction`` — APPEND-ONLY log of collections work (催收记录): calls, messages, promises, notes,
   assignments.
 - ``ScheduleVersion`` — APPEND-ONLY. Every version of a loan's schedule (还款计划版本): the original, and one
@@ -14,9 +19,15 @@
   so no version is ever lost.
 - ``Waiver`` — a waiver (减免) of penalty, interest or fee, maker-checker: requested, then approved (posted as
   its own ``Repayment`` of kind ``waiver``) or rejected, once (conditional UPDATE on the status).
+- ``Restructure`` — an extension (展期: the not-yet-due principal over more periods) or restructure (重组: over a
+  chosen number of periods), maker-checker: requested with the new terms' schedule checked against the cost
+  cap, then approved once (conditional UPDATE) — the rows rewritten and a schedule version appended — or
+  rejected.
 - ``WaiverLimit`` — per role: the most one approval of that role may waive (fen); no row, no authority.
 - ``CobStep`` — the nightly close of business (日终批处理): one row per business date and step done, written in
   the same transaction as the step's work, so a killed run resumes at the first step not recorded.
+- ``InterestAccrual`` — the interest accrued (计提) on a business date per product version, by the close of
+  business: each active loan's current period interest spread evenly over the period's days.
 - ``Reminder`` — one reminder of one bill (还款提醒): ``offset_days`` from its due date (-3 = T-3, 1 = T+1) to one
   audience (``borrower`` by the mini-program subscription message, ``staff`` — the salesperson, or the collector
   once assigned — in WeCom). Unique per (bill, offset, audience): created by the close of business, never twice;
@@ -31,9 +42,10 @@ The ORM refuses UPDATE and DELETE of the append-only tables; the migration adds 
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, event
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Numeric, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -41,7 +53,7 @@ from core.db import Base
 __all__ = [
     "ACTION_KIND_LABELS", "COMPONENT_LABELS", "PROMISE_STATUS_LABELS", "REPAYMENT_CHANNEL_LABELS",
     "CollectionAction", "CollectionPromise", "REPAYMENT_PURPOSE_LABELS", "Repayment", "RepaymentAllocation",
-    "CobStep", "Reminder", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
+    "CobStep", "InterestAccrual", "REFUND_STATUS_LABELS", "RESTRUCTURE_KIND_LABELS", "Reminder", "RepaymentRefund", "Restructure", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
 ]
 
 REPAYMENT_CHANNEL_LABELS = {
@@ -56,6 +68,8 @@ SCHEDULE_REASON_LABELS = {"original": "原始计划", "prepayment": "部分提�
                           "extension": "展期", "restructure": "重组"}
 WAIVER_COMPONENTS = ("penalty", "interest", "fee")
 WAIVER_STATUS_LABELS = {"requested": "待审批", "approved": "已批准", "rejected": "已拒绝"}
+REFUND_STATUS_LABELS = {"submitted": "退款处理中", "succeeded": "已退款"}
+RESTRUCTURE_KIND_LABELS = {"extension": "展期", "restructure": "重组"}
 
 
 class Repayment(Base):
@@ -96,6 +110,29 @@ class RepaymentAllocation(Base):
     installment_id: Mapped[int] = mapped_column(ForeignKey("lending_loan_installment.id"), index=True)
     component: Mapped[str] = mapped_column(String(12))
     amount: Mapped[int]  # fen; negative on a reversal
+    # the reversal whose backdated correction wrote this difference row (None: the entry's own split)
+    replay_id: Mapped[int | None] = mapped_column(ForeignKey("lending_repayment.id"))
+
+
+class RepaymentRefund(Base):
+    __tablename__ = "lending_repayment_refund"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("route IN ('payments', 'manual')", name="route_known"),
+        CheckConstraint("status IN ('submitted', 'succeeded', 'failed')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"), index=True)
+    repayment_id: Mapped[int] = mapped_column(ForeignKey("lending_repayment.id"), unique=True)  # once
+    amount: Mapped[int]  # fen
+    route: Mapped[str] = mapped_column(String(10))  # payments (the order it came by) | manual (paid out by finance)
+    payment_refund_id: Mapped[int | None] = mapped_column(ForeignKey("payment_refund.id"))
+    external_reference: Mapped[str] = mapped_column(String(64), unique=True)  # out_refund_no or the outgoing slip
+    status: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(300))
+    by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[datetime]
 
 
 class ScheduleVersion(Base):
@@ -146,6 +183,34 @@ class Waiver(Base):
     repayment_id: Mapped[int | None] = mapped_column(ForeignKey("lending_repayment.id"), unique=True)  # the posting
 
 
+class Restructure(Base):
+    """An extension (展期) or restructure (重组) of a loan's not-yet-due principal, maker-checker."""
+
+    __tablename__ = "lending_restructure"
+    __table_args__ = (
+        CheckConstraint("kind IN ('extension', 'restructure')", name="kind_known"),
+        CheckConstraint("status IN ('requested', 'approved', 'rejected')", name="status_known"),
+        CheckConstraint("periods > 0", name="periods_positive"),
+        Index("ix_lending_restructure_loan_status", "loan_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"))
+    kind: Mapped[str] = mapped_column(String(12))
+    first_period: Mapped[int]  # the first period the new terms replace
+    periods: Mapped[int]  # how many periods the not-yet-due principal is spread over from first_period on
+    balance_amount: Mapped[int]  # fen: the principal the new terms repay
+    apr_rate: Mapped[Decimal] = mapped_column(Numeric(12, 8))  # the new terms' comprehensive annualised cost
+    status: Mapped[str] = mapped_column(String(12), default="requested")
+    reason: Mapped[str] = mapped_column(String(300))
+    requested_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    requested_at: Mapped[datetime]
+    decided_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(String(300))
+    schedule_version_id: Mapped[int | None] = mapped_column(ForeignKey("lending_schedule_version.id"))
+
+
 class WaiverLimit(Base):
     """How much one approval by a role may waive (减免审批额度); configured by an administrator."""
 
@@ -166,6 +231,18 @@ class CobStep(Base):
     rows: Mapped[int]  # rows the step changed
     started_at: Mapped[datetime]
     done_at: Mapped[datetime]
+
+
+class InterestAccrual(Base):
+    """The interest accrued (利息计提) on one business date, per product version: written by the close of business."""
+
+    __tablename__ = "lending_interest_accrual"
+
+    business_date: Mapped[date] = mapped_column(primary_key=True)
+    product_version_id: Mapped[int] = mapped_column(ForeignKey("lending_product_version.id"), primary_key=True)
+    loans: Mapped[int]  # active loans accruing that day
+    accrued_amount: Mapped[int]  # fen: Σ of each loan's day of its current period's interest, rounded once
+    created_at: Mapped[datetime]
 
 
 class Reminder(Base):

@@ -9,6 +9,9 @@ collections. Modules by use case:
 - ``prepayments`` — the prepayment quote on any date, partial prepayment and payoff
 - ``versions`` — schedule versions (every version kept)
 - ``waivers`` — 减免 with maker-checker and per-role limits
+- ``corrections`` — backdated correction: every later transaction written off again after a reversal
+- ``refunds`` — the money of a reversed repayment given back (through ``payments`` or paid out by finance)
+- ``restructures`` — extension (展期) and restructure (重组) of the principal not yet due, maker-checker
 - ``rollover`` — the periodic bill rollover (per loan)
 - ``cob`` — the nightly close of business (set-based, restartable, catch-up)
 - ``reminders`` — repayment reminder rows and their dispatch to the channels

@@ -1,5 +1,5 @@
-"""Nightly close of business (日终批处理, COB): bill rollover, penalty, overdue days and buckets, collections
-assignment and reminders for every active loan, set-based in SQL, one business date at a time.
+"""Nightly close of business (日终批处理, COB): bill rollover, penalty, overdue days and buckets, interest
+accrual, collections assignment and reminders for every active loan, set-based in SQL, one business date at a time.
 
 Each business date runs the steps below in order, each in its own transaction together with its
 ``CobStep(business_date, step)`` row: a run killed anywhere has either done a step and recorded it or done
@@ -20,6 +20,8 @@ today, oldest first (a first run starts at today).
   roll_one`), the same Python the hourly rollover runs.
 - ``loans``: overdue days (from the first unpaid bill, when it is overdue) and bucket; an audit entry for each
   bucket that changed.
+- ``accrual``: the interest accrued on the date (利息计提) per product version, one INSERT … SELECT
+  (:func:`accrual`).
 - ``collections``: newly overdue loans without a collector are given to the active collector holding the
   fewest overdue loans (the same rule as ``collections.auto_assign``, decided for the batch in one pass, loan
   id order); open promises to pay of the claimed loans decided.
@@ -50,7 +52,7 @@ from lending.servicing import collections, reminders, rollover
 from lending.servicing.arithmetic import bucket
 from lending.servicing.events import ROLLOVER_TASK
 
-__all__ = ["STEPS", "close_business", "completed_through", "run_date"]
+__all__ = ["STEPS", "accruals", "close_business", "completed_through", "run_date"]
 
 COB_TASK = "lending.close_of_business"
 DONE = "done"
@@ -228,6 +230,52 @@ def loans(session: Session, day: date) -> int:
     return len(updates)
 
 
+# --- accrual -----------------------------------------------------------------------------------------------
+
+MICRO = 1_000_000  # the day's share of a period's interest is summed in millionths of a fen, then rounded once
+
+
+def accrual(session: Session, day: date) -> int:
+    """The interest accrued on ``day`` (计提), per product version: every active loan's current period (the bill
+    whose period, from the previous due date — or the loan's start — to its due date, contains ``day``) gives
+    its interest ÷ the period's days; summed exactly (to a millionth of a fen, integer arithmetic on both
+    databases) and rounded half-up once per version. One INSERT … SELECT; the rows are the step's.
+
+    Periods are monthly except a bullet loan's one period (``versions.current_schedule``), so a current bill
+    is due within 31 days of ``day`` unless the loan is a bullet: the monthly bills are found through the
+    due-date index in that window, the bullet loans' through their product version — never a scan of every
+    bill of the book."""
+    d = _date_param(session)
+    window = "CAST(:d31 AS DATE)" if session.get_bind().dialect.name == "postgresql" else ":d31"
+    start = "COALESCE(p.due_date, l.start_date)"
+    days = _days(session, "i.due_date", start)
+    current = f"""
+        SELECT c.product_version_id AS version_id, (i.interest_amount * {MICRO}) / {days} AS micro
+        FROM lending_loan_installment i
+        JOIN lending_loan l ON l.id = i.loan_id AND l.status = 'active'
+        JOIN lending_contract c ON c.id = l.contract_id
+        JOIN lending_product_version v ON v.id = c.product_version_id
+        LEFT JOIN lending_loan_installment p ON p.loan_id = i.loan_id AND p.number = i.number - 1
+        WHERE {start} < {d} AND """
+    # PostgreSQL's SUM of BIGINT is NUMERIC: cast back so that the rounding stays integer division (rounded once)
+    rows = session.execute(text(f"""
+        INSERT INTO lending_interest_accrual (business_date, product_version_id, loans, accrued_amount, created_at)
+        SELECT {d}, version_id, COUNT(*), (CAST(SUM(micro) AS BIGINT) + {MICRO // 2}) / {MICRO}, :now
+        FROM ({current} i.due_date >= {d} AND i.due_date <= {window} AND v.repayment_method <> 'bullet'
+              UNION ALL
+              {current} i.due_date >= {d} AND v.repayment_method = 'bullet') x
+        GROUP BY version_id
+    """), {"d": day, "d31": day + timedelta(days=31), "now": clock.now()}).rowcount
+    return max(rows, 0)
+
+
+def accruals(session: Session, day: date) -> dict[int, tuple[int, int]]:
+    """The accrual of ``day``: product version id → (loans, fen)."""
+    return {v: (n, fen) for v, n, fen in session.execute(text(
+        f"SELECT product_version_id, loans, accrued_amount FROM lending_interest_accrual WHERE business_date = "
+        f"{_date_param(session)}"), {"d": day})}
+
+
 # --- collections -------------------------------------------------------------------------------------------
 
 
@@ -282,6 +330,7 @@ STEPS: dict[str, Callable[[Session, date], int]] = {
     "installments": installments,
     "exceptions": exceptions,
     "loans": loans,
+    "accrual": accrual,
     "collections": collections_step,
     "reminders": reminders.create_for,
     DONE: lambda _session, _day: 0,

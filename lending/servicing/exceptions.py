@@ -73,3 +73,23 @@ class WaiverNotFound(NotFound):
 class WaiverDecided(Conflict):
     code = "waiver_decided"
     message = "该减免申请已审批"
+
+
+class RefundRefused(Conflict):
+    code = "refund_refused"
+    message = "不能退款"
+
+
+class RestructureInvalid(ValidationFailed):
+    code = "restructure_invalid"
+    message = "展期/重组申请不正确"
+
+
+class RestructureDecided(Conflict):
+    code = "restructure_decided"
+    message = "展期/重组申请已审批"
+
+
+class RestructureNotFound(NotFound):
+    code = "restructure_not_found"
+    message = "没有这条展期/重组申请"

@@ -17,8 +17,11 @@ Booking (:func:`record_repayment`), in one unit of work under the loan's row loc
    that stands (a later-booked earlier slip would rewrite the penalty already written off).
 
 Reversal (:func:`reverse_repayment`): a ``reversal`` entry pointing at the repayment (unique: once) and the
-negated allocations; the loan is recomputed as if the repayment never was (penalty included) and reopens
-if it had closed. Both tables are append-only.
+negated allocations; every later transaction is written off again in value-date order as if the repayment never
+was (:mod:`lending.servicing.corrections`: backdated correction, difference rows appended, penalties recomputed), the
+loan's state recomputed, and it reopens if it had closed. Both tables are append-only; the reversal is audited
+with every later entry's split before and after. The money itself goes back by a refund
+(:mod:`lending.servicing.refunds`).
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ from core.money import format_yuan
 from crm import customers
 from crm.models import Role
 from crm.scope import Viewer
-from lending.models import REPAYMENT_CHANNEL_LABELS, Loan, LoanInstallment, Repayment, RepaymentAllocation
-from lending.servicing import prepayments, state
+from lending.models import REPAYMENT_CHANNEL_LABELS, Loan, Repayment, RepaymentAllocation
+from lending.servicing import corrections, prepayments, state
 from lending.servicing.arithmetic import allocate
 from lending.servicing.events import REPAYMENT_REVERSED_TASK
 from lending.servicing.exceptions import (
@@ -49,7 +52,6 @@ from lending.servicing.exceptions import (
 )
 from lending.servicing.loans import get_loan
 from lending.servicing.posting import (
-    PAID_COLUMN,
     by_reference,
     fix_penalty,
     insert_repayment,
@@ -65,7 +67,7 @@ RECORDERS = frozenset({Role.FINANCE, Role.MANAGER, Role.ADMIN})
 CHANNELS = tuple(REPAYMENT_CHANNEL_LABELS)
 
 
-def _check_role(viewer: Viewer | None) -> None:
+def check_recorder(viewer: Viewer | None) -> None:
     if viewer is not None and viewer.role not in RECORDERS:
         raise PermissionDenied("只有财务、经理或管理员可以登记或冲正还款")
 
@@ -97,7 +99,7 @@ def record_repayment(session: Session, loan_id: int, *, viewer: Viewer | None, a
     ``prepayment_mode`` (``keep_term`` / ``keep_installment``): the borrower chose to prepay, so an amount above
     what is payable on the value date is a prepayment (or, at the payoff figure, the payoff) instead of refused:
     :func:`lending.servicing.prepayments.book_locked`."""
-    _check_role(viewer)
+    check_recorder(viewer)
     reference = (external_reference or "").strip()
     day = repayment_date or clock.today()
     _validate(amount, channel, reference, day)
@@ -143,13 +145,17 @@ def get_repayment(session: Session, viewer: Viewer | None, repayment_id: int) ->
     return repayment
 
 
+def _split_json(split: dict[tuple[int, str], int]) -> list[list[object]]:
+    return [[iid, component, fen] for (iid, component), fen in sorted(split.items())]
+
+
 def reversal_of(session: Session, repayment_id: int) -> Repayment | None:
     return session.scalar(select(Repayment).where(Repayment.reversal_of_id == repayment_id))
 
 
 def reverse_repayment(session: Session, repayment_id: int, *, viewer: Viewer | None, reason: str) -> Repayment:
     """Reverse a mistaken repayment (once): the reversal entry, negated allocations, the loan recomputed."""
-    _check_role(viewer)
+    check_recorder(viewer)
     reason = (reason or "").strip()
     if not reason:
         raise RepaymentInvalid("请填写冲正原因", field="reason")
@@ -163,30 +169,33 @@ def reverse_repayment(session: Session, repayment_id: int, *, viewer: Viewer | N
         raise AlreadyReversed(f"还款 #{original.id} 已于冲正记录 #{done.id} 冲正，不能重复冲正")
     staff_id = viewer.staff_id if viewer else None
     today = clock.today()
-    try:
-        with session.begin_nested():
-            reversal = Repayment(loan_id=loan.id, kind="reversal", amount=original.amount, repayment_date=today,
-                                 channel=original.channel, external_reference=None, reversal_of_id=original.id,
-                                 note=reason[:300], by_staff_id=staff_id, created_at=clock.now())
-            session.add(reversal)
-            session.flush()
-    except IntegrityError:
-        raise AlreadyReversed(f"还款 #{original.id} 已冲正，不能重复冲正") from None
-    allocations = list(session.scalars(select(RepaymentAllocation).where(
-        RepaymentAllocation.repayment_id == original.id).order_by(RepaymentAllocation.id)))
-    session.add_all([RepaymentAllocation(repayment_id=reversal.id, installment_id=a.installment_id,
-                                         component=a.component, amount=-a.amount) for a in allocations])
-    for a in allocations:
-        row = session.get(LoanInstallment, a.installment_id)
-        assert row is not None
-        setattr(row, PAID_COLUMN[a.component], getattr(row, PAID_COLUMN[a.component]) - a.amount)
-    session.flush()
+    with session.begin_nested():  # a refused correction leaves nothing behind
+        try:
+            with session.begin_nested():
+                reversal = Repayment(loan_id=loan.id, kind="reversal", amount=original.amount, repayment_date=today,
+                                     channel=original.channel, external_reference=None, reversal_of_id=original.id,
+                                     note=reason[:300], by_staff_id=staff_id, created_at=clock.now())
+                session.add(reversal)
+                session.flush()
+        except IntegrityError:
+            raise AlreadyReversed(f"还款 #{original.id} 已冲正，不能重复冲正") from None
+        allocations = list(session.scalars(select(RepaymentAllocation).where(
+            RepaymentAllocation.repayment_id == original.id).order_by(RepaymentAllocation.id)))
+        session.add_all([RepaymentAllocation(repayment_id=reversal.id, installment_id=a.installment_id,
+                                             component=a.component, amount=-a.amount) for a in allocations])
+        session.flush()
+        replayed = corrections.replay_after(session, loan, original, reversal)
+        corrections.sync_paid(session, loan)
     change = state.refresh(session, loan, today)
+    moved = [r for r in replayed if r.changed]
     audit.record(session, "lending.repayment.reverse", entity_type="lending_loan", entity_id=loan.id,
-                 before={"repayment_id": original.id, "amount": original.amount},
-                 after={"reversal_id": reversal.id}, detail=reason)
+                 before={"repayment_id": original.id, "amount": original.amount,
+                         "replayed": {str(r.repayment_id): _split_json(r.before) for r in moved}},
+                 after={"reversal_id": reversal.id, "replayed": {str(r.repayment_id): _split_json(r.after) for r in moved}},
+                 detail=reason)
     customers.record_event(session, loan.customer_id, "lending_repayment_reversed",
-                           f"贷款 #{loan.id} 还款 #{original.id}（{format_yuan(original.amount)}）已冲正：{reason}",
+                           f"贷款 #{loan.id} 还款 #{original.id}（{format_yuan(original.amount)}）已冲正：{reason}"
+                           + (f"；之后 {len(moved)} 笔按日期重新冲销" if moved else ""),
                            actor_staff_id=staff_id, ref_type="lending_repayment", ref_id=reversal.id)
     if change.reopened:
         stage_after(session, loan, "repaying", staff_id)

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from core import clock
@@ -57,16 +57,20 @@ def standing_clause(kinds: tuple[str, ...] = ("repayment", "waiver")):  # noqa: 
 
 
 def ledger(session: Session, loan_id: int) -> dict[int, list[Entry]]:
-    """Standing allocations per installment id, by value date."""
+    """Standing allocations per installment id, by value date: one entry per transaction and component, its net
+    (a backdated correction appends difference rows to a transaction; their sum is what it paid)."""
     rows = session.execute(
         select(RepaymentAllocation.installment_id, Repayment.repayment_date, RepaymentAllocation.component,
-               RepaymentAllocation.amount)
+               func.sum(RepaymentAllocation.amount))
         .join(Repayment, Repayment.id == RepaymentAllocation.repayment_id)
         .where(Repayment.loan_id == loan_id, standing_clause())
-        .order_by(Repayment.repayment_date, Repayment.id, RepaymentAllocation.id))
+        .group_by(RepaymentAllocation.installment_id, Repayment.repayment_date, Repayment.id,
+                  RepaymentAllocation.component)
+        .order_by(Repayment.repayment_date, Repayment.id, func.min(RepaymentAllocation.id)))
     out: dict[int, list[Entry]] = defaultdict(list)
     for installment_id, day, component, amount in rows:
-        out[installment_id].append(Entry(day, component, amount))
+        if amount:
+            out[installment_id].append(Entry(day, component, int(amount)))
     return out
 
 
