@@ -3,7 +3,7 @@ repayments (lending_repayment_refund), extensions and restructures (lending_rest
 interest accrual per business date and product version (lending_interest_accrual)
 
 Revision ID: 0020_servicing_more
-Revises: 0013_servicing_completion
+Revises: 0019_money_gaps
 Create Date: 2026-12-06 11:45:00
 """
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ import core.db
 from core.migrations.helpers import drop_append_only, make_append_only
 
 revision = '0020_servicing_more'
-down_revision = '0013_servicing_completion'
+down_revision = '0019_money_gaps'
 branch_labels = None
 depends_on = None
 
