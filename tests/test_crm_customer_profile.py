@@ -4,9 +4,11 @@ customer list filter and segments (issue 17 section 2)."""
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from crm import auth_service, custom_fields, qualification, segments
@@ -166,6 +168,16 @@ def test_list_filter_and_segment_on_custom_fields_and_qualification(session, peo
     page = client.get("/console/customers", params={"cf_field": "custom.work_years", "cf_cmp": "gte",
                                                     "cf_value": "10"}).text
     assert "老员工" in page and "新员工" not in page and "工作年限" in page
+    assert client.get("/console/customers/export").status_code == 403  # managers only
+    manager = console_client()
+    log_in(manager, session, people["manager"])
+    res = manager.get("/console/customers/export", params={"cf_field": "qualification.property_status",
+                                                          "cf_cmp": "in", "cf_value": "全款房"})
+    sheet = load_workbook(io.BytesIO(res.content)).active
+    header = [c.value for c in sheet[1]]
+    assert [r[1] for r in sheet.iter_rows(min_row=2, values_only=True)] == ["老员工"]
+    assert sheet.cell(2, header.index("工作年限") + 1).value == "12"
+    assert sheet.cell(2, header.index("社保月数") + 1).value == 60
 
 
 def test_console_360_saves_and_refuses_profile_edits(session, people, fields):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
@@ -172,7 +173,7 @@ def customer_list(request: Request, session: SessionDep, user: Reader) -> Respon
         "page": counted(number, total, "/console/customers", params, 20),
         "can_manage": user.viewer.role in nav.CUSTOMER_MANAGERS,
         "notice": request.query_params.get("done") and NOTICES.get(request.query_params["done"]),
-        "columns": columns, "column_values": custom_fields.values_for_customers(session, [c.id for c in rows], columns),
+        "columns": columns, "export_query": urlencode({k: v for k, v in params.items() if v}), "column_values": custom_fields.values_for_customers(session, [c.id for c in rows], columns),
         "profile_filters": segment_profile.filter_choices(session), "profile_cmps": segment_profile.CMP_LABELS,
         **_choices(session, user),
     }, status_code=error.status if error else 200)
