@@ -244,11 +244,12 @@ def _stored(session: Session, customer_id: int) -> dict[int, CustomFieldValue]:
 
 
 def set_values(session: Session, viewer: Viewer | None, customer_id: int, raw: Mapping[str, Any], *,
-               customer_type: str | None = None) -> list[str]:
+               customer_type: str | None = None, actor_staff_id: int | None = None) -> list[str]:
     """Write the values sent (by field key); required fields that apply to the customer must end up filled.
 
-    ``customer_type`` overrides the customer's own (a form that changes both at once). Returns the
-    labels of the fields that changed."""
+    ``customer_type`` overrides the customer's own (a form that changes both at once). With no viewer
+    (the system, or a record its creator just made) no scope applies and ``actor_staff_id`` is the actor.
+    Returns the labels of the fields that changed."""
     customer = get_customer(session, viewer, customer_id)
     ctype = customer_type or customer.customer_type
     fields = {f.key: f for f in definitions(session)}
@@ -275,7 +276,7 @@ def set_values(session: Session, viewer: Viewer | None, customer_id: int, raw: M
                                errors={key: message for key, message in errors})
     changed: list[str] = []
     now = clock.now()
-    staff_id = viewer.staff_id if viewer else None
+    staff_id = viewer.staff_id if viewer else actor_staff_id
     for key, (text, number, day) in parsed.items():
         field = fields[key]
         row = stored.get(field.id)

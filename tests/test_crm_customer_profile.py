@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from crm import auth_service, custom_fields, qualification, segments
-from crm.models import CustomerQualification, CustomField, CustomFieldValue
+from crm.models import Customer, CustomerQualification, CustomField, CustomFieldValue
 from crm.scope import Viewer
 from lending.matching import profile_of
 from tests.factories import make_customer, make_org, make_staff
@@ -202,6 +202,18 @@ def test_console_360_saves_and_refuses_profile_edits(session, people, fields):
     missing = client.post(f"/console/customers/{customer.id}/fields", data={"csrf_token": csrf, "cf_work_years": "3"})
     assert missing.status_code == 422 and "「房产区域」为必填项" in missing.text
     assert _count(session, CustomFieldValue) == 0
+
+    # the new-customer form carries the fields; a required one missing refuses the whole intake
+    new = {"csrf_token": csrf, "name": "新客户", "phone": "13700001111", "customer_type": "mortgage",
+           "destination": "mine", "cf_work_years": "8"}
+    refused = client.post("/console/customers/new", data=new)
+    assert refused.status_code == 422 and "「房产区域」为必填项" in refused.text
+    assert 'value="8"' in refused.text  # what was typed stays on the form
+    assert session.scalar(select(func.count()).select_from(Customer).where(Customer.name == "新客户")) == 0
+    created = client.post("/console/customers/new", data=new | {"cf_house_area": "郊区"})
+    assert created.status_code == 303
+    made = session.scalar(select(Customer).where(Customer.name == "新客户"))
+    assert {v["key"]: v["value"] for v in custom_fields.shown_values(session, made)}["house_area"] == "郊区"
 
     manager = console_client()
     mcsrf = log_in(manager, session, people["manager"])

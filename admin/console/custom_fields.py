@@ -21,9 +21,16 @@ Definer = Annotated[ConsoleUser, Depends(require_roles(custom_fields.DEFINERS))]
 NOTICES = {"created": "字段已创建", "saved": "字段已保存"}
 
 
+async def _posted(request: Request) -> dict[str, Any]:
+    return _data(await request.form())
+
+
+Posted = Annotated[dict[str, Any], Depends(_posted)]
+
+
 def _data(form: FormData) -> dict[str, Any]:
     data: dict[str, Any] = {k: form.get(k) for k in ("key", "label", "field_type", "options", "position")}
-    data["customer_types"] = [v for v in form.getlist("customer_types") if isinstance(v, str)]
+    data["customer_types"] = [v for v in form.getlist("customer_types") if isinstance(v, str)]  # several boxes
     for flag in ("required", "sensitive", "show_in_list", "active"):
         data[flag] = bool(form.get(flag))
     return data
@@ -45,8 +52,7 @@ def field_list(request: Request, session: SessionDep, user: Definer) -> Response
 
 
 @router.post("", dependencies=[CsrfChecked])
-async def create(request: Request, session: SessionDep, user: Definer) -> Response:
-    data = _data(await request.form())
+def create(request: Request, session: SessionDep, user: Definer, data: Posted) -> Response:
     data["active"] = True
     _, error = attempt(session, lambda: custom_fields.create_field(session, user.viewer, data))
     if error:
@@ -55,8 +61,7 @@ async def create(request: Request, session: SessionDep, user: Definer) -> Respon
 
 
 @router.post("/{field_id}", dependencies=[CsrfChecked])
-async def update(request: Request, session: SessionDep, user: Definer, field_id: int) -> Response:
-    data = _data(await request.form())
+def update(request: Request, session: SessionDep, user: Definer, field_id: int, data: Posted) -> Response:
     _, error = attempt(session, lambda: custom_fields.update_field(session, user.viewer, field_id, data))
     if error:
         return _page(request, session, error=error, editing=field_id, status_code=error.status)

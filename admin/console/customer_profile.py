@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin import nav
 from admin.console.customers import _detail_page, _then
-from admin.deps import ConsoleUser, CsrfChecked, attempt, require_roles
+from admin.deps import ConsoleUser, CsrfChecked, FormFields, attempt, require_roles
 from core.web import SessionDep
 from crm import custom_fields, customers, qualification
 
@@ -21,9 +22,9 @@ FIELD_PREFIX = "cf_"
 
 
 @router.post("/{customer_id}/qualification", dependencies=[CsrfChecked])
-async def save_qualification(request: Request, session: SessionDep, user: Reader, customer_id: int) -> Response:
+def save_qualification(request: Request, session: SessionDep, user: Reader, customer_id: int,
+                       form: FormFields) -> Response:
     customers.get_customer(session, user.viewer, customer_id)
-    form = await request.form()
     # Sealed figures left empty on the form mean "unchanged" (they are never echoed into the page);
     # the clear_<name> box empties one on purpose.
     changes: dict[str, object] = {}
@@ -31,7 +32,7 @@ async def save_qualification(request: Request, session: SessionDep, user: Reader
         value = form.get(name)
         if form.get(f"clear_{name}"):
             changes[name] = ""
-        elif isinstance(value, str) and (value.strip() or name not in qualification.SEALED_FIELDS):
+        elif value is not None and (value.strip() or name not in qualification.SEALED_FIELDS):
             changes[name] = value
     _, error = attempt(session, lambda: qualification.update(session, user.viewer, customer_id, changes))
     return _then(request, session, user, customer_id, error, "qualification")
@@ -46,19 +47,24 @@ def reveal_qualification(request: Request, session: SessionDep, user: Reader, cu
                         status_code=error.status if error else 200)
 
 
-@router.post("/{customer_id}/fields", dependencies=[CsrfChecked])
-async def save_fields(request: Request, session: SessionDep, user: Reader, customer_id: int) -> Response:
-    customer = customers.get_customer(session, user.viewer, customer_id)
-    form = await request.form()
+def field_values(session: Session, form: dict[str, str]) -> dict[str, object]:
+    """The ``cf_<key>`` inputs of a form; a sensitive one left empty is unchanged (never echoed back)."""
     sensitive = {f.key for f in custom_fields.definitions(session) if f.sensitive}
     values: dict[str, object] = {}
     for name, value in form.items():
-        if not name.startswith(FIELD_PREFIX) or not isinstance(value, str):
+        if not name.startswith(FIELD_PREFIX):
             continue
         key = name.removeprefix(FIELD_PREFIX)
         if key in sensitive and not value.strip() and not form.get(f"clear_{key}"):
-            continue  # a sensitive value is never echoed back: empty means unchanged
+            continue
         values[key] = value
+    return values
+
+
+@router.post("/{customer_id}/fields", dependencies=[CsrfChecked])
+def save_fields(request: Request, session: SessionDep, user: Reader, customer_id: int, form: FormFields) -> Response:
+    customer = customers.get_customer(session, user.viewer, customer_id)
+    values = field_values(session, form)
     _, error = attempt(session, lambda: custom_fields.set_values(session, user.viewer, customer.id, values))
     return _then(request, session, user, customer_id, error, "fields")
 

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from admin import nav
 from admin.customer_flows import intake_by_staff
-from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles, templates
+from admin.deps import ConsoleUser, CsrfChecked, FormFields, attempt, parse_int, render, require_roles, templates
 from admin.pagination import counted, page_number
 from admin.schemas_customers import yuan_text_to_fen
 from analytics import funnel
@@ -256,8 +256,11 @@ class NewCustomerForm(BaseModel):
 
 
 def _new_page(request: Request, session: Session, user: ConsoleUser, form: NewCustomerForm, *,
-              error: AppError | None = None, collision: str | None = None, status_code: int = 200) -> Response:
+              error: AppError | None = None, collision: str | None = None, status_code: int = 200,
+              values: dict[str, str] | None = None) -> Response:
     return render(request, "customers/new.html", {
+        "custom_fields": custom_fields.definitions(session), "values": values or {},
+        "error_fields": (error.details.get("errors") or {}) if error else {},
         "form": form, "error": error, "error_field": error.details.get("field") if error else None,
         "collision": collision, "grades": list(session.scalars(select(Grade).order_by(Grade.rank))),
         "type_labels": CUSTOMER_TYPE_LABELS,
@@ -281,11 +284,21 @@ def new_customer_form(request: Request, session: SessionDep, user: Reader) -> Re
 
 @router.post("/new", dependencies=[CsrfChecked])
 def create_customer(request: Request, session: SessionDep, user: Reader,
-                    form: Annotated[NewCustomerForm, Form()]) -> Response:
-    done, error = attempt(session, lambda: intake_by_staff(session, user.viewer, form.to_input(),
-                                                           to_pool=form.destination == "pool", channel="console"))
+                    form: Annotated[NewCustomerForm, Form()], fields: FormFields) -> Response:
+    values = {k.removeprefix("cf_"): v for k, v in fields.items() if k.startswith("cf_")}
+
+    def create() -> Any:
+        done = intake_by_staff(session, user.viewer, form.to_input(), to_pool=form.destination == "pool",
+                               channel="console")
+        if done.outcome == "created":  # a merge or a collision leaves the existing record's fields alone
+            custom_fields.set_values(session, None, done.result.customer.id, values,
+                                     customer_type=form.customer_type or None, actor_staff_id=user.viewer.staff_id)
+        return done
+
+    done, error = attempt(session, create)
     if error or done is None:
-        return _new_page(request, session, user, form, error=error, status_code=error.status if error else 422)
+        return _new_page(request, session, user, form, error=error, status_code=error.status if error else 422,
+                         values=values)
     if done.outcome == "collision" or not done.visible:
         return _new_page(request, session, user, NewCustomerForm(), collision=done.message,
                          status_code=200)
