@@ -102,9 +102,10 @@
   }
 
   function field(label, input, required) {
-    var wrap = document.createElement("label");
-    text(wrap, label);
-    if (required) { var star = document.createElement("span"); star.className = "req"; text(star, " *"); wrap.appendChild(star); }
+    var wrap = document.createElement("label"), name = document.createElement("span");
+    text(name, label);
+    if (required) { var star = document.createElement("span"); star.className = "req"; text(star, " *"); name.appendChild(star); }
+    wrap.appendChild(name);
     wrap.appendChild(input);
     return wrap;
   }
