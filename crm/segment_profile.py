@@ -10,6 +10,8 @@ value is one it could hold), with the same Chinese messages as a stored value.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -32,8 +34,8 @@ from crm.models import (
 )
 from crm.tag_exceptions import InvalidRule
 
-__all__ = ["CUSTOM", "QUALIFICATION", "QUALIFICATION_FIELDS", "compile_condition", "filter_choices",
-           "is_profile_field", "label_of", "list_clause", "parse_value"]
+__all__ = ["CUSTOM", "QUALIFICATION", "QUALIFICATION_FIELDS", "ProfileSpec", "compile_condition", "filter_choices",
+           "form_specs", "form_value", "is_profile_field", "label_of", "list_clause", "parse_value"]
 
 CUSTOM = "custom."
 QUALIFICATION = "qualification."
@@ -186,3 +188,38 @@ def list_clause(session: Session, name: str, cmp: str, raw: str) -> ColumnElemen
         value = [by_label.get(v.strip(), v.strip()) for v in value.replace("，", ",").split(",") if v.strip()]
     value = parse_value(name, cmp, value, "筛选", session)
     return compile_condition(name, cmp, value)
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    """What the segment builder's rows need of a field (the same shape as ``crm.segments.FieldSpec``)."""
+
+    label: str
+    kind: str
+    cmps: dict[str, str]
+
+
+def form_specs(session: Session) -> dict[str, ProfileSpec]:
+    """The builder's extra fields: the qualification's plain facts and every active custom field."""
+    out = {QUALIFICATION + name: ProfileSpec(f"资质·{label}", "qualification", cmps)
+           for name, (label, cmps, _) in QUALIFICATION_FIELDS.items()}
+    for f in custom_fields.definitions(session):
+        cmps = {k: v for k, v in custom_fields.FILTER_CMPS[f.field_type].items()
+                if not f.sensitive or k in ("is_empty", "not_empty")}
+        out[CUSTOM + f.key] = ProfileSpec(f.label, "custom", cmps)
+    return out
+
+
+def form_value(name: str, cmp: str, text: str) -> Any:
+    """A builder row's typed text as a rule value: a list for "in" (codes or their Chinese labels)."""
+    text = (text or "").strip()
+    if cmp in ("is_empty", "not_empty"):
+        return None
+    if cmp not in ("in", "not_in"):
+        return text
+    tokens = [t for t in re.split(r"[,，、;；\s]+", text) if t]
+    spec = QUALIFICATION_FIELDS.get(name.removeprefix(QUALIFICATION)) if name.startswith(QUALIFICATION) else None
+    if spec is not None and spec[2] is not None:
+        by_label = {label: code for code, label in spec[2].items()}
+        tokens = [by_label.get(t, t) for t in tokens]
+    return tokens
