@@ -198,6 +198,7 @@ def test_console_360_saves_and_refuses_profile_edits(session, people, fields):
     bad = client.post(f"/console/customers/{customer.id}/qualification",
                       data={"csrf_token": csrf, "income_monthly_amount": "-5", "industry": "餐饮"})
     assert bad.status_code == 422 and "月收入不能为负数" in bad.text
+    assert 'name="industry" value="餐饮"' in bad.text and 'value="-5"' in bad.text  # typed values stay
     assert session.get(CustomerQualification, customer.id) is None
     ok = client.post(f"/console/customers/{customer.id}/qualification",
                      data={"csrf_token": csrf, "income_monthly_amount": "9000", "industry": "餐饮", "car_status": "full"})

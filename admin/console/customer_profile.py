@@ -35,7 +35,10 @@ def save_qualification(request: Request, session: SessionDep, user: Reader, cust
         elif value is not None and (value.strip() or name not in qualification.SEALED_FIELDS):
             changes[name] = value
     _, error = attempt(session, lambda: qualification.update(session, user.viewer, customer_id, changes))
-    return _then(request, session, user, customer_id, error, "qualification")
+    if error:  # the form again with what was typed, the bad field marked
+        return _detail_page(request, session, user, customer_id, error=error, status_code=error.status,
+                            posted_qualification={k: str(v) for k, v in changes.items()})
+    return _then(request, session, user, customer_id, None, "qualification")
 
 
 @router.post("/{customer_id}/qualification/reveal", dependencies=[CsrfChecked])

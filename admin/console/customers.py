@@ -338,7 +338,8 @@ def _detail_page(request: Request, session: Session, user: ConsoleUser, customer
                  error: AppError | None = None, revealed_phone: str | None = None,
                  notice: str | None = None, status_code: int = 200,
                  revealed_qualification: dict[str, str] | None = None,
-                 revealed_field: tuple[str, str] | None = None) -> Response:
+                 revealed_field: tuple[str, str] | None = None,
+                 posted_qualification: dict[str, str] | None = None) -> Response:
     customer = customers.get_customer(session, user.viewer, customer_id)
     events = customers.timeline(session, customer.id)
     history = customers.owner_history(session, customer.id)
@@ -369,6 +370,7 @@ def _detail_page(request: Request, session: Session, user: ConsoleUser, customer
         "qualification_codes": qualification.CODE_FIELDS, "sealed_fields": qualification.SEALED_FIELDS,
         "qualification_fields": set(qualification.FIELD_LABELS), "custom_keys": {v["key"] for v in custom_values}, "revealed_qualification": revealed_qualification,
         "custom_values": custom_values, "revealed_field": revealed_field,
+        "posted": posted_qualification,
         "error_fields": (error.details.get("errors") or {}) if error else {},
     }, status_code=status_code)
 
