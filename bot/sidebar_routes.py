@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, Field
 
 from bot import config, jsapi, sidebar
 from bot.gateway import get_gateway
@@ -208,7 +208,7 @@ class ApplicationIn(BaseModel):
     idempotency_key: str | None = Field(default=None, max_length=80)
 
 
-Values = dict[str, StrictStr | StrictInt | None]
+Values = dict[str, Any]  # checked field by field by crm, with Chinese messages
 
 
 class ShareIn(BaseModel):

@@ -91,10 +91,11 @@ def test_qualification_is_sealed_shown_masked_and_revealed_with_an_audit_row(ses
 
 @pytest.mark.parametrize(("body", "message"), [
     ({"income_monthly_amount": "一万"}, "月收入格式不正确"),
-    ({"income_monthly_amount": 8000.5}, ""),  # a float is refused at the edge
+    ({"income_monthly_amount": 8000.5}, "月收入请填写以元为单位的数字文本（如 \"8000.00\"），不接受浮点数"),
     ({"social_insurance_months": "三年"}, "社保缴纳月数必须是 0 或正整数"),
     ({"property_status": "别墅"}, "房产只能是：无房、全款房、按揭房"),
-    ({"nickname": "x"}, ""),
+    ({"nickname": "x"}, "nickname是未知字段"),
+    ({"employer": 12}, "工作单位必须是文字"),
 ])
 def test_bad_qualification_input_changes_nothing(session, people, api, body, message):
     customer = make_customer(session, owner=people["sales"])
@@ -112,10 +113,10 @@ def test_bad_qualification_input_changes_nothing(session, people, api, body, mes
 def test_custom_field_values_are_validated_together_and_nothing_is_written(session, people, api, fields):
     customer = make_customer(session, owner=people["sales"], customer_type="mortgage")
     bad = api("PUT", f"/api/v1/customers/{customer.id}/fields", people["sales"],
-              json={"work_years": "五年", "hired_on": "2024/01/31", "house_area": "市中心"})
+              json={"work_years": 5.5, "hired_on": "2024/01/31", "house_area": "市中心"})
     assert bad.status_code == 422
     message = bad.json()["message"]
-    assert "「工作年限」必须是数字" in message and "「入职日期」日期格式应为 YYYY-MM-DD" in message
+    assert "「工作年限」请填写数字文本（如 \"12.5\"），不接受浮点数" in message and "「入职日期」日期格式应为 YYYY-MM-DD" in message
     assert "「房产区域」只能选：城区、郊区" in message
     missing = api("PUT", f"/api/v1/customers/{customer.id}/fields", people["sales"], json={"work_years": "5"})
     assert missing.status_code == 422 and "「房产区域」为必填项" in missing.json()["message"]

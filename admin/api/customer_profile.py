@@ -4,7 +4,7 @@ exception, and each reveal is audit-logged. Bad input is a 422 with a Chinese me
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
@@ -19,7 +19,9 @@ from crm.models import CustomField
 router = APIRouter(prefix="/api/v1", tags=["customer profile"], responses=ERROR_RESPONSES)
 Definer = Annotated[ApiCaller, Depends(require_roles(custom_fields.DEFINERS))]
 
-Raw = StrictStr | StrictInt | None
+# Any JSON value: the type of each field is checked by crm with a Chinese message naming the field
+# (a float amount, text where a number belongs …), not by pydantic's union errors.
+Raw = Any
 _AMOUNT = "元，十进制字符串（如 \"8000.00\"），不接受浮点数；空字符串或 null 清空"
 
 
@@ -118,7 +120,7 @@ class FieldValuesRead(BaseModel):
     fields: list[FieldValue]
 
 
-FieldValuesWrite = dict[str, StrictStr | StrictInt | date | None]
+FieldValuesWrite = dict[str, Any]
 
 
 def _qualification(session: SessionDep, caller: ApiCaller, customer_id: int) -> QualificationRead:
