@@ -136,6 +136,11 @@ def test_custom_field_values_are_validated_together_and_nothing_is_written(sessi
     assert custom_fields.set_values(session, Viewer.of(people["sales"]), credit.id, {"work_years": "2"}) == ["工作年限"]
     assert "house_area" not in {f["key"] for f in custom_fields.shown_values(session, credit)}
 
+    # the API's customer list filters on them too
+    listed = api("GET", "/api/v1/customers", people["sales"],
+                 params={"cf_field": "custom.house_area", "cf_cmp": "in", "cf_value": "城区"}).json()
+    assert [i["id"] for i in listed["items"]] == [customer.id]
+
     # definitions: managers only, bad ones refused in Chinese
     assert api("POST", "/api/v1/custom-fields", people["sales"],
                json={"key": "x_y", "label": "新", "field_type": "text"}).status_code == 403
