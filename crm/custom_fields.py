@@ -250,7 +250,7 @@ def set_values(session: Session, viewer: Viewer | None, customer_id: int, raw: M
     ``customer_type`` overrides the customer's own (a form that changes both at once). With no viewer
     (the system, or a record its creator just made) no scope applies and ``actor_staff_id`` is the actor.
     Returns the labels of the fields that changed."""
-    customer = get_customer(session, viewer, customer_id)
+    customer = get_customer(session, viewer, customer_id, for_update=True)  # concurrent edits in turn
     ctype = customer_type or customer.customer_type
     fields = {f.key: f for f in definitions(session)}
     errors: list[tuple[str, str]] = []

@@ -215,7 +215,8 @@ def parse(changes: Mapping[str, Any]) -> dict[str, Any]:
 def update(session: Session, viewer: Viewer, customer_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
     """Apply an edit; returns the names that changed (the audit row and timeline name them, never their values)."""
     parsed = parse(changes)
-    customer = get_customer(session, viewer, customer_id)
+    # the customer row locked: two edits at once apply one after the other (the first one creates the row)
+    customer = get_customer(session, viewer, customer_id, for_update=True)
     row = _row(session, customer.id)
     current = _open(row)
     merged = {k: v for k, v in (current | parsed).items() if v is not None}
