@@ -164,6 +164,15 @@ async def verify_csrf(request: Request, user: CurrentUser) -> None:
 CsrfChecked = Depends(verify_csrf)
 
 
+async def _form_fields(request: Request) -> dict[str, str]:
+    """Every text field of the posted form (for forms whose field names are data: custom fields, 资质)."""
+    form = await request.form()
+    return {k: v for k, v in form.multi_items() if isinstance(v, str)}
+
+
+FormFields = Annotated[dict[str, str], Depends(_form_fields)]
+
+
 def require_roles(roles: Iterable[str]) -> Callable[[ConsoleUser], ConsoleUser]:
     allowed = frozenset(str(r) for r in roles)
 

@@ -91,6 +91,7 @@ NAV: list[NavItem] = [
     NavItem("finance_reimbursements", "做单报销", "/console/finance/reimbursements", FINANCE_CASE_STAFF),
     NavItem("finance_performance", "财务业绩", "/console/finance/performance", FINANCE_REPORT_READERS),
     NavItem("finance_ledger", "总账与月结", "/console/finance/ledger", FINANCE_STAFF),
+    NavItem("custom_fields", "自定义字段", "/console/settings/custom-fields", frozenset({Role.ADMIN, Role.MANAGER})),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.
     NavItem("channels", "渠道活码", "/wecom/channels", frozenset({Role.ADMIN, Role.MANAGER})),

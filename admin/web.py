@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from admin import api, console
 from admin.api import automation as automation_api
+from admin.api import customer_profile as customer_profile_api
 from admin.api import customers as customers_api
 from admin.api import finance as finance_api
 from admin.api import handover as handover_api
@@ -23,6 +24,9 @@ from admin.api import referral as referral_api
 from admin.api import segments as segments_api
 from admin.api import tags as tags_api
 from admin.api import work as work_api
+from admin.console import custom_fields as custom_fields_console
+from admin.console import customer_export as customer_export_console
+from admin.console import customer_profile as customer_profile_console
 from admin.console import customers as customers_console
 from admin.console import finance_cases as finance_cases_console
 from admin.console import finance_reports as finance_reports_console
@@ -51,8 +55,12 @@ def mount(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=Path(__file__).parent / "static"), name="console-static")
     app.include_router(console.router)
     app.include_router(api.router)
+    app.include_router(customer_export_console.router)  # /console/customers/export before /{customer_id}
     app.include_router(customers_console.router)
     app.include_router(customers_api.router)
+    app.include_router(customer_profile_api.router)
+    app.include_router(customer_profile_console.router)
+    app.include_router(custom_fields_console.router)
     app.include_router(handover_console.router)
     app.include_router(handover_api.router)
     app.include_router(work_console.router)

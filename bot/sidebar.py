@@ -6,6 +6,8 @@ with (an external contact, or a customer group) and asks this module for:
 - the customer card: name, masked phone, stage, owner, tags, the last follow-ups, the loan
   applications and their state; only within the salesperson's data scope (``crm.customers.can_view``);
 - a group's customers (the members of the group chat that are customers the viewer may see);
+- the customer's qualification (资质, personal figures masked) and custom fields, both editable
+  (``crm.qualification``, ``crm.custom_fields``);
 - the quick actions, each through its domain's own service: tag (``crm.tags``), follow-up
   (``crm.followups.log_followup``), reminder (a to-do with a due time, ``crm.followups.create_task``),
   loan application (``lending.applications.start_application``, channel "wecom");
@@ -29,7 +31,7 @@ from core import clock
 from core.errors import NotFound, ValidationFailed
 from core.money import format_yuan
 from core.settings import get_settings
-from crm import customers, followups, tags
+from crm import custom_fields, customers, followups, qualification, tags
 from crm.models import FOLLOWUP_KIND_LABELS, STAGE_LABELS, Customer, FollowUp, Staff, StaffStatus
 from crm.scope import Viewer
 from lending import applications, products
@@ -93,6 +95,10 @@ def card(session: Session, viewer: Viewer, customer: Customer) -> dict[str, Any]
         "next_followup_at": _when(customer.next_followup_at),
         "tags": [{"id": t.id, "name": t.name} for t in tags.tags_of(session, customer.id)],
         "followups": [_followup(f, authors) for f in recent],
+        "qualification": [{"name": f["name"], "label": f["label"], "value": f["value"], "shown": f["shown"],
+                           "sealed": f["name"] in qualification.SEALED_FIELDS}
+                          for f in qualification.read(session, viewer, customer.id)["fields"]],
+        "custom_fields": custom_fields.shown_values(session, customer),
         "applications": [{"id": a.id, "product": name, "amount": format_yuan(a.requested_amount),
                           "term_months": a.term_months, "status": APPLICATION_STATUS_LABELS.get(a.status, a.status),
                           "created_at": _when(a.created_at)} for a, name in apps],
@@ -134,6 +140,26 @@ def group_customers(session: Session, viewer: Viewer, chat_id: str) -> dict[str,
 def add_tag(session: Session, viewer: Viewer, customer_id: int, tag_id: int) -> dict[str, Any]:
     tags.tag_customer(session, viewer, customer_id, [tag_id])
     return customer_card(session, viewer, customer_id)
+
+
+def save_qualification(session: Session, viewer: Viewer, customer_id: int,
+                       changes: dict[str, Any]) -> dict[str, Any]:
+    """资质 edited in the sidebar: the sealed figures left empty are unchanged (they are never sent to the page)."""
+    kept = {k: v for k, v in changes.items() if k not in qualification.SEALED_FIELDS or v not in (None, "")}
+    qualification.update(session, viewer, customer_id, kept)
+    return customer_card(session, viewer, customer_id)
+
+
+def save_custom_fields(session: Session, viewer: Viewer, customer_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    customer = customers.get_customer(session, viewer, customer_id)
+    sensitive = {f.key for f in custom_fields.definitions(session) if f.sensitive}
+    kept = {k: v for k, v in values.items() if k not in sensitive or v not in (None, "")}
+    custom_fields.set_values(session, viewer, customer.id, kept)
+    return customer_card(session, viewer, customer_id)
+
+
+def qualification_choices() -> dict[str, dict[str, str]]:
+    return qualification.CODE_FIELDS
 
 
 def tag_choices(session: Session) -> list[dict[str, Any]]:

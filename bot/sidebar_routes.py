@@ -169,7 +169,8 @@ def agent_config(request: Request, url: str = "") -> JSONResponse:
 
 @router.get("/api/choices")
 def choices(session: SessionDep, viewer: ViewerDep) -> JSONResponse:
-    return _json({"tags": sidebar.tag_choices(session), "products": sidebar.product_choices(session)})
+    return _json({"tags": sidebar.tag_choices(session), "products": sidebar.product_choices(session),
+                  "qualification": sidebar.qualification_choices()})
 
 
 @router.get("/api/contact/{external_userid}")
@@ -207,6 +208,9 @@ class ApplicationIn(BaseModel):
     idempotency_key: str | None = Field(default=None, max_length=80)
 
 
+Values = dict[str, Any]  # checked field by field by crm, with Chinese messages
+
+
 class ShareIn(BaseModel):
     kind: str = Field(max_length=20)
     product_id: int
@@ -231,6 +235,16 @@ def add_reminder(customer_id: int, body: ReminderIn, session: SessionDep, viewer
 def add_application(customer_id: int, body: ApplicationIn, session: SessionDep, viewer: ViewerDep) -> JSONResponse:
     return _json(sidebar.start_application(session, viewer, customer_id, body.product_id, body.amount,
                                            body.term_months, body.idempotency_key), 201)
+
+
+@router.put("/api/customers/{customer_id}/qualification")
+def save_qualification(customer_id: int, body: Values, session: SessionDep, viewer: ViewerDep) -> JSONResponse:
+    return _json(sidebar.save_qualification(session, viewer, customer_id, body))
+
+
+@router.put("/api/customers/{customer_id}/fields")
+def save_fields(customer_id: int, body: Values, session: SessionDep, viewer: ViewerDep) -> JSONResponse:
+    return _json(sidebar.save_custom_fields(session, viewer, customer_id, body))
 
 
 @router.post("/api/customers/{customer_id}/share")

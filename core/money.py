@@ -6,6 +6,7 @@ or integer fen, never as floats.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 
@@ -69,3 +70,27 @@ def parse_rate(rate: Decimal | str | int) -> Decimal:
         return Decimal(text)
     except InvalidOperation as exc:
         raise ValidationFailed(f"利率格式不正确：{rate}", field="rate") from exc
+
+
+_YUAN_TEXT = re.compile(r"^\d{1,9}(\.\d{1,2})?$")
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９．", "0123456789.")
+
+
+def yuan_text_to_fen(raw: str | int | Decimal | None, *, field: str = "amount", label: str = "金额") -> int | None:
+    """A yuan amount typed by a person or sent by a program, as integer fen; empty means none.
+
+    Accepts "120000", "120,000.5", "１２００００" (full-width); refuses floats, negatives, more than two
+    decimals, exponents and anything else with a Chinese message naming the field.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, float | bool):
+        raise ValidationFailed(f"{label}请填写以元为单位的数字文本（如 \"8000.00\"），不接受浮点数", field=field)
+    text = re.sub(r"[\s,，]", "", str(raw)).translate(_FULL_WIDTH_DIGITS)
+    if text == "":
+        return None
+    if text.startswith("-"):
+        raise ValidationFailed(f"{label}不能为负数", field=field)
+    if not _YUAN_TEXT.match(text):
+        raise ValidationFailed(f"{label}格式不正确：请填写以元为单位的数字，最多两位小数", field=field)
+    return yuan_to_fen(text)

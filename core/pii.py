@@ -35,7 +35,9 @@ from core.settings import get_settings
 PHONE = "phone"
 ID_NUMBER = "id_number"
 PAYLOAD = "payload"  # free text that may carry either (e.g. a chat message typed by a salesperson)
-KINDS = (PHONE, ID_NUMBER, PAYLOAD)
+QUALIFICATION = "qualification"  # a customer's sealed qualification figures (JSON: income, employer, debts …)
+CUSTOM_FIELD = "custom_field"  # the value of a custom field a manager marked sensitive
+KINDS = (PHONE, ID_NUMBER, PAYLOAD, QUALIFICATION, CUSTOM_FIELD)
 
 
 class VaultError(AppError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from core import pii
@@ -39,22 +39,26 @@ def rotate_all(batch_size: int = 1000) -> dict[str, int]:
     for sealed in REGISTRY:
         col = sealed.column
         table = col.class_.__table__
-        pk = table.c.id
+        # keyset paging over the primary key, one column (id) or several (customer_id, field_id)
+        pk_cols = list(table.primary_key.columns)
+        pk = pk_cols[0] if len(pk_cols) == 1 else tuple_(*pk_cols)
         label = f"{table.name}.{col.key}"
         counts[label] = 0
-        last_id = 0
+        last: tuple[object, ...] | None = None
         while True:
             with unit_of_work() as session:
-                rows = session.execute(
-                    select(pk, table.c[col.key])
-                    .where(pk > last_id, table.c[col.key].is_not(None), ~table.c[col.key].startswith(prefix))
-                    .order_by(pk).limit(batch_size)
-                ).all()
-                for row_id, token in rows:
-                    session.execute(update(table).where(pk == row_id)
+                stmt = (select(*pk_cols, table.c[col.key])
+                        .where(table.c[col.key].is_not(None), ~table.c[col.key].startswith(prefix))
+                        .order_by(*pk_cols).limit(batch_size))
+                if last is not None:
+                    stmt = stmt.where(pk > (last[0] if len(pk_cols) == 1 else tuple_(*last)))
+                rows = session.execute(stmt).all()
+                for row in rows:
+                    key, token = tuple(row[:-1]), row[-1]
+                    session.execute(update(table).where(*(c == v for c, v in zip(pk_cols, key, strict=True)))
                                     .values({col.key: pii.rotate_token(sealed.kind, token, ring)}))
                 if rows:
-                    last_id = rows[-1][0]
+                    last = tuple(rows[-1][:-1])
                     counts[label] += len(rows)
             if len(rows) < batch_size:
                 break

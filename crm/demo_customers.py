@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock, money
-from crm import customers, followups
-from crm.models import Customer, Staff
+from crm import custom_fields, customers, followups, qualification
+from crm.models import Customer, CustomField, Staff
 from crm.scope import Viewer
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾肖田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈姚卢"
@@ -105,10 +105,48 @@ def seed(session: Session) -> list[str]:
             if rng.random() < 0.15:
                 customers.set_stage(session, customer.id, "lost", actor_staff_id=owner.id)
     followups = _followups(session, rng, created, owners)
+    profiles = _profiles(session, created)
     masked = next(c.phone_masked for c in created if c.owner_id == owners["sales1"].id)
     pool = sum(1 for c in created if c.owner_id is None)
     return [f"演示客户：{len(created)} 位（王小明、赵小红各约 {COUNT * 2 // 5} 位，公海 {pool} 位），"
-            f"跟进 {followups} 条；例：手机 {masked}"]
+            f"跟进 {followups} 条，资质 {profiles} 份；例：手机 {masked}"]
+
+
+def _profiles(session: Session, created: list[Customer]) -> int:
+    """Two custom fields, and a qualification (资质) on every third owned customer; an rng of its own, so
+    the customers and follow-ups above stay what they were."""
+    rng = random.Random(17)
+    system = None  # the demo seed acts as the system
+    fields = {f.key for f in custom_fields.definitions(session)}
+    if "work_years" not in fields:
+        now = clock.now()
+        session.add_all([
+            CustomField(key="work_years", label="工作年限", field_type="number", options=[], customer_types=[],
+                        show_in_list=True, position=1, created_at=now, updated_at=now),
+            CustomField(key="house_area", label="房产区域", field_type="choice", options=["市区", "近郊", "远郊"],
+                        customer_types=["mortgage"], position=2, created_at=now, updated_at=now)])
+        session.flush()
+    count = 0
+    for customer in created[::3]:
+        if customer.owner_id is None:
+            continue
+        owner = session.get(Staff, customer.owner_id)
+        income = rng.choice((4500, 6800, 9000, 12000, 18000, 26000, 40000))
+        qualification.update(session, Viewer.of(owner), customer.id, {
+            "employment_type": rng.choice(("employee", "employee", "civil_servant", "self_employed", "business_owner")),
+            "industry": rng.choice(("制造业", "互联网", "批发零售", "教育", "建筑")),
+            "employer": rng.choice(("某科技有限公司", "某贸易商行", "某区教育局", "某建设集团")),
+            "income_monthly_amount": str(income), "social_insurance_months": rng.choice((0, 12, 24, 36, 60)),
+            "provident_fund_months": rng.choice((0, 6, 24, 48)),
+            "property_status": rng.choice(("none", "full", "mortgage")), "car_status": rng.choice(("none", "full", "loan")),
+            "debt_monthly_amount": str(income * rng.choice((0, 10, 25, 40)) // 100),
+            "credit_level": rng.choice(("good", "good", "good", "blank", "minor"))})
+        values: dict[str, object] = {"work_years": str(rng.randint(1, 20))}
+        if customer.customer_type == "mortgage":
+            values["house_area"] = rng.choice(("市区", "近郊", "远郊"))
+        custom_fields.set_values(session, system, customer.id, values, actor_staff_id=owner.id)
+        count += 1
+    return count
 
 
 def _followups(session: Session, rng: random.Random, created: list[Customer], owners: dict[str, Staff]) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm import segment_profile
 from crm.models import Department, Staff, Tag, TagGroup
 from crm.segments import ENUMS, FIELDS, OPS, parse_rule
 from crm.tag_exceptions import InvalidRule
@@ -58,6 +59,10 @@ def rule_from_form(session: Session, form: FormRule) -> dict[str, Any]:
             if not row.field:
                 continue
             where = f"第 {gi} 组第 {ri} 行"
+            if segment_profile.is_profile_field(row.field):  # checked in full by parse_rule below
+                rules.append({"field": row.field, "cmp": row.cmp,
+                              "value": segment_profile.form_value(row.field, row.cmp, row.value)})
+                continue
             spec = FIELDS.get(row.field)
             if spec is None:
                 raise InvalidRule(f"{where}：未知的字段「{row.field}」")

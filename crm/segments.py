@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, aliased
 
 from core import audit, clock, money
 from core.errors import ValidationFailed
-from crm import customers
+from crm import customers, segment_profile
 from crm.models import (
     CUSTOMER_TYPE_LABELS,
     STAGE_LABELS,
@@ -107,6 +107,8 @@ class Condition:
             value = [_yuan(v) for v in value] if isinstance(value, tuple) else _yuan(value)
         elif isinstance(value, date):
             value = value.isoformat()
+        elif isinstance(value, Decimal):
+            value = str(value)
         return {"field": self.field, "cmp": self.cmp, "value": value}
 
 
@@ -151,7 +153,7 @@ def parse_rule(raw: Any, session: Session | None = None) -> Group:
     if not isinstance(raw, dict):
         raise InvalidRule("分群规则必须是一个条件组（含 op 与 rules）")
     counter = [0]
-    tree = _parse_group(raw, "规则", 1, counter)
+    tree = _parse_group(raw, "规则", 1, counter, session)
     if counter[0] == 0:
         raise InvalidRule("请至少添加一个条件")
     if session is not None:
@@ -159,7 +161,8 @@ def parse_rule(raw: Any, session: Session | None = None) -> Group:
     return tree
 
 
-def _parse_group(raw: dict[str, Any], where: str, depth: int, counter: list[int]) -> Group:
+def _parse_group(raw: dict[str, Any], where: str, depth: int, counter: list[int],
+                 session: Session | None = None) -> Group:
     if depth > MAX_DEPTH:
         raise InvalidRule(f"{where}：条件组最多嵌套 {MAX_DEPTH} 层")
     try:
@@ -175,12 +178,12 @@ def _parse_group(raw: dict[str, Any], where: str, depth: int, counter: list[int]
     for i, node in enumerate(shape.rules, start=1):
         here = f"{where} 第 {i} 项"
         if "op" in node or "rules" in node:
-            rules.append(_parse_group(node, here, depth + 1, counter))
+            rules.append(_parse_group(node, here, depth + 1, counter, session))
         else:
             counter[0] += 1
             if counter[0] > MAX_CONDITIONS:
                 raise InvalidRule(f"条件太多：最多 {MAX_CONDITIONS} 个")
-            rules.append(_parse_condition(node, here))
+            rules.append(_parse_condition(node, here, session))
     return Group(shape.op, tuple(rules))
 
 
@@ -188,12 +191,16 @@ def _locs(exc: PydanticError) -> list[str]:
     return [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
 
 
-def _parse_condition(raw: dict[str, Any], where: str) -> Condition:
+def _parse_condition(raw: dict[str, Any], where: str, session: Session | None = None) -> Condition:
     try:
         shape = _ConditionShape.model_validate(raw)
     except PydanticError as exc:
         raise InvalidRule(f"{where}：条件只能包含 field（字段）、cmp（比较方式）和 value（值）",
                           errors=_locs(exc)) from exc
+    if segment_profile.is_profile_field(shape.field):  # qualification.<name>, custom.<key>
+        where = f"{where}（{segment_profile.label_of(shape.field)}）"
+        return Condition(shape.field, shape.cmp,
+                         segment_profile.parse_value(shape.field, shape.cmp, shape.value, where, session))
     spec = FIELDS.get(shape.field)
     if spec is None:
         raise InvalidRule(f"{where}：未知的字段「{shape.field}」", field=shape.field)
@@ -301,7 +308,7 @@ def _check_references(session: Session, tree: Group) -> None:
 
     wanted: dict[str, set[Any]] = {"tags": set(), "grade": set(), "owner": set(), "department": set()}
     for cond in tree.conditions():
-        if cond.field in wanted:
+        if cond.field in wanted and not segment_profile.is_profile_field(cond.field):
             wanted[cond.field].update(cond.value)
     checks = (("tags", Tag.id, "标签"), ("grade", Grade.code, "客户等级"), ("owner", Staff.id, "负责人"),
               ("department", Department.id, "部门"))
@@ -336,6 +343,8 @@ def _has_tag(tag_ids: list[int]) -> ColumnElement[bool]:
 
 def _compile_condition(cond: Condition) -> ColumnElement[bool]:  # noqa: C901 - one branch per operator
     field, cmp, value = cond.field, cond.cmp, cond.value
+    if segment_profile.is_profile_field(field):
+        return segment_profile.compile_condition(field, cmp, value)
     if field == "tags":
         if cmp == "has_any":
             return _has_tag(value)

@@ -19,12 +19,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from core import clock
 from core.errors import AppError, ValidationFailed
 from core.money import format_yuan
 from crm.models import CUSTOMER_TYPE_LABELS, Customer, CustomerType
+from crm.qualification import qualification_of
 from lending.models import Funder, Product, ProductVersion
 from lending.person import age_from_sealed
 from lending.products import Quote, quote
@@ -93,7 +94,11 @@ class MatchResult:
 
 
 def profile_of(customer: Customer, *, income_monthly: int | None = None, day: date | None = None) -> Profile:
-    """The matching profile of a CRM customer: age from the sealed ID number (opened, read, dropped)."""
+    """The matching profile of a CRM customer: age from the sealed ID number (opened, read, dropped);
+    the monthly income, when not given, from the customer's qualification profile (crm.qualification)."""
+    session = object_session(customer)
+    if income_monthly is None and session is not None:
+        income_monthly = qualification_of(session, customer.id).get("income_monthly_amount")
     return Profile(age=age_from_sealed(customer.id_number_enc, day), region=customer.region,
                    income_monthly=income_monthly, customer_type=customer.customer_type)
 

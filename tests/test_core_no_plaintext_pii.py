@@ -4,6 +4,7 @@ The plaintexts are recovered from the vault (the test holds the keys) and search
 value of every table, and on SQLite in the database file's bytes too.
 """
 
+import json
 import os
 
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from core import pii
 from core.db import unit_of_work
 from crm import demo
-from crm.models import Customer, Staff
+from crm.models import Customer, CustomerQualification, Staff
 from tests.test_core_pii_storage import dump_database
 
 
@@ -25,6 +26,9 @@ def plaintexts(session) -> set[str]:
     for (mobile_enc,) in session.execute(select(Staff.mobile_enc)):
         if mobile_enc:
             values.add(pii.open_sealed(pii.PHONE, mobile_enc))
+    for (sealed,) in session.execute(select(CustomerQualification.sealed)):  # the qualification's employer
+        if sealed:
+            values.add(json.loads(pii.open_sealed(pii.QUALIFICATION, sealed))["employer"])
     return values
 
 

@@ -11,7 +11,7 @@ from core.cli import main
 from core.db import Base, unit_of_work
 from core.settings import reset_settings_cache
 from crm.models import Staff
-from tests.factories import make_staff
+from tests.factories import make_customer, make_staff
 
 PHONE = "13912345678"
 
@@ -43,6 +43,7 @@ def test_lookup_by_blind_index(session):
 def test_rotate_command_re_encrypts_every_value(committed, monkeypatch):
     with unit_of_work() as s:
         staff_id = make_staff(s, mobile=PHONE).id
+        sealed_profile_values(s)
     old_keys = os.environ["SCRM_PII_KEYS"]
     monkeypatch.setenv("SCRM_PII_KEYS", old_keys + ",t2:" + base64.b64encode(b"\x09" * 32).decode())
     monkeypatch.setenv("SCRM_PII_ACTIVE_KEY_ID", "t2")
@@ -52,6 +53,9 @@ def test_rotate_command_re_encrypts_every_value(committed, monkeypatch):
         result = CliRunner().invoke(main, ["pii", "rotate", "--batch-size", "1"])
         assert result.exit_code == 0, result.output
         assert '"staff.mobile_enc": 1' in result.output
+        # tables keyed by customer_id, and by (customer_id, field_id), page through their keys too
+        assert '"customer_qualification.sealed": 2' in result.output
+        assert '"customer_field_value.sealed_value": 2' in result.output
         with committed() as s:
             token = s.scalar(select(Staff.mobile_enc).where(Staff.id == staff_id))
             assert pii.key_id_of(token) == "t2"
@@ -62,6 +66,20 @@ def test_rotate_command_re_encrypts_every_value(committed, monkeypatch):
         monkeypatch.undo()
         reset_settings_cache()
         pii.reset_keyring_cache()
+
+
+def sealed_profile_values(session) -> None:
+    """Two customers with a sealed qualification and a sensitive custom-field value each."""
+    from crm import custom_fields, qualification
+    from crm.scope import Viewer
+
+    manager = Viewer.of(make_staff(session, role="manager", data_scope="all"))
+    custom_fields.create_field(session, manager, {"key": "spouse", "label": "配偶", "field_type": "text",
+                                                  "sensitive": True})
+    for n in (1, 2):
+        customer = make_customer(session, owner=make_staff(session), phone=f"1381234000{n}")
+        qualification.update(session, manager, customer.id, {"employer": f"单位{n}"})
+        custom_fields.set_values(session, manager, customer.id, {"spouse": f"配偶{n}"})
 
 
 def test_sqlite_file_holds_no_plaintext(committed):

@@ -23,7 +23,7 @@ from crm.scope import Viewer
 from referral import ledger, payouts, reports
 from referral.exceptions import InvalidReferrer
 from referral.models import CommissionEntry, Referrer
-from tests.factories import make_staff
+from tests.factories import make_customer, make_staff
 from tests.import_support import csv_file
 from tests.referral_support import make_agent, principal_rule
 from tests.test_referral_payouts import _earn, _pay
@@ -217,3 +217,20 @@ def test_no_module_writes_a_spreadsheet_past_core_exports():
             if writers.search(path.read_text(encoding="utf-8")):
                 offenders.append(str(path.relative_to(root)))
     assert offenders == [], f"write spreadsheets with core.exports instead: {offenders}"
+
+
+def test_customer_export_never_carries_a_formula(session):
+    from crm import custom_fields, customer_export, customer_queries, qualification
+
+    manager = Viewer.of(make_staff(session, role="manager", data_scope="all"))
+    custom_fields.create_field(session, manager, {"key": "note2", "label": "渠道备注", "field_type": "text"})
+    customer = make_customer(session, owner=make_staff(session), name=HYPERLINK)
+    custom_fields.set_values(session, None, customer.id, {"note2": "=1+1"})
+    qualification.update(session, manager, customer.id, {"industry": "@SUM(A1)", "employer": "=秘密单位"})
+    stmt = customer_queries.filtered(session, manager, customer_queries.CustomerFilter())
+    data = customer_export.export_xlsx(session, manager, stmt, {})
+    assert_no_formula_in_xlsx(data)
+    ws = load_workbook(io.BytesIO(data)).active
+    row = [ws.cell(2, c).value for c in range(1, ws.max_column + 1)]
+    assert HYPERLINK in row and "=1+1" in row and "@SUM(A1)" in row
+    assert "=秘密单位" not in row  # sealed figures never leave in an export

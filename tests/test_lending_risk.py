@@ -322,3 +322,23 @@ def test_two_first_saves_at_once_share_one_rule_set(committed):
     with unit_of_work() as s:
         rule_set = rule_sets.rule_set_of(s, product_id)
         assert [v.version for v in rule_sets.rule_versions(s, rule_set.id)] == [2, 1]
+
+
+def test_the_qualification_profile_supplies_what_the_application_does_not_say(session, setup):
+    from crm import qualification
+
+    product, customer = setup
+    rule_sets.save_rule_set(session, product.id, RULES + [
+        {"name": "社保", "expression": "social_insurance_months < 6 and not has_property", "outcome": "manual_review",
+         "reason": "社保不足且无房"}], credit_limit_expression=LIMIT)
+    staff = make_staff(session, role="admin")
+    qualification.update(session, Viewer.of(staff), customer.id, {
+        "income_monthly_amount": "8000", "debt_monthly_amount": "6400", "employer": "深圳某某电子厂",
+        "social_insurance_months": 3, "property_status": "none"})
+    row = evaluate(session, product, customer, income_monthly=None, debt_ratio=None)
+    hits = {h["name"] for h in row.hits}
+    assert {"社保", "负债率"} <= hits  # 3 months and no home; 6400 / 8000 = 0.8 from the profile
+    assert row.credit_limit_amount == 8000_00 * 12  # the limit formula read the profile's income
+    dumped = json.dumps(row.inputs, ensure_ascii=False)
+    assert "800000" not in dumped and "某某电子厂" not in dumped  # sealed figures stay sealed
+    assert row.inputs["income_monthly"] == "资质：5千–1万"

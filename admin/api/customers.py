@@ -27,7 +27,7 @@ from admin.schemas_customers import (
     StageSet,
 )
 from core.web import SessionDep
-from crm import customer_queries, customers
+from crm import customer_queries, customers, segment_profile
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"], responses=ERROR_RESPONSES)
 
@@ -52,6 +52,10 @@ def list_customers(
     created_from: date | None = None, created_to: date | None = None,
     next_followup_from: date | None = None, next_followup_to: date | None = None,
     sort: Annotated[str, Query(description=" | ".join(customer_queries.SORTS))] = customer_queries.DEFAULT_SORT,
+    cf_field: Annotated[str, Query(description="资质或自定义字段：qualification.<字段> 或 custom.<字段代码>")] = "",
+    cf_cmp: Annotated[str, Query(description="equals | contains | in | not_in | gte | lte | after | before | "
+                                             "is_empty | not_empty")] = "equals",
+    cf_value: Annotated[str, Query(description="比较值；in 可用逗号分隔多个（代码或中文）")] = "",
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=customer_queries.MAX_PAGE_SIZE)] = 50,
 ) -> CustomerPage:
@@ -59,7 +63,9 @@ def list_customers(
         q=q, stage=stage, grade=grade, status=status, region=region, customer_type=customer_type, source=source,
         owner_id=owner_id, department_id=department_id, created_from=created_from, created_to=created_to,
         next_followup_from=next_followup_from, next_followup_to=next_followup_to, sort=sort)
-    found = customer_queries.search(session, caller.viewer, flt, page=page, page_size=page_size)
+    clause = segment_profile.list_clause(session, cf_field, cf_cmp, cf_value)
+    found = customer_queries.search(session, caller.viewer, flt, page=page, page_size=page_size,
+                                    extra=() if clause is None else (clause,))
     return CustomerPage(items=[CustomerRead.of(c) for c in found.items], total=found.total, page=found.page,
                         page_size=found.page_size)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
@@ -19,14 +20,25 @@ from starlette.responses import Response
 
 from admin import nav
 from admin.customer_flows import intake_by_staff
-from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles, templates
+from admin.deps import ConsoleUser, CsrfChecked, FormFields, attempt, parse_int, render, require_roles, templates
 from admin.pagination import counted, page_number
 from admin.schemas_customers import yuan_text_to_fen
 from analytics import funnel
 from core import money
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
-from crm import customer_bulk, customer_queries, customers, followups, pool_service, tags, visits
+from crm import (
+    custom_fields,
+    customer_bulk,
+    customer_queries,
+    customers,
+    followups,
+    pool_service,
+    qualification,
+    segment_profile,
+    tags,
+    visits,
+)
 from crm.models import (
     CUSTOMER_TYPE_LABELS,
     STAGE_LABELS,
@@ -66,7 +78,8 @@ EVENT_KIND_LABELS = {
 }
 NOTICES = {
     "created": "客户已创建", "merged": "该客户已存在，本次录入已合并到原客户", "profile": "资料已保存",
-    "grade": "等级已更新", "stage": "阶段已更新", "blacklisted": "已列入黑名单", "unblacklisted": "已移出黑名单，客户回到公海",
+    "qualification": "资质已保存", "fields": "自定义字段已保存", "grade": "等级已更新", "stage": "阶段已更新",
+    "blacklisted": "已列入黑名单", "unblacklisted": "已移出黑名单，客户回到公海",
     "claimed": "已领取，客户归您跟进", "released": "已释放到公海",
 }
 
@@ -90,7 +103,8 @@ def _date(value: str, label: str, field: str) -> date | None:
 
 FILTER_KEYS = ("q", "stage", "grade", "status", "region", "customer_type", "source", "owner_id", "department_id",
                "created_from", "created_to", "next_followup_from", "next_followup_to", "sort",
-               "funnel")  # funnel: a dashboard step (analytics.funnel), from the home page's drill-down links
+               "funnel",  # funnel: a dashboard step (analytics.funnel), from the home page's drill-down links
+               "cf_field", "cf_cmp", "cf_value")  # one qualification or custom-field filter (crm.segment_profile)
 
 
 def _filter(params: dict[str, str]) -> customer_queries.CustomerFilter:
@@ -104,6 +118,11 @@ def _filter(params: dict[str, str]) -> customer_queries.CustomerFilter:
         next_followup_from=_date(params["next_followup_from"], "跟进开始日期", "next_followup_from"),
         next_followup_to=_date(params["next_followup_to"], "跟进结束日期", "next_followup_to"),
         sort=params["sort"] or customer_queries.DEFAULT_SORT)
+
+
+def _profile_clause(session: Session, params: dict[str, str]) -> tuple[Any, ...]:
+    clause = segment_profile.list_clause(session, params["cf_field"], params["cf_cmp"] or "equals", params["cf_value"])
+    return () if clause is None else (clause,)
 
 
 def _funnel_clause(step: str) -> tuple[Any, ...]:
@@ -144,15 +163,18 @@ def customer_list(request: Request, session: SessionDep, user: Reader) -> Respon
     total = 0
     try:
         found = customer_queries.search(session, user.viewer, _filter(params), page=number, page_size=20,
-                                        extra=_funnel_clause(params["funnel"]))
+                                        extra=_funnel_clause(params["funnel"]) + _profile_clause(session, params))
         rows, total = found.items, found.total
     except AppError as exc:
         error = exc
+    columns = [f for f in custom_fields.definitions(session) if f.show_in_list]
     return render(request, "customers/list.html", {
         "rows": rows, "filters": params, "error": error,
         "page": counted(number, total, "/console/customers", params, 20),
         "can_manage": user.viewer.role in nav.CUSTOMER_MANAGERS,
         "notice": request.query_params.get("done") and NOTICES.get(request.query_params["done"]),
+        "columns": columns, "export_query": urlencode({k: v for k, v in params.items() if v}), "column_values": custom_fields.values_for_customers(session, [c.id for c in rows], columns),
+        "profile_filters": segment_profile.filter_choices(session), "profile_cmps": segment_profile.CMP_LABELS,
         **_choices(session, user),
     }, status_code=error.status if error else 200)
 
@@ -234,8 +256,11 @@ class NewCustomerForm(BaseModel):
 
 
 def _new_page(request: Request, session: Session, user: ConsoleUser, form: NewCustomerForm, *,
-              error: AppError | None = None, collision: str | None = None, status_code: int = 200) -> Response:
+              error: AppError | None = None, collision: str | None = None, status_code: int = 200,
+              values: dict[str, str] | None = None) -> Response:
     return render(request, "customers/new.html", {
+        "custom_fields": custom_fields.definitions(session), "values": values or {},
+        "error_fields": (error.details.get("errors") or {}) if error else {},
         "form": form, "error": error, "error_field": error.details.get("field") if error else None,
         "collision": collision, "grades": list(session.scalars(select(Grade).order_by(Grade.rank))),
         "type_labels": CUSTOMER_TYPE_LABELS,
@@ -259,11 +284,21 @@ def new_customer_form(request: Request, session: SessionDep, user: Reader) -> Re
 
 @router.post("/new", dependencies=[CsrfChecked])
 def create_customer(request: Request, session: SessionDep, user: Reader,
-                    form: Annotated[NewCustomerForm, Form()]) -> Response:
-    done, error = attempt(session, lambda: intake_by_staff(session, user.viewer, form.to_input(),
-                                                           to_pool=form.destination == "pool", channel="console"))
+                    form: Annotated[NewCustomerForm, Form()], fields: FormFields) -> Response:
+    values = {k.removeprefix("cf_"): v for k, v in fields.items() if k.startswith("cf_")}
+
+    def create() -> Any:
+        done = intake_by_staff(session, user.viewer, form.to_input(), to_pool=form.destination == "pool",
+                               channel="console")
+        if done.outcome == "created":  # a merge or a collision leaves the existing record's fields alone
+            custom_fields.set_values(session, None, done.result.customer.id, values,
+                                     customer_type=form.customer_type or None, actor_staff_id=user.viewer.staff_id)
+        return done
+
+    done, error = attempt(session, create)
     if error or done is None:
-        return _new_page(request, session, user, form, error=error, status_code=error.status if error else 422)
+        return _new_page(request, session, user, form, error=error, status_code=error.status if error else 422,
+                         values=values)
     if done.outcome == "collision" or not done.visible:
         return _new_page(request, session, user, NewCustomerForm(), collision=done.message,
                          status_code=200)
@@ -301,7 +336,10 @@ def _extras(session: Session, user: ConsoleUser, customer: Customer) -> dict[str
 
 def _detail_page(request: Request, session: Session, user: ConsoleUser, customer_id: int, *,
                  error: AppError | None = None, revealed_phone: str | None = None,
-                 notice: str | None = None, status_code: int = 200) -> Response:
+                 notice: str | None = None, status_code: int = 200,
+                 revealed_qualification: dict[str, str] | None = None,
+                 revealed_field: tuple[str, str] | None = None,
+                 posted_qualification: dict[str, str] | None = None) -> Response:
     customer = customers.get_customer(session, user.viewer, customer_id)
     events = customers.timeline(session, customer.id)
     history = customers.owner_history(session, customer.id)
@@ -309,6 +347,7 @@ def _detail_page(request: Request, session: Session, user: ConsoleUser, customer
         select(CustomerCollaborator, Staff).join(Staff, Staff.id == CustomerCollaborator.staff_id)
         .where(CustomerCollaborator.customer_id == customer.id).order_by(CustomerCollaborator.added_at)))
     extras = _extras(session, user, customer)
+    custom_values = custom_fields.shown_values(session, customer)
     names = _names(session, {e.actor_staff_id for e in events} | {h.from_owner_id for h in history}
                    | {f.staff_id for f in extras["followups"] or []}
                    | {h.to_owner_id for h in history} | {h.by_staff_id for h in history}
@@ -327,6 +366,12 @@ def _detail_page(request: Request, session: Session, user: ConsoleUser, customer
         "notice": notice or NOTICES.get(request.query_params.get("done", "")), **extras,
         "followup_kinds": _labels("FOLLOWUP_KIND_LABELS"), "visit_status": _labels("VISIT_STATUS_LABELS"),
         "lending": customer_summary.for_customer(session, customer.id), "lending_labels": LENDING_LABELS,
+        "qualification": qualification.read(session, user.viewer, customer.id),
+        "qualification_codes": qualification.CODE_FIELDS, "sealed_fields": qualification.SEALED_FIELDS,
+        "qualification_fields": set(qualification.FIELD_LABELS), "custom_keys": {v["key"] for v in custom_values}, "revealed_qualification": revealed_qualification,
+        "custom_values": custom_values, "revealed_field": revealed_field,
+        "posted": posted_qualification,
+        "error_fields": (error.details.get("errors") or {}) if error else {},
     }, status_code=status_code)
 
 

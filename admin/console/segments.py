@@ -20,7 +20,7 @@ from admin.pagination import page_number
 from core import money
 from core.errors import AppError
 from core.web import SessionDep
-from crm import segment_forms, segments
+from crm import segment_forms, segment_profile, segments
 from crm.models import STAGE_LABELS, STATUS_LABELS, Role, Staff
 from crm.segment_forms import FormGroup, FormRow, FormRule
 from crm.tag_exceptions import InvalidRule
@@ -163,7 +163,7 @@ def _builder(request: Request, session: SessionDep, user: ConsoleUser, *, form: 
     return render(request, "segments/builder.html", {
         "form": form, "segment": segment, "name": name, "description": description, "rule_json": rule_json,
         "purposes": purposes or {}, "use_json": use_json, "preview": preview, "error": error,
-        "fields": segments.FIELDS, "ops": segments.OPS, "stage_labels": STAGE_LABELS,
+        "fields": {**segments.FIELDS, **segment_profile.form_specs(session)}, "ops": segments.OPS, "stage_labels": STAGE_LABELS,
         "status_labels": STATUS_LABELS, "yuan": money.format_yuan,
         "can_save": segment is None or segments.can_edit(user.viewer, segment),
     }, status_code=status_code)

@@ -29,6 +29,7 @@ from bot.console_pages import Denied, denied_response, staff_user
 from bot.models import GroupChat
 from bot.simulator.endpoints import issue_oauth_code, verify_agent_config
 from bot.simulator.state import STATE
+from core import console_shell
 from core.db import unit_of_work
 from crm.models import Role, Staff, StaffStatus
 
@@ -43,7 +44,9 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 
-_env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
+# With the console frame (_console_shell.html) shared by every page outside admin.
+_env = Environment(loader=FileSystemLoader([Path(__file__).parent / "templates", console_shell.TEMPLATE_DIR]),
+                   autoescape=True)
 
 
 @router.get("/connect/oauth2/authorize")

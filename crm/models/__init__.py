@@ -6,5 +6,6 @@ from crm.models.imports import *  # noqa: F403
 from crm.models.notification import *  # noqa: F403
 from crm.models.org import *  # noqa: F403
 from crm.models.pool import *  # noqa: F403
+from crm.models.profile import *  # noqa: F403
 from crm.models.tags import *  # noqa: F403
 from crm.models.work import *  # noqa: F403

@@ -30,7 +30,8 @@ from core import audit, clock, pii
 from core.errors import ValidationFailed
 from core.money import format_yuan
 from crm.customers import record_event
-from crm.models import Customer, CustomerStatus
+from crm.models import INCOME_BAND_LABELS, Customer, CustomerStatus
+from crm.qualification import income_band, qualification_of
 from lending.models import ProductVersion, RiskEvaluation, RuleSetVersion
 from lending.person import age_from_id_number
 from lending.product_exceptions import ProductVersionNotFound
@@ -179,9 +180,22 @@ def evaluate_applicant(session: Session, *, product_version_id: int, customer_id
     report, status, detail = _fetch_credit(provider, person)
     person = None
 
+    # What the application does not say, the customer's qualification profile may (opened, read, dropped).
+    profile = qualification_of(session, customer.id)
+    holding = {"none": False, "full": True, "mortgage": True, "loan": True}
     facts: dict[str, Any] = {
-        "age": age, "income_monthly": applicant.income_monthly, "occupation": applicant.occupation,
-        "debt_ratio": applicant.debt_ratio, "credit_score": report.score if report else None,
+        "age": age,
+        "income_monthly": applicant.income_monthly if applicant.income_monthly is not None
+        else profile.get("income_monthly_amount"),
+        "occupation": applicant.occupation or profile.get("employer"),
+        "debt_ratio": applicant.debt_ratio if applicant.debt_ratio is not None else profile.debt_ratio,
+        "employment_type": profile.get("employment_type"),
+        "social_insurance_months": profile.get("social_insurance_months"),
+        "provident_fund_months": profile.get("provident_fund_months"),
+        "has_property": holding.get(profile.get("property_status")),
+        "has_car": holding.get(profile.get("car_status")),
+        "credit_level": profile.get("credit_level"),
+        "credit_score": report.score if report else None,
         "overdue_count": report.overdue_count if report else None,
         "blacklisted": customer.status == CustomerStatus.BLACKLIST, "region": customer.region,
         "customer_type": customer.customer_type, "amount": applicant.amount, "term": applicant.term,
@@ -205,6 +219,11 @@ def evaluate_applicant(session: Session, *, product_version_id: int, customer_id
         "customer_id": customer.id, "id_number_masked": customer.id_number_masked,
         "recent_applications": asked,
     }
+    # The sealed figures of the profile are not copied in the clear into the stored inputs.
+    if applicant.income_monthly is None and facts["income_monthly"] is not None:
+        inputs["income_monthly"] = f"资质：{INCOME_BAND_LABELS.get(income_band(facts['income_monthly']) or '', '')}"
+    if not applicant.occupation and facts["occupation"]:
+        inputs["occupation"] = pii.mask_loose(facts["occupation"])
     if report is not None:
         inputs["credit_report"] = {"max_overdue_days": report.max_overdue_days, "open_loans": report.open_loans,
                                    "queries_90d": report.queries_90d}

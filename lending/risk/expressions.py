@@ -51,6 +51,14 @@ FACTS: dict[str, tuple[str, str]] = {
     "customer_type": (STR, "客户类型"),
     "amount": (NUM, "申请金额（分）"),
     "term": (NUM, "申请期限（月）"),
+    # from the customer's qualification profile (crm.qualification)
+    "employment_type": (STR, "职业身份（employee 企业员工、civil_servant 公务员、self_employed 个体户、"
+                             "business_owner 企业主、freelancer 自由职业、retired 退休、unemployed 无业）"),
+    "social_insurance_months": (NUM, "社保缴纳月数"),
+    "provident_fund_months": (NUM, "公积金缴纳月数"),
+    "has_property": (BOOL, "是否有房产"),
+    "has_car": (BOOL, "是否有车辆"),
+    "credit_level": (STR, "征信情况（good 良好、blank 白户、minor 轻微逾期、current 当前逾期、serious 严重逾期）"),
 }
 
 # function name -> (argument count range, Chinese label); all take and return numbers

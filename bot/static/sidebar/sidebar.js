@@ -82,11 +82,80 @@
     fill($("c-followups"), c.followups, "还没有跟进记录", function (f) {
       return li([["meta", f.at + " " + f.kind + (f.by ? " · " + f.by : "")], ["body", f.content + (f.outcome ? "（" + f.outcome + "）" : "")]]);
     });
+    renderQualification(c);
+    renderFields(c);
     fill($("c-apps"), c.applications, "还没有贷款申请", function (a) {
       return li([["meta", "#" + a.id + " " + a.product], ["body", a.amount + " / " + a.term_months + " 个月 · " + a.status]]);
     });
     show("card", true);
     status("");
+  }
+
+  function facts(dl, rows) {
+    dl.replaceChildren();
+    rows.forEach(function (r) {
+      var dt = document.createElement("dt"), dd = document.createElement("dd");
+      text(dt, r[0]); text(dd, r[1]);
+      dl.appendChild(dt); dl.appendChild(dd);
+    });
+    if (!rows.length) { var dd = document.createElement("dd"); dd.className = "muted"; text(dd, "未填写"); dl.appendChild(dd); }
+  }
+
+  function field(label, input, required) {
+    var wrap = document.createElement("label"), name = document.createElement("span");
+    text(name, label);
+    if (required) { var star = document.createElement("span"); star.className = "req"; text(star, " *"); name.appendChild(star); }
+    wrap.appendChild(name);
+    wrap.appendChild(input);
+    return wrap;
+  }
+
+  function select(name, choices, value) {
+    var el = document.createElement("select");
+    el.name = name;
+    [["", "未填写"]].concat(choices).forEach(function (c) {
+      var o = document.createElement("option"); o.value = c[0]; text(o, c[1]);
+      if (String(value == null ? "" : value) === c[0]) o.selected = true;
+      el.appendChild(o);
+    });
+    return el;
+  }
+
+  function input(name, value, placeholder) {
+    var el = document.createElement("input");
+    el.name = name; el.value = value == null ? "" : value; el.placeholder = placeholder || "";
+    el.autocomplete = "off";
+    return el;
+  }
+
+  var qualificationCodes = {};
+
+  function renderQualification(c) {
+    facts($("c-qualification"), c.qualification.filter(function (f) { return f.shown !== "—"; })
+      .map(function (f) { return [f.label, f.shown]; }));
+    var box = $("q-inputs");
+    box.replaceChildren();
+    c.qualification.forEach(function (f) {
+      var codes = qualificationCodes[f.name];
+      var el = codes ? select(f.name, Object.keys(codes).map(function (k) { return [k, codes[k]]; }), f.value)
+        : f.sealed ? input(f.name, "", f.shown !== "—" ? f.shown : "") : input(f.name, f.value);
+      box.appendChild(field(f.label + (f.sealed ? " *" : ""), el));
+    });
+  }
+
+  function renderFields(c) {
+    var has = c.custom_fields.length > 0;
+    show("c-fields-head", has); show("c-fields", has); show("a-fields", has);
+    facts($("c-fields"), c.custom_fields.filter(function (f) { return f.value; }).map(function (f) { return [f.label, f.value]; }));
+    var box = $("cf-inputs");
+    box.replaceChildren();
+    c.custom_fields.forEach(function (f) {
+      var el;
+      if (f.field_type === "choice") el = select(f.key, f.options.map(function (o) { return [o, o]; }), f.value);
+      else if (f.sensitive) el = input(f.key, "", f.value);
+      else { el = input(f.key, f.value); if (f.field_type === "date") el.type = "date"; if (f.field_type === "number") el.inputMode = "decimal"; }
+      box.appendChild(field(f.label, el, f.required));
+    });
   }
 
   function options(select, rows, label) {
@@ -99,6 +168,7 @@
   function loadChoices() {
     return api("GET", "/choices").then(function (ch) {
       products = ch.products;
+      qualificationCodes = ch.qualification || {};
       options(document.querySelector("#f-tag select"), ch.tags, function (t) { return t.name; });
       document.querySelectorAll("select.products").forEach(function (s) {
         options(s, ch.products, function (p) { return p.name + "（" + p.min_amount + "–" + p.max_amount + "）"; });
@@ -134,6 +204,14 @@
 
   function wire() {
     $("f-apply").product_id.addEventListener("change", termsFor);
+    bind("f-qualification", function (form, data) {
+      return api("PUT", "/customers/" + current.id + "/qualification", data)
+        .then(function (c) { renderCard(c); toast("资质已保存"); });
+    });
+    bind("f-fields", function (form, data) {
+      return api("PUT", "/customers/" + current.id + "/fields", data)
+        .then(function (c) { renderCard(c); toast("自定义字段已保存"); });
+    });
     bind("f-tag", function (form, data) {
       return api("POST", "/customers/" + current.id + "/tags", { tag_id: Number(data.tag_id) })
         .then(function (c) { renderCard(c); toast("标签已添加"); });
