@@ -2,7 +2,7 @@
 manager-defined custom fields with their values (issue 17 section 2)
 
 Revision ID: 0018_qualification_profile
-Revises: 0013_servicing_completion
+Revises: 0020_servicing_more
 Create Date: 2026-12-06 11:19:47.112505
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import core.db
 
 revision = '0018_qualification_profile'
-down_revision = '0013_servicing_completion'
+down_revision = '0020_servicing_more'
 branch_labels = None
 depends_on = None
 
