@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from admin import nav
+from admin import nav, visit_form
 from admin.customer_flows import intake_by_staff
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles, templates
 from admin.pagination import counted, page_number
@@ -67,7 +67,8 @@ EVENT_KIND_LABELS = {
 NOTICES = {
     "created": "客户已创建", "merged": "该客户已存在，本次录入已合并到原客户", "profile": "资料已保存",
     "grade": "等级已更新", "stage": "阶段已更新", "blacklisted": "已列入黑名单", "unblacklisted": "已移出黑名单，客户回到公海",
-    "claimed": "已领取，客户归您跟进", "released": "已释放到公海",
+    "claimed": "已领取，客户归您跟进", "released": "已释放到公海", "tags": "标签已保存", "visit": "预约已创建",
+    "followup": "跟进已记录",
 }
 
 templates.env.filters.update(
@@ -299,7 +300,7 @@ def _extras(session: Session, user: ConsoleUser, customer: Customer) -> dict[str
     }
 
 
-def _detail_page(request: Request, session: Session, user: ConsoleUser, customer_id: int, *,
+def detail_page(request: Request, session: Session, user: ConsoleUser, customer_id: int, *,
                  error: AppError | None = None, revealed_phone: str | None = None,
                  notice: str | None = None, status_code: int = 200) -> Response:
     customer = customers.get_customer(session, user.viewer, customer_id)
@@ -327,6 +328,7 @@ def _detail_page(request: Request, session: Session, user: ConsoleUser, customer
         "notice": notice or NOTICES.get(request.query_params.get("done", "")), **extras,
         "followup_kinds": _labels("FOLLOWUP_KIND_LABELS"), "visit_status": _labels("VISIT_STATUS_LABELS"),
         "lending": customer_summary.for_customer(session, customer.id), "lending_labels": LENDING_LABELS,
+        "tag_groups": tags.list_groups(session), **visit_form.context(session, user.viewer, customer),
     }, status_code=status_code)
 
 
@@ -336,7 +338,7 @@ def customers_amount_text(fen: int | None) -> str:
 
 @router.get("/{customer_id}")
 def customer_detail(request: Request, session: SessionDep, user: Reader, customer_id: int) -> Response:
-    return _detail_page(request, session, user, customer_id)
+    return detail_page(request, session, user, customer_id)
 
 
 class ProfileForm(BaseModel):
@@ -371,8 +373,27 @@ class ProfileForm(BaseModel):
 def _then(request: Request, session: Session, user: ConsoleUser, customer_id: int, error: AppError | None,
           done: str) -> Response:
     if error:
-        return _detail_page(request, session, user, customer_id, error=error, status_code=error.status)
+        return detail_page(request, session, user, customer_id, error=error, status_code=error.status)
     return RedirectResponse(f"/console/customers/{customer_id}?done={done}", status_code=303)
+
+
+@router.post("/{customer_id}/tags", dependencies=[CsrfChecked])
+async def set_tags(request: Request, session: SessionDep, user: Reader, customer_id: int) -> Response:
+    """The 360's tag editor: the ticked tags become the customer's tags (added and taken off through crm.tags,
+    so WeCom follows and the audit log records who changed what)."""
+    form = await request.form()
+    wanted = {t for t in (parse_int(str(v)) for v in form.getlist("tag_ids")) if t is not None}
+
+    def run() -> None:
+        customers.get_customer(session, user.viewer, customer_id)  # in the viewer's scope, or 404
+        have = {t.id for t in tags.tags_of(session, customer_id)}
+        if wanted - have:
+            tags.tag_customer(session, user.viewer, customer_id, sorted(wanted - have))
+        if have - wanted:
+            tags.untag_customer(session, user.viewer, customer_id, sorted(have - wanted))
+
+    _, error = attempt(session, run)
+    return _then(request, session, user, customer_id, error, "tags")
 
 
 @router.post("/{customer_id}/profile", dependencies=[CsrfChecked])
@@ -419,7 +440,7 @@ def reveal_phone(request: Request, session: SessionDep, user: Reader, customer_i
     """Show the full number once, on this response only (not cached); the reveal is audit-logged."""
     phone, error = attempt(session, lambda: customers.reveal_phone(session, user.viewer, customer_id,
                                                                    reason.strip() or "控制台查看"))
-    return _detail_page(request, session, user, customer_id, error=error, revealed_phone=phone,
+    return detail_page(request, session, user, customer_id, error=error, revealed_phone=phone,
                         status_code=error.status if error else 200)
 
 
