@@ -3,7 +3,6 @@ data only masked (the reveal endpoint is the one exception, and it is audit-logg
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -14,26 +13,14 @@ from core.errors import ValidationFailed
 from crm import customers
 from crm.models import CUSTOMER_TYPE_LABELS, STAGE_LABELS, STATUS_LABELS, Customer, CustomerEvent, OwnerChange
 
-_YUAN = re.compile(r"^\d{1,9}(\.\d{1,2})?$")
 AMOUNT_DESCRIPTION = "元，十进制字符串，最多两位小数，如 \"120000.00\"（不接受浮点数）"
 
 
 def yuan_text_to_fen(raw: str | None, field: str = "demand_amount", label: str = "贷款金额") -> int | None:
-    """A yuan amount typed by a person or sent by a program, as integer fen; empty means none.
-
-    Accepts "120000", "120,000.5", "１２００００" (full-width); refuses negatives, more than two decimals,
-    exponents and anything else with a Chinese message naming the field.
-    """
-    if raw is None:
-        return None
-    text = re.sub(r"[\s,，]", "", str(raw)).translate(str.maketrans("０１２３４５６７８９．", "0123456789."))
-    if text in ("",):
-        return None
-    if text.startswith("-"):
-        raise ValidationFailed(f"{label}不能为负数", field=field)
-    if not _YUAN.match(text):
-        raise ValidationFailed(f"{label}格式不正确：请填写以元为单位的数字，最多两位小数", field=field)
-    return money.yuan_to_fen(text)
+    """A yuan amount typed by a person or sent by a program, as integer fen; empty means none. What the lead
+    importer accepts ("120000", "120,000.5", "20万", "1,200,000元", full-width) through the one parser,
+    :func:`core.money.parse_yuan_text`; refused with a Chinese message naming the field."""
+    return money.parse_yuan_text(raw, label=label, field=field)
 
 
 def fen_to_yuan_text(fen: int | None) -> str | None:
