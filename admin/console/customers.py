@@ -91,7 +91,8 @@ def _date(value: str, label: str, field: str) -> date | None:
 
 FILTER_KEYS = ("q", "stage", "grade", "status", "region", "customer_type", "source", "owner_id", "department_id",
                "created_from", "created_to", "next_followup_from", "next_followup_to", "sort",
-               "funnel")  # funnel: a dashboard step (analytics.funnel), from the home page's drill-down links
+               "funnel",  # funnel: a dashboard step (analytics.funnel), from the home page's drill-down links
+               "with_pool")  # the search also looks in the pools the viewer may claim from
 
 
 def _filter(params: dict[str, str]) -> customer_queries.CustomerFilter:
@@ -104,7 +105,7 @@ def _filter(params: dict[str, str]) -> customer_queries.CustomerFilter:
         created_to=_date(params["created_to"], "录入结束日期", "created_to"),
         next_followup_from=_date(params["next_followup_from"], "跟进开始日期", "next_followup_from"),
         next_followup_to=_date(params["next_followup_to"], "跟进结束日期", "next_followup_to"),
-        sort=params["sort"] or customer_queries.DEFAULT_SORT)
+        sort=params["sort"] or customer_queries.DEFAULT_SORT, with_pool=params["with_pool"] == "1")
 
 
 def _funnel_clause(step: str) -> tuple[Any, ...]:
@@ -136,6 +137,27 @@ def _labels(name: str) -> dict[str, str]:
     return getattr(crm.models, name, {})
 
 
+SCOPE_WORDS = {"all": "全部客户", "department": "本部门的客户", "own": "我的客户（含协作）"}
+
+
+def _searched(user: ConsoleUser, params: dict[str, str], total: int) -> str | None:
+    """Where a search looked and by what, in one sentence under the box (none without a search text)."""
+    q = params["q"].strip()
+    if not q:
+        return None
+    where = SCOPE_WORDS.get(user.viewer.scope, "可见的客户")
+    if params["status"] == CustomerStatus.POOL:
+        where = "可领取的公海客户" if user.viewer.scope != "all" else "公海客户"
+    elif params["with_pool"] == "1" and user.viewer.scope != "all":
+        where += "和可领取的公海客户"
+    elif params["status"]:
+        where += f"中状态为「{STATUS_LABELS.get(params['status'], params['status'])}」的"
+    basis = customer_queries.search_basis(q)
+    return f"在{where}中按{basis}搜索「{q[:40]}」，找到 {total} 位" + (
+        "；勾选「含公海」可一并搜索可领取的公海客户" if params["with_pool"] != "1" and not params["status"]
+        and user.viewer.scope != "all" else "")
+
+
 @router.get("")
 def customer_list(request: Request, session: SessionDep, user: Reader) -> Response:
     params = {k: request.query_params.get(k, "") for k in FILTER_KEYS}
@@ -150,7 +172,7 @@ def customer_list(request: Request, session: SessionDep, user: Reader) -> Respon
     except AppError as exc:
         error = exc
     return render(request, "customers/list.html", {
-        "rows": rows, "filters": params, "error": error,
+        "rows": rows, "filters": params, "error": error, "searched": _searched(user, params, total),
         "page": counted(number, total, "/console/customers", params, 20),
         "can_manage": user.viewer.role in nav.CUSTOMER_MANAGERS,
         "notice": request.query_params.get("done") and NOTICES.get(request.query_params["done"]),
