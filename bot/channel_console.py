@@ -30,8 +30,9 @@ from core import audit
 from core.db import unit_of_work
 from core.errors import AppError, ValidationFailed
 from core.security import constant_time_equals
+from crm import org_service
 from crm import tags as crm_tags
-from crm.models import Staff, StaffStatus
+from crm.models import Staff
 from crm.scope import Viewer
 
 router = APIRouter(include_in_schema=False)
@@ -44,10 +45,12 @@ def _user(request: Request) -> dict[str, Any]:
 
 
 def _choices(session: Any) -> dict[str, Any]:
-    staff = session.execute(select(Staff.id, Staff.display_name, Staff.wecom_userid).where(
-        Staff.status == StaffStatus.ACTIVE, Staff.wecom_userid.is_not(None)).order_by(Staff.display_name)).all()
+    # Codes are answered by the staff who take customers (salespeople), each shown by name; a code made
+    # earlier for someone else still shows that person's name in the list.
+    staff = [s for s in org_service.owner_choices(session) if s.wecom_userid]
+    names = dict(session.execute(select(Staff.id, Staff.display_name)).all())
     tags = [(t.id, f"{t.group.name} / {t.name}") for t in crm_tags.live_tags(session)]
-    return {"staff": staff, "tags": tags, "staff_names": {s.id: s.display_name for s in staff}}
+    return {"staff": staff, "tags": tags, "staff_names": names}
 
 
 def _render(template: str, user: dict[str, Any], **context: Any) -> HTMLResponse:
