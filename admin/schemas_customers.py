@@ -17,8 +17,10 @@ AMOUNT_DESCRIPTION = "元，十进制字符串，最多两位小数，如 \"1200
 
 
 def yuan_text_to_fen(raw: str | None, field: str = "demand_amount", label: str = "贷款金额") -> int | None:
-    """A yuan amount typed by a person or sent by a program, as integer fen (``core.money.yuan_text_to_fen``)."""
-    return money.yuan_text_to_fen(raw, field=field, label=label)
+    """A yuan amount typed by a person or sent by a program, as integer fen; empty means none. What the lead
+    importer accepts ("120000", "120,000.5", "20万", "1,200,000元", full-width) through the one parser,
+    :func:`core.money.parse_yuan_text`; refused with a Chinese message naming the field."""
+    return money.parse_yuan_text(raw, label=label, field=field)
 
 
 def fen_to_yuan_text(fen: int | None) -> str | None:

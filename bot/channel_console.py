@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from bot import channel_codes
+from bot import channel_codes, channel_qr
 from bot.console_pages import SECURITY_HEADERS, make_env, staff_user
 from bot.console_pages import Denied as _Denied
 from bot.console_pages import denied_response as _denied
@@ -30,8 +30,9 @@ from core import audit
 from core.db import unit_of_work
 from core.errors import AppError, ValidationFailed
 from core.security import constant_time_equals
+from crm import org_service
 from crm import tags as crm_tags
-from crm.models import Staff, StaffStatus
+from crm.models import Staff
 from crm.scope import Viewer
 
 router = APIRouter(include_in_schema=False)
@@ -44,10 +45,13 @@ def _user(request: Request) -> dict[str, Any]:
 
 
 def _choices(session: Any) -> dict[str, Any]:
-    staff = session.execute(select(Staff.id, Staff.display_name, Staff.wecom_userid).where(
-        Staff.status == StaffStatus.ACTIVE, Staff.wecom_userid.is_not(None)).order_by(Staff.display_name)).all()
+    # Codes are answered by the staff who take customers (salespeople), each shown by name; a code made
+    # earlier for someone else still shows that person's name in the list.
+    staff = [s for s in org_service.owner_choices(session) if s.wecom_userid]
+    everyone = session.execute(select(Staff.id, Staff.display_name, Staff.wecom_userid)).all()
     tags = [(t.id, f"{t.group.name} / {t.name}") for t in crm_tags.live_tags(session)]
-    return {"staff": staff, "tags": tags, "staff_names": {s.id: s.display_name for s in staff}}
+    return {"staff": staff, "tags": tags, "staff_names": {i: n for i, n, _u in everyone},
+            "userid_names": {u: n for _i, n, u in everyone if u}}
 
 
 def _render(template: str, user: dict[str, Any], **context: Any) -> HTMLResponse:
@@ -83,6 +87,52 @@ def channel_page(request: Request, code_id: int, error: str = "") -> Response:
         stats = channel_codes.stats(session, [code.id])
         return _render("channel_edit.html", user, code=code, stats=stats[code.id], error=error[:200],
                        **_choices(session))
+
+
+def _code_with_link(request: Request, code_id: int) -> tuple[Any, str, str] | Response:
+    """The code, its WeCom link and the names of the staff answering it; or the refusal to send."""
+    try:
+        _user(request)
+    except _Denied as exc:
+        return _denied(exc)
+    with unit_of_work() as session:
+        try:
+            code = channel_codes.get_code(session, code_id)
+        except AppError as exc:
+            return Response(exc.message, status_code=404, media_type="text/plain; charset=utf-8")
+        if not code.qr_code:
+            return Response("该渠道码没有二维码", status_code=404, media_type="text/plain; charset=utf-8")
+        names = [n for n in session.scalars(select(Staff.display_name).where(Staff.id.in_(code.staff_ids)))]
+        session.expunge(code)
+        return code, code.qr_code, "、".join(names)
+
+
+def _download_name(code: Any, suffix: str) -> str:
+    return f"attachment; filename=\"channel-{code.id}.{suffix}\"; filename*=UTF-8''{quote(code.name)}.{suffix}"
+
+
+@router.get(PAGE + "/{code_id}/qr.png")
+def channel_qr_png(request: Request, code_id: int, download: bool = False) -> Response:
+    found = _code_with_link(request, code_id)
+    if isinstance(found, Response):
+        return found
+    code, link, _names = found
+    headers = dict(SECURITY_HEADERS) | {"Cache-Control": "private, max-age=300"}
+    if download:
+        headers["Content-Disposition"] = _download_name(code, "png")
+    return Response(channel_qr.png(link), media_type="image/png", headers=headers)
+
+
+@router.get(PAGE + "/{code_id}/poster.svg")
+def channel_poster(request: Request, code_id: int) -> Response:
+    found = _code_with_link(request, code_id)
+    if isinstance(found, Response):
+        return found
+    code, link, names = found
+    svg = channel_qr.poster_svg(link, title=code.campaign or code.channel or code.name,
+                                staff_line=f"您的专属顾问 {names}" if names else code.name)
+    headers = dict(SECURITY_HEADERS) | {"Content-Disposition": _download_name(code, "svg")}
+    return Response(svg, media_type="image/svg+xml", headers=headers)
 
 
 def _ints(values: list[str]) -> list[int]:

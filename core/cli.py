@@ -29,6 +29,11 @@ def main(ctx: click.Context) -> None:
         tasks.set_runner(runner)
 
         def _drain() -> None:
+            if ctx.invoked_subcommand == "seed-demo":
+                # Its tasks (staff notifications pushed to WeCom, the loan-disbursed hooks) wait in the outbox
+                # for `scrm serve`'s relay: the WeCom simulator they talk to is not up before the server is.
+                tasks.set_runner(None)
+                return
             plugins.load_tasks()
             runner.drain()
             tasks.set_runner(None)

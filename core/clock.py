@@ -74,3 +74,18 @@ def frozen(instant: datetime) -> Iterator[None]:
         yield
     finally:
         unfreeze()
+
+
+@contextlib.contextmanager
+def travel(instant: datetime) -> Iterator[None]:
+    """Run a block at ``instant`` (the demo seeds months of history through the real services this way),
+    then put the clock back as it was: frozen where it was frozen, running where it ran."""
+    global _frozen
+    with _lock:
+        previous = _frozen
+    freeze(instant)
+    try:
+        yield
+    finally:
+        with _lock:
+            _frozen = previous

@@ -7,6 +7,7 @@ or integer fen, never as floats.
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 
@@ -72,25 +73,40 @@ def parse_rate(rate: Decimal | str | int) -> Decimal:
         raise ValidationFailed(f"利率格式不正确：{rate}", field="rate") from exc
 
 
-_YUAN_TEXT = re.compile(r"^\d{1,9}(\.\d{1,2})?$")
-_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９．", "0123456789.")
+WAN = Decimal(10000)
+MAX_TYPED_FEN = 10**13  # 1000 亿元: beyond any case, and far inside BIGINT
+_AMOUNT_TEXT = re.compile(r"\d+(\.\d+)?")
+_AMOUNT_NOISE = re.compile(r"[\s,¥]")
 
 
-def yuan_text_to_fen(raw: str | int | Decimal | None, *, field: str = "amount", label: str = "金额") -> int | None:
-    """A yuan amount typed by a person or sent by a program, as integer fen; empty means none.
-
-    Accepts "120000", "120,000.5", "１２００００" (full-width); refuses floats, negatives, more than two
-    decimals, exponents and anything else with a Chinese message naming the field.
+def parse_yuan_text(raw: object, *, label: str = "金额", field: str = "amount", in_wan: bool = False,
+                    max_fen: int = MAX_TYPED_FEN) -> int | None:
+    """An amount as people and spreadsheets write it, as integer fen; empty is None. The one parser behind
+    every console money field and the lead importer: "120000", "1,200,000元", "20万", "3.5万元", "¥8,000",
+    full-width "１２００００". ``in_wan``: a bare number is 万元 (an importer column headed so). Refused with a
+    Chinese message naming the field (``label``): not a number, negative, a fraction of a fen, above ``max_fen``.
     """
     if raw is None:
         return None
-    if isinstance(raw, float | bool):
-        raise ValidationFailed(f"{label}请填写以元为单位的数字文本（如 \"8000.00\"），不接受浮点数", field=field)
-    text = re.sub(r"[\s,，]", "", str(raw)).translate(_FULL_WIDTH_DIGITS)
-    if text == "":
+    if isinstance(raw, bool) or isinstance(raw, float):
+        raise ValidationFailed(f"{label}格式不正确：{raw}", field=field)
+    shown = str(raw).strip()[:20]
+    text = _AMOUNT_NOISE.sub("", unicodedata.normalize("NFKC", str(raw)))
+    if not text:
         return None
-    if text.startswith("-"):
+    wan = in_wan
+    if text.endswith("万元") or text.endswith("万"):
+        text, wan = text.removesuffix("元").removesuffix("万"), True
+    elif text.endswith("元"):
+        text = text[:-1]
+    if text.startswith("-") and _AMOUNT_TEXT.fullmatch(text[1:]):
         raise ValidationFailed(f"{label}不能为负数", field=field)
-    if not _YUAN_TEXT.match(text):
-        raise ValidationFailed(f"{label}格式不正确：请填写以元为单位的数字，最多两位小数", field=field)
-    return yuan_to_fen(text)
+    if not _AMOUNT_TEXT.fullmatch(text):
+        raise ValidationFailed(f"{label}格式不正确：{shown}（可写 120000、1,200,000元 或 20万）", field=field)
+    yuan = Decimal(text) * WAN if wan else Decimal(text)
+    if yuan != yuan.quantize(CENT):
+        raise ValidationFailed(f"{label}最多保留两位小数，不能有不足一分的零头：{shown}", field=field)
+    fen = int(yuan * FEN_PER_YUAN)
+    if fen > max_fen:
+        raise ValidationFailed(f"{label}超出范围（最多 {format_yuan(max_fen)}）", field=field)
+    return fen

@@ -60,6 +60,7 @@ class CustomerFilter:
     next_followup_from: date | None = None
     next_followup_to: date | None = None  # inclusive
     sort: str = DEFAULT_SORT
+    with_pool: bool = False  # also the customers waiting in the pools the viewer may claim from
 
     def validate(self) -> None:
         if self.stage and self.stage not in Stage.__members__.values():
@@ -80,10 +81,11 @@ class CustomerFilter:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def scope_clause(viewer: Viewer, status: str | None = None) -> ColumnElement[bool]:
-    """The customers a viewer may list; pool customers of claimable pools only when pool ones are asked for."""
+def scope_clause(viewer: Viewer, status: str | None = None, *, with_pool: bool = False) -> ColumnElement[bool]:
+    """The customers a viewer may list; pool customers of claimable pools only when pool ones are asked for
+    (the 公海 status, or ``with_pool``: a search that includes the pool)."""
     clause = customers.visible_clause(viewer)
-    if status == CustomerStatus.POOL and viewer.scope != "all":
+    if (status == CustomerStatus.POOL or with_pool) and viewer.scope != "all":
         claimable = select(Pool.id).where(customers.pool_visible_clause(viewer)).scalar_subquery()
         clause = or_(clause, and_(Customer.status == CustomerStatus.POOL, Customer.pool_id.in_(claimable)))
     return clause
@@ -93,6 +95,23 @@ def _tag_clause(text: str) -> ColumnElement[bool]:
     """Customers carrying a live tag whose name contains ``text``."""
     return exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag_id == Tag.id,
                           Tag.deleted_at.is_(None), Tag.name.contains(text, autoescape=True))
+
+
+def search_basis(text: str) -> str:
+    """What a search text is matched against (the list says so under the box), in Chinese."""
+    folded = re.sub(r"[\s\-]", "", text.strip())
+    try:
+        if pii.normalize_phone(folded):
+            return "手机号（完整号码）"
+    except ValidationFailed:
+        pass
+    if len(folded) == 18 and pii.id_checksum_ok(folded.upper()):
+        return "身份证号"
+    if re.fullmatch(r"\d{4}", folded):
+        return "手机后四位"
+    if re.fullmatch(r"[A-Za-z]+", folded):
+        return "姓名拼音首字母（或姓名中的字母）"
+    return "姓名和标签名"
 
 
 def search_clause(text: str) -> ColumnElement[bool]:
@@ -130,7 +149,7 @@ def filtered(session: Session, viewer: Viewer, flt: CustomerFilter,
     """The list's SELECT (scope and filters, no order or limit). ``extra``: clauses a caller above crm adds
     (analytics' funnel steps, which look at lending's tables)."""
     flt.validate()
-    conditions: list[ColumnElement[bool]] = [scope_clause(viewer, flt.status), *extra]
+    conditions: list[ColumnElement[bool]] = [scope_clause(viewer, flt.status, with_pool=flt.with_pool), *extra]
     if flt.q and flt.q.strip():
         conditions.append(search_clause(flt.q))
     for name in ("stage", "grade", "status", "customer_type", "owner_id"):

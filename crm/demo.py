@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import demo_customers, org_service
+from crm import demo_customers, demo_tags, org_service
 from crm.models import ROLE_LABELS, DepartmentKind, Staff
 
 # username, display name, role, department key, password, wecom userid, mobile, data scope (None: the role's)
@@ -24,7 +24,7 @@ DEMO_STAFF = (
 def seed(session: Session) -> list[str]:
     """Create the demo company and staff; nothing when the staff member 'admin' already exists."""
     if session.scalar(select(Staff.id).where(Staff.username == "admin")) is not None:
-        return demo_customers.seed(session)  # staff seeded before: customers still once
+        return demo_customers.seed(session) + demo_tags.seed(session)  # staff seeded before: customers still once
     company = org_service.create_department(session, "总公司", DepartmentKind.COMPANY, None)
     center = org_service.create_department(session, "华东中心", DepartmentKind.CENTER, company.id)
     branch = org_service.create_department(session, "上海分部", DepartmentKind.BRANCH, center.id)
@@ -39,4 +39,4 @@ def seed(session: Session) -> list[str]:
             region="上海", capacity=200, level=1))
         lines.append(f"  {ROLE_LABELS[role]:<6} {username} / {password}  {name} · {departments[dept].name}"
                      f" · 手机 {staff.mobile_masked}")
-    return lines + demo_customers.seed(session)  # after the staff it assigns customers to
+    return lines + demo_customers.seed(session) + demo_tags.seed(session)  # after the staff it assigns customers to

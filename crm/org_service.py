@@ -24,6 +24,19 @@ from crm.models import DEFAULT_SCOPE, DataScope, Department, DepartmentKind, Rol
 from crm.scope import Viewer
 
 # A child's kind must rank below its parent's: company > center > branch > team.
+# Who may own customers: the staff pickers of allocation, the pool's 分配给, handover successors and channel
+# codes offer these roles only (a risk officer or a collector is never given leads).
+CUSTOMER_OWNER_ROLES = frozenset({Role.SALES, Role.SUPERVISOR})
+
+
+def owner_choices(session: Session, viewer: Viewer | None = None) -> list[Staff]:
+    """Active staff who may own customers (within ``viewer``'s scope when given), by name."""
+    stmt = select(Staff).where(Staff.status == StaffStatus.ACTIVE, Staff.role.in_([str(r) for r in CUSTOMER_OWNER_ROLES]))
+    if viewer is not None:
+        stmt = stmt.where(scope.staff_filter(viewer))
+    return list(session.scalars(stmt.order_by(Staff.display_name, Staff.id)))
+
+
 _KIND_RANK = {DepartmentKind.COMPANY: 0, DepartmentKind.CENTER: 1, DepartmentKind.BRANCH: 2, DepartmentKind.TEAM: 3}
 
 

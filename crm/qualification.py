@@ -182,7 +182,7 @@ def _parse(name: str, raw: Any) -> Any:
             raise ValidationFailed(f"{label}只能是：{'、'.join(labels.values())}（收到「{text[:20]}」）", field=name)
         return code
     if name in AMOUNT_FIELDS:
-        fen = money.yuan_text_to_fen(raw, field=name, label=label)
+        fen = money.parse_yuan_text(raw, field=name, label=label)
         if fen is not None and fen > MAX_AMOUNT:
             raise ValidationFailed(f"{label}不能超过 1 亿元", field=name)
         return fen

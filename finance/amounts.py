@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from core.errors import ValidationFailed
+from core.money import parse_yuan_text
 from finance.exceptions import AmountInvalid
 
 MAX_AMOUNT = 10**13  # fen: 1000 亿元, far beyond any case
@@ -25,21 +27,17 @@ def fen(value: Any, label: str, field: str, *, allow_zero: bool = False) -> int:
 
 def yuan_text(text: str | None, label: str, field: str, *, allow_zero: bool = False,
               required: bool = True) -> int | None:
-    """A yuan amount typed by a person ("1,234.56") in fen; more than two decimals is a fraction of a fen: refused."""
-    raw = (text or "").strip().replace(",", "").replace("，", "")
-    if not raw:
+    """A yuan amount typed by a person ("1,234.56", "20万", "8,000元": core.money.parse_yuan_text, the parser of
+    every console money field) in fen; a fraction of a fen is refused."""
+    try:
+        value = parse_yuan_text(text, label=label, field=field)
+    except ValidationFailed as exc:
+        raise AmountInvalid(exc.message, field=field) from None
+    if value is None:
         if required:
             raise AmountInvalid(f"请填写{label}", field=field)
         return None
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise AmountInvalid(f"{label}格式不正确：{text}", field=field) from None
-    if not value.is_finite():
-        raise AmountInvalid(f"{label}格式不正确：{text}", field=field)
-    if value.as_tuple().exponent < -2 and value != value.quantize(Decimal("0.01")):
-        raise AmountInvalid(f"{label}不能有不足一分的零头：{text}", field=field)
-    return fen(int(value * 100), label, field, allow_zero=allow_zero) if value >= 0 else fen(-1, label, field)
+    return fen(value, label, field, allow_zero=allow_zero)
 
 
 def rate_text(text: str | None, label: str, field: str) -> Decimal:

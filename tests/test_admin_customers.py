@@ -355,3 +355,24 @@ def test_admin_blacklists_and_lifts_it_with_a_reason(session, people):
 def test_customers_nav_entry_is_shown(session, people):
     client, _ = _client(session, people["sales_a"])
     assert 'href="/console/customers"' in client.get("/console/").text
+
+
+def test_the_list_search_says_where_it_looked_and_can_include_the_pool(session):
+    from tests.factories import make_customer as make_one
+    from tests.factories import make_org as org_of
+    from tests.factories import make_staff as staff_of
+    from tests.test_admin_support import console_client as client_of
+    from tests.test_admin_support import log_in as logged
+
+    org = org_of(session)
+    sales = staff_of(session, department=org["team_a"], data_scope="own")
+    make_one(session, owner=sales, name="周建国")
+    make_one(session, name="周晓峰")  # no owner: waiting in the public pool
+    client = client_of()
+    logged(client, session, sales)
+    mine = client.get("/console/customers", params={"q": "zj"}).text
+    assert "周建国" in mine and "周晓峰" not in mine
+    assert "在我的客户（含协作）中按姓名拼音首字母（或姓名中的字母）搜索「zj」，找到 1 位" in mine
+    both = client.get("/console/customers", params={"q": "周", "with_pool": "1"}).text
+    assert "周建国" in both and "周晓峰" in both
+    assert "在我的客户（含协作）和可领取的公海客户中按姓名和标签名搜索「周」，找到 2 位" in both

@@ -37,6 +37,28 @@ def test_start_from_the_customer_page_creates_the_application(session):
         f"/console/lending/applications/{app.id}")
 
 
+def test_the_new_application_page_matches_products_to_the_typed_amount(session):
+    from tests.lending_product_factories import make_product
+
+    w = make_world(session)
+    small = make_product(session, name="小额快贷", min_amount=100_000, max_amount=2_000_000, terms_months=[6, 12])
+    client = console_client()
+    csrf = log_in(client, session, w.sales)
+    page = client.get(f"/console/lending/applications/new?customer_id={w.customer.id}&amount=5万&term_months=12").text
+    eligible, _, excluded = page.partition("不适合的产品")
+    assert w.product.name in eligible and "综合年化 <strong>12.00%</strong>" in eligible
+    assert small.name in excluded and "不在 ¥1,000.00 – ¥20,000.00 之间" in excluded
+    fragment = client.get("/console/lending/applications/new/match", params={
+        "customer_id": w.customer.id, "amount": "8,000元", "term_months": "6"}).text
+    assert fragment.startswith('<div id="product-match">') and "<html" not in fragment
+    assert fragment.index(small.name) < fragment.index("不适合的产品") < fragment.index(w.product.name)
+    response = client.post("/console/lending/applications", data={
+        "csrf_token": csrf, "customer_id": w.customer.id, "product_version_id": w.version_id, "amount": "5万",
+        "term_months": "12"})
+    assert response.status_code == 303
+    assert session.scalar(select(Application)).requested_amount == AMOUNT
+
+
 def test_a_refused_start_shows_the_chinese_reason_and_writes_nothing(session):
     w = make_world(session)
     client = console_client()

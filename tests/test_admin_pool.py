@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from crm import auth_service, customers, pool_service
-from crm.models import AllocationRule, Customer, CustomerStatus, PoolSetting, RecycleRule
+from crm.models import AllocationRule, Customer, CustomerStatus, Pool, PoolSetting, RecycleRule
 from crm.scope import Viewer
 from tests.factories import make_customer, make_org, make_staff
 from tests.test_admin_support import bearer, console_client, log_in
@@ -138,6 +138,16 @@ def test_manager_allocates_selected_customers_to_a_person(session, manager, sale
     assert "已分配 1 位客户" in page
     session.refresh(c)
     assert c.owner_id == sales.id
+
+
+def test_the_staff_pickers_offer_only_the_staff_who_take_customers(session, org, manager, sales):
+    make_customer(session)
+    make_staff(session, role="risk", department=org["branch"], display_name="风控乙")
+    make_staff(session, role="collector", department=org["branch"], display_name="催收丙")
+    client, _ = client_for(session, manager)
+    pool_id = session.scalar(select(Pool.id))
+    for page in (client.get(f"/console/pool?pool_id={pool_id}").text, client.get("/console/pool/allocation").text):
+        assert "销售甲" in page and "风控乙" not in page and "催收丙" not in page
 
 
 # --- JSON API --------------------------------------------------------------------------------------

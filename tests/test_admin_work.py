@@ -281,3 +281,48 @@ def test_a_task_picks_its_customer_by_the_phones_last_four_digits(session):
     assert session.scalar(select(WorkTask.customer_id).where(WorkTask.title == "回电")) == c.id
     refused = client.post("/console/work/tasks", data={"csrf_token": csrf, "title": "再回电", "customer_q": "0000"})
     assert refused.status_code == 422 and "没有找到客户" in refused.text
+
+
+def test_the_360_books_a_visit_at_the_salespersons_branch_and_shows_a_refusal_on_the_360(session):
+    clock.freeze(NOW)
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales)
+    client = console_client()
+    csrf = log_in(client, session, sales)
+    page = client.get(f"/console/customers/{c.id}").text
+    assert f'action="/console/work/customers/{c.id}/visits"' in page and "预约上门" in page
+    assert f'<option value="{org["branch"].id}" selected>' in page
+    form = {"csrf_token": csrf, "scheduled_at": "2026-03-11T15:00", "department_id": str(org["branch"].id),
+            "next": f"/console/customers/{c.id}"}
+    response = client.post(f"/console/work/customers/{c.id}/visits", data=form)
+    assert response.status_code == 303 and response.headers["location"] == f"/console/customers/{c.id}?done=visit"
+    form["scheduled_at"] = "2026-03-11T15:30"
+    again = client.post(f"/console/work/customers/{c.id}/visits", data=form)
+    assert again.status_code == 409 and "已有预约" in again.text and "客户 360" in again.text
+    assert count(session, Visit) == 1
+
+
+def test_the_360_tag_editor_adds_and_takes_off_tags(session):
+    from crm import tags
+    from tests.work_support import viewer as as_viewer
+
+    org = make_org(session)
+    manager = make_staff(session, role="manager", department=org["company"], data_scope="all")
+    sales = make_staff(session, department=org["team_a"])
+    other = make_staff(session, department=org["team_a"])
+    c = make_customer(session, owner=sales)
+    group = tags.create_group(session, as_viewer(manager), "意向程度")
+    high, low = (tags.create_tag(session, as_viewer(manager), group.id, n) for n in ("高意向", "低意向"))
+    tags.tag_customer(session, as_viewer(manager), c.id, [low.id])
+    client = console_client()
+    csrf = log_in(client, session, sales)
+    assert "编辑标签" in client.get(f"/console/customers/{c.id}").text
+    response = client.post(f"/console/customers/{c.id}/tags", data={"csrf_token": csrf, "tag_ids": [str(high.id)]})
+    assert response.status_code == 303
+    session.expire_all()
+    assert [t.name for t in tags.tags_of(session, c.id)] == ["高意向"]
+    stranger = console_client()
+    csrf = log_in(stranger, session, other)
+    assert stranger.post(f"/console/customers/{c.id}/tags", data={"csrf_token": csrf}).status_code == 404
+    assert [t.name for t in tags.tags_of(session, c.id)] == ["高意向"]

@@ -57,7 +57,7 @@ def test_manager_creates_edits_and_deletes_a_code(committed, wecom_server):
     [code] = codes(committed)
     assert code.config_id and code.daily_cap == 30 and code.welcome_text == "欢迎咨询"
     page = client.get(base)
-    assert "地推-徐汇" in page.text and code.qr_code in page.text and f'value="{csrf}"' in page.text
+    assert "地推-徐汇" in page.text and f"{PAGE}/{code.id}/qr.png" in page.text and f'value="{csrf}"' in page.text
     assert "/console/static/console.css" in page.text
     edit = client.get(f"{base}/{code.id}")
     assert edit.status_code == 200 and "dt_xh" in edit.text
@@ -78,3 +78,31 @@ def test_bad_input_comes_back_as_a_chinese_error(committed, wecom_server):
                                                                "state": "有中文", "staff_ids": str(staff_id)})
     assert response.status_code == 303 and "error=" in response.headers["location"]
     assert codes(committed) == []
+
+
+def test_a_code_shows_its_qr_drawn_here_and_downloads_it_and_a_poster_with_the_staff_name(committed, wecom_server):
+    import segno
+
+    from bot import channel_qr
+
+    client, csrf, _ = login(committed, "manager", "m9")
+    with committed() as s:
+        sales = make_staff(s, role="sales", wecom_userid="s9", display_name="王小明")
+        s.commit()
+        sales_id = sales.id
+    base = wecom_server.base_url + PAGE
+    made = client.post(base, data={"csrf_token": csrf, "name": "门店海报", "channel": "门店", "campaign": "徐汇门店",
+                            "state": "md_xh", "staff_ids": str(sales_id)})
+    assert "error" not in made.headers["location"], made.headers["location"]
+    [code] = codes(committed)
+    edit = client.get(f"{base}/{code.id}").text
+    assert f'<img src="{PAGE}/{code.id}/qr.png"' in edit and "王小明" in edit and ">s9<" not in edit
+    image = client.get(f"{base}/{code.id}/qr.png?download=true")
+    assert image.headers["content-type"] == "image/png" and "attachment" in image.headers["content-disposition"]
+    assert image.content == channel_qr.png(code.qr_code) != channel_qr.png(code.qr_code + "x")
+    assert segno.make(code.qr_code, error="m").designator  # the link is what the image encodes
+    poster = client.get(f"{base}/{code.id}/poster.svg")
+    assert poster.headers["content-type"].startswith("image/svg+xml")
+    assert "您的专属顾问 王小明" in poster.text and "徐汇门店" in poster.text
+    assert "A&amp;B&lt;" in channel_qr.poster_svg("https://x", title="A&B<", staff_line="y")
+    assert httpx.get(f"{base}/{code.id}/qr.png").status_code == 303  # anonymous: to the login page

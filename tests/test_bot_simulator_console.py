@@ -89,3 +89,25 @@ def test_nav_shows_the_simulator_to_managers_only_while_simulated(monkeypatch):
     finally:
         monkeypatch.undo()
         reset_settings_cache()
+
+
+def test_the_page_reads_as_a_chat_transcript_in_chinese_with_a_channel_code_picker(committed, wecom_server, task_runner):
+    from bot.models_channel import ChannelCode
+    from core import clock
+
+    client, csrf = login(committed, "admin", "liuliu")
+    with committed() as s:
+        now = clock.now()
+        s.add(ChannelCode(name="地推-徐汇", state="dt_xh", channel="地推", code_type=1, staff_ids=[], backup_staff_ids=[],
+                          active_userids=["liuliu"], tag_ids=[], skip_verify=True, config_id="cfg-x", active=True,
+                          created_at=now, updated_at=now))
+        s.commit()
+    page = client.get(wecom_server.base_url + PAGE).text
+    assert '<option value="dt_xh">地推-徐汇（地推）</option>' in page and 'name="state" maxlength' not in page
+    client.post(wecom_server.base_url + PAGE + "/event",
+                data={"csrf_token": csrf, "event": "text", "user_id": "liuliu", "content": "帮助"})
+    task_runner.drain()  # the callback's processing, whose reply leaves as an app message
+    page = client.get(wecom_server.base_url + PAGE).text
+    assert "admin员工 → 应用" in page and '<span class="sim-text">帮助</span>' in page
+    assert "应用 → admin员工" in page
+    assert "\\u" not in page  # request bodies show Chinese, not escapes

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 
+from core import money
 from core.errors import ValidationFailed
 from core.money import Rounding, fen_to_yuan, format_yuan, parse_rate, quantize, yuan_to_fen
 
@@ -41,3 +42,21 @@ def test_rounding_modes_differ_on_ties():
 def test_rates_parse_as_fractions_or_percent():
     assert parse_rate("0.12") == Decimal("0.12")
     assert parse_rate("12%") == Decimal("0.12")
+
+
+@pytest.mark.parametrize(("text", "fen"), [
+    ("120000", 12_000_000), ("1,200,000元", 120_000_000), ("20万", 20_000_000), ("3.5万元", 3_500_000),
+    ("¥8,000", 800_000), ("１２００００", 12_000_000), ("0.01", 1), (" ", None), (None, None),
+])
+def test_typed_amounts_read_as_the_importer_reads_them(text, fen):
+    assert money.parse_yuan_text(text) == fen
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("12.345", "申请金额最多保留两位小数"), ("-5", "申请金额不能为负数"), ("abc", "申请金额格式不正确"),
+    ("1e5", "格式不正确"), ("2000000000万", "超出范围"), (1.5, "格式不正确"),
+])
+def test_bad_typed_amounts_are_refused_naming_the_field(text, message):
+    with pytest.raises(ValidationFailed) as refused:
+        money.parse_yuan_text(text, label="申请金额", field="amount")
+    assert message in refused.value.message and refused.value.details.get("field") == "amount"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin import nav
-from admin.console.customers import _detail_page, _then
+from admin.console.customers import detail_page, _then
 from admin.deps import ConsoleUser, CsrfChecked, FormFields, attempt, require_roles
 from core.web import SessionDep
 from crm import custom_fields, customers, qualification
@@ -36,7 +36,7 @@ def save_qualification(request: Request, session: SessionDep, user: Reader, cust
             changes[name] = value
     _, error = attempt(session, lambda: qualification.update(session, user.viewer, customer_id, changes))
     if error:  # the form again with what was typed, the bad field marked
-        return _detail_page(request, session, user, customer_id, error=error, status_code=error.status,
+        return detail_page(request, session, user, customer_id, error=error, status_code=error.status,
                             posted_qualification={k: str(v) for k, v in changes.items()})
     return _then(request, session, user, customer_id, None, "qualification")
 
@@ -46,7 +46,7 @@ def reveal_qualification(request: Request, session: SessionDep, user: Reader, cu
                          reason: Annotated[str, Form()] = "") -> Response:
     shown, error = attempt(session, lambda: qualification.reveal(session, user.viewer, customer_id,
                                                                  reason.strip() or "控制台查看资质"))
-    return _detail_page(request, session, user, customer_id, error=error, revealed_qualification=shown,
+    return detail_page(request, session, user, customer_id, error=error, revealed_qualification=shown,
                         status_code=error.status if error else 200)
 
 
@@ -75,6 +75,6 @@ def save_fields(request: Request, session: SessionDep, user: Reader, customer_id
 @router.post("/{customer_id}/fields/{key}/reveal", dependencies=[CsrfChecked])
 def reveal_field(request: Request, session: SessionDep, user: Reader, customer_id: int, key: str) -> Response:
     value, error = attempt(session, lambda: custom_fields.reveal_value(session, user.viewer, customer_id, key))
-    return _detail_page(request, session, user, customer_id, error=error,
+    return detail_page(request, session, user, customer_id, error=error,
                         revealed_field=(key, value) if value is not None else None,
                         status_code=error.status if error else 200)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from admin import nav
+from admin import nav, visit_form
 from admin.customer_flows import intake_by_staff
 from admin.deps import ConsoleUser, CsrfChecked, FormFields, attempt, parse_int, render, require_roles, templates
 from admin.pagination import counted, page_number
@@ -80,7 +80,8 @@ NOTICES = {
     "created": "客户已创建", "merged": "该客户已存在，本次录入已合并到原客户", "profile": "资料已保存",
     "qualification": "资质已保存", "fields": "自定义字段已保存", "grade": "等级已更新", "stage": "阶段已更新",
     "blacklisted": "已列入黑名单", "unblacklisted": "已移出黑名单，客户回到公海",
-    "claimed": "已领取，客户归您跟进", "released": "已释放到公海",
+    "claimed": "已领取，客户归您跟进", "released": "已释放到公海", "tags": "标签已保存", "visit": "预约已创建",
+    "followup": "跟进已记录",
 }
 
 templates.env.filters.update(
@@ -104,7 +105,8 @@ def _date(value: str, label: str, field: str) -> date | None:
 FILTER_KEYS = ("q", "stage", "grade", "status", "region", "customer_type", "source", "owner_id", "department_id",
                "created_from", "created_to", "next_followup_from", "next_followup_to", "sort",
                "funnel",  # funnel: a dashboard step (analytics.funnel), from the home page's drill-down links
-               "cf_field", "cf_cmp", "cf_value")  # one qualification or custom-field filter (crm.segment_profile)
+               "cf_field", "cf_cmp", "cf_value",  # one qualification or custom-field filter (crm.segment_profile)
+               "with_pool")  # the search also looks in the pools the viewer may claim from
 
 
 def _filter(params: dict[str, str]) -> customer_queries.CustomerFilter:
@@ -117,7 +119,7 @@ def _filter(params: dict[str, str]) -> customer_queries.CustomerFilter:
         created_to=_date(params["created_to"], "录入结束日期", "created_to"),
         next_followup_from=_date(params["next_followup_from"], "跟进开始日期", "next_followup_from"),
         next_followup_to=_date(params["next_followup_to"], "跟进结束日期", "next_followup_to"),
-        sort=params["sort"] or customer_queries.DEFAULT_SORT)
+        sort=params["sort"] or customer_queries.DEFAULT_SORT, with_pool=params["with_pool"] == "1")
 
 
 def _profile_clause(session: Session, params: dict[str, str]) -> tuple[Any, ...]:
@@ -154,6 +156,27 @@ def _labels(name: str) -> dict[str, str]:
     return getattr(crm.models, name, {})
 
 
+SCOPE_WORDS = {"all": "全部客户", "department": "本部门的客户", "own": "我的客户（含协作）"}
+
+
+def _searched(user: ConsoleUser, params: dict[str, str], total: int) -> str | None:
+    """Where a search looked and by what, in one sentence under the box (none without a search text)."""
+    q = params["q"].strip()
+    if not q:
+        return None
+    where = SCOPE_WORDS.get(user.viewer.scope, "可见的客户")
+    if params["status"] == CustomerStatus.POOL:
+        where = "可领取的公海客户" if user.viewer.scope != "all" else "公海客户"
+    elif params["with_pool"] == "1" and user.viewer.scope != "all":
+        where += "和可领取的公海客户"
+    elif params["status"]:
+        where += f"中状态为「{STATUS_LABELS.get(params['status'], params['status'])}」的"
+    basis = customer_queries.search_basis(q)
+    return f"在{where}中按{basis}搜索「{q[:40]}」，找到 {total} 位" + (
+        "；勾选「含公海」可一并搜索可领取的公海客户" if params["with_pool"] != "1" and not params["status"]
+        and user.viewer.scope != "all" else "")
+
+
 @router.get("")
 def customer_list(request: Request, session: SessionDep, user: Reader) -> Response:
     params = {k: request.query_params.get(k, "") for k in FILTER_KEYS}
@@ -169,7 +192,7 @@ def customer_list(request: Request, session: SessionDep, user: Reader) -> Respon
         error = exc
     columns = [f for f in custom_fields.definitions(session) if f.show_in_list]
     return render(request, "customers/list.html", {
-        "rows": rows, "filters": params, "error": error,
+        "rows": rows, "filters": params, "error": error, "searched": _searched(user, params, total),
         "page": counted(number, total, "/console/customers", params, 20),
         "can_manage": user.viewer.role in nav.CUSTOMER_MANAGERS,
         "notice": request.query_params.get("done") and NOTICES.get(request.query_params["done"]),
@@ -334,7 +357,7 @@ def _extras(session: Session, user: ConsoleUser, customer: Customer) -> dict[str
     }
 
 
-def _detail_page(request: Request, session: Session, user: ConsoleUser, customer_id: int, *,
+def detail_page(request: Request, session: Session, user: ConsoleUser, customer_id: int, *,
                  error: AppError | None = None, revealed_phone: str | None = None,
                  notice: str | None = None, status_code: int = 200,
                  revealed_qualification: dict[str, str] | None = None,
@@ -372,6 +395,7 @@ def _detail_page(request: Request, session: Session, user: ConsoleUser, customer
         "custom_values": custom_values, "revealed_field": revealed_field,
         "posted": posted_qualification,
         "error_fields": (error.details.get("errors") or {}) if error else {},
+        "tag_groups": tags.list_groups(session), **visit_form.context(session, user.viewer, customer),
     }, status_code=status_code)
 
 
@@ -381,7 +405,7 @@ def customers_amount_text(fen: int | None) -> str:
 
 @router.get("/{customer_id}")
 def customer_detail(request: Request, session: SessionDep, user: Reader, customer_id: int) -> Response:
-    return _detail_page(request, session, user, customer_id)
+    return detail_page(request, session, user, customer_id)
 
 
 class ProfileForm(BaseModel):
@@ -416,8 +440,27 @@ class ProfileForm(BaseModel):
 def _then(request: Request, session: Session, user: ConsoleUser, customer_id: int, error: AppError | None,
           done: str) -> Response:
     if error:
-        return _detail_page(request, session, user, customer_id, error=error, status_code=error.status)
+        return detail_page(request, session, user, customer_id, error=error, status_code=error.status)
     return RedirectResponse(f"/console/customers/{customer_id}?done={done}", status_code=303)
+
+
+@router.post("/{customer_id}/tags", dependencies=[CsrfChecked])
+async def set_tags(request: Request, session: SessionDep, user: Reader, customer_id: int) -> Response:
+    """The 360's tag editor: the ticked tags become the customer's tags (added and taken off through crm.tags,
+    so WeCom follows and the audit log records who changed what)."""
+    form = await request.form()
+    wanted = {t for t in (parse_int(str(v)) for v in form.getlist("tag_ids")) if t is not None}
+
+    def run() -> None:
+        customers.get_customer(session, user.viewer, customer_id)  # in the viewer's scope, or 404
+        have = {t.id for t in tags.tags_of(session, customer_id)}
+        if wanted - have:
+            tags.tag_customer(session, user.viewer, customer_id, sorted(wanted - have))
+        if have - wanted:
+            tags.untag_customer(session, user.viewer, customer_id, sorted(have - wanted))
+
+    _, error = attempt(session, run)
+    return _then(request, session, user, customer_id, error, "tags")
 
 
 @router.post("/{customer_id}/profile", dependencies=[CsrfChecked])
@@ -464,7 +507,7 @@ def reveal_phone(request: Request, session: SessionDep, user: Reader, customer_i
     """Show the full number once, on this response only (not cached); the reveal is audit-logged."""
     phone, error = attempt(session, lambda: customers.reveal_phone(session, user.viewer, customer_id,
                                                                    reason.strip() or "控制台查看"))
-    return _detail_page(request, session, user, customer_id, error=error, revealed_phone=phone,
+    return detail_page(request, session, user, customer_id, error=error, revealed_phone=phone,
                         status_code=error.status if error else 200)
 
 

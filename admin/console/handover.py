@@ -35,7 +35,6 @@ from crm.models import (
     CustomerStatus,
     Pool,
     Staff,
-    StaffStatus,
 )
 from crm.scope import Viewer
 
@@ -52,8 +51,7 @@ LABELS = {
 
 
 def _successor_choices(session: Session, viewer: Viewer, exclude: int) -> list[Staff]:
-    rows, _ = org_service.list_staff(session, viewer, status=StaffStatus.ACTIVE, limit=500)
-    return [s for s in rows if s.id != exclude]
+    return [s for s in org_service.owner_choices(session, viewer) if s.id != exclude]  # who may own customers
 
 
 def _pool_choices(session: Session, viewer: Viewer) -> list[Pool]:

@@ -24,7 +24,7 @@ from core.web import SessionDep
 from crm import customers
 from crm.models import ROLE_LABELS, STAGE_LABELS, Customer, Staff
 from crm.scope import staff_filter
-from lending import applications, approval, contracts, disbursement, products
+from lending import applications, approval, contracts, disbursement, matching, products
 from lending.models import (
     APPLICATION_STATUS_LABELS,
     CONTRACT_STATUS_LABELS,
@@ -86,14 +86,30 @@ def pipeline(request: Request, session: SessionDep, user: CurrentUser) -> Respon
 # --- start an application -------------------------------------------------------------------------------
 
 
+def _matching(session: SessionDep, customer: Customer, amount: str, term: str) -> dict[str, Any]:
+    """Product matching for the typed (or the customer's recorded) amount and term: eligible products first,
+    cheapest annualised cost first, each other product with the reasons it does not fit."""
+    try:
+        fen = yuan_text_to_fen(amount, "amount", "申请金额") if amount.strip() else None
+        months = parse_int(term) if term.strip() else None
+        demand = matching.demand_of(customer, amount=fen, term_months=months)
+        result = matching.match_products(session, demand, matching.profile_of(customer))
+    except ValidationFailed as exc:  # no amount or term yet: the products on offer, to choose an amount from
+        offers = [(p, v) for p, v in products.list_products(session, active_only=True) if v is not None]
+        return {"match": None, "match_note": exc.message, "offers": offers}
+    return {"match": result, "match_note": None, "offers": []}
+
+
 def _new_page(request: Request, session: SessionDep, user: ConsoleUser, customer_id: int, *,
               error: AppError | None = None, form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     customer = customers.get_customer(session, user.viewer, customer_id)
-    offers = [(p, v) for p, v in products.list_products(session, active_only=True) if v is not None]
+    form = form or {
+        "amount": request.query_params.get("amount") or (
+            str(money.fen_to_yuan(customer.demand_amount)) if customer.demand_amount else ""),
+        "term_months": request.query_params.get("term_months") or str(customer.demand_term_months or "")}
     return render(request, "lending/application_new.html", {
-        "c": customer, "offers": offers, "error": error, "form": form or {
-            "amount": str(money.fen_to_yuan(customer.demand_amount)) if customer.demand_amount else "",
-            "term_months": str(customer.demand_term_months or "")},
+        "c": customer, "error": error, "form": form,
+        **_matching(session, customer, form.get("amount", ""), form.get("term_months", "")),
     }, status_code=status_code)
 
 
@@ -103,6 +119,15 @@ def new_application(request: Request, session: SessionDep, user: CurrentUser) ->
     if customer_id is None:
         raise ValidationFailed("请从客户页面发起申请（缺少客户）", field="customer_id")
     return _new_page(request, session, user, customer_id)
+
+
+@router.get("/applications/new/match")
+def new_application_match(request: Request, session: SessionDep, user: CurrentUser, customer_id: int,
+                          amount: str = "", term_months: str = "", product_version_id: str = "") -> Response:
+    """An htmx fragment: the product matching again as the amount or term is typed."""
+    customer = customers.get_customer(session, user.viewer, customer_id)
+    return render(request, "lending/_product_match.html", {
+        "form": {"product_version_id": product_version_id}, **_matching(session, customer, amount, term_months)})
 
 
 @router.post("/applications", dependencies=[CsrfChecked])

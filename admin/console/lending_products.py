@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Request
@@ -21,7 +21,7 @@ from starlette.responses import Response
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
 from core import clock
 from core.errors import AppError, ValidationFailed
-from core.money import fen_to_yuan, format_yuan, parse_rate, yuan_to_fen
+from core.money import fen_to_yuan, format_yuan, parse_rate, parse_yuan_text
 from core.web import SessionDep
 from crm.models import CUSTOMER_TYPE_LABELS, Role
 from lending import products
@@ -74,18 +74,10 @@ def form_text(form: FormLike, key: str) -> str:
 
 
 def _yuan(form: FormLike, key: str, label: str, *, required: bool = True) -> int | None:
-    text = form_text(form, key).replace(",", "").replace("，", "")
-    if not text:
-        if required:
-            raise ValidationFailed(f"请填写{label}", field=key)
-        return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValidationFailed(f"{label}格式不正确：{text}", field=key) from None
-    if not value.is_finite() or value < 0 or value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise ValidationFailed(f"{label}须是最多两位小数的金额（元）：{text}", field=key)
-    return yuan_to_fen(value)
+    fen = parse_yuan_text(form_text(form, key), label=label, field=key)  # "20万" as the importer reads it
+    if fen is None and required:
+        raise ValidationFailed(f"请填写{label}", field=key)
+    return fen
 
 
 def _percent(form: FormLike, key: str, label: str) -> Decimal:

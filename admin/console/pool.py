@@ -16,7 +16,7 @@ from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int
 from admin.pagination import counted, page_number
 from core.errors import ValidationFailed
 from core.web import SessionDep
-from crm import allocation, pool_service, scope
+from crm import allocation, org_service, pool_service, scope
 from crm.models import (
     ALLOCATION_MODE_LABELS,
     CUSTOMER_TYPE_LABELS,
@@ -24,9 +24,7 @@ from crm.models import (
     Department,
     Grade,
     Role,
-    Staff,
     StaffSkill,
-    StaffStatus,
 )
 
 router = APIRouter(prefix="/console/pool", include_in_schema=False)
@@ -63,8 +61,7 @@ def _pool_page(request: Request, session: SessionDep, user: ConsoleUser, *, erro
         rows, total = pool_service.pool_customers(session, viewer, pool_id, filters, limit=20, offset=(number - 1) * 20)
         page = counted(number, total, "/console/pool", params)
     is_manager = viewer.role in POOL_MANAGERS
-    staff = (list(session.scalars(select(Staff).where(scope.staff_filter(viewer), Staff.status == StaffStatus.ACTIVE)
-                                  .order_by(Staff.display_name))) if is_manager else [])
+    staff = org_service.owner_choices(session, viewer) if is_manager else []  # 分配给: salespeople only
     return render(request, "pool/index.html", {
         "pools": pools, "current": current, "rows": rows, "page": page, "filters": filters, "setting": setting,
         "type_labels": CUSTOMER_TYPE_LABELS, "stage_labels": STAGE_LABELS,
@@ -243,8 +240,7 @@ def save_recycle_rule(request: Request, session: SessionDep, user: Manager, rule
 def _allocation_page(request: Request, session: SessionDep, user: ConsoleUser, *, error: Any = None,
                      status_code: int = 200) -> Response:
     viewer = user.viewer
-    staff = list(session.scalars(select(Staff).where(scope.staff_filter(viewer), Staff.status == StaffStatus.ACTIVE)
-                                 .order_by(Staff.display_name)))
+    staff = org_service.owner_choices(session, viewer)  # rule members: the staff who may be given leads
     skills: dict[int, set[str]] = {}
     for sid, ctype in session.execute(select(StaffSkill.staff_id, StaffSkill.customer_type)
                                       .where(StaffSkill.staff_id.in_([s.id for s in staff]))):

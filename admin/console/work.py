@@ -17,12 +17,12 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from starlette.responses import Response
 
-from admin import nav
+from admin import nav, visit_form
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, require_roles
 from core import clock
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
-from crm import automation, customers, followups, org_service, visits
+from crm import automation, customers, followups, visits
 from crm.models import (
     FOLLOWUP_KIND_LABELS,
     FOLLOWUP_OUTCOMES,
@@ -81,20 +81,6 @@ def _safe_next(raw: str, default: str) -> str:
 def _labels() -> dict[str, Any]:
     return {"kind_labels": FOLLOWUP_KIND_LABELS, "outcomes": FOLLOWUP_OUTCOMES, "visit_status": VISIT_STATUS_LABELS,
             "task_status": TASK_STATUS_LABELS, "stage_labels": STAGE_LABELS}
-
-
-def _branches(session: SessionDep) -> list[Department]:
-    return list(session.scalars(select(Department).order_by(Department.path)))
-
-
-def _default_branch_id(session: SessionDep, user: ConsoleUser, customer: Any) -> int | None:
-    """A visit is received by the salesperson's branch: the customer's owner's, else the booker's."""
-    department_id = user.viewer.department_id
-    if customer.owner_id:
-        owner = session.get(Staff, customer.owner_id)
-        department_id = owner.department_id if owner else department_id
-    branch = org_service.branch_of(session, department_id) or org_service.branch_of(session, user.viewer.department_id)
-    return branch.id if branch else department_id
 
 
 # --- my day --------------------------------------------------------------------------------------
@@ -160,6 +146,16 @@ def close_task(request: Request, session: SessionDep, user: CurrentUser, task_id
 # --- a customer's work -----------------------------------------------------------------------------
 
 
+def _refused(request: Request, session: SessionDep, user: ConsoleUser, customer_id: int, error: AppError,
+             next_url: str) -> Response:
+    """A refused form is shown again on the page it came from: the Customer 360 or the customer's work page."""
+    if _safe_next(next_url, "").startswith(f"/console/customers/{customer_id}"):
+        from admin.console.customers import detail_page  # the 360 embeds these forms
+
+        return detail_page(request, session, user, customer_id, error=error, status_code=error.status)
+    return _customer_page(request, session, user, customer_id, error=error, status_code=error.status)
+
+
 def _customer_page(request: Request, session: SessionDep, user: ConsoleUser, customer_id: int, *,
                    error: AppError | None = None, status_code: int = 200) -> Response:
     customer = customers.get_customer(session, user.viewer, customer_id)
@@ -171,8 +167,7 @@ def _customer_page(request: Request, session: SessionDep, user: ConsoleUser, cus
     return render(request, "work/customer.html", {
         "c": customer, "customer": customer, "customer_id": customer.id, "followups": history, "names": names,
         "collaborators": followups.list_collaborators(session, user.viewer, customer.id),
-        "staff_choices": staff_choices, "branches": _branches(session), "error": error,
-        "default_branch_id": _default_branch_id(session, user, customer),
+        "staff_choices": staff_choices, "error": error, **visit_form.context(session, user.viewer, customer),
         "notice": NOTICES.get(request.query_params.get("done", "")), **_labels(),
     }, status_code=status_code)
 
@@ -194,7 +189,7 @@ def log_followup(request: Request, session: SessionDep, user: CurrentUser, custo
 
     _, error = attempt(session, run)
     if error:
-        return _customer_page(request, session, user, customer_id, error=error, status_code=error.status)
+        return _refused(request, session, user, customer_id, error, next)
     target = _safe_next(next, f"/console/work/customers/{customer_id}")
     return RedirectResponse(f"{target}{'&' if '?' in target else '?'}done=followup", status_code=303)
 
@@ -221,7 +216,7 @@ def remove_collaborator(request: Request, session: SessionDep, user: CurrentUser
 @router.post("/customers/{customer_id}/visits", dependencies=[CsrfChecked])
 def schedule_visit(request: Request, session: SessionDep, user: CurrentUser, customer_id: int,
                    scheduled_at: Annotated[str, Form()] = "", department_id: Annotated[str, Form()] = "",
-                   note: Annotated[str, Form()] = "") -> Response:
+                   note: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
     def run() -> object:
         at = parse_local(scheduled_at, "预约时间", "scheduled_at", required=True)
         return visits.schedule_visit(session, customer_id, at, department_id=parse_int(department_id) or 0,
@@ -229,8 +224,9 @@ def schedule_visit(request: Request, session: SessionDep, user: CurrentUser, cus
 
     _, error = attempt(session, run)
     if error:
-        return _customer_page(request, session, user, customer_id, error=error, status_code=error.status)
-    return RedirectResponse(f"/console/work/customers/{customer_id}?done=visit", status_code=303)
+        return _refused(request, session, user, customer_id, error, next)
+    target = _safe_next(next, f"/console/work/customers/{customer_id}")
+    return RedirectResponse(f"{target}{'&' if '?' in target else '?'}done=visit", status_code=303)
 
 
 # --- visits --------------------------------------------------------------------------------------

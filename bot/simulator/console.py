@@ -8,6 +8,7 @@ Logged-in admins and managers only (the console's session cookie, resolved throu
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from bot import config
 from bot.console_pages import SECURITY_HEADERS, Denied, denied_response, staff_user
 from bot.models import WecomInbox
+from bot.models_channel import ChannelCode
 from bot.simulator.driver import Driver, DriverResult
 from bot.simulator.state import STATE
 from core import audit, clock, console_shell
@@ -38,6 +40,7 @@ PAGE = config.SIMULATOR_PREFIX + "/console"
 _env = Environment(loader=FileSystemLoader([Path(__file__).parent / "templates", Path(__file__).parent.parent / "templates",
                                             console_shell.TEMPLATE_DIR]),
                    autoescape=True)
+_env.filters["readable"] = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)  # Chinese as Chinese
 _env.filters["localtime"] = lambda v: clock.ensure_aware(v).astimezone(clock.BUSINESS_TZ).strftime(
     "%m-%d %H:%M:%S") if v else "—"
 
@@ -73,19 +76,49 @@ def _page(request: Request, user: dict[str, Any], notice: str = "", error: str =
                                 .where(Staff.wecom_userid.is_not(None), Staff.status == StaffStatus.ACTIVE)
                                 .order_by(Staff.display_name)).all()
         inbox = session.scalars(select(WecomInbox).order_by(WecomInbox.id.desc()).limit(30)).all()
+        names = {u: n for n, u in staff}
+        codes = session.execute(select(ChannelCode.name, ChannelCode.state, ChannelCode.channel).where(
+            ChannelCode.deleted_at.is_(None)).order_by(ChannelCode.id.desc()).limit(100)).all()
         inbox_rows = [{"id": r.id, "kind": r.kind, "status": r.status, "summary": r.summary, "error": r.error,
                        "received_at": r.received_at} for r in inbox]
     with STATE.lock:
+        transcript = _transcript(names)
         log = list(reversed(STATE.requests[-40:]))
-        contacts = [{"external_userid": ext, "name": c["name"], "follow": ", ".join(c["follow"])}
+        contacts = [{"external_userid": ext, "name": c["name"], "follow": "、".join(names.get(u, u) for u in c["follow"])}
                     for ext, c in list(STATE.contacts.items())[-20:]]
         chats = [{"chat_id": c["chat_id"], "name": c["name"], "owner": c["owner"], "members": len(c["member_list"])}
                  for c in list(STATE.chats.values())[-10:]]
         sim_now, offset = STATE.now(), STATE.offset
     html = _env.get_template("simulator_console.html").render(
         me=user, csrf_token=user["csrf"], events=EVENTS, staff=staff, inbox=inbox_rows, log=log, contacts=contacts,
+        transcript=transcript, codes=codes,
         chats=chats, sim_hours=round(offset / 3600, 2), sim_now=datetime.fromtimestamp(sim_now, UTC), notice=notice, error=error, page=PAGE)
     return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+
+def _text_of(content: Any) -> str:
+    """The readable text of a WeCom message body (text, markdown, a card's title and description)."""
+    if isinstance(content, dict):
+        parts = [str(content.get(k)) for k in ("content", "title", "description") if content.get(k)]
+        return "\n".join(parts) or json.dumps(content, ensure_ascii=False)
+    return str(content)
+
+
+def _transcript(names: dict[str, str]) -> list[dict[str, Any]]:
+    """The conversation the simulator saw, oldest first (call under STATE.lock): what salespeople typed to the
+    app, the app's replies and notices, and the welcome messages sent to customers in a salesperson's name."""
+    rows = [{"at": t["at"], "who": names.get(t["userid"], t["userid"]), "to": "应用", "text": t["text"],
+             "side": "staff"} for t in STATE.typed[-40:]]
+    rows += [{"at": m["at"], "who": "应用", "to": "、".join(names.get(u, u) for u in m["touser"]),
+              "text": _text_of(m["content"]), "side": "app"} for m in STATE.app_messages[-40:]]
+    for r in STATE.requests[-200:]:
+        if r.get("path", "").endswith("send_welcome_msg") and isinstance(r.get("body"), dict):
+            rows.append({"at": r.get("at", 0), "who": "欢迎语", "to": "客户", "side": "app",
+                         "text": _text_of(r["body"].get("text") or {})})
+    rows.sort(key=lambda row: row["at"])
+    for row in rows:
+        row["at"] = datetime.fromtimestamp(row["at"], UTC)
+    return rows[-40:]
 
 
 @router.get("/console")
@@ -125,6 +158,9 @@ def _run(driver: Driver, event: str, form: dict[str, str]) -> str:
     elif event == "staff_left":
         result = driver.staff_left(uid)
     elif event == "text":
+        with STATE.lock:
+            STATE.typed.append({"at": STATE.now(), "userid": uid, "text": form.get("content", "")})
+            del STATE.typed[:-100]
         result = driver.text_message(uid, form.get("content", ""))
     elif event == "advance":
         hours = float(form.get("hours") or 0)

@@ -106,6 +106,7 @@ class SimState:
             self.messages: dict[str, dict[str, Any]] = {}  # mass messages by msgid
             self.monthly_received: dict[tuple[str, str], int] = {}  # (external_userid, "YYYY-MM") -> count
             self.app_messages: list[dict[str, Any]] = []
+            self.typed: list[dict[str, Any]] = []  # what the console's driver typed as a salesperson (transcript)
             self.webhook_messages: list[dict[str, Any]] = []
             self.used_js_codes: set[str] = set()
             self.jsapi_tickets: dict[str, float] = {}  # agent jsapi ticket -> expires at

@@ -12,9 +12,9 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from core import pii
+from core import money, pii
 from core.errors import ValidationFailed
 from crm.customers import MAX_DEMAND_AMOUNT
 from crm.importer.headers import HeaderMap
@@ -116,23 +116,20 @@ def parse_amount(value: object, *, in_wan: bool) -> int | None:
     wan = in_wan
     if isinstance(value, int):
         amount = Decimal(value)
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValidationFailed("贷款金额格式不正确", field="amount")
+        amount = value
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationFailed("贷款金额格式不正确", field="amount")
         amount = Decimal(repr(value))
-    else:
-        text = unicodedata.normalize("NFKC", str(value)).strip()
-        text = re.sub(r"[\s,¥￥]", "", text)
-        if text.endswith("万元") or text.endswith("万"):
-            text, wan = text.rstrip("元").rstrip("万"), True
-        elif text.endswith("元"):
-            text = text[:-1]
-        try:
-            amount = Decimal(text)
-        except InvalidOperation:
-            raise ValidationFailed(f"贷款金额格式不正确：{str(value)[:20]}", field="amount") from None
-        if not amount.is_finite():
-            raise ValidationFailed(f"贷款金额格式不正确：{str(value)[:20]}", field="amount")
+    else:  # text: the parser of every console money field ("20万", "1,200,000元")
+        fen = money.parse_yuan_text(value, label="贷款金额", field="amount", in_wan=in_wan)
+        if fen is not None and fen > MAX_DEMAND_AMOUNT:
+            raise ValidationFailed("贷款金额超出范围（0–1 亿元）" + ("，注意该列单位是万元" if in_wan else ""),
+                                   field="amount")
+        return fen
     yuan = amount * WAN if wan else amount
     if yuan < 0:
         raise ValidationFailed("贷款金额不能为负数", field="amount")

@@ -1,0 +1,44 @@
+"""Demo consent documents for `scrm seed-demo`: the mini-program's 隐私政策 and the demo bank's 个人信息共享授权书,
+published as version 1 through miniprogram_api.consent (as `scrm mp publish-consent` does). Nothing when a
+document exists."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.audit import Actor
+from lending.models import Funder
+from miniprogram_api import consent
+from miniprogram_api.models import MpConsentDocument
+
+PRIVACY = """\
+本隐私政策说明我们如何收集、使用、保存和保护您的个人信息。
+
+一、我们收集的信息：您主动提供的姓名、手机号码、身份证号码、收入与工作信息、借款需求，以及您上传的证明材料。
+二、使用目的：为您匹配贷款产品、办理借款申请、签订与履行合同、还款提醒与贷后服务；未经您同意，不用于其他目的。
+三、共享：仅在您另行签署《个人信息共享授权书》后，向该授权书载明的资金方提供办理业务所必需的信息。
+四、保存与保护：手机号码与身份证号码加密存储，展示时脱敏；员工查看完整信息须说明理由并留痕。
+五、您的权利：您可以查询、更正您的信息，撤回授权，或注销账户；撤回不影响撤回前已进行的处理。
+六、联系我们：如有疑问，请联系您的客户经理或拨打客服电话。"""
+
+SHARE = """\
+本人同意：为办理借款申请，将本人的姓名、身份证号码、手机号码、收入与工作信息、借款申请信息及相关证明材料
+提供给资金方「{funder}」，用于身份核验、征信查询、授信审批、合同签订及贷后管理。
+
+资金方仅在上述目的范围内使用本人信息，并依法采取安全保护措施。本人可随时撤回本授权，撤回后将无法继续提交
+该资金方的借款申请，撤回前已进行的处理不受影响。"""
+
+
+def seed(session: Session) -> list[str]:
+    if session.scalar(select(MpConsentDocument.id).limit(1)) is not None:
+        return []
+    actor = Actor.system("scrm seed-demo")
+    consent.publish(session, "privacy", "隐私政策", PRIVACY, actor=actor)
+    bank = session.scalar(select(Funder).where(Funder.name == "演示银行"))
+    lines = "隐私政策"
+    if bank is not None:
+        consent.publish(session, "share", f"个人信息共享授权书（{bank.name}）", SHARE.format(funder=bank.name),
+                        funder_id=bank.id, actor=actor)
+        lines += f"、{bank.name}的个人信息共享授权书"
+    return [f"演示协议：{lines}（第 1 版）"]

@@ -1,0 +1,65 @@
+"""lending.loan_demo (and the tag and consent demos): `scrm seed-demo` leaves every role something to work on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from core import audit, clock
+from crm import demo as crm_demo
+from crm.models import CustomerTag, Staff, TagGroup
+from lending import demo as lending_demo
+from lending.models import Application, Loan, LoanInstallment, Repayment, WorkflowNode
+from miniprogram_api import demo as mp_demo
+from miniprogram_api.models import MpConsentDocument
+
+NOW = datetime(2026, 12, 6, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
+
+
+def _count(session, *what) -> int:
+    return session.scalar(select(func.count()).select_from(what[0]).where(*what[1:])) or 0
+
+
+def test_demo_has_applications_at_every_node_and_loans_in_every_bucket(session):
+    clock.freeze(NOW)
+    crm_demo.seed(session)
+    lines = lending_demo.seed(session)
+    mp_demo.seed(session)
+    assert any(line.startswith("演示贷款：9 笔") for line in lines), lines
+
+    at_node = dict(session.execute(select(WorkflowNode.code, func.count()).join(
+        Application, Application.current_node_id == WorkflowNode.id).group_by(WorkflowNode.code)).all())
+    assert at_node.keys() >= {"intake", "first_review", "second_review", "signing", "disbursement", "servicing"}
+    statuses = set(session.scalars(select(Application.status)))
+    assert {"rejected", "withdrawn", "disbursed"} <= statuses
+
+    loans = list(session.scalars(select(Loan)))
+    assert {loan.bucket for loan in loans} == {"C", "M1", "M2", "M3", "M3+"}
+    assert any(loan.status == "closed" for loan in loans)
+    collector = session.scalar(select(Staff.id).where(Staff.username == "collector"))
+    assert all(loan.collector_staff_id == collector for loan in loans if loan.bucket != "C")
+    assert _count(session, Repayment) >= 15
+    assert _count(session, LoanInstallment, LoanInstallment.status == "overdue") >= 4
+    oldest = session.scalar(select(func.min(Loan.start_date)))
+    assert (clock.today() - oldest).days > 180  # months of history, not one day's
+    # the clock travelled back and came home: nothing happened after "now", and it is frozen where it was
+    assert clock.now() == NOW
+    for column in (audit.AuditLog.at, Application.updated_at, Repayment.created_at):
+        assert clock.ensure_aware(session.scalar(select(func.max(column)))) <= NOW, column
+
+    assert _count(session, TagGroup) == 4 and _count(session, CustomerTag) > 100
+    assert _count(session, MpConsentDocument) == 2
+
+    assert lending_demo.seed(session) == [] and mp_demo.seed(session) == []  # once per database
+    assert _count(session, Loan) == 9
+
+
+def test_clock_travel_puts_a_running_clock_back_running():
+    with clock.travel(NOW):
+        assert clock.now() == NOW
+    assert clock.now() != NOW
+    clock.freeze(NOW)
+    with clock.travel(datetime(2026, 1, 1, tzinfo=UTC)):
+        pass
+    assert clock.now() == NOW
