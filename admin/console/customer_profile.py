@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin import nav
-from admin.console.customers import detail_page, _then
+from admin.console.customers import _then, detail_page
 from admin.deps import ConsoleUser, CsrfChecked, FormFields, attempt, require_roles
 from core.web import SessionDep
 from crm import custom_fields, customers, qualification
