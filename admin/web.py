@@ -40,6 +40,7 @@ from admin.console import referral_money as referral_money_console
 from admin.console import referral_setup as referral_setup_console
 from admin.console import segments as segments_console
 from admin.console import tags as tags_console
+from admin.console import telephony as telephony_console
 from admin.console import work as work_console
 from admin.deps import has_staff_session
 from admin.errors import API_FIELD_LABELS, render_api_error, render_console_error, render_not_found
@@ -78,6 +79,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_applications_api.router)
     app.include_router(lending_loans_console.router)
     app.include_router(lending_loans_api.router)
+    app.include_router(telephony_console.router)
     app.include_router(payments_console.router)
     app.include_router(finance_api.router)
     app.include_router(finance_settlements_console.router)
