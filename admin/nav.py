@@ -80,6 +80,7 @@ NAV: list[NavItem] = [
     NavItem("lending_workflow", "审批流程", "/console/lending/workflow", WORKFLOW_EDITORS),
     NavItem("lending_loans", "贷后管理", "/console/lending/loans"),
     NavItem("lending_collections", "催收队列", "/console/lending/collections", COLLECTIONS_STAFF),
+    NavItem("collections_cases", "催收案件", "/console/collections/cases", COLLECTIONS_STAFF),
     NavItem("collections_calls", "通话记录", "/console/collections/calls", COLLECTIONS_STAFF),
     # 支付订单 · 代扣 · 代扣授权 · 对账: one entry, the four pages are tabs under /console/payments
     NavItem("payments", "支付结算", "/console/payments", PAYMENT_STAFF),

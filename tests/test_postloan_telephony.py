@@ -125,18 +125,20 @@ def test_a_batch_dials_the_callable_and_reports_the_rest(session, people, tel_se
 
 
 def test_click_to_call_from_the_console_shows_only_the_masked_number(session, people, tel_server, task_runner):
-    collector, customer = people
+    collector, other = people
+    mine = make_customer(session, phone="13755556666", name="王五", owner=collector)
     client = console_client()
     csrf = log_in(client, session, collector)
     session.commit()
-    outside = client.post("/console/collections/calls/dial", data={"customer_id": customer.id, "csrf_token": csrf},
-                          headers={"HX-Request": "true"})
-    assert outside.status_code == 404  # no case, and not the collector's customer: out of scope
-    kwargs = {"data": {"customer_id": customer.id, "subject_kind": "collection_case", "subject_id": "5",
-                       "csrf_token": csrf}, "headers": {"HX-Request": "true"}}
+    hx = {"HX-Request": "true"}
+    outside = client.post("/console/collections/calls/dial", data={"customer_id": other.id, "csrf_token": csrf},
+                          headers=hx)
+    assert outside.status_code == 404  # not the collector's customer: out of scope, nothing stored
+    assert _count(session, TelephonyCall) == 0
+    kwargs = {"data": {"customer_id": mine.id, "csrf_token": csrf}, "headers": hx}
     response = client.post("/console/collections/calls/dial", **kwargs)
-    assert response.status_code == 200 and "138" not in response.text and PHONE not in response.text
-    assert pii.mask_phone(PHONE) in response.text and "hx-trigger" in response.text
+    assert response.status_code == 200 and "13755556666" not in response.text
+    assert pii.mask_phone("13755556666") in response.text and "hx-trigger" in response.text
     call = session.scalar(select(TelephonyCall))
     task_runner.drain()
     tel_server.complete(call.out_call_no, "answered", duration=40)
@@ -144,8 +146,8 @@ def test_click_to_call_from_the_console_shows_only_the_masked_number(session, pe
     status = client.get(f"/console/collections/calls/{call.id}/status")
     assert "已接通" in status.text and "40 秒" in status.text and "hx-trigger" not in status.text
     page = client.get("/console/collections/calls")
-    assert page.status_code == 200 and "王五" in page.text and PHONE not in page.text
-    calls.mark_do_not_call(session, customer.id, staff_id=None)
+    assert page.status_code == 200 and "王五" in page.text and "13755556666" not in page.text
+    calls.mark_do_not_call(session, mine.id, staff_id=None)
     session.commit()
     refused = client.post("/console/collections/calls/dial", **kwargs)
     assert "无法拨打" in refused.text and "勿扰" in refused.text

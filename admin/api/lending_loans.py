@@ -13,7 +13,8 @@ from admin.api.deps import ERROR_RESPONSES, Caller
 from admin.pagination import MAX_OFFSET
 from admin.schemas import ErrorBody
 from core.web import SessionDep
-from lending.servicing import collections, loans, prepayments, repayments, state, versions, waivers
+from lending.servicing import loans, prepayments, repayments, state, versions, waivers
+from postloan import actions as collections
 
 router = APIRouter(prefix="/api/v1/lending", tags=["lending-servicing"], responses=ERROR_RESPONSES)
 

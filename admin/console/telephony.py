@@ -1,8 +1,8 @@
 """Calls (通话记录, /console/collections/calls): the call list, click-to-call, batch dial lists and the
 do-not-call list (勿扰名单).
 
-The browser names a customer (and a subject, e.g. a collection case), never a number: ``POST …/dial``
-places the call through :func:`postloan.telephony.calls.place_call`, which checks the do-not-call list and
+The browser names a customer (``POST …/dial``) or a collection case (``POST …/case/{id}``, the case page's
+拨打), never a number: the call is placed through :func:`postloan.telephony.calls.place_call`, which checks the do-not-call list and
 the permitted hours and lets a task dial on the server. Answered with a small status fragment (htmx) that
 polls ``GET …/{id}/status`` until the call has a result; without htmx, a redirect back.
 """
@@ -15,12 +15,13 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
+from admin.deps import ConsoleUser, CsrfChecked, attempt, render, require_roles
 from admin.nav import COLLECTIONS_STAFF
 from core.errors import AppError, NotFound, PermissionDenied
 from core.web import SessionDep
 from crm import customers
 from crm.models import Role
+from postloan import case_calls
 from postloan.telephony import calls, config
 from postloan.telephony.models import RESULT_LABELS, STATUS_LABELS, TelephonyCall
 
@@ -28,13 +29,6 @@ router = APIRouter(prefix="/console/collections/calls", include_in_schema=False)
 Collector = Annotated[ConsoleUser, Depends(require_roles(COLLECTIONS_STAFF))]
 SEE_ALL = frozenset({Role.ADMIN, Role.MANAGER, Role.RISK})
 NOTICES = {"dnc": "已登记为勿扰", "dnc_cleared": "已解除勿扰"}
-
-
-def _check_customer(session: SessionDep, user: ConsoleUser, customer_id: int, subject_kind: str | None) -> None:
-    """A call about no subject is for customers the caller may see (404 otherwise); a call about a case
-    comes from the case page, which the collections roles may open."""
-    if subject_kind is None:
-        customers.get_customer(session, user.viewer, customer_id)
 
 
 def status_fragment(request: Request, call: TelephonyCall | None, error: AppError | None = None) -> Response:
@@ -61,20 +55,28 @@ def call_list(request: Request, session: SessionDep, user: Collector, page: int 
     return _page(request, session, user, page=page, mine=mine)
 
 
-@router.post("/dial", dependencies=[CsrfChecked])
-def dial(request: Request, session: SessionDep, user: Collector, customer_id: Annotated[int, Form()],
-         subject_kind: Annotated[str, Form()] = "", subject_id: Annotated[str, Form()] = "",
-         next: Annotated[str, Form()] = "") -> Response:  # noqa: A002
-    kind = subject_kind.strip() or None
-    _check_customer(session, user, customer_id, kind)
-    call, error = attempt(session, lambda: calls.place_call(
-        session, staff_id=user.viewer.staff_id, customer_id=customer_id, subject_kind=kind,
-        subject_id=parse_int(subject_id) if kind else None))
+def _answer(request: Request, call: TelephonyCall | None, error: AppError | None, back: str) -> Response:
     if request.headers.get("hx-request"):
         return status_fragment(request, call, error)
     if error is not None:
         raise error
-    return RedirectResponse(next if next.startswith("/console/") else "/console/collections/calls", status_code=303)
+    return RedirectResponse(back, status_code=303)
+
+
+@router.post("/dial", dependencies=[CsrfChecked])
+def dial(request: Request, session: SessionDep, user: Collector, customer_id: Annotated[int, Form()]) -> Response:
+    """Call a customer the caller may see (404 otherwise), about no case."""
+    customers.get_customer(session, user.viewer, customer_id)
+    call, error = attempt(session, lambda: calls.place_call(session, staff_id=user.viewer.staff_id,
+                                                            customer_id=customer_id))
+    return _answer(request, call, error, "/console/collections/calls")
+
+
+@router.post("/case/{case_id}", dependencies=[CsrfChecked])
+def dial_case(request: Request, session: SessionDep, user: Collector, case_id: int) -> Response:
+    """The case page's 拨打: the case's borrower, for the collector who holds the case (or a manager)."""
+    call, error = attempt(session, lambda: case_calls.call_case(session, case_id, viewer=user.viewer))
+    return _answer(request, call, error, f"/console/collections/cases/{case_id}")
 
 
 @router.get("/{call_id}/status")

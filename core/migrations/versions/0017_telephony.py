@@ -1,7 +1,7 @@
 """telephony (postloan): calls, their callback inbox, the do-not-call list, batch dial lists
 
 Revision ID: 0017_telephony
-Revises: 0013_servicing_completion
+Revises: 0016_postloan
 Create Date: 2026-12-06 11:21:54.582489
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import core.db
 
 revision = '0017_telephony'
-down_revision = '0013_servicing_completion'
+down_revision = '0016_postloan'  # chain: 0013 → 0016_postloan (merged from h-postloan) → 0017
 branch_labels = None
 depends_on = None
 
