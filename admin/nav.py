@@ -82,6 +82,7 @@ NAV: list[NavItem] = [
     NavItem("lending_collections", "催收队列", "/console/lending/collections", COLLECTIONS_STAFF),
     NavItem("collections_cases", "催收案件", "/console/collections/cases", COLLECTIONS_STAFF),
     NavItem("collections_calls", "通话记录", "/console/collections/calls", COLLECTIONS_STAFF),
+    NavItem("collections_agencies", "委外管理", "/console/collections/agencies", frozenset({Role.ADMIN, Role.MANAGER})),
     # 支付订单 · 代扣 · 代扣授权 · 对账: one entry, the four pages are tabs under /console/payments
     NavItem("payments", "支付结算", "/console/payments", PAYMENT_STAFF),
     NavItem("referral", "推荐佣金", "/console/referral", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})),

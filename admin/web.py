@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from admin import api, console
+from admin import agency_portal, api, console
 from admin.api import automation as automation_api
 from admin.api import customers as customers_api
 from admin.api import finance as finance_api
@@ -23,6 +23,7 @@ from admin.api import referral as referral_api
 from admin.api import segments as segments_api
 from admin.api import tags as tags_api
 from admin.api import work as work_api
+from admin.console import agencies as agencies_console
 from admin.console import collections_cases as collections_cases_console
 from admin.console import customers as customers_console
 from admin.console import finance_cases as finance_cases_console
@@ -82,6 +83,8 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_loans_api.router)
     app.include_router(collections_cases_console.router)
     app.include_router(telephony_console.router)
+    app.include_router(agencies_console.router)
+    app.include_router(agency_portal.router)  # the agency portal (/agency): agency accounts, not staff
     app.include_router(payments_console.router)
     app.include_router(finance_api.router)
     app.include_router(finance_settlements_console.router)

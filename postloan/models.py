@@ -186,5 +186,7 @@ def _refuse_change(_mapper: Any, _connection: Any, target: Any) -> None:
     raise RuntimeError(f"{target.__tablename__} is append-only: a mistaken action is followed by a note, never edited")
 
 
-# The telephony tables (postloan/telephony/models.py), so core.plugins.load_models sees them too.
+# The telephony tables (postloan/telephony/models.py) and the outsourcing tables (postloan/agency_models.py,
+# beside this module so that postloan.agency may import both), so core.plugins.load_models sees them too.
+from postloan.agency_models import Agency, AgencyAssignment, AgencyUser  # noqa: E402, F401
 from postloan.telephony.models import DialBatch, DoNotCall, TelephonyCall, TelephonyCallback  # noqa: E402, F401
