@@ -22,6 +22,7 @@ from admin.api import pool_setup as pool_setup_api
 from admin.api import referral as referral_api
 from admin.api import segments as segments_api
 from admin.api import tags as tags_api
+from admin.api import telephony as telephony_api
 from admin.api import work as work_api
 from admin.console import agencies as agencies_console
 from admin.console import collections_cases as collections_cases_console
@@ -83,6 +84,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_loans_api.router)
     app.include_router(collections_cases_console.router)
     app.include_router(telephony_console.router)
+    app.include_router(telephony_api.router)
     app.include_router(agencies_console.router)
     app.include_router(agency_portal.router)  # the agency portal (/agency): agency accounts, not staff
     app.include_router(payments_console.router)

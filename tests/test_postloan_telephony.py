@@ -152,3 +152,23 @@ def test_click_to_call_from_the_console_shows_only_the_masked_number(session, pe
     refused = client.post("/console/collections/calls/dial", **kwargs)
     assert "无法拨打" in refused.text and "勿扰" in refused.text
     assert _count(session, TelephonyCall) == 1
+
+
+def test_the_staff_api_places_a_call_and_refuses_a_do_not_call_customer_with_a_stable_code(session, people):
+    from crm import auth_service
+    from tests.test_admin_support import bearer
+
+    collector, _ = people
+    mine = make_customer(session, phone="13755557777", name="孙八", owner=collector)
+    token, _ = auth_service.issue_api_token(session, collector.id, "外呼", 30)
+    session.commit()
+    client = console_client()
+    placed = client.post("/api/v1/postloan/calls", json={"customer_id": mine.id}, headers=bearer(token))
+    assert placed.status_code == 201 and placed.json()["status"] == "queued"
+    assert placed.json()["phone_masked"] == pii.mask_phone("13755557777") and "13755557777" not in placed.text
+    assert client.get(f"/api/v1/postloan/calls/{placed.json()['id']}", headers=bearer(token)).status_code == 200
+    calls.mark_do_not_call(session, mine.id, staff_id=None)
+    session.commit()
+    refused = client.post("/api/v1/postloan/calls", json={"customer_id": mine.id}, headers=bearer(token))
+    assert refused.status_code == 409 and refused.json()["code"] == "call_do_not_call"
+    assert _count(session, TelephonyCall) == 1
