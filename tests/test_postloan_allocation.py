@@ -152,6 +152,9 @@ def test_the_rules_page_previews_applies_and_refuses_bad_input(session):
     script = client.post("/console/collections/scripts", data={"csrf_token": csrf, "name": "M1", "bucket": "M1",
                                                                "body": "{name} 您好，{oops}"})
     assert script.status_code == 422 and "{oops}" in script.text
+    warning = client.post("/console/collections/rules/warnings", data={
+        "csrf_token": csrf, "name": "违约", "expression": "broken_promises >=", "raise_to": "high"})
+    assert warning.status_code == 422 and "语法错误" in warning.text
     collector = console_client()
     log_in(collector, session, j1)
     assert collector.get("/console/collections/rules").status_code == 403

@@ -16,12 +16,12 @@ from core.errors import AppError, PermissionDenied, ValidationFailed
 from core.web import SessionDep
 from crm.models import Staff, StaffStatus
 from lending.models import BUCKETS, Product
-from postloan import actions, allocation, rules, scripts
-from postloan.models import BALANCE_LABELS, RISK_TIER_LABELS, CollectionScript
+from postloan import actions, allocation, rerating, rules, scripts
+from postloan.models import BALANCE_LABELS, RISK_TIER_LABELS, CollectionScript, WarningRule
 
 router = APIRouter(prefix="/console/collections", include_in_schema=False)
 
-NOTICES = {"group": "催收组已保存", "member": "组员已更新", "rule": "分案规则已保存", "applied": "已按规则分配",
+NOTICES = {"warning": "预警规则已保存", "group": "催收组已保存", "member": "组员已更新", "rule": "分案规则已保存", "applied": "已按规则分配",
            "script": "话术已保存"}
 SCOPES = {"unassigned": "待分配的案件", "all": "全部在催案件（重新均衡）"}
 
@@ -57,7 +57,8 @@ def _rules_page(request: Request, session: SessionDep, user: ConsoleUser, *, err
         "members": rules.members(session), "collectors": collectors, "rules": rules.rules(session),
         "seniority": rules.SENIORITY_LABELS, "buckets": BUCKETS[1:], "tiers": RISK_TIER_LABELS,
         "balance": BALANCE_LABELS, "products": list(session.scalars(select(Product).order_by(Product.id).limit(200))),
-        "preview": preview, "scopes": SCOPES, "error": error, "form": form or {},
+        "warning_rules": list(session.scalars(select(WarningRule).order_by(WarningRule.id))),
+        "warning_facts": rerating.FACTS, "preview": preview, "scopes": SCOPES, "error": error, "form": form or {},
         "notice": NOTICES.get(request.query_params.get("done", "")),
     }, status_code=status_code)
 
@@ -115,6 +116,18 @@ async def save_rule(request: Request, session: SessionDep, user: CurrentUser) ->
     if error:
         return _rules_page(request, session, user, error=error, form=form, status_code=error.status)
     return _done("rules", "rule")
+
+
+@router.post("/rules/warnings", dependencies=[CsrfChecked])
+def save_warning_rule(request: Request, session: SessionDep, user: CurrentUser, name: Annotated[str, Form()] = "",
+                      expression: Annotated[str, Form()] = "", raise_to: Annotated[str, Form()] = "") -> Response:
+    _manager(user)
+    _, error = attempt(session, lambda: rerating.save_warning_rule(session, user.viewer, name=name,
+                                                                   expression=expression, raise_to=raise_to))
+    if error:
+        return _rules_page(request, session, user, error=error, status_code=error.status,
+                           form={"warning_name": name, "expression": expression})
+    return _done("rules", "warning")
 
 
 @router.post("/rules/apply", dependencies=[CsrfChecked])
