@@ -26,6 +26,7 @@ from admin.api import telephony as telephony_api
 from admin.api import work as work_api
 from admin.console import agencies as agencies_console
 from admin.console import collections_cases as collections_cases_console
+from admin.console import collections_setup as collections_setup_console
 from admin.console import customers as customers_console
 from admin.console import finance_cases as finance_cases_console
 from admin.console import finance_reports as finance_reports_console
@@ -83,6 +84,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_loans_console.router)
     app.include_router(lending_loans_api.router)
     app.include_router(collections_cases_console.router)
+    app.include_router(collections_setup_console.router)
     app.include_router(telephony_console.router)
     app.include_router(telephony_api.router)
     app.include_router(agencies_console.router)

@@ -6,6 +6,7 @@ The low-level writers both the loan-level API (``postloan.actions``) and the cas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from sqlalchemy import func, select, update
@@ -18,7 +19,10 @@ from lending.models import Loan, Repayment
 from lending.servicing import state
 from postloan.models import CollectionAction, CollectionCase, CollectionPromise
 
-__all__ = ["add_promise", "log", "open_case_of", "set_collector", "settle_promises"]
+__all__ = ["ON_PROMISE_BROKEN", "add_promise", "log", "open_case_of", "set_collector", "settle_promises"]
+
+# fn(session, promise) when a promise is found broken (``postloan.rerating`` raises the tier; tasks registers it)
+ON_PROMISE_BROKEN: list[Callable[[Session, CollectionPromise], None]] = []
 
 
 def open_case_of(session: Session, loan_id: int, *, for_update: bool = False) -> CollectionCase | None:
@@ -103,7 +107,3 @@ def settle_promises(session: Session, loan_id: int, today: date | None = None) -
                 hook(session, promise)
     session.flush()
     return moved
-
-
-# Called with (session, promise) when a promise is found broken (``postloan.rerating`` raises the tier).
-ON_PROMISE_BROKEN: list = []

@@ -14,6 +14,8 @@
   product; the group that gets the matching cases; balanced by open-case count or balance; re-assignment after
   N days without a promise or a payment. The lowest ``priority`` matching rule wins.
 - ``CollectionScript`` — a script (话术) per bucket and tier with ``{variables}``.
+- ``WarningRule`` — an early-warning rule (贷后预警): a condition in the risk rule language over post-loan facts
+  and the tier it raises a case to (``postloan.rerating``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "ACTION_KIND_LABELS", "BALANCE_LABELS", "CASE_CLOSE_LABELS", "CASE_STATUS_LABELS", "OUTCOME_LABELS",
     "PROMISE_STATUS_LABELS", "RISK_TIERS", "RISK_TIER_LABELS", "AllocationRule", "CollectionAction",
     "CollectionCase", "CollectionGroup", "CollectionGroupMember", "CollectionPromise", "CollectionScript",
+    "WarningRule",
 ]
 
 ACTION_KIND_LABELS = {"call": "电话", "message": "短信/消息", "promise": "承诺还款", "note": "备注", "assign": "分配"}
@@ -83,6 +86,8 @@ class CollectionCase(Base):
     assigned_at: Mapped[datetime | None]
     # the last promise or payment (or the assignment): re-assignment counts days from here
     progress_at: Mapped[datetime | None]
+    # the credit provider's overdue record count at the last check (None: never checked); early warning
+    external_overdue_count: Mapped[int | None]
 
 
 class CollectionAction(Base):
@@ -175,6 +180,19 @@ class CollectionScript(Base):
     bucket: Mapped[str | None] = mapped_column(String(4))  # None: any bucket
     risk_tier: Mapped[str | None] = mapped_column(String(8))  # None: any tier
     body: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    updated_at: Mapped[datetime]
+
+
+class WarningRule(Base):
+    __tablename__ = "postloan_warning_rule"
+    __table_args__ = (CheckConstraint("raise_to IN ('medium', 'high')", name="raise_to_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    expression: Mapped[str] = mapped_column(String(500))
+    raise_to: Mapped[str] = mapped_column(String(8))
     active: Mapped[bool] = mapped_column(default=True)
     updated_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     updated_at: Mapped[datetime]

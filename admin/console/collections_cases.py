@@ -76,7 +76,7 @@ def case_queue(request: Request, session: SessionDep, user: CurrentUser) -> Resp
                        limit=51, offset=(page - 1) * 50)
     query = urlencode({k: ("1" if v is True else v) for k, v in filters.items() if v})
     return render(request, "collections/cases.html", {
-        "rows": rows[:50], "has_next": len(rows) > 50, "page": page, "filters": filters, "query": query,
+        "tab": "cases", "is_manager": user.viewer.role in actions.MANAGERS, "rows": rows[:50], "has_next": len(rows) > 50, "page": page, "filters": filters, "query": query,
         "buckets": BUCKETS[1:], "tiers": RISK_TIER_LABELS, "mask_name": contracts.mask_name,
     })
 

@@ -1,5 +1,5 @@
 """post-loan collections (贷后催收): collection cases (one open per loan), collector groups, allocation rules,
-scripts; the moved collection actions and promises get their case
+scripts, early-warning rules; the moved collection actions and promises get their case
 
 Self-contained (adds tables and columns only). On SQLite the batch recreation of the append-only action table
 drops its triggers: they are dropped first and made again after.
@@ -78,6 +78,18 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['updated_by_staff_id'], ['staff.id'], name=op.f('fk_postloan_script_updated_by_staff_id_staff')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_postloan_script'))
     )
+    op.create_table('postloan_warning_rule',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('expression', sa.String(length=500), nullable=False),
+    sa.Column('raise_to', sa.String(length=8), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('updated_by_staff_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('updated_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("raise_to IN ('medium', 'high')", name=op.f('ck_postloan_warning_rule_raise_to_known')),
+    sa.ForeignKeyConstraint(['updated_by_staff_id'], ['staff.id'], name=op.f('fk_postloan_warning_rule_updated_by_staff_id_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_postloan_warning_rule'))
+    )
     op.create_table('postloan_case',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('loan_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -100,6 +112,7 @@ def upgrade() -> None:
     sa.Column('rule_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('assigned_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('progress_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('external_overdue_count', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.CheckConstraint("close_reason IS NULL OR close_reason IN ('cured', 'paid_off', 'written_off')", name=op.f('ck_postloan_case_close_reason_known')),
     sa.CheckConstraint("risk_tier IN ('low', 'medium', 'high')", name=op.f('ck_postloan_case_risk_tier_known')),
     sa.CheckConstraint("status IN ('open', 'closed')", name=op.f('ck_postloan_case_status_known')),
@@ -154,6 +167,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_postloan_case_customer_id'))
 
     op.drop_table('postloan_case')
+    op.drop_table('postloan_warning_rule')
     op.drop_table('postloan_script')
     op.drop_table('postloan_rule')
     with op.batch_alter_table('postloan_group_member', schema=None) as batch_op:
