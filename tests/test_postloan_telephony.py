@@ -147,6 +147,8 @@ def test_click_to_call_from_the_console_shows_only_the_masked_number(session, pe
     assert "已接通" in status.text and "40 秒" in status.text and "hx-trigger" not in status.text
     page = client.get("/console/collections/calls")
     assert page.status_code == 200 and "王五" in page.text and "13755556666" not in page.text
+    profile = client.get(f"/console/customers/{mine.id}")  # the customer 360 timeline
+    assert profile.status_code == 200 and "外呼" in profile.text and "已接通，通话 40 秒" in profile.text
     calls.mark_do_not_call(session, mine.id, staff_id=None)
     session.commit()
     refused = client.post("/console/collections/calls/dial", **kwargs)
