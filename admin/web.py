@@ -23,6 +23,7 @@ from admin.api import referral as referral_api
 from admin.api import segments as segments_api
 from admin.api import tags as tags_api
 from admin.api import work as work_api
+from admin.console import collections_analysis as collections_analysis_console
 from admin.console import collections_cases as collections_cases_console
 from admin.console import collections_setup as collections_setup_console
 from admin.console import customers as customers_console
@@ -82,6 +83,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_loans_api.router)
     app.include_router(collections_cases_console.router)
     app.include_router(collections_setup_console.router)
+    app.include_router(collections_analysis_console.router)
     app.include_router(payments_console.router)
     app.include_router(finance_api.router)
     app.include_router(finance_settlements_console.router)
