@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from admin import api, console
 from admin.api import automation as automation_api
+from admin.api import collections as collections_api
 from admin.api import customers as customers_api
 from admin.api import finance as finance_api
 from admin.api import handover as handover_api
@@ -84,6 +85,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(collections_cases_console.router)
     app.include_router(collections_setup_console.router)
     app.include_router(collections_analysis_console.router)
+    app.include_router(collections_api.router)
     app.include_router(payments_console.router)
     app.include_router(finance_api.router)
     app.include_router(finance_settlements_console.router)
