@@ -97,9 +97,9 @@ def test_only_a_manager_writes_a_case_off(session):
     cases.close_case(session, case.id, "written_off", viewer=V(w.manager), note="无力偿还")
     assert (case.status, case.close_reason) == ("closed", "written_off")
     on(D + days(1))
-    cob.run_date(D + days(1))  # still overdue, written off: a new case is not opened for the same night's loan
+    cob.run_date(D + days(1))  # still overdue in lending, but written off: collections stop, no new case
     assert session.scalar(select(func.count()).select_from(CollectionCase).where(
-        CollectionCase.loan_id == case.loan_id)) == 2  # a written-off loan still overdue reopens (lending keeps it active)
+        CollectionCase.loan_id == case.loan_id)) == 1
 
 
 def test_an_unassigned_case_is_taken_once(session):
