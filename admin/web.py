@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from admin import agency_portal, api, console
 from admin.api import automation as automation_api
+from admin.api import collections as collections_api
 from admin.api import customers as customers_api
 from admin.api import finance as finance_api
 from admin.api import handover as handover_api
@@ -25,6 +26,7 @@ from admin.api import tags as tags_api
 from admin.api import telephony as telephony_api
 from admin.api import work as work_api
 from admin.console import agencies as agencies_console
+from admin.console import collections_analysis as collections_analysis_console
 from admin.console import collections_cases as collections_cases_console
 from admin.console import collections_setup as collections_setup_console
 from admin.console import customers as customers_console
@@ -89,6 +91,8 @@ def mount(app: FastAPI) -> None:
     app.include_router(telephony_api.router)
     app.include_router(agencies_console.router)
     app.include_router(agency_portal.router)  # the agency portal (/agency): agency accounts, not staff
+    app.include_router(collections_analysis_console.router)
+    app.include_router(collections_api.router)
     app.include_router(payments_console.router)
     app.include_router(finance_api.router)
     app.include_router(finance_settlements_console.router)

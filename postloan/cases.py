@@ -2,7 +2,8 @@
 portal) call. Names here are stable.
 
 - :func:`open_case` — the loan's open case, opened when it has none (the partial unique index decides a race)
-- :func:`close_case` — cured (back to current), paid off, or written off (核销, a manager's decision)
+- :func:`close_case` — cured (back to current), paid off, or written off (核销, a manager's decision: the loan
+  gets no new case afterwards)
 - :func:`get_case` — a case in the viewer's scope, else :class:`CaseNotFound` (404): a collector sees their own
   cases and the unassigned open ones (to take); managers their data scope
 - :func:`take_case` — a collector takes an unassigned case: a conditional UPDATE, so of two at once one wins
@@ -37,7 +38,7 @@ from postloan.models import (
 )
 
 __all__ = [
-    "CaseRow", "assign_case", "close_case", "get_case", "history_of", "open_case", "queue", "record_action",
+    "CaseRow", "assign_case", "written_off", "close_case", "get_case", "history_of", "open_case", "queue", "record_action",
     "record_outcome", "record_promise", "refresh_figures", "take_case", "visible_clause",
 ]
 
@@ -60,6 +61,12 @@ def _amounts(session: Session, loan_id: int) -> tuple[int, int]:
 def refresh_figures(session: Session, case: CollectionCase, loan: Loan) -> None:
     case.bucket, case.overdue_days = loan.bucket, loan.overdue_days
     case.overdue_amount, case.outstanding_amount = _amounts(session, loan.id)
+
+
+def written_off(session: Session, loan_id: int) -> bool:
+    """A loan whose case was written off (核销) gets no new case."""
+    return session.scalar(select(CollectionCase.id).where(CollectionCase.loan_id == loan_id,
+                                                          CollectionCase.close_reason == "written_off").limit(1)) is not None
 
 
 def open_case(session: Session, loan: Loan, day: date | None = None) -> CollectionCase:

@@ -60,6 +60,8 @@ class CollectionCase(Base):
         # a collector's queue: their open cases, longest overdue first
         Index("ix_postloan_case_queue", "collector_staff_id", "status", "overdue_days", "id"),
         Index("ix_postloan_case_status_bucket", "status", "bucket"),
+        # a manager's queue (everything open, longest overdue first)
+        Index("ix_postloan_case_status_days", "status", "overdue_days", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

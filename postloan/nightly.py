@@ -4,7 +4,8 @@
 :func:`run` is the close of business's ``collections`` step (after overdue days and buckets are set), in its
 transaction, set-based:
 
-1. open a case for every active overdue loan without an open case (with the loan's collector, if any);
+1. open a case for every active overdue loan without an open case (with the loan's collector, if any) and not
+   written off (核销: collections stop for that loan);
 2. refresh the open cases of the loans rolled over today (bucket, days, amounts); a case whose bucket moved out
    of the rule that allocated it is released, to be allocated again (a case moves with its bucket);
 3. close the cases of loans back to current (``cured``) or paid off (``paid_off``);
@@ -56,7 +57,8 @@ def open_cases(session: Session, day: date) -> int:
         JOIN lending_application a ON a.id = l.application_id
         JOIN customer c ON c.id = l.customer_id
         WHERE l.status = 'active' AND l.bucket <> 'C'
-          AND NOT EXISTS (SELECT 1 FROM postloan_case x WHERE x.loan_id = l.id AND x.status = 'open')
+          AND NOT EXISTS (SELECT 1 FROM postloan_case x WHERE x.loan_id = l.id
+                          AND (x.status = 'open' OR x.close_reason = 'written_off'))
         ORDER BY l.id
     """), {"d": day, "now": clock.now()}).rowcount
 
@@ -165,6 +167,9 @@ def run(session: Session, day: date) -> int:
 def on_loan_rolled_over(session: Session, loan: Loan, day: date) -> None:
     """One loan's rollover (the hourly job): its case opened or closed, allocated, promises decided."""
     if loan.status == "active" and loan.bucket != "C":
+        if cases.written_off(session, loan.id):
+            history.settle_promises(session, loan.id, day)
+            return
         case = cases.open_case(session, loan, day)
         cases.refresh_figures(session, case, loan)
         session.flush()

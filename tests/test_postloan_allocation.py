@@ -158,3 +158,37 @@ def test_the_rules_page_previews_applies_and_refuses_bad_input(session):
     collector = console_client()
     log_in(collector, session, j1)
     assert collector.get("/console/collections/rules").status_code == 403
+
+
+def test_the_analysis_counts_contact_promise_kept_and_recovery_and_exports(session):
+    from core import exports  # noqa: F401 - the export is the shared writer's
+    from postloan import analysis
+    from tests.servicing_support import pay
+    from tests.test_admin_support import console_client, log_in
+
+    w, loans, juniors, _ = _setup(session)
+    on(D)
+    cob.run_date(D)
+    first, second = _open(session)
+    holder = next(j for j in juniors if j.id == first.collector_staff_id)
+    cases.record_outcome(session, first.id, viewer=V(holder), outcome="promise", promised_date=D + days(1),
+                         promised_amount=first.overdue_amount)
+    other = next(j for j in juniors if j.id == second.collector_staff_id)
+    cases.record_outcome(session, second.id, viewer=V(other), outcome="unreachable")
+    loan = session.get(type(loans[0]), first.loan_id)
+    session.refresh(loan)
+    pay(session, w, loan, first.overdue_amount)
+    rows = {r.key: r for r in analysis.by_collector(session, D - days(1), D)}
+    a, b = rows[holder.id], rows[other.id]
+    assert (a.cases, a.contacted, a.promised, a.kept, a.decided) == (1, 1, 1, 1, 1)
+    assert a.recovered == first.overdue_amount and a.recovery_rate == 1
+    assert (b.cases, b.contacted, b.promised, b.recovered, b.contact_rate) == (1, 0, 0, 0, 0)
+    assert b.still_overdue > 0 and b.recovery_rate == 0
+    assert [r.label for r in analysis.by_bucket(session, D - days(1), D)] == ["M1"]
+    client = console_client()
+    log_in(client, session, w.manager)
+    page = client.get(f"/console/collections/analysis?from={D - days(1)}&to={D}")
+    assert page.status_code == 200 and "100.0%" in page.text and holder.display_name in page.text
+    xlsx = client.get(f"/console/collections/analysis.xlsx?from={D - days(1)}&to={D}")
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+    assert client.get("/console/collections/analysis?from=2027-02-01&to=2027-01-01").status_code == 422

@@ -97,9 +97,9 @@ def test_only_a_manager_writes_a_case_off(session):
     cases.close_case(session, case.id, "written_off", viewer=V(w.manager), note="无力偿还")
     assert (case.status, case.close_reason) == ("closed", "written_off")
     on(D + days(1))
-    cob.run_date(D + days(1))  # still overdue, written off: a new case is not opened for the same night's loan
+    cob.run_date(D + days(1))  # still overdue in lending, but written off: collections stop, no new case
     assert session.scalar(select(func.count()).select_from(CollectionCase).where(
-        CollectionCase.loan_id == case.loan_id)) == 2  # a written-off loan still overdue reopens (lending keeps it active)
+        CollectionCase.loan_id == case.loan_id)) == 1
 
 
 def test_an_unassigned_case_is_taken_once(session):
@@ -178,3 +178,27 @@ def test_the_queue_and_case_pages_work_a_case_and_hide_others(session):
     assert "承诺还款" in client.get(r.headers["location"]).text
     assert client.post(f"/console/collections/cases/{other.id}/outcome", data={
         "csrf_token": csrf, "outcome": "unreachable"}).status_code == 404
+
+
+def test_the_staff_api_takes_records_and_refuses_out_of_scope(session):
+    from crm import auth_service
+    from tests.test_admin_support import bearer, console_client
+
+    w, _, _ = _two_overdue(session, collectors=0)
+    case = _open_cases(session)[0]
+    a = make_staff(session, role="collector", department=w.manager.department, data_scope="own")
+    b = make_staff(session, role="collector", department=w.manager.department, data_scope="own")
+    client = console_client()
+    ha = bearer(auth_service.issue_api_token(session, a.id, "测试")[0])
+    hb = bearer(auth_service.issue_api_token(session, b.id, "测试")[0])
+    assert {c["id"] for c in client.get("/api/v1/collections/cases?unassigned=true", headers=ha).json()} >= {case.id}
+    assert client.post(f"/api/v1/collections/cases/{case.id}/take", headers=ha).status_code == 200
+    lost = client.post(f"/api/v1/collections/cases/{case.id}/take", headers=hb)
+    assert lost.status_code == 409 and lost.json()["code"] == "collection_case_taken"
+    assert client.get(f"/api/v1/collections/cases/{case.id}", headers=hb).status_code == 404
+    bad = client.post(f"/api/v1/collections/cases/{case.id}/outcomes", headers=ha, json={"outcome": "promise"})
+    assert bad.status_code == 422
+    r = client.post(f"/api/v1/collections/cases/{case.id}/outcomes", headers=ha, json={
+        "outcome": "promise", "promised_date": str(D + days(3)), "promised_amount": 20_000})
+    assert r.status_code == 201, r.text
+    assert [(h["kind"], h["promise_status"]) for h in r.json()["history"]][:1] == [("promise", "open")]

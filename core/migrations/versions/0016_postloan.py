@@ -129,6 +129,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_postloan_case_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index('ix_postloan_case_queue', ['collector_staff_id', 'status', 'overdue_days', 'id'], unique=False)
         batch_op.create_index('ix_postloan_case_status_bucket', ['status', 'bucket'], unique=False)
+        batch_op.create_index('ix_postloan_case_status_days', ['status', 'overdue_days', 'id'], unique=False)
         batch_op.create_index('uq_postloan_case_open_loan', ['loan_id'], unique=True, postgresql_where=sa.text("status = 'open'"), sqlite_where=sa.text("status = 'open'"))
 
     drop_append_only('lending_collection_action')
@@ -162,6 +163,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table('postloan_case', schema=None) as batch_op:
         batch_op.drop_index('uq_postloan_case_open_loan', postgresql_where=sa.text("status = 'open'"), sqlite_where=sa.text("status = 'open'"))
+        batch_op.drop_index('ix_postloan_case_status_days')
         batch_op.drop_index('ix_postloan_case_status_bucket')
         batch_op.drop_index('ix_postloan_case_queue')
         batch_op.drop_index(batch_op.f('ix_postloan_case_customer_id'))
