@@ -80,6 +80,9 @@ NAV: list[NavItem] = [
     NavItem("lending_workflow", "审批流程", "/console/lending/workflow", WORKFLOW_EDITORS),
     NavItem("lending_loans", "贷后管理", "/console/lending/loans"),
     NavItem("lending_collections", "催收队列", "/console/lending/collections", COLLECTIONS_STAFF),
+    NavItem("collections_cases", "催收案件", "/console/collections/cases", COLLECTIONS_STAFF),
+    NavItem("collections_calls", "通话记录", "/console/collections/calls", COLLECTIONS_STAFF),
+    NavItem("collections_agencies", "委外管理", "/console/collections/agencies", frozenset({Role.ADMIN, Role.MANAGER})),
     # 支付订单 · 代扣 · 代扣授权 · 对账: one entry, the four pages are tabs under /console/payments
     NavItem("payments", "支付结算", "/console/payments", PAYMENT_STAFF),
     NavItem("referral", "推荐佣金", "/console/referral", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})),
@@ -107,11 +110,19 @@ NAV: list[NavItem] = [
     # Served by the payment simulator (a URL): only while payments are simulated.
     NavItem("pay_sim", "支付模拟器", "/_pay_sim/", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE}),
             shown=lambda: _payments_simulated()),
+    # Served by the telephony simulator (a URL): only while telephony is simulated.
+    NavItem("tel_sim", "外呼模拟器", "/_tel_sim/", COLLECTIONS_STAFF, shown=lambda: _telephony_simulated()),
 ]
 
 
 def _payments_simulated() -> bool:
     from payments.simulator import is_active
+
+    return is_active()
+
+
+def _telephony_simulated() -> bool:
+    from postloan.telephony.simulator import is_active
 
     return is_active()
 
@@ -138,6 +149,7 @@ GROUP_BY_PREFIX: tuple[tuple[str, str], ...] = (
     ("/console/staff", "设置"), ("/console/departments", "设置"), ("/console/roles", "设置"),
     ("/console/settings", "设置"), ("/console/audit", "设置"), ("/console/tokens", "设置"),
     ("/console/consents", "设置"), ("/console/outbox", "设置"), ("/_pay_sim", "财务"),
+    ("/_tel_sim", "贷后"),
 )
 # Explicit exceptions by item key (an item may also name its group itself).
 GROUP_BY_KEY: dict[str, str] = {"finance_performance": "报表"}  # a report, though its URL is finance's

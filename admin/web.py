@@ -8,9 +8,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from admin import api, console
+from admin import agency_portal, api, console
 from admin.api import automation as automation_api
 from admin.api import customer_profile as customer_profile_api
+from admin.api import collections as collections_api
 from admin.api import customers as customers_api
 from admin.api import finance as finance_api
 from admin.api import handover as handover_api
@@ -23,10 +24,15 @@ from admin.api import pool_setup as pool_setup_api
 from admin.api import referral as referral_api
 from admin.api import segments as segments_api
 from admin.api import tags as tags_api
+from admin.api import telephony as telephony_api
 from admin.api import work as work_api
 from admin.console import custom_fields as custom_fields_console
 from admin.console import customer_export as customer_export_console
 from admin.console import customer_profile as customer_profile_console
+from admin.console import agencies as agencies_console
+from admin.console import collections_analysis as collections_analysis_console
+from admin.console import collections_cases as collections_cases_console
+from admin.console import collections_setup as collections_setup_console
 from admin.console import customers as customers_console
 from admin.console import finance_cases as finance_cases_console
 from admin.console import finance_reports as finance_reports_console
@@ -44,6 +50,7 @@ from admin.console import referral_money as referral_money_console
 from admin.console import referral_setup as referral_setup_console
 from admin.console import segments as segments_console
 from admin.console import tags as tags_console
+from admin.console import telephony as telephony_console
 from admin.console import work as work_console
 from admin.deps import has_staff_session
 from admin.errors import API_FIELD_LABELS, render_api_error, render_console_error, render_not_found
@@ -86,6 +93,14 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_applications_api.router)
     app.include_router(lending_loans_console.router)
     app.include_router(lending_loans_api.router)
+    app.include_router(collections_cases_console.router)
+    app.include_router(collections_setup_console.router)
+    app.include_router(telephony_console.router)
+    app.include_router(telephony_api.router)
+    app.include_router(agencies_console.router)
+    app.include_router(agency_portal.router)  # the agency portal (/agency): agency accounts, not staff
+    app.include_router(collections_analysis_console.router)
+    app.include_router(collections_api.router)
     app.include_router(payments_console.router)
     app.include_router(finance_api.router)
     app.include_router(finance_settlements_console.router)

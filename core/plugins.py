@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-APPS = ("payments", "crm", "lending", "finance", "referral", "analytics", "bot", "miniprogram_api", "admin")
+APPS = ("payments", "crm", "lending", "finance", "postloan", "referral", "analytics", "bot", "miniprogram_api", "admin")
 
 
 def load_all(module: str) -> list[ModuleType]:

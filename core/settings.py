@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     )
     wechatpay_notify_window_seconds: int = Field(300, description="accepted age of a payment notification timestamp")
 
+    # --- telephony (外呼, postloan/telephony) --------------------------------------------------
+    telephony_api_base: str = Field(
+        "", description="call center API base; empty: the built-in telephony simulator at {base_url}/_tel_sim"
+    )
+    telephony_api_key: str = Field("", description="API key our calls to the call center carry (Bearer)")
+    telephony_callback_secret: str = Field("", description="HMAC-SHA256 key of the call center's result callbacks")
+    telephony_call_hours: str = Field("08:00-21:00", description="hours calls are permitted, Asia/Shanghai (HH:MM-HH:MM)")
+    telephony_callback_window_seconds: int = Field(300, description="accepted age of a telephony callback timestamp")
+
     # --- tasks -------------------------------------------------------------------------------
     task_max_retries: int = Field(5, description="retries (exponential backoff) before a task fails for good")
     inprocess_workers: int = Field(2, description="threads running tasks in the embedded default")

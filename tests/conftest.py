@@ -48,7 +48,7 @@ plugins.load_models()
 plugins.load_tasks()
 
 # The WeCom simulator over real HTTP (fixture `wecom_server`), for every test that talks to WeCom.
-pytest_plugins = ["tests.wecom_server", "tests.mp_support", "tests.pay_server"]
+pytest_plugins = ["tests.wecom_server", "tests.mp_support", "tests.pay_server", "tests.tel_server"]
 
 IS_POSTGRES = _DB_URL.startswith("postgresql")
 HAS_REDIS = bool(_REDIS_URL)

@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from core.audit import AuditLog
 from crm import auth_service
-from lending.models import CollectionAction, Repayment, RepaymentRefund, Restructure
+from lending.models import Repayment, RepaymentRefund, Restructure
 from lending.servicing import rollover
+from postloan.models import CollectionAction
 from tests.factories import make_staff
 from tests.lending_flow_support import count
 from tests.servicing_support import days, make_loan, on, rows

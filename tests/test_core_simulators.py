@@ -11,6 +11,8 @@ from core.web import create_app
 REAL_WECOM = {"SCRM_WECOM_CORP_ID": "wwrealcorp", "SCRM_WECOM_SECRET": "real-secret", "SCRM_WECOM_AGENT_ID": "1000002"}
 REAL_WECHAT = {"SCRM_WECHAT_MP_APPID": "wxrealapp", "SCRM_WECHAT_MP_SECRET": "real-mp-secret"}
 REAL_PAY = {"SCRM_WECHATPAY_MCHID": "1230000109", "SCRM_WECHATPAY_API_BASE": "https://api.mch.weixin.qq.com"}
+REAL_TEL = {"SCRM_TELEPHONY_API_BASE": "https://cc.example.com/api", "SCRM_TELEPHONY_API_KEY": "real-key",
+            "SCRM_TELEPHONY_CALLBACK_SECRET": "real-callback-secret"}
 
 
 @pytest.fixture
@@ -50,10 +52,18 @@ def test_production_with_real_wecom_and_wechat_but_simulated_payments_refuses(pr
     assert "SCRM_WECHATPAY_MCHID" in message and "SCRM_WECOM_SECRET" not in message
 
 
-def test_production_with_every_real_credential_starts_without_the_simulator(production):
+def test_production_with_everything_real_but_simulated_telephony_refuses(production):
     production(**REAL_WECOM, **REAL_WECHAT, **REAL_PAY)
+    with pytest.raises(simulators.SimulatorInProduction) as refused:
+        create_app(start_tasks=False)
+    message = str(refused.value)
+    assert "SCRM_TELEPHONY_API_BASE" in message and "SCRM_WECHATPAY_MCHID" not in message
+
+
+def test_production_with_every_real_credential_starts_without_the_simulator(production):
+    production(**REAL_WECOM, **REAL_WECHAT, **REAL_PAY, **REAL_TEL)
     app = create_app(start_tasks=False)
-    assert not any(getattr(r, "path", "") in ("/_wecom_sim", "/_pay_sim") for r in app.routes)
+    assert not any(getattr(r, "path", "") in ("/_wecom_sim", "/_pay_sim", "/_tel_sim") for r in app.routes)
 
 
 def test_demo_deployment_starts_with_a_loud_warning(production, capsys):
@@ -64,7 +74,7 @@ def test_demo_deployment_starts_with_a_loud_warning(production, capsys):
 
 
 def test_a_simulator_registered_by_another_package_is_refused_too(production):
-    production(**REAL_WECOM, **REAL_WECHAT, **REAL_PAY)
+    production(**REAL_WECOM, **REAL_WECHAT, **REAL_PAY, **REAL_TEL)
     simulators.register("test_payments", "支付（模拟器）", settings=("SCRM_TEST_PAY_KEY",), active=lambda s: True)
     try:
         with pytest.raises(simulators.SimulatorInProduction, match="SCRM_TEST_PAY_KEY"):

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from core.audit import AuditLog
-from lending.models import CobStep, CollectionAction, Loan, LoanInstallment, Reminder
+from lending.models import CobStep, Loan, LoanInstallment, Reminder
 from lending.servicing import cob, reminders, state
+from postloan.models import CollectionAction
 from tests.factories import make_staff
 from tests.servicing_support import make_loan, on, pay
 

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from core.errors import PermissionDenied
 from lending.models import Repayment, RepaymentAllocation, Waiver
-from lending.servicing import collections, rollover, waivers
+from lending.servicing import rollover, waivers
 from lending.servicing.exceptions import LoanClosed, WaiverAboveLimit, WaiverDecided, WaiverInvalid
+from postloan import actions as collections
 from tests.factories import make_staff
 from tests.lending_flow_support import V
 from tests.servicing_support import make_loan, on, pay, rows

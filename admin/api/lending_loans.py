@@ -14,17 +14,8 @@ from admin.api.deps import ERROR_RESPONSES, Caller
 from admin.pagination import MAX_OFFSET
 from admin.schemas import ErrorBody
 from core.web import SessionDep
-from lending.servicing import (
-    collections,
-    loans,
-    prepayments,
-    refunds,
-    repayments,
-    restructures,
-    state,
-    versions,
-    waivers,
-)
+from lending.servicing import loans, prepayments, refunds, repayments, restructures, state, versions, waivers
+from postloan import actions as collections
 
 router = APIRouter(prefix="/api/v1/lending", tags=["lending-servicing"], responses=ERROR_RESPONSES)
 

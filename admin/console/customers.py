@@ -75,6 +75,7 @@ EVENT_KIND_LABELS = {
     "task": "待办", "collaborator": "协作", "consent": "授权",
     "lending_repayment": "还款", "lending_repayment_reversed": "还款冲正", "lending_schedule": "还款计划变更", "lending_loan_closed": "结清",
     "lending_promise": "承诺还款", "lending_promise_broken": "承诺未兑现",
+    "call": "外呼", "call.do_not_call": "勿扰",
 }
 NOTICES = {
     "created": "客户已创建", "merged": "该客户已存在，本次录入已合并到原客户", "profile": "资料已保存",

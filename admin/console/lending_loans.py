@@ -26,30 +26,20 @@ from core.web import SessionDep
 from crm.models import Customer, Department, Staff, StaffStatus
 from lending import contracts
 from lending.models import (
-    ACTION_KIND_LABELS,
     BUCKET_LABELS,
     BUCKETS,
     COMPONENT_LABELS,
     INSTALLMENT_STATUS_LABELS,
     LOAN_STATUS_LABELS,
-    PROMISE_STATUS_LABELS,
     REPAYMENT_CHANNEL_LABELS,
     REPAYMENT_PURPOSE_LABELS,
     RESTRUCTURE_KIND_LABELS,
     SCHEDULE_REASON_LABELS,
     Contract,
 )
-from lending.servicing import (
-    collections,
-    loans,
-    prepayments,
-    refunds,
-    repayments,
-    restructures,
-    state,
-    versions,
-    waivers,
-)
+from lending.servicing import loans, prepayments, refunds, repayments, restructures, state, versions, waivers
+from postloan import actions as collections
+from postloan.models import ACTION_KIND_LABELS, PROMISE_STATUS_LABELS
 
 router = APIRouter(prefix="/console/lending", include_in_schema=False)
 

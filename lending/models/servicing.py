@@ -1,4 +1,5 @@
-"""Servicing (贷后): repayments with their allocations, collection actions and promises to pay.
+"""Servicing (贷后): repayments with their allocations, schedule versions, waivers, the close of business, reminders.
+(The collections tables, actions and promises to pay included, live in ``postloan.models``.)
 
 - ``Repayment`` — APPEND-ONLY. A repayment (还款) booked by finance, or the reversal (冲正) of one.
   ``external_reference`` (the bank slip / channel serial) is unique: the same slip cannot be booked twice.
@@ -11,8 +12,6 @@
 - ``RepaymentRefund`` — money of a reversed repayment given back (退款): through ``payments`` (a refund of the
   WeChat Pay / withholding order the money came by) or recorded as paid out by finance (bank transfer, cash),
   once per repayment.
-- ``CollectionAction`` — APPEND-ONLY log of collections work (催收记录): calls, messages, promises, notes,
-  assignments.
 - ``ScheduleVersion`` — APPEND-ONLY. Every version of a loan's schedule (还款计划版本): the original, and one
   per change (prepayment, payoff, extension, restructure), with its rows. ``LoanInstallment`` holds the current
   version's rows with what is paid on them; a change rewrites the unpaid rows there and appends a version here,
@@ -33,8 +32,6 @@
   once assigned — in WeCom). Unique per (bill, offset, audience): created by the close of business, never twice;
   ``pending`` until the channel reports ``sent`` (or ``failed``); ``skipped`` when the borrower opted out.
 - ``ReminderOptOut`` — a borrower who asked for no repayment reminders (退订).
-- ``CollectionPromise`` — a promise to pay (承诺还款) with date and amount; its status moves once
-  from ``open`` to ``kept`` or ``broken`` (conditional UPDATE).
 
 The ORM refuses UPDATE and DELETE of the append-only tables; the migration adds database triggers too.
 """
@@ -51,9 +48,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.db import Base
 
 __all__ = [
-    "ACTION_KIND_LABELS", "COMPONENT_LABELS", "PROMISE_STATUS_LABELS", "REPAYMENT_CHANNEL_LABELS",
-    "CollectionAction", "CollectionPromise", "REPAYMENT_PURPOSE_LABELS", "Repayment", "RepaymentAllocation",
-    "CobStep", "InterestAccrual", "REFUND_STATUS_LABELS", "RESTRUCTURE_KIND_LABELS", "Reminder", "RepaymentRefund", "Restructure", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS", "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
+    "COMPONENT_LABELS", "REPAYMENT_CHANNEL_LABELS", "REPAYMENT_PURPOSE_LABELS", "Repayment", "RepaymentAllocation",
+    "CobStep", "InterestAccrual", "REFUND_STATUS_LABELS", "RESTRUCTURE_KIND_LABELS", "Reminder", "RepaymentRefund",
+    "Restructure", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS",
+    "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
 ]
 
 REPAYMENT_CHANNEL_LABELS = {
@@ -61,8 +59,6 @@ REPAYMENT_CHANNEL_LABELS = {
     "other": "其他",
 }
 COMPONENT_LABELS = {"penalty": "罚息", "fee": "费用", "interest": "利息", "principal": "本金"}
-ACTION_KIND_LABELS = {"call": "电话", "message": "短信/消息", "promise": "承诺还款", "note": "备注", "assign": "分配"}
-PROMISE_STATUS_LABELS = {"open": "待兑现", "kept": "已兑现", "broken": "已违约"}
 REPAYMENT_PURPOSE_LABELS = {"installment": "还款", "prepayment": "部分提前还款", "payoff": "提前结清", "waiver": "减免"}
 SCHEDULE_REASON_LABELS = {"original": "原始计划", "prepayment": "部分提前还款", "payoff": "提前结清",
                           "extension": "展期", "restructure": "重组"}
@@ -274,45 +270,7 @@ class ReminderOptOut(Base):
     created_at: Mapped[datetime]
 
 
-class CollectionAction(Base):
-    __tablename__ = "lending_collection_action"
-    __table_args__ = (
-        CheckConstraint("kind IN ('call', 'message', 'promise', 'note', 'assign')", name="kind_known"),
-        Index("ix_lending_collection_action_loan_at", "loan_id", "at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"))
-    kind: Mapped[str] = mapped_column(String(12))
-    outcome: Mapped[str | None] = mapped_column(String(40))  # e.g. 接通 / 未接 / 关机
-    note: Mapped[str | None] = mapped_column(String(500))
-    bucket: Mapped[str] = mapped_column(String(4))  # the loan's bucket when the action was logged
-    overdue_days: Mapped[int]
-    by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
-    at: Mapped[datetime]
-
-
-class CollectionPromise(Base):
-    __tablename__ = "lending_collection_promise"
-    __table_args__ = (
-        CheckConstraint("status IN ('open', 'kept', 'broken')", name="status_known"),
-        CheckConstraint("promised_amount > 0", name="amount_positive"),
-        Index("ix_lending_collection_promise_status_date", "status", "promised_date"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"), index=True)
-    action_id: Mapped[int] = mapped_column(ForeignKey("lending_collection_action.id"), unique=True)
-    made_date: Mapped[date]  # repayments from this date on count towards the promise
-    promised_date: Mapped[date]
-    promised_amount: Mapped[int]  # fen
-    status: Mapped[str] = mapped_column(String(8), default="open")
-    resolved_at: Mapped[datetime | None]
-    by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-
-
-APPEND_ONLY_TABLES = ("lending_repayment", "lending_repayment_allocation", "lending_collection_action",
-                      "lending_schedule_version")
+APPEND_ONLY_TABLES = ("lending_repayment", "lending_repayment_allocation", "lending_schedule_version")
 
 
 @event.listens_for(Repayment, "before_update")
@@ -321,7 +279,5 @@ APPEND_ONLY_TABLES = ("lending_repayment", "lending_repayment_allocation", "lend
 @event.listens_for(RepaymentAllocation, "before_delete")
 @event.listens_for(ScheduleVersion, "before_update")
 @event.listens_for(ScheduleVersion, "before_delete")
-@event.listens_for(CollectionAction, "before_update")
-@event.listens_for(CollectionAction, "before_delete")
 def _refuse_change(_mapper: Any, _connection: Any, target: Any) -> None:
     raise RuntimeError(f"{target.__tablename__} is append-only: a mistaken repayment is reversed, never edited")

@@ -104,8 +104,10 @@ class Expression:
     calls: frozenset[str]
 
 
-def compile_expression(source: str, *, expect: str | None = None, label: str = "表达式") -> Expression:
-    """Parse and check ``source``; ``expect`` is BOOL for a rule, NUM for a credit-limit formula."""
+def compile_expression(source: str, *, expect: str | None = None, label: str = "表达式",
+                       facts: Mapping[str, tuple[str, str]] | None = None) -> Expression:
+    """Parse and check ``source``; ``expect`` is BOOL for a rule, NUM for a credit-limit formula. ``facts``: the
+    names the expression may use (default :data:`FACTS`, the applicant's; post-loan early warning has its own)."""
     text = (source or "").strip()
     if not text:
         raise InvalidRuleExpression(f"{label}不能为空")
@@ -119,7 +121,7 @@ def compile_expression(source: str, *, expect: str | None = None, label: str = "
     nodes = sum(1 for _ in ast.walk(tree))
     if nodes > MAX_NODES:
         raise InvalidRuleExpression(f"{label}过于复杂（{nodes} 个节点，最多 {MAX_NODES} 个）")
-    checker = _Checker(text, label)
+    checker = _Checker(text, label, FACTS if facts is None else facts)
     kind = checker.check(tree.body)
     if expect is not None and kind != expect:
         wanted = "一个条件（结果为是/否）" if expect == BOOL else "一个数值（金额，分）"
@@ -128,9 +130,10 @@ def compile_expression(source: str, *, expect: str | None = None, label: str = "
 
 
 class _Checker:
-    def __init__(self, source: str, label: str) -> None:
+    def __init__(self, source: str, label: str, facts: Mapping[str, tuple[str, str]]) -> None:
         self.source = source
         self.label = label
+        self.known = facts
         self.facts: set[str] = set()
         self.calls: set[str] = set()
 
@@ -157,12 +160,12 @@ class _Checker:
                 return STR
             raise self.fail(node, "：不支持这种常量")
         if isinstance(node, ast.Name):
-            if node.id in FACTS:
+            if node.id in self.known:
                 self.facts.add(node.id)
-                return FACTS[node.id][0]
+                return self.known[node.id][0]
             if node.id in FUNCTIONS:
                 raise self.fail(node, f"：{node.id} 是函数，须带括号调用")
-            known = "、".join(FACTS)
+            known = "、".join(self.known)
             raise self.fail(node, f"：未知的字段「{node.id}」（可用字段：{known}）")
         if isinstance(node, ast.BoolOp):
             for value in node.values:

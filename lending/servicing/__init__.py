@@ -1,5 +1,5 @@
-"""Loan servicing (贷后): repayments and reversals, penalty interest and bill rollover, overdue buckets,
-collections. Modules by use case:
+"""Loan servicing (贷后): repayments and reversals, penalty interest and bill rollover, overdue buckets.
+(Collections work lives in ``postloan``, which joins servicing through ``events``' hook lists.) Modules by use case:
 
 - ``arithmetic`` — pure: penalty interest, buckets, the write-off split
 - ``state`` — the loan's state recomputed from its repayments (the one writer of penalty / status / bucket)
@@ -15,6 +15,5 @@ collections. Modules by use case:
 - ``rollover`` — the periodic bill rollover (per loan)
 - ``cob`` — the nightly close of business (set-based, restartable, catch-up)
 - ``reminders`` — repayment reminder rows and their dispatch to the channels
-- ``collections`` — queue, assignment, actions, promises to pay, phone reveal
 - ``events`` — task names and hook lists for downstream packages
 """

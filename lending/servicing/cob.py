@@ -22,9 +22,8 @@ today, oldest first (a first run starts at today).
   bucket that changed.
 - ``accrual``: the interest accrued on the date (利息计提) per product version, one INSERT … SELECT
   (:func:`accrual`).
-- ``collections``: newly overdue loans without a collector are given to the active collector holding the
-  fewest overdue loans (the same rule as ``collections.auto_assign``, decided for the batch in one pass, loan
-  id order); open promises to pay of the claimed loans decided.
+- ``collections``: the hooks of ``events.COB_COLLECTIONS`` (``postloan.nightly``: cases opened and closed, newly
+  overdue loans given to collectors, open promises to pay of the claimed loans decided).
 - ``reminders``: reminder rows of the date (``lending.servicing.reminders``), one per bill and kind.
 
 The results equal the per-loan rollover's (tests compare them).
@@ -33,7 +32,6 @@ The results equal the per-loan rollover's (tests compare them).
 # ruff: noqa: S608 - the SQL text formats in only this module's own dialect fragments; every value is bound
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -46,11 +44,10 @@ from core import audit, clock
 from core.audit import AuditLog
 from core.db import unit_of_work
 from core.money import Rounding
-from crm.models import Role, Staff, StaffStatus
-from lending.models import CobStep, CollectionAction, CollectionPromise, Loan, ProductVersion
-from lending.servicing import collections, reminders, rollover
+from lending.models import CobStep, Loan, ProductVersion
+from lending.servicing import reminders, rollover
 from lending.servicing.arithmetic import bucket
-from lending.servicing.events import ROLLOVER_TASK
+from lending.servicing.events import COB_COLLECTIONS, ROLLOVER_TASK
 
 __all__ = ["STEPS", "accruals", "close_business", "completed_through", "run_date"]
 
@@ -279,50 +276,10 @@ def accruals(session: Session, day: date) -> dict[int, tuple[int, int]]:
 # --- collections -------------------------------------------------------------------------------------------
 
 
-def assign_collectors(session: Session, day: date) -> int:
-    """Unassigned overdue claimed loans, in id order, each to the collector with the fewest overdue loans."""
-    ids = list(session.scalars(select(Loan.id).where(Loan.rolled_over_date == day, Loan.status == "active",
-                                                     Loan.bucket != "C", Loan.collector_staff_id.is_(None))
-                               .order_by(Loan.id)))
-    if not ids:
-        return 0
-    staff = list(session.execute(select(Staff.id, Staff.display_name).where(
-        Staff.role == Role.COLLECTOR, Staff.status == StaffStatus.ACTIVE)))
-    if not staff:
-        return 0
-    load = {s: n for s, n in session.execute(select(Loan.collector_staff_id, func.count()).where(
-        Loan.collector_staff_id.in_([s for s, _ in staff]), Loan.status == "active", Loan.bucket != "C")
-        .group_by(Loan.collector_staff_id))}
-    names = {s: n for s, n in staff}
-    heap = [(load.get(s, 0), s) for s, _ in staff]
-    heapq.heapify(heap)
-    chosen = []
-    for loan_id in ids:
-        count, staff_id = heapq.heappop(heap)
-        chosen.append({"i": loan_id, "s": staff_id})
-        heapq.heappush(heap, (count + 1, staff_id))
-    table = Loan.__table__
-    session.execute(update(table).where(table.c.id == bindparam("i")).values(collector_staff_id=bindparam("s")),
-                    chosen)
-    figures = {i: (b, od) for i, b, od in session.execute(select(Loan.id, Loan.bucket, Loan.overdue_days).where(
-        Loan.rolled_over_date == day, Loan.status == "active", Loan.bucket != "C"))}
-    now = clock.now()
-    session.execute(insert(CollectionAction), [
-        {"loan_id": c["i"], "kind": "assign", "outcome": None, "note": f"自动分配给 {names[c['s']]}",
-         "bucket": figures[c["i"]][0], "overdue_days": figures[c["i"]][1], "by_staff_id": None, "at": now}
-        for c in chosen])
-    return len(chosen)
-
-
-def settle(session: Session, day: date) -> int:
-    ids = list(session.scalars(select(CollectionPromise.loan_id).distinct().join(
-        Loan, Loan.id == CollectionPromise.loan_id).where(CollectionPromise.status == "open",
-                                                         Loan.rolled_over_date == day)))
-    return sum(collections.settle_promises(session, loan_id, day) for loan_id in ids)
-
-
 def collections_step(session: Session, day: date) -> int:
-    return assign_collectors(session, day) + settle(session, day)
+    """Collections' nightly work (``postloan`` joins through ``events.COB_COLLECTIONS``): cases, allocation,
+    promises. Nothing when no collections package is loaded."""
+    return sum(hook(session, day) for hook in COB_COLLECTIONS)
 
 
 STEPS: dict[str, Callable[[Session, date], int]] = {

@@ -1,4 +1,4 @@
-"""Refusals of servicing (贷后): repayments, reversals, collections (stable codes, Chinese messages)."""
+"""Refusals of servicing (贷后): repayments, reversals, waivers (stable codes, Chinese messages)."""
 
 from __future__ import annotations
 
@@ -43,11 +43,6 @@ class AlreadyReversed(Conflict):
 class ReversalRefused(Conflict):
     code = "reversal_refused"
     message = "不能冲正这条记录"
-
-
-class CollectionInvalid(ValidationFailed):
-    code = "collection_invalid"
-    message = "催收记录不正确"
 
 
 class PrepaymentRefused(ValidationFailed):

@@ -14,9 +14,9 @@ from core import audit, clock, outbox
 from core.money import format_yuan
 from crm import customers
 from lending.models import REPAYMENT_CHANNEL_LABELS, Loan, LoanInstallment, Repayment, RepaymentAllocation
-from lending.servicing import collections, state
+from lending.servicing import state
 from lending.servicing.arithmetic import Due
-from lending.servicing.events import LOAN_CLOSED_TASK, REPAYMENT_RECORDED_TASK
+from lending.servicing.events import LOAN_CLOSED_TASK, ON_PAYMENT_POSTED, REPAYMENT_RECORDED_TASK
 from lending.servicing.exceptions import ReferenceTaken
 
 PAID_COLUMN = {"principal": "paid_principal_amount", "interest": "paid_interest_amount",
@@ -108,7 +108,8 @@ def post(session: Session, loan: Loan, repayment: Repayment, split: list[tuple[i
                            actor_staff_id=staff_id, ref_type="lending_repayment", ref_id=repayment.id,
                            data={"loan_id": loan.id, "amount": amount, "purpose": repayment.purpose, **by_component})
     if repayment.kind == "repayment":
-        collections.settle_promises(session, loan.id)
+        for hook in ON_PAYMENT_POSTED:
+            hook(session, loan)
         outbox.enqueue(session, REPAYMENT_RECORDED_TASK, repayment.id)
     if change.closed:
         customers.record_event(session, loan.customer_id, "lending_loan_closed", f"贷款 #{loan.id} 已结清",

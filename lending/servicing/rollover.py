@@ -3,7 +3,8 @@
 Each active loan with a bill due before today is claimed for today by a conditional UPDATE
 (``rolled_over_date < today``; a second run the same day, or a second worker, claims nothing), then
 :func:`lending.servicing.state.refresh` recomputes penalty, installment status, overdue days and bucket as of
-today; a loan that has just fallen overdue is assigned to a collector; open promises to pay are decided.
+today; then collections (``ON_LOAN_ROLLED_OVER``: a case for a loan that has just fallen overdue, its collector,
+its open promises to pay decided).
 Work goes in batches, one unit of work each (see ``lending.servicing_tasks``).
 """
 
@@ -16,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock
 from lending.models import Loan, LoanInstallment
-from lending.servicing import collections, state
-from lending.servicing.events import ROLLOVER_TASK
+from lending.servicing import state
+from lending.servicing.events import ON_LOAN_ROLLED_OVER, ROLLOVER_TASK
 
 __all__ = ["roll_one", "roll_over"]
 
@@ -47,13 +48,12 @@ def roll_over(session: Session, day: date | None = None, *, limit: int = 200) ->
 
 
 def roll_one(session: Session, loan: Loan, day: date) -> None:
-    """One claimed loan's rollover for ``day``: state, collector, bucket audit, promises."""
+    """One claimed loan's rollover for ``day``: state, bucket audit, then collections' hooks."""
     before = loan.bucket
     state.refresh(session, loan, day)
-    if loan.bucket != "C":
-        collections.auto_assign(session, loan)
     if loan.bucket != before:
         audit.record(session, "lending.loan.bucket", entity_type="lending_loan", entity_id=loan.id,
                      before={"bucket": before}, after={"bucket": loan.bucket, "overdue_days": loan.overdue_days},
                      actor=audit.Actor.system(ROLLOVER_TASK))
-    collections.settle_promises(session, loan.id, day)
+    for hook in ON_LOAN_ROLLED_OVER:
+        hook(session, loan, day)

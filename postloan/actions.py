@@ -1,9 +1,12 @@
-"""Collections (催收): the queue of overdue loans, assignment, the action log, promises to pay.
+"""Collections work on a loan (催收, moved here from ``lending.servicing.collections``): the queue of overdue
+loans, assignment, the action log, promises to pay. The case-level API is ``postloan.cases``; both write the
+same history (``postloan.history``), onto the loan's open case when it has one.
 
 - The queue: active loans whose bucket is not C, within the viewer's scope (``lending.servicing.loans``):
   a collector (催收, data scope own) sees the loans assigned to them; managers and admins their scope (all).
-- Assignment: the bill rollover gives a newly overdue, unassigned loan to the active collector with the
-  fewest overdue loans (ties: lowest id); a manager may reassign. Each assignment is logged.
+- Assignment: the nightly run (``postloan.nightly``) opens a case for a newly overdue loan and allocates it
+  (``postloan.allocation``: the manager's rules, else the active collector with the fewest open cases, ties:
+  lowest id); a manager may reassign. Each assignment is logged.
 - Actions (call, message, promise, note) are an append-only log with the loan's bucket at the time.
 - A promise to pay (承诺还款) is kept when the repayments that stand, value-dated from the day it was made to
   the promised date, reach the promised amount; it is broken when that date has passed without. Decided once
@@ -16,23 +19,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import audit, clock, pii
 from core.errors import PermissionDenied, ValidationFailed
-from core.money import format_yuan
-from crm import customers
 from crm.models import Customer, Role, Staff, StaffStatus
 from crm.scope import Viewer
-from lending.models import ACTION_KIND_LABELS, CollectionAction, CollectionPromise, Loan, Repayment
+from lending.models import Loan
 from lending.servicing import loans as loan_reads
-from lending.servicing import state
-from lending.servicing.exceptions import CollectionInvalid
+from postloan import history
+from postloan.exceptions import CollectionInvalid
+from postloan.models import ACTION_KIND_LABELS, CollectionAction, CollectionPromise
 
 __all__ = [
-    "COLLECTORS", "MANAGERS", "QueueRow", "actions", "assign", "auto_assign", "log_action", "promises", "queue",
-    "reveal_phone", "settle_promises",
+    "COLLECTORS", "MANAGERS", "QueueRow", "actions", "assign", "check_staff", "log_action", "promises", "queue",
+    "reveal_phone", "validated",
 ]
 
 COLLECTORS = frozenset({Role.COLLECTOR, Role.RISK})  # may be assigned loans and work them
@@ -40,7 +42,7 @@ MANAGERS = frozenset({Role.MANAGER, Role.ADMIN})  # see their scope (all), assig
 LOGGED_KINDS = ("call", "message", "promise", "note")
 
 
-def _check_staff(viewer: Viewer | None) -> None:
+def check_staff(viewer: Viewer | None) -> None:
     if viewer is not None and viewer.role not in COLLECTORS | MANAGERS:
         raise PermissionDenied("只有催收、风控、经理或管理员可以处理催收")
 
@@ -60,7 +62,7 @@ class QueueRow:
 
 def queue(session: Session, viewer: Viewer, *, bucket: str | None = None, mine: bool = False,
           broken_only: bool = False, limit: int = 200) -> list[QueueRow]:
-    _check_staff(viewer)
+    check_staff(viewer)
     stmt = loan_reads.loans_query(viewer, status="active", bucket=bucket or "overdue",
                                   collector_id=viewer.staff_id if mine else None)
     last_action = (select(func.max(CollectionAction.at)).where(CollectionAction.loan_id == Loan.id)
@@ -77,32 +79,6 @@ def queue(session: Session, viewer: Viewer, *, bucket: str | None = None, mine: 
             for loan, customer, number, outstanding, overdue, last_at, promise, name in session.execute(stmt)]
 
 
-def _log(session: Session, loan: Loan, kind: str, *, staff_id: int | None, outcome: str | None = None,
-         note: str | None = None) -> CollectionAction:
-    action = CollectionAction(loan_id=loan.id, kind=kind, outcome=outcome, note=note, bucket=loan.bucket,
-                              overdue_days=loan.overdue_days, by_staff_id=staff_id, at=clock.now())
-    session.add(action)
-    session.flush()
-    return action
-
-
-def auto_assign(session: Session, loan: Loan) -> Staff | None:
-    """Give an unassigned loan to the active collector holding the fewest overdue loans; None if nobody is."""
-    if loan.collector_staff_id is not None:
-        return None
-    load = (select(func.count()).select_from(Loan).where(Loan.collector_staff_id == Staff.id,
-                                                         Loan.status == "active", Loan.bucket != "C")
-            .correlate(Staff).scalar_subquery())
-    staff = session.scalar(select(Staff).where(Staff.role == Role.COLLECTOR, Staff.status == StaffStatus.ACTIVE)
-                           .order_by(load, Staff.id).limit(1))
-    if staff is None:
-        return None
-    loan.collector_staff_id = staff.id
-    session.flush()
-    _log(session, loan, "assign", staff_id=None, note=f"自动分配给 {staff.display_name}")
-    return staff
-
-
 def assign(session: Session, loan_id: int, collector_id: int | None, *, viewer: Viewer) -> Loan:
     """A manager (re)assigns a loan to a collector (or takes it off anyone's queue with None)."""
     if viewer.role not in MANAGERS:
@@ -114,23 +90,17 @@ def assign(session: Session, loan_id: int, collector_id: int | None, *, viewer: 
         if target is None or target.status != StaffStatus.ACTIVE or target.role not in COLLECTORS:
             raise CollectionInvalid("请选择在职的催收或风控人员", field="collector_id")
     before = loan.collector_staff_id
-    loan.collector_staff_id = target.id if target else None
-    session.flush()
-    _log(session, loan, "assign", staff_id=viewer.staff_id,
-         note=f"分配给 {target.display_name}" if target else "取消分配")
+    history.set_collector(session, loan, history.open_case_of(session, loan.id, for_update=True),
+                          target.id if target else None,
+                          f"分配给 {target.display_name}" if target else "取消分配", by_staff_id=viewer.staff_id)
     audit.record(session, "lending.collection.assign", entity_type="lending_loan", entity_id=loan.id,
                  before={"collector_staff_id": before}, after={"collector_staff_id": loan.collector_staff_id})
     return loan
 
 
-def log_action(session: Session, loan_id: int, *, viewer: Viewer, kind: str, note: str | None = None,
-               outcome: str | None = None, promised_date: date | None = None,
-               promised_amount: int | None = None) -> CollectionAction:
-    """Log a call, message, note or promise to pay on a loan in the viewer's queue.
-
-    A promised date or amount typed on a call or message is a promise made in that call: both are
-    required then, and the promise is kept with the call (never dropped). A note carries no promise."""
-    _check_staff(viewer)
+def validated(kind: str, note: str | None, outcome: str | None, promised_date: date | None,
+              promised_amount: int | None) -> tuple[str | None, str | None, bool]:
+    """``(note, outcome, with_promise)`` of an action to log, or a refusal (nothing written)."""
     if kind not in LOGGED_KINDS:
         raise CollectionInvalid(f"未知的催收动作：{kind}（可选：{'、'.join(ACTION_KIND_LABELS[k] for k in LOGGED_KINDS)}）",
                                 field="kind")
@@ -141,54 +111,37 @@ def log_action(session: Session, loan_id: int, *, viewer: Viewer, kind: str, not
     with_promise = kind == "promise" or promised_date is not None or promised_amount is not None
     if with_promise and kind == "note":
         raise CollectionInvalid("备注不能附带承诺还款：请选择「承诺还款」或「电话」记录客户的承诺", field="kind")
-    loan = loan_reads.get_loan(session, viewer, loan_id, for_update=True)
     if with_promise:
         if promised_date is None or promised_date < clock.today():
             raise CollectionInvalid("请填写承诺还款日期（不早于今天）", field="promised_date")
         if isinstance(promised_amount, bool) or not isinstance(promised_amount, int) or promised_amount <= 0:
             raise CollectionInvalid("请填写承诺还款金额", field="promised_amount")
-    action = _log(session, loan, kind, staff_id=viewer.staff_id, outcome=outcome, note=note)
+    return note, outcome, with_promise
+
+
+def write_action(session: Session, loan: Loan, *, kind: str, staff_id: int | None, note: str | None,
+                 outcome: str | None, with_promise: bool, promised_date: date | None, promised_amount: int | None,
+                 case_id: int | None = None) -> CollectionAction:
+    action = history.log(session, loan, kind, staff_id=staff_id, outcome=outcome, note=note, case_id=case_id)
     if with_promise:
         assert promised_date is not None and promised_amount is not None
-        session.add(CollectionPromise(loan_id=loan.id, action_id=action.id, made_date=clock.today(),
-                                      promised_date=promised_date, promised_amount=promised_amount, status="open",
-                                      by_staff_id=viewer.staff_id))
-        session.flush()
-        customers.record_event(session, loan.customer_id, "lending_promise",
-                               f"承诺 {promised_date.isoformat()} 前还款 {format_yuan(promised_amount)}（贷款 #{loan.id}）",
-                               actor_staff_id=viewer.staff_id, ref_type="lending_loan", ref_id=loan.id)
+        history.add_promise(session, loan, action, promised_date=promised_date, promised_amount=promised_amount,
+                            staff_id=staff_id)
     return action
 
 
-def settle_promises(session: Session, loan_id: int, today: date | None = None) -> int:
-    """Decide the loan's open promises: kept when paid in time, broken when the date has passed. Returns how
-    many moved."""
-    today = today or clock.today()
-    moved = 0
-    for promise in session.scalars(select(CollectionPromise).where(CollectionPromise.loan_id == loan_id,
-                                                                   CollectionPromise.status == "open")):
-        paid = session.scalar(select(func.coalesce(func.sum(Repayment.amount), 0)).where(
-            Repayment.loan_id == loan_id, state.standing_clause(("repayment",)),
-            Repayment.repayment_date >= promise.made_date,
-            Repayment.repayment_date <= promise.promised_date)) or 0
-        if paid >= promise.promised_amount:
-            status = "kept"
-        elif today > promise.promised_date:
-            status = "broken"
-        else:
-            continue
-        moved += session.execute(update(CollectionPromise).where(
-            CollectionPromise.id == promise.id, CollectionPromise.status == "open")
-            .values(status=status, resolved_at=clock.now()).execution_options(synchronize_session=False)).rowcount
-        if status == "broken":
-            loan = session.get(Loan, loan_id)
-            assert loan is not None
-            customers.record_event(session, loan.customer_id, "lending_promise_broken",
-                                   f"承诺还款已违约：{promise.promised_date.isoformat()} 前应还 "
-                                   f"{format_yuan(promise.promised_amount)}，实还 {format_yuan(int(paid))}",
-                                   ref_type="lending_loan", ref_id=loan_id)
-    session.flush()
-    return moved
+def log_action(session: Session, loan_id: int, *, viewer: Viewer, kind: str, note: str | None = None,
+               outcome: str | None = None, promised_date: date | None = None,
+               promised_amount: int | None = None) -> CollectionAction:
+    """Log a call, message, note or promise to pay on a loan in the viewer's queue.
+
+    A promised date or amount typed on a call or message is a promise made in that call: both are
+    required then, and the promise is kept with the call (never dropped). A note carries no promise."""
+    check_staff(viewer)
+    note, outcome, with_promise = validated(kind, note, outcome, promised_date, promised_amount)
+    loan = loan_reads.get_loan(session, viewer, loan_id, for_update=True)
+    return write_action(session, loan, kind=kind, staff_id=viewer.staff_id, note=note, outcome=outcome,
+                        with_promise=with_promise, promised_date=promised_date, promised_amount=promised_amount)
 
 
 def actions(session: Session, loan_id: int) -> list[CollectionAction]:
@@ -203,7 +156,7 @@ def promises(session: Session, loan_id: int) -> list[CollectionPromise]:
 
 def reveal_phone(session: Session, viewer: Viewer, loan_id: int, reason: str | None = None) -> str:
     """The borrower's full phone number for a call, audit-logged (``pii.reveal``)."""
-    _check_staff(viewer)
+    check_staff(viewer)
     loan = loan_reads.get_loan(session, viewer, loan_id)
     customer = session.get(Customer, loan.customer_id)
     if customer is None or not customer.phone_enc:

@@ -10,9 +10,12 @@ from sqlalchemy import select
 
 from core.audit import AuditLog
 from core.errors import PermissionDenied
-from lending.models import CollectionAction, CollectionPromise, Loan
-from lending.servicing import collections, loans, rollover
-from lending.servicing.exceptions import CollectionInvalid, LoanNotFound
+from lending.models import Loan
+from lending.servicing import loans, rollover
+from lending.servicing.exceptions import LoanNotFound
+from postloan import actions as collections
+from postloan.exceptions import CollectionInvalid
+from postloan.models import CollectionAction, CollectionCase, CollectionPromise
 from tests.factories import make_staff
 from tests.lending_flow_support import V, count
 from tests.servicing_support import days, make_loan, on, pay, rows
@@ -161,12 +164,16 @@ def test_managers_reassign_and_collectors_cannot(session):
     assert collections.queue(session, V(first)) == []
 
 
-def test_a_loan_paid_back_to_current_leaves_the_queue(session):
+def test_a_loan_paid_back_to_current_leaves_the_queue_and_its_case_is_cured(session):
     w, loan, first, _ = _overdue_loan(session)
+    case = session.scalar(select(CollectionCase).where(CollectionCase.loan_id == loan.id))
+    assert (case.status, case.collector_staff_id) == ("open", first.id)
     row = rows(session, loan)[0]  # rolled over today: its penalty is as of today
     assert row.penalty_amount > 0
     pay(session, w, loan, row.outstanding_amount)
     assert session.get(Loan, loan.id).bucket == "C"
     assert collections.queue(session, V(first)) == []
-    assert count(session, CollectionAction, CollectionAction.loan_id == loan.id) == 1
+    session.refresh(case)
+    assert (case.status, case.close_reason) == ("closed", "cured")
+    assert [a.kind for a in collections.actions(session, loan.id)] == ["note", "assign"]  # the closing note
 

@@ -1,0 +1,142 @@
+"""Collections analysis (催收分析): per collector, per group and per bucket — cases, contact rate, promise rate,
+promise-kept rate, amount recovered, recovery rate — and the overdue rate by region and by customer type.
+
+Over the cases opened in a date range, each counted for the collector (and group) holding it now or when it
+closed. Definitions (per case, then summed):
+
+- contacted: at least one call, message or promise whose outcome is not 号码错误 / 无法联系;
+- promised: at least one promise to pay; kept rate: kept promises ÷ promises decided (kept + broken);
+- recovered: repayments received (not reversed, waivers excluded) on the case's loan, value-dated from the day
+  the case opened, booked before it closed (or until now); recovery rate: recovered ÷ (recovered + still overdue).
+
+The CRM records no industry; the overdue rate is given by region and by customer type (客户类型) instead:
+active loans overdue (bucket other than C) ÷ active loans. Agency columns are added by the outsourcing module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from crm.models import Customer, Staff
+from lending.models import Loan, Repayment
+from lending.servicing import state
+from postloan.models import CollectionAction, CollectionCase, CollectionGroup, CollectionPromise
+
+__all__ = ["OverdueRow", "StatRow", "by_bucket", "by_collector", "by_group", "overdue_by"]
+
+NOT_CONTACTED = ("号码错误", "无法联系")
+
+
+@dataclass(frozen=True)
+class StatRow:
+    key: object
+    label: str
+    cases: int
+    contacted: int
+    promised: int
+    kept: int
+    decided: int
+    recovered: int  # fen
+    still_overdue: int  # fen
+
+    @staticmethod
+    def _rate(num: int, den: int) -> Decimal | None:
+        return (Decimal(num) / Decimal(den)).quantize(Decimal("0.0001"), ROUND_HALF_UP) if den else None
+
+    @property
+    def contact_rate(self) -> Decimal | None:
+        return self._rate(self.contacted, self.cases)
+
+    @property
+    def promise_rate(self) -> Decimal | None:
+        return self._rate(self.promised, self.cases)
+
+    @property
+    def kept_rate(self) -> Decimal | None:
+        return self._rate(self.kept, self.decided)
+
+    @property
+    def recovery_rate(self) -> Decimal | None:
+        return self._rate(self.recovered, self.recovered + self.still_overdue)
+
+
+def _per_case(opened_from: date, opened_to: date):  # noqa: ANN202 - a subquery, one row per case
+    c = CollectionCase
+    contacted = (select(literal(1)).where(CollectionAction.case_id == c.id,
+                                          CollectionAction.kind.in_(("call", "message", "promise")),
+                                          func.coalesce(CollectionAction.outcome, "").not_in(NOT_CONTACTED))
+                 .correlate(c).exists())
+    promises = (select(func.count()).where(CollectionPromise.case_id == c.id).correlate(c).scalar_subquery())
+    kept = (select(func.count()).where(CollectionPromise.case_id == c.id, CollectionPromise.status == "kept")
+            .correlate(c).scalar_subquery())
+    decided = (select(func.count()).where(CollectionPromise.case_id == c.id,
+                                          CollectionPromise.status.in_(("kept", "broken"))).correlate(c).scalar_subquery())
+    recovered = (select(func.coalesce(func.sum(Repayment.amount), 0)).where(
+        Repayment.loan_id == c.loan_id, state.standing_clause(("repayment",)), Repayment.repayment_date >= c.opened_date,
+        or_(c.closed_at.is_(None), Repayment.created_at <= c.closed_at)).correlate(c).scalar_subquery())
+    return (select(c.id, c.collector_staff_id, c.group_id, c.bucket,
+                   case((contacted, 1), else_=0).label("contacted"), promises.label("promises"), kept.label("kept"),
+                   decided.label("decided"), recovered.label("recovered"),
+                   case((c.status == "open", c.overdue_amount), else_=0).label("still_overdue"))
+            .where(c.opened_date >= opened_from, c.opened_date <= opened_to).subquery())
+
+
+def _grouped(session: Session, key: str, opened_from: date, opened_to: date) -> list[tuple]:
+    pc = _per_case(opened_from, opened_to)
+    column = pc.c[key]
+    return list(session.execute(select(
+        column, func.count(), func.sum(pc.c.contacted), func.sum(case((pc.c.promises > 0, 1), else_=0)),
+        func.sum(pc.c.kept), func.sum(pc.c.decided), func.sum(pc.c.recovered), func.sum(pc.c.still_overdue))
+        .group_by(column).order_by(column)))
+
+
+def _rows(raw: list[tuple], labels: dict) -> list[StatRow]:
+    return [StatRow(k, labels.get(k, "未分配" if k is None else str(k)), int(n), int(ct or 0), int(pr or 0),
+                    int(kp or 0), int(dc or 0), int(rc or 0), int(so or 0))
+            for k, n, ct, pr, kp, dc, rc, so in raw]
+
+
+def by_collector(session: Session, opened_from: date, opened_to: date) -> list[StatRow]:
+    raw = _grouped(session, "collector_staff_id", opened_from, opened_to)
+    names = dict(session.execute(select(Staff.id, Staff.display_name).where(
+        Staff.id.in_([k for k, *_ in raw if k is not None]))).all())
+    return _rows(raw, names)
+
+
+def by_group(session: Session, opened_from: date, opened_to: date) -> list[StatRow]:
+    raw = _grouped(session, "group_id", opened_from, opened_to)
+    names = dict(session.execute(select(CollectionGroup.id, CollectionGroup.name)).all())
+    return _rows(raw, {**names, None: "未分组"})
+
+
+def by_bucket(session: Session, opened_from: date, opened_to: date) -> list[StatRow]:
+    raw = _grouped(session, "bucket", opened_from, opened_to)
+    return _rows(raw, {})
+
+
+@dataclass(frozen=True)
+class OverdueRow:
+    label: str
+    loans: int
+    overdue: int
+    overdue_amount: int  # fen, of the open cases
+
+    @property
+    def rate(self) -> Decimal | None:
+        return StatRow._rate(self.overdue, self.loans)  # noqa: SLF001
+
+
+def overdue_by(session: Session, dimension: str) -> list[OverdueRow]:
+    """Active loans and how many are overdue, by ``region`` or ``customer_type`` of the customer."""
+    column = {"region": Customer.region, "customer_type": Customer.customer_type}[dimension]
+    amount = (select(func.coalesce(func.sum(CollectionCase.overdue_amount), 0)).where(
+        CollectionCase.loan_id == Loan.id, CollectionCase.status == "open").correlate(Loan).scalar_subquery())
+    rows = session.execute(select(column, func.count(), func.sum(case((Loan.bucket != "C", 1), else_=0)),
+                                  func.sum(amount)).join(Customer, Customer.id == Loan.customer_id)
+                           .where(Loan.status == "active").group_by(column).order_by(func.count().desc()))
+    return [OverdueRow(label or "未填写", int(n), int(o or 0), int(a or 0)) for label, n, o, a in rows]
