@@ -5,7 +5,7 @@ Self-contained (adds tables and columns only). On SQLite the batch recreation of
 drops its triggers: they are dropped first and made again after.
 
 Revision ID: 0016_postloan
-Revises: 0013_servicing_completion
+Revises: 0018_qualification_profile
 Create Date: 2026-12-06 11:22:14.076512
 """
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ import core.db
 from core.migrations.helpers import drop_append_only, make_append_only
 
 revision = '0016_postloan'
-down_revision = '0013_servicing_completion'
+down_revision = '0018_qualification_profile'
 branch_labels = None
 depends_on = None
 
