@@ -10,8 +10,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from admin import agency_portal, api, console
 from admin.api import automation as automation_api
-from admin.api import customer_profile as customer_profile_api
 from admin.api import collections as collections_api
+from admin.api import customer_profile as customer_profile_api
 from admin.api import customers as customers_api
 from admin.api import finance as finance_api
 from admin.api import handover as handover_api
@@ -26,13 +26,13 @@ from admin.api import segments as segments_api
 from admin.api import tags as tags_api
 from admin.api import telephony as telephony_api
 from admin.api import work as work_api
-from admin.console import custom_fields as custom_fields_console
-from admin.console import customer_export as customer_export_console
-from admin.console import customer_profile as customer_profile_console
 from admin.console import agencies as agencies_console
 from admin.console import collections_analysis as collections_analysis_console
 from admin.console import collections_cases as collections_cases_console
 from admin.console import collections_setup as collections_setup_console
+from admin.console import custom_fields as custom_fields_console
+from admin.console import customer_export as customer_export_console
+from admin.console import customer_profile as customer_profile_console
 from admin.console import customers as customers_console
 from admin.console import finance_cases as finance_cases_console
 from admin.console import finance_reports as finance_reports_console
