@@ -105,6 +105,27 @@ def _seed(url: str, total: int, unassigned: int) -> tuple[list[int], int]:
     return ids, ids[0]
 
 
+def _unassign(url: str, held: int) -> int:
+    """The reused book as seeded: cases after ``held`` unassigned again, their assignment rows gone."""
+    from sqlalchemy import text
+
+    from core import db
+
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE lending_collection_action DISABLE TRIGGER USER"))
+        conn.execute(text("DELETE FROM lending_collection_action WHERE case_id > :h"), {"h": held})
+        conn.execute(text("ALTER TABLE lending_collection_action ENABLE TRIGGER USER"))
+        conn.execute(text("UPDATE postloan_case SET collector_staff_id = NULL, group_id = NULL, rule_id = NULL,"
+                          " assigned_at = NULL WHERE id > :h"), {"h": held})
+        conn.execute(text("UPDATE lending_loan SET collector_staff_id = NULL WHERE id > :h"), {"h": held})
+        login_id = conn.execute(text("SELECT id FROM staff WHERE username = 'collector0'")).scalar_one()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE postloan_case"))
+    engine.dispose()
+    return int(login_id)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench postloan")
     parser.add_argument("--database-url", required=True, help="postgresql+psycopg://…/NAME (dropped and recreated)")
@@ -112,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--allocate", type=int, default=50_000, help="of them unassigned, allocated by the rules")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the seeded book; take the last N cases off their collectors again (no reseeding)")
     args = parser.parse_args(argv)
     env = {"SCRM_DATABASE_URL": args.database_url, "SCRM_REDIS_URL": "",
            "SCRM_SECRET_KEY": os.environ.get("SCRM_SECRET_KEY") or "bench-secret"}
@@ -128,10 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     plugins.load_models()
     plugins.load_tasks()
     name = args.database_url.rsplit("/", 1)[1]
-    print(f"seeding {args.cases:,} open cases ({args.allocate:,} unassigned) into {name} …", flush=True)
-    _recreate(args.database_url, name)
     t0 = time.perf_counter()
-    _, login_id = _seed(args.database_url, args.cases, args.allocate)
+    if args.reuse:
+        login_id = _unassign(args.database_url, args.cases - args.allocate)
+    else:
+        print(f"seeding {args.cases:,} open cases ({args.allocate:,} unassigned) into {name} …", flush=True)
+        _recreate(args.database_url, name)
+        _, login_id = _seed(args.database_url, args.cases, args.allocate)
     seed_seconds = time.perf_counter() - t0
 
     from sqlalchemy import func, select
@@ -172,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     p95 = first.pct(95)
     lines = [
         f"- book: {args.cases:,} open cases, {args.allocate:,} of them unassigned; {COLLECTORS} collectors in 3 groups,"
-        f" 4 rules (seeded in {seed_seconds:.0f} s)",
+        f" 4 rules ({'reused, reset' if args.reuse else 'seeded'} in {seed_seconds:.0f} s)",
         f"- allocation of {args.allocate:,} cases by the rules (plan + set-based apply + commit): "
         f"**{allocate_seconds:.2f} s** (plan {planned:.2f} s), target < {ALLOCATE_TARGET_SECONDS:.0f} s: "
         f"{'met' if allocate_seconds < ALLOCATE_TARGET_SECONDS else 'NOT met'}; {moved:,} assigned, {left} left "
@@ -188,6 +214,6 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print(harness.record("Collections: allocation and the collector's queue (PostgreSQL)",
                          f"flock /tmp/bench.lock .venv/bin/python -m bench postloan --database-url …/{name} "
-                         f"--cases {args.cases} --allocate {args.allocate}", lines,
+                         f"--cases {args.cases} --allocate {args.allocate}" + (" --reuse" if args.reuse else ""), lines,
                          "one `scrm serve` process; load generator (httpx, asyncio) on the same machine; other "
                          "engineers' work shared the 2-core machine during the run."))

@@ -13,7 +13,8 @@ written (the rules page). The same plan is what the nightly run applies, so a pr
   used before rules existed); with no collector at all it stays unassigned, to be taken (``cases.take_case``).
 - Writing is set-based: one UPDATE of the cases (conditional on their collector still being what the plan read,
   so a case taken meanwhile keeps its taker), one of the loans' mirror column, one multi-row INSERT of the
-  ``assign`` history rows. On PostgreSQL the UPDATEs join ``unnest`` arrays; on SQLite they run as executemany.
+  ``assign`` history rows — on PostgreSQL all three in one statement (data-modifying CTEs over ``unnest`` arrays);
+  on SQLite one UPDATE per case (its writers are serialised anyway) and one multi-row INSERT.
 """
 
 # ruff: noqa: S608 - the SQL text formats in no value; every value is bound
@@ -165,39 +166,45 @@ def apply(session: Session, the_plan: Plan, *, by_staff_id: int | None = None, n
     now = clock.now()
     rows = the_plan.assignments
     if session.get_bind().dialect.name == "postgresql":
-        changed = list(session.execute(text("""
-            UPDATE postloan_case c SET collector_staff_id = v.staff_id, group_id = v.group_id, rule_id = v.rule_id,
-                   assigned_at = :now, progress_at = :now
-            FROM unnest(CAST(:ids AS BIGINT[]), CAST(:staff AS BIGINT[]), CAST(:groups AS BIGINT[]),
-                        CAST(:rules AS BIGINT[]), CAST(:before AS BIGINT[])) AS v(id, staff_id, group_id, rule_id, before)
-            WHERE c.id = v.id AND c.status = 'open' AND c.collector_staff_id IS NOT DISTINCT FROM v.before
-            RETURNING c.id
+        # one statement: the cases (conditional), the loans' mirror column and the history rows
+        done = set(session.execute(text("""
+            WITH v AS (
+              SELECT * FROM unnest(CAST(:ids AS BIGINT[]), CAST(:staff AS BIGINT[]), CAST(:groups AS BIGINT[]),
+                                   CAST(:rules AS BIGINT[]), CAST(:before AS BIGINT[]))
+                       AS v(id, staff_id, group_id, rule_id, before)
+            ), u AS (
+              UPDATE postloan_case c SET collector_staff_id = v.staff_id, group_id = v.group_id, rule_id = v.rule_id,
+                     assigned_at = :now, progress_at = :now
+              FROM v WHERE c.id = v.id AND c.status = 'open' AND c.collector_staff_id IS NOT DISTINCT FROM v.before
+              RETURNING c.id, c.loan_id, c.bucket, c.overdue_days, c.collector_staff_id
+            ), l AS (
+              UPDATE lending_loan SET collector_staff_id = u.collector_staff_id FROM u WHERE lending_loan.id = u.loan_id
+              RETURNING lending_loan.id
+            )
+            INSERT INTO lending_collection_action (loan_id, case_id, kind, note, bucket, overdue_days, by_staff_id, at)
+            SELECT u.loan_id, u.id, 'assign', :note || '给 ' || s.display_name, u.bucket, u.overdue_days, :by, :now
+            FROM u JOIN staff s ON s.id = u.collector_staff_id
+            RETURNING case_id
         """), {"ids": [a.case_id for a in rows], "staff": [a.staff_id for a in rows],
                "groups": [a.group_id for a in rows], "rules": [a.rule_id for a in rows],
-               "before": [a.before for a in rows], "now": now}).scalars())
-        done = set(changed)
-        rows = [a for a in rows if a.case_id in done]
-        if rows:
-            session.execute(text("""
-                UPDATE lending_loan l SET collector_staff_id = v.staff_id
-                FROM unnest(CAST(:loans AS BIGINT[]), CAST(:staff AS BIGINT[])) AS v(id, staff_id) WHERE l.id = v.id
-            """), {"loans": [a.loan_id for a in rows], "staff": [a.staff_id for a in rows]})
-    else:
-        table = CollectionCase.__table__
-        done = set()
-        for a in rows:  # SQLite: one statement per case (rowcount tells which the plan still held)
-            hit = session.execute(update(table).where(
-                table.c.id == a.case_id, table.c.status == "open",
-                table.c.collector_staff_id.is_(None) if a.before is None else table.c.collector_staff_id == a.before)
-                .values(collector_staff_id=a.staff_id, group_id=a.group_id, rule_id=a.rule_id, assigned_at=now,
-                        progress_at=now)).rowcount
-            if hit:
-                done.add(a.case_id)
-        rows = [a for a in rows if a.case_id in done]
-        if rows:
-            loans = Loan.__table__
-            session.execute(update(loans).where(loans.c.id == bindparam("lid")).values(
-                collector_staff_id=bindparam("sid")), [{"lid": a.loan_id, "sid": a.staff_id} for a in rows])
+               "before": [a.before for a in rows], "now": now, "note": note, "by": by_staff_id}).scalars())
+        session.expire_all()
+        return len(done)
+    table = CollectionCase.__table__  # SQLite: one statement per case (rowcount tells which the plan still held)
+    done = set()
+    for a in rows:
+        hit = session.execute(update(table).where(
+            table.c.id == a.case_id, table.c.status == "open",
+            table.c.collector_staff_id.is_(None) if a.before is None else table.c.collector_staff_id == a.before)
+            .values(collector_staff_id=a.staff_id, group_id=a.group_id, rule_id=a.rule_id, assigned_at=now,
+                    progress_at=now)).rowcount
+        if hit:
+            done.add(a.case_id)
+    rows = [a for a in rows if a.case_id in done]
+    if rows:
+        loans = Loan.__table__
+        session.execute(update(loans).where(loans.c.id == bindparam("lid")).values(
+            collector_staff_id=bindparam("sid")), [{"lid": a.loan_id, "sid": a.staff_id} for a in rows])
     if rows:
         figures = _figures(session, [a.case_id for a in rows])
         session.execute(insert(CollectionAction), [

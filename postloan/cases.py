@@ -263,16 +263,19 @@ class CaseRow:
 def queue(session: Session, viewer: Viewer, *, status: str = "open", bucket: str | None = None,
           mine: bool = False, unassigned: bool = False, risk_tier: str | None = None, limit: int = 50,
           offset: int = 0) -> list[CaseRow]:
-    """The viewer's cases, longest overdue first (one index range scan for a collector's own queue)."""
+    """The viewer's cases (their scope's; with ``unassigned`` the pool waiting to be taken), longest overdue first
+    (one index range scan for a collector's own queue)."""
     check_staff(viewer)
     c = CollectionCase
     stmt = (select(c, Customer.name, Customer.phone_masked, Staff.display_name)
             .join(Customer, Customer.id == c.customer_id).outerjoin(Staff, Staff.id == c.collector_staff_id)
-            .where(c.status == status, visible_clause(viewer)))
+            .where(c.status == status))
+    if unassigned:  # the pool, open to every collections staff member (to take)
+        stmt = stmt.where(c.collector_staff_id.is_(None))
+    else:  # no OR with the pool here: a collector's queue stays one range of ix_postloan_case_queue
+        stmt = stmt.where(owner_filter(viewer, c.collector_staff_id))
     if mine:
         stmt = stmt.where(c.collector_staff_id == viewer.staff_id)
-    if unassigned:
-        stmt = stmt.where(c.collector_staff_id.is_(None))
     if bucket:
         stmt = stmt.where(c.bucket == bucket)
     if risk_tier:
