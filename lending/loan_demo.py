@@ -28,8 +28,8 @@ from crm.models import Customer, CustomerStatus, Staff
 from crm.scope import Viewer
 from lending import applications, approval, contracts, disbursement
 from lending.models import Application, Loan, Product, WorkflowNode
-from lending.servicing import collections, rollover
 from lending.servicing import repayments as repayment_service
+from lending.servicing import rollover
 from lending.servicing import state as loan_state
 
 __all__ = ["seed"]
@@ -215,9 +215,8 @@ def seed(session: Session) -> list[str]:
         demo.advance(app, customer, code, [started + timedelta(minutes=30 + 90 * k) for k in range(5)])
     _closed(demo, pool)
     rolled = rollover.roll_over(session, today)  # what the nightly close does: buckets, collector
-    _collector_work(demo, loans, now - timedelta(minutes=20))
     overdue = sum(1 for loan in loans if loan.bucket != "C")
-    return [f"演示贷款：{len(loans)} 笔（{overdue} 笔逾期，分布 M1–M3+，已分配催收；滚动 {rolled} 笔），"
+    return [f"演示贷款：{len(loans)} 笔（{overdue} 笔逾期，分布 M1–M3+，已分配催收（催收员的首轮电话见贷后演示数据）；滚动 {rolled} 笔），"
             f"在途申请覆盖进件、初审、复审、签约、放款，另有被拒与撤回各一笔"]
 
 
@@ -237,20 +236,3 @@ def _closed(demo: _Demo, pool: list[Customer]) -> None:
             with clock.travel(at(day + timedelta(days=1), 10, 0)):
                 applications.withdraw(demo.session, app.id, "客户已在其他机构获批，撤回申请",
                                       viewer=demo.owner(customer))
-
-
-def _collector_work(demo: _Demo, loans: list[Loan], when: datetime) -> None:
-    """The collector's first calls: a promise to pay on the freshest overdue loan, notes on the others."""
-    collector = demo.viewer("collector")
-    overdue = sorted((loan for loan in loans if loan.bucket != "C"), key=lambda loan: loan.overdue_days)
-    with clock.travel(when):
-        for i, loan in enumerate(overdue):
-            if loan.collector_staff_id != collector.staff_id:
-                continue
-            if i == 0:
-                collections.log_action(demo.session, loan.id, viewer=collector, kind="call", outcome="承诺还款",
-                                       note="客户称工资延迟发放，下周五前还清", promised_date=demo.today + timedelta(days=5),
-                                       promised_amount=repayment_service.payable(demo.session, loan))
-            else:
-                collections.log_action(demo.session, loan.id, viewer=collector, kind="call", outcome="无人接听",
-                                       note="上午拨打两次未接通，已发短信提醒")

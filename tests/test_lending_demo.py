@@ -63,3 +63,19 @@ def test_clock_travel_puts_a_running_clock_back_running():
     with clock.travel(datetime(2026, 1, 1, tzinfo=UTC)):
         pass
     assert clock.now() == NOW
+
+
+def test_demo_collections_open_a_case_per_overdue_loan_with_the_collectors_first_calls(session):
+    from postloan import demo as postloan_demo
+    from postloan.models import CollectionAction, CollectionCase
+
+    clock.freeze(NOW)
+    crm_demo.seed(session)
+    lending_demo.seed(session)
+    lines = postloan_demo.seed(session)
+    assert lines and lines[0].startswith("演示催收：4 笔"), lines
+    overdue = set(session.scalars(select(Loan.id).where(Loan.bucket != "C")))
+    assert set(session.scalars(select(CollectionCase.loan_id).where(CollectionCase.status == "open"))) == overdue
+    calls = list(session.scalars(select(CollectionAction).where(CollectionAction.kind == "call")))
+    assert len(calls) == 4 and sum(1 for c in calls if c.outcome == "承诺还款") == 1
+    assert postloan_demo.seed(session) == []  # once
