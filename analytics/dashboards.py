@@ -10,6 +10,7 @@ Which dashboard a viewer gets follows their role; what it counts follows their d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -21,7 +22,7 @@ from analytics.metrics import Filters
 from crm.scope import Viewer
 from lending.models import BUCKET_LABELS, BUCKETS
 
-__all__ = ["Card", "Dashboard", "build", "kind_for"]
+__all__ = ["Card", "Dashboard", "Widget", "build", "kind_for", "widgets"]
 
 SALES_ROLES = {"sales"}
 MANAGER_ROLES = {"admin", "manager", "supervisor"}
@@ -108,38 +109,56 @@ def _buckets(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
     return {"title": "逾期余额（本金）按账期", "unit": "fen", "items": items}
 
 
-def build(session: Session, viewer: Viewer, flt: Filters) -> Dashboard:
+@dataclass(frozen=True)
+class Widget:
+    """One block of a dashboard: a card, the funnel or a chart, computed by its own queries."""
+
+    name: str
+    slot: str  # cards | funnel | charts
+    compute: Callable[[Session], Any]
+
+
+def widgets(viewer: Viewer, flt: Filters) -> list[Widget]:
+    """The widgets of the viewer's dashboard, in display order (the page runs them all; the bench times each)."""
     kind = kind_for(viewer)
-    board = Dashboard(kind, flt)
     snapshot = Filters(start=flt.start, end=flt.end, department_id=flt.department_id, owner_id=flt.owner_id,
                        source=flt.source, region=flt.region)
+
+    def card(key: str, f: Filters, *, compare: bool = False) -> Widget:
+        return Widget(key, "cards", lambda s: _card(s, viewer, key, f, compare=compare))
+
+    def chart(name: str, fn: Callable[[Session], dict[str, Any]]) -> Widget:
+        return Widget(name, "charts", fn)
+
+    funnel_widget = Widget("funnel", "funnel", lambda s: _funnel(s, viewer, flt))
     if kind == "sales":
-        board.cards = [
-            _card(session, viewer, "owned_customers", snapshot),
-            _card(session, viewer, "followups_due", snapshot),
-            _card(session, viewer, "funnel_lead", flt, compare=True),
-            _card(session, viewer, "disbursed_count", flt, compare=True),
-            _card(session, viewer, "disbursed_amount", flt, compare=True),
-        ]
-        board.funnel = _funnel(session, viewer, flt)
-    elif kind == "manager":
-        board.cards = [_card(session, viewer, key, flt, compare=True) for key in (
-            "funnel_lead", "applications", "disbursed_count", "disbursed_amount", "conversion_rate", "approval_rate")]
-        board.cards.append(_card(session, viewer, "overdue_rate", snapshot))
-        board.funnel = _funnel(session, viewer, flt)
-        board.charts["leaderboard"] = _leaderboard(session, viewer, flt)
-        board.charts["leads_by_source"] = _by_source(session, viewer, flt, "funnel_lead", "新增线索按来源", "count")
-        board.charts["disbursed_by_source"] = _by_source(session, viewer, flt, "disbursed_amount", "放款金额按来源",
-                                                         "fen")
-    else:
-        board.cards = [
-            _card(session, viewer, "approval_rate", flt, compare=True),
-            _card(session, viewer, "active_loans", snapshot),
-            _card(session, viewer, "outstanding_principal", snapshot),
-            _card(session, viewer, "overdue_loans", snapshot),
-            _card(session, viewer, "overdue_principal", snapshot),
-            _card(session, viewer, "overdue_rate", snapshot),
-            _card(session, viewer, "collection_rate", flt, compare=True),
-        ]
-        board.charts["buckets"] = _buckets(session, viewer, snapshot)
+        return [card("owned_customers", snapshot), card("followups_due", snapshot),
+                card("funnel_lead", flt, compare=True), card("disbursed_count", flt, compare=True),
+                card("disbursed_amount", flt, compare=True), funnel_widget]
+    if kind == "manager":
+        return [*(card(key, flt, compare=True) for key in (
+                    "funnel_lead", "applications", "disbursed_count", "disbursed_amount", "conversion_rate",
+                    "approval_rate")),
+                card("overdue_rate", snapshot), funnel_widget,
+                chart("leaderboard", lambda s: _leaderboard(s, viewer, flt)),
+                chart("leads_by_source", lambda s: _by_source(s, viewer, flt, "funnel_lead", "新增线索按来源", "count")),
+                chart("disbursed_by_source",
+                      lambda s: _by_source(s, viewer, flt, "disbursed_amount", "放款金额按来源", "fen"))]
+    return [card("approval_rate", flt, compare=True), card("active_loans", snapshot),
+            card("outstanding_principal", snapshot), card("overdue_loans", snapshot),
+            card("overdue_principal", snapshot), card("overdue_rate", snapshot),
+            card("collection_rate", flt, compare=True),
+            chart("buckets", lambda s: _buckets(s, viewer, snapshot))]
+
+
+def build(session: Session, viewer: Viewer, flt: Filters) -> Dashboard:
+    board = Dashboard(kind_for(viewer), flt)
+    for widget in widgets(viewer, flt):
+        result = widget.compute(session)
+        if widget.slot == "cards":
+            board.cards.append(result)
+        elif widget.slot == "funnel":
+            board.funnel = result
+        else:
+            board.charts[widget.name] = result
     return board
