@@ -3,7 +3,9 @@
 - sales: my customers, follow-ups due, my funnel (leads created in the period), my disbursements;
 - supervisor / manager / admin: KPI cards with the change against the previous period, the funnel, the
   leaderboard (龙虎榜) by disbursed amount, leads and disbursements by source;
-- risk / finance / collector: approval rate, overdue rate, collection rate, overdue principal by bucket.
+- finance: fee revenue and settled cases (with the change vs the previous period), receivables, deposits held,
+  reimbursements to pay, revenue by funder type; the owner (admin, manager) sees the same money cards and chart;
+- risk / collector: approval rate, overdue rate, collection rate, overdue principal by bucket.
 
 Which dashboard a viewer gets follows their role; what it counts follows their data scope (metrics do that).
 """
@@ -17,16 +19,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from analytics import funnel, metrics
+from analytics import finance_metrics, funnel, metrics
 from analytics.metrics import Filters
 from crm.scope import Viewer
+from finance.models import FUNDER_KIND_LABELS
 from lending.models import BUCKET_LABELS, BUCKETS
 
 __all__ = ["Card", "Dashboard", "Widget", "build", "kind_for", "widgets"]
 
 SALES_ROLES = {"sales"}
 MANAGER_ROLES = {"admin", "manager", "supervisor"}
-RISK_ROLES = {"risk", "finance", "collector"}
+RISK_ROLES = {"risk", "collector"}
+FINANCE_ROLES = {"finance"}
+OWNER_ROLES = {"admin", "manager"}  # the manager dashboard with the money cards
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ def kind_for(viewer: Viewer) -> str:
         return "sales"
     if viewer.role in RISK_ROLES:
         return "risk"
+    if viewer.role in FINANCE_ROLES:
+        return "finance"
     return "manager"
 
 
@@ -131,6 +138,13 @@ def widgets(viewer: Viewer, flt: Filters) -> list[Widget]:
         return Widget(name, "charts", fn)
 
     funnel_widget = Widget("funnel", "funnel", lambda s: _funnel(s, viewer, flt))
+    period = Filters(start=flt.start, end=flt.end)  # the finance figures take the period only
+    money = [card("fee_revenue", period, compare=True), card("receivables", period), card("deposits_held", period)]
+    revenue_chart = chart("revenue_by_funder_type", lambda s: _revenue_by_funder_type(s, viewer, period))
+    if kind == "finance":
+        return [card("fee_revenue", period, compare=True), card("settled_cases", period, compare=True),
+                card("receivables", period), card("deposits_held", period), card("reimbursements_unpaid", period),
+                revenue_chart]
     if kind == "sales":
         return [card("owned_customers", snapshot), card("followups_due", snapshot),
                 card("funnel_lead", flt, compare=True), card("disbursed_count", flt, compare=True),
@@ -143,12 +157,19 @@ def widgets(viewer: Viewer, flt: Filters) -> list[Widget]:
                 chart("leaderboard", lambda s: _leaderboard(s, viewer, flt)),
                 chart("leads_by_source", lambda s: _by_source(s, viewer, flt, "funnel_lead", "新增线索按来源", "count")),
                 chart("disbursed_by_source",
-                      lambda s: _by_source(s, viewer, flt, "disbursed_amount", "放款金额按来源", "fen"))]
+                      lambda s: _by_source(s, viewer, flt, "disbursed_amount", "放款金额按来源", "fen")),
+                *((*money, revenue_chart) if viewer.role in OWNER_ROLES else ())]
     return [card("approval_rate", flt, compare=True), card("active_loans", snapshot),
             card("outstanding_principal", snapshot), card("overdue_loans", snapshot),
             card("overdue_principal", snapshot), card("overdue_rate", snapshot),
             card("collection_rate", flt, compare=True),
             chart("buckets", lambda s: _buckets(s, viewer, snapshot))]
+
+
+def _revenue_by_funder_type(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
+    items = [(FUNDER_KIND_LABELS.get(kind, kind), amount, finance_metrics.settlement_url(flt, "settled", kind))
+             for kind, amount in _grouped(session, viewer, "fee_revenue", "funder_type", flt)]
+    return {"title": "服务费收入按资方类型", "unit": "fen", "items": items}
 
 
 def build(session: Session, viewer: Viewer, flt: Filters) -> Dashboard:
