@@ -9,7 +9,6 @@ from alembic import op
 
 import core.db
 
-
 revision = '0021_analytics_more'
 down_revision = '0013_servicing_completion'
 branch_labels = None
