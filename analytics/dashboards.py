@@ -82,7 +82,13 @@ def _card(session: Session, viewer: Viewer, key: str, flt: Filters, *, compare: 
 
 
 def _funnel(session: Session, viewer: Viewer, flt: Filters) -> list[Card]:
-    return [_card(session, viewer, f"funnel_{step}", flt) for step in funnel.STEPS]
+    counts = metrics.funnel_counts(session, viewer, flt)
+    cards = []
+    for step in funnel.STEPS:
+        metric = metrics.get(f"funnel_{step}")
+        cards.append(Card(metric.key, metric.label, metric.unit, counts[step], None,
+                          metric.drill(flt) if metric.drill else None))
+    return cards
 
 
 def _grouped(session: Session, viewer: Viewer, key: str, dimension: str, flt: Filters, *,
