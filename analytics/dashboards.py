@@ -5,7 +5,8 @@
   leaderboard (龙虎榜) by disbursed amount, leads and disbursements by source;
 - finance: fee revenue and settled cases (with the change vs the previous period), receivables, deposits held,
   reimbursements to pay, revenue by funder type; the owner (admin, manager) sees the same money cards and chart;
-- risk / collector: approval rate, overdue rate, collection rate, overdue principal by bucket.
+- risk / collector: approval rate, overdue rate, collection rate, overdue principal by bucket; from the nightly
+  snapshots, the overdue trend, roll rates and vintage curves.
 
 Which dashboard a viewer gets follows their role; what it counts follows their data scope (metrics do that).
 """
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from analytics import finance_metrics, funnel, metrics
+from analytics import finance_metrics, funnel, loan_history, metrics
 from analytics.metrics import Filters
 from crm.scope import Viewer
 from finance.models import FUNDER_KIND_LABELS
@@ -122,6 +124,52 @@ def _buckets(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
     return {"title": "逾期余额（本金）按账期", "unit": "fen", "items": items}
 
 
+TREND_BUCKETS = ("M1", "M2", "M3", "M3+")
+
+
+def _overdue_trend(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
+    """Overdue principal by bucket on each snapshot date of the last 30 days up to the period's end."""
+    trend = loan_history.overdue_trend(session, viewer, flt.end - timedelta(days=29), flt.end)
+    days = sorted(trend)
+    series = [{"name": BUCKET_LABELS[b], "data": [trend[d].get(b, 0) for d in days]} for b in TREND_BUCKETS]
+    last = trend[days[-1]] if days else {}
+    items = [(BUCKET_LABELS[b], last.get(b, 0), None) for b in TREND_BUCKETS] if days else []
+    return {"title": "逾期余额趋势（日快照，近 30 天）", "unit": "fen", "kind": "line",
+            "x": [d.isoformat()[5:] for d in days], "series": series, "items": items,
+            "note": f"最近快照 {days[-1].isoformat()}，表内为当日各账期余额" if days else "暂无日快照（每日日终后自动生成）"}
+
+
+def _roll_rates(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
+    """Roll rates between the last snapshot of the period and the one 30 days before it."""
+    window = loan_history.roll_window(session, flt.end)
+    items: list[tuple[Any, ...]] = []
+    title = "迁徙率（按本金，间隔 30 天）"
+    if window:
+        first, second = window
+        title = f"迁徙率（按本金，{first.isoformat()} → {second.isoformat()}）"
+        for r in loan_history.roll_rates(session, viewer, first, second):
+            if r.principal:
+                nxt = BUCKETS[BUCKETS.index(r.bucket) + 1]
+                items.append((f"{r.bucket}→{nxt}", r.rate, None, r.rolled_loans))
+    note = "读取日快照，不随今日数据变化" if window else "需要相隔 30 天的两次日快照（每日日终后自动生成）"
+    return {"title": title, "unit": "rate", "items": items, "note": note}
+
+
+def _vintages(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
+    """Vintage curves of the last 12 disbursement months (M1+ principal / principal disbursed)."""
+    curves = loan_history.vintages(session, viewer, flt.end)
+    longest = max((mob for points in curves.values() for mob, _ in points), default=0)
+    series, items = [], []
+    for month, points in curves.items():
+        by_mob = dict(points)
+        series.append({"name": month.strftime("%Y-%m"), "data": [by_mob.get(m) for m in range(1, longest + 1)]})
+        if points:
+            items.append((f"{month.strftime('%Y-%m')} 放款（MOB{points[-1][0]}）", points[-1][1], None))
+    note = "按放款月份，读取各月末的日快照" if longest else "需要放款月之后的月末日快照（每日日终后自动生成）"
+    return {"title": "账龄曲线（M1+ 逾期本金 / 放款本金）", "unit": "rate", "kind": "line",
+            "x": [f"MOB{m}" for m in range(1, longest + 1)], "series": series, "items": items, "note": note}
+
+
 @dataclass(frozen=True)
 class Widget:
     """One block of a dashboard: a card, the funnel or a chart, computed by its own queries."""
@@ -169,7 +217,10 @@ def widgets(viewer: Viewer, flt: Filters) -> list[Widget]:
             card("outstanding_principal", snapshot), card("overdue_loans", snapshot),
             card("overdue_principal", snapshot), card("overdue_rate", snapshot),
             card("collection_rate", flt, compare=True),
-            chart("buckets", lambda s: _buckets(s, viewer, snapshot))]
+            chart("buckets", lambda s: _buckets(s, viewer, snapshot)),
+            chart("overdue_trend", lambda s: _overdue_trend(s, viewer, flt)),
+            chart("roll_rates", lambda s: _roll_rates(s, viewer, flt)),
+            chart("vintages", lambda s: _vintages(s, viewer, flt))]
 
 
 def _revenue_by_funder_type(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:

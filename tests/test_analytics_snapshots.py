@@ -3,12 +3,15 @@ the viewer's scope."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import func, select, update
 
-from analytics import loan_history, snapshots
+from admin.console import dashboard_view
+from analytics import dashboards, loan_history, snapshots
+from analytics.metrics import Filters
 from analytics.models import LoanDay, PoolDay
 from lending.models import Loan
 from tests.analytics_support import seed
@@ -56,6 +59,20 @@ def test_roll_rates_and_vintages_come_from_the_snapshots_within_scope(session):
     assert loan_history.roll_rates(session, far, NOV_END, DEC_END)[0].principal == 0
     assert loan_history.vintages(session, far, DEC_END) == {}
     assert loan_history.overdue_trend(session, far, NOV_END, DEC_END) == {NOV_END: {}, DEC_END: {}}
+
+
+def test_the_risk_dashboard_draws_the_history_from_the_snapshots(session):
+    s = seed(session)
+    snapshots.take(session, NOV_END)
+    session.execute(update(Loan).where(Loan.id == s.loan.id).values(bucket="M1", overdue_days=8))
+    snapshots.take(session, DEC_END)
+    board = dashboards.build(session, V(s.w.risk), Filters(date(2026, 12, 1), DEC_END))
+    assert board.charts["roll_rates"]["items"] == [("C→M1", Decimal("1.0000"), None, 1)]
+    trend = board.charts["overdue_trend"]
+    assert trend["x"] == ["12-31"] and trend["series"][0]["data"] == [AMOUNT]  # M1; November 30 is 31 days back
+    assert board.charts["vintages"]["series"] == [{"name": "2026-11", "data": [Decimal("1.0000")]}]
+    payload = json.loads(json.dumps(dashboard_view.chart_payload(board)))
+    assert payload["vintages"]["series"][0]["data"] == [100.0] and payload["roll_rates"]["unit"] == "percent"
 
 
 def test_the_task_takes_nothing_before_a_close_of_business(session):
