@@ -24,6 +24,7 @@ from admin.api import segments as segments_api
 from admin.api import tags as tags_api
 from admin.api import work as work_api
 from admin.console import customers as customers_console
+from admin.console import exports as exports_console
 from admin.console import finance_cases as finance_cases_console
 from admin.console import finance_reports as finance_reports_console
 from admin.console import finance_settlements as finance_settlements_console
@@ -77,6 +78,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_workflow_console.router)
     app.include_router(lending_applications_api.router)
     app.include_router(lending_loans_console.router)
+    app.include_router(exports_console.router)
     app.include_router(lending_loans_api.router)
     app.include_router(payments_console.router)
     app.include_router(finance_api.router)

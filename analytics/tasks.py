@@ -1,10 +1,11 @@
-"""Tasks of analytics: the nightly snapshot (hourly: it takes the latest closed business date not yet taken)."""
+"""Tasks of analytics: the nightly snapshot (hourly: it takes the latest closed business date not yet taken) and
+the background Excel exports."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from analytics import snapshots
+from analytics import export_jobs, snapshots
 from core.db import unit_of_work
 from core.tasks import periodic, task
 
@@ -19,3 +20,8 @@ def take_snapshot() -> int:
 
 
 periodic(snapshots.SNAPSHOT_TASK, timedelta(hours=1))
+
+
+@task(export_jobs.EXPORT_TASK)
+def run_export(job_id: int) -> str:
+    return export_jobs.run(job_id)

@@ -1,8 +1,8 @@
-"""analytics: nightly snapshots (analytics_snapshot, analytics_loan_day, analytics_pool_day)
+"""analytics: nightly snapshots (analytics_snapshot, analytics_loan_day, analytics_pool_day) and background export jobs (analytics_export_job)
 
 Revision ID: 0021_analytics_more
 Revises: 0013_servicing_completion
-Create Date: 2026-12-06 11:24:44.482216
+Create Date: 2026-12-06 11:38:25.714550
 """
 import sqlalchemy as sa
 from alembic import op
@@ -24,6 +24,26 @@ def upgrade() -> None:
     sa.Column('taken_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('snapshot_date', name=op.f('pk_analytics_snapshot'))
     )
+    op.create_table('analytics_export_job',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('requested_by_staff_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('total_rows', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('done_rows', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('file_name', sa.String(length=120), nullable=True),
+    sa.Column('error', sa.String(length=300), nullable=True),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name=op.f('ck_analytics_export_job_status_known')),
+    sa.ForeignKeyConstraint(['requested_by_staff_id'], ['staff.id'], name=op.f('fk_analytics_export_job_requested_by_staff_id_staff')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_analytics_export_job'))
+    )
+    with op.batch_alter_table('analytics_export_job', schema=None) as batch_op:
+        batch_op.create_index('ix_analytics_export_job_staff', ['requested_by_staff_id', 'id'], unique=False)
+
     op.create_table('analytics_pool_day',
     sa.Column('snapshot_date', sa.Date(), nullable=False),
     sa.Column('pool_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -55,5 +75,9 @@ def downgrade() -> None:
 
     op.drop_table('analytics_loan_day')
     op.drop_table('analytics_pool_day')
+    with op.batch_alter_table('analytics_export_job', schema=None) as batch_op:
+        batch_op.drop_index('ix_analytics_export_job_staff')
+
+    op.drop_table('analytics_export_job')
     op.drop_table('analytics_snapshot')
     # ### end Alembic commands ###
