@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from analytics.metrics import join_customer
 from analytics.models import ExportJob
 from core import audit, clock, exports, outbox
 from core.db import unit_of_work
@@ -87,8 +88,9 @@ def _loan_select(viewer: Viewer, params: dict[str, Any]):  # noqa: ANN202 - a Se
 
 
 def _loan_count(session: Session, viewer: Viewer, params: dict[str, Any]) -> int:
-    stmt = (select(func.count(Loan.id)).select_from(Loan).join(Customer, Customer.id == Loan.customer_id)
-            .where(*loans.filter_clauses(viewer, loan_filter(params))))
+    lf = loan_filter(params)
+    stmt = join_customer(select(func.count(Loan.id)).select_from(Loan), viewer, lf).where(
+        *loans.filter_clauses(viewer, lf))
     return int(session.scalar(stmt) or 0)
 
 

@@ -17,12 +17,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
-from analytics.metrics import rate
+from analytics.metrics import join_customer, rate
 from analytics.models import AnalyticsSnapshot, LoanDay
-from crm.models import Customer
 from crm.scope import Viewer
 from lending.models import BUCKETS, Loan
 from lending.servicing import loans
@@ -32,8 +31,15 @@ __all__ = ["RollRate", "month_ends", "overdue_trend", "roll_rates", "snapshot_da
 RANK = {b: i for i, b in enumerate(BUCKETS)}  # C < M1 < M2 < M3 < M3+
 
 
+ANY_LOAN = loans.LoanFilter()
+
+
 def _scope(viewer: Viewer) -> list[ColumnElement[bool]]:
-    return loans.filter_clauses(viewer, loans.LoanFilter())
+    return loans.filter_clauses(viewer, ANY_LOAN)
+
+
+def _customer(stmt: Select, viewer: Viewer) -> Select:
+    return join_customer(stmt, viewer, ANY_LOAN)
 
 
 def _rank(column: ColumnElement[Any]) -> ColumnElement[int]:
@@ -47,8 +53,8 @@ def snapshot_dates(session: Session, since: date, until: date) -> list[date]:
 
 def overdue_trend(session: Session, viewer: Viewer, since: date, until: date) -> dict[date, dict[str, int]]:
     """{snapshot date: {bucket: outstanding principal}} for every snapshot in [since, until]."""
-    stmt = (select(LoanDay.snapshot_date, LoanDay.bucket, func.sum(LoanDay.outstanding_principal_amount))
-            .join(Loan, Loan.id == LoanDay.loan_id).join(Customer, Customer.id == Loan.customer_id)
+    stmt = (_customer(select(LoanDay.snapshot_date, LoanDay.bucket, func.sum(LoanDay.outstanding_principal_amount))
+                      .select_from(LoanDay).join(Loan, Loan.id == LoanDay.loan_id), viewer)
             .where(LoanDay.snapshot_date.between(since, until), *_scope(viewer))
             .group_by(LoanDay.snapshot_date, LoanDay.bucket))
     out: dict[date, dict[str, int]] = {d: {} for d in snapshot_dates(session, since, until)}
@@ -77,8 +83,8 @@ def roll_rates(session: Session, viewer: Viewer, first: date, second: date) -> l
     stmt = (select(LoanDay.bucket, func.count(), func.sum(LoanDay.outstanding_principal_amount),
                    func.count(case((rolled, 1))),
                    func.coalesce(func.sum(case((rolled, LoanDay.outstanding_principal_amount), else_=0)), 0))
-            .select_from(LoanDay)
-            .join(Loan, Loan.id == LoanDay.loan_id).join(Customer, Customer.id == Loan.customer_id)
+            .select_from(LoanDay).join(Loan, Loan.id == LoanDay.loan_id))
+    stmt = (_customer(stmt, viewer)
             .outerjoin(later, and_(later.loan_id == LoanDay.loan_id, later.snapshot_date == second))
             .where(LoanDay.snapshot_date == first, *_scope(viewer))
             .group_by(LoanDay.bucket))
@@ -115,7 +121,7 @@ def vintages(session: Session, viewer: Viewer, until: date, *, months: int = 12
     vintage_months = [add_months(first, i) for i in range(months)]
     vintage = case(*((and_(Loan.start_date >= m, Loan.start_date < add_months(m, 1)), m) for m in vintage_months))
     disbursed = dict(session.execute(
-        select(vintage, func.sum(Loan.principal_amount)).join(Customer, Customer.id == Loan.customer_id)
+        _customer(select(vintage, func.sum(Loan.principal_amount)).select_from(Loan), viewer)
         .where(Loan.start_date >= first, Loan.start_date < add_months(month_start(until), 1), *_scope(viewer))
         .group_by(vintage)).all())
     ends = month_ends(session, first, until)
@@ -124,7 +130,8 @@ def vintages(session: Session, viewer: Viewer, until: date, *, months: int = 12
         stmt = (select(vintage, LoanDay.snapshot_date,
                        func.coalesce(func.sum(case((LoanDay.bucket != "C", LoanDay.outstanding_principal_amount),
                                                    else_=0)), 0))
-                .join(Loan, Loan.id == LoanDay.loan_id).join(Customer, Customer.id == Loan.customer_id)
+                .select_from(LoanDay).join(Loan, Loan.id == LoanDay.loan_id))
+        stmt = (_customer(stmt, viewer)
                 .where(LoanDay.snapshot_date.in_(list(ends.values())), Loan.start_date >= first, *_scope(viewer))
                 .group_by(vintage, LoanDay.snapshot_date))
         overdue = {(v, d): int(a) for v, d, a in session.execute(stmt) if v is not None}
