@@ -34,6 +34,7 @@ from admin.console import custom_fields as custom_fields_console
 from admin.console import customer_export as customer_export_console
 from admin.console import customer_profile as customer_profile_console
 from admin.console import customers as customers_console
+from admin.console import exports as exports_console
 from admin.console import finance_cases as finance_cases_console
 from admin.console import finance_reports as finance_reports_console
 from admin.console import finance_settlements as finance_settlements_console
@@ -92,6 +93,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_workflow_console.router)
     app.include_router(lending_applications_api.router)
     app.include_router(lending_loans_console.router)
+    app.include_router(exports_console.router)
     app.include_router(lending_loans_api.router)
     app.include_router(collections_cases_console.router)
     app.include_router(collections_setup_console.router)

@@ -3,29 +3,37 @@
 - sales: my customers, follow-ups due, my funnel (leads created in the period), my disbursements;
 - supervisor / manager / admin: KPI cards with the change against the previous period, the funnel, the
   leaderboard (龙虎榜) by disbursed amount, leads and disbursements by source;
-- risk / finance / collector: approval rate, overdue rate, collection rate, overdue principal by bucket.
+- finance: fee revenue and settled cases (with the change vs the previous period), receivables, deposits held,
+  reimbursements to pay, revenue by funder type; the owner (admin, manager) sees the same money cards and chart;
+- risk / collector: approval rate, overdue rate, collection rate, overdue principal by bucket; from the nightly
+  snapshots, the overdue trend, roll rates and vintage curves.
 
 Which dashboard a viewer gets follows their role; what it counts follows their data scope (metrics do that).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from analytics import funnel, metrics
+from analytics import finance_metrics, funnel, loan_history, metrics
 from analytics.metrics import Filters
 from crm.scope import Viewer
+from finance.models import FUNDER_KIND_LABELS
 from lending.models import BUCKET_LABELS, BUCKETS
 
-__all__ = ["Card", "Dashboard", "build", "kind_for"]
+__all__ = ["Card", "Dashboard", "Widget", "build", "kind_for", "widgets"]
 
 SALES_ROLES = {"sales"}
 MANAGER_ROLES = {"admin", "manager", "supervisor"}
-RISK_ROLES = {"risk", "finance", "collector"}
+RISK_ROLES = {"risk", "collector"}
+FINANCE_ROLES = {"finance"}
+OWNER_ROLES = {"admin", "manager"}  # the manager dashboard with the money cards
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ def kind_for(viewer: Viewer) -> str:
         return "sales"
     if viewer.role in RISK_ROLES:
         return "risk"
+    if viewer.role in FINANCE_ROLES:
+        return "finance"
     return "manager"
 
 
@@ -74,7 +84,13 @@ def _card(session: Session, viewer: Viewer, key: str, flt: Filters, *, compare: 
 
 
 def _funnel(session: Session, viewer: Viewer, flt: Filters) -> list[Card]:
-    return [_card(session, viewer, f"funnel_{step}", flt) for step in funnel.STEPS]
+    counts = metrics.funnel_counts(session, viewer, flt)
+    cards = []
+    for step in funnel.STEPS:
+        metric = metrics.get(f"funnel_{step}")
+        cards.append(Card(metric.key, metric.label, metric.unit, counts[step], None,
+                          metric.drill(flt) if metric.drill else None))
+    return cards
 
 
 def _grouped(session: Session, viewer: Viewer, key: str, dimension: str, flt: Filters, *,
@@ -108,38 +124,119 @@ def _buckets(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
     return {"title": "逾期余额（本金）按账期", "unit": "fen", "items": items}
 
 
-def build(session: Session, viewer: Viewer, flt: Filters) -> Dashboard:
+TREND_BUCKETS = ("M1", "M2", "M3", "M3+")
+
+
+def _overdue_trend(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
+    """Overdue principal by bucket on each snapshot date of the last 30 days up to the period's end."""
+    trend = loan_history.overdue_trend(session, viewer, flt.end - timedelta(days=29), flt.end)
+    days = sorted(trend)
+    series = [{"name": BUCKET_LABELS[b], "data": [trend[d].get(b, 0) for d in days]} for b in TREND_BUCKETS]
+    last = trend[days[-1]] if days else {}
+    items = [(BUCKET_LABELS[b], last.get(b, 0), None) for b in TREND_BUCKETS] if days else []
+    return {"title": "逾期余额趋势（日快照，近 30 天）", "unit": "fen", "kind": "line",
+            "x": [d.isoformat()[5:] for d in days], "series": series, "items": items,
+            "note": f"最近快照 {days[-1].isoformat()}，表内为当日各账期余额" if days else "暂无日快照（每日日终后自动生成）"}
+
+
+def _roll_rates(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
+    """Roll rates between the last snapshot of the period and the one 30 days before it."""
+    window = loan_history.roll_window(session, flt.end)
+    items: list[tuple[Any, ...]] = []
+    title = "迁徙率（按本金，间隔 30 天）"
+    if window:
+        first, second = window
+        title = f"迁徙率（按本金，{first.isoformat()} → {second.isoformat()}）"
+        for r in loan_history.roll_rates(session, viewer, first, second):
+            if r.principal:
+                nxt = BUCKETS[BUCKETS.index(r.bucket) + 1]
+                items.append((f"{r.bucket}→{nxt}", r.rate, None, r.rolled_loans))
+    note = "读取日快照，不随今日数据变化" if window else "需要相隔 30 天的两次日快照（每日日终后自动生成）"
+    return {"title": title, "unit": "rate", "items": items, "note": note}
+
+
+def _vintages(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
+    """Vintage curves of the last 12 disbursement months (M1+ principal / principal disbursed)."""
+    curves = loan_history.vintages(session, viewer, flt.end)
+    longest = max((mob for points in curves.values() for mob, _ in points), default=0)
+    series, items = [], []
+    for month, points in curves.items():
+        by_mob = dict(points)
+        series.append({"name": month.strftime("%Y-%m"), "data": [by_mob.get(m) for m in range(1, longest + 1)]})
+        if points:
+            items.append((f"{month.strftime('%Y-%m')} 放款（MOB{points[-1][0]}）", points[-1][1], None))
+    note = "按放款月份，读取各月末的日快照" if longest else "需要放款月之后的月末日快照（每日日终后自动生成）"
+    return {"title": "账龄曲线（M1+ 逾期本金 / 放款本金）", "unit": "rate", "kind": "line",
+            "x": [f"MOB{m}" for m in range(1, longest + 1)], "series": series, "items": items, "note": note}
+
+
+@dataclass(frozen=True)
+class Widget:
+    """One block of a dashboard: a card, the funnel or a chart, computed by its own queries."""
+
+    name: str
+    slot: str  # cards | funnel | charts
+    compute: Callable[[Session], Any]
+
+
+def widgets(viewer: Viewer, flt: Filters) -> list[Widget]:
+    """The widgets of the viewer's dashboard, in display order (the page runs them all; the bench times each)."""
     kind = kind_for(viewer)
-    board = Dashboard(kind, flt)
     snapshot = Filters(start=flt.start, end=flt.end, department_id=flt.department_id, owner_id=flt.owner_id,
                        source=flt.source, region=flt.region)
+
+    def card(key: str, f: Filters, *, compare: bool = False) -> Widget:
+        return Widget(key, "cards", lambda s: _card(s, viewer, key, f, compare=compare))
+
+    def chart(name: str, fn: Callable[[Session], dict[str, Any]]) -> Widget:
+        return Widget(name, "charts", fn)
+
+    funnel_widget = Widget("funnel", "funnel", lambda s: _funnel(s, viewer, flt))
+    period = Filters(start=flt.start, end=flt.end)  # the finance figures take the period only
+    money = [card("fee_revenue", period, compare=True), card("receivables", period), card("deposits_held", period)]
+    revenue_chart = chart("revenue_by_funder_type", lambda s: _revenue_by_funder_type(s, viewer, period))
+    if kind == "finance":
+        return [card("fee_revenue", period, compare=True), card("settled_cases", period, compare=True),
+                card("receivables", period), card("deposits_held", period), card("reimbursements_unpaid", period),
+                revenue_chart]
     if kind == "sales":
-        board.cards = [
-            _card(session, viewer, "owned_customers", snapshot),
-            _card(session, viewer, "followups_due", snapshot),
-            _card(session, viewer, "funnel_lead", flt, compare=True),
-            _card(session, viewer, "disbursed_count", flt, compare=True),
-            _card(session, viewer, "disbursed_amount", flt, compare=True),
-        ]
-        board.funnel = _funnel(session, viewer, flt)
-    elif kind == "manager":
-        board.cards = [_card(session, viewer, key, flt, compare=True) for key in (
-            "funnel_lead", "applications", "disbursed_count", "disbursed_amount", "conversion_rate", "approval_rate")]
-        board.cards.append(_card(session, viewer, "overdue_rate", snapshot))
-        board.funnel = _funnel(session, viewer, flt)
-        board.charts["leaderboard"] = _leaderboard(session, viewer, flt)
-        board.charts["leads_by_source"] = _by_source(session, viewer, flt, "funnel_lead", "新增线索按来源", "count")
-        board.charts["disbursed_by_source"] = _by_source(session, viewer, flt, "disbursed_amount", "放款金额按来源",
-                                                         "fen")
-    else:
-        board.cards = [
-            _card(session, viewer, "approval_rate", flt, compare=True),
-            _card(session, viewer, "active_loans", snapshot),
-            _card(session, viewer, "outstanding_principal", snapshot),
-            _card(session, viewer, "overdue_loans", snapshot),
-            _card(session, viewer, "overdue_principal", snapshot),
-            _card(session, viewer, "overdue_rate", snapshot),
-            _card(session, viewer, "collection_rate", flt, compare=True),
-        ]
-        board.charts["buckets"] = _buckets(session, viewer, snapshot)
+        return [card("owned_customers", snapshot), card("followups_due", snapshot),
+                card("funnel_lead", flt, compare=True), card("disbursed_count", flt, compare=True),
+                card("disbursed_amount", flt, compare=True), funnel_widget]
+    if kind == "manager":
+        return [*(card(key, flt, compare=True) for key in (
+                    "funnel_lead", "applications", "disbursed_count", "disbursed_amount", "conversion_rate",
+                    "approval_rate")),
+                card("overdue_rate", snapshot), funnel_widget,
+                chart("leaderboard", lambda s: _leaderboard(s, viewer, flt)),
+                chart("leads_by_source", lambda s: _by_source(s, viewer, flt, "funnel_lead", "新增线索按来源", "count")),
+                chart("disbursed_by_source",
+                      lambda s: _by_source(s, viewer, flt, "disbursed_amount", "放款金额按来源", "fen")),
+                *((*money, revenue_chart) if viewer.role in OWNER_ROLES else ())]
+    return [card("approval_rate", flt, compare=True), card("active_loans", snapshot),
+            card("outstanding_principal", snapshot), card("overdue_loans", snapshot),
+            card("overdue_principal", snapshot), card("overdue_rate", snapshot),
+            card("collection_rate", flt, compare=True),
+            chart("buckets", lambda s: _buckets(s, viewer, snapshot)),
+            chart("overdue_trend", lambda s: _overdue_trend(s, viewer, flt)),
+            chart("roll_rates", lambda s: _roll_rates(s, viewer, flt)),
+            chart("vintages", lambda s: _vintages(s, viewer, flt))]
+
+
+def _revenue_by_funder_type(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
+    items = [(FUNDER_KIND_LABELS.get(kind, kind), amount, finance_metrics.settlement_url(flt, "settled", kind))
+             for kind, amount in _grouped(session, viewer, "fee_revenue", "funder_type", flt)]
+    return {"title": "服务费收入按资方类型", "unit": "fen", "items": items}
+
+
+def build(session: Session, viewer: Viewer, flt: Filters) -> Dashboard:
+    board = Dashboard(kind_for(viewer), flt)
+    for widget in widgets(viewer, flt):
+        result = widget.compute(session)
+        if widget.slot == "cards":
+            board.cards.append(result)
+        elif widget.slot == "funnel":
+            board.funnel = result
+        else:
+            board.charts[widget.name] = result
     return board

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     reminder_offsets: str = Field("-3,0,1,3", description="repayment reminders, days from the due date (-3 = T-3)")
 
     import_dir: str = Field(str(VAR_DIR / "imports"), description="where lead-import error reports are written")
+    export_dir: str = Field(str(VAR_DIR / "exports"), description="where background Excel exports (导出任务) are written")
     import_stale_minutes: int = Field(
         15, description="a running lead import whose heartbeat is older than this is shown as interrupted (failed)"
     )

@@ -13,8 +13,9 @@ Refunds never exceed what was received: the amount refunded moves by a condition
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
@@ -341,13 +342,26 @@ def loans_of(session: Session, agreement_id: int) -> list[CustomerLoan]:
                                 .order_by(CustomerLoan.id)))
 
 
-def deposit_list(session: Session, viewer: Viewer, *, status: str | None = None, limit: int = 50,
-                 offset: int = 0) -> list[tuple[Deposit, Agreement, Customer]]:
-    """定金列表: every deposit of the viewer's cases, newest first."""
+CLOSED_CASES = ("settled", "cancelled")
+
+
+def deposit_query(viewer: Viewer, *, status: str | None = None, held: bool = False) -> Select[Any]:
+    """The deposit list's SELECT. ``held``: deposits still held (在持定金) — confirmed, not wholly refunded,
+    of a case not yet settled or cancelled (analytics' 定金余额 aggregates it)."""
     stmt = (select(Deposit, Agreement, Customer).join(Agreement, Agreement.id == Deposit.agreement_id)
             .join(Customer, Customer.id == Agreement.customer_id).where(case_filter(viewer)))
     if status:
         stmt = stmt.where(Deposit.status == status)
+    if held:
+        stmt = stmt.where(Deposit.status == "confirmed", Deposit.amount > Deposit.refunded_amount,
+                          Agreement.status.not_in(CLOSED_CASES))
+    return stmt
+
+
+def deposit_list(session: Session, viewer: Viewer, *, status: str | None = None, held: bool = False,
+                 limit: int = 50, offset: int = 0) -> list[tuple[Deposit, Agreement, Customer]]:
+    """定金列表: every deposit of the viewer's cases, newest first."""
+    stmt = deposit_query(viewer, status=status, held=held)
     return list(session.execute(stmt.order_by(Deposit.id.desc()).limit(limit).offset(offset)))
 
 

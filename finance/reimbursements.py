@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, aliased
 
 from core import audit, clock
@@ -140,6 +140,12 @@ def resubmit(session: Session, reimbursement_id: int, *, amount: int | None = No
 def listing(session: Session, viewer: Viewer, *, status: str | None = None, limit: int = 100,
             offset: int = 0) -> list[tuple[Reimbursement, Customer, Agreement | None, Settlement | None]]:
     """The list: customer, agreement number, funder type, amount, category, confirmation, payer, paid at, entered by."""
+    stmt = listing_query(viewer, status=status)
+    return list(session.execute(stmt.order_by(Reimbursement.id.desc()).limit(limit).offset(offset)))
+
+
+def listing_query(viewer: Viewer, *, status: str | None = None) -> Select[Any]:
+    """The reimbursement list's SELECT (scope and filter; analytics' 报销 figures aggregate it)."""
     entered = aliased(Staff)
     stmt = (select(Reimbursement, Customer, Agreement, Settlement)
             .join(Customer, Customer.id == Reimbursement.customer_id)
@@ -150,4 +156,4 @@ def listing(session: Session, viewer: Viewer, *, status: str | None = None, limi
         stmt = stmt.where(owner_filter(viewer, Reimbursement.entered_by_staff_id))
     if status:
         stmt = stmt.where(Reimbursement.status == status)
-    return list(session.execute(stmt.order_by(Reimbursement.id.desc()).limit(limit).offset(offset)))
+    return stmt

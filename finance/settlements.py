@@ -492,8 +492,9 @@ class SettlementRow:
     customer: Customer
 
 
-def _listing(viewer: Viewer, *, status: str | None, funder_type: str | None, since: date | None,
+def listing_query(viewer: Viewer, *, status: str | None, funder_type: str | None, since: date | None,
              until: date | None) -> Select[Any]:
+    """The settlement list's SELECT (scope and filters; analytics' finance figures aggregate it)."""
     stmt = (select(Settlement, Agreement, Customer).join(Agreement, Agreement.id == Settlement.agreement_id)
             .join(Customer, Customer.id == Agreement.customer_id).where(case_filter(viewer)))
     if status:
@@ -510,7 +511,7 @@ def _listing(viewer: Viewer, *, status: str | None, funder_type: str | None, sin
 def list_settlements(session: Session, viewer: Viewer, *, status: str | None = None, funder_type: str | None = None,
                      since: date | None = None, until: date | None = None, limit: int = 50,
                      offset: int = 0) -> list[SettlementRow]:
-    stmt = _listing(viewer, status=status, funder_type=funder_type, since=since, until=until)
+    stmt = listing_query(viewer, status=status, funder_type=funder_type, since=since, until=until)
     return [SettlementRow(*r) for r in session.execute(stmt.order_by(Settlement.id.desc()).limit(limit)
                                                         .offset(offset))]
 
@@ -518,7 +519,7 @@ def list_settlements(session: Session, viewer: Viewer, *, status: str | None = N
 def iter_settlements(session: Session, viewer: Viewer, *, status: str | None = None, funder_type: str | None = None,
                      since: date | None = None, until: date | None = None):  # noqa: ANN201 - a generator
     """Every matching settlement, streamed in id order (for the export)."""
-    stmt = _listing(viewer, status=status, funder_type=funder_type, since=since, until=until)
+    stmt = listing_query(viewer, status=status, funder_type=funder_type, since=since, until=until)
     for row in session.execute(stmt.order_by(Settlement.id).execution_options(yield_per=2000)):
         yield SettlementRow(*row)
 

@@ -143,3 +143,11 @@ def test_an_unknown_department_matches_nothing(session):
     mgr = V(s.w.manager)
     assert metrics.value(session, mgr, "disbursed_count", Filters(*PERIOD, department_id=999_999)) == 0
     assert metrics.value(session, mgr, "disbursed_count", Filters(*PERIOD, department_id=s.w.sales.department_id)) == 1
+
+
+def test_the_one_query_funnel_equals_each_steps_own_metric(session):
+    s = seed(session)
+    for staff in (s.w.manager, s.w.sales, s.far):
+        counts = metrics.funnel_counts(session, V(staff), NOV)
+        assert [counts[key.removeprefix("funnel_")] for key in FUNNEL] == _funnel(session, V(staff))
+    assert list(metrics.funnel_counts(session, V(s.w.manager), NOV).values()) == [5, 3, 1, 3, 1, 1]

@@ -56,7 +56,23 @@ def chart_payload(board: dashboards.Dashboard) -> dict[str, Any]:
         out["funnel"] = {"title": "转化漏斗", "unit": "count",
                          "items": [{"name": c.label, "value": int(c.value or 0), "url": c.url} for c in board.funnel]}
     for name, chart in board.charts.items():
-        scale = 100 if chart["unit"] == "fen" else 1
-        out[name] = {"title": chart["title"], "unit": "yuan" if scale == 100 else "count",
-                     "items": [{"name": item[0], "value": item[1] / scale, "url": item[2]} for item in chart["items"]]}
+        unit = {"fen": "yuan", "rate": "percent"}.get(chart["unit"], "count")
+
+        def plain(value: Any, unit: str = unit) -> Any:
+            """A figure as the chart's axis shows it: yuan for fen, percent for a rate (None stays a gap)."""
+            if value is None:
+                return None
+            if unit == "yuan":
+                return value / 100
+            if unit == "percent":
+                return float(Decimal(value) * 100)
+            return value
+
+        spec: dict[str, Any] = {"title": chart["title"], "unit": unit,
+                                "items": [{"name": item[0], "value": plain(item[1]), "url": item[2]}
+                                          for item in chart["items"]]}
+        if chart.get("kind") == "line":
+            spec |= {"kind": "line", "x": chart["x"],
+                     "series": [{"name": s["name"], "data": [plain(v) for v in s["data"]]} for s in chart["series"]]}
+        out[name] = spec
     return out

@@ -115,9 +115,10 @@ def agreement_list(request: Request, session: SessionDep, user: CurrentUser) -> 
 def deposit_list(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     status = request.query_params.get("status")
     status = status if status in DEPOSIT_STATUS_LABELS else None
+    held = request.query_params.get("held") == "1"
     return render(request, "finance/deposits.html", {
-        "rows": deposits.deposit_list(session, user.viewer, status=status, limit=100),
-        "awaiting": deposits.awaiting_deposit(session, user.viewer), "status": status,
+        "rows": deposits.deposit_list(session, user.viewer, status=status, held=held, limit=100),
+        "awaiting": deposits.awaiting_deposit(session, user.viewer), "status": status, "held": held,
         "statuses": DEPOSIT_STATUS_LABELS, "mask_name": mask_name, "is_finance": user.viewer.role in FINANCE,
     })
 

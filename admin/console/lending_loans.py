@@ -20,6 +20,7 @@ from starlette.responses import Response
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, templates
 from admin.pagination import page_number
 from admin.schemas_customers import yuan_text_to_fen
+from analytics import export_jobs
 from core import clock, money
 from core.errors import AppError, PermissionDenied, ValidationFailed
 from core.web import SessionDep
@@ -108,9 +109,18 @@ def loan_list(request: Request, session: SessionDep, user: CurrentUser) -> Respo
     extra = {k: v for k, v in params.items() if k not in ("status", "bucket")}
     return render(request, "lending/loans.html", {
         "rows": rows[:50], "has_next": len(rows) > 50, "page": page, "filters": {"status": flt.status, "bucket": flt.bucket},
-        "extra_filters": extra, "query": urlencode(params),
+        "extra_filters": extra, "query": urlencode(params), "export_params": {k: v for k, v in params.items() if v},
         "buckets": BUCKETS, "statuses": LOAN_STATUS_LABELS, "mask_name": contracts.mask_name, "staff_names": names,
     })
+
+
+@router.post("/loans/export", dependencies=[CsrfChecked])
+async def export_loans(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """导出 Excel: the list with the same filters, as a background job; its page shows the progress."""
+    form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf_token"}
+    flt, _ = _loan_filter(session, form)
+    job = export_jobs.request(session, user.viewer, "loans", export_jobs.loan_params(flt))
+    return RedirectResponse(f"/console/exports/{job.id}", status_code=303)
 
 
 def _staff_names(session: SessionDep, ids: set[int | None]) -> dict[int, str]:

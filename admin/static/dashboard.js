@@ -9,9 +9,25 @@
   function yuan(v) { return "¥" + Number(v).toLocaleString("zh-CN", { maximumFractionDigits: 2 }); }
   function draw(node, spec, name) {
     var chart = echarts.init(node, null, { renderer: "canvas" });
-    var fmt = spec.unit === "yuan" ? yuan : function (v) { return String(v); };
+    var fmt = spec.unit === "yuan" ? yuan
+      : spec.unit === "percent" ? function (v) { return v === null || v === undefined ? "—" : Number(v).toFixed(1) + "%"; }
+      : function (v) { return String(v); };
+    var axis = spec.unit === "yuan" ? function (v) { return v >= 10000 ? (v / 10000) + "万" : v; }
+      : spec.unit === "percent" ? "{value}%" : "{value}";
     var option;
-    if (name === "funnel") {
+    if (spec.kind === "line") {
+      // history from the nightly snapshots: one line per bucket or per disbursement month
+      option = {
+        tooltip: { trigger: "axis", valueFormatter: function (v) { return fmt(v); } },
+        legend: { type: "scroll", top: 0 },
+        grid: { left: 8, right: 16, top: 32, bottom: 8, containLabel: true },
+        xAxis: { type: "category", data: spec.x, boundaryGap: false },
+        yAxis: { type: "value", axisLabel: { formatter: axis } },
+        series: spec.series.map(function (s) {
+          return { type: "line", name: s.name, data: s.data, connectNulls: false, symbolSize: 4 };
+        })
+      };
+    } else if (name === "funnel") {
       option = {
         tooltip: { trigger: "item", formatter: function (p) { return p.name + "：" + fmt(p.value); } },
         series: [{ type: "funnel", left: "5%", width: "90%", top: 10, bottom: 10, sort: "none", minSize: "8%",
@@ -24,7 +40,7 @@
         tooltip: { trigger: "axis", axisPointer: { type: "shadow" },
                    valueFormatter: function (v) { return fmt(v); } },
         grid: { left: 8, right: 24, top: 8, bottom: 8, containLabel: true },
-        xAxis: { type: "value", axisLabel: { formatter: spec.unit === "yuan" ? function (v) { return v >= 10000 ? (v / 10000) + "万" : v; } : "{value}" } },
+        xAxis: { type: "value", axisLabel: { formatter: axis } },
         yAxis: { type: "category", data: items.map(function (i) { return i.name; }), axisLabel: { width: 120, overflow: "truncate" } },
         series: [{ type: "bar", name: spec.title, barMaxWidth: 22,
                    data: items.map(function (i) { return { value: i.value, url: i.url }; }) }]
@@ -39,7 +55,7 @@
   document.querySelectorAll("[data-chart]").forEach(function (node) {
     var name = node.getAttribute("data-chart");
     var spec = charts[name];
-    if (!spec || !spec.items.length) { node.classList.add("dash-empty"); node.textContent = "本期暂无数据"; return; }
+    if (!spec || !(spec.kind === "line" ? spec.x.length : spec.items.length)) { node.classList.add("dash-empty"); node.textContent = "本期暂无数据"; return; }
     draw(node, spec, name);
   });
   window.addEventListener("resize", function () { instances.forEach(function (c) { c.resize(); }); });

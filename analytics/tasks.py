@@ -1,0 +1,27 @@
+"""Tasks of analytics: the nightly snapshot (hourly: it takes the latest closed business date not yet taken) and
+the background Excel exports."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from analytics import export_jobs, snapshots
+from core.db import unit_of_work
+from core.tasks import periodic, task
+
+
+@task(snapshots.SNAPSHOT_TASK)
+def take_snapshot() -> int:
+    """Rows written (0 when there was nothing to take)."""
+    with unit_of_work() as session:
+        day = snapshots.due_date(session)
+        marker = snapshots.take(session, day) if day else None
+        return marker.loans + marker.pools if marker else 0
+
+
+periodic(snapshots.SNAPSHOT_TASK, timedelta(hours=1))
+
+
+@task(export_jobs.EXPORT_TASK)
+def run_export(job_id: int) -> str:
+    return export_jobs.run(job_id)
