@@ -71,7 +71,7 @@ def test_console_defines_a_field_and_fills_and_reveals_the_qualification(world):
         card = page.locator("#qualification")
         card.locator("summary", has_text="填写资质").click()
         card.locator("select[name=employment_type]").select_option("employee")
-        card.locator("input[name=income_monthly_amount]").fill("1.5万")
+        card.locator("input[name=income_monthly_amount]").fill("一万五")  # Chinese numerals are not a number (1.5万 is)
         card.locator("button", has_text="保存资质").click()
         expect(page.locator("[role=alert]").first).to_contain_text("月收入格式不正确")
         card = page.locator("#qualification")
