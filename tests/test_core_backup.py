@@ -16,8 +16,6 @@ from core.db import unit_of_work
 from tests.conftest import IS_POSTGRES, postgres_only
 from tests.factories import make_customer
 
-RESTORE_DB = "test_outbox_restore"
-
 
 def _backup(out) -> dict:
     proc = subprocess.run([sys.executable, "-m", "core.cli", "backup", "--out", str(out)], env=dict(os.environ),
@@ -74,12 +72,13 @@ def test_pg_dump_backup_restores_into_a_fresh_database_with_pii_readable(committ
 
     # The drill of the README: a fresh database, pg_restore, then check.
     url = make_url(os.environ["SCRM_DATABASE_URL"])
-    restore_url = url.set(database=RESTORE_DB).render_as_string(hide_password=False)
+    restore_db = f"{url.database}_restore"  # beside this test process's own database (one per xdist worker)
+    restore_url = url.set(database=restore_db).render_as_string(hide_password=False)
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {RESTORE_DB}"))
-            conn.execute(text(f"CREATE DATABASE {RESTORE_DB}"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {restore_db}"))
+            conn.execute(text(f"CREATE DATABASE {restore_db}"))
         args, env = backup.libpq_env(restore_url)
         proc = subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", *args, str(out)], env=env,
                               capture_output=True, text=True, timeout=300)
@@ -98,7 +97,7 @@ def test_pg_dump_backup_restores_into_a_fresh_database_with_pii_readable(committ
         # TODO(finance): once `scrm finance check` exists, run it with SCRM_DATABASE_URL=restore_url here.
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {RESTORE_DB}"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {restore_db}"))
         admin.dispose()
 
 
