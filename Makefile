@@ -11,6 +11,9 @@ PIP_INSTALL = { $(BIN)/python -m pip install --quiet --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# TEST_WORKERS=2 runs the suite in two pytest-xdist processes (each with its own database and Redis db:
+# see tests/xdist_resources.py); 0, the default until it has passed twice on each database, runs one process.
+TEST_WORKERS ?= 0
 
 .PHONY: install install-dev run test lint browser-deps bench clean
 
@@ -47,7 +50,7 @@ browser-deps:
 	fi
 
 test: install-dev browser-deps
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

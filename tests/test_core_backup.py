@@ -13,16 +13,23 @@ from sqlalchemy import create_engine, select, text
 
 from core import pii
 from core.db import unit_of_work
+from finance import ledger
 from tests.conftest import IS_POSTGRES, postgres_only
 from tests.factories import make_customer
-
-RESTORE_DB = "test_outbox_restore"
 
 
 def _backup(out) -> dict:
     proc = subprocess.run([sys.executable, "-m", "core.cli", "backup", "--out", str(out)], env=dict(os.environ),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _finance_check(url) -> dict:
+    """`scrm finance check` on the restored database: the ledger's invariants hold there too."""
+    proc = subprocess.run([sys.executable, "-m", "core.cli", "finance", "check", "--json"],
+                          env=dict(os.environ, SCRM_DATABASE_URL=url), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -41,6 +48,8 @@ def _seed():
     with unit_of_work() as session:
         make_customer(session, name="备份甲", phone="13900001111")
         make_customer(session, name="备份乙", phone="13900002222")
+        ledger.post(session, source_type="test", source_key="backup:1", memo="收定金",
+                    lines=[ledger.Line("cash", debit=50_000), ledger.Line("deposits_held", credit=50_000)])
     with unit_of_work() as session:
         return session.scalar(text("SELECT version_num FROM alembic_version"))
 
@@ -56,7 +65,8 @@ def test_sqlite_backup_restores_with_pii_readable(committed, tmp_path):
     restored_head, customers = _customers_and_head(f"sqlite:///{out}")
     assert restored_head == head
     assert customers == [("备份甲", "13900001111"), ("备份乙", "13900002222")]
-    # TODO(finance): once `scrm finance check` exists, run it against the restored database here.
+    check = _finance_check(f"sqlite:///{out}")
+    assert check["ok"] and check["entries"] == 1 and check["lines"] == 2
 
 
 @postgres_only
@@ -74,12 +84,13 @@ def test_pg_dump_backup_restores_into_a_fresh_database_with_pii_readable(committ
 
     # The drill of the README: a fresh database, pg_restore, then check.
     url = make_url(os.environ["SCRM_DATABASE_URL"])
-    restore_url = url.set(database=RESTORE_DB).render_as_string(hide_password=False)
+    restore_db = f"{url.database}_restore"  # beside this test process's own database (one per xdist worker)
+    restore_url = url.set(database=restore_db).render_as_string(hide_password=False)
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {RESTORE_DB}"))
-            conn.execute(text(f"CREATE DATABASE {RESTORE_DB}"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {restore_db}"))
+            conn.execute(text(f"CREATE DATABASE {restore_db}"))
         args, env = backup.libpq_env(restore_url)
         proc = subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", *args, str(out)], env=env,
                               capture_output=True, text=True, timeout=300)
@@ -95,10 +106,11 @@ def test_pg_dump_backup_restores_into_a_fresh_database_with_pii_readable(committ
                                    .where(text("tgname LIKE '%audit%'"))) > 0
         finally:
             engine.dispose()
-        # TODO(finance): once `scrm finance check` exists, run it with SCRM_DATABASE_URL=restore_url here.
+        check = _finance_check(restore_url)
+        assert check["ok"] and check["entries"] == 1 and check["lines"] == 2
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {RESTORE_DB}"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {restore_db}"))
         admin.dispose()
 
 
