@@ -57,6 +57,13 @@ from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 from core import clock, db, pii, plugins, tasks  # noqa: E402
 from core.settings import reset_settings_cache  # noqa: E402
 
+try:  # browser tests: CI shares two cores with a Celery worker and servers; wait up to 15 s (not 5) for a page
+    from playwright.sync_api import expect as _playwright_expect
+
+    _playwright_expect.set_options(timeout=15_000)
+except ImportError:  # pragma: no cover - playwright is a dev dependency
+    pass
+
 reset_settings_cache()
 pii.reset_keyring_cache()
 plugins.load_models()
