@@ -17,6 +17,15 @@ from crm.models import Customer
 from lending.models import Reminder
 from lending.servicing import reminders
 from tests.servicing_support import make_loan, on
+from tests.test_admin_support import console_client, log_in
+
+
+def _loan_page(session, viewer, loan) -> str:
+    client = console_client()
+    log_in(client, session, viewer)
+    page = client.get(f"/console/lending/loans/{loan.id}")
+    assert page.status_code == 200
+    return page.text.split('id="reminders"', 1)[1]
 
 
 def _overdue_loan(session, wecom_server, *, external: str | None):
@@ -28,7 +37,7 @@ def _overdue_loan(session, wecom_server, *, external: str | None):
                                        "state": "", "unionid": "", "welcome": False})
         customer.wecom_external_userid = external
     session.flush()
-    return loan, loan.start_date.replace(month=12)  # the first bill is due 2026-12-23
+    return w, loan, loan.start_date.replace(month=12)  # the first bill is due 2026-12-23
 
 
 def _wecom_rows(session, loan):
@@ -44,7 +53,7 @@ def _messages_to(wecom_server, external):
 
 def test_the_overdue_borrower_gets_one_wecom_message_per_bill_and_offset(session, wecom_server):
     assert tasks.is_registered(reminders.WECOM_TASK)
-    loan, due = _overdue_loan(session, wecom_server, external="wm_borrower")
+    w, loan, due = _overdue_loan(session, wecom_server, external="wm_borrower")
     on(due - timedelta(days=3))
     reminders.create_for(session, due - timedelta(days=3))
     assert _wecom_rows(session, loan) == []  # before the due date: mini-program and staff only
@@ -68,14 +77,17 @@ def test_the_overdue_borrower_gets_one_wecom_message_per_bill_and_offset(session
     assert "已逾期 1 天" in message["text"]["content"] and "¥1,066.19" in message["text"]["content"]
     [row] = _wecom_rows(session, loan)
     assert row.status == "sent" and row.sent_at is not None
+    card = _loan_page(session, w.finance, loan)  # the loan page lists it with its channel
+    assert "借款人（企业微信）" in card and "T+1" in card and "已发送" in card
 
 
 def test_no_wecom_contact_is_skipped_and_an_opt_out_is_respected(session, wecom_server):
-    loan, due = _overdue_loan(session, wecom_server, external=None)
+    w, loan, due = _overdue_loan(session, wecom_server, external=None)
     on(due + timedelta(days=1))
     reminders.create_for(session, due + timedelta(days=1))
     [row] = _wecom_rows(session, loan)
     assert (row.status, row.error) == ("skipped", reminders.NO_WECOM_CONTACT)
+    assert "已跳过" in _loan_page(session, w.finance, loan) and reminders.NO_WECOM_CONTACT in _loan_page(session, w.finance, loan)
     assert reminder_tasks.send_borrower_wecom_reminder(row.id) == "skipped"
 
     # The contact is added later; the borrower opts out after the T+3 row was made, before the next bill's T+1.

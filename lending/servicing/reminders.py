@@ -29,7 +29,8 @@ from core.errors import ValidationFailed
 from core.settings import get_settings
 from lending.models import Reminder, ReminderOptOut
 
-__all__ = ["AUDIENCE_LABELS", "BORROWER_TASK", "DISPATCH_TASK", "STAFF_TASK", "WECOM_TASK", "create_for", "dispatch", "label", "mark", "offsets", "opt_out"]
+__all__ = ["AUDIENCE_LABELS", "BORROWER_TASK", "DISPATCH_TASK", "STAFF_TASK", "STATUS_LABELS", "WECOM_TASK", "create_for",
+           "dispatch", "for_loan", "label", "mark", "offsets", "opt_out"]
 
 DISPATCH_TASK = "lending.dispatch_reminders"
 BORROWER_TASK = "miniprogram.send_repayment_reminder"
@@ -37,6 +38,7 @@ STAFF_TASK = "bot.send_repayment_reminder"
 WECOM_TASK = "bot.send_borrower_wecom_reminder"
 TASKS = {"borrower": BORROWER_TASK, "staff": STAFF_TASK, "wecom": WECOM_TASK}
 AUDIENCE_LABELS = {"borrower": "借款人（小程序）", "wecom": "借款人（企业微信）", "staff": "员工（企业微信）"}
+STATUS_LABELS = {"pending": "待发送", "sent": "已发送", "failed": "失败", "skipped": "已跳过"}
 OPTED_OUT = "客户已退订还款提醒"
 NO_WECOM_CONTACT = "客户未添加企业微信，无法发送"
 
@@ -110,6 +112,12 @@ def mark(session: Session, reminder_id: int, status: str, error: str | None = No
     return session.execute(update(Reminder).where(Reminder.id == reminder_id, Reminder.status == "pending").values(
         status=status, sent_at=clock.now() if status == "sent" else None, error=(error or "")[:300] or None)
         .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def for_loan(session: Session, loan_id: int, *, limit: int = 100) -> list[Reminder]:
+    """A loan's reminders, newest first (the loan page)."""
+    return list(session.scalars(select(Reminder).where(Reminder.loan_id == loan_id)
+                                .order_by(Reminder.id.desc()).limit(limit)))
 
 
 def opt_out(session: Session, customer_id: int, *, out: bool = True) -> None:
