@@ -163,16 +163,22 @@ def _audience(session: Session, segment: Segment, viewer: Viewer | None):  # noq
                .outerjoin(Staff, Staff.id == Customer.owner_id)
                .with_only_columns(Customer.id, Customer.wecom_external_userid, Staff.wecom_userid.label("owner_userid"))
                .subquery("m"))
-    owner_userid = members.c.owner_userid
-    owner_related = exists().where(WecomRelation.external_userid == members.c.wecom_external_userid,
-                                   WecomRelation.staff_userid == owner_userid, WecomRelation.status == "active")
-    any_relation = exists().where(WecomRelation.external_userid == members.c.wecom_external_userid)
-    other_userid = (select(func.min(WecomRelation.staff_userid))
-                    .where(WecomRelation.external_userid == members.c.wecom_external_userid,
-                           WecomRelation.status == "active").scalar_subquery())
-    sender = case((owner_related, owner_userid), (~any_relation, owner_userid), else_=other_userid)
+    sender = sender_userid(members.c.wecom_external_userid, members.c.owner_userid)
     return select(members.c.id.label("customer_id"), members.c.wecom_external_userid.label("external_userid"),
-                  case((members.c.wecom_external_userid.is_(None), None), else_=sender).label("sender")).subquery("a")
+                  sender.label("sender")).subquery("a")
+
+
+def sender_userid(external_userid: Any, owner_userid: Any) -> Any:
+    """The WeCom userid to message an external contact as (NULL: none): the owner's when the owner is, as far
+    as we know, still a contact (or no relation was ever reported), else the first staff member who is."""
+    owner_related = exists().where(WecomRelation.external_userid == external_userid,
+                                   WecomRelation.staff_userid == owner_userid, WecomRelation.status == "active")
+    any_relation = exists().where(WecomRelation.external_userid == external_userid)
+    other_userid = (select(func.min(WecomRelation.staff_userid))
+                    .where(WecomRelation.external_userid == external_userid,
+                           WecomRelation.status == "active").scalar_subquery())
+    return case((external_userid.is_(None), None), (owner_related, owner_userid), (~any_relation, owner_userid),
+                else_=other_userid)
 
 
 @dataclass

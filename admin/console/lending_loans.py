@@ -38,7 +38,7 @@ from lending.models import (
     SCHEDULE_REASON_LABELS,
     Contract,
 )
-from lending.servicing import loans, prepayments, refunds, repayments, restructures, state, versions, waivers
+from lending.servicing import loans, prepayments, refunds, reminders, repayments, restructures, state, versions, waivers
 from postloan import actions as collections
 from postloan.models import ACTION_KIND_LABELS, PROMISE_STATUS_LABELS
 
@@ -141,7 +141,9 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
     reversed_ids = {r.reversal_of_id for r in history if r.reversal_of_id}
     actions = collections.actions(session, loan.id)
     promises = collections.promises(session, loan.id)
+    reminder_rows = reminders.for_loan(session, loan.id)
     staff_ids = ({r.by_staff_id for r in history} | {a.by_staff_id for a in actions} | {loan.collector_staff_id}
+                 | {r.staff_id for r in reminder_rows}
                  | {w.requested_by_staff_id for w in waivers.waivers(session, loan_id=loan.id)}
                  | {x.requested_by_staff_id for x in restructures.restructures(session, loan.id)})
     role = user.viewer.role
@@ -173,6 +175,8 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
         "restructure_rows": restructures.restructures(session, loan.id), "restructure_kinds": RESTRUCTURE_KIND_LABELS,
         "can_request_restructure": role in restructures.REQUESTERS,
         "can_approve_restructure": role in restructures.APPROVERS,
+        "reminder_rows": reminder_rows, "reminder_label": reminders.label,
+        "reminder_audiences": reminders.AUDIENCE_LABELS, "reminder_statuses": reminders.STATUS_LABELS,
     }
 
 

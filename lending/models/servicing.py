@@ -245,7 +245,7 @@ class Reminder(Base):
     __tablename__ = "lending_reminder"
     __table_args__ = (
         UniqueConstraint("installment_id", "offset_days", "audience"),
-        CheckConstraint("audience IN ('borrower', 'staff')", name="audience_known"),
+        CheckConstraint("audience IN ('borrower', 'staff', 'wecom')", name="audience_known"),
         CheckConstraint("status IN ('pending', 'sent', 'failed', 'skipped')", name="status_known"),
         Index("ix_lending_reminder_status", "status", "id"),
     )
@@ -254,6 +254,8 @@ class Reminder(Base):
     installment_id: Mapped[int] = mapped_column(ForeignKey("lending_loan_installment.id", ondelete="CASCADE"))
     loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"), index=True)
     offset_days: Mapped[int]  # -3 = three days before the due date (T-3), 1 = the day after (T+1)
+    # borrower: the mini-program subscription message; wecom: the borrower's WeCom (external contact);
+    # staff: the collector or salesperson in WeCom
     audience: Mapped[str] = mapped_column(String(10))
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # the staff audience's recipient
     business_date: Mapped[date]

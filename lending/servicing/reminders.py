@@ -2,14 +2,18 @@
 (``SCRM_REMINDER_OFFSETS``, days from the due date).
 
 The close of business creates, for its business date ``D`` and each offset ``k``, one ``Reminder`` row per
-unpaid bill due on ``D − k`` and audience — the borrower (mini-program subscription message) and the staff
-member (WeCom: the collector once the loan is assigned, else the customer's salesperson) — set-based, and
-only where none exists (unique per bill, offset and audience: a rerun or a retry never makes a second). A
-borrower who opted out (``ReminderOptOut``) gets a ``skipped`` row instead.
+unpaid bill due on ``D − k`` and audience (channel) — the borrower (mini-program subscription message), the
+staff member (WeCom: the collector once the loan is assigned, else the customer's salesperson) and, for the
+overdue offsets only (``k ≥ 1``), the borrower's WeCom (``wecom``: a message to the customer as an external
+contact, sent as the member who holds them) — set-based, and only where none exists (unique per bill, offset
+and audience: a rerun or a retry never makes a second, the database decides). A borrower who opted out
+(``ReminderOptOut``) gets a ``skipped`` row instead on both borrower channels, and a customer who is no WeCom
+contact (no external userid) a ``skipped`` ``wecom`` row; the reason is kept in ``error``.
 
 Sending is the channels' work: :func:`dispatch` enqueues one task by name per pending row
-(``miniprogram.send_repayment_reminder`` / ``bot.send_repayment_reminder``); the channel calls
-:func:`mark` with the outcome, which moves the row from ``pending`` once (conditional UPDATE).
+(``miniprogram.send_repayment_reminder`` / ``bot.send_repayment_reminder`` /
+``bot.send_borrower_wecom_reminder``); the channel calls :func:`mark` with the outcome, which moves the row
+from ``pending`` once (conditional UPDATE).
 """
 
 # ruff: noqa: S608 - the SQL text formats in only this module's own dialect fragments; every value is bound
@@ -25,11 +29,18 @@ from core.errors import ValidationFailed
 from core.settings import get_settings
 from lending.models import Reminder, ReminderOptOut
 
-__all__ = ["BORROWER_TASK", "DISPATCH_TASK", "STAFF_TASK", "create_for", "dispatch", "label", "mark", "offsets", "opt_out"]
+__all__ = ["AUDIENCE_LABELS", "BORROWER_TASK", "DISPATCH_TASK", "STAFF_TASK", "STATUS_LABELS", "WECOM_TASK", "create_for",
+           "dispatch", "for_loan", "label", "mark", "offsets", "opt_out"]
 
 DISPATCH_TASK = "lending.dispatch_reminders"
 BORROWER_TASK = "miniprogram.send_repayment_reminder"
 STAFF_TASK = "bot.send_repayment_reminder"
+WECOM_TASK = "bot.send_borrower_wecom_reminder"
+TASKS = {"borrower": BORROWER_TASK, "staff": STAFF_TASK, "wecom": WECOM_TASK}
+AUDIENCE_LABELS = {"borrower": "借款人（小程序）", "wecom": "借款人（企业微信）", "staff": "员工（企业微信）"}
+STATUS_LABELS = {"pending": "待发送", "sent": "已发送", "failed": "失败", "skipped": "已跳过"}
+OPTED_OUT = "客户已退订还款提醒"
+NO_WECOM_CONTACT = "客户未添加企业微信，无法发送"
 
 
 def offsets() -> list[int]:
@@ -50,15 +61,27 @@ def create_for(session: Session, day: date) -> int:
     d = "CAST(:d AS DATE)" if pg else ":d"
     made = 0
     now = clock.now()
+    opted_out = "EXISTS (SELECT 1 FROM lending_reminder_opt_out o WHERE o.customer_id = l.customer_id)"
+    skip_when = {"borrower": [(opted_out, "CAST(:opted_out AS VARCHAR(300))")],
+                 "wecom": [(opted_out, "CAST(:opted_out AS VARCHAR(300))"),
+                           ("c.wecom_external_userid IS NULL", "CAST(:no_contact AS VARCHAR(300))")],
+                 "staff": []}
     for k in offsets():
         due = day - timedelta(days=k)
-        for audience, staff in (("borrower", "NULL"), ("staff", "COALESCE(l.collector_staff_id, c.owner_id)")):
-            status = ("CASE WHEN EXISTS (SELECT 1 FROM lending_reminder_opt_out o WHERE o.customer_id = l.customer_id)"
-                      " THEN 'skipped' ELSE 'pending' END") if audience == "borrower" else "'pending'"
+        audiences = [("borrower", "NULL"), ("staff", "COALESCE(l.collector_staff_id, c.owner_id)")]
+        if k >= 1:  # the borrower's WeCom: overdue bills only
+            audiences.append(("wecom", "NULL"))
+        for audience, staff in audiences:
+            whens = skip_when[audience]
+            status, error = "'pending'", "NULL"
+            if whens:  # the first reason that applies is the one recorded
+                status = "CASE WHEN " + " OR ".join(w for w, _ in whens) + " THEN 'skipped' ELSE 'pending' END"
+                error = "CASE " + " ".join(f"WHEN {w} THEN {reason}" for w, reason in whens) + " END"
             made += session.execute(text(f"""
                 INSERT INTO lending_reminder (installment_id, loan_id, offset_days, audience, staff_id, business_date,
-                                              status, created_at)
-                SELECT i.id, l.id, CAST(:k AS INTEGER), CAST(:audience AS VARCHAR(10)), {staff}, {d}, {status}, :now
+                                              status, error, created_at)
+                SELECT i.id, l.id, CAST(:k AS INTEGER), CAST(:audience AS VARCHAR(10)), {staff}, {d}, {status},
+                       {error}, :now
                 FROM lending_loan_installment i
                 JOIN lending_loan l ON l.id = i.loan_id
                 JOIN customer c ON c.id = l.customer_id
@@ -67,7 +90,8 @@ def create_for(session: Session, day: date) -> int:
                   {"AND COALESCE(l.collector_staff_id, c.owner_id) IS NOT NULL" if audience == "staff" else ""}
                   AND NOT EXISTS (SELECT 1 FROM lending_reminder r WHERE r.installment_id = i.id
                                   AND r.offset_days = CAST(:k AS INTEGER) AND r.audience = CAST(:audience AS VARCHAR(10)))
-            """), {"d": day, "due": due, "k": k, "audience": audience, "now": now}).rowcount
+            """), {"d": day, "due": due, "k": k, "audience": audience, "now": now, "opted_out": OPTED_OUT,
+                   "no_contact": NO_WECOM_CONTACT}).rowcount
     return made
 
 
@@ -76,17 +100,24 @@ def dispatch(session: Session, *, limit: int = 1000) -> int:
     rows = list(session.execute(select(Reminder.id, Reminder.audience).where(Reminder.status == "pending")
                                 .order_by(Reminder.id).limit(limit)))
     for reminder_id, audience in rows:
-        outbox.enqueue(session, BORROWER_TASK if audience == "borrower" else STAFF_TASK, reminder_id)
+        outbox.enqueue(session, TASKS[audience], reminder_id)
     return len(rows)
 
 
 def mark(session: Session, reminder_id: int, status: str, error: str | None = None) -> bool:
-    """The channel's outcome: ``sent`` or ``failed``, once (False when the row had left ``pending``)."""
-    if status not in ("sent", "failed"):
+    """The channel's outcome: ``sent``, ``failed`` or ``skipped`` (the borrower opted out meanwhile), once
+    (False when the row had left ``pending``)."""
+    if status not in ("sent", "failed", "skipped"):
         raise ValueError(status)
     return session.execute(update(Reminder).where(Reminder.id == reminder_id, Reminder.status == "pending").values(
         status=status, sent_at=clock.now() if status == "sent" else None, error=(error or "")[:300] or None)
         .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def for_loan(session: Session, loan_id: int, *, limit: int = 100) -> list[Reminder]:
+    """A loan's reminders, newest first (the loan page)."""
+    return list(session.scalars(select(Reminder).where(Reminder.loan_id == loan_id)
+                                .order_by(Reminder.id.desc()).limit(limit)))
 
 
 def opt_out(session: Session, customer_id: int, *, out: bool = True) -> None:
