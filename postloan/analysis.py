@@ -9,8 +9,8 @@ closed. Definitions (per case, then summed):
 - recovered: repayments received (not reversed, waivers excluded) on the case's loan, value-dated from the day
   the case opened, booked before it closed (or until now); recovery rate: recovered ÷ (recovered + still overdue).
 
-The CRM records no industry; the overdue rate is given by region and by customer type (客户类型) instead:
-active loans overdue (bucket other than C) ÷ active loans. Agency columns are added by the outsourcing module.
+The overdue rate by region, by industry (所属行业, from the customer's qualification profile) and by customer
+type (客户类型): active loans overdue (bucket other than C) ÷ active loans. Agency columns are added by the outsourcing module.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from crm.models import Customer, Staff
+from crm.models import Customer, CustomerQualification, Staff
 from lending.models import Loan, Repayment
 from lending.servicing import state
 from postloan.models import CollectionAction, CollectionCase, CollectionGroup, CollectionPromise
@@ -132,11 +132,14 @@ class OverdueRow:
 
 
 def overdue_by(session: Session, dimension: str) -> list[OverdueRow]:
-    """Active loans and how many are overdue, by ``region`` or ``customer_type`` of the customer."""
-    column = {"region": Customer.region, "customer_type": Customer.customer_type}[dimension]
+    """Active loans and how many are overdue, by ``region``, ``industry`` or ``customer_type`` of the customer."""
+    column = {"region": Customer.region, "customer_type": Customer.customer_type,
+              "industry": CustomerQualification.industry}[dimension]
     amount = (select(func.coalesce(func.sum(CollectionCase.overdue_amount), 0)).where(
         CollectionCase.loan_id == Loan.id, CollectionCase.status == "open").correlate(Loan).scalar_subquery())
-    rows = session.execute(select(column, func.count(), func.sum(case((Loan.bucket != "C", 1), else_=0)),
-                                  func.sum(amount)).join(Customer, Customer.id == Loan.customer_id)
-                           .where(Loan.status == "active").group_by(column).order_by(func.count().desc()))
+    query = (select(column, func.count(), func.sum(case((Loan.bucket != "C", 1), else_=0)), func.sum(amount))
+             .join(Customer, Customer.id == Loan.customer_id))
+    if dimension == "industry":  # a customer without a profile counts as 未填写
+        query = query.outerjoin(CustomerQualification, CustomerQualification.customer_id == Customer.id)
+    rows = session.execute(query.where(Loan.status == "active").group_by(column).order_by(func.count().desc()))
     return [OverdueRow(label or "未填写", int(n), int(o or 0), int(a or 0)) for label, n, o, a in rows]

@@ -185,10 +185,19 @@ def test_the_analysis_counts_contact_promise_kept_and_recovery_and_exports(sessi
     assert (b.cases, b.contacted, b.promised, b.recovered, b.contact_rate) == (1, 0, 0, 0, 0)
     assert b.still_overdue > 0 and b.recovery_rate == 0
     assert [r.label for r in analysis.by_bucket(session, D - days(1), D)] == ["M1"]
+    from core import clock
+    from crm.models import CustomerQualification
+    still = session.get(type(loans[0]), second.loan_id)  # the unreachable borrower's loan: still overdue
+    session.add(CustomerQualification(customer_id=still.customer_id, industry="建筑业", updated_at=clock.now()))
+    session.flush()
+    by_industry = {r.label: r for r in analysis.overdue_by(session, "industry")}
+    assert (by_industry["建筑业"].loans, by_industry["建筑业"].overdue) == (1, 1)
+    assert sum(r.loans for r in by_industry.values()) == sum(r.loans for r in analysis.overdue_by(session, "region"))
     client = console_client()
     log_in(client, session, w.manager)
     page = client.get(f"/console/collections/analysis?from={D - days(1)}&to={D}")
     assert page.status_code == 200 and "100.0%" in page.text and holder.display_name in page.text
+    assert "逾期率（按行业）" in page.text and "建筑业" in page.text
     xlsx = client.get(f"/console/collections/analysis.xlsx?from={D - days(1)}&to={D}")
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
     assert client.get("/console/collections/analysis?from=2027-02-01&to=2027-01-01").status_code == 422

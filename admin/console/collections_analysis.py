@@ -39,7 +39,7 @@ def _range(q: Any) -> tuple[date, date]:
 def _tables(session: SessionDep, start: date, to: date) -> dict[str, Any]:
     return {"collectors": analysis.by_collector(session, start, to), "groups": analysis.by_group(session, start, to),
             "buckets": analysis.by_bucket(session, start, to), "regions": analysis.overdue_by(session, "region"),
-            "types": analysis.overdue_by(session, "customer_type")}
+            "industries": analysis.overdue_by(session, "industry"), "types": analysis.overdue_by(session, "customer_type")}
 
 
 def _manager(user: Any) -> None:
@@ -77,7 +77,8 @@ def analysis_export(request: Request, session: SessionDep, user: CurrentUser) ->
             sheet = book.sheet(name, header=HEADER)
             for row in _stat_rows(t[key]):
                 sheet.append(row)
-        for name, key, labels in (("逾期率-地区", "regions", {}), ("逾期率-客户类型", "types", CUSTOMER_TYPE_LABELS)):
+        for name, key, labels in (("逾期率-地区", "regions", {}), ("逾期率-行业", "industries", {}),
+                                  ("逾期率-客户类型", "types", CUSTOMER_TYPE_LABELS)):
             sheet = book.sheet(name, header=["维度", "在贷笔数", "逾期笔数", "逾期率(%)", "逾期金额(元)"])
             for r in t[key]:
                 sheet.append([labels.get(r.label, r.label), r.loans, r.overdue, _pct(r.rate), fen_to_yuan(r.overdue_amount)])
