@@ -89,7 +89,8 @@ def parse_yuan_text(raw: object, *, label: str = "金额", field: str = "amount"
     if raw is None:
         return None
     if isinstance(raw, bool) or isinstance(raw, float):
-        raise ValidationFailed(f"{label}格式不正确：{raw}", field=field)
+        raise ValidationFailed(f"{label}格式不正确：请填写以元为单位的数字文本（如 \"8000.00\"），不接受浮点数",
+                               field=field)
     shown = str(raw).strip()[:20]
     text = _AMOUNT_NOISE.sub("", unicodedata.normalize("NFKC", str(raw)))
     if not text:

@@ -91,7 +91,7 @@ def test_qualification_is_sealed_shown_masked_and_revealed_with_an_audit_row(ses
 
 @pytest.mark.parametrize(("body", "message"), [
     ({"income_monthly_amount": "一万"}, "月收入格式不正确"),
-    ({"income_monthly_amount": 8000.5}, "月收入请填写以元为单位的数字文本（如 \"8000.00\"），不接受浮点数"),
+    ({"income_monthly_amount": 8000.5}, "月收入格式不正确：请填写以元为单位的数字文本（如 \"8000.00\"），不接受浮点数"),
     ({"social_insurance_months": "三年"}, "社保缴纳月数必须是 0 或正整数"),
     ({"property_status": "别墅"}, "房产只能是：无房、全款房、按揭房"),
     ({"nickname": "x"}, "nickname是未知字段"),
