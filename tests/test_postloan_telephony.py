@@ -85,6 +85,16 @@ def test_forged_or_stale_callbacks_are_rejected_and_change_nothing(session, peop
     assert call.status == "dialing" and call.result is None
 
 
+def test_an_oversized_callback_is_refused_before_it_is_read_whole_and_stores_nothing(session):
+    from postloan.telephony import config, signing
+
+    client = console_client()
+    too_big = b"{" + b" " * signing.MAX_BODY_BYTES + b"}"
+    answer = client.post(config.CALLBACK_PATH, content=too_big, headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and answer.json()["code"] == "telephony_callback_too_large"
+    assert _count(session, TelephonyCallback) == 0
+
+
 def test_do_not_call_and_hours_refuse_in_chinese_and_store_nothing(session, people):
     collector, customer = people
     calls.mark_do_not_call(session, customer.id, staff_id=collector.id, reason="客户要求不再来电")

@@ -10,38 +10,22 @@ transaction for the callbacks that arrive together, each answered after its own 
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 from fastapi import FastAPI
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from core.db import unit_of_work
-from core.errors import AppError
 from core.group_commit import GroupCommitter, PerProcess
+from core.signed_callbacks import CallbackEndpoint, Request, verify_and_store
 from postloan.telephony import callbacks, config, signing
 from postloan.telephony.exceptions import CallbackRejected
-
-Request = tuple[dict[str, str], bytes]
 
 
 def _write(requests: list[Request]) -> list[int | None | BaseException]:
     cfg = config.get()
-    outcomes: list[int | None | BaseException] = [None] * len(requests)
-    verified: list[tuple[int, dict]] = []
-    for i, (headers, body) in enumerate(requests):
-        try:
-            verified.append((i, signing.verify(headers, body, secret=cfg.callback_secret,
-                                               window_seconds=cfg.window_seconds)))
-        except CallbackRejected as exc:
-            outcomes[i] = exc
-    if verified:
-        with unit_of_work() as session:
-            stored = callbacks.receive_many(session, [data for _, data in verified])
-        for (i, _), outcome in zip(verified, stored, strict=True):
-            outcomes[i] = outcome
-    return outcomes
+
+    def verify(headers: dict[str, str], body: bytes) -> dict:
+        return signing.verify(headers, body, secret=cfg.callback_secret, window_seconds=cfg.window_seconds)
+
+    return verify_and_store(requests, verify, callbacks.receive_many, rejected=CallbackRejected)
 
 
 _committer: PerProcess[Request, int | None] = PerProcess(
@@ -52,42 +36,15 @@ def committer() -> GroupCommitter[Request, int | None]:
     return _committer.get()
 
 
-async def _respond(send: Send, status: int, body: bytes = b"") -> None:
-    headers = [(b"content-length", str(len(body)).encode())]
-    if body:
-        headers.append((b"content-type", b"application/json"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(scope: Scope, receive: Receive) -> bytes:
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise CallbackRejected("连接已断开", code="telephony_callback_disconnected", status=400)
-        body += message.get("body", b"")
-        if len(body) > signing.MAX_BODY_BYTES:
-            raise CallbackRejected("回调内容过大", code="telephony_callback_too_large", status=413)
-        if not message.get("more_body"):
-            return body
-
-
-class CallbackEndpoint:
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
-        try:
-            body = await _read_body(scope, receive)
-            await asyncio.wrap_future(committer().submit((headers, body)))
-        except AppError as exc:
-            payload = json.dumps({"code": exc.code, "message": exc.message}, ensure_ascii=False).encode()
-            await _respond(send, exc.status, payload)
-            return
-        await _respond(send, 204)
+callback_endpoint = CallbackEndpoint(
+    committer, max_body=signing.MAX_BODY_BYTES,
+    too_large=lambda: CallbackRejected("回调内容过大", code="telephony_callback_too_large", status=413),
+    disconnected=lambda: CallbackRejected("连接已断开", code="telephony_callback_disconnected", status=400),
+    error_payload=lambda exc: {"code": exc.code, "message": exc.message})
 
 
 def mount(app: FastAPI) -> None:
-    app.router.routes.insert(0, Route(config.CALLBACK_PATH, CallbackEndpoint(), methods=["POST"],
+    app.router.routes.insert(0, Route(config.CALLBACK_PATH, callback_endpoint, methods=["POST"],
                                       include_in_schema=False))
     if config.simulated():
         from postloan.telephony.simulator.app import create_simulator_app
