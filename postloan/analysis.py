@@ -1,4 +1,4 @@
-"""Collections analysis (催收分析): per collector, per group and per bucket — cases, contact rate, promise rate,
+"""Collections analysis (催收分析): per collector, per group, per agency (委外) and per bucket — cases, contact rate, promise rate,
 promise-kept rate, amount recovered, recovery rate — and the overdue rate by region and by customer type.
 
 Over the cases opened in a date range, each counted for the collector (and group) holding it now or when it
@@ -16,18 +16,22 @@ type (客户类型): active loans overdue (bucket other than C) ÷ active loans.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from core import clock
 from crm.models import Customer, CustomerQualification, Staff
 from lending.models import Loan, Repayment
 from lending.servicing import state
+from postloan.agency_models import Agency, AgencyAssignment
 from postloan.models import CollectionAction, CollectionCase, CollectionGroup, CollectionPromise
+from postloan.telephony.models import TelephonyCall
 
-__all__ = ["OverdueRow", "StatRow", "by_bucket", "by_collector", "by_group", "overdue_by"]
+__all__ = ["CallRow", "OverdueRow", "StatRow", "by_agency", "by_bucket", "by_collector", "by_group", "calls_by_collector",
+           "overdue_by"]
 
 NOT_CONTACTED = ("号码错误", "无法联系")
 
@@ -79,7 +83,9 @@ def _per_case(opened_from: date, opened_to: date):  # noqa: ANN202 - a subquery,
     recovered = (select(func.coalesce(func.sum(Repayment.amount), 0)).where(
         Repayment.loan_id == c.loan_id, state.standing_clause(("repayment",)), Repayment.repayment_date >= c.opened_date,
         or_(c.closed_at.is_(None), Repayment.created_at <= c.closed_at)).correlate(c).scalar_subquery())
-    return (select(c.id, c.collector_staff_id, c.group_id, c.bucket,
+    agency = (select(AgencyAssignment.agency_id).where(AgencyAssignment.case_id == c.id)
+              .order_by(AgencyAssignment.id.desc()).limit(1).correlate(c).scalar_subquery())  # the last one it went to
+    return (select(c.id, c.collector_staff_id, c.group_id, c.bucket, agency.label("agency_id"),
                    case((contacted, 1), else_=0).label("contacted"), promises.label("promises"), kept.label("kept"),
                    decided.label("decided"), recovered.label("recovered"),
                    case((c.status == "open", c.overdue_amount), else_=0).label("still_overdue"))
@@ -114,9 +120,41 @@ def by_group(session: Session, opened_from: date, opened_to: date) -> list[StatR
     return _rows(raw, {**names, None: "未分组"})
 
 
+def by_agency(session: Session, opened_from: date, opened_to: date) -> list[StatRow]:
+    """Cases that went out to an agency (委外), by the agency they went to last."""
+    raw = [row for row in _grouped(session, "agency_id", opened_from, opened_to) if row[0] is not None]
+    names = dict(session.execute(select(Agency.id, Agency.name)).all())
+    return _rows(raw, names)
+
+
 def by_bucket(session: Session, opened_from: date, opened_to: date) -> list[StatRow]:
     raw = _grouped(session, "bucket", opened_from, opened_to)
     return _rows(raw, {})
+
+
+@dataclass(frozen=True)
+class CallRow:
+    label: str
+    calls: int
+    answered: int
+    talk_seconds: int
+
+    @property
+    def connect_rate(self) -> Decimal | None:
+        return StatRow._rate(self.answered, self.calls)  # noqa: SLF001
+
+
+def calls_by_collector(session: Session, day_from: date, day_to: date) -> list[CallRow]:
+    """Call volume and connect rate (接通率 of the dialled calls) per member of staff, over the calls placed
+    on those business days (queued or still ringing calls count as placed, not answered)."""
+    start, end = clock.start_of_business_day(day_from), clock.start_of_business_day(day_to + timedelta(days=1))
+    answered = case((TelephonyCall.result == "answered", 1), else_=0)
+    rows = session.execute(select(Staff.display_name, func.count(), func.sum(answered),
+                                  func.coalesce(func.sum(TelephonyCall.duration_seconds), 0))
+                           .join(Staff, Staff.id == TelephonyCall.staff_id)
+                           .where(TelephonyCall.created_at >= start, TelephonyCall.created_at < end)
+                           .group_by(Staff.display_name).order_by(func.count().desc()))
+    return [CallRow(name, int(n), int(a or 0), int(t or 0)) for name, n, a, t in rows]
 
 
 @dataclass(frozen=True)

@@ -193,11 +193,27 @@ def test_the_analysis_counts_contact_promise_kept_and_recovery_and_exports(sessi
     by_industry = {r.label: r for r in analysis.overdue_by(session, "industry")}
     assert (by_industry["建筑业"].loans, by_industry["建筑业"].overdue) == (1, 1)
     assert sum(r.loans for r in by_industry.values()) == sum(r.loans for r in analysis.overdue_by(session, "region"))
+    from decimal import Decimal
+
+    from postloan.agency import service as agencies
+    from postloan.telephony.models import TelephonyCall
+    agency = agencies.create_agency(session, V(w.manager), name="华东催收服务", commission_rate=Decimal("0.15"))
+    agencies.assign(session, V(w.manager), case_id=second.id, agency_id=agency.id)
+    for result, seconds in (("answered", 95), ("no_answer", 0), ("busy", 0)):
+        session.add(TelephonyCall(out_call_no=f"T-{result}", staff_id=other.id, customer_id=still.customer_id,
+                                  phone_masked="138****0000", status="finished", result=result,
+                                  duration_seconds=seconds, created_at=clock.now()))
+    session.flush()
+    (out,) = analysis.by_agency(session, D - days(1), D)
+    assert (out.label, out.cases, out.recovered) == ("华东催收服务", 1, 0) and out.still_overdue > 0
+    (calls,) = analysis.calls_by_collector(session, D - days(1), D)
+    assert (calls.label, calls.calls, calls.answered, calls.talk_seconds) == (other.display_name, 3, 1, 95)
     client = console_client()
     log_in(client, session, w.manager)
     page = client.get(f"/console/collections/analysis?from={D - days(1)}&to={D}")
     assert page.status_code == 200 and "100.0%" in page.text and holder.display_name in page.text
     assert "逾期率（按行业）" in page.text and "建筑业" in page.text
+    assert "华东催收服务" in page.text and "33.3%" in page.text  # the agency's row; 1 of 3 calls answered
     xlsx = client.get(f"/console/collections/analysis.xlsx?from={D - days(1)}&to={D}")
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
     assert client.get("/console/collections/analysis?from=2027-02-01&to=2027-01-01").status_code == 422

@@ -38,6 +38,7 @@ def _range(q: Any) -> tuple[date, date]:
 
 def _tables(session: SessionDep, start: date, to: date) -> dict[str, Any]:
     return {"collectors": analysis.by_collector(session, start, to), "groups": analysis.by_group(session, start, to),
+            "agencies": analysis.by_agency(session, start, to), "calls": analysis.calls_by_collector(session, start, to),
             "buckets": analysis.by_bucket(session, start, to), "regions": analysis.overdue_by(session, "region"),
             "industries": analysis.overdue_by(session, "industry"), "types": analysis.overdue_by(session, "customer_type")}
 
@@ -73,10 +74,14 @@ def analysis_export(request: Request, session: SessionDep, user: CurrentUser) ->
     t = _tables(session, start, to)
     out = io.BytesIO()
     with exports.XlsxWriter(out) as book:
-        for name, key in (("按催收员", "collectors"), ("按催收组", "groups"), ("按账期", "buckets")):
+        for name, key in (("按催收员", "collectors"), ("按催收组", "groups"), ("按委外机构", "agencies"),
+                          ("按账期", "buckets")):
             sheet = book.sheet(name, header=HEADER)
             for row in _stat_rows(t[key]):
                 sheet.append(row)
+        sheet = book.sheet("通话", header=["员工", "外呼次数", "接通次数", "接通率(%)", "通话时长(秒)"])
+        for c in t["calls"]:
+            sheet.append([c.label, c.calls, c.answered, _pct(c.connect_rate), c.talk_seconds])
         for name, key, labels in (("逾期率-地区", "regions", {}), ("逾期率-行业", "industries", {}),
                                   ("逾期率-客户类型", "types", CUSTOMER_TYPE_LABELS)):
             sheet = book.sheet(name, header=["维度", "在贷笔数", "逾期笔数", "逾期率(%)", "逾期金额(元)"])
