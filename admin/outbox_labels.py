@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 TASK_LABELS: dict[str, str] = {
+    "analytics.run_export": "后台导出 Excel",
+    "analytics.take_snapshot": "每日数据快照",
     "bot.mark_tags": "企微客户打标签",
     "bot.poll_mass_messages": "查询群发结果",
     "bot.poll_transfers": "查询转接结果",
@@ -26,6 +28,8 @@ TASK_LABELS: dict[str, str] = {
     "crm.followup_reminders": "跟进提醒",
     "crm.import_leads": "批量导入线索",
     "crm.recycle_pool": "公海回收",
+    "lending.close_of_business": "日终批处理",
+    "lending.dispatch_reminders": "派发还款提醒",
     "lending.loan_closed": "贷款结清事件",
     "lending.loan_disbursed": "放款事件",
     "lending.repayment_recorded": "还款入账事件",
@@ -33,6 +37,20 @@ TASK_LABELS: dict[str, str] = {
     "lending.roll_over_bills": "账单滚动（逾期计算）",
     "lending.sla_reminders": "审批时效提醒",
     "miniprogram.purge": "清理小程序过期数据",
+    "miniprogram.send_repayment_reminder": "小程序还款提醒（借款人）",
+    "payments.poll_due": "查询未决支付",
+    "payments.poll_order": "查询支付订单",
+    "payments.poll_refund": "查询退款结果",
+    "payments.process_notifications": "处理支付通知",
+    "payments.reconcile_yesterday": "昨日对账",
+    "payments.retry_withholdings": "代扣重试",
+    "payments.submit_withholding": "提交代扣",
+    "payments.sweep_inbox": "补处理支付通知",
+    "postloan.recheck_credit": "贷后征信复查",
+    "postloan.telephony_dial": "外呼拨号",
+    "postloan.telephony_dial_batch": "批量外呼",
+    "postloan.telephony_process_callbacks": "处理外呼结果回调",
+    "postloan.telephony_sweep": "补处理外呼回调",
     "referral.confirm_commissions": "确认推荐佣金",
 }
 

@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     )
     wechatpay_notify_window_seconds: int = Field(300, description="accepted age of a payment notification timestamp")
 
+    # --- collections (贷后, postloan) --------------------------------------------------------------
+    postloan_credit_recheck_days: int = Field(
+        30, ge=0, description="days between credit re-checks of an open collection case (0: never re-check)")
+    postloan_credit_recheck_batch: int = Field(200, ge=1, description="credit re-checks per hourly run at most")
+
     # --- telephony (外呼, postloan/telephony) --------------------------------------------------
     telephony_api_base: str = Field(
         "", description="call center API base; empty: the built-in telephony simulator at {base_url}/_tel_sim"

@@ -90,6 +90,7 @@ class CollectionCase(Base):
     progress_at: Mapped[datetime | None]
     # the credit provider's overdue record count at the last check (None: never checked); early warning
     external_overdue_count: Mapped[int | None]
+    credit_checked_at: Mapped[datetime | None]  # the last credit re-check (贷后征信复查); None: never
 
 
 class CollectionAction(Base):

@@ -13,9 +13,10 @@ A rule that cannot be evaluated (a fact unknown) does not fire.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core import audit, clock, pii
@@ -31,7 +32,7 @@ from postloan.actions import MANAGERS
 from postloan.exceptions import RuleInvalid
 from postloan.models import RISK_TIER_LABELS, RISK_TIERS, CollectionCase, CollectionPromise, WarningRule
 
-__all__ = ["FACTS", "check_credit", "facts_of", "on_promise_broken", "rerate", "save_warning_rule"]
+__all__ = ["FACTS", "check_credit", "due_for_credit_check", "facts_of", "on_promise_broken", "rerate", "save_warning_rule"]
 
 FACTS: dict[str, tuple[str, str]] = {
     "overdue_days": (NUM, "逾期天数"),
@@ -121,6 +122,17 @@ def on_promise_broken(session: Session, promise: CollectionPromise) -> None:
         rerate(session, case, why="承诺还款违约")
 
 
+def due_for_credit_check(session: Session, *, every_days: int, limit: int) -> list[int]:
+    """Open cases never checked, or last checked ``every_days`` ago or more, oldest check first."""
+    if every_days <= 0:
+        return []
+    before = clock.now() - timedelta(days=every_days)
+    c = CollectionCase
+    return list(session.scalars(select(c.id).where(
+        c.status == "open", or_(c.credit_checked_at.is_(None), c.credit_checked_at <= before))
+        .order_by(c.credit_checked_at.is_not(None), c.credit_checked_at, c.id).limit(limit)))
+
+
 def check_credit(session: Session, case_id: int) -> int | None:
     """Fetch the borrower's credit report again; a new external overdue re-rates the case. Returns the new
     records' count (None when the provider failed or the customer has no ID number)."""
@@ -135,6 +147,7 @@ def check_credit(session: Session, case_id: int) -> int | None:
         return None
     new = max(0, report.overdue_count - case.external_overdue_count) if case.external_overdue_count is not None else 0
     case.external_overdue_count = report.overdue_count
+    case.credit_checked_at = clock.now()
     session.flush()
     if new:
         rerate(session, case, external_new=new, why=f"征信新增逾期 {new} 条")

@@ -4,6 +4,11 @@ step, the per-loan rollover, a posted repayment; and a broken promise re-rates i
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from core.db import unit_of_work
+from core.settings import get_settings
+from core.tasks import periodic, task
 from postloan import case_calls, history, nightly, rerating  # noqa: F401  (case_calls: its call listener)
 from postloan.telephony import tasks as telephony_tasks  # noqa: F401  (the telephony tasks)
 
@@ -20,3 +25,24 @@ def register_hooks() -> bool:
 
 
 register_hooks()
+
+
+CREDIT_RECHECK_TASK = "postloan.recheck_credit"
+
+
+@task(CREDIT_RECHECK_TASK)
+def recheck_credit() -> int:
+    """Re-check the credit report of the open cases due (``SCRM_POSTLOAN_CREDIT_RECHECK_DAYS``); a new external
+    overdue raises the case's tier. Each case in its own transaction; a provider failure is tried next hour."""
+    settings = get_settings()
+    with unit_of_work() as session:
+        due = rerating.due_for_credit_check(session, every_days=settings.postloan_credit_recheck_days,
+                                            limit=settings.postloan_credit_recheck_batch)
+    checked = 0
+    for case_id in due:
+        with unit_of_work() as session:
+            checked += rerating.check_credit(session, case_id) is not None
+    return checked
+
+
+periodic(CREDIT_RECHECK_TASK, timedelta(hours=1))

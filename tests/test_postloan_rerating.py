@@ -67,6 +67,22 @@ def test_a_new_external_overdue_raises_the_tier_once(session):
     assert len(list(session.scalars(select(Notification).where(Notification.staff_id == collector.id)))) == 1
 
 
+def test_open_cases_are_due_for_a_credit_recheck_every_n_days(session):
+    w, case, collector = _case(session)
+    customer = session.get(Customer, case.customer_id)
+    customer.id_number_enc = pii.seal(pii.ID_NUMBER, ID)
+    assert case.id in rerating.due_for_credit_check(session, every_days=30, limit=10)  # never checked
+    assert rerating.due_for_credit_check(session, every_days=0, limit=10) == []  # re-checks switched off
+    set_credit_provider(FakeCreditProvider(reports={ID: CreditReport("fake", 650, overdue_count=0)}))
+    try:
+        assert rerating.check_credit(session, case.id) == 0
+    finally:
+        set_credit_provider(None)
+    assert case.id not in rerating.due_for_credit_check(session, every_days=30, limit=10)
+    on(D + days(30))
+    assert case.id in rerating.due_for_credit_check(session, every_days=30, limit=10)
+
+
 def test_a_warning_rule_with_an_unknown_fact_is_refused(session):
     w, _ = make_loan(session)
     with pytest.raises(RuleInvalid, match="未知的字段「credit_score」") as exc:

@@ -113,6 +113,7 @@ def upgrade() -> None:
     sa.Column('assigned_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('progress_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('external_overdue_count', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('credit_checked_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("close_reason IS NULL OR close_reason IN ('cured', 'paid_off', 'written_off')", name=op.f('ck_postloan_case_close_reason_known')),
     sa.CheckConstraint("risk_tier IN ('low', 'medium', 'high')", name=op.f('ck_postloan_case_risk_tier_known')),
     sa.CheckConstraint("status IN ('open', 'closed')", name=op.f('ck_postloan_case_status_known')),
