@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from core.errors import NotFound
 from finance import deposits, settlements
 from finance.models import Agreement, Settlement
-from payments import checkout, purposes
+from payments import checkout, purposes, withholding
 from payments.models import PaymentOrder
 
 PURPOSE = "finance.fee"
@@ -81,6 +81,19 @@ def pay_settlement(session: Session, settlement: Settlement, *, openid: str) -> 
     return checkout.start_jsapi(session, purpose=PURPOSE, obligation_ref=bill.obligation_ref,
                                 customer_id=bill.customer_id, amount=bill.amount, description=bill.title,
                                 openid=openid)
+
+
+def withhold_settlement(session: Session, settlement: Settlement, *, staff_id: int | None) -> PaymentOrder:
+    """Debit the settlement's WeChat part (服务费) under the customer's withholding authorisation (委托代扣,
+    seed 003: one click after disbursement, against fee evasion); applied like an online payment when the
+    provider's result arrives. Refused without an active authorisation covering ``finance.fee``, above its
+    limit, or while another debit of the same charge is open."""
+    bill = settlement_bill(session, settlement)
+    if bill is None:
+        raise NotFound("这笔结算当前没有待收的微信服务费（先在收费中登记微信部分）", code="finance_nothing_due")
+    return withholding.request(session, purpose=PURPOSE, obligation_ref=bill.obligation_ref,
+                               customer_id=bill.customer_id, amount=bill.amount, description=f"{bill.title}（代扣）",
+                               staff_id=staff_id)
 
 
 def deposit_bill(session: Session, agreement: Agreement) -> FeeBill | None:

@@ -220,3 +220,49 @@ def test_the_settlement_fee_paid_online_is_applied_at_settlement(session, mp, ca
     held = session.scalar(select(Account.balance_amount).where(Account.code == "deposits_held"))
     assert held == 0  # the deposit and the online part both applied at 结单
     assert ledger.run_check(session).ok
+
+
+def test_the_settlement_fee_is_withheld_under_the_customers_authorisation_and_applied_once(
+        session, mp, case, pay_server, task_runner):
+    from finance import settlements
+    from finance.models import SettlementPayment
+    from finance.settlements import ChargeInput
+    from payments import withholding
+    from payments.exceptions import AuthorizationMissing
+    from tests.test_admin_support import console_client, log_in
+
+    w, agreement = case
+    _paid_online(session, mp, pay_server, task_runner, agreement)  # the deposit
+    s = settlements.record_disbursement(session, agreement.id, funder_name="某银行", funder_type="bank",
+                                        amount=20_000_000, disbursed_date=None, viewer=V(w.finance))
+    due = settlements.compute(session, s, ChargeInput()).total_due_amount
+    settlements.charge(session, s.id, ChargeInput(payments=[("wechat", 100_000), ("bank", due - 100_000)]),
+                       viewer=V(w.finance))
+    with pytest.raises(AuthorizationMissing):  # no authorisation covering finance.fee yet: nothing written
+        payment_purposes.withhold_settlement(session, s, staff_id=w.finance.id)
+    withholding.authorize(session, customer_id=agreement.customer_id, account_no="6222020200112233445",
+                          holder_name="王先生", bank_name="工商银行", signed_via="console", scope=["finance.fee"],
+                          max_amount=500_000)
+    session.commit()
+    client = console_client()
+    log_in(client, session, w.finance)
+    page = client.get(f"/console/finance/settlements/{s.id}")
+    assert "代扣服务费" in page.text and "1,000.00" in page.text
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    answer = client.post(f"/console/finance/settlements/{s.id}/withhold", data={"csrf_token": csrf},
+                         follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"].endswith("done=withholding")
+    task_runner.drain()  # payments.submit_withholding
+    session.expire_all()
+    order = session.scalar(select(PaymentOrder).where(PaymentOrder.method == "withholding"))
+    assert (order.purpose, order.obligation_ref, order.total_amount) == ("finance.fee", f"settlement:{s.id}:{s.revision}",
+                                                                         100_000)
+    assert pay_server.notify(order.out_trade_no, copies=2) == [204, 204]
+    task_runner.drain()
+    session.expire_all()
+    line = session.scalar(select(SettlementPayment).where(SettlementPayment.method == "wechat"))
+    order = session.get(PaymentOrder, order.id)
+    assert order.status == "succeeded" and line.payment_order_id == order.id
+    assert _entries(session, "settlement_payment") == 1
+    page = client.get(f"/console/finance/settlements/{s.id}")
+    assert "发起代扣" not in page.text  # nothing left to withhold

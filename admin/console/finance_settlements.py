@@ -24,6 +24,7 @@ from core.web import SessionDep
 from crm.models import Customer
 from finance import deposits, ledger, settlements
 from finance import export as finance_export
+from finance import payment_purposes as fee_purposes
 from finance.access import FINANCE, require
 from finance.amounts import rate_text, yuan_text
 from finance.models import (
@@ -39,6 +40,7 @@ from lending.contracts import mask_name
 router = APIRouter(prefix="/console/finance", include_in_schema=False)
 NOTICES = {"charged": "收费已保存，请做单专员、做单主管与营销专员确认内部凭证", "confirmed": "已确认内部凭证",
            "settled": "已结单，案件已结算并入账", "fee_refunded": "服务费已退，相关员工佣金已冲回",
+           "withholding": "已发起代扣，扣款结果到达后自动入账",
            "closed": "月结完成", "fee_type": "费用类型已添加"}
 PAYMENT_ROWS = 3
 REBATE_ROWS = 2
@@ -106,6 +108,7 @@ def _context(session: SessionDep, user: ConsoleUser, settlement_id: int) -> dict
         "loans": [ln for ln in deposits.loans_of(session, a.id)], "held": deposits.held_amount(session, a.id),
         "payment_rows": PAYMENT_ROWS, "rebate_rows": REBATE_ROWS,
         "fee_revenue": settlements.fee_revenue_of(s),
+        "wechat_due": fee_purposes.settlement_bill(session, s) if role in FINANCE else None,
     }
 
 
@@ -183,6 +186,17 @@ async def confirm(settlement_id: int, request: Request, session: SessionDep, use
 def close(settlement_id: int, request: Request, session: SessionDep, user: CurrentUser) -> Response:
     return _act(request, session, user, settlement_id,
                 lambda: settlements.close(session, settlement_id, viewer=user.viewer), "settled")
+
+
+@router.post("/settlements/{settlement_id}/withhold", dependencies=[CsrfChecked])
+def withhold(settlement_id: int, request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """Debit the charge's WeChat part under the customer's withholding authorisation (代扣服务费)."""
+    def run() -> Any:
+        require(user.viewer, FINANCE, "发起代扣")
+        s = settlements.get_settlement(session, user.viewer, settlement_id)
+        return fee_purposes.withhold_settlement(session, s, staff_id=user.viewer.staff_id)
+
+    return _act(request, session, user, settlement_id, run, "withholding")
 
 
 @router.post("/settlements/{settlement_id}/fee-refund", dependencies=[CsrfChecked])
