@@ -73,7 +73,7 @@ def test_demo_collections_open_a_case_per_overdue_loan_with_the_collectors_first
     crm_demo.seed(session)
     lending_demo.seed(session)
     lines = postloan_demo.seed(session)
-    assert lines and lines[0].startswith("演示催收：4 笔"), lines
+    assert lines and lines[0].startswith("演示催收：4 笔") and "2 条话术" in lines[0], lines
     overdue = set(session.scalars(select(Loan.id).where(Loan.bucket != "C")))
     assert set(session.scalars(select(CollectionCase.loan_id).where(CollectionCase.status == "open"))) == overdue
     calls = list(session.scalars(select(CollectionAction).where(CollectionAction.kind == "call")))
