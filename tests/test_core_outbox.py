@@ -20,6 +20,7 @@ from core import clock, outbox, outbox_relay, tasks
 from core.audit import AuditLog
 from core.db import unit_of_work
 from core.outbox import TaskOutbox
+from tests.celery_worker import running_worker
 from tests.conftest import postgres_only, redis_only
 
 
@@ -278,10 +279,10 @@ def _wait(predicate, timeout=60.0):
 
 @redis_only
 @pytest.mark.worker
-def test_celery_relay_and_a_task_failing_for_good_on_a_real_worker(committed):
+def test_celery_relay_and_a_task_failing_for_good_on_a_real_worker(committed, tmp_path):
     """PostgreSQL + Redis: an unsent row goes through the broker to a real worker once; a task that fails
     for good on the worker makes its own outbox row dead."""
-    env = dict(os.environ, SCRM_TASK_MAX_RETRIES="0")
+    env = {"SCRM_TASK_MAX_RETRIES": "0"}
     good, bad = uuid.uuid4().hex, None
     tasks.set_runner(tasks.ManualRunner())  # the fast path's sends are lost: "the web process died"
     with unit_of_work() as s:
@@ -293,19 +294,15 @@ def test_celery_relay_and_a_task_failing_for_good_on_a_real_worker(committed):
         s.commit()
         good_id, bad_id = [r.id for r in _rows(s)]
     assert outbox_relay.relay_once() == 2  # this process relays through the real broker
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--concurrency", "1", "--pool", "solo"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        # A loaded machine (the CI's, or ours shared by eight engineers) starts a worker slowly.
-        if not _wait(lambda: _pings(committed, good) >= 1, timeout=240):
-            proc.terminate()
-            pytest.fail("the worker did not run the relayed task: " + proc.communicate(timeout=30)[0].decode()[-3000:])
+    with running_worker(tmp_path, **env) as worker:
+        assert _wait(lambda: _pings(committed, good) >= 1, timeout=60), \
+            "the worker did not run the relayed task:\n" + worker.output()
 
         def bad_is_dead():
             with committed() as s:
                 return s.get(TaskOutbox, bad_id).status == "dead"
 
-        assert _wait(bad_is_dead), "the failed task's row was not marked dead"
+        assert _wait(bad_is_dead), "the failed task's row was not marked dead:\n" + worker.output()
         time.sleep(3)  # the worker's own relay had time to send anything twice
         with committed() as s:
             assert _pings(s, good) == 1
@@ -313,12 +310,6 @@ def test_celery_relay_and_a_task_failing_for_good_on_a_real_worker(committed):
             dead = s.get(TaskOutbox, bad_id)
             assert "TypeError" in dead.last_error and dead.attempts == 1
             assert s.scalar(select(func.count()).select_from(TaskOutbox)) == 2  # no stray dead row
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_the_celery_sender_marks_rows_sent_only_when_the_broker_took_them(committed):
