@@ -24,7 +24,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from core import clock, pii
-from core.db import insert_ignore, unit_of_work
+from core.db import holds_sqlite_writer, insert_ignore, sessions_are_independent, unit_of_work
 from core.settings import get_settings
 
 Fetch = Callable[[], tuple[str, int]]  # -> (access_token, expires_in seconds)
@@ -104,6 +104,12 @@ class RedisTokenCache:
                              "else return 0 end", 1, lock_key, holder)
 
 
+def _inside_own_sqlite_transaction() -> bool:
+    """This thread holds the SQLite writer lock in a transaction of its own, so a unit of work opened now would
+    wait for that very lock (tests binding every unit of work to one connection share it instead)."""
+    return holds_sqlite_writer() and sessions_are_independent()
+
+
 class DbTokenCache:
     """The token in the database, sealed by the PII vault; each operation is its own short transaction."""
 
@@ -119,6 +125,8 @@ class DbTokenCache:
     def get(self, key: str) -> CachedToken | None:
         from bot.models_gateway import WecomAccessToken
 
+        if _inside_own_sqlite_transaction():
+            return None  # unreadable without waiting for ourselves: the caller fetches a token (see refresh)
         with unit_of_work() as session:
             row = session.scalar(select(WecomAccessToken).where(WecomAccessToken.cache_key == key))
             if row is None or not row.token_enc:
@@ -128,6 +136,13 @@ class DbTokenCache:
     def refresh(self, key: str, fetch: Fetch, *, ahead: timedelta, stale: str | None = None) -> CachedToken:
         from bot.models_gateway import WecomAccessToken
 
+        if _inside_own_sqlite_transaction():
+            # Called inside this thread's open SQLite transaction (a WeCom call refused a stale token, e.g.
+            # one stored before the simulator restarted): a unit of work of our own would wait for our own
+            # writer lock. The new token serves this call (and the gateway's in-process copy); it is stored
+            # by the next refresh made outside a transaction.
+            token, expires_in = fetch()
+            return CachedToken(token, clock.now() + timedelta(seconds=expires_in))
         with unit_of_work() as session:
             epoch = datetime(1970, 1, 1, tzinfo=UTC)
             insert_ignore(session, WecomAccessToken, {"cache_key": key, "token_enc": "", "expires_at": epoch,

@@ -67,6 +67,14 @@ _session_factory: sessionmaker[Session] | None = None
 
 
 SQLITE_WRITER_WAIT_SECONDS = 30
+# Thread ident holding each SQLite engine's writer lock (keyed by the lock's id).
+_writer_owners: dict[int, int] = {}
+
+
+def holds_sqlite_writer() -> bool:
+    """Whether this thread has a SQLite write transaction open. A second unit of work opened now by the same
+    thread would wait for its own lock (and time out): code that may run inside a transaction checks this."""
+    return threading.get_ident() in _writer_owners.values()
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -92,15 +100,20 @@ def _configure_sqlite(engine: Engine) -> None:
         if not writer.acquire(timeout=SQLITE_WRITER_WAIT_SECONDS):
             raise TimeoutError("SQLite writer lock not acquired in time")
         conn.info["scrm_writer"] = True
+        _writer_owners[id(writer)] = threading.get_ident()
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
             _release(conn)
             raise
 
+    def _free() -> None:
+        _writer_owners.pop(id(writer), None)
+        writer.release()
+
     def _release(conn: Any) -> None:
         if conn.info.pop("scrm_writer", False):
-            writer.release()
+            _free()
 
     @event.listens_for(engine, "commit")
     def _on_commit(conn: Any) -> None:
@@ -114,12 +127,12 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
         if record is not None and record.info.pop("scrm_writer", False):
-            writer.release()
+            _free()
 
     @event.listens_for(engine, "invalidate")
     def _on_invalidate(_dbapi_connection: Any, record: Any, _exc: Any) -> None:
         if record is not None and record.info.pop("scrm_writer", False):
-            writer.release()
+            _free()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

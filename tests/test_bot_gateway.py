@@ -217,3 +217,38 @@ class socket_free_port:
 
     def __exit__(self, *exc) -> None:
         self.sock.close()
+
+
+def test_a_stale_token_refused_inside_an_open_transaction_is_refreshed_without_waiting(committed, wecom_server,
+                                                                                     monkeypatch):
+    """A token stored before the simulator (or WeCom) forgot it, refused inside a request's transaction: on
+    SQLite the refresh must not wait for the writer lock its own thread holds (it used to time out after 30 s)."""
+    from sqlalchemy import text
+
+    from core import db
+    from core.db import unit_of_work
+
+    monkeypatch.setattr(db, "SQLITE_WRITER_WAIT_SECONDS", 3)  # a wait would fail fast, not pass slowly
+    gw().access_token()  # stored in the database cache
+    wecom_server.arm(40014, times=1, path="get_corp_tag_list")
+    g = gw()  # a fresh process: reads the stored token before its transaction, as the console does
+    assert g.access_token()
+    with unit_of_work() as s:
+        s.execute(text("select 1"))  # the transaction (and, on SQLite, the writer lock) is open
+        assert g.get_corp_tag_list()["errcode"] == 0
+    assert len(wecom_server.calls("cgi-bin/gettoken")) == 2
+    assert g.get_corp_tag_list()["errcode"] == 0  # the new token is kept in the process
+    assert len(wecom_server.calls("cgi-bin/gettoken")) == 2
+
+
+def test_a_fresh_gateways_first_call_inside_an_open_transaction_does_not_wait(committed, wecom_server, monkeypatch):
+    from sqlalchemy import text
+
+    from core import db
+    from core.db import unit_of_work
+
+    monkeypatch.setattr(db, "SQLITE_WRITER_WAIT_SECONDS", 3)
+    gw().access_token()
+    with unit_of_work() as s:
+        s.execute(text("select 1"))
+        assert gw().get_corp_tag_list()["errcode"] == 0
