@@ -69,14 +69,14 @@ def build_existing(url: str, count: int, owned_every: int, sales_ids: list[int],
     import psycopg
 
     from core import clock, pii
-    from crm.importer.writer import Sealer, initials
+    from crm.importer.writer import Sealer, name_keys
 
     sealer = Sealer()
     rng = random.Random(1)
     now = clock.now()
     t0 = time.perf_counter()
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
-    cols = ("name", "name_initials", "phone_enc", "phone_index", "phone_masked", "source", "region", "customer_type",
+    cols = ("name", "name_initials", "name_pinyin", "phone_enc", "phone_index", "phone_masked", "source", "region", "customer_type",
             "stage", "status", "owner_id", "pool_id", "assigned_at", "created_at", "updated_at", "stage_changed_at")
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY customer ({', '.join(cols)}) FROM STDIN") as copy:
@@ -84,7 +84,7 @@ def build_existing(url: str, count: int, owned_every: int, sales_ids: list[int],
                 phone = existing_phone(i)
                 nm = name(rng)
                 owner = sales_ids[i % len(sales_ids)] if owned_every and i % owned_every == 0 else None
-                copy.write_row((nm, initials(nm), sealer.seal(pii.PHONE, phone), sealer.index(pii.PHONE, phone),
+                copy.write_row((nm, *name_keys(nm), sealer.seal(pii.PHONE, phone), sealer.index(pii.PHONE, phone),
                                 pii.mask_phone(phone), "seed", rng.choice(CITIES), "credit", "new",
                                 "owned" if owner else "pool", owner, None if owner else pool_id,
                                 now if owner else None, now, now, now))

@@ -110,7 +110,7 @@ def search_basis(text: str) -> str:
     if re.fullmatch(r"\d{4}", folded):
         return "手机后四位"
     if re.fullmatch(r"[A-Za-z]+", folded):
-        return "姓名拼音首字母（或姓名中的字母）"
+        return "姓名拼音（首字母或全拼，或姓名中的字母）"
     return "姓名和标签名"
 
 
@@ -130,7 +130,7 @@ def search_clause(text: str) -> ColumnElement[bool]:
     if re.fullmatch(r"[A-Za-z]+", folded):
         # The name can only contain these letters if it has a latin letter at all: saying so lets
         # PostgreSQL answer both halves from indexes (ix_customer_name_initials, ix_customer_latin_name).
-        return or_(Customer.name_initials.startswith(folded.lower(), autoescape=True),
+        return or_(customers.letters_clause(folded),
                    and_(HasLatinLetter(Customer.name), Customer.name.contains(text, autoescape=True)))
     return or_(Customer.name.contains(text, autoescape=True), _tag_clause(text))
 

@@ -49,6 +49,25 @@ def initials(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", out.lower())[:64]
 
 
+def full_pinyin(name: str) -> str:
+    """Full pinyin without tones for search: 张伟 -> 'zhangwei' (ü as v); latin letters and digits kept."""
+    out = "".join(lazy_pinyin(name, style=Style.NORMAL, errors="default", v_to_u=False))
+    return re.sub(r"[^0-9a-z]", "", out.lower())[:255]
+
+
+def set_name(customer: Customer, name: str) -> None:
+    """The name with the two search keys derived from it."""
+    customer.name, customer.name_initials, customer.name_pinyin = name, initials(name), full_pinyin(name)
+
+
+def letters_clause(text: str) -> ColumnElement[bool]:
+    """Latin letters typed in a search: the start of the name's pinyin, as initials (zw) or in full (zhangwei,
+    zhangw). Both columns have prefix indexes on PostgreSQL."""
+    folded = text.lower()
+    return or_(Customer.name_initials.startswith(folded, autoescape=True),
+               Customer.name_pinyin.startswith(folded, autoescape=True))
+
+
 @dataclass
 class CustomerInput:
     """A lead as it arrives from any channel. Money is fen."""
@@ -175,7 +194,7 @@ def _create(session: Session, data: CustomerInput, ident: Identity, *, channel: 
         pool_id = pool.id
     name = (data.name or "").strip()
     customer = Customer(
-        name=name, name_initials=initials(name),
+        name=name, name_initials=initials(name), name_pinyin=full_pinyin(name),
         wecom_external_userid=ident.wecom_external_userid, wechat_unionid=ident.wechat_unionid,
         wechat_openid=ident.wechat_openid, source=(data.source or "manual")[:40],
         source_detail=data.source_detail, region=(data.region or "").strip() or None,
@@ -234,7 +253,7 @@ def _merge(session: Session, customer: Customer, data: CustomerInput, ident: Ide
                     setattr(customer, name, value)
                     filled.append(name)
             if data.name and not customer.name:
-                customer.name, customer.name_initials = data.name.strip(), initials(data.name.strip())
+                set_name(customer, data.name.strip())
                 filled.append("name")
             if filled:
                 customer.updated_at = clock.now()
@@ -372,7 +391,7 @@ def lookup(session: Session, viewer: Viewer, text: str, *, limit: int = 20) -> l
     elif re.fullmatch(r"\d{4}", text):  # 手机后四位: the masked form keeps them (138****5678)
         stmt = stmt.where(Customer.phone_masked.endswith(text, autoescape=True))
     elif re.fullmatch(r"[A-Za-z]+", text):
-        stmt = stmt.where(Customer.name_initials.startswith(text.lower(), autoescape=True))
+        stmt = stmt.where(letters_clause(text))
     else:
         stmt = stmt.where(Customer.name.contains(text, autoescape=True))
     return list(session.scalars(stmt.order_by(Customer.id.desc()).limit(limit)))
@@ -416,7 +435,7 @@ def update_profile(session: Session, viewer: Viewer, customer_id: int, changes: 
             before[name], after[name] = getattr(customer, name), changes[name]
             setattr(customer, name, changes[name])
     if "name" in after:
-        customer.name_initials = initials(customer.name or "")
+        set_name(customer, customer.name or "")
     for kind in ("phone", "id_number"):
         if changes.get(kind):
             sealed = pii.protect(kind, changes[kind])

@@ -372,7 +372,7 @@ def test_the_list_search_says_where_it_looked_and_can_include_the_pool(session):
     logged(client, session, sales)
     mine = client.get("/console/customers", params={"q": "zj"}).text
     assert "周建国" in mine and "周晓峰" not in mine
-    assert "在我的客户（含协作）中按姓名拼音首字母（或姓名中的字母）搜索「zj」，找到 1 位" in mine
+    assert "在我的客户（含协作）中按姓名拼音（首字母或全拼，或姓名中的字母）搜索「zj」，找到 1 位" in mine
     both = client.get("/console/customers", params={"q": "周", "with_pool": "1"}).text
     assert "周建国" in both and "周晓峰" in both
     assert "在我的客户（含协作）和可领取的公海客户中按姓名和标签名搜索「周」，找到 2 位" in both

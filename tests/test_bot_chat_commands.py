@@ -92,6 +92,7 @@ def test_lookup_by_phone_shows_the_masked_phone_only(session, org, chat):
 def test_lookup_by_initials_and_by_name(session, org, chat):
     make_customer(session, name="张三丰", owner=org["alice"])
     assert "张三丰" in chat("alice", "查 zsf")
+    assert "张三丰" in chat("alice", "查 zhangsanfeng")
     assert "张三丰" in chat("alice", "查三丰")
 
 

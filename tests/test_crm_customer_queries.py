@@ -87,6 +87,24 @@ def test_latin_letters_find_initials_and_latin_names_both(session, people):
     assert names(session, v(people["a"]), q="t") == ["Tom 张", "汤姆"]
 
 
+@pytest.mark.parametrize("q, expected", [
+    ("zhangwei", ["张伟", "张伟强"]), ("ZhangWeiQ", ["张伟强"]), ("zhangw", ["张伟", "张伟强"]), ("zw", ["张伟", "张伟强", "赵文"]),
+    ("lvbu", ["吕布"]), ("zhangsan", []),
+])
+def test_full_pinyin_finds_names_as_initials_do(session, people, q, expected):
+    for name, phone in (("张伟", "13800007771"), ("张伟强", "13800007772"), ("吕布", "13800007773"),
+                        ("赵文", "13800007774")):
+        make_customer(session, owner=people["a"], name=name, phone=phone)
+    assert names(session, v(people["a"]), q=q) == expected
+
+
+def test_a_renamed_customer_is_found_by_the_new_names_pinyin(session, people):
+    c = make_customer(session, owner=people["a"], name="张三", phone="13800007775")
+    customers.update_profile(session, v(people["a"]), c.id, {"name": "李四"})
+    assert names(session, v(people["a"]), q="lisi") == ["李四"]
+    assert names(session, v(people["a"]), q="zhangsan") == []
+
+
 def test_search_by_id_number_uses_the_blind_index(session, people):
     make_customer(session, owner=people["a"], name="有证", id_number="11010519491231002X")
     make_customer(session, owner=people["a"], name="无证")

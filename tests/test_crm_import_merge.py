@@ -9,7 +9,7 @@ from sqlalchemy import select
 from core import pii
 from core.settings import reset_settings_cache
 from crm import customers
-from crm.importer import dedup, merge, service
+from crm.importer import dedup, merge, service, writer
 from crm.models import Customer, CustomerEvent
 from tests.factories import make_customer, make_org, make_staff
 from tests.import_support import csv_file, valid_id
@@ -139,7 +139,8 @@ def test_a_fill_the_unique_index_refuses_leaves_that_customer_untouched(session)
 def test_match_for_picks_the_oldest_record_and_names_the_identifier_of_the_other():
     older = dedup.Existing(1, None, "pool", "甲", None)
     newer = dedup.Existing(2, None, "pool", "乙", None)
-    row = ["", "", None, "p", None, None, "i", None, "", None, "", None, None, None, None, None]
+    row: list[object] = [None] * (writer.NOTE + 1)
+    row[writer.PHONE_INDEX], row[writer.ID_INDEX] = "p", "i"
     assert merge.match_for({"p": newer, "i": older}, tuple(row)) == (older, "phone")
     assert merge.match_for({"p": older, "i": newer}, tuple(row)) == (older, "id_number")
     assert merge.match_for({"p": older}, tuple(row)) == (older, None)

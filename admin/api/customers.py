@@ -42,7 +42,7 @@ REFUSED: dict[int | str, dict[str, Any]] = {
             responses={422: {"model": ErrorBody}})
 def list_customers(
     session: SessionDep, caller: Caller,
-    q: Annotated[str | None, Query(description="姓名、拼音首字母、完整手机号或身份证号（按盲索引精确匹配）、"
+    q: Annotated[str | None, Query(description="姓名、拼音（全拼或首字母）、完整手机号或身份证号（按盲索引精确匹配）、"
                                                "手机尾号 4 位、标签名")] = None,
     stage: str | None = None, grade: str | None = None,
     status: Annotated[str | None, Query(description="owned（私海）| pool（公海）| blacklist")] = None,

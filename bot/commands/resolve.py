@@ -66,7 +66,7 @@ def match_clause(text: str) -> ColumnElement[bool]:
     if phone:
         return Customer.phone_index == pii.blind_index(pii.PHONE, phone)
     if re.fullmatch(r"[A-Za-z]+", text):
-        return Customer.name_initials.startswith(text.lower(), autoescape=True)
+        return customers.letters_clause(text)
     return Customer.name.contains(text, autoescape=True)
 
 
@@ -88,7 +88,7 @@ def matches(session: Session, viewer: Viewer, ref: str, *, include_pool: bool = 
     """Customers the viewer can see (crm.customers.lookup), else those in their visible pools."""
     ref = ref.strip()
     if not ref:
-        raise CustomerNotMatched("请写明客户：手机号、姓名、拼音首字母或 #编号")
+        raise CustomerNotMatched("请写明客户：手机号、姓名、拼音（全拼或首字母）或 #编号")
     cid = id_ref(ref)
     if cid is not None:
         try:
@@ -131,7 +131,7 @@ def one(session: Session, viewer: Viewer, ref: str, *, example: str, include_poo
     """Exactly one customer for ``ref`` within the viewer's reach, or a refusal that says why."""
     found = matches(session, viewer, ref, include_pool=include_pool)
     if not found:
-        raise CustomerNotMatched(f"没有找到客户「{ref[:20]}」（或不在您的数据范围内）。可用手机号、姓名、拼音首字母或 #编号")
+        raise CustomerNotMatched(f"没有找到客户「{ref[:20]}」（或不在您的数据范围内）。可用手机号、姓名、拼音（全拼或首字母）或 #编号")
     if len(found) > 1:
         raise ambiguity(session, ref, found, example)
     return found[0]

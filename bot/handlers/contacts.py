@@ -210,7 +210,7 @@ def on_edit_external_contact(session: Session, fields: dict[str, str]) -> None:
     if customer is None:
         return
     if info.get("name") and not customer.name:
-        customer.name, customer.name_initials = info["name"], customers.initials(info["name"])
+        customers.set_name(customer, info["name"])
         customer.updated_at = clock.now()
         session.flush()
     customers.record_event(session, customer.id, "wecom.edit",

@@ -38,6 +38,7 @@ from crm.importer.writer import (
     PHONE_ENC,
     PHONE_INDEX,
     PHONE_MASKED,
+    PINYIN,
     PURPOSE,
     REGION,
     SOURCE,
@@ -101,7 +102,7 @@ def plan_fills(merges: list[Merge]) -> dict[int, dict[str, object]]:
                 filled.append(name)
         if row[NAME] and not state["name"]:
             state["name"] = change["name"] = row[NAME]
-            change["name_initials"] = row[INITIALS]
+            change["name_initials"], change["name_pinyin"] = row[INITIALS], row[PINYIN]
             filled.append("name")
     return {cid: change for cid, change in changes.items() if change}
 
@@ -111,7 +112,7 @@ def _fill_statement(columns: tuple[str, ...]) -> Any:  # noqa: ANN401 - an UPDAT
     c = Customer.__table__.c  # Core, not the ORM's bulk UPDATE by primary key: plain executemany
     no_phone, no_id, no_name = c.phone_index.is_(None), c.id_number_index.is_(None), c.name == ""
     blank = {"phone_enc": no_phone, "phone_index": no_phone, "phone_masked": no_phone, "id_number_enc": no_id,
-             "id_number_index": no_id, "id_number_masked": no_id, "name": no_name, "name_initials": no_name,
+             "id_number_index": no_id, "id_number_masked": no_id, "name": no_name, "name_initials": no_name, "name_pinyin": no_name,
              "region": c.region.is_(None) | (c.region == ""),
              "demand_purpose": c.demand_purpose.is_(None) | (c.demand_purpose == ""),
              "demand_amount": c.demand_amount.is_(None), "demand_term_months": c.demand_term_months.is_(None)}

@@ -81,19 +81,23 @@ class Sealer:
         return self._prefix + b2a_base64(body, newline=False).translate(_URLSAFE).decode().rstrip("=")
 
 
-_initials_slow = lru_cache(maxsize=65536)(customers.initials)
+def _name_keys_slow(name: str) -> tuple[str, str]:
+    return customers.initials(name), customers.full_pinyin(name)
+
+
+_keys_slow = lru_cache(maxsize=65536)(_name_keys_slow)
 
 
 @lru_cache(maxsize=32768)
-def _char_initial(ch: str) -> str | None:
-    """The initial of one Chinese character in its default reading (None: not a Chinese character)."""
+def _char_syllable(ch: str) -> str | None:
+    """The pinyin of one Chinese character in its default reading (None: not a Chinese character)."""
     from pypinyin.constants import PINYIN_DICT
 
-    return customers.initials(ch) if ord(ch) in PINYIN_DICT else None
+    return customers.full_pinyin(ch) if ord(ch) in PINYIN_DICT else None
 
 
 _PHRASES: dict[str, object] = {}
-_CHAR_INITIALS: dict[str, str | None] = {}  # one entry per distinct character met (a few thousand at most)
+_CHAR_SYLLABLES: dict[str, str | None] = {}  # one entry per distinct character met (a few thousand at most)
 
 
 def _phrases() -> dict[str, object]:
@@ -104,47 +108,48 @@ def _phrases() -> dict[str, object]:
     return _PHRASES
 
 
-def initials(name: str) -> str:
-    """:func:`crm.customers.initials`, fast for the usual name. pypinyin reads a polyphonic character
-    differently only inside a phrase of its phrase dictionary; a name of Chinese characters none of
-    whose substrings is such a phrase reads character by character, in each one's default reading,
-    so the per-character initials (cached) are exactly the answer. Anything else goes the slow way."""
+def name_keys(name: str) -> tuple[str, str]:
+    """(:func:`crm.customers.initials`, :func:`crm.customers.full_pinyin`), fast for the usual name. pypinyin
+    reads a polyphonic character differently only inside a phrase of its phrase dictionary; a name of Chinese
+    characters none of whose substrings is such a phrase reads character by character, in each one's default
+    reading, so the per-character syllables (cached) are exactly the answer. Anything else goes the slow way."""
     n = len(name)
     if not 0 < n <= 8:
-        return _initials_slow(name)
+        return _keys_slow(name)
     if n > 1:
         phrases = _PHRASES or _phrases()
         for i in range(n - 1):
             for j in range(i + 2, n + 1):
                 if name[i:j] in phrases:
-                    return _initials_slow(name)
-    out = ""
-    cache = _CHAR_INITIALS
+                    return _keys_slow(name)
+    first = full = ""
+    cache = _CHAR_SYLLABLES
     for ch in name:
-        initial = cache.get(ch, "")
-        if initial == "":
-            initial = cache[ch] = _char_initial(ch)
-        if initial is None:
-            return _initials_slow(name)
-        out += initial
-    return out[:64]
+        syllable = cache.get(ch, "")
+        if syllable == "":
+            syllable = cache[ch] = _char_syllable(ch)
+        if not syllable:
+            return _keys_slow(name)
+        first += syllable[0]
+        full += syllable
+    return first[:64], full[:255]
 
 
 _STAGE_COLUMNS = (
-    "seq", "name", "name_initials", "phone_enc", "phone_index", "phone_masked", "id_number_enc", "id_number_index",
+    "seq", "name", "name_initials", "name_pinyin", "phone_enc", "phone_index", "phone_masked", "id_number_enc", "id_number_index",
     "id_number_masked", "source", "region", "customer_type", "demand_amount", "demand_term_months",
     "demand_purpose", "grade", "note",
 )
-_STAGE_TYPES = ("integer", *["text"] * 11, "bigint", "integer", "text", "text", "text")
+_STAGE_TYPES = ("integer", *["text"] * 12, "bigint", "integer", "text", "text", "text")
 # Positions in a stage row (the customer's column values, ``_CUSTOMER_COLUMNS``).
-NAME, INITIALS, PHONE_ENC, PHONE_INDEX, PHONE_MASKED, ID_ENC, ID_INDEX, ID_MASKED, SOURCE, REGION, CUSTOMER_TYPE, \
-    AMOUNT, TERM, PURPOSE, GRADE, NOTE = range(16)
+NAME, INITIALS, PINYIN, PHONE_ENC, PHONE_INDEX, PHONE_MASKED, ID_ENC, ID_INDEX, ID_MASKED, SOURCE, REGION, \
+    CUSTOMER_TYPE, AMOUNT, TERM, PURPOSE, GRADE, NOTE = range(17)
 
 
 def stage_row(sealer: Sealer, lead: Lead, phone_index: str | None, id_index: str | None) -> tuple[object, ...]:
     """The customer's column values (``_CUSTOMER_COLUMNS``), PII sealed."""
     phone, ident = lead.phone, lead.id_number
-    return (lead.name, initials(lead.name),
+    return (lead.name, *name_keys(lead.name),
             *((sealer.seal(pii.PHONE, phone), phone_index, pii.mask_phone(phone)) if phone else (None, None, None)),
             *((sealer.seal(pii.ID_NUMBER, ident), id_index, pii.mask_id_number(ident)) if ident
               else (None, None, None)),
@@ -194,7 +199,7 @@ def copy_fields(row: tuple[object, ...]) -> str:
     """A :func:`stage_row` tuple as COPY text (tab-separated). The free-text values (name, source,
     region, purpose, note; the rest are digits, enum values, masks, base64 and hex) are checked
     together for the four characters COPY escapes; the rare row that has one is escaped value by value."""
-    name, initials_, p_enc, p_index, p_mask, i_enc, i_index, i_mask, source, region, ctype, amount, term, purpose, \
+    name, initials_, pinyin, p_enc, p_index, p_mask, i_enc, i_index, i_mask, source, region, ctype, amount, term, purpose, \
         grade, note = row
     probe = f"{name}{source}{region}{purpose}{note}"
     if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
@@ -202,7 +207,7 @@ def copy_fields(row: tuple[object, ...]) -> str:
     n = _NULL
     phone = f"{p_enc}\t{p_index}\t{p_mask}" if p_enc is not None else _NULL3
     ident = f"{i_enc}\t{i_index}\t{i_mask}" if i_enc is not None else _NULL3
-    return (f"{name}\t{initials_}\t{phone}\t{ident}\t{source}\t{n if region is None else region}\t{ctype}\t"
+    return (f"{name}\t{initials_}\t{pinyin}\t{phone}\t{ident}\t{source}\t{n if region is None else region}\t{ctype}\t"
             f"{n if amount is None else amount}\t{n if term is None else term}\t{n if purpose is None else purpose}\t"
             f"{n if grade is None else grade}\t{n if note is None else note}")
 
@@ -292,7 +297,7 @@ def _copy_postgres(cur, rows: list[tuple[object, ...]], texts: list[str],  # noq
     history: dict[tuple[int | None, str], str] = {}
     timeline: dict[tuple[int | None, str], str] = {}
     data = copy_value(json.dumps(EVENT_DATA))
-    for key in {(owner, row[8]) for row, owner in zip(rows, owners, strict=True)}:
+    for key in {(owner, row[SOURCE]) for row, owner in zip(rows, owners, strict=True)}:
         owner, source = key
         note = copy_value(f"{CHANNEL}:{source}"[:200])
         if owner is None:
@@ -301,12 +306,12 @@ def _copy_postgres(cur, rows: list[tuple[object, ...]], texts: list[str],  # noq
             history[key] = f"{_NULL}\t{owner}\t{pool_id}\t{_NULL}\tcreate\t{note}\t{actor}\t{at}"
         summary = f"新客户（来源：{source}）" + (f"，分配给 {names.get(owner, owner)}" if owner is not None else "")
         timeline[key] = f"{at}\tcreated\t{copy_value(summary[:300])}\t{actor}\t{data}"
-    keys = [(owner, row[8]) for row, owner in zip(rows, owners, strict=True)]
+    keys = [(owner, row[SOURCE]) for row, owner in zip(rows, owners, strict=True)]
     with cur.copy(_COPY_OWNER_CHANGE) as copy:
         copy.write("".join([f"{cid}\t{history[k]}\n" for cid, k in zip(ids, keys, strict=True)]).encode(encoding))
     with cur.copy(_COPY_EVENT) as copy:
         copy.write("".join([f"{cid}\t{timeline[k]}\n" for cid, k in zip(ids, keys, strict=True)]).encode(encoding))
-    return {(row[3] or row[6]): cid for cid, row in zip(ids, rows, strict=True)}
+    return {(row[PHONE_INDEX] or row[ID_INDEX]): cid for cid, row in zip(ids, rows, strict=True)}
 
 
 def _insert_skipping_conflicts(cur, rows: list[tuple[object, ...]], owners: list[int | None], *,  # noqa: ANN001

@@ -143,6 +143,7 @@ class Customer(Base):
         # the pattern operator class under a linguistic collation; a latin-letter search also looks
         # for the letters in the name, served by a partial index over the (few) names that have one.
         Index("ix_customer_name_initials", "name_initials", postgresql_ops={"name_initials": "varchar_pattern_ops"}),
+        Index("ix_customer_name_pinyin", "name_pinyin", postgresql_ops={"name_pinyin": "varchar_pattern_ops"}),
         Index("ix_customer_latin_name", "id", postgresql_where=text(LATIN_NAME_PG),
               sqlite_where=text(LATIN_NAME_SQLITE)),
         # Identifiers most customers lack are unique where present (0006_import_write_path): a
@@ -155,6 +156,7 @@ class Customer(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), default="")
     name_initials: Mapped[str] = mapped_column(String(64), default="")  # pinyin initials, "zs"
+    name_pinyin: Mapped[str] = mapped_column(String(255), default="")  # full pinyin, "zhangsan"
     # PII: ciphertext, keyed blind index (unique: one record per person), masked form for display.
     # The identifiers below the phone are unique where present (partial unique indexes, above).
     phone_enc: Mapped[str | None] = mapped_column(String(200))
