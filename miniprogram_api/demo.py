@@ -1,5 +1,5 @@
 """Demo consent documents for `scrm seed-demo`: the mini-program's 隐私政策 and the demo bank's 个人信息共享授权书,
-published as version 1 through miniprogram_api.consent (as `scrm mp publish-consent` does). Nothing when a
+published as version 1 through lending.consent (as `scrm mp publish-consent` does). Nothing when a
 document exists."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.audit import Actor
+from lending import consent
 from lending.models import Funder
-from miniprogram_api import consent
-from miniprogram_api.models import MpConsentDocument
+from lending.models.consent import MpConsentDocument
 
 PRIVACY = """\
 本隐私政策说明我们如何收集、使用、保存和保护您的个人信息。

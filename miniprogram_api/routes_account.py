@@ -10,7 +10,8 @@ from fastapi.responses import Response
 from core.db import unit_of_work
 from core.web import SessionDep
 from crm import customers
-from miniprogram_api import auth, consent, referral
+from lending import consent
+from miniprogram_api import auth, referral
 from miniprogram_api.deps import (
     Customer,
     Wechat,

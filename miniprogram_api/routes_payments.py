@@ -18,6 +18,7 @@ from lending.models import Loan
 from lending.payment_purposes import PURPOSE, current_bill
 from miniprogram_api.catalog import yuan
 from miniprogram_api.deps import Customer
+from miniprogram_api.errors import MpErrorCode
 from miniprogram_api.exceptions import LoanNotFound
 from miniprogram_api.schemas import to_fen
 from payments import checkout, orders, withholding
@@ -28,7 +29,7 @@ router = APIRouter()
 
 
 class PaymentNotFound(NotFound):
-    code = "mp_payment_not_found"
+    code = MpErrorCode.PAYMENT_NOT_FOUND
     message = "支付记录不存在"
 
 
@@ -58,7 +59,7 @@ def pay_bill(loan_id: int, ident: Customer, session: SessionDep) -> dict[str, An
     loan = _my_loan(session, ident.customer_id, loan_id)
     bill = current_bill(session, loan)
     if bill is None:
-        raise NotFound("这笔贷款今天没有应还金额", code="mp_nothing_due")
+        raise NotFound("这笔贷款今天没有应还金额", code=MpErrorCode.NOTHING_DUE)
     order, params = checkout.start_jsapi(session, purpose=PURPOSE, obligation_ref=bill.obligation_ref,
                                          customer_id=ident.customer_id, amount=bill.amount,
                                          description=f"贷款 #{loan.id} 第 {bill.period} 期还款", openid=ident.openid)
@@ -90,7 +91,7 @@ def my_fees(ident: Customer, session: SessionDep) -> dict[str, Any]:
 def pay_deposit(agreement_id: int, ident: Customer, session: SessionDep) -> dict[str, Any]:
     agreement = session.get(Agreement, agreement_id)
     if agreement is None or agreement.customer_id != ident.customer_id:
-        raise NotFound("协议不存在", code="mp_agreement_not_found")
+        raise NotFound("协议不存在", code=MpErrorCode.AGREEMENT_NOT_FOUND)
     order, params = fee_purposes.pay_deposit(session, agreement, openid=ident.openid)
     return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,
             "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params}
@@ -102,7 +103,7 @@ def pay_settlement(settlement_id: int, ident: Customer, session: SessionDep) -> 
     settlement = session.get(Settlement, settlement_id)
     agreement = session.get(Agreement, settlement.agreement_id) if settlement else None
     if agreement is None or agreement.customer_id != ident.customer_id:
-        raise NotFound("结算不存在", code="mp_settlement_not_found")
+        raise NotFound("结算不存在", code=MpErrorCode.SETTLEMENT_NOT_FOUND)
     order, params = fee_purposes.pay_settlement(session, settlement, openid=ident.openid)
     return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,
             "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params}
@@ -170,5 +171,5 @@ def authorize(body: AuthorizationIn, ident: Customer, session: SessionDep) -> di
 def revoke(authorization_id: int, body: RevokeIn, ident: Customer, session: SessionDep) -> dict[str, Any]:
     row = session.get(WithholdingAuthorization, authorization_id)
     if row is None or row.customer_id != ident.customer_id:
-        raise NotFound("代扣授权不存在", code="mp_authorization_not_found")
+        raise NotFound("代扣授权不存在", code=MpErrorCode.AUTHORIZATION_NOT_FOUND)
     return _authorization(withholding.revoke(session, row.id, reason=body.reason, staff_id=None))

@@ -12,7 +12,7 @@ from crm.models import CustomerTag, Staff, TagGroup
 from lending import demo as lending_demo
 from lending.models import Application, Loan, LoanInstallment, Repayment, WorkflowNode
 from miniprogram_api import demo as mp_demo
-from miniprogram_api.models import MpConsentDocument
+from lending.models.consent import MpConsentDocument
 
 NOW = datetime(2026, 12, 6, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
 

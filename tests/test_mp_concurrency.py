@@ -12,7 +12,8 @@ from core.errors import AppError
 from core.settings import reset_settings_cache
 from crm import customers
 from lending.models import Application
-from miniprogram_api import applications, consent, uploads
+from lending import consent
+from miniprogram_api import applications, uploads
 from tests.mp_support import JPEG, VALID_ID, make_offer
 
 
