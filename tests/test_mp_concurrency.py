@@ -11,8 +11,8 @@ from core.db import unit_of_work
 from core.errors import AppError
 from core.settings import reset_settings_cache
 from crm import customers
-from lending.models import Application
 from lending import consent
+from lending.models import Application
 from miniprogram_api import applications, uploads
 from tests.mp_support import JPEG, VALID_ID, make_offer
 
