@@ -14,12 +14,18 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock
 from core.audit import Actor
 from crm import customers
-from lending.consent_exceptions import ConsentDocumentNotFound, ConsentMissing, ConsentRefused
+from lending.consent_exceptions import (
+    ConsentDocumentNotFound,
+    ConsentMissing,
+    ConsentRefused,
+    ConsentVersionTaken,
+)
 from lending.models import Funder
 from lending.models.consent import (
     CONSENT_KIND_LABELS,
@@ -82,8 +88,12 @@ def publish(session: Session, kind: str, title: str, body: str, *, funder_id: in
     doc = MpConsentDocument(code=draft.code, kind=draft.kind, version=draft.version, funder_id=draft.funder_id,
                             title=draft.title, body=draft.body,
                             content_sha256=hashlib.sha256(draft.body.encode()).hexdigest(), published_at=clock.now())
-    session.add(doc)
-    session.flush()  # a second publisher of the same version meets the unique (code, version)
+    try:
+        with session.begin_nested():  # a second publisher of the same version meets the unique (code, version)
+            session.add(doc)
+            session.flush()
+    except IntegrityError as exc:
+        raise ConsentVersionTaken() from exc
     audit.record(session, "mp.consent_document_published", entity_type="mp_consent_document", entity_id=doc.id,
                  after={"code": draft.code, "version": doc.version, "title": draft.title}, actor=actor)
     return doc

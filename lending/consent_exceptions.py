@@ -4,9 +4,9 @@ The codes keep their ``mp_`` names: the mini-program client keys on them (minipr
 
 from __future__ import annotations
 
-from core.errors import AppError, NotFound, ValidationFailed
+from core.errors import AppError, Conflict, NotFound, ValidationFailed
 
-__all__ = ["ConsentDocumentNotFound", "ConsentMissing", "ConsentRefused"]
+__all__ = ["ConsentDocumentNotFound", "ConsentMissing", "ConsentRefused", "ConsentVersionTaken"]
 
 
 class ConsentRefused(ValidationFailed):
@@ -28,3 +28,10 @@ class ConsentMissing(AppError):
     code = "mp_consent_missing"
     status = 409
     message = "请先阅读并同意相关协议"
+
+
+class ConsentVersionTaken(Conflict):
+    """Two people published the same document at once: the second is refused, nothing written (staff only)."""
+
+    code = "consent_version_taken"
+    message = "该协议刚刚发布了新版本，请刷新后查看再发布"

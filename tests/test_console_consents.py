@@ -98,3 +98,17 @@ def test_who_consented_lists_customer_version_and_time_and_keeps_the_old_consent
     assert page.count("张三") == 2 and "当前" in page
     assert consent.agreed_counts(session).get(privacy_v1.id, 0) == 0
     assert consent.agreed_counts(session)[privacy_v2.id] == 1
+
+
+def test_a_second_publisher_of_the_same_version_is_refused_and_nothing_written(session, monkeypatch):
+    from lending.consent_exceptions import ConsentVersionTaken
+
+    consent.publish(session, "privacy", "隐私政策", "第一版")
+    session.flush()
+    stale = consent.check_draft(session, "privacy", "隐私政策", "第二版（甲）")
+    consent.publish(session, "privacy", "隐私政策", "第二版（乙）")
+    monkeypatch.setattr(consent, "check_draft", lambda *a, **k: stale)  # 甲 read version 2 before 乙 wrote it
+    with pytest.raises(ConsentVersionTaken):
+        consent.publish(session, "privacy", "隐私政策", "第二版（甲）")
+    bodies = list(session.scalars(select(MpConsentDocument.body).order_by(MpConsentDocument.version)))
+    assert bodies == ["第一版", "第二版（乙）"]

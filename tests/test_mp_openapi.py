@@ -71,7 +71,8 @@ def _raised_codes() -> set[str]:
     modules = (exceptions, consent_exceptions, referral, routes_payments)
     for module in modules:
         for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, AppError) and value.__module__ == module.__name__:
+            if isinstance(value, type) and issubclass(value, AppError) and value.__module__ == module.__name__ \
+                    and value is not consent_exceptions.ConsentVersionTaken:  # publishing only: console and CLI
                 codes.add(value.code)
     for path in (ROOT / "miniprogram_api").glob("*.py"):
         if path.name == "errors.py":
