@@ -45,6 +45,9 @@ FINANCE_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANC
 FINANCE_CASE_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR, Role.SALES})
 FINANCE_REPORT_READERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR})
 
+# Consent documents (授权协议: 隐私政策, 共享授权书): publishing and the list of who consented.
+CONSENT_PUBLISHERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
+
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
 
@@ -95,6 +98,7 @@ NAV: list[NavItem] = [
     NavItem("finance_performance", "财务业绩", "/console/finance/performance", FINANCE_REPORT_READERS),
     NavItem("finance_ledger", "总账与月结", "/console/finance/ledger", FINANCE_STAFF),
     NavItem("custom_fields", "自定义字段", "/console/settings/custom-fields", frozenset({Role.ADMIN, Role.MANAGER})),
+    NavItem("consents", "授权协议", "/console/consents", CONSENT_PUBLISHERS),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.
     NavItem("channels", "渠道活码", "/wecom/channels", frozenset({Role.ADMIN, Role.MANAGER})),

@@ -27,9 +27,10 @@ from core.money import fen_to_yuan
 from crm import customers
 from crm.models import Customer
 from lending import applications as lending_applications
-from lending import products
+from lending import consent, products
 from lending.models import APPLICATION_STATUS_LABELS, Application, ApplicationTransition, WorkflowNode
-from miniprogram_api import consent, uploads
+from miniprogram_api import uploads
+from miniprogram_api.errors import MpErrorCode
 from miniprogram_api.exceptions import (
     ApplicationIncomplete,
     DraftNotFound,
@@ -153,7 +154,7 @@ def _set_identity(session: Session, customer_id: int, name: str | None, id_numbe
         clash = session.scalar(select(Customer.id).where(Customer.id_number_index == sealed.index,
                                                          Customer.id != me.id))
         if clash is not None:
-            raise PhoneBindingRefused("该身份证号已登记在另一位客户名下，请联系客服", code="mp_id_number_taken")
+            raise PhoneBindingRefused("该身份证号已登记在另一位客户名下，请联系客服", code=MpErrorCode.ID_NUMBER_TAKEN)
     fill_name = name if name and not me.name else ""
     fill_id = id_number if id_number and not me.id_number_index else None
     if fill_name or fill_id:

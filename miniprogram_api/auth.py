@@ -40,6 +40,7 @@ from core.settings import get_settings
 from crm import customers
 from crm.models import Customer, Stage, Visit
 from lending.models import Application, Loan
+from lending.models.consent import MpConsent
 from miniprogram_api import referral
 from miniprogram_api.exceptions import (
     IdLast4Required,
@@ -52,7 +53,6 @@ from miniprogram_api.exceptions import (
 from miniprogram_api.models import (
     DraftStatus,
     MpApplicationDraft,
-    MpConsent,
     MpDocument,
     MpReferralAttribution,
     MpSession,

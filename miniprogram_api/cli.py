@@ -9,7 +9,7 @@ import click
 from core.audit import Actor
 from core.db import unit_of_work
 from core.errors import AppError
-from miniprogram_api import consent
+from lending import consent
 
 
 def register(group: click.Group) -> None:

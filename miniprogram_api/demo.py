@@ -1,6 +1,7 @@
 """Demo consent documents for `scrm seed-demo`: the mini-program's 隐私政策 and the demo bank's 个人信息共享授权书,
-published as version 1 through miniprogram_api.consent (as `scrm mp publish-consent` does). Nothing when a
-document exists."""
+published as version 1 through lending.consent (as `scrm mp publish-consent` does), and the consents of the
+demo customers who applied for one of the demo bank's products (so the console's 授权协议 page shows who
+consented). Nothing when a document exists."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.audit import Actor
-from lending.models import Funder
-from miniprogram_api import consent
-from miniprogram_api.models import MpConsentDocument
+from lending import consent
+from lending.models import Application, Funder, Product
+from lending.models.consent import MpConsentDocument
 
 PRIVACY = """\
 本隐私政策说明我们如何收集、使用、保存和保护您的个人信息。
@@ -41,4 +42,18 @@ def seed(session: Session) -> list[str]:
         consent.publish(session, "share", f"个人信息共享授权书（{bank.name}）", SHARE.format(funder=bank.name),
                         funder_id=bank.id, actor=actor)
         lines += f"、{bank.name}的个人信息共享授权书"
-    return [f"演示协议：{lines}（第 1 版）"]
+        lines += f"（第 1 版），{_consents(session, bank.id)} 位申请了{bank.name}产品的客户已同意"
+    return [f"演示协议：{lines}"]
+
+
+def _consents(session: Session, funder_id: int) -> int:
+    """The customers with an application for the funder's products agreed to both documents."""
+    customer_ids = list(session.scalars(select(Application.customer_id).distinct()
+                                        .join(Product, Product.id == Application.product_id)
+                                        .where(Product.funder_id == funder_id).order_by(Application.customer_id)))
+    docs = [consent.latest_document(session, code) for code in consent.required_codes(funder_id)]
+    for customer_id in customer_ids:
+        for doc in docs:
+            if doc is not None:
+                consent.grant(session, customer_id, doc.id, ip="127.0.0.1", user_agent="演示数据")
+    return len(customer_ids)

@@ -79,6 +79,7 @@ def prepayment_quote(session: Session, customer_id: int, loan_id: int, on: date,
     out: dict[str, Any] = {k[:-7] if k.endswith("_amount") else k: yuan(v) if k.endswith("_amount") else v
                            for k, v in q.items() if k not in ("schedule", "due")}
     out["due"] = {k: yuan(v) for k, v in q["due"].items()}
+    out["due_total"] = yuan(q["due_amount"])
     out["kind_label"] = "提前结清" if q["kind"] == "payoff" else "部分提前还款"
     out["mode_label"] = prepayments.MODE_LABELS.get(q["mode"] or "")
     out["schedule"] = [{k[:-7] if k.endswith("_amount") else k: yuan(v) if k.endswith("_amount") else v

@@ -1,5 +1,4 @@
-"""Tables of the mini-program channel: login sessions, used login codes, consent documents and
-records, application drafts and their uploaded documents, and the share scenes new users arrived through.
+"""Tables of the mini-program channel: login sessions, used login codes, application drafts and their uploaded documents, and the share scenes new users arrived through.
 
 Money is integer fen (``*_amount``); instants are aware UTC (``*_at``). Personal data: the WeChat
 session key is sealed (``core.pii.seal(PAYLOAD, …)``); the ID number goes to the CRM customer (sealed
@@ -20,8 +19,7 @@ from core import pii_rotation
 from core.db import Base
 
 __all__ = [
-    "CONSENT_KIND_LABELS", "DRAFT_STATUS_LABELS", "ConsentAction", "ConsentKind", "DraftStatus",
-    "MpApplicationDraft", "MpConsent", "MpConsentDocument", "MpDocument", "MpReferralAttribution",
+    "DRAFT_STATUS_LABELS", "DraftStatus", "MpApplicationDraft", "MpDocument", "MpReferralAttribution",
     "MpSession", "MpUsedCode",
 ]
 
@@ -56,57 +54,6 @@ class MpUsedCode(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code_digest: Mapped[str] = mapped_column(String(64), unique=True)
     used_at: Mapped[datetime] = mapped_column(index=True)
-
-
-class ConsentKind(StrEnum):
-    PRIVACY = "privacy"  # 隐私政策
-    SHARE = "share"  # 个人信息共享授权书 (to a named funder)
-
-
-CONSENT_KIND_LABELS = {"privacy": "隐私政策", "share": "个人信息共享授权书"}
-
-
-class MpConsentDocument(Base):
-    """One version of a consent document. ``code`` names the document ("privacy", "share:<funder id>");
-    versions of a code count 1, 2, …; the highest is the one a customer must have agreed to."""
-
-    __tablename__ = "mp_consent_document"
-    __table_args__ = (UniqueConstraint("code", "version"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(40), index=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    version: Mapped[int]
-    funder_id: Mapped[int | None] = mapped_column(ForeignKey("lending_funder.id"))
-    title: Mapped[str] = mapped_column(String(120))
-    body: Mapped[str] = mapped_column(String(20000))
-    content_sha256: Mapped[str] = mapped_column(String(64))
-    published_at: Mapped[datetime]
-
-
-class ConsentAction(StrEnum):
-    GRANT = "grant"
-    WITHDRAW = "withdraw"
-
-
-class MpConsent(Base):
-    """An explicit consent or its withdrawal: append-only; the latest row per (customer, code) decides."""
-
-    __tablename__ = "mp_consent"
-    __table_args__ = (
-        Index("ix_mp_consent_customer_code", "customer_id", "code", "id"),
-        CheckConstraint("action IN ('grant', 'withdraw')", name="action_known"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
-    document_id: Mapped[int] = mapped_column(ForeignKey("mp_consent_document.id"))
-    code: Mapped[str] = mapped_column(String(40))
-    version: Mapped[int]
-    action: Mapped[str] = mapped_column(String(10))
-    at: Mapped[datetime]
-    ip: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(200))
 
 
 class DraftStatus(StrEnum):

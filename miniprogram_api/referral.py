@@ -24,6 +24,7 @@ from core.db import insert_ignore
 from core.errors import AppError
 from core.money import fen_to_yuan
 from crm import customers
+from miniprogram_api.errors import MpErrorCode
 from miniprogram_api.models import MpReferralAttribution
 from referral import attribution, mine, referrers
 from referral.models import WITHDRAWAL_STATUS_LABELS, Referrer, ReferrerKind
@@ -111,7 +112,7 @@ def yuan(fen: int) -> str:
 
 
 class NoCommission(AppError):
-    code = "mp_no_commission"
+    code = MpErrorCode.NO_COMMISSION
     status = 409
     message = "您还没有可提现的佣金"
 

@@ -18,17 +18,27 @@ from lending.models import Loan
 from lending.payment_purposes import PURPOSE, current_bill
 from miniprogram_api.catalog import yuan
 from miniprogram_api.deps import Customer
+from miniprogram_api.errors import MpErrorCode
 from miniprogram_api.exceptions import LoanNotFound
+from miniprogram_api.responses import (
+    ERROR_RESPONSES,
+    AuthorizationList,
+    AuthorizationOut,
+    BillList,
+    FeeList,
+    PaymentResult,
+    PayOrder,
+)
 from miniprogram_api.schemas import to_fen
 from payments import checkout, orders, withholding
 from payments.exceptions import ProviderUnavailable
 from payments.models import ORDER_STATUS_LABELS, PaymentOrder, WithholdingAuthorization
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 
 
 class PaymentNotFound(NotFound):
-    code = "mp_payment_not_found"
+    code = MpErrorCode.PAYMENT_NOT_FOUND
     message = "支付记录不存在"
 
 
@@ -39,7 +49,7 @@ def _my_loan(session: Any, customer_id: int, loan_id: int) -> Loan:
     return loan
 
 
-@router.get("/bills", summary="我的账单：每笔贷款今天应还的金额", tags=["还款"])
+@router.get("/bills", summary="我的账单：每笔贷款今天应还的金额", tags=["还款"], response_model=BillList)
 def my_bills(ident: Customer, session: SessionDep) -> dict[str, Any]:
     bills = []
     for loan in session.scalars(select(Loan).where(Loan.customer_id == ident.customer_id, Loan.status == "active")
@@ -53,20 +63,20 @@ def my_bills(ident: Customer, session: SessionDep) -> dict[str, Any]:
     return {"bills": bills}
 
 
-@router.post("/bills/{loan_id}/pay", summary="还这笔账单：下单并返回 wx.requestPayment 参数", tags=["还款"])
+@router.post("/bills/{loan_id}/pay", summary="还这笔账单：下单并返回 wx.requestPayment 参数", tags=["还款"], response_model=PayOrder)
 def pay_bill(loan_id: int, ident: Customer, session: SessionDep) -> dict[str, Any]:
     loan = _my_loan(session, ident.customer_id, loan_id)
     bill = current_bill(session, loan)
     if bill is None:
-        raise NotFound("这笔贷款今天没有应还金额", code="mp_nothing_due")
+        raise NotFound("这笔贷款今天没有应还金额", code=MpErrorCode.NOTHING_DUE)
     order, params = checkout.start_jsapi(session, purpose=PURPOSE, obligation_ref=bill.obligation_ref,
                                          customer_id=ident.customer_id, amount=bill.amount,
                                          description=f"贷款 #{loan.id} 第 {bill.period} 期还款", openid=ident.openid)
     return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,
-            "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params}
+            "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params or None}
 
 
-@router.get("/fees", summary="我的待付费用：签单的定金（可在线支付）", tags=["还款"])
+@router.get("/fees", summary="我的待付费用：签单的定金（可在线支付）", tags=["还款"], response_model=FeeList)
 def my_fees(ident: Customer, session: SessionDep) -> dict[str, Any]:
     fees = []
     for agreement in session.scalars(select(Agreement).where(Agreement.customer_id == ident.customer_id,
@@ -74,7 +84,7 @@ def my_fees(ident: Customer, session: SessionDep) -> dict[str, Any]:
                                      .order_by(Agreement.id)):
         bill = fee_purposes.deposit_bill(session, agreement)
         if bill is not None:
-            fees.append({"agreement_id": agreement.id, "kind": "deposit", "title": bill.title,
+            fees.append({"agreement_id": agreement.id, "settlement_id": None, "kind": "deposit", "title": bill.title,
                          "amount": yuan(bill.amount)})
     for settlement in session.scalars(select(Settlement).join(Agreement, Agreement.id == Settlement.agreement_id)
                                       .where(Agreement.customer_id == ident.customer_id, Settlement.status == "charged")
@@ -86,29 +96,29 @@ def my_fees(ident: Customer, session: SessionDep) -> dict[str, Any]:
     return {"fees": fees}
 
 
-@router.post("/fees/deposit/{agreement_id}/pay", summary="支付定金：下单并返回 wx.requestPayment 参数", tags=["还款"])
+@router.post("/fees/deposit/{agreement_id}/pay", summary="支付定金：下单并返回 wx.requestPayment 参数", tags=["还款"], response_model=PayOrder)
 def pay_deposit(agreement_id: int, ident: Customer, session: SessionDep) -> dict[str, Any]:
     agreement = session.get(Agreement, agreement_id)
     if agreement is None or agreement.customer_id != ident.customer_id:
-        raise NotFound("协议不存在", code="mp_agreement_not_found")
+        raise NotFound("协议不存在", code=MpErrorCode.AGREEMENT_NOT_FOUND)
     order, params = fee_purposes.pay_deposit(session, agreement, openid=ident.openid)
     return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,
-            "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params}
+            "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params or None}
 
 
 @router.post("/fees/settlement/{settlement_id}/pay", summary="支付服务费（结算的微信部分）：下单并返回 wx.requestPayment 参数",
-             tags=["还款"])
+             tags=["还款"], response_model=PayOrder)
 def pay_settlement(settlement_id: int, ident: Customer, session: SessionDep) -> dict[str, Any]:
     settlement = session.get(Settlement, settlement_id)
     agreement = session.get(Agreement, settlement.agreement_id) if settlement else None
     if agreement is None or agreement.customer_id != ident.customer_id:
-        raise NotFound("结算不存在", code="mp_settlement_not_found")
+        raise NotFound("结算不存在", code=MpErrorCode.SETTLEMENT_NOT_FOUND)
     order, params = fee_purposes.pay_settlement(session, settlement, openid=ident.openid)
     return {"out_trade_no": order.out_trade_no, "amount": yuan(order.total_amount), "status": order.status,
-            "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params}
+            "status_label": ORDER_STATUS_LABELS[order.status], "pay_params": params or None}
 
 
-@router.get("/payments/{out_trade_no}", summary="支付结果（未知时向微信支付查询一次）", tags=["还款"])
+@router.get("/payments/{out_trade_no}", summary="支付结果（未知时向微信支付查询一次）", tags=["还款"], response_model=PaymentResult)
 def payment_result(out_trade_no: str, ident: Customer, session: SessionDep) -> dict[str, Any]:
     order = orders.by_out_trade_no(session, out_trade_no)
     if order is None or order.customer_id != ident.customer_id:
@@ -151,14 +161,14 @@ def _authorization(row: WithholdingAuthorization) -> dict[str, Any]:
             "revoked_at": row.revoked_at}
 
 
-@router.get("/withholding/authorizations", summary="我的代扣授权", tags=["还款"])
+@router.get("/withholding/authorizations", summary="我的代扣授权", tags=["还款"], response_model=AuthorizationList)
 def my_authorizations(ident: Customer, session: SessionDep) -> dict[str, Any]:
     rows = session.scalars(select(WithholdingAuthorization).where(
         WithholdingAuthorization.customer_id == ident.customer_id).order_by(WithholdingAuthorization.id.desc()))
     return {"authorizations": [_authorization(r) for r in rows]}
 
 
-@router.post("/withholding/authorizations", summary="授权代扣贷款还款", tags=["还款"])
+@router.post("/withholding/authorizations", summary="授权代扣贷款还款", tags=["还款"], response_model=AuthorizationOut)
 def authorize(body: AuthorizationIn, ident: Customer, session: SessionDep) -> dict[str, Any]:
     row = withholding.authorize(session, customer_id=ident.customer_id, account_no=body.account_no,
                                 holder_name=body.holder_name, bank_name=body.bank_name, scope=[PURPOSE],
@@ -166,9 +176,9 @@ def authorize(body: AuthorizationIn, ident: Customer, session: SessionDep) -> di
     return _authorization(row)
 
 
-@router.post("/withholding/authorizations/{authorization_id}/revoke", summary="撤销代扣授权", tags=["还款"])
+@router.post("/withholding/authorizations/{authorization_id}/revoke", summary="撤销代扣授权", tags=["还款"], response_model=AuthorizationOut)
 def revoke(authorization_id: int, body: RevokeIn, ident: Customer, session: SessionDep) -> dict[str, Any]:
     row = session.get(WithholdingAuthorization, authorization_id)
     if row is None or row.customer_id != ident.customer_id:
-        raise NotFound("代扣授权不存在", code="mp_authorization_not_found")
+        raise NotFound("代扣授权不存在", code=MpErrorCode.AUTHORIZATION_NOT_FOUND)
     return _authorization(withholding.revoke(session, row.id, reason=body.reason, staff_id=None))

@@ -100,16 +100,23 @@ class MatchIn(_In):
     income: StrictStr | None = Field(None, description="月收入（元，字符串）")
 
 
-class DraftIn(_In):
+class DraftFields(BaseModel):
+    """The application draft as the customer fills it: what ``PUT``/``PATCH`` take and ``GET`` answers (the
+    read adds id, status, documents and what is missing). A field left out or null stays as it is."""
+
     product_id: int | None = None
     amount: StrictStr | None = Field(None, description="申请金额（元，字符串）")
     term_months: int | None = Field(None, ge=1, le=360)
     name: StrictStr | None = Field(None, max_length=32)
-    id_number: StrictStr | None = Field(None, max_length=32)
+    id_number: StrictStr | None = Field(None, max_length=32, description="身份证号；读取时为脱敏值，原样写回不作修改")
     income: StrictStr | None = Field(None, description="月收入（元，字符串）")
     occupation: StrictStr | None = Field(None, max_length=40)
     employer: StrictStr | None = Field(None, max_length=80)
     purpose: StrictStr | None = Field(None, max_length=120)
+
+
+class DraftIn(DraftFields):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class SubmitIn(_In):

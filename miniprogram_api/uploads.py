@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock, pii
 from core.settings import get_settings
+from miniprogram_api.errors import MpErrorCode
 from miniprogram_api.exceptions import DraftSubmitted, UploadNotFound, UploadRefused
 from miniprogram_api.models import DraftStatus, MpApplicationDraft, MpDocument
 
@@ -55,10 +56,10 @@ def store(session: Session, customer_id: int, kind: str, data: bytes, *, draft_i
     if not data:
         raise UploadRefused("文件为空", field="file")
     if len(data) > MAX_BYTES:
-        raise UploadRefused(f"文件过大：最大 {MAX_BYTES // (1024 * 1024)} MB", field="file", code="mp_upload_too_large")
+        raise UploadRefused(f"文件过大：最大 {MAX_BYTES // (1024 * 1024)} MB", field="file", code=MpErrorCode.UPLOAD_TOO_LARGE)
     content_type = sniff(data)
     if content_type is None:
-        raise UploadRefused("只能上传 JPG 或 PNG 图片", field="file", code="mp_upload_not_image")
+        raise UploadRefused("只能上传 JPG 或 PNG 图片", field="file", code=MpErrorCode.UPLOAD_NOT_IMAGE)
     now = clock.now()
     name = f"{now:%Y}/{now:%m}/{secrets.token_hex(16)}.bin"
     target = upload_root() / name
@@ -92,19 +93,19 @@ def read(doc: MpDocument) -> bytes:
     """The image, decrypted and checked against its checksum (for the people who review it)."""
     raw = path_of(doc).read_bytes()
     if not raw.startswith(MAGIC):
-        raise pii.VaultError("文件格式不正确", code="mp_upload_corrupt")
+        raise pii.VaultError("文件格式不正确", code=MpErrorCode.UPLOAD_CORRUPT)
     n = raw[len(MAGIC)]
     kid = raw[len(MAGIC) + 1:len(MAGIC) + 1 + n].decode()
     rest = raw[len(MAGIC) + 1 + n:]
     key = pii.keyring().keys.get(kid)
     if key is None:
-        raise pii.VaultError(f"密钥 {kid} 不存在，无法解密", code="pii_key_unknown")
+        raise pii.VaultError(f"密钥 {kid} 不存在，无法解密", code=MpErrorCode.PII_KEY_UNKNOWN)
     try:
         data = AESGCM(key).decrypt(rest[:12], rest[12:], doc.storage_name.encode())
     except InvalidTag as exc:
-        raise pii.VaultError(code="mp_upload_tampered") from exc
+        raise pii.VaultError(code=MpErrorCode.UPLOAD_TAMPERED) from exc
     if hashlib.sha256(data).hexdigest() != doc.sha256:
-        raise pii.VaultError("文件校验失败", code="mp_upload_tampered")
+        raise pii.VaultError("文件校验失败", code=MpErrorCode.UPLOAD_TAMPERED)
     return data
 
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from core.errors import RateLimited
 from core.settings import get_settings
+from miniprogram_api.errors import MpErrorCode
 from miniprogram_api.exceptions import LoginCodeInvalid, LoginCodeUsed, PhoneDecryptFailed, WechatApiError
 
 SIMULATOR_APPID = "wxsimulatormp0001"
@@ -152,12 +153,12 @@ class WechatClient:
         """The phone number behind a getPhoneNumber button's code (checked against our appid)."""
         data = self._json(self._with_token("wxa/business/getuserphonenumber", {"code": code}))
         if int(data.get("errcode") or 0) == 40029:
-            raise PhoneDecryptFailed("手机号授权码无效或已使用，请重新授权", code="mp_phone_code_invalid")
+            raise PhoneDecryptFailed("手机号授权码无效或已使用，请重新授权", code=MpErrorCode.PHONE_CODE_INVALID)
         self._raise(data)
         info = data.get("phone_info") or {}
         watermark = info.get("watermark") or {}
         if watermark.get("appid") != self.cfg.appid:
-            raise PhoneDecryptFailed("手机号数据不属于本小程序", code="mp_phone_wrong_app")
+            raise PhoneDecryptFailed("手机号数据不属于本小程序", code=MpErrorCode.PHONE_WRONG_APP)
         return str(info.get("purePhoneNumber") or info.get("phoneNumber") or "")
 
     def send_subscribe_message(self, openid: str, template_id: str, data: dict[str, str],
@@ -185,9 +186,9 @@ def decrypt_user_data(session_key: str, encrypted_data: str, iv: str, appid: str
     try:
         key, iv_bytes, data = (base64.b64decode(v, validate=True) for v in (session_key, iv, encrypted_data))
     except (binascii.Error, ValueError) as exc:
-        raise PhoneDecryptFailed("加密数据格式不正确", code="mp_phone_data_malformed") from exc
+        raise PhoneDecryptFailed("加密数据格式不正确", code=MpErrorCode.PHONE_DATA_MALFORMED) from exc
     if len(key) != 16 or len(iv_bytes) != 16 or not data or len(data) % 16:
-        raise PhoneDecryptFailed("加密数据格式不正确", code="mp_phone_data_malformed")
+        raise PhoneDecryptFailed("加密数据格式不正确", code=MpErrorCode.PHONE_DATA_MALFORMED)
     decryptor = Cipher(algorithms.AES(key), modes.CBC(iv_bytes)).decryptor()
     padded = decryptor.update(data) + decryptor.finalize()
     try:
@@ -199,7 +200,7 @@ def decrypt_user_data(session_key: str, encrypted_data: str, iv: str, appid: str
     if not isinstance(payload, dict):
         raise PhoneDecryptFailed()
     if (payload.get("watermark") or {}).get("appid") != appid:
-        raise PhoneDecryptFailed("数据不属于本小程序（appid 不符）", code="mp_phone_wrong_app")
+        raise PhoneDecryptFailed("数据不属于本小程序（appid 不符）", code=MpErrorCode.PHONE_WRONG_APP)
     return payload
 
 

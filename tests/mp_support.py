@@ -133,7 +133,7 @@ OTHER_ID = "110101199003074514"
 def make_offer(session: Any, **terms: Any) -> Any:
     """A product (10,000–100,000 yuan, 12/24 months) with the privacy policy and its funder's share
     authorisation published."""
-    from miniprogram_api import consent
+    from lending import consent
     from tests.lending_product_factories import make_product
 
     product = make_product(session, **terms)

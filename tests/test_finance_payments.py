@@ -44,8 +44,8 @@ def test_a_deposit_paid_in_the_mini_program_lands_once_as_a_confirmed_posted_dep
                                                                                    task_runner):
     w, agreement = case
     fees = mp.get("/fees").json()["fees"]
-    assert fees == [{"agreement_id": agreement.id, "kind": "deposit", "title": f"定金（协议 {agreement.number}）",
-                     "amount": "5000.00"}]
+    assert fees == [{"agreement_id": agreement.id, "settlement_id": None, "kind": "deposit",
+                     "title": f"定金（协议 {agreement.number}）", "amount": "5000.00"}]
     body = mp.post(f"/fees/deposit/{agreement.id}/pay").json()
     assert body["amount"] == "5000.00" and body["pay_params"]["package"].startswith("prepay_id=")
     assert mp.post(f"/fees/deposit/{agreement.id}/pay").json()["out_trade_no"] == body["out_trade_no"]  # double tap

@@ -11,8 +11,8 @@ from crm import demo as crm_demo
 from crm.models import CustomerTag, Staff, TagGroup
 from lending import demo as lending_demo
 from lending.models import Application, Loan, LoanInstallment, Repayment, WorkflowNode
+from lending.models.consent import MpConsent, MpConsentDocument
 from miniprogram_api import demo as mp_demo
-from miniprogram_api.models import MpConsentDocument
 
 NOW = datetime(2026, 12, 6, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
 
@@ -50,6 +50,7 @@ def test_demo_has_applications_at_every_node_and_loans_in_every_bucket(session):
 
     assert _count(session, TagGroup) == 4 and _count(session, CustomerTag) > 100
     assert _count(session, MpConsentDocument) == 2
+    assert _count(session, MpConsent, MpConsent.action == "grant") >= 2  # who consented, for the console page
 
     assert lending_demo.seed(session) == [] and mp_demo.seed(session) == []  # once per database
     assert _count(session, Loan) == 9

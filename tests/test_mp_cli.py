@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from core.cli import main
-from miniprogram_api import consent
+from lending import consent
 from tests.lending_product_factories import make_funder
 
 

@@ -11,8 +11,9 @@ from core.db import unit_of_work
 from core.errors import AppError
 from core.settings import reset_settings_cache
 from crm import customers
+from lending import consent
 from lending.models import Application
-from miniprogram_api import applications, consent, uploads
+from miniprogram_api import applications, uploads
 from tests.mp_support import JPEG, VALID_ID, make_offer
 
 

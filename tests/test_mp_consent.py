@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from miniprogram_api import consent
-from miniprogram_api.models import MpConsent
+from lending import consent
+from lending.models.consent import MpConsent
 from tests.mp_support import consent_all, make_offer, ready_draft
 
 

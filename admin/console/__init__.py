@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
-from admin.console import audit, auth, departments, outbox, password, shell, staff, tokens
+from admin.console import audit, auth, consents, departments, outbox, password, shell, staff, tokens
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-for module in (auth, staff, departments, audit, tokens, password, outbox, shell):
+for module in (auth, staff, departments, audit, tokens, password, outbox, consents, shell):
     router.include_router(module.router)
 
 

@@ -14,14 +14,20 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock
 from core.audit import Actor
 from crm import customers
+from lending.consent_exceptions import (
+    ConsentDocumentNotFound,
+    ConsentMissing,
+    ConsentRefused,
+    ConsentVersionTaken,
+)
 from lending.models import Funder
-from miniprogram_api.exceptions import ConsentDocumentNotFound, ConsentMissing, MpValidation
-from miniprogram_api.models import (
+from lending.models.consent import (
     CONSENT_KIND_LABELS,
     ConsentAction,
     ConsentKind,
@@ -40,32 +46,101 @@ def required_codes(funder_id: int) -> list[str]:
     return [PRIVACY_CODE, share_code(funder_id)]
 
 
-def publish(session: Session, kind: str, title: str, body: str, *, funder_id: int | None = None,
-            actor: Actor | None = None) -> MpConsentDocument:
-    """Publish a new version of a document (staff tooling; the first version is 1)."""
+@dataclass(frozen=True)
+class DocumentDraft:
+    """A document as typed by staff, checked, not yet published: what the preview shows."""
+
+    kind: str
+    code: str
+    funder_id: int | None
+    title: str
+    body: str
+    version: int  # the version it will get when published
+
+
+def check_draft(session: Session, kind: str, title: str, body: str, *,
+                funder_id: int | None = None) -> DocumentDraft:
+    """Check a document before publishing (the console's preview runs the same checks)."""
     try:
         kind = ConsentKind(kind)
     except ValueError as exc:
-        raise MpValidation(f"未知的协议类型：{kind}", field="kind") from exc
+        raise ConsentRefused(f"未知的协议类型：{kind}", field="kind") from exc
     title, body = (title or "").strip(), (body or "").strip()
     if not title or len(title) > 120:
-        raise MpValidation("协议标题不能为空，且不超过 120 字", field="title")
+        raise ConsentRefused("协议标题不能为空，且不超过 120 字", field="title")
     if not body or len(body) > 20000:
-        raise MpValidation("协议正文不能为空，且不超过 20000 字", field="body")
+        raise ConsentRefused("协议正文不能为空，且不超过 20000 字", field="body")
     if kind == ConsentKind.SHARE:
         if funder_id is None or session.get(Funder, funder_id) is None:
-            raise MpValidation("共享授权书必须指定资方", field="funder_id")
+            raise ConsentRefused("共享授权书必须指定资方", field="funder_id")
         code = share_code(funder_id)
     else:
         funder_id, code = None, PRIVACY_CODE
     latest = session.scalar(select(func.max(MpConsentDocument.version)).where(MpConsentDocument.code == code)) or 0
-    doc = MpConsentDocument(code=code, kind=kind, version=latest + 1, funder_id=funder_id, title=title, body=body,
-                            content_sha256=hashlib.sha256(body.encode()).hexdigest(), published_at=clock.now())
-    session.add(doc)
-    session.flush()
+    return DocumentDraft(kind, code, funder_id, title, body, latest + 1)
+
+
+def publish(session: Session, kind: str, title: str, body: str, *, funder_id: int | None = None,
+            actor: Actor | None = None) -> MpConsentDocument:
+    """Publish a new version of a document (the first version is 1). Customers who agreed to an earlier
+    version must agree again before their next submission; their earlier consent stays recorded."""
+    draft = check_draft(session, kind, title, body, funder_id=funder_id)
+    doc = MpConsentDocument(code=draft.code, kind=draft.kind, version=draft.version, funder_id=draft.funder_id,
+                            title=draft.title, body=draft.body,
+                            content_sha256=hashlib.sha256(draft.body.encode()).hexdigest(), published_at=clock.now())
+    try:
+        with session.begin_nested():  # a second publisher of the same version meets the unique (code, version)
+            session.add(doc)
+            session.flush()
+    except IntegrityError as exc:
+        raise ConsentVersionTaken() from exc
     audit.record(session, "mp.consent_document_published", entity_type="mp_consent_document", entity_id=doc.id,
-                 after={"code": code, "version": doc.version, "title": title}, actor=actor)
+                 after={"code": draft.code, "version": doc.version, "title": draft.title}, actor=actor)
     return doc
+
+
+def document_label(code: str, funders: dict[int, str] | None = None) -> str:
+    """The document's name for people: 隐私政策, or 个人信息共享授权书（资方名）."""
+    if code.startswith("share:"):
+        name = (funders or {}).get(int(code.split(":", 1)[1]))
+        return CONSENT_KIND_LABELS["share"] + (f"（{name}）" if name else "")
+    return CONSENT_KIND_LABELS["privacy"]
+
+
+def versions(session: Session, code: str) -> list[MpConsentDocument]:
+    """Every version of one document, newest first."""
+    return list(session.scalars(select(MpConsentDocument).where(MpConsentDocument.code == code)
+                                .order_by(MpConsentDocument.version.desc())))
+
+
+def agreed_counts(session: Session) -> dict[int, int]:
+    """Per document version: how many customers' latest record on that document is a grant of it."""
+    latest = (select(func.max(MpConsent.id).label("id")).group_by(MpConsent.customer_id, MpConsent.code)
+              .subquery())
+    rows = session.execute(select(MpConsent.document_id, func.count()).join(latest, latest.c.id == MpConsent.id)
+                           .where(MpConsent.action == ConsentAction.GRANT).group_by(MpConsent.document_id))
+    return {doc_id: count for doc_id, count in rows}
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    record: MpConsent
+    customer_name: str
+    current: bool  # the customer's latest record on this document
+
+
+def records(session: Session, code: str, *, limit: int = 50, offset: int = 0) -> list[ConsentRow]:
+    """Who consented to (or withdrew from) a document, newest first: customer, version, action, when, where.
+    Every record stays: a customer who agreed to version 1 and then to version 2 shows twice."""
+    from crm.models import Customer
+
+    rows = session.execute(select(MpConsent, Customer.name).join(Customer, Customer.id == MpConsent.customer_id)
+                           .where(MpConsent.code == code).order_by(MpConsent.id.desc()).limit(limit).offset(offset)).all()
+    customer_ids = {r.customer_id for r, _ in rows}
+    latest_ids = set(session.scalars(select(func.max(MpConsent.id)).where(
+        MpConsent.code == code, MpConsent.customer_id.in_(customer_ids)).group_by(MpConsent.customer_id))) \
+        if customer_ids else set()
+    return [ConsentRow(r, name or f"客户#{r.customer_id}", r.id in latest_ids) for r, name in rows]
 
 
 def latest_document(session: Session, code: str) -> MpConsentDocument | None:
@@ -116,7 +191,7 @@ def grant(session: Session, customer_id: int, document_id: int, *, ip: str | Non
     doc = get_document(session, document_id)
     latest = latest_document(session, doc.code)
     if latest is not None and latest.id != doc.id:
-        raise MpValidation(f"《{doc.title}》已更新，请阅读并同意最新版本", field="document_id")
+        raise ConsentRefused(f"《{doc.title}》已更新，请阅读并同意最新版本", field="document_id")
     current = _latest_record(session, customer_id, doc.code)
     if current is not None and current.action == ConsentAction.GRANT and current.document_id == doc.id:
         return current
@@ -130,7 +205,7 @@ def withdraw(session: Session, customer_id: int, document_id: int, *, ip: str | 
     doc = get_document(session, document_id)
     current = _latest_record(session, customer_id, doc.code)
     if current is None or current.action != ConsentAction.GRANT:
-        raise MpValidation(f"您尚未同意《{doc.title}》，无需撤回", field="document_id")
+        raise ConsentRefused(f"您尚未同意《{doc.title}》，无需撤回", field="document_id")
     return _record(session, customer_id, session.get(MpConsentDocument, current.document_id) or doc,
                    ConsentAction.WITHDRAW, ip, user_agent)
 
