@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     mp_session_ttl_hours: int = Field(72, description="lifetime of a mini-program login session")
     wechat_reminder_template_id: str = Field("sim-repayment-reminder",
                                              description="订阅消息 template of the repayment reminder")
-    mp_upload_dir: str = Field(str(VAR_DIR / "uploads"), description="where mini-program uploads (ID photos) are stored")
+    mp_upload_dir: str = Field(str(VAR_DIR / "uploads"), description="where uploaded files are stored, encrypted (ID photos, application documents)")
 
     # --- WeChat Pay v3 (微信支付, payments/) -------------------------------------------------------
     wechatpay_mchid: str = Field("", description="merchant id (商户号); empty: the built-in payment simulator")

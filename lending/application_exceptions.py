@@ -85,3 +85,13 @@ class ContractIncomplete(Conflict):
 class LoanNotFound(NotFound):
     code = "loan_not_found"
     message = "贷款不存在"
+
+
+class FileRefused(ValidationFailed):
+    code = "application_file_refused"
+    message = "文件不能保存"
+
+
+class FileNotFound(NotFound):
+    code = "application_file_not_found"
+    message = "文件不存在"

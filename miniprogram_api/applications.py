@@ -26,8 +26,8 @@ from core.audit import Actor
 from core.money import fen_to_yuan
 from crm import customers
 from crm.models import Customer
+from lending import application_files, consent, products
 from lending import applications as lending_applications
-from lending import consent, products
 from lending.models import APPLICATION_STATUS_LABELS, Application, ApplicationTransition, WorkflowNode
 from miniprogram_api import uploads
 from miniprogram_api.errors import MpErrorCode
@@ -44,6 +44,7 @@ PROFILE_FIELDS = ("income_amount", "occupation", "employer", "purpose")
 MAX_INCOME = 100_000_000  # fen per month: 100 万元 a month is already a typo
 _KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
 REQUIRED_PHOTOS = ("id_front", "id_back")
+PROOF_OF = {"id_front": "身份证", "id_back": "身份证", "income": "收入证明"}  # the document each photo proves
 
 
 @dataclass
@@ -229,8 +230,15 @@ def _hand_over(session: Session, application_id: int, draft: MpApplicationDraft)
     fields = {k: v for k, v in fields.items() if v}
     if fields:
         lending_applications.set_fields(session, application_id, fields, viewer=None)
-    photos = {d.kind: d.id for d in session.scalars(select(MpDocument).where(
-        MpDocument.draft_id == draft.id, MpDocument.deleted_at.is_(None)).order_by(MpDocument.id))}
+    uploaded = list(session.scalars(select(MpDocument).where(
+        MpDocument.draft_id == draft.id, MpDocument.deleted_at.is_(None)).order_by(MpDocument.id)))
+    for d in uploaded:  # the reviewers open them on the application (the same encrypted files)
+        label = uploads.KINDS.get(d.kind, d.kind)
+        application_files.carry_over(session, application_id, PROOF_OF.get(d.kind, label),
+                                     file_name=f"小程序-{label}{'.png' if d.content_type == 'image/png' else '.jpg'}",
+                                     content_type=d.content_type, size_bytes=d.size_bytes, sha256=d.sha256,
+                                     storage_name=d.storage_name)
+    photos = {d.kind: d.id for d in uploaded}
     if all(k in photos for k in REQUIRED_PHOTOS):
         lending_applications.add_document(session, application_id, "身份证", viewer=None,
                                   note=f"小程序上传：人像面 #{photos['id_front']}，国徽面 #{photos['id_back']}")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from starlette.responses import Response
@@ -24,7 +25,7 @@ from core.web import SessionDep
 from crm import customers
 from crm.models import ROLE_LABELS, STAGE_LABELS, Customer, Staff
 from crm.scope import staff_filter
-from lending import applications, approval, contracts, disbursement, matching, products
+from lending import application_files, applications, approval, contracts, disbursement, matching, products
 from lending.models import (
     APPLICATION_STATUS_LABELS,
     CONTRACT_STATUS_LABELS,
@@ -176,6 +177,7 @@ def _context(session: SessionDep, user: ConsoleUser, app: Application) -> dict[s
     contract = contracts.contract_for(session, app.id)
     loan = disbursement.loan_for(session, app.id)
     staff_ids = {t.by_staff_id for t in applications.transitions(session, app.id) if t.by_staff_id}
+    staff_ids |= {f.by_staff_id for f in application_files.files(session, app.id) if f.by_staff_id}
     if customer and customer.owner_id:
         staff_ids.add(customer.owner_id)
     names = dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(staff_ids))).all())
@@ -189,7 +191,8 @@ def _context(session: SessionDep, user: ConsoleUser, app: Application) -> dict[s
         "lines": contracts.lines(session, contract.id) if contract and contract.snapshot else [],
         "installments": disbursement.installments(session, loan.id) if loan else [],
         "checklist": applications.checklist(session, app, node), "fields": definitions.FIELDS,
-        "documents": applications.documents(session, app.id), "transitions": applications.transitions(session, app.id),
+        "documents": applications.documents(session, app.id), "files": application_files.files(session, app.id),
+        "file_types": application_files.TYPE_LABELS, "transitions": applications.transitions(session, app.id),
         "visits": applications.visits(session, app.id), "staff_names": names, "risk": risk,
         "risk_labels": {"pass": "通过", "warn": "警示", "manual_review": "人工审核", "reject": "拒绝"},
         "open_visit": visit, "now": clock.now(), "mask_name": contracts.mask_name, "dwell_label": applications.dwell_label,
@@ -256,9 +259,25 @@ async def save_fields(app_id: int, request: Request, session: SessionDep, user: 
 
 @router.post("/applications/{app_id}/documents", dependencies=[CsrfChecked])
 def add_document(app_id: int, request: Request, session: SessionDep, user: CurrentUser,
-                 kind: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Response:
+                 kind: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
+                 file: Annotated[UploadFile | None, File()] = None) -> Response:
+    """A document received: with its file (kept encrypted) when one is chosen, else only marked received."""
+    if file is not None and file.filename:
+        data = file.file.read(application_files.MAX_BYTES + 1)
+        return _act(request, session, user, app_id, lambda: application_files.attach(
+            session, app_id, kind, data, viewer=user.viewer, file_name=file.filename, note=note), "document")
     return _act(request, session, user, app_id, lambda: applications.add_document(
         session, app_id, kind, viewer=user.viewer, note=note), "document")
+
+
+@router.get("/applications/{app_id}/files/{file_id}")
+def open_file(app_id: int, file_id: int, session: SessionDep, user: CurrentUser) -> Response:
+    """The file itself, decrypted for someone who may see the application; each opening is audit-logged."""
+    row, data = application_files.open_file(session, user.viewer, app_id, file_id)
+    session.commit()  # the audit row of this opening is kept even if the download is interrupted
+    return Response(data, media_type=row.content_type, headers={
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(row.file_name)}",
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
 @router.post("/applications/{app_id}/sign", dependencies=[CsrfChecked])

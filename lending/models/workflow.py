@@ -28,6 +28,7 @@ from core.db import Base
 
 __all__ = [
     "APPLICATION_STATUS_LABELS", "NODE_KIND_LABELS", "OPEN_STATUSES", "Application", "ApplicationDocument",
+    "ApplicationFile",
     "ApplicationNodeVisit", "ApplicationStatus", "ApplicationTransition", "NodeKind", "WorkflowDefinition",
     "WorkflowNode",
 ]
@@ -180,6 +181,27 @@ class ApplicationDocument(Base):
     application_id: Mapped[int] = mapped_column(ForeignKey("lending_application.id"))
     kind: Mapped[str] = mapped_column(String(40))
     note: Mapped[str | None] = mapped_column(String(200))
+    by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    at: Mapped[datetime]
+
+
+class ApplicationFile(Base):
+    """A file kept with an application (an ID photo, a signed paper, a bank statement): encrypted on disk by
+    core.sealed_files, uploaded in the console or carried over from the mini-program (then the same stored
+    file as its mp_document). Never rewritten; the document kind it proves is marked received."""
+
+    __tablename__ = "lending_application_file"
+    __table_args__ = (Index("ix_lending_application_file_application", "application_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("lending_application.id"))
+    kind: Mapped[str] = mapped_column(String(40))  # the document it proves, e.g. 身份证
+    file_name: Mapped[str] = mapped_column(String(120))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size_bytes: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_name: Mapped[str] = mapped_column(String(120))
+    source: Mapped[str] = mapped_column(String(20))  # console | miniprogram
     by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     at: Mapped[datetime]
 
