@@ -153,3 +153,58 @@ def test_a_file_without_the_columns_or_from_a_salesperson_is_refused(session, tm
     with pytest.raises(PermissionDenied):
         book_import.import_book(session, tmp_path / "h.csv", viewer=V(w.sales))
     assert _count(session, Loan) == 0
+
+
+def test_the_cli_imports_and_prints_the_report_in_chinese_or_json(session, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from core.cli import main
+
+    on(date(2026, 11, 23))
+    w = make_world(session)
+    path = _write(tmp_path / "book.csv", _book(w.product.code))
+    runner = CliRunner()
+    first = runner.invoke(main, ["loan", "import", str(path), "--by", w.finance.username], catch_exceptions=False)
+    assert first.exit_code == 1  # some loans were refused
+    assert "新建 2 笔" in first.stdout and "第 8 行（L003）：到期日 2026-08-15 须晚于上一期到期日" in first.stdout
+    again = runner.invoke(main, ["loan", "import", str(path), "--json"], catch_exceptions=False)
+    body = json.loads(again.stdout)
+    assert (body["created"], body["skipped"], body["refused"]) == (0, 2, 4)
+    assert {"row": 9, "loan_number": None, "reason": "缺少贷款编号"} in body["errors"]
+    missing = runner.invoke(main, ["loan", "import", str(tmp_path / "none.csv")])
+    assert missing.exit_code == 2 and "文件不存在" in missing.stderr
+    assert _count(session, Loan) == 2
+
+
+def test_the_console_page_under_loans_imports_and_shows_the_bad_rows(session, tmp_path, monkeypatch):
+    from core.settings import reset_settings_cache
+    from tests.test_admin_support import console_client, log_in
+
+    monkeypatch.setenv("SCRM_IMPORT_DIR", str(tmp_path / "imports"))
+    reset_settings_cache()
+    on(date(2026, 11, 23))
+    w = make_world(session)
+    content = _write(tmp_path / "book.xlsx", _book(w.product.code)).read_bytes()
+    client = console_client()
+    csrf = log_in(client, session, w.finance)
+    page = client.get("/console/lending/book-import")
+    assert page.status_code == 200 and "存量贷款导入" in page.text and "贷款编号" in page.text
+    no_csrf = client.post("/console/lending/book-import", files={"file": ("book.xlsx", content, "application/x")})
+    assert no_csrf.status_code == 403 and _count(session, Loan) == 0
+    done = client.post("/console/lending/book-import", data={"csrf_token": csrf},
+                       files={"file": ("book.xlsx", content, "application/octet-stream")})
+    assert done.status_code == 200
+    assert "新建 2 笔" in done.text and "未导入 4 笔" in done.text
+    assert "缺少贷款编号" in done.text and "找不到产品“没有这个产品”" in done.text
+    assert _count(session, Loan) == 2
+    assert not list((tmp_path / "imports" / "uploads").iterdir())  # the upload is not kept
+    bad = client.post("/console/lending/book-import", data={"csrf_token": csrf},
+                      files={"file": ("book.pdf", b"%PDF", "application/pdf")})
+    assert bad.status_code == 422 and "只支持" in bad.text
+    sales = console_client()
+    log_in(sales, session, w.sales)
+    assert sales.get("/console/lending/book-import").status_code == 403
+    monkeypatch.delenv("SCRM_IMPORT_DIR")
+    reset_settings_cache()
