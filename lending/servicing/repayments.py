@@ -170,7 +170,8 @@ def reverse_repayment(session: Session, repayment_id: int, *, viewer: Viewer | N
         raise RepaymentInvalid("请填写冲正原因", field="reason")
     original = get_repayment(session, viewer, repayment_id)
     if original.kind != "repayment":
-        raise ReversalRefused("冲正记录本身不能再冲正" if original.kind == "reversal" else "减免不能冲正")
+        raise ReversalRefused({"reversal": "冲正记录本身不能再冲正", "capitalisation": "重组的逾期资本化不能冲正"}
+                              .get(original.kind, "减免不能冲正"))
     if original.purpose in ("prepayment", "payoff"):
         raise ReversalRefused("提前还款已重算还款计划（新版本），不能直接冲正")
     loan = get_loan(session, viewer, original.loan_id, for_update=True)

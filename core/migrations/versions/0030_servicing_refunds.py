@@ -3,7 +3,7 @@ repayment, a failed refund retried (one live refund per reversed repayment: a pa
 unique repayment_id), a restructure at a new rate or with the overdue amounts capitalised (a ``capitalisation``
 entry in the repayment ledger)
 
-Revision ID: 0030_servicing_refunds_restructure
+Revision ID: 0030_servicing_refunds
 Revises: 0024_borrower_wecom_reminders
 Create Date: 2026-12-06 14:30:00.000000
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 from core.migrations.helpers import drop_append_only, make_append_only
 
-revision = '0030_servicing_refunds_restructure'
+revision = '0030_servicing_refunds'
 down_revision = '0024_borrower_wecom_reminders'
 branch_labels = None
 depends_on = None
