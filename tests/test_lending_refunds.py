@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from core.audit import AuditLog
+from core.errors import PermissionDenied
 from lending.models import Repayment, RepaymentRefund
 from lending.payment_purposes import PURPOSE, current_bill
 from lending.servicing import refunds, repayments
-from core.errors import PermissionDenied
 from lending.servicing.exceptions import Overpayment, RefundRefused, RepaymentInvalid
 from payments import checkout
 from payments.models import PaymentOrder, PaymentRefund
