@@ -187,3 +187,22 @@ def test_restructure_refusals_on_rate_and_capitalisation_write_nothing(session, 
     session.refresh(asked)
     assert asked.status == "requested" and _count(session, ScheduleVersion) == versions_before
     assert _count(session, Repayment) == 1 and len(rows(session, loan)) == 12
+
+
+def test_a_matured_overdue_loan_is_restructured_only_by_capitalising_what_it_owes(session):
+    w, loan = make_loan(session)
+    on(date(2027, 12, 1))  # every period due (the last on 2027-11-23), nothing paid
+    state.refresh(session, loan)
+    with pytest.raises(RestructureInvalid, match="没有未到期"):
+        restructures.request(session, loan.id, viewer=V(w.sales), kind="restructure", periods=6, reason="重组")
+    asked = restructures.request(session, loan.id, viewer=V(w.sales), kind="restructure", periods=6,
+                                 capitalise=True, reason="到期未还，协商重组")
+    assert asked.first_period == 13
+    owed = sum(r.outstanding_amount for r in rows(session, loan))
+    restructures.approve(session, asked.id, viewer=V(w.manager))
+    after = rows(session, loan)
+    assert len(after) == 18 and all(r.status == "paid" for r in after[:12])
+    assert sum(r.principal_amount for r in after[12:]) == asked.capitalised_amount == owed
+    assert after[12].due_date == date(2028, 1, 1)  # a month from the restructure day
+    session.refresh(loan)
+    assert (loan.status, loan.bucket) == ("active", "C")

@@ -70,9 +70,14 @@ class Plan:
     overdue: list[Due]
 
 
-def _open_rows(session: Session, loan: Loan, day: date) -> tuple[list[LoanInstallment], int]:
+def _open_rows(session: Session, loan: Loan, day: date, *, capitalise: bool = False) -> \
+        tuple[list[LoanInstallment], int]:
+    """The rows and the first period the new terms replace. A matured loan (no period left) may only be restructured
+    by capitalising what it owes: the new periods then follow the last one."""
     rows = state.installments(session, loan.id)
     tail = [r for r in rows if r.due_date > day]
+    if not tail and capitalise:
+        return rows, rows[-1].number + 1
     if not tail:
         raise RestructureInvalid(f"贷款 #{loan.id} 已没有未到期的期次，不能展期或重组", field="periods")
     if any(r.paid_amount for r in tail):
@@ -101,7 +106,10 @@ def _tail_schedule(session: Session, loan: Loan, rows: list[LoanInstallment], fi
                          service_fee_amount=terms.service_fee_amount if per_period_fee else 0,
                          annual_rate=terms.annual_rate if annual_rate is None else annual_rate)
     balance = sum(r.principal_amount for r in rows if r.number >= first) + capitalised
-    start = rows[first - 2].due_date if first > 1 else loan.start_date
+    if first > len(rows):  # a matured loan: the new periods run from the restructure day
+        start = clock.today()
+    else:
+        start = rows[first - 2].due_date if first > 1 else loan.start_date
     quote = products.quote_terms(tail_terms, balance, count, start)
     current = versions.current_schedule(session, loan, rows)
     shifted = tuple(replace(p, number=p.number + first - 1) for p in quote.schedule.periods)
@@ -149,7 +157,7 @@ def plan(session: Session, loan_id: int, *, viewer: Viewer | None, kind: str, ex
     if capitalise and kind != "restructure":
         raise RestructureInvalid("逾期金额资本化只能随重组办理", field="capitalise")
     today = clock.today()
-    rows, first = _open_rows(session, loan, today)
+    rows, first = _open_rows(session, loan, today, capitalise=capitalise)
     count = _count(kind, rows[-1].number - first + 1, extra_periods, periods)
     overdue = _overdue(session, loan, rows, first, today) if capitalise else []
     capitalised = sum(d.total for d in overdue)
@@ -236,7 +244,7 @@ def approve(session: Session, restructure_id: int, *, viewer: Viewer | None, not
     if loan.status != "active":
         raise LoanClosed(f"贷款 #{loan.id} 已结清，不能展期或重组")
     today = clock.today()
-    rows, first = _open_rows(session, loan, today)
+    rows, first = _open_rows(session, loan, today, capitalise=row.capitalised_amount > 0)
     if first != row.first_period:
         raise RestructureInvalid(f"申请后已进入第 {first} 期（申请时为第 {row.first_period} 期），请驳回后重新申请",
                                  field="periods")
