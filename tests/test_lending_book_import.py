@@ -200,6 +200,11 @@ def test_the_console_page_under_loans_imports_and_shows_the_bad_rows(session, tm
     assert "缺少贷款编号" in done.text and "找不到产品“没有这个产品”" in done.text
     assert _count(session, Loan) == 2
     assert not list((tmp_path / "imports" / "uploads").iterdir())  # the upload is not kept
+    imported = session.scalar(select(Loan).order_by(Loan.id))
+    loan_page = client.get(f"/console/lending/loans/{imported.id}")
+    assert loan_page.status_code == 200 and "逾期" in loan_page.text
+    app_page = client.get(f"/console/lending/applications/{imported.application_id}")
+    assert app_page.status_code == 200 and "存量贷款导入" in app_page.text
     bad = client.post("/console/lending/book-import", data={"csrf_token": csrf},
                       files={"file": ("book.pdf", b"%PDF", "application/pdf")})
     assert bad.status_code == 422 and "只支持" in bad.text
