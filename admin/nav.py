@@ -81,6 +81,8 @@ NAV: list[NavItem] = [
     NavItem("lending_risk", "风控规则", "/console/lending/risk", LENDING_PRODUCT_STAFF),
     NavItem("lending_applications", "贷款申请", "/console/lending/applications"),
     NavItem("lending_workflow", "审批流程", "/console/lending/workflow", WORKFLOW_EDITORS),
+    NavItem("lending_book_import", "存量贷款导入", "/console/lending/book-import",
+            frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})),
     NavItem("lending_loans", "贷后管理", "/console/lending/loans"),
     NavItem("lending_collections", "催收队列", "/console/lending/collections", COLLECTIONS_STAFF),
     NavItem("collections_cases", "催收案件", "/console/collections/cases", COLLECTIONS_STAFF),

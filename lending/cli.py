@@ -6,6 +6,7 @@ import json
 import unicodedata
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import click
@@ -264,3 +265,52 @@ def _quote_date(text: str) -> date:
         return date.fromisoformat(text.strip())
     except ValueError:
         raise ValidationFailed(f"日期格式不正确：{text}（应为 YYYY-MM-DD）", field="date") from None
+
+
+@loan.command("import", cls=_ChineseUsage)
+@click.argument("file", type=click.Path(path_type=Path), required=False)
+@click.option("--by", "username", default=None, help="导入人（登录名，须为财务、经理或管理员）：操作记录记在此人名下")
+@click.option("--json", "as_json", is_flag=True, help="输出一个 JSON 对象（每笔贷款的结果与问题行）")
+def import_command(file: Path | None, username: str | None, as_json: bool) -> None:
+    """导入存量贷款（贷款、还款计划、已还金额），.xlsx / .xls / .ods / .csv，中文表头。
+
+    每行一期：贷款编号、姓名、手机号/身份证号、产品、本金、期数、年利率、放款日期、期次、到期日、应还本金、应还利息、
+    应还费用、已还金额、还款日期。只有期数没有还款计划行时按产品生成。同一贷款编号再次导入时跳过。
+    有问题的行列出行号与原因，该笔贷款整笔不导入，其他贷款照常导入。退出码：全部成功 0，有未导入的贷款 1。
+    """
+    from sqlalchemy import select
+
+    from core import plugins
+    from core.db import unit_of_work
+    from crm.models import Staff
+    from crm.scope import Viewer
+    from lending.servicing import book_import
+
+    plugins.load_models()
+    if file is None or not file.is_file():
+        click.echo(f"文件不存在：{file or '（未指定）'}", err=True)
+        raise SystemExit(2)
+    try:
+        with unit_of_work() as session:
+            viewer = None
+            if username:
+                staff = session.scalar(select(Staff).where(Staff.username == username))
+                if staff is None:
+                    raise ValidationFailed(f"找不到登录名为 {username} 的员工", field="by")
+                viewer = Viewer.of(staff)
+            report = book_import.import_book(session, file.resolve(), viewer=viewer, file_name=file.name)
+    except AppError as exc:
+        click.echo(exc.message, err=True)
+        raise SystemExit(1) from None
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        click.echo(f"导入完成：新建 {report.count('created')} 笔，已存在跳过 {report.count('skipped')} 笔，"
+                   f"未导入 {report.count('refused')} 笔；问题行 {len(report.errors)} 行")
+        for r in report.loans:
+            if r.status == "created":
+                click.echo(f"  {r.loan_number} → 贷款 #{r.loan_id}")
+        for e in report.errors:
+            click.echo(f"  第 {e.row} 行{f'（{e.loan_number}）' if e.loan_number else ''}：{e.reason}")
+    if report.count("refused") or report.errors:
+        raise SystemExit(1)

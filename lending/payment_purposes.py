@@ -7,8 +7,9 @@ now with its penalty, and the current period (当期). Its obligation is ``loan:
 When the money arrives, :func:`apply_installment` books it as a repayment through
 :func:`lending.servicing.repayments.record_repayment` (the product's write-off order, oldest installment
 first), with the payment's ``out_trade_no`` as the unique channel reference, in the same transaction
-that marks the payment applied. A refusal (loan closed meanwhile, amount above what is payable) leaves
-the money held for review in ``payments``.
+that marks the payment applied. More than is payable today (the bill was partly paid meanwhile) is kept as
+the repayment's overpayment credit (溢缴款), refundable in part back through the order. A refusal (loan closed
+meanwhile) leaves the money held for review in ``payments``.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def apply_installment(session: Session, settlement: purposes.Settlement) -> str:
         session, loan_of(settlement.obligation_ref), viewer=None, amount=settlement.amount,
         external_reference=settlement.out_trade_no,
         channel="withholding" if settlement.method == "withholding" else "wechat",
-        repayment_date=min(settlement.paid_date, clock.today()),
+        repayment_date=min(settlement.paid_date, clock.today()), keep_excess=True,
         note=f"{'代扣' if settlement.method == 'withholding' else '微信支付'} {settlement.transaction_id or ''}".strip())
     return f"lending_repayment:{repayment.id}"
 
@@ -86,7 +87,8 @@ def request_withholding(session: Session, loan: Loan, *, staff_id: int | None) -
 
 
 def refund_finished(session: Session, outcome: purposes.RefundOutcome) -> None:
-    """A reversed repayment's refund back through WeChat Pay/withholding got its final answer."""
+    """A repayment's refund (reversed, or of its overpayment credit) back through WeChat Pay/withholding got its
+    final answer; a failed one may be tried again."""
     session.execute(update(RepaymentRefund).where(
         RepaymentRefund.payment_refund_id == outcome.refund_id, RepaymentRefund.status == "submitted").values(
         status="succeeded" if outcome.succeeded else "failed"))

@@ -83,6 +83,7 @@ class RepaymentCreate(BaseModel):
     prepayment_mode: str | None = Field(None, description="客户选择提前还款时：keep_term 期限不变减少月供 | "
                                                           "keep_installment 月供不变缩短期限。超过应还的金额按提前还款入账"
                                                           "（等于结清金额时提前结清）；不填则超过应还被拒绝")
+    keep_excess: bool = Field(False, description="不提前还款时，超过应还的部分记为溢缴款（可部分或全部退款），而不是拒绝")
 
 
 class RepaymentRead(BaseModel):
@@ -90,8 +91,9 @@ class RepaymentRead(BaseModel):
 
     id: int
     loan_id: int
-    kind: str = Field(description="repayment | reversal | waiver")
-    purpose: str = Field(description="installment 还款 | prepayment 部分提前还款 | payoff 提前结清 | waiver 减免")
+    kind: str = Field(description="repayment | reversal | waiver | capitalisation（重组的逾期资本化）")
+    purpose: str = Field(description="installment 还款 | prepayment 部分提前还款 | payoff 提前结清 | waiver 减免 | "
+                                     "capitalisation 逾期资本化")
     amount: int
     repayment_date: date
     channel: str
@@ -112,16 +114,21 @@ class RefundCreate(BaseModel):
                                   description="转出款项的流水号（银行转账、现金等；微信支付/代扣原路退回时不填）")
 
 
+class OverpaymentRefundCreate(RefundCreate):
+    amount: int = Field(gt=0, description="退款金额（分），不超过该笔还款的溢缴款；其余仍为溢缴款")
+
+
 class RefundRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     loan_id: int
     repayment_id: int
+    kind: str = Field(description="reversed 冲正退款（整笔） | overpayment 溢缴款退款（部分或全部）")
     amount: int
     route: str = Field(description="payments 原路退回（微信支付/代扣） | manual 财务转出")
     external_reference: str
-    status: str = Field(description="submitted 退款处理中 | succeeded 已退款")
+    status: str = Field(description="submitted 退款处理中 | succeeded 已退款 | failed 退款失败（可重新退款）")
     reason: str
     by_staff_id: int | None
     created_at: datetime
@@ -131,6 +138,8 @@ class RestructureCreate(BaseModel):
     kind: str = Field(description="extension 展期 | restructure 重组")
     extra_periods: int | None = Field(None, ge=1, description="展期：在剩余期数上增加的期数")
     periods: int | None = Field(None, ge=1, description="重组：未到期本金分摊的总期数")
+    annual_rate: Decimal | None = Field(None, description="重组：新的年利率（小数，0.08 即 8%），不填沿用原利率")
+    capitalise: bool = Field(False, description="重组：把已逾期的本金、利息、费用和罚息（按批准当日）计入新本金")
     reason: str = Field(min_length=1, max_length=300)
 
 
@@ -150,6 +159,8 @@ class RestructureRead(BaseModel):
     decided_by_staff_id: int | None
     decision_note: str | None
     schedule_version_id: int | None
+    annual_rate: Decimal | None = Field(description="重组的新年利率（None：沿用原利率）")
+    capitalised_amount: int = Field(description="计入新本金的逾期金额（分；批准后为批准当日的金额）")
 
 
 class Decision(BaseModel):
@@ -231,7 +242,7 @@ def record_repayment(loan_id: int, body: RepaymentCreate, session: SessionDep, c
     repayment = repayments.record_repayment(
         session, loan_id, viewer=caller.viewer, amount=body.amount, external_reference=body.external_reference,
         channel=body.channel, repayment_date=body.repayment_date, note=body.note,
-        prepayment_mode=body.prepayment_mode)
+        prepayment_mode=body.prepayment_mode, keep_excess=body.keep_excess)
     return RepaymentRead.model_validate(repayment)
 
 
@@ -324,6 +335,15 @@ def refund_repayment(repayment_id: int, body: RefundCreate, session: SessionDep,
                                                              reason=body.reason, reference=body.reference))
 
 
+@router.post("/repayments/{repayment_id}/refund-overpayment", response_model=RefundRead, status_code=201,
+             responses={**_403, **_404, **_409, **_422}, summary="退还一笔还款的溢缴款（部分或全部）",
+             description="原路退回（微信支付/代扣）或登记财务转出；超过溢缴款 409 refund_refused，其余仍为溢缴款。")
+def refund_overpayment(repayment_id: int, body: OverpaymentRefundCreate, session: SessionDep,
+                       caller: Caller) -> RefundRead:
+    return RefundRead.model_validate(refunds.refund_overpayment(
+        session, repayment_id, viewer=caller.viewer, amount=body.amount, reason=body.reason, reference=body.reference))
+
+
 @router.get("/loans/{loan_id}/refunds", response_model=list[RefundRead], responses=_404, summary="退款记录")
 def list_refunds(loan_id: int, session: SessionDep, caller: Caller) -> list[RefundRead]:
     loans.get_loan(session, caller.viewer, loan_id)
@@ -336,7 +356,7 @@ def list_refunds(loan_id: int, session: SessionDep, caller: Caller) -> list[Refu
 def request_restructure(loan_id: int, body: RestructureCreate, session: SessionDep, caller: Caller) -> RestructureRead:
     return RestructureRead.model_validate(restructures.request(
         session, loan_id, viewer=caller.viewer, kind=body.kind, reason=body.reason, extra_periods=body.extra_periods,
-        periods=body.periods))
+        periods=body.periods, annual_rate=body.annual_rate, capitalise=body.capitalise))
 
 
 @router.get("/loans/{loan_id}/restructures", response_model=list[RestructureRead], responses=_404,

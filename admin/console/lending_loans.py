@@ -47,7 +47,7 @@ router = APIRouter(prefix="/console/lending", include_in_schema=False)
 NOTICES = {"repaid": "还款已入账", "reversed": "还款已冲正", "action": "催收记录已保存", "assigned": "催收分配已更新",
            "prepaid": "提前还款已入账，还款计划已更新", "waiver_requested": "减免申请已提交，待审批",
            "waiver_approved": "减免已批准并入账", "waiver_rejected": "减免申请已驳回",
-           "refunded": "退款已办理", "restructure_requested": "展期/重组申请已提交，待审批",
+           "refunded": "退款已办理", "credit_refunded": "溢缴款退款已办理，其余仍为溢缴款", "restructure_requested": "展期/重组申请已提交，待审批",
            "restructure_approved": "展期/重组已批准，还款计划已更新", "restructure_rejected": "展期/重组申请已驳回"}
 
 templates.env.filters.update(
@@ -153,6 +153,12 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
                                                               Staff.status == StaffStatus.ACTIVE)
                                           .order_by(Staff.display_name).limit(200)))
     today = clock.today()
+    all_refunds = refunds.refunds(session, loan.id)
+    overpayment_refunds: dict[int, list[Any]] = {}
+    for f in all_refunds:
+        if f.kind == "overpayment":
+            overpayment_refunds.setdefault(f.repayment_id, []).append(f)
+    credits = refunds.credits(session, loan.id)
     return {
         "loan": loan, "c": customer, "contract": contract, "installments": state.installments(session, loan.id),
         "history": history, "reversed_ids": reversed_ids, "actions": actions, "promises": promises,
@@ -170,7 +176,9 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
             k: COMPONENT_LABELS[k] for k in ("penalty", "interest", "fee")},
         "installment_numbers": {i.id: i.number for i in state.installments(session, loan.id)},
         "current_staff_id": user.viewer.staff_id,
-        "refunded": {f.repayment_id: f for f in refunds.refunds(session, loan.id)},
+        # the latest refund of each reversed repayment (a failed one may be retried), the overpayment refunds
+        "refunded": {f.repayment_id: f for f in all_refunds if f.kind == "reversed"},
+        "overpayment_refunds": overpayment_refunds, "credits": credits, "loan_credit": sum(credits.values()),
         "refund_payment_channels": refunds.PAYMENT_CHANNELS,
         "restructure_rows": restructures.restructures(session, loan.id), "restructure_kinds": RESTRUCTURE_KIND_LABELS,
         "can_request_restructure": role in restructures.REQUESTERS,
@@ -221,7 +229,7 @@ def record_repayment(loan_id: int, request: Request, session: SessionDep, user: 
                      amount: Annotated[str, Form()] = "", repayment_date: Annotated[str, Form()] = "",
                      channel: Annotated[str, Form()] = "bank_transfer",
                      external_reference: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
-                     prepayment_mode: Annotated[str, Form()] = "") -> Response:
+                     prepayment_mode: Annotated[str, Form()] = "", keep_excess: Annotated[str, Form()] = "") -> Response:
     loans.get_loan(session, user.viewer, loan_id)  # 404 outside the scope, before anything else
 
     def run() -> object:
@@ -231,12 +239,12 @@ def record_repayment(loan_id: int, request: Request, session: SessionDep, user: 
         return repayments.record_repayment(
             session, loan_id, viewer=user.viewer, amount=fen, channel=channel, external_reference=external_reference,
             repayment_date=_date(repayment_date, "repayment_date", "还款日期"), note=note,
-            prepayment_mode=prepayment_mode or None)
+            prepayment_mode=prepayment_mode or None, keep_excess=bool(keep_excess) and not prepayment_mode)
 
     _, error = attempt(session, run)
     if error:
         form = {"amount": amount, "repayment_date": repayment_date, "channel": channel,
-                "external_reference": external_reference, "note": note}
+                "external_reference": external_reference, "note": note, "keep_excess": keep_excess}
         return _page(request, session, user, loan_id, error=error, form=form, status_code=error.status)
     return _redirect(loan_id, "prepaid" if prepayment_mode else "repaid")
 
@@ -261,6 +269,26 @@ def refund_repayment(repayment_id: int, request: Request, session: SessionDep, u
     if error:
         return _page(request, session, user, original.loan_id, error=error, status_code=error.status)
     return _redirect(original.loan_id, "refunded")
+
+
+@router.post("/repayments/{repayment_id}/refund-overpayment", dependencies=[CsrfChecked])
+def refund_overpayment(repayment_id: int, request: Request, session: SessionDep, user: CurrentUser,
+                       amount: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+                       reference: Annotated[str, Form()] = "") -> Response:
+    original = repayments.get_repayment(session, user.viewer, repayment_id)
+
+    def run() -> object:
+        fen = yuan_text_to_fen(amount, "amount", "退款金额")
+        if fen is None:
+            raise ValidationFailed("请填写退款金额", field="amount")
+        return refunds.refund_overpayment(session, repayment_id, viewer=user.viewer, amount=fen, reason=reason,
+                                          reference=reference)
+
+    _, error = attempt(session, run)
+    if error:
+        form = {"o_repayment_id": str(repayment_id), "o_amount": amount, "o_reason": reason, "o_reference": reference}
+        return _page(request, session, user, original.loan_id, error=error, form=form, status_code=error.status)
+    return _redirect(original.loan_id, "credit_refunded")
 
 
 @router.post("/loans/{loan_id}/waivers", dependencies=[CsrfChecked])
@@ -301,20 +329,26 @@ def decide_waiver(waiver_id: int, decision: str, request: Request, session: Sess
 @router.post("/loans/{loan_id}/restructures", dependencies=[CsrfChecked])
 def request_restructure(loan_id: int, request: Request, session: SessionDep, user: CurrentUser,
                         kind: Annotated[str, Form()] = "extension", periods: Annotated[str, Form()] = "",
-                        reason: Annotated[str, Form()] = "") -> Response:
+                        reason: Annotated[str, Form()] = "", annual_rate: Annotated[str, Form()] = "",
+                        capitalise: Annotated[str, Form()] = "") -> Response:
     loans.get_loan(session, user.viewer, loan_id)
 
     def run() -> object:
         count = parse_int(periods)
         if count is None:
             raise ValidationFailed("请填写期数", field="periods")
+        rate = None
+        if annual_rate.strip():  # typed as a percent: 8 or 8% is 8% a year
+            rate = money.parse_rate(annual_rate.strip().removesuffix("%").strip() + "%")
         return restructures.request(session, loan_id, viewer=user.viewer, kind=kind, reason=reason,
                                     extra_periods=count if kind == "extension" else None,
-                                    periods=count if kind != "extension" else None)
+                                    periods=count if kind != "extension" else None, annual_rate=rate,
+                                    capitalise=bool(capitalise))
 
     _, error = attempt(session, run)
     if error:
-        form = {"r_kind": kind, "r_periods": periods, "r_reason": reason}
+        form = {"r_kind": kind, "r_periods": periods, "r_reason": reason, "r_annual_rate": annual_rate,
+                "r_capitalise": capitalise}
         return _page(request, session, user, loan_id, error=error, form=form, status_code=error.status)
     return _redirect(loan_id, "restructure_requested")
 

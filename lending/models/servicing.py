@@ -42,14 +42,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Numeric, String, UniqueConstraint, event
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Numeric, String, UniqueConstraint, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
 
 __all__ = [
     "COMPONENT_LABELS", "REPAYMENT_CHANNEL_LABELS", "REPAYMENT_PURPOSE_LABELS", "Repayment", "RepaymentAllocation",
-    "CobStep", "InterestAccrual", "REFUND_STATUS_LABELS", "RESTRUCTURE_KIND_LABELS", "Reminder", "RepaymentRefund",
+    "CobStep", "InterestAccrual", "REFUND_KIND_LABELS", "REFUND_STATUS_LABELS", "RESTRUCTURE_KIND_LABELS", "Reminder", "RepaymentRefund",
     "Restructure", "ReminderOptOut", "SCHEDULE_REASON_LABELS", "ScheduleVersion", "WAIVER_COMPONENTS",
     "WAIVER_STATUS_LABELS", "Waiver", "WaiverLimit",
 ]
@@ -59,20 +59,23 @@ REPAYMENT_CHANNEL_LABELS = {
     "other": "其他",
 }
 COMPONENT_LABELS = {"penalty": "罚息", "fee": "费用", "interest": "利息", "principal": "本金"}
-REPAYMENT_PURPOSE_LABELS = {"installment": "还款", "prepayment": "部分提前还款", "payoff": "提前结清", "waiver": "减免"}
+REPAYMENT_PURPOSE_LABELS = {"installment": "还款", "prepayment": "部分提前还款", "payoff": "提前结清", "waiver": "减免",
+                            "capitalisation": "逾期资本化"}
 SCHEDULE_REASON_LABELS = {"original": "原始计划", "prepayment": "部分提前还款", "payoff": "提前结清",
                           "extension": "展期", "restructure": "重组"}
 WAIVER_COMPONENTS = ("penalty", "interest", "fee")
 WAIVER_STATUS_LABELS = {"requested": "待审批", "approved": "已批准", "rejected": "已拒绝"}
-REFUND_STATUS_LABELS = {"submitted": "退款处理中", "succeeded": "已退款"}
+REFUND_STATUS_LABELS = {"submitted": "退款处理中", "succeeded": "已退款", "failed": "退款失败"}
+REFUND_KIND_LABELS = {"reversed": "冲正退款", "overpayment": "溢缴款退款"}
 RESTRUCTURE_KIND_LABELS = {"extension": "展期", "restructure": "重组"}
 
 
 class Repayment(Base):
     __tablename__ = "lending_repayment"
     __table_args__ = (
-        CheckConstraint("kind IN ('repayment', 'reversal', 'waiver')", name="kind_known"),
-        CheckConstraint("purpose IN ('installment', 'prepayment', 'payoff', 'waiver')", name="purpose_known"),
+        CheckConstraint("kind IN ('repayment', 'reversal', 'waiver', 'capitalisation')", name="kind_known"),
+        CheckConstraint("purpose IN ('installment', 'prepayment', 'payoff', 'waiver', 'capitalisation')",
+                        name="purpose_known"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("(kind = 'reversal') = (reversal_of_id IS NOT NULL)", name="reversal_iff_target"),
         CheckConstraint("kind = 'reversal' OR external_reference IS NOT NULL", name="repayment_has_reference"),
@@ -81,9 +84,11 @@ class Repayment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"))
-    kind: Mapped[str] = mapped_column(String(12), default="repayment")  # repayment | reversal | waiver
-    # installment (还款) | prepayment (部分提前还款) | payoff (提前结清) | waiver (减免); a reversal repeats its target's
-    purpose: Mapped[str] = mapped_column(String(12), default="installment", server_default="installment")
+    # repayment | reversal | waiver | capitalisation (a restructure's overdue amounts moved into the new principal)
+    kind: Mapped[str] = mapped_column(String(16), default="repayment")
+    # installment (还款) | prepayment (部分提前还款) | payoff (提前结清) | waiver (减免) | capitalisation (逾期资本化);
+    # a reversal repeats its target's
+    purpose: Mapped[str] = mapped_column(String(16), default="installment", server_default="installment")
     amount: Mapped[int]  # fen, always positive; a reversal undoes its target's amount
     repayment_date: Mapped[date]  # value date (Asia/Shanghai business date)
     channel: Mapped[str] = mapped_column(String(20))
@@ -114,13 +119,20 @@ class RepaymentRefund(Base):
     __tablename__ = "lending_repayment_refund"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("kind IN ('reversed', 'overpayment')", name="kind_known"),
+        # a reversed repayment is refunded once: one live refund (submitted or succeeded); a failed one may be retried
+        Index("uq_lending_repayment_refund_live_reversal", "repayment_id", unique=True,
+              postgresql_where=text("kind = 'reversed' AND status <> 'failed'"),
+              sqlite_where=text("kind = 'reversed' AND status <> 'failed'")),
         CheckConstraint("route IN ('payments', 'manual')", name="route_known"),
         CheckConstraint("status IN ('submitted', 'succeeded', 'failed')", name="status_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"), index=True)
-    repayment_id: Mapped[int] = mapped_column(ForeignKey("lending_repayment.id"), unique=True)  # once
+    repayment_id: Mapped[int] = mapped_column(ForeignKey("lending_repayment.id"), index=True)
+    # reversed: the whole money of a reversed repayment; overpayment: part or all of its credit (溢缴款)
+    kind: Mapped[str] = mapped_column(String(12), default="reversed", server_default="reversed")
     amount: Mapped[int]  # fen
     route: Mapped[str] = mapped_column(String(10))  # payments (the order it came by) | manual (paid out by finance)
     payment_refund_id: Mapped[int | None] = mapped_column(ForeignKey("payment_refund.id"))
@@ -205,6 +217,11 @@ class Restructure(Base):
     decided_at: Mapped[datetime | None]
     decision_note: Mapped[str | None] = mapped_column(String(300))
     schedule_version_id: Mapped[int | None] = mapped_column(ForeignKey("lending_schedule_version.id"))
+    # a restructure's new terms: another annual rate (None: the contract's), the overdue amounts capitalised (fen,
+    # 0: none; the figure of the approval day once approved) and the entry that wrote them off
+    annual_rate: Mapped[Decimal | None] = mapped_column(Numeric(12, 8))
+    capitalised_amount: Mapped[int] = mapped_column(default=0, server_default="0")
+    capitalisation_id: Mapped[int | None] = mapped_column(ForeignKey("lending_repayment.id"))
 
 
 class WaiverLimit(Base):

@@ -4,7 +4,8 @@ off again, in value-date order, as if the reversed one had never been booked.
 "Later" is every entry that stands (repayments and waivers, not reversed) after the reversed one by value date,
 then by booking order. Starting from what the earlier entries paid, each later entry is taken in turn on its own
 value date: a repayment is split again over what was then payable (penalty recomputed as of that day, the
-product's write-off order, oldest installment first); a waiver keeps its installment and component, and must
+product's write-off order, oldest installment first; one booked with an overpayment credit writes off what it can
+and keeps the rest as credit, less what was refunded of it); a waiver keeps its installment and component, and must
 still fit what was then owed of it.
 
 Nothing is edited (the ledger is append-only): where an entry's split changes, allocation rows of the
@@ -23,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.money import format_yuan
-from lending.models import COMPONENT_LABELS, Loan, LoanInstallment, Repayment, RepaymentAllocation
+from lending.models import COMPONENT_LABELS, Loan, LoanInstallment, Repayment, RepaymentAllocation, RepaymentRefund
 from lending.servicing import state
 from lending.servicing.arithmetic import COMPONENTS, ServicingTerms, allocate
 from lending.servicing.exceptions import ReversalRefused
@@ -89,14 +90,19 @@ def replay_after(session: Session, loan: Loan, original: Repayment, correction: 
     if not later:
         return []
     for entry in later:
-        if entry.purpose in ("prepayment", "payoff"):
-            raise ReversalRefused(f"还款 #{original.id} 之后有提前还款 #{entry.id}（{entry.repayment_date.isoformat()}），"
-                                  f"还款计划已按当时余额重算，不能回溯冲正；请先冲正该提前还款之后的处理")
+        if entry.purpose in ("prepayment", "payoff", "capitalisation"):
+            what = "重组逾期资本化" if entry.purpose == "capitalisation" else "提前还款"
+            raise ReversalRefused(f"还款 #{original.id} 之后有{what} #{entry.id}（{entry.repayment_date.isoformat()}），"
+                                  f"还款计划已按当时余额重算，不能回溯冲正；请先冲正该{what}之后的处理")
     terms = state.terms_for(session, loan)
     rows = state.installments(session, loan.id)
     by_id = {r.id: r for r in rows}
     splits = _splits(session, loan.id)
     later_ids = {e.id for e in later}
+    refunded = {rid: int(fen) for rid, fen in session.execute(
+        select(RepaymentRefund.repayment_id, func.sum(RepaymentRefund.amount))
+        .where(RepaymentRefund.repayment_id.in_(later_ids), RepaymentRefund.kind == "overpayment",
+               RepaymentRefund.status != "failed").group_by(RepaymentRefund.repayment_id))}
     # what the earlier entries paid, and their entries by value date for the penalty
     paid: Split = defaultdict(int)
     entries: dict[int, list[state.Entry]] = defaultdict(list)
@@ -122,11 +128,12 @@ def replay_after(session: Session, loan: Loan, original: Repayment, correction: 
         else:
             dues = state.dues_as_of(terms, rows, entries, day)
             total = sum(d.total for d in dues)
-            if entry.amount > total:
+            money = entry.amount - refunded.get(entry.id, 0)  # less its overpayment credit already refunded
+            if money > total and sum(before.values()) >= money:  # booked with no credit: it cannot grow one now
                 raise ReversalRefused(f"冲正后，之后的还款 #{entry.id}（{format_yuan(entry.amount)}）超出"
                                       f" {day.isoformat()} 的应还金额 {format_yuan(total)}，不能回溯重算")
             after = {}
-            for iid, component, fen in allocate(entry.amount, dues, terms.write_off_order):
+            for iid, component, fen in allocate(min(money, total), dues, terms.write_off_order):
                 after[(iid, component)] = after.get((iid, component), 0) + fen
         for (iid, component), fen in after.items():
             paid[(iid, component)] += fen

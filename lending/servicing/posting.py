@@ -54,11 +54,12 @@ def stage_after(session: Session, loan: Loan, stage: str, staff_id: int | None) 
 
 
 def insert_repayment(session: Session, loan: Loan, *, amount: int, day: date, channel: str, reference: str,
-                     note: str | None, staff_id: int | None, purpose: str = "installment") -> tuple[Repayment, bool]:
+                     note: str | None, staff_id: int | None, purpose: str = "installment",
+                     kind: str = "repayment") -> tuple[Repayment, bool]:
     """``(row, True)``, or ``(the repayment that took the reference meanwhile, False)``."""
     try:
         with session.begin_nested():
-            repayment = Repayment(loan_id=loan.id, kind="repayment", purpose=purpose, amount=amount,
+            repayment = Repayment(loan_id=loan.id, kind=kind, purpose=purpose, amount=amount,
                                   repayment_date=day, channel=channel, external_reference=reference,
                                   note=(note or "").strip()[:300] or None, by_staff_id=staff_id,
                                   created_at=clock.now())
@@ -94,7 +95,7 @@ def post(session: Session, loan: Loan, repayment: Repayment, split: list[tuple[i
         by_component[component] = by_component.get(component, 0) + fen
     amount, day, channel, reference = (repayment.amount, repayment.repayment_date, repayment.channel,
                                        repayment.external_reference)
-    audit.record(session, f"lending.{repayment.kind}" if repayment.kind == "waiver" else "lending.repayment",
+    audit.record(session, "lending.repayment" if repayment.kind == "repayment" else f"lending.{repayment.kind}",
                  entity_type="lending_loan", entity_id=loan.id,
                  after={"repayment_id": repayment.id, "amount": amount, "repayment_date": day.isoformat(),
                         "channel": channel, "external_reference": reference, "purpose": repayment.purpose,

@@ -93,12 +93,15 @@ def _validate(amount: object, channel: str, reference: str, day: date) -> None:
 
 def record_repayment(session: Session, loan_id: int, *, viewer: Viewer | None, amount: int,
                      external_reference: str, channel: str = "bank_transfer", repayment_date: date | None = None,
-                     note: str | None = None, prepayment_mode: str | None = None) -> Repayment:
+                     note: str | None = None, prepayment_mode: str | None = None,
+                     keep_excess: bool = False) -> Repayment:
     """Book a repayment against a loan (see the module docstring). Only flushes; the caller commits.
 
     ``prepayment_mode`` (``keep_term`` / ``keep_installment``): the borrower chose to prepay, so an amount above
     what is payable on the value date is a prepayment (or, at the payoff figure, the payoff) instead of refused:
-    :func:`lending.servicing.prepayments.book_locked`."""
+    :func:`lending.servicing.prepayments.book_locked`. ``keep_excess``: the borrower paid more than was payable and
+    did not ask to prepay: the payable part is written off and the rest kept as the repayment's overpayment credit
+    (溢缴款), refundable in part or whole (:func:`lending.servicing.refunds.refund_overpayment`)."""
     check_recorder(viewer)
     reference = (external_reference or "").strip()
     day = repayment_date or clock.today()
@@ -122,7 +125,7 @@ def record_repayment(session: Session, loan_id: int, *, viewer: Viewer | None, a
     if amount > total and prepayment_mode:
         return prepayments.book_locked(session, loan, amount=amount, day=day, mode=prepayment_mode,
                                        reference=reference, channel=channel, note=note, staff_id=staff_id)
-    if amount > total:
+    if amount > total and not keep_excess:
         raise Overpayment(f"还款金额 {format_yuan(amount)} 超过截至 {day.isoformat()} 的应还金额 {format_yuan(total)}"
                           f"（已到期各期及当期，含罚息）；多出 {format_yuan(amount - total)} 不能入账，"
                           f"提前还款请选择提前还款方式后办理", field="amount", payable=total)
@@ -132,8 +135,14 @@ def record_repayment(session: Session, loan_id: int, *, viewer: Viewer | None, a
         return replay(repayment, loan_id, amount, day, channel)
     by_id = {r.id: r for r in rows}
     fix_penalty(by_id, dues)
-    split = allocate(amount, dues, terms.write_off_order)
+    split = allocate(min(amount, total), dues, terms.write_off_order)
     post(session, loan, repayment, split, by_id, staff_id=staff_id)
+    if amount > total:
+        audit.record(session, "lending.repayment.credit", entity_type="lending_loan", entity_id=loan.id,
+                     after={"repayment_id": repayment.id, "credit": amount - total})
+        customers.record_event(session, loan.customer_id, "lending_repayment_credit",
+                               f"贷款 #{loan.id} 还款 #{repayment.id} 多付 {format_yuan(amount - total)}，记为溢缴款",
+                               actor_staff_id=staff_id, ref_type="lending_repayment", ref_id=repayment.id)
     return repayment
 
 
@@ -161,7 +170,8 @@ def reverse_repayment(session: Session, repayment_id: int, *, viewer: Viewer | N
         raise RepaymentInvalid("请填写冲正原因", field="reason")
     original = get_repayment(session, viewer, repayment_id)
     if original.kind != "repayment":
-        raise ReversalRefused("冲正记录本身不能再冲正" if original.kind == "reversal" else "减免不能冲正")
+        raise ReversalRefused({"reversal": "冲正记录本身不能再冲正", "capitalisation": "重组的逾期资本化不能冲正"}
+                              .get(original.kind, "减免不能冲正"))
     if original.purpose in ("prepayment", "payoff"):
         raise ReversalRefused("提前还款已重算还款计划（新版本），不能直接冲正")
     loan = get_loan(session, viewer, original.loan_id, for_update=True)

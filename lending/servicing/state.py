@@ -49,8 +49,9 @@ def installments(session: Session, loan_id: int) -> list[LoanInstallment]:
                                 .order_by(LoanInstallment.number).execution_options(populate_existing=True)))
 
 
-def standing_clause(kinds: tuple[str, ...] = ("repayment", "waiver")):  # noqa: ANN201 - a SQL clause over Repayment
-    """Entries that stand: repayments and waivers (减免, which write off like a payment), not reversed.
+def standing_clause(kinds: tuple[str, ...] = ("repayment", "waiver", "capitalisation")):  # noqa: ANN201 - SQL
+    """Entries that stand: repayments, waivers (减免) and a restructure's capitalisation of the overdue amounts
+    (逾期资本化), which write off like a payment, not reversed.
     ``kinds=("repayment",)`` for money actually received."""
     reversal = aliased(Repayment)
     return Repayment.kind.in_(kinds) & ~exists().where(reversal.reversal_of_id == Repayment.id)

@@ -9,7 +9,7 @@ schedule) is written as version 1. Versions are append-only: the history is neve
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import date
 from fractions import Fraction
 from typing import Any
@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from lending import products
-from lending.models import Contract, Loan, LoanInstallment, ScheduleVersion
+from lending.models import Contract, Loan, LoanInstallment, Restructure, ScheduleVersion
 from lending.schedule.engine import Period, Schedule, build_schedule
 from lending.schedule.terms import LoanTerms, RepaymentMethod
 
-__all__ = ["append", "current_schedule", "ensure_original", "history", "loan_terms", "write_rows"]
+__all__ = ["append", "current_schedule", "effective_terms", "ensure_original", "history", "loan_terms", "write_rows"]
 
 
 def contract_terms(contract: Contract) -> products.ProductTerms:
@@ -33,12 +33,22 @@ def contract_terms(contract: Contract) -> products.ProductTerms:
     return products.ProductTerms(**{k: v for k, v in snapshot.items() if k in names})
 
 
+def effective_terms(session: Session, loan: Loan, contract: Contract) -> products.ProductTerms:
+    """The contract's frozen terms, at the annual rate of the loan's latest restructure at a new rate (重组) if any."""
+    terms = contract_terms(contract)
+    rate = session.scalar(select(Restructure.annual_rate).where(
+        Restructure.loan_id == loan.id, Restructure.status == "approved", Restructure.annual_rate.is_not(None))
+        .order_by(Restructure.decided_at.desc(), Restructure.id.desc()).limit(1))
+    return replace(terms, annual_rate=rate) if rate is not None else terms
+
+
 def loan_terms(session: Session, loan: Loan) -> LoanTerms:
-    """The engine's terms of the loan: the contract's frozen product terms, principal, term and start date."""
+    """The engine's terms of the loan: the contract's frozen product terms (at a restructure's new rate),
+    principal, term and start date."""
     contract = session.get(Contract, loan.contract_id)
     assert contract is not None and contract.start_date is not None
-    return products.loan_terms(contract_terms(contract), contract.principal_amount, contract.term_months,
-                               contract.start_date)
+    return products.loan_terms(effective_terms(session, loan, contract), contract.principal_amount,
+                               contract.term_months, contract.start_date)
 
 
 def history(session: Session, loan_id: int) -> list[ScheduleVersion]:
