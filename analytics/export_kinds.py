@@ -61,7 +61,7 @@ def _day(value: date | None) -> str:
 
 def _names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
     wanted = {i for i in ids if i is not None}
-    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(wanted))).tuples().all()) if wanted else {}
+    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(wanted))).all()) if wanted else {}
 
 
 # --- 贷款列表 the loan list ---------------------------------------------------------------------------------

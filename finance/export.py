@@ -66,7 +66,7 @@ def staff_names(session: Session, rows: Sequence[Any]) -> dict[int, str]:
     """The names of the salespeople and case officers of a batch of (settlement, agreement, customer) rows."""
     ids = {r[1].sales_staff_id for r in rows} | {r[1].case_officer_id for r in rows}
     wanted = ids - {None}
-    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(wanted))).tuples().all()) if wanted else {}
+    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(wanted))).all()) if wanted else {}
 
 
 def export_cells(session: Session, rows: Sequence[Any]) -> Iterator[list[object]]:
