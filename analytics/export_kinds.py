@@ -34,10 +34,11 @@ from lending.models import BUCKET_LABELS, Contract, Loan
 from lending.servicing import loans
 from postloan import cases
 from postloan.models import CASE_CLOSE_LABELS, CASE_STATUS_LABELS, RISK_TIER_LABELS, CollectionCase
-from referral import payouts
-from referral.models import WITHDRAWAL_STATUS_LABELS, WithdrawalRequest
+from referral import ledger, payouts, referrers
+from referral.models import REFERRER_KIND_LABELS, WITHDRAWAL_STATUS_LABELS, Referrer, WithdrawalRequest
 
-__all__ = ["KINDS", "AgreementFilter", "CaseFilter", "DepositFilter", "LOAN_STATUS", "SettlementFilter", "WithdrawalFilter"]
+__all__ = ["KINDS", "LOAN_STATUS", "AgreementFilter", "CaseFilter", "DepositFilter", "ReferrerFilter", "SettlementFilter",
+           "WithdrawalFilter"]
 
 LOAN_STATUS = {"active": "在贷", "closed": "已结清"}
 KINDS: dict[str, Export] = {}  # job kind -> the list
@@ -239,3 +240,33 @@ register("withdrawals", Export("佣金提现", WithdrawalRequest.id, _withdrawal
     Column("状态", lambda r: WITHDRAWAL_STATUS_LABELS.get(r[0].status, r[0].status)),
     Column("申请时间", lambda r: _local(r[0].requested_at)), Column("说明", lambda r: r[0].reason or ""),
 ]))
+
+
+@dataclass(frozen=True)
+class ReferrerFilter:
+    kind: str | None = None
+    q: str | None = None
+
+
+def _referrer_query(session: Session, viewer: Viewer, params: dict[str, Any]) -> Select[Any]:
+    flt = dataclass_filter(ReferrerFilter, params)
+    return referrers.referrers_query(kind=flt.kind if flt.kind in REFERRER_KIND_LABELS else None, q=flt.q)
+
+
+def _referrer_cells(session: Session, rows: list[Row[Any]]) -> Iterable[Sequence[Any]]:
+    """A batch of referrers with their commission balances (the ledger's sums, for this batch only)."""
+    ids = [r[0].id for r in rows]
+    balances = ledger.balances(session, ids)
+    parents = dict(session.execute(select(Referrer.id, Referrer.name).where(
+        Referrer.id.in_({r[0].parent_id for r in rows if r[0].parent_id}))).all())
+    empty = ledger.Balance()
+    for (r, *_) in rows:
+        b = balances.get(r.id, empty)
+        yield [r.code, r.name, REFERRER_KIND_LABELS.get(r.kind, r.kind), parents.get(r.parent_id, ""),
+               "启用" if r.status == "active" else "停用", _yuan(b.available), _yuan(b.pending), _yuan(b.held),
+               _yuan(b.paid), _yuan(b.total)]
+
+
+register("referrers", Export("推荐人佣金", Referrer.id, _referrer_query, header_of=lambda _s: [
+    "推荐码", "名称", "类型", "上级", "状态", "可提现(元)", "待确认(元)", "提现中(元)", "已发放(元)", "累计净佣金(元)"],
+    cells_of=_referrer_cells))

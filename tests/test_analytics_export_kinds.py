@@ -249,3 +249,28 @@ def test_settlements_are_exported_by_finance_only(session, finance_world):
                     follow_redirects=False).status_code == 303
     assert session.scalar(select(ExportJob.params).where(ExportJob.kind == "settlements")) == {"status": "pending"}
     assert Customer  # the model is loaded
+
+
+def test_the_referrer_export_has_the_lists_rows_with_their_commission_balances(session):
+    from referral import referrers
+    from tests.referral_support import T0, make_agent, principal_rule, referred_customer
+    from tests.test_referral_ledger import disburse
+
+    earning = make_agent(session, name="@渠道甲")
+    idle = make_agent(session, name="经纪人乙")
+    principal_rule(session, level2="0")
+    disburse(session, referred_customer(session, earning), 1_000_000, at=T0)
+    ledger.confirm_due(session, T0 + timedelta(days=31))
+    payouts.request_withdrawal(session, earning.id, 1_000)
+    finance = V(make_staff(session, role="finance"))
+    listed = referrers.list_referrers(session, kind="agent")
+    _, rows = export(session, finance, "referrers", {"kind": "agent"})
+    assert [r[0] for r in rows[1:]] == [r.code for r in sorted(listed, key=lambda r: r.id)]
+    assert {earning.code, idle.code} <= {r[0] for r in rows[1:]}
+    by_code = {r[0]: r for r in rows[1:]}
+    balance = ledger.balances(session, [earning.id])[earning.id]
+    assert by_code[earning.code][1] == "@渠道甲"  # text, never a formula
+    assert by_code[earning.code][5:8] == (balance.available / 100, balance.pending / 100, 10)  # 提现中 10 元
+    assert by_code[idle.code][5] == 0
+    _, rows = export(session, finance, "referrers", {"q": "乙"})
+    assert [r[1] for r in rows[1:]] == ["经纪人乙"]

@@ -23,6 +23,7 @@ from admin.console import (
     lending_loans,
     pool,
     referral_money,
+    referral_setup,
 )
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, render
 from analytics import export_jobs
@@ -39,7 +40,7 @@ LISTS: dict[str, ExportParams] = {
     "customers": customers.export_params, "pool": pool.export_params, "loans": lending_loans.export_params,
     "agreements": finance_cases.agreement_export_params, "deposits": finance_cases.deposit_export_params,
     "settlements": finance_settlements.export_params, "cases": collections_cases.export_params,
-    "withdrawals": referral_money.export_params,
+    "withdrawals": referral_money.export_params, "referrers": referral_setup.referrer_export_params,
 }
 
 
