@@ -57,6 +57,7 @@ ACTION_LABELS: dict[str, str] = {
     "referral.rule.create": "新建了佣金规则", "referral.rule.version": "发布了佣金规则新版本",
     "referral.rule.active": "启用或停用了佣金规则", "referral.attribution.manual": "手工指定了推荐归属",
     "referral.entry.reverse": "冲回了佣金", "referral.payout.batch": "生成了佣金发放批次",
+    "customer.export": "导出了客户名单（个人信息，已脱敏）", "analytics.export_requested": "提交了 Excel 导出任务",
     "referral.payout.export": "导出了佣金发放文件", "referral.payout.paid": "登记佣金已发放",
     "referral.withdrawal.request": "申请了佣金提现",
     "channel_code.create": "新建了渠道活码", "channel_code.update": "修改了渠道活码",

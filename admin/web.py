@@ -31,7 +31,6 @@ from admin.console import collections_analysis as collections_analysis_console
 from admin.console import collections_cases as collections_cases_console
 from admin.console import collections_setup as collections_setup_console
 from admin.console import custom_fields as custom_fields_console
-from admin.console import customer_export as customer_export_console
 from admin.console import customer_profile as customer_profile_console
 from admin.console import customers as customers_console
 from admin.console import exports as exports_console
@@ -64,7 +63,6 @@ def mount(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=Path(__file__).parent / "static"), name="console-static")
     app.include_router(console.router)
     app.include_router(api.router)
-    app.include_router(customer_export_console.router)  # /console/customers/export before /{customer_id}
     app.include_router(customers_console.router)
     app.include_router(customers_api.router)
     app.include_router(customer_profile_api.router)

@@ -3,7 +3,7 @@
 so memory stays flat whatever the size; text cells can never become formulas), downloadable by their requester
 only.
 
-An export kind names a list and knows how to rebuild its filter from the stored parameters: the rows written
+An export kind (``analytics.export_kinds``, one per console list) rebuilds the list from the stored parameters: the rows written
 are the list's own SELECT (scope and filters) for the requester, read batch by batch while the job runs (a row
 changed meanwhile is written as it was when its batch was read).
 """
@@ -12,34 +12,28 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from analytics.metrics import join_customer
+from analytics.export_kinds import KINDS
+from analytics.export_spec import Column, Export, dataclass_filter, dataclass_params
 from analytics.models import ExportJob
 from core import audit, clock, exports, outbox
 from core.db import unit_of_work
 from core.errors import NotFound
-from core.money import fen_to_yuan
 from core.settings import get_settings
-from crm.models import Customer, Staff
+from crm.models import Staff
 from crm.scope import Viewer
-from lending.contracts import mask_name
-from lending.models import BUCKET_LABELS, Contract, Loan
-from lending.servicing import loans
 
-__all__ = ["EXPORTS", "EXPORT_TASK", "ExportNotFound", "file_path", "get_job", "request", "run"]
+__all__ = ["EXPORT_TASK", "KINDS", "Column", "Export", "ExportNotFound", "dataclass_filter", "dataclass_params",
+           "file_path", "get_job", "kind_of", "request", "run"]
 
 EXPORT_TASK = "analytics.run_export"
 log = logging.getLogger(__name__)
 BATCH = 2000  # rows read (and progress written) per unit of work
-LOAN_STATUS = {"active": "在贷", "closed": "已结清"}
 
 
 class ExportNotFound(NotFound):
@@ -47,67 +41,10 @@ class ExportNotFound(NotFound):
         super().__init__("导出任务不存在")
 
 
-@dataclass(frozen=True)
-class Export:
-    title: str  # the sheet's and the file's name
-    header: list[str]
-    count: Callable[[Session, Viewer, dict[str, Any]], int]
-    # one batch of rows after the key ``after`` (keyset pagination, key order): [(key, cells), …]
-    batch: Callable[[Session, Viewer, dict[str, Any], int, int], list[tuple[int, list[Any]]]]
-
-
-# --- the loan list -------------------------------------------------------------------------------------------
-
-
-def loan_filter(params: dict[str, Any]) -> loans.LoanFilter:
-    names = {f.name for f in fields(loans.LoanFilter)}
-    values = {k: v for k, v in params.items() if k in names and v not in (None, "")}
-    for key in ("disbursed_from", "disbursed_to"):
-        if key in values:
-            values[key] = date.fromisoformat(values[key])
-    return loans.LoanFilter(**values)
-
-
-def loan_params(flt: loans.LoanFilter) -> dict[str, Any]:
-    """What a job stores of a loan filter (JSON: dates as ISO text)."""
-    out = {}
-    for f in fields(loans.LoanFilter):
-        value = getattr(flt, f.name)
-        if value not in (None, ""):
-            out[f.name] = value.isoformat() if isinstance(value, date) else value
-    return out
-
-
-def _loan_select(viewer: Viewer, params: dict[str, Any]):  # noqa: ANN202 - a Select
-    all_, _ = loans._outstanding()  # noqa: SLF001 - the list's own outstanding column
-    return (select(Contract.number, Customer.name, Loan.principal_amount, Loan.start_date, Loan.status, Loan.bucket,
-                   Loan.overdue_days, all_)
-            .select_from(Loan).join(Customer, Customer.id == Loan.customer_id)
-            .join(Contract, Contract.id == Loan.contract_id)
-            .where(*loans.filter_clauses(viewer, loan_filter(params))))
-
-
-def _loan_count(session: Session, viewer: Viewer, params: dict[str, Any]) -> int:
-    lf = loan_filter(params)
-    stmt = join_customer(select(func.count(Loan.id)).select_from(Loan), viewer, lf).where(
-        *loans.filter_clauses(viewer, lf))
-    return int(session.scalar(stmt) or 0)
-
-
-def _loan_batch(session: Session, viewer: Viewer, params: dict[str, Any], after: int,
-                limit: int) -> list[tuple[int, list[Any]]]:
-    stmt = _loan_select(viewer, params).add_columns(Loan.id).where(Loan.id > after).order_by(Loan.id).limit(limit)
-    return [(loan_id, [number, mask_name(name), fen_to_yuan(principal), start.isoformat(),
-                       LOAN_STATUS.get(status, status), BUCKET_LABELS.get(bucket, bucket), overdue_days,
-                       fen_to_yuan(int(outstanding or 0))])
-            for number, name, principal, start, status, bucket, overdue_days, outstanding, loan_id
-            in session.execute(stmt)]
-
-
-EXPORTS: dict[str, Export] = {
-    "loans": Export("贷款列表", ["合同编号", "客户", "放款本金(元)", "放款日", "状态", "账期", "逾期天数", "未还合计(元)"],
-                    _loan_count, _loan_batch),
-}
+def kind_of(name: str) -> Export:
+    if name not in KINDS:
+        raise ExportNotFound()
+    return KINDS[name]
 
 
 # --- the job ---------------------------------------------------------------------------------------------
@@ -115,8 +52,8 @@ EXPORTS: dict[str, Export] = {
 
 def request(session: Session, viewer: Viewer, kind: str, params: dict[str, Any]) -> ExportJob:
     """Record the job and enqueue its task (sent once this unit of work commits)."""
-    if kind not in EXPORTS:
-        raise ExportNotFound()
+    export = kind_of(kind)
+    export.query(session, viewer, params)  # bad parameters are refused now, not in the task
     job = ExportJob(kind=kind, params=params, requested_by_staff_id=viewer.staff_id, status="queued",
                     created_at=clock.now())
     session.add(job)
@@ -124,6 +61,9 @@ def request(session: Session, viewer: Viewer, kind: str, params: dict[str, Any])
     outbox.enqueue(session, EXPORT_TASK, job.id)
     audit.record(session, "analytics.export_requested", entity_type="analytics_export_job", entity_id=job.id,
                  after={"kind": kind, "params": params})
+    if export.audit_action:  # personal data (names, masked phones) in bulk: logged as a PII access
+        audit.record(session, export.audit_action, entity_type="analytics_export_job", entity_id=job.id,
+                     after={"filters": params, "export_job_id": job.id})
     return job
 
 
@@ -160,7 +100,7 @@ def run(job_id: int) -> str:
         if claimed != 1 or job is None:
             return "skipped"
         kind, params, staff_id = job.kind, dict(job.params), job.requested_by_staff_id
-    export = EXPORTS[kind]
+    export = kind_of(kind)
     name = f"{job_id}-{secrets.token_hex(8)}.xlsx"
     target = Path(get_settings().export_dir)
     target.mkdir(parents=True, exist_ok=True)
@@ -172,7 +112,8 @@ def run(job_id: int) -> str:
                             .execution_options(synchronize_session=False))
         done, after = 0, 0
         with exports.XlsxWriter(target / name) as book:
-            sheet = book.sheet(export.title, header=export.header)
+            with unit_of_work() as session:
+                sheet = book.sheet(export.title, header=export.header(session))
             while True:
                 # a unit of work per batch (a short transaction: SQLite has one writer), which also records
                 # the progress the console polls

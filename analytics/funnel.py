@@ -5,15 +5,32 @@ stage says now (a lost customer who was visited still counts as visited)."""
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.orm import Session
 
+from core.errors import ValidationFailed
+from crm import segment_profile
 from crm.models import Customer, FollowUp, Visit, VisitStatus
 from lending.models import Application, ApplicationTransition, Loan
 
-__all__ = ["STEPS", "STEP_LABELS", "step_clause"]
+__all__ = ["STEPS", "STEP_LABELS", "customer_list_clauses", "step_clause"]
 
 STEP_LABELS = {"lead": "新线索", "contacted": "已联系", "visited": "已上门", "applied": "已进件", "approved": "已审批",
                "disbursed": "已放款"}
 STEPS = tuple(STEP_LABELS)
+
+
+def customer_list_clauses(session: Session, params: dict[str, str]) -> tuple[ColumnElement[bool], ...]:
+    """The customer list's clauses above crm (its page and its export): a funnel step (``funnel``, the dashboard's
+    drill-down) and one qualification / custom-field filter (``cf_field``, ``cf_cmp``, ``cf_value``)."""
+    out: list[ColumnElement[bool]] = []
+    step = params.get("funnel") or ""
+    if step:
+        if step not in STEP_LABELS:
+            raise ValidationFailed(f"未知的漏斗环节：{step}", field="funnel")
+        out.append(step_clause(step))
+    profile = segment_profile.list_clause(session, params.get("cf_field") or "", params.get("cf_cmp") or "equals",
+                                          params.get("cf_value") or "")
+    return (*out, *(() if profile is None else (profile,)))
 
 
 def step_clause(step: str) -> ColumnElement[bool]:

@@ -62,7 +62,7 @@ class ExportJob(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))  # which list: analytics.export_jobs.EXPORTS
+    kind: Mapped[str] = mapped_column(String(20))  # which list: analytics.export_kinds.KINDS
     params: Mapped[dict[str, Any]] = mapped_column(JSON)  # the list's filters, as the list took them
     requested_by_staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     status: Mapped[str] = mapped_column(String(10), default="queued")

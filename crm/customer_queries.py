@@ -144,6 +144,39 @@ def _day_range(column: ColumnElement[Any], start: date | None, end: date | None)
     return out
 
 
+FILTER_KEYS = ("q", "stage", "grade", "status", "region", "customer_type", "source", "owner_id", "department_id",
+               "created_from", "created_to", "next_followup_from", "next_followup_to", "sort", "with_pool")
+
+
+def _param_date(value: str | None, label: str, field: str) -> date | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{label}格式不正确，应为 YYYY-MM-DD", field=field) from exc
+
+
+def _param_int(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def filter_from_params(params: dict[str, str]) -> CustomerFilter:
+    """The list's filter from its query string (the console's list page and its background export)."""
+    p = {k: str(params.get(k) or "") for k in FILTER_KEYS}
+    return CustomerFilter(
+        q=p["q"] or None, stage=p["stage"] or None, grade=p["grade"] or None, status=p["status"] or None,
+        region=p["region"] or None, customer_type=p["customer_type"] or None, source=p["source"] or None,
+        owner_id=_param_int(p["owner_id"]), department_id=_param_int(p["department_id"]),
+        created_from=_param_date(p["created_from"], "录入开始日期", "created_from"),
+        created_to=_param_date(p["created_to"], "录入结束日期", "created_to"),
+        next_followup_from=_param_date(p["next_followup_from"], "跟进开始日期", "next_followup_from"),
+        next_followup_to=_param_date(p["next_followup_to"], "跟进结束日期", "next_followup_to"),
+        sort=p["sort"] or DEFAULT_SORT, with_pool=p["with_pool"] == "1")
+
+
 def filtered(session: Session, viewer: Viewer, flt: CustomerFilter,
              extra: tuple[ColumnElement[bool], ...] = ()) -> Select[tuple[Customer]]:
     """The list's SELECT (scope and filters, no order or limit). ``extra``: clauses a caller above crm adds

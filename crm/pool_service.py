@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
@@ -170,6 +170,15 @@ class PoolFilters:
 def pool_customers(session: Session, viewer: Viewer, pool_id: int, filters: PoolFilters = PoolFilters(), *,
                    limit: int = 20, offset: int = 0) -> tuple[list[Customer], int]:
     """Customers waiting in a pool the viewer may see (displays show phone_masked only)."""
+    stmt = pool_query(session, viewer, pool_id, filters)
+    total = session.scalar(select(func.count()).select_from(stmt.with_only_columns(Customer.id).subquery())) or 0
+    rows = session.scalars(stmt.order_by(Customer.released_at.desc().nulls_last(), Customer.id.desc())
+                           .limit(limit).offset(offset))
+    return list(rows), total
+
+
+def pool_query(session: Session, viewer: Viewer, pool_id: int, filters: PoolFilters = PoolFilters()) -> Select[Any]:
+    """The pool list's SELECT (a pool the viewer may see; its filters; no order): the page and the export."""
     get_pool(session, viewer, pool_id)
     where = [Customer.pool_id == pool_id, Customer.status == CustomerStatus.POOL]
     if filters.region:
@@ -180,11 +189,7 @@ def pool_customers(session: Session, viewer: Viewer, pool_id: int, filters: Pool
         where.append(Customer.grade == filters.grade)
     if filters.source:
         where.append(Customer.source.in_(sources.spellings(filters.source)))
-    total = session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
-    rows = session.scalars(select(Customer).where(*where)
-                           .order_by(Customer.released_at.desc().nulls_last(), Customer.id.desc())
-                           .limit(limit).offset(offset))
-    return list(rows), total
+    return select(Customer).where(*where)
 
 
 # --- claim, release, move -------------------------------------------------------------------------

@@ -323,7 +323,8 @@ def amendments(session: Session, agreement_id: int) -> list[Amendment]:
                                 .order_by(Amendment.id.desc())))
 
 
-def _listing(viewer: Viewer, status: str | None, q: str | None) -> Select[Any]:
+def listing_query(viewer: Viewer, status: str | None, q: str | None) -> Select[Any]:
+    """The agreement list's SELECT (scope and filters, no order): the page and the export."""
     stmt = select(Agreement, Customer).join(Customer, Customer.id == Agreement.customer_id).where(case_filter(viewer))
     if status:
         stmt = stmt.where(Agreement.status == status)
@@ -334,7 +335,7 @@ def _listing(viewer: Viewer, status: str | None, q: str | None) -> Select[Any]:
 
 def list_agreements(session: Session, viewer: Viewer, *, status: str | None = None, q: str | None = None,
                     limit: int = 50, offset: int = 0) -> list[tuple[Agreement, Customer]]:
-    stmt = _listing(viewer, status if status in AGREEMENT_STATUS_LABELS else None, q)
+    stmt = listing_query(viewer, status if status in AGREEMENT_STATUS_LABELS else None, q)
     return list(session.execute(stmt.order_by(Agreement.id.desc()).limit(limit).offset(offset)))
 
 

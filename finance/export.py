@@ -59,14 +59,33 @@ HEADERS = ("结算编号", "协议编号", "客户", "手机", "资方", "资方
 def settlement_rows(session: Session, viewer: Viewer, **filters: Any) -> Iterator[list[Any]]:
     names = dict(session.execute(select(Staff.id, Staff.display_name)).all())
     for row in settlements.iter_settlements(session, viewer, **filters):
-        s, a, c = row.settlement, row.agreement, row.customer
-        yield [s.id, a.number, c.name, c.phone_masked or "", s.funder_name, FUNDER_KIND_LABELS.get(s.funder_type, s.funder_type),
-               Money(s.disbursed_amount), s.disbursed_date, Money(s.service_fee_amount),
-               DISCOUNT_KIND_LABELS.get(s.discount_kind, s.discount_kind), Money(s.discount_amount),
-               Money(s.installment_fee_amount), Money(s.extra_fees_amount), Money(s.loan_repaid_amount),
-               Money(s.deposit_applied_amount), Money(s.total_due_amount), Money(s.rebate_amount),
-               names.get(a.sales_staff_id, ""), names.get(a.case_officer_id, ""),
-               SETTLEMENT_STATUS_LABELS.get(s.status, s.status), s.settled_at]
+        yield settlement_cells(row.settlement, row.agreement, row.customer, names)
+
+
+def staff_names(session: Session, rows: Sequence[Any]) -> dict[int, str]:
+    """The names of the salespeople and case officers of a batch of (settlement, agreement, customer) rows."""
+    ids = {r[1].sales_staff_id for r in rows} | {r[1].case_officer_id for r in rows}
+    wanted = ids - {None}
+    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(wanted))).all()) if wanted else {}
+
+
+def export_cells(session: Session, rows: Sequence[Any]) -> Iterator[list[object]]:
+    """A batch of the settlement list's rows (its SELECT: settlement, agreement, customer) as spreadsheet cells."""
+    names = staff_names(session, rows)
+    for row in rows:
+        yield [_cell(v) for v in settlement_cells(row[0], row[1], row[2], names)]
+
+
+def settlement_cells(s: Any, a: Any, c: Any, names: dict[int, str]) -> list[Any]:
+    """One settlement row (the list's settlement, agreement and customer) before :func:`_cell`."""
+    return [s.id, a.number, c.name, c.phone_masked or "", s.funder_name,
+            FUNDER_KIND_LABELS.get(s.funder_type, s.funder_type),
+            Money(s.disbursed_amount), s.disbursed_date, Money(s.service_fee_amount),
+            DISCOUNT_KIND_LABELS.get(s.discount_kind, s.discount_kind), Money(s.discount_amount),
+            Money(s.installment_fee_amount), Money(s.extra_fees_amount), Money(s.loan_repaid_amount),
+            Money(s.deposit_applied_amount), Money(s.total_due_amount), Money(s.rebate_amount),
+            names.get(a.sales_staff_id, ""), names.get(a.case_officer_id, ""),
+            SETTLEMENT_STATUS_LABELS.get(s.status, s.status), s.settled_at]
 
 
 def export_settlements(session: Session, viewer: Viewer, target: str | IO[bytes], **filters: Any) -> int:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -265,6 +266,14 @@ def queue(session: Session, viewer: Viewer, *, status: str = "open", bucket: str
           offset: int = 0) -> list[CaseRow]:
     """The viewer's cases (their scope's; with ``unassigned`` the pool waiting to be taken), longest overdue first
     (one index range scan for a collector's own queue)."""
+    stmt = queue_query(viewer, status=status, bucket=bucket, mine=mine, unassigned=unassigned, risk_tier=risk_tier)
+    stmt = stmt.order_by(CollectionCase.overdue_days.desc(), CollectionCase.id.desc()).limit(limit).offset(offset)
+    return [CaseRow(case, name, phone, collector) for case, name, phone, collector in session.execute(stmt)]
+
+
+def queue_query(viewer: Viewer, *, status: str = "open", bucket: str | None = None, mine: bool = False,
+                unassigned: bool = False, risk_tier: str | None = None) -> Select[Any]:
+    """The case queue's SELECT (case, customer name, masked phone, collector name; no order): page and export."""
     check_staff(viewer)
     c = CollectionCase
     stmt = (select(c, Customer.name, Customer.phone_masked, Staff.display_name)
@@ -280,8 +289,7 @@ def queue(session: Session, viewer: Viewer, *, status: str = "open", bucket: str
         stmt = stmt.where(c.bucket == bucket)
     if risk_tier:
         stmt = stmt.where(c.risk_tier == risk_tier)
-    stmt = stmt.order_by(c.overdue_days.desc(), c.id.desc()).limit(limit).offset(offset)
-    return [CaseRow(case, name, phone, collector) for case, name, phone, collector in session.execute(stmt)]
+    return stmt
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ available balance; later accruals fill it first, so the next payout nets it.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock, exports, pii
@@ -247,11 +248,16 @@ def export_xlsx(session: Session, viewer: Viewer | None, batch_id: int, *, full_
                               export_rows(session, viewer, batch_id, full_names=full_names))
 
 
-def list_withdrawals(session: Session, status: str | None = None, limit: int = 200) -> list[tuple[WithdrawalRequest, Referrer]]:
-    stmt = (select(WithdrawalRequest, Referrer).join(Referrer, Referrer.id == WithdrawalRequest.referrer_id)
-            .order_by(WithdrawalRequest.id.desc()).limit(limit))
+def withdrawals_query(status: str | None = None) -> Select[Any]:
+    """The withdrawal list's SELECT (no order): the page and the export."""
+    stmt = select(WithdrawalRequest, Referrer).join(Referrer, Referrer.id == WithdrawalRequest.referrer_id)
     if status:
         stmt = stmt.where(WithdrawalRequest.status == status)
+    return stmt
+
+
+def list_withdrawals(session: Session, status: str | None = None, limit: int = 200) -> list[tuple[WithdrawalRequest, Referrer]]:
+    stmt = withdrawals_query(status).order_by(WithdrawalRequest.id.desc()).limit(limit)
     return [(w, r) for w, r in session.execute(stmt).all()]
 
 

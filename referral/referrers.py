@@ -8,8 +8,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from core import audit, clock, pii
@@ -268,10 +269,16 @@ def set_status(session: Session, referrer_id: int, status: str) -> Referrer:
 
 def list_referrers(session: Session, *, kind: str | None = None, q: str | None = None, limit: int = 200,
                    offset: int = 0) -> list[Referrer]:
-    stmt = select(Referrer).order_by(Referrer.id.desc()).limit(limit).offset(offset)
+    stmt = referrers_query(kind=kind, q=q).order_by(Referrer.id.desc()).limit(limit).offset(offset)
+    return list(session.scalars(stmt))
+
+
+def referrers_query(*, kind: str | None = None, q: str | None = None) -> Select[Any]:
+    """The referrer list's SELECT (no order): the page and its export."""
+    stmt = select(Referrer)
     if kind:
         stmt = stmt.where(Referrer.kind == kind)
     if q and q.strip():
         text = q.strip()
         stmt = stmt.where((Referrer.name.contains(text, autoescape=True)) | (Referrer.code == text.upper()))
-    return list(session.scalars(stmt))
+    return stmt

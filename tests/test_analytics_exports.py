@@ -100,3 +100,48 @@ def test_the_loan_list_exports_in_the_background_and_the_file_has_its_rows(commi
         data = open(info.value.path(), "rb").read()
     assert len(_sheet_rows(data)) - 1 == listed == 1
     assert foreign == []
+
+
+@pytest.mark.browser
+def test_the_customer_list_exports_in_the_background_and_the_file_has_its_rows(committed, task_runner):
+    """A salesperson exports their customer list (own scope) from the list page: the job page shows the progress,
+    the download opens with openpyxl and has the list's rows; the list pages with the button are photographed."""
+    from playwright.sync_api import expect
+
+    require_chromium()
+    with unit_of_work() as session:
+        s = seed(session)  # sales owns 李四, 王五, 赵六 and 周九; others own 钱七 and 孙八
+        username = s.w.sales.username
+    with live_server() as base_url, chromium_page() as page:
+        host = urlparse(base_url).netloc
+        foreign: list[str] = []
+        page.on("request", lambda r: foreign.append(r.url) if urlparse(r.url).netloc not in (host, "") else None)
+        page.goto(f"{base_url}/console/login")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base_url}/console/")
+        page.goto(f"{base_url}/console/customers?stage=")
+        listed = page.locator("table.grid tbody tr a[href^='/console/customers/']").count()
+        os.makedirs(SHOTS, exist_ok=True)
+        for name, (width, height) in {"desktop": (1366, 900), "phone": (390, 844)}.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.screenshot(path=f"{SHOTS}/export-customers-list-{name}.png", full_page=False)
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll
+        page.set_viewport_size({"width": 1366, "height": 900})
+        page.click(".page-head .export-form button")
+        page.wait_for_url(f"{base_url}/console/exports/*")
+        expect(page.locator("#export-progress")).to_contain_text("排队中")
+        task_runner.drain()
+        link = page.locator("a[data-download]")
+        expect(link).to_be_visible(timeout=10_000)
+        expect(page.locator(".export-percent")).to_have_text("100%")
+        expect(page.locator("#export-progress")).to_contain_text(f"已写入 {listed} / {listed} 行")
+        with page.expect_download() as info:
+            link.click()
+        data = open(info.value.path(), "rb").read()
+    rows = _sheet_rows(data)
+    assert rows[0][:2] == ("客户编号", "姓名")
+    assert len(rows) - 1 == listed == 4
+    assert sorted(r[1] for r in rows[1:]) == sorted(["李四", "王五", "赵六", "周九"])
+    assert foreign == []

@@ -219,16 +219,23 @@ def test_no_module_writes_a_spreadsheet_past_core_exports():
     assert offenders == [], f"write spreadsheets with core.exports instead: {offenders}"
 
 
-def test_customer_export_never_carries_a_formula(session):
-    from crm import custom_fields, customer_export, customer_queries, qualification
+def test_customer_export_never_carries_a_formula(session, tmp_path, monkeypatch):
+    from analytics import export_jobs
+    from core.settings import reset_settings_cache
+    from crm import custom_fields, qualification
 
+    monkeypatch.setenv("SCRM_EXPORT_DIR", str(tmp_path))
+    reset_settings_cache()
     manager = Viewer.of(make_staff(session, role="manager", data_scope="all"))
     custom_fields.create_field(session, manager, {"key": "note2", "label": "渠道备注", "field_type": "text"})
     customer = make_customer(session, owner=make_staff(session), name=HYPERLINK)
     custom_fields.set_values(session, None, customer.id, {"note2": "=1+1"})
     qualification.update(session, manager, customer.id, {"industry": "@SUM(A1)", "employer": "=秘密单位"})
-    stmt = customer_queries.filtered(session, manager, customer_queries.CustomerFilter())
-    data = customer_export.export_xlsx(session, manager, stmt, {})
+    job = export_jobs.request(session, manager, "customers", {})
+    assert export_jobs.run(job.id) == "done"
+    session.refresh(job)
+    data = export_jobs.file_path(job).read_bytes()
+    reset_settings_cache()
     assert_no_formula_in_xlsx(data)
     ws = load_workbook(io.BytesIO(data)).active
     row = [ws.cell(2, c).value for c in range(1, ws.max_column + 1)]

@@ -14,11 +14,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, templates
 from admin.pagination import page_number
 from admin.schemas_customers import yuan_text_to_fen
+from analytics import export_jobs
+from analytics.export_kinds import CaseFilter
 from core.errors import AppError, PermissionDenied, ValidationFailed
 from core.web import SessionDep
 from crm.models import Customer, Staff, StaffStatus
@@ -62,15 +65,28 @@ def _date(raw: str) -> date | None:
         raise ValidationFailed(f"承诺还款日期格式不正确：{raw}", field="promised_date") from None
 
 
+def _filters(q: Any) -> dict[str, Any]:
+    return {"bucket": q.get("bucket") if q.get("bucket") in BUCKETS[1:] else "",
+            "tier": q.get("tier") if q.get("tier") in RISK_TIER_LABELS else "",
+            "status": "closed" if q.get("status") == "closed" else "open",
+            "mine": q.get("mine") == "1", "unassigned": q.get("unassigned") == "1"}
+
+
+def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
+    """导出 Excel of the case queue: its filters as the job stores them."""
+    _staff_only(user)
+    f = _filters(form)
+    return export_jobs.dataclass_params(CaseFilter(status=f["status"], bucket=f["bucket"] or None,
+                                                   risk_tier=f["tier"] or None, mine=f["mine"],
+                                                   unassigned=f["unassigned"]))
+
+
 @router.get("/cases")
 def case_queue(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     _staff_only(user)
     q = request.query_params
     page = page_number(q.get("page"))
-    filters = {"bucket": q.get("bucket") if q.get("bucket") in BUCKETS[1:] else "",
-               "tier": q.get("tier") if q.get("tier") in RISK_TIER_LABELS else "",
-               "status": "closed" if q.get("status") == "closed" else "open",
-               "mine": q.get("mine") == "1", "unassigned": q.get("unassigned") == "1"}
+    filters = _filters(q)
     rows = cases.queue(session, user.viewer, status=filters["status"], bucket=filters["bucket"] or None,
                        risk_tier=filters["tier"] or None, mine=filters["mine"], unassigned=filters["unassigned"],
                        limit=51, offset=(page - 1) * 50)
@@ -78,6 +94,7 @@ def case_queue(request: Request, session: SessionDep, user: CurrentUser) -> Resp
     return render(request, "collections/cases.html", {
         "tab": "cases", "is_manager": user.viewer.role in actions.MANAGERS, "rows": rows[:50], "has_next": len(rows) > 50, "page": page, "filters": filters, "query": query,
         "buckets": BUCKETS[1:], "tiers": RISK_TIER_LABELS, "mask_name": contracts.mask_name,
+        "export_params": export_params(session, user, dict(q)),
     })
 
 

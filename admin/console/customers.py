@@ -7,9 +7,7 @@ forms, call them inside a savepoint (``attempt``) and render. Another salesperso
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
@@ -93,47 +91,23 @@ templates.env.filters.update(
 )
 
 
-def _date(value: str, label: str, field: str) -> date | None:
-    value = (value or "").strip()
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValidationFailed(f"{label}格式不正确，应为 YYYY-MM-DD", field=field) from exc
-
-
-FILTER_KEYS = ("q", "stage", "grade", "status", "region", "customer_type", "source", "owner_id", "department_id",
-               "created_from", "created_to", "next_followup_from", "next_followup_to", "sort",
+FILTER_KEYS = (*customer_queries.FILTER_KEYS,
                "funnel",  # funnel: a dashboard step (analytics.funnel), from the home page's drill-down links
-               "cf_field", "cf_cmp", "cf_value",  # one qualification or custom-field filter (crm.segment_profile)
-               "with_pool")  # the search also looks in the pools the viewer may claim from
+               "cf_field", "cf_cmp", "cf_value")  # one qualification or custom-field filter (crm.segment_profile)
 
 
 def _filter(params: dict[str, str]) -> customer_queries.CustomerFilter:
-    return customer_queries.CustomerFilter(
-        q=params["q"] or None, stage=params["stage"] or None, grade=params["grade"] or None,
-        status=params["status"] or None, region=params["region"] or None,
-        customer_type=params["customer_type"] or None, source=params["source"] or None,
-        owner_id=parse_int(params["owner_id"]), department_id=parse_int(params["department_id"]),
-        created_from=_date(params["created_from"], "录入开始日期", "created_from"),
-        created_to=_date(params["created_to"], "录入结束日期", "created_to"),
-        next_followup_from=_date(params["next_followup_from"], "跟进开始日期", "next_followup_from"),
-        next_followup_to=_date(params["next_followup_to"], "跟进结束日期", "next_followup_to"),
-        sort=params["sort"] or customer_queries.DEFAULT_SORT, with_pool=params["with_pool"] == "1")
+    return customer_queries.filter_from_params(params)
 
 
-def _profile_clause(session: Session, params: dict[str, str]) -> tuple[Any, ...]:
-    clause = segment_profile.list_clause(session, params["cf_field"], params["cf_cmp"] or "equals", params["cf_value"])
-    return () if clause is None else (clause,)
+def _extra(session: Session, params: dict[str, str]) -> tuple[Any, ...]:
+    return funnel.customer_list_clauses(session, params)
 
 
-def _funnel_clause(step: str) -> tuple[Any, ...]:
-    if not step:
-        return ()
-    if step not in funnel.STEP_LABELS:
-        raise ValidationFailed(f"未知的漏斗环节：{step}", field="funnel")
-    return (funnel.step_clause(step),)
+def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, str]:
+    """导出 Excel: the list's filters as the job stores them (the export rebuilds the list from them)."""
+    require_roles(nav.CUSTOMER_READERS)(user)
+    return {k: form[k] for k in FILTER_KEYS if form.get(k)}
 
 
 def _choices(session: Session, user: ConsoleUser) -> dict[str, Any]:
@@ -187,7 +161,7 @@ def customer_list(request: Request, session: SessionDep, user: Reader) -> Respon
     total = 0
     try:
         found = customer_queries.search(session, user.viewer, _filter(params), page=number, page_size=20,
-                                        extra=_funnel_clause(params["funnel"]) + _profile_clause(session, params))
+                                        extra=_extra(session, params))
         rows, total = found.items, found.total
     except AppError as exc:
         error = exc
@@ -197,7 +171,7 @@ def customer_list(request: Request, session: SessionDep, user: Reader) -> Respon
         "page": counted(number, total, "/console/customers", params, 20),
         "can_manage": user.viewer.role in nav.CUSTOMER_MANAGERS,
         "notice": request.query_params.get("done") and NOTICES.get(request.query_params["done"]),
-        "columns": columns, "export_query": urlencode({k: v for k, v in params.items() if v}), "column_values": custom_fields.values_for_customers(session, [c.id for c in rows], columns),
+        "columns": columns, "export_params": {k: v for k, v in params.items() if v}, "column_values": custom_fields.values_for_customers(session, [c.id for c in rows], columns),
         "profile_filters": segment_profile.filter_choices(session), "profile_cmps": segment_profile.CMP_LABELS,
         **_choices(session, user),
     }, status_code=error.status if error else 200)

@@ -1,13 +1,31 @@
-"""导出任务: a background Excel export's page — its progress bar (htmx polls the fragment until the job ends) and
-the download link, all for the requester only (anyone else gets 记录不存在)."""
+"""导出任务: request a background Excel export of a console list (``POST /console/exports/{kind}`` with the list's
+current filters, from the list's 导出 Excel button), then its page — its progress bar (htmx polls the fragment until
+the job ends) and the download link, all for the requester only (anyone else gets 记录不存在).
+
+Each list module parses its own filters for the export with the parser its page uses (``export_params``): the
+job stores the result and ``analytics.export_kinds`` rebuilds the list's SELECT from it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from admin.deps import ConsoleUser, CurrentUser, render
+from admin.console import (
+    collections_cases,
+    customers,
+    finance_cases,
+    finance_settlements,
+    lending_loans,
+    pool,
+    referral_money,
+    referral_setup,
+)
+from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, render
 from analytics import export_jobs
 from analytics.models import EXPORT_STATUS_LABELS, ExportJob
 from core import exports
@@ -16,11 +34,31 @@ from core.web import SessionDep
 
 router = APIRouter(prefix="/console/exports", include_in_schema=False)
 
+# kind -> the list's parser of its filters for the export (it also checks that the user may see the list)
+ExportParams = Callable[[Session, ConsoleUser, dict[str, str]], dict[str, Any]]
+LISTS: dict[str, ExportParams] = {
+    "customers": customers.export_params, "pool": pool.export_params, "loans": lending_loans.export_params,
+    "agreements": finance_cases.agreement_export_params, "deposits": finance_cases.deposit_export_params,
+    "settlements": finance_settlements.export_params, "cases": collections_cases.export_params,
+    "withdrawals": referral_money.export_params, "referrers": referral_setup.referrer_export_params,
+}
+
+
+@router.post("/{kind}", dependencies=[CsrfChecked])
+async def start(kind: str, request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """导出 Excel: the list with the same filters, as a background job; its page shows the progress."""
+    parse = LISTS.get(kind)
+    if parse is None:
+        raise NotFound("没有这种导出")
+    form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf_token"}
+    job = export_jobs.request(session, user.viewer, kind, parse(session, user, form))
+    return RedirectResponse(f"/console/exports/{job.id}", status_code=303)
+
 
 def _context(job: ExportJob) -> dict[str, object]:
     total = job.total_rows or 0
     percent = 100 if job.status == "done" else (min(99, job.done_rows * 100 // total) if total else 0)
-    return {"job": job, "title": export_jobs.EXPORTS[job.kind].title, "percent": percent,
+    return {"job": job, "title": export_jobs.kind_of(job.kind).title, "percent": percent,
             "status_label": EXPORT_STATUS_LABELS.get(job.status, job.status),
             "running": job.status in ("queued", "running")}
 
@@ -45,6 +83,6 @@ def download(job_id: int, session: SessionDep, user: CurrentUser) -> Response:
     path = export_jobs.file_path(job)
     if path is None or not path.is_file():
         raise NotFound("导出文件尚未生成")
-    title = export_jobs.EXPORTS[job.kind].title
+    title = export_jobs.kind_of(job.kind).title
     return FileResponse(path, media_type=exports.XLSX_MEDIA_TYPE, filename=f"{title}-{job.id}.xlsx",
                         headers={"Cache-Control": "private, no-store"})

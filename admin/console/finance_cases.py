@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, templates
@@ -95,10 +96,29 @@ def home(request: Request, session: SessionDep, user: CurrentUser) -> Response: 
     return RedirectResponse("/console/finance/agreements", status_code=303)
 
 
+def _agreement_status(q: Any) -> str | None:
+    return q.get("status") if q.get("status") in AGREEMENT_STATUS_LABELS else None
+
+
+def _deposit_filter(q: Any) -> tuple[str | None, bool]:
+    status = q.get("status")
+    return (status if status in DEPOSIT_STATUS_LABELS else None), q.get("held") == "1"
+
+
+def agreement_export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
+    """导出 Excel of 签单管理: the list's filters as the job stores them (the scope is the requester's)."""
+    return {k: v for k, v in (("status", _agreement_status(form)), ("q", (form.get("q") or "").strip())) if v}
+
+
+def deposit_export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
+    status, held = _deposit_filter(form)
+    return {k: v for k, v in (("status", status), ("held", held)) if v}
+
+
 @router.get("/agreements")
 def agreement_list(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     q = request.query_params
-    status = q.get("status") if q.get("status") in AGREEMENT_STATUS_LABELS else None
+    status = _agreement_status(q)
     page = max(1, parse_int(q.get("page"), default=1) or 1)
     rows = agreements.list_agreements(session, user.viewer, status=status, q=q.get("q"), limit=51,
                                       offset=(page - 1) * 50)
@@ -107,19 +127,18 @@ def agreement_list(request: Request, session: SessionDep, user: CurrentUser) -> 
         "rows": rows[:50], "has_next": len(rows) > 50, "page": page, "status": status, "q": q.get("q") or "",
         "statuses": AGREEMENT_STATUS_LABELS, "counts": agreements.count_by_status(session, user.viewer),
         "names": names, "mask_name": mask_name, "can_sign": user.viewer.role in SIGNERS,
-        "notice": NOTICES.get(q.get("done", "")),
+        "notice": NOTICES.get(q.get("done", "")), "export_params": agreement_export_params(session, user, dict(q)),
     })
 
 
 @router.get("/deposits")
 def deposit_list(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    status = request.query_params.get("status")
-    status = status if status in DEPOSIT_STATUS_LABELS else None
-    held = request.query_params.get("held") == "1"
+    status, held = _deposit_filter(request.query_params)
     return render(request, "finance/deposits.html", {
         "rows": deposits.deposit_list(session, user.viewer, status=status, held=held, limit=100),
         "awaiting": deposits.awaiting_deposit(session, user.viewer), "status": status, "held": held,
         "statuses": DEPOSIT_STATUS_LABELS, "mask_name": mask_name, "is_finance": user.viewer.role in FINANCE,
+        "export_params": deposit_export_params(session, user, dict(request.query_params)),
     })
 
 

@@ -5,25 +5,23 @@ customer and internal vouchers (客户凭证 / 内部凭证), and the ledger (�
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from sqlalchemy import select
-from starlette.background import BackgroundTask
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin.console.finance_cases import staff_names
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, require_roles
-from core import clock
+from analytics import export_jobs
+from analytics.export_kinds import SettlementFilter
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
 from crm.models import Customer
 from finance import deposits, ledger, settlements
-from finance import export as finance_export
 from finance import payment_purposes as fee_purposes
 from finance.access import FINANCE, require
 from finance.amounts import rate_text, yuan_text
@@ -46,8 +44,7 @@ PAYMENT_ROWS = 3
 REBATE_ROWS = 2
 
 
-def _filters(request: Request) -> dict[str, Any]:
-    q = request.query_params
+def _filters(q: Any) -> dict[str, Any]:
 
     def day(name: str) -> date | None:
         try:
@@ -60,27 +57,23 @@ def _filters(request: Request) -> dict[str, Any]:
             "since": day("since"), "until": day("until")}
 
 
+def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
+    """导出 Excel of 结算管理 (finance staff): the list's filters as the job stores them."""
+    require(user.viewer, FINANCE, "导出结算")
+    return export_jobs.dataclass_params(SettlementFilter(**_filters(form)))
+
+
 @router.get("/settlements")
 def settlement_list(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    filters = _filters(request)
+    filters = _filters(request.query_params)
     page = max(1, parse_int(request.query_params.get("page"), default=1) or 1)
     rows = settlements.list_settlements(session, user.viewer, **filters, limit=51, offset=(page - 1) * 50)
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     return render(request, "finance/settlements.html", {
         "rows": rows[:50], "has_next": len(rows) > 50, "page": page, "filters": filters, "query": query,
         "statuses": SETTLEMENT_STATUS_LABELS, "funder_kinds": FUNDER_KIND_LABELS, "mask_name": mask_name,
-        "is_finance": user.viewer.role in FINANCE})
-
-
-@router.get("/settlements/export.xlsx")
-def export(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    require(user.viewer, FINANCE, "导出结算")
-    handle = tempfile.NamedTemporaryFile(suffix=".xlsx", delete=False)  # noqa: SIM115 - removed after sending
-    handle.close()
-    finance_export.export_settlements(session, user.viewer, handle.name, **_filters(request))
-    return FileResponse(handle.name, filename=f"结算明细-{clock.today():%Y%m%d}.xlsx",
-                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        background=BackgroundTask(os.unlink, handle.name))
+        "is_finance": user.viewer.role in FINANCE,
+        "export_params": export_jobs.dataclass_params(SettlementFilter(**filters))})
 
 
 def _context(session: SessionDep, user: ConsoleUser, settlement_id: int) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, templates
@@ -114,13 +115,10 @@ def loan_list(request: Request, session: SessionDep, user: CurrentUser) -> Respo
     })
 
 
-@router.post("/loans/export", dependencies=[CsrfChecked])
-async def export_loans(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    """导出 Excel: the list with the same filters, as a background job; its page shows the progress."""
-    form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf_token"}
+def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
+    """导出 Excel: the list's filters as the job stores them."""
     flt, _ = _loan_filter(session, form)
-    job = export_jobs.request(session, user.viewer, "loans", export_jobs.loan_params(flt))
-    return RedirectResponse(f"/console/exports/{job.id}", status_code=303)
+    return export_jobs.dataclass_params(flt)
 
 
 def _staff_names(session: SessionDep, ids: set[int | None]) -> dict[int, str]:

@@ -10,10 +10,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, require_roles
 from admin.pagination import counted, page_number
+from analytics import export_jobs
 from core.errors import ValidationFailed
 from core.web import SessionDep
 from crm import allocation, org_service, pool_service, scope
@@ -40,14 +42,27 @@ def _ids(raw: list[str]) -> list[int]:
     return [i for i in (parse_int(v) for v in raw) if i is not None]
 
 
+def _filters(q: Any) -> pool_service.PoolFilters:
+    return pool_service.PoolFilters(region=q.get("region") or None, customer_type=q.get("customer_type") or None,
+                                    grade=q.get("grade") or None, source=q.get("source") or None)
+
+
+def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
+    """导出 Excel: the pool shown and the list's filters, as the job stores them."""
+    pool_id = parse_int(form.get("pool_id"))
+    if pool_id is None:
+        raise ValidationFailed("请先选择公海", field="pool_id")
+    pool_service.get_pool(session, user.viewer, pool_id)
+    return {"pool_id": pool_id, **export_jobs.dataclass_params(_filters(form))}
+
+
 def _pool_page(request: Request, session: SessionDep, user: ConsoleUser, *, error: Any = None,
                notice: str | None = None, failures: dict[int, str] | None = None, status_code: int = 200) -> Response:
     viewer = user.viewer
     pools = pool_service.list_pools(session, viewer)
     q = request.query_params
     pool_id = parse_int(q.get("pool_id")) or (pools[0][0].id if pools else None)
-    filters = pool_service.PoolFilters(region=q.get("region") or None, customer_type=q.get("customer_type") or None,
-                                       grade=q.get("grade") or None, source=q.get("source") or None)
+    filters = _filters(q)
     rows: list[Any] = []
     page = None
     current = None
@@ -69,6 +84,7 @@ def _pool_page(request: Request, session: SessionDep, user: ConsoleUser, *, erro
         "staff": staff, "mode_labels": ALLOCATION_MODE_LABELS, "error": error, "failures": failures or {},
         "claims_today": pool_service.claims_today(session, viewer.staff_id),
         "notice": notice or NOTICES.get(q.get("done", "")),
+        "export_params": {"pool_id": pool_id, **export_jobs.dataclass_params(filters)} if pool_id else None,
     }, status_code=status_code)
 
 

@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from admin.console.referral_setup import Editor, Reader, Text, page
-from admin.deps import ConsoleUser, CsrfChecked, attempt
+from admin.console.referral_setup import REFERRAL_ROLES, Editor, Reader, Text, page
+from admin.deps import ConsoleUser, CsrfChecked, attempt, require_roles
 from core import clock, exports
 from core.errors import ValidationFailed
 from core.web import SessionDep
@@ -95,10 +96,18 @@ def _withdrawals_page(request: Request, session: SessionDep, user: ConsoleUser, 
                       status_code: int = 200) -> Response:
     status = request.query_params.get("status") or None
     return page(request, user, "referral/withdrawals.html", "withdrawals", {
+        "export_params": export_params(session, user, dict(request.query_params)),
         "rows": payouts.list_withdrawals(session, status), "status": status or "",
         "status_labels": WITHDRAWAL_STATUS_LABELS,
         "channel_labels": payouts.CHANNEL_LABELS,
     }, error=error, status_code=status_code)
+
+
+def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
+    """导出 Excel of the withdrawal list (the referral roles): its filter as the job stores it."""
+    require_roles(REFERRAL_ROLES)(user)
+    status = form.get("status")
+    return {"status": status} if status in WITHDRAWAL_STATUS_LABELS else {}
 
 
 @router.get("/withdrawals")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
@@ -64,16 +65,24 @@ def _do(request: Request, session: SessionDep, user: ConsoleUser, action: Callab
 
 # --- referrers ---------------------------------------------------------------------------------
 
+def referrer_export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
+    """导出 Excel of the referrer list with its commission balances (the referral roles): its filters."""
+    require_roles(REFERRAL_ROLES)(user)
+    return {k: v for k, v in (("kind", form.get("kind") if form.get("kind") in REFERRER_KIND_LABELS else None),
+                              ("q", (form.get("q") or "").strip())) if v}
+
+
 def _referrers_page(request: Request, session: SessionDep, user: ConsoleUser, *, error: Any = None,
                     status_code: int = 200) -> Response:
     kind = request.query_params.get("kind") or None
     q = request.query_params.get("q") or None
     rows = referrers.list_referrers(session, kind=kind, q=q)
+    export_params = referrer_export_params(session, user, dict(request.query_params))
     balances = ledger.balances(session, [r.id for r in rows]) if rows else {}
     parents = {r.id: r.name for r in referrers.list_referrers(session, limit=1000)}
     return page(request, user, "referral/referrers.html", "referrers", {
         "rows": rows, "balances": balances, "empty": ledger.Balance(), "kind": kind or "", "q": q or "",
-        "parents": parents, "config": referrers.get_config(session),
+        "parents": parents, "config": referrers.get_config(session), "export_params": export_params,
     }, error=error, status_code=status_code)
 
 
