@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from analytics import metrics, reports
 from analytics.metrics import join_customer
 from analytics.models import ExportJob
 from core import audit, clock, exports, outbox
@@ -50,7 +51,7 @@ class ExportNotFound(NotFound):
 @dataclass(frozen=True)
 class Export:
     title: str  # the sheet's and the file's name
-    header: list[str]
+    header: list[str] | Callable[[Session, Viewer, dict[str, Any]], list[str]]  # fixed, or the job's own
     count: Callable[[Session, Viewer, dict[str, Any]], int]
     # one batch of rows after the key ``after`` (keyset pagination, key order): [(key, cells), …]
     batch: Callable[[Session, Viewer, dict[str, Any], int, int], list[tuple[int, list[Any]]]]
@@ -104,9 +105,54 @@ def _loan_batch(session: Session, viewer: Viewer, params: dict[str, Any], after:
             in session.execute(stmt)]
 
 
+# --- a saved report (自定义报表) -------------------------------------------------------------------------------
+
+
+def _report_result(session: Session, viewer: Viewer, params: dict[str, Any]) -> reports.Result:
+    """The report run for the requester (their scope); one who may no longer run it gets nothing (not found)."""
+    return reports.run(session, viewer, reports.get_for_run(session, viewer, int(params["report_id"])))
+
+
+def _report_cell(value: Any, unit: str) -> Any:
+    if value is None:
+        return None
+    if unit == "fen":
+        return fen_to_yuan(int(value))
+    if unit == "rate":
+        return metrics.display(value, unit)
+    return int(value)
+
+
+def _report_rows(result: reports.Result) -> list[list[Any]]:
+    rows = [*result.rows, *([result.totals] if result.totals else [])]
+    return [[row.label, *(_report_cell(c.value, m.unit) for m, c in zip(result.columns, row.cells, strict=True))]
+            for row in rows]
+
+
+def report_header(result: reports.Result) -> list[str]:
+    return [result.dimension_label, *(f"{m.label}(元)" if m.unit == "fen" else m.label for m in result.columns)]
+
+
+def _report_header(session: Session, viewer: Viewer, params: dict[str, Any]) -> list[str]:
+    return report_header(_report_result(session, viewer, params))
+
+
+def _report_count(session: Session, viewer: Viewer, params: dict[str, Any]) -> int:
+    return len(_report_rows(_report_result(session, viewer, params)))
+
+
+def _report_batch(session: Session, viewer: Viewer, params: dict[str, Any], after: int,
+                  limit: int) -> list[tuple[int, list[Any]]]:
+    """A report is a few hundred grouped rows at most (one per dimension value): run once per batch, each row
+    keyed by its position."""
+    rows = list(enumerate(_report_rows(_report_result(session, viewer, params)), start=1))
+    return [(key, cells) for key, cells in rows if key > after][:limit]
+
+
 EXPORTS: dict[str, Export] = {
     "loans": Export("贷款列表", ["合同编号", "客户", "放款本金(元)", "放款日", "状态", "账期", "逾期天数", "未还合计(元)"],
                     _loan_count, _loan_batch),
+    "report": Export("自定义报表", _report_header, _report_count, _report_batch),
 }
 
 
@@ -168,11 +214,12 @@ def run(job_id: int) -> str:
         with unit_of_work() as session:
             viewer = Viewer.of(session.get(Staff, staff_id))
             total = export.count(session, viewer, params)
+            header = export.header(session, viewer, params) if callable(export.header) else export.header
             session.execute(update(ExportJob).where(ExportJob.id == job_id).values(total_rows=total)
                             .execution_options(synchronize_session=False))
         done, after = 0, 0
         with exports.XlsxWriter(target / name) as book:
-            sheet = book.sheet(export.title, header=export.header)
+            sheet = book.sheet(export.title, header=header)
             while True:
                 # a unit of work per batch (a short transaction: SQLite has one writer), which also records
                 # the progress the console polls
