@@ -91,6 +91,8 @@ def test_a_manager_builds_a_report_a_salesperson_runs_it_and_drills_down(world):
         expect(page.locator("text=编辑")).to_have_count(0)  # shared to run, not to edit
         for name, (width, height) in SIZES.items():
             page.set_viewport_size({"width": width, "height": height})
+            page.reload()  # the charts drawn at this width (not resized from another)
+            expect(page.locator("[data-chart][data-rendered='1']")).to_have_count(2)
             _no_overflow(page)
             page.screenshot(path=f"{SHOTS}/report-view-sales-{name}.png", full_page=True)
         figure = rows.first.locator("a[data-metric='funnel_lead']")
