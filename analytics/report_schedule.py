@@ -67,7 +67,7 @@ def message(session: Session, report: Report, today: Any = None) -> str:
     span = flt.start.isoformat() if flt.start == flt.end else f"{flt.start.isoformat()} 至 {flt.end.isoformat()}"
     lines = [f"**{report.name}**", f"> 统计区间：{span}（{periods.PERIODS.get(report.period, '')}）",
              f"> 数据范围：{owner.display_name}可见的数据"]
-    lines += [f"> {p}" for p in reports.describe(session, report)[1:]]
+    lines += [f"> {p}" for p in reports.describe(session, report)[2 if report.dimension else 1:]]  # the filters
     if result.totals is not None:
         lines.append("")
         lines.append(f"**按{result.dimension_label}**")
