@@ -82,7 +82,7 @@ def message(session: Session, report: Report, today: Any = None) -> str:
     totals = result.totals or result.rows[0]
     lines.append("")
     lines.append("**合计**")
-    lines += [f"- {m.label}：<font color=\"info\">{metrics.display(c.value, m.unit)}</font>"
+    lines += [f"- {m.label}：**{metrics.display(c.value, m.unit)}**"
               for m, c in zip(result.columns, totals.cells, strict=True)]
     lines.append("")
     lines.append(f"[在控制台查看明细]({get_settings().base_url.rstrip('/')}/console/reports/{report.id})")
