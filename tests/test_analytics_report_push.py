@@ -136,3 +136,20 @@ def test_the_simulator_honours_the_appchat_rules(wecom_server):
     assert long.value.errcode == 45002
     gw.appchat_send("abc123", "**你好**", msgtype="markdown")
     assert wecom_server.state()["appchat_messages"][-1]["content"] == {"content": "**你好**"}
+
+
+def test_the_periodic_job_sends_through_the_outbox(committed, wecom_server, task_runner):
+    from analytics import tasks as analytics_tasks
+    from core.db import unit_of_work
+
+    with unit_of_work() as session:
+        report, _ = _scheduled(session)
+        report_id = report.id
+    clock.freeze(_shanghai(24, 9, 1))
+    assert analytics_tasks.queue_report_pushes() == 1  # committed: the outbox sends bot.push_report
+    task_runner.drain()
+    assert analytics_tasks.queue_report_pushes() == 0
+    task_runner.drain()
+    with unit_of_work() as session:
+        assert [p.status for p in _pushes(session, report_id)] == ["sent"]
+    assert len(wecom_server.state()["appchat_messages"]) == 1
