@@ -5,8 +5,9 @@ The push row is claimed (pending → sending) and committed before WeCom is call
 finds it claimed and sends nothing. The group chat is made on the first push with ``appchat/create`` under an id
 fixed by the report and its members (``report_schedule.chat_id_for``): after a crash between creating it and
 recording it, creating it again answers 86215 (exists) and the same chat is used. A WeCom refusal (errcode)
-means nothing was sent: the row goes back to pending and the task retries. Any other failure may have sent
-the message: the row is left ``unknown`` and never sent again (a push may be missing, never doubled).
+means nothing was sent, and so does any failure before the send: the row goes back to pending and the task
+retries. A failure of the send itself other than a WeCom errcode (a time-out) may have sent the message: the row
+is left ``unknown`` and never sent again (a push may be missing, never doubled).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def push_report(push_id: int) -> str:
         userids = list(session.scalars(select(Staff.wecom_userid).where(
             Staff.id.in_(report.chat_staff_ids), Staff.wecom_userid.is_not(None)).order_by(Staff.id)))
     gateway = get_gateway()
+    sending = False  # past this point a failure may mean the message went out
     try:
         if chat_id != wanted_chat:
             try:
@@ -50,12 +52,15 @@ def push_report(push_id: int) -> str:
                     raise
             with unit_of_work() as session:
                 report_schedule.set_chat(session, report_id, wanted_chat)
+        sending = True
         result = gateway.appchat_send(wanted_chat, content, msgtype="markdown")
-    except WecomApiError as exc:  # WeCom answered with an error: nothing was sent
-        with unit_of_work() as session:
-            report_schedule.release(session, push_id, exc.message, sent_maybe=False)
-        raise
-    except Exception as exc:  # a time-out or a broken connection: it may have been sent
+    except Exception as exc:
+        if isinstance(exc, WecomApiError) or not sending:  # WeCom refused, or the chat was not ready: not sent
+            with unit_of_work() as session:
+                report_schedule.release(session, push_id, getattr(exc, "message", type(exc).__name__),
+                                        sent_maybe=False)
+            raise
+        # a time-out or a broken connection while sending: it may have been sent
         log.exception("report push %s: result unknown, not sent again", push_id)
         with unit_of_work() as session:
             report_schedule.release(session, push_id, f"发送结果未知（{type(exc).__name__}），为避免重复推送未自动重发",

@@ -153,3 +153,24 @@ def test_the_periodic_job_sends_through_the_outbox(committed, wecom_server, task
     with unit_of_work() as session:
         assert [p.status for p in _pushes(session, report_id)] == ["sent"]
     assert len(wecom_server.state()["appchat_messages"]) == 1
+
+
+def test_a_send_that_timed_out_after_wecom_took_it_is_not_resent(session, wecom_server, monkeypatch):
+    from bot.wecom_errors import WecomUnavailable
+
+    report, _ = _scheduled(session)
+    report_schedule.queue_pushes(session, _shanghai(24, 9, 0))
+    [push] = _pushes(session, report.id)
+    original = Gateway.appchat_send
+
+    def sent_then_timed_out(self, *args, **kwargs):
+        original(self, *args, **kwargs)  # WeCom got it …
+        raise WecomUnavailable()  # … and the answer never came back
+
+    monkeypatch.setattr(Gateway, "appchat_send", sent_then_timed_out)
+    assert report_tasks.push_report(push.id) == "unknown"
+    monkeypatch.setattr(Gateway, "appchat_send", original)
+    assert report_tasks.push_report(push.id) == "skipped"  # a retry or a second delivery sends nothing
+    [push] = _pushes(session, report.id)
+    assert push.status == "unknown" and "未自动重发" in push.error
+    assert len(wecom_server.state()["appchat_messages"]) == 1
