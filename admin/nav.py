@@ -99,6 +99,8 @@ NAV: list[NavItem] = [
     NavItem("finance_reimbursements", "做单报销", "/console/finance/reimbursements", FINANCE_CASE_STAFF),
     NavItem("finance_performance", "财务业绩", "/console/finance/performance", FINANCE_REPORT_READERS),
     NavItem("finance_ledger", "总账与月结", "/console/finance/ledger", FINANCE_STAFF),
+    # 自定义报表: everyone sees the reports shared with their role (within their data scope); managers build them.
+    NavItem("reports", "自定义报表", "/console/reports"),
     NavItem("custom_fields", "自定义字段", "/console/settings/custom-fields", frozenset({Role.ADMIN, Role.MANAGER})),
     NavItem("consents", "授权协议", "/console/consents", CONSENT_PUBLISHERS),
     NavItem("tokens", "API 令牌", "/console/tokens"),

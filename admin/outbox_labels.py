@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 TASK_LABELS: dict[str, str] = {
+    "analytics.queue_report_pushes": "排定报表推送",
     "analytics.run_export": "后台导出 Excel",
     "analytics.take_snapshot": "每日数据快照",
     "bot.mark_tags": "企微客户打标签",
@@ -11,6 +12,7 @@ TASK_LABELS: dict[str, str] = {
     "bot.process_inbox": "处理企微回调",
     "bot.process_inbox_urgent": "处理企微回调（加急）",
     "bot.push_notifications": "推送员工通知",
+    "bot.push_report": "推送报表到企微群聊",
     "bot.restore_channel_codes": "恢复渠道活码",
     "bot.send_borrower_wecom_reminder": "企微还款提醒（借款人）",
     "bot.send_mass_message": "发送群发消息",

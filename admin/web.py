@@ -49,6 +49,7 @@ from admin.console import payments as payments_console
 from admin.console import pool as pool_console
 from admin.console import referral_money as referral_money_console
 from admin.console import referral_setup as referral_setup_console
+from admin.console import reports as reports_console
 from admin.console import segments as segments_console
 from admin.console import tags as tags_console
 from admin.console import telephony as telephony_console
@@ -94,6 +95,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_book_import_console.router)
     app.include_router(lending_loans_console.router)
     app.include_router(exports_console.router)
+    app.include_router(reports_console.router)
     app.include_router(lending_loans_api.router)
     app.include_router(collections_cases_console.router)
     app.include_router(collections_setup_console.router)

@@ -113,7 +113,7 @@ def run(job_id: int) -> str:
         done, after = 0, 0
         with exports.XlsxWriter(target / name) as book:
             with unit_of_work() as session:
-                sheet = book.sheet(export.title, header=export.header(session))
+                sheet = book.sheet(export.title, header=export.header(session, viewer, params))
             while True:
                 # a unit of work per batch (a short transaction: SQLite has one writer), which also records
                 # the progress the console polls

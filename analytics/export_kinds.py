@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from analytics import funnel
 from analytics.export_spec import Column, Export, dataclass_filter
+from analytics.report_export import ReportExport
 from core import clock
 from core.money import fen_to_yuan
 from crm import customer_export, customer_queries, pool_service, sources
@@ -270,3 +271,5 @@ def _referrer_cells(session: Session, rows: list[Row[Any]]) -> Iterable[Sequence
 register("referrers", Export("推荐人佣金", Referrer.id, _referrer_query, header_of=lambda _s: [
     "推荐码", "名称", "类型", "上级", "状态", "可提现(元)", "待确认(元)", "提现中(元)", "已发放(元)", "累计净佣金(元)"],
     cells_of=_referrer_cells))
+
+register("report", ReportExport())  # type: ignore[arg-type] - computed rows: the same interface, not a SELECT

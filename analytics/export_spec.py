@@ -41,7 +41,7 @@ class Export:
     cells_of: Callable[[Session, list[Row[Any]]], Iterable[Sequence[Any]]] | None = None
     audit_action: str | None = None  # personal data leaves the system: the request is access-logged under this
 
-    def header(self, session: Session) -> list[str]:
+    def header(self, session: Session, viewer: Viewer, params: dict[str, Any]) -> list[str]:  # noqa: ARG002
         return self.header_of(session) if self.header_of else [c.header for c in self.columns]
 
     def count(self, session: Session, viewer: Viewer, params: dict[str, Any]) -> int:

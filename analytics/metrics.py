@@ -24,14 +24,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import find_tables
 
 from analytics import funnel
-from core import clock
+from core import clock, money
 from crm import customer_queries, customers, scope
 from crm.models import Customer, Department, Staff
 from crm.scope import Viewer
 from lending.models import Application, Loan, LoanInstallment
 from lending.servicing import loans
 
-__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "Filters", "Metric", "by_dimension", "funnel_counts", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "value"]
+__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "Filters", "Metric", "by_dimension", "display", "funnel_counts", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "value"]
 
 DIMENSION_LABELS = {"period": "时间段", "department": "部门", "salesperson": "业务员", "source": "来源",
                     "product": "产品", "region": "地区", "bucket": "账期"}
@@ -125,6 +125,17 @@ def by_dimension(session: Session, viewer: Viewer, key: str, dimension: str, flt
     if limit:
         stmt = stmt.limit(limit)
     return [(k, int(v or 0)) for k, v in session.execute(stmt)]
+
+
+def display(value: int | Decimal | None, unit: str) -> str:
+    """A figure as people read it: counts plain, money in yuan, rates in percent; no figure is a dash."""
+    if value is None:
+        return "—"
+    if unit == "fen":
+        return money.format_yuan(int(value))
+    if unit == "rate":
+        return f"{Decimal(value) * 100:.1f}%"
+    return f"{int(value):,}"
 
 
 def rate(numerator: int, denominator: int) -> Decimal | None:

@@ -7,6 +7,10 @@ when today's data does.
 - ``PoolDay``: the number of customers in each public pool that day.
 
 ``ExportJob``: a large list exported to Excel in the background (导出任务), its progress and its file.
+
+``Report``: a saved report of the report builder (自定义报表) — metrics, one dimension, filters, the roles it is
+shared with, and an optional schedule pushing it to a WeCom group chat; ``ReportPush``: one push per report and
+period (the outbox row: its unique key is what makes a push happen once per day or week).
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
 
-__all__ = ["EXPORT_STATUS_LABELS", "AnalyticsSnapshot", "ExportJob", "LoanDay", "PoolDay"]
+__all__ = ["EXPORT_STATUS_LABELS", "PUSH_STATUS_LABELS", "AnalyticsSnapshot", "ExportJob", "LoanDay", "PoolDay", "Report",
+           "ReportPush"]
 
 EXPORT_STATUS_LABELS = {"queued": "排队中", "running": "导出中", "done": "已完成", "failed": "失败"}
+PUSH_STATUS_LABELS = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "unknown": "结果未知（未重发）"}
 
 
 class AnalyticsSnapshot(Base):
@@ -73,3 +79,53 @@ class ExportJob(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class Report(Base):
+    """A saved report: what it shows (metrics by one dimension, filters, period), who may run it (its owner,
+    admins, and the roles in ``shared_roles``), and when it is pushed to a WeCom group chat (``schedule``)."""
+
+    __tablename__ = "analytics_report"
+    __table_args__ = (
+        CheckConstraint("schedule IN ('none', 'daily', 'weekly')", name="schedule_known"),
+        Index("ix_analytics_report_owner", "owner_staff_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    metrics: Mapped[list[str]] = mapped_column(JSON)  # metric keys (analytics.metrics.METRICS)
+    dimension: Mapped[str | None] = mapped_column(String(20))  # None: one row of totals
+    period: Mapped[str] = mapped_column(String(12))  # analytics.periods.PERIODS
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON)  # department_id, owner_id, source, region, product_id
+    shared_roles: Mapped[list[str]] = mapped_column(JSON)
+    owner_staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    schedule: Mapped[str] = mapped_column(String(10), default="none")
+    schedule_weekday: Mapped[int | None]  # 1 = Monday … 7 = Sunday (weekly)
+    schedule_time: Mapped[str | None] = mapped_column(String(5))  # HH:MM, Asia/Shanghai
+    schedule_since: Mapped[datetime | None]  # when the schedule was set: no push for a time before it
+    chat_name: Mapped[str | None] = mapped_column(String(50))  # the WeCom group chat (群聊) it is pushed to
+    chat_staff_ids: Mapped[list[int]] = mapped_column(JSON, default=list)  # its members
+    chat_id: Mapped[str | None] = mapped_column(String(32))  # set by the bot once appchat/create made the chat
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ReportPush(Base):
+    """pending → sending → sent; a push that failed in a way that may have sent it stays ``unknown`` and is never
+    sent again. ``period_key``: the business date (daily) or the ISO week (weekly) the push is for."""
+
+    __tablename__ = "analytics_report_push"
+    __table_args__ = (
+        UniqueConstraint("report_id", "period_key", name="uq_analytics_report_push_period"),
+        CheckConstraint("status IN ('pending', 'sending', 'sent', 'unknown')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("analytics_report.id"))
+    period_key: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    content: Mapped[str] = mapped_column(Text)  # the markdown message, written when the push was queued
+    msgid: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

@@ -413,6 +413,21 @@ class Gateway:
             body[msgtype] = {"content": content}
         return self.post("message/send", body)
 
+    # --- internal group chats made by our app (应用群聊: appchat) -----------------------------------
+    def appchat_create(self, name: str, userlist: Sequence[str], *, owner: str | None = None,
+                       chatid: str | None = None) -> dict[str, Any]:
+        """appchat/create: a group chat of staff (2–2000 members) that our app may send to; returns its chatid."""
+        return self.post("appchat/create", _drop_none({"name": name, "owner": owner, "userlist": list(userlist),
+                                                       "chatid": chatid}))
+
+    def appchat_get(self, chatid: str) -> dict[str, Any]:
+        return self.get("appchat/get", {"chatid": chatid})
+
+    def appchat_send(self, chatid: str, content: str, *, msgtype: str = "text") -> dict[str, Any]:
+        """appchat/send: text or markdown into a group chat our app created."""
+        return self.post("appchat/send", {"chatid": chatid, "msgtype": msgtype, msgtype: {"content": content},
+                                          "safe": 0})
+
     def webhook_send(self, key: str, content: str, *, msgtype: str = "text",
                      mentioned_list: Sequence[str] = ()) -> dict[str, Any]:
         """Group robot (群机器人): ``cgi-bin/webhook/send?key=…``; the key is the credential, no access token."""

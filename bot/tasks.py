@@ -8,7 +8,16 @@ from datetime import timedelta
 from sqlalchemy import update
 
 # handlers and the other task modules register themselves on import
-from bot import channel_tasks, chat_tasks, handlers, inbox, mass_tasks, reminder_tasks, transfer_tasks  # noqa: F401
+from bot import (  # noqa: F401
+    channel_tasks,
+    chat_tasks,
+    handlers,
+    inbox,
+    mass_tasks,
+    reminder_tasks,
+    report_tasks,
+    transfer_tasks,
+)
 from bot.models import WecomInbox
 from bot.task_support import wecom_task
 from core import clock, inbox_processing, outbox

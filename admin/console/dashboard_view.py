@@ -2,40 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from analytics import dashboards
+from analytics import dashboards, metrics, periods
 from analytics.metrics import Filters
-from core import clock, money
 
-PERIODS = {"month": "本月", "last_month": "上月", "7d": "近 7 天", "30d": "近 30 天"}
-DEFAULT_PERIOD = "month"
+PERIODS = {k: periods.PERIODS[k] for k in ("month", "last_month", "7d", "30d")}  # the home page's choices
+DEFAULT_PERIOD = periods.DEFAULT
 
 
 def period_filters(period: str | None, today: date | None = None) -> tuple[str, Filters]:
-    today = today or clock.today()
-    period = period if period in PERIODS else DEFAULT_PERIOD
-    if period == "last_month":
-        end = today.replace(day=1) - timedelta(days=1)
-        return period, Filters(start=end.replace(day=1), end=end)
-    if period == "7d":
-        return period, Filters(start=today - timedelta(days=6), end=today)
-    if period == "30d":
-        return period, Filters(start=today - timedelta(days=29), end=today)
-    return period, Filters.this_month(today)
+    return periods.resolve(period if period in PERIODS else DEFAULT_PERIOD, today)
 
 
 def show(value: int | Decimal | None, unit: str) -> str:
     """A figure as shown on a card: counts plain, money in yuan, rates in percent."""
-    if value is None:
-        return "—"
-    if unit == "fen":
-        return money.format_yuan(int(value))
-    if unit == "rate":
-        return f"{Decimal(value) * 100:.1f}%"
-    return f"{int(value):,}"
+    return metrics.display(value, unit)
 
 
 def change_text(card: dashboards.Card) -> tuple[str, str] | None:

@@ -106,11 +106,13 @@ def _text_of(content: Any) -> str:
 
 def _transcript(names: dict[str, str]) -> list[dict[str, Any]]:
     """The conversation the simulator saw, oldest first (call under STATE.lock): what salespeople typed to the
-    app, the app's replies and notices, and the welcome messages sent to customers in a salesperson's name."""
+    app, the app's replies and notices (to people and to group chats it made), and the welcome messages sent to customers in a salesperson's name."""
     rows = [{"at": t["at"], "who": names.get(t["userid"], t["userid"]), "to": "应用", "text": t["text"],
              "side": "staff"} for t in STATE.typed[-40:]]
     rows += [{"at": m["at"], "who": "应用", "to": "、".join(names.get(u, u) for u in m["touser"]),
               "text": _text_of(m["content"]), "side": "app"} for m in STATE.app_messages[-40:]]
+    rows += [{"at": m["at"], "who": "应用", "to": f"群聊「{STATE.appchats.get(m['chatid'], {}).get('name', m['chatid'])}」",
+              "text": _text_of(m["content"]), "side": "app"} for m in STATE.appchat_messages[-40:]]
     for r in STATE.requests[-200:]:
         if r.get("path", "").endswith("send_welcome_msg") and isinstance(r.get("body"), dict):
             rows.append({"at": r.get("at", 0), "who": "欢迎语", "to": "客户", "side": "app",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from typing import Any
 
@@ -639,6 +640,63 @@ def message_send(s: SimState, _: Query, body: Body) -> dict[str, Any]:
     s.app_messages.append({"msgid": msgid, "at": s.now(), "touser": touser, "msgtype": msgtype,
                            "agentid": body.get("agentid"), "content": body[msgtype]})
     return ok(invaliduser="|".join(invalid), msgid=msgid)
+
+
+# --- internal group chats made by the app (appchat) -------------------------------------------------
+APPCHAT_ID = re.compile(r"^[0-9A-Za-z]{1,32}$")
+APPCHAT_MSGTYPES = {"text", "markdown", "textcard", "news", "image", "file"}
+MAX_APPCHAT_MEMBERS = 2000
+MAX_APPCHAT_CONTENT = 2048  # bytes of a text or markdown message
+
+
+@api("POST", "cgi-bin/appchat/create")
+def appchat_create(s: SimState, _: Query, body: Body) -> dict[str, Any]:
+    """2–2000 distinct members, none departed; an owner among them (else the first); a chatid of at most 32
+    letters and digits that no chat has yet (else 86215); the name cut at 50 characters."""
+    users = [str(u) for u in _list(body, "userlist") if u]
+    if len(set(users)) != len(users) or not 2 <= len(users) <= MAX_APPCHAT_MEMBERS:
+        raise SimError(86006, "invalid chat member list size")
+    if any(u in s.departed for u in users):
+        raise SimError(86007, "invalid chat member")
+    owner = body.get("owner") or users[0]
+    if owner not in users:
+        raise SimError(86005, "invalid owner")
+    chatid = body.get("chatid") or s.new_id("wrappchat").replace("_", "")
+    if not APPCHAT_ID.match(str(chatid)):
+        raise SimError(86001, "invalid chatid")
+    if chatid in s.appchats:
+        raise SimError(86215, "chatid already exists")
+    s.appchats[chatid] = {"chatid": chatid, "name": str(body.get("name") or "")[:50], "owner": owner,
+                          "userlist": users, "create_time": int(s.now())}
+    return ok(chatid=chatid)
+
+
+@api("GET", "cgi-bin/appchat/get")
+def appchat_get(s: SimState, q: Query, _: Body) -> dict[str, Any]:
+    chat = s.appchats.get(str(q.get("chatid") or ""))
+    if chat is None:
+        raise SimError(86003, "chatid not exists")
+    return ok(chat_info={k: chat[k] for k in ("chatid", "name", "owner", "userlist")})
+
+
+@api("POST", "cgi-bin/appchat/send")
+def appchat_send(s: SimState, _: Query, body: Body) -> dict[str, Any]:
+    """Only into a chat this app created; text and markdown at most 2,048 bytes."""
+    chat = s.appchats.get(str(body.get("chatid") or ""))
+    if chat is None:
+        raise SimError(86003, "chatid not exists")
+    msgtype = body.get("msgtype")
+    if msgtype not in APPCHAT_MSGTYPES or not isinstance(body.get(msgtype), dict):
+        raise bad("msgtype and its content are required")
+    content = body[msgtype].get("content")
+    if msgtype in ("text", "markdown"):
+        if not content:
+            raise SimError(44004, "empty content")
+        if len(str(content).encode()) > MAX_APPCHAT_CONTENT:
+            raise SimError(45002, "content size out of limit")
+    s.appchat_messages.append({"at": s.now(), "chatid": chat["chatid"], "msgtype": msgtype, "content": body[msgtype],
+                               "safe": body.get("safe", 0)})
+    return ok()
 
 
 @api("POST", "cgi-bin/webhook/send")

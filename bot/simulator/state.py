@@ -108,6 +108,8 @@ class SimState:
             self.app_messages: list[dict[str, Any]] = []
             self.typed: list[dict[str, Any]] = []  # what the console's driver typed as a salesperson (transcript)
             self.webhook_messages: list[dict[str, Any]] = []
+            self.appchats: dict[str, dict[str, Any]] = {}  # internal group chats our app created (appchat)
+            self.appchat_messages: list[dict[str, Any]] = []
             self.used_js_codes: set[str] = set()
             self.jsapi_tickets: dict[str, float] = {}  # agent jsapi ticket -> expires at
             self.oauth_codes: dict[str, dict[str, Any]] = {}  # OAuth code -> {"userid", "issued_at", "used"}
@@ -266,6 +268,7 @@ class SimState:
                                                          for t in self.transfers],
                 "chats": self.chats, "ways": self.ways, "tag_groups": self.tag_groups, "messages": self.messages,
                 "app_messages": self.app_messages, "subscribe_messages": self.subscribe_messages, "webhook_messages": self.webhook_messages,
+                "appchats": self.appchats, "appchat_messages": self.appchat_messages,
                 "welcome_codes": self.welcome_codes, "arms": self.arms, "tokens": len(self.tokens),
             }
 
