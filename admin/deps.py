@@ -23,8 +23,9 @@ from core.errors import AppError, NotAuthenticated, PermissionDenied
 from core.security import constant_time_equals
 from core.settings import get_settings
 from core.web import SessionDep
-from crm import auth_service, sources
+from crm import auth_service, permissions, sources
 from crm.models import DATA_SCOPE_LABELS, DEPARTMENT_KIND_LABELS, ROLE_LABELS, Staff
+from crm.permissions import Permission
 from crm.scope import Viewer
 
 T = TypeVar("T")
@@ -174,11 +175,11 @@ FormFields = Annotated[dict[str, str], Depends(_form_fields)]
 
 
 def require_roles(roles: Iterable[str]) -> Callable[[ConsoleUser], ConsoleUser]:
-    allowed = frozenset(str(r) for r in roles)
+    allowed = roles if isinstance(roles, Permission) else frozenset(str(r) for r in roles)
 
     def check(user: CurrentUser) -> ConsoleUser:
         if user.viewer.role not in allowed:
-            label = ROLE_LABELS.get(user.viewer.role, user.viewer.role)
+            label = permissions.role_label(user.viewer.role)
             raise PermissionDenied(f"您的角色（{label}）无权访问此页面，如需开通请联系系统管理员")
         return user
 
