@@ -24,7 +24,7 @@ from core.security import constant_time_equals
 from core.settings import get_settings
 from core.web import SessionDep
 from crm import auth_service, permissions, sources
-from crm.models import DATA_SCOPE_LABELS, DEPARTMENT_KIND_LABELS, ROLE_LABELS, Staff
+from crm.models import DATA_SCOPE_LABELS, DEPARTMENT_KIND_LABELS, Staff
 from crm.permissions import Permission
 from crm.scope import Viewer
 
@@ -53,7 +53,7 @@ def _make_templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
     env.filters.update(
         localtime=_localtime, pretty_json=_pretty_json,
-        role_label=lambda v: ROLE_LABELS.get(v, v), scope_label=lambda v: DATA_SCOPE_LABELS.get(v, v),
+        role_label=permissions.role_label, scope_label=lambda v: DATA_SCOPE_LABELS.get(v, v),
         status_label=lambda v: STATUS_LABELS.get(v, v), kind_label=lambda v: DEPARTMENT_KIND_LABELS.get(v, v),
         source_label=sources.label,
     )
