@@ -97,7 +97,7 @@ NAV: list[NavItem] = [
     NavItem("imports", "批量导入", "/console/imports", IMPORTERS),
     NavItem("tags", "标签", "/console/tags", TAG_USERS),
     NavItem("segments", "客户分群", "/console/segments", TAG_USERS),
-    NavItem("staff", "员工", "/console/staff", ORG_READERS),
+    NavItem("staff", "员工", "/console/staff", ORG_READERS | STAFF_MANAGERS),
     NavItem("departments", "部门", "/console/departments", ORG_READERS),
     NavItem("handover", "客户交接", "/console/handover", HANDOVER_MANAGERS),
     NavItem("audit", "审计日志", "/console/audit", AUDIT_READERS),

@@ -177,10 +177,14 @@ def _ensure_unique(session: Session, data: StaffInput, staff_id: int | None = No
 def _ensure_may_grant(viewer: Viewer | None, role: str, data_scope: DataScope,
                      custom: tuple[str, ...] | None = None) -> None:
     """Nobody grants more than they hold: only an admin grants the admin role, only the all-scope grants all,
-    and a custom role only by someone holding each of its permissions."""
+    and a custom role by a role editor (an admin) or by someone holding each of its permissions."""
     if viewer is None:
         return
-    missing = [p.label for k in custom or () if (p := permissions.get(k)) is not None and viewer.role not in p]
+    from crm.roles import ROLE_EDITORS  # crm.roles defines the permission; it reads no org service
+
+    may_grant_any = viewer.role in ROLE_EDITORS
+    missing = [p.label for k in custom or ()
+               if not may_grant_any and (p := permissions.get(k)) is not None and viewer.role not in p]
     if missing:
         raise PermissionDenied(f"您不能授予自己没有的权限：{'、'.join(missing)}")
     if role == Role.ADMIN and viewer.role != Role.ADMIN:

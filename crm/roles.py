@@ -109,7 +109,7 @@ def _validate(session: Session, data: RoleInput, *, role_id: int | None = None) 
 
 
 def _snapshot(row: CustomRole) -> dict[str, object]:
-    return {"name": row.name, "permissions": [getattr(get(k), "label", k) for k in row.permissions],
+    return {"name": row.name, "permissions": "、".join(getattr(get(k), "label", k) for k in row.permissions),
             "data_scope": DATA_SCOPE_LABELS.get(row.data_scope, row.data_scope), "description": row.description}
 
 

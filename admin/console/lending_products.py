@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from admin import nav
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
 from core import clock
 from core.errors import AppError, ValidationFailed
@@ -31,7 +32,7 @@ from lending.schedule.terms import RepaymentMethod
 
 router = APIRouter(prefix="/console/lending/products", include_in_schema=False)
 
-PRODUCT_READERS = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.RISK.value})
+PRODUCT_READERS = nav.LENDING_PRODUCT_STAFF
 PRODUCT_EDITORS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
 Reader = Annotated[ConsoleUser, Depends(require_roles(PRODUCT_READERS))]
 Editor = Annotated[ConsoleUser, Depends(require_roles(PRODUCT_EDITORS))]

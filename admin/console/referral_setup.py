@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from admin import nav
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
 from core.errors import ValidationFailed
 from core.money import format_yuan, yuan_to_fen
@@ -21,7 +22,7 @@ from referral.models import REFERRER_KIND_LABELS, ReferrerKind
 
 router = APIRouter(prefix="/console/referral", include_in_schema=False)
 
-REFERRAL_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.FINANCE.value})
+REFERRAL_ROLES = nav.REFERRAL_STAFF
 RULE_EDITORS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
 Reader = Annotated[ConsoleUser, Depends(require_roles(REFERRAL_ROLES))]
 Editor = Annotated[ConsoleUser, Depends(require_roles(RULE_EDITORS))]
