@@ -155,3 +155,17 @@ def test_other_roles_do_not_get_the_checklist(session, org):
     manager = make_staff(session, role="manager", department=org["branch"])
     client, _ = _client(session, manager)
     assert 'id="onboarding"' not in client.get("/console/").text
+
+
+def test_pool_allocation_picker_offers_only_staff_who_take_customers(session, org, admin):
+    make_customer(session)  # a pool with a customer shows the allocate controls
+    taker = roles.create_role(session, Viewer.of(admin), roles.RoleInput("电销", ["customers.own"], "own"))
+    make_staff(session, role="sales", department=org["team_a"], display_name="销售甲")
+    make_staff(session, role=taker.key, department=org["team_a"], display_name="电销乙")
+    make_staff(session, role="risk", department=org["company"], display_name="风控丙")
+    make_staff(session, role="collector", department=org["company"], display_name="催收丁")
+    client, _ = _client(session, admin)
+    page = client.get("/console/pool").text
+    picker = page.split('name="to_staff_id"', 1)[1].split("</select>", 1)[0]
+    assert "销售甲" in picker and "电销乙" in picker
+    assert "风控丙" not in picker and "催收丁" not in picker and "管理员" not in picker
