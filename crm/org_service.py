@@ -145,22 +145,23 @@ def _validate(data: StaffInput, session: Session | None = None) -> tuple[str, Da
     if not data.display_name.strip():
         raise ValidationFailed("姓名不能为空", field="display_name")
     custom = session.scalar(select(CustomRole).where(CustomRole.key == data.role)) if session is not None else None
+    role: str
     if custom is not None:  # a custom role brings its own data scope
-        role: str = custom.key
-        return role, DataScope(custom.data_scope), tuple(custom.permissions or ())
-    try:
-        role = Role(data.role)
-    except ValueError as exc:
-        raise ValidationFailed(f"未知角色：{data.role}", field="role") from exc
-    try:
-        data_scope = DataScope(data.data_scope) if data.data_scope else DEFAULT_SCOPE[role]
-    except ValueError as exc:
-        raise ValidationFailed(f"未知数据范围：{data.data_scope}", field="data_scope") from exc
+        role, data_scope = custom.key, DataScope(custom.data_scope)
+    else:
+        try:
+            role = Role(data.role)
+        except ValueError as exc:
+            raise ValidationFailed(f"未知角色：{data.role}", field="role") from exc
+        try:
+            data_scope = DataScope(data.data_scope) if data.data_scope else DEFAULT_SCOPE[Role(role)]
+        except ValueError as exc:
+            raise ValidationFailed(f"未知数据范围：{data.data_scope}", field="data_scope") from exc
     if data.capacity < 0 or data.capacity > 100_000:
         raise ValidationFailed("客户容量必须在 0–100000 之间", field="capacity")
     if data.level < 1 or data.level > 100:
         raise ValidationFailed("等级权重必须在 1–100 之间", field="level")
-    return role, data_scope, None
+    return role, data_scope, tuple(custom.permissions or ()) if custom is not None else None
 
 
 def _ensure_unique(session: Session, data: StaffInput, staff_id: int | None = None) -> None:

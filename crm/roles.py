@@ -9,9 +9,11 @@ cannot be deleted.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock
@@ -117,11 +119,15 @@ def create_role(session: Session, viewer: Viewer | None, data: RoleInput) -> Cus
     _ensure_editor(viewer)
     name, perms, scope = _validate(session, data)
     now = clock.now()
-    row = CustomRole(key=f"tmp_{now.timestamp():.0f}"[:16], name=name, description=(data.description or "").strip()
+    row = CustomRole(key=f"tmp_{secrets.token_hex(5)}", name=name, description=(data.description or "").strip()
                      or None, permissions=perms, data_scope=scope, based_on=data.based_on or None,
                      created_at=now, updated_at=now)
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError as exc:  # the same name saved at the same moment by someone else
+        raise RoleNameTaken(field="name") from exc
     row.key = f"custom_{row.id}"
     session.flush()
     audit.record(session, "role.create", entity_type="custom_role", entity_id=row.id, after=_snapshot(row))

@@ -169,3 +169,11 @@ def test_pool_allocation_picker_offers_only_staff_who_take_customers(session, or
     picker = page.split('name="to_staff_id"', 1)[1].split("</select>", 1)[0]
     assert "销售甲" in picker and "电销乙" in picker
     assert "风控丙" not in picker and "催收丁" not in picker and "管理员" not in picker
+
+
+def test_the_staff_api_names_a_custom_role(session, org, admin):
+    role = roles.create_role(session, Viewer.of(admin), roles.RoleInput("电销专员", ["customers.own"], "own"))
+    holder = make_staff(session, role=role.key, department=org["team_a"])
+    token = auth_service.issue_api_token(session, holder.id, "测试", 30)[0]
+    body = console_client().get("/api/v1/me", headers=bearer(token)).json()
+    assert body["role"] == role.key and body["role_label"] == "电销专员"

@@ -149,3 +149,10 @@ def test_collector_picker_and_assignment_accept_custom_collectors_only(session, 
     assert not permissions.staff_holds(session, sales.role, actions.COLLECTORS)
     picked = set(session.scalars(select(Staff.id).where(Staff.role.in_(holders))))
     assert collector.id in picked and sales.id not in picked
+
+
+def test_a_custom_role_holder_still_gets_the_staff_form_checks(session, org, admin):
+    role = _role(session, admin)
+    with pytest.raises(Exception, match="客户容量"):
+        org_service.create_staff(session, org_service.StaffInput(
+            username="cap-x", display_name="容量", role=role.key, department_id=org["team_a"].id, capacity=-1))
