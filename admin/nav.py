@@ -48,6 +48,9 @@ TAG_USERS: Permission = permission("tags.use", "客户标签与分群", "查看�
 LENDING_PRODUCT_STAFF: Permission = permission("lending.products", "产品与风控规则", "查看产品，查看并维护风控规则",
                                                {Role.ADMIN, Role.MANAGER, Role.RISK}, group="贷款")
 
+PRODUCT_EDITORS: Permission = permission("lending.products.edit", "编辑产品", "新建和修改贷款产品、资方与费率",
+                                         {Role.ADMIN, Role.MANAGER}, group="贷款")
+
 # Loan applications: the workflow designer (managers, admins); disbursement is checked in lending.disbursement.
 WORKFLOW_EDITORS: Permission = permission("lending.workflow", "审批流程设计", "设计贷款审批流程的节点和流转",
                                           {Role.ADMIN, Role.MANAGER}, group="贷款")
@@ -63,6 +66,8 @@ PAYMENT_STAFF: Permission = permission("payments.manage", "支付结算", "支�
                                        {Role.ADMIN, Role.MANAGER, Role.FINANCE}, group="财务")
 REFERRAL_STAFF: Permission = permission("referral.manage", "推荐佣金", "推荐人、佣金规则与发放",
                                         {Role.ADMIN, Role.MANAGER, Role.FINANCE}, group="财务")
+REFERRAL_RULE_EDITORS: Permission = permission("referral.rules", "佣金规则", "新建和修改推荐佣金规则",
+                                               {Role.ADMIN, Role.MANAGER}, group="财务")
 # Finance center: finance, managers and admins for the money; sales and supervisors for their own cases.
 FINANCE_STAFF: Permission = permission("finance.ledger", "总账与月结", "财务总账、凭证与月结",
                                        {Role.ADMIN, Role.MANAGER, Role.FINANCE}, group="财务")

@@ -24,7 +24,7 @@ from core import clock
 from core.errors import AppError, ValidationFailed
 from core.money import fen_to_yuan, format_yuan, parse_rate, parse_yuan_text
 from core.web import SessionDep
-from crm.models import CUSTOMER_TYPE_LABELS, Role
+from crm.models import CUSTOMER_TYPE_LABELS
 from lending import products
 from lending.models import FUNDER_TYPE_LABELS, PENALTY_BASIS_LABELS, WRITE_OFF_ORDER_LABELS, Product, ProductVersion
 from lending.schedule.apr import percent
@@ -33,7 +33,7 @@ from lending.schedule.terms import RepaymentMethod
 router = APIRouter(prefix="/console/lending/products", include_in_schema=False)
 
 PRODUCT_READERS = nav.LENDING_PRODUCT_STAFF
-PRODUCT_EDITORS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+PRODUCT_EDITORS = nav.PRODUCT_EDITORS
 Reader = Annotated[ConsoleUser, Depends(require_roles(PRODUCT_READERS))]
 Editor = Annotated[ConsoleUser, Depends(require_roles(PRODUCT_EDITORS))]
 

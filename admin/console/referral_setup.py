@@ -15,7 +15,6 @@ from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, req
 from core.errors import ValidationFailed
 from core.money import format_yuan, yuan_to_fen
 from core.web import SessionDep
-from crm.models import Role
 from lending.models import FUNDER_TYPE_LABELS
 from referral import attribution, ledger, referrers, rules
 from referral.models import REFERRER_KIND_LABELS, ReferrerKind
@@ -23,7 +22,7 @@ from referral.models import REFERRER_KIND_LABELS, ReferrerKind
 router = APIRouter(prefix="/console/referral", include_in_schema=False)
 
 REFERRAL_ROLES = nav.REFERRAL_STAFF
-RULE_EDITORS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+RULE_EDITORS = nav.REFERRAL_RULE_EDITORS
 Reader = Annotated[ConsoleUser, Depends(require_roles(REFERRAL_ROLES))]
 Editor = Annotated[ConsoleUser, Depends(require_roles(RULE_EDITORS))]
 Text = Annotated[str, Form()]
