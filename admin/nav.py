@@ -15,6 +15,7 @@ from crm import automation, custom_fields, handover, roles
 from crm.importer import uploads
 from crm.models import Role
 from crm.permissions import BUILTIN_ROLES, WECOM_MASS, WECOM_OPS, Permission, permission
+from finance import access as finance_access
 from postloan import actions
 
 # Every gate below is a named permission (crm.permissions): built-in roles hold it as listed, a custom role
@@ -74,8 +75,7 @@ FINANCE_STAFF: Permission = permission("finance.ledger", "总账与月结", "财
 FINANCE_CASE_STAFF: Permission = permission("finance.cases", "签单与做单", "签单、定金、做单、结算、报销（按数据范围）",
                                             {Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR, Role.SALES},
                                             group="财务")
-FINANCE_REPORT_READERS: Permission = permission("finance.reports", "财务业绩", "查看财务业绩报表",
-                                                {Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR}, group="报表")
+FINANCE_REPORT_READERS: Permission = finance_access.REPORT_READERS
 
 # Automation rules (work area): managers and admins.
 RULE_EDITORS: Permission = automation.RULE_EDITORS
