@@ -20,7 +20,8 @@ ACTION_LABELS: dict[str, str] = {
     "auth.login": "登录了控制台", "auth.logout": "退出了登录", "auth.login_failed": "登录失败",
     "auth.login_locked": "因多次输错密码被锁定", "api_token.issue": "签发了 API 令牌", "api_token.revoke": "吊销了 API 令牌",
     "staff.create": "新建了员工", "staff.update": "修改了员工资料", "staff.depart": "办理了员工离职",
-    "staff.skills": "修改了员工技能", "department.create": "新建了部门", "department.rename": "重命名了部门",
+    "staff.skills": "修改了员工技能", "role.create": "新建了自定义角色", "role.update": "修改了自定义角色",
+    "role.delete": "删除了自定义角色", "department.create": "新建了部门", "department.rename": "重命名了部门",
     "customer.update": "修改了客户资料", "customer.grade": "修改了客户等级", "customer.allocate": "分配了客户",
     "customer.claim": "从公海领取了客户", "customer.release": "把客户释放到公海", "customer.recycle": "把客户回收到公海",
     "customer.pool_move": "把客户移到另一个公海", "customer.blacklist": "把客户列入黑名单",
@@ -83,7 +84,7 @@ AREA_LABELS: dict[str, str] = {
     "mp": "小程序操作", "finance": "财务操作", "payments": "支付操作", "collections": "催收操作", "pii": "个人信息操作",
 }
 ENTITY_LABELS: dict[str, str] = {
-    "staff": "员工", "department": "部门", "customer": "客户", "api_token": "API 令牌", "visit": "上门预约",
+    "staff": "员工", "custom_role": "角色", "department": "部门", "customer": "客户", "api_token": "API 令牌", "visit": "上门预约",
     "task": "待办", "followup": "跟进", "tag": "标签", "tag_group": "标签组", "grade": "等级", "segment": "客户分群",
     "pool": "公海", "allocation_rule": "分配规则", "recycle_rule": "回收规则", "automation_rule": "自动化规则",
     "import_job": "导入任务", "handover_case": "交接单", "lending_funder": "资方", "lending_product": "贷款产品",
@@ -97,7 +98,7 @@ FIELD_LABELS: dict[str, str] = {
     "name": "名称", "display_name": "姓名", "username": "登录名", "phone": "手机号", "mobile": "手机号",
     "id_number": "身份证号", "region": "地区", "source": "来源", "source_detail": "来源说明",
     "customer_type": "客户类型", "customer_types": "客户类型", "grade": "等级", "stage": "阶段", "status": "状态",
-    "role": "角色", "data_scope": "数据范围", "department_id": "部门", "parent_id": "上级", "owner_id": "负责人",
+    "role": "角色", "data_scope": "数据范围", "permissions": "权限", "department_id": "部门", "parent_id": "上级", "owner_id": "负责人",
     "from_staff_id": "原员工", "staff_id": "员工", "collector_staff_id": "催收员", "reception_staff_id": "接待人",
     "pool_id": "公海", "customer_id": "客户", "application_id": "申请", "referrer_id": "推荐人",
     "amount": "金额", "principal_amount": "本金", "demand_amount": "需求金额", "approved_amount": "批准金额",

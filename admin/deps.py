@@ -23,8 +23,9 @@ from core.errors import AppError, NotAuthenticated, PermissionDenied
 from core.security import constant_time_equals
 from core.settings import get_settings
 from core.web import SessionDep
-from crm import auth_service, sources
-from crm.models import DATA_SCOPE_LABELS, DEPARTMENT_KIND_LABELS, ROLE_LABELS, Staff
+from crm import auth_service, permissions, sources
+from crm.models import DATA_SCOPE_LABELS, DEPARTMENT_KIND_LABELS, Staff
+from crm.permissions import Permission
 from crm.scope import Viewer
 
 T = TypeVar("T")
@@ -52,7 +53,7 @@ def _make_templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
     env.filters.update(
         localtime=_localtime, pretty_json=_pretty_json,
-        role_label=lambda v: ROLE_LABELS.get(v, v), scope_label=lambda v: DATA_SCOPE_LABELS.get(v, v),
+        role_label=permissions.role_label, scope_label=lambda v: DATA_SCOPE_LABELS.get(v, v),
         status_label=lambda v: STATUS_LABELS.get(v, v), kind_label=lambda v: DEPARTMENT_KIND_LABELS.get(v, v),
         source_label=sources.label,
     )
@@ -174,11 +175,11 @@ FormFields = Annotated[dict[str, str], Depends(_form_fields)]
 
 
 def require_roles(roles: Iterable[str]) -> Callable[[ConsoleUser], ConsoleUser]:
-    allowed = frozenset(str(r) for r in roles)
+    allowed = roles if isinstance(roles, Permission) else frozenset(str(r) for r in roles)
 
     def check(user: CurrentUser) -> ConsoleUser:
         if user.viewer.role not in allowed:
-            label = ROLE_LABELS.get(user.viewer.role, user.viewer.role)
+            label = permissions.role_label(user.viewer.role)
             raise PermissionDenied(f"您的角色（{label}）无权访问此页面，如需开通请联系系统管理员")
         return user
 

@@ -11,45 +11,85 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.settings import get_settings
+from crm import automation, custom_fields, handover, roles
+from crm.importer import uploads
 from crm.models import Role
+from crm.permissions import BUILTIN_ROLES, WECOM_MASS, WECOM_OPS, Permission, permission
+from finance import access as finance_access
+from lending.servicing import book_import
+from postloan import actions
 
-ALL_ROLES: frozenset[str] = frozenset(r.value for r in Role)
+# Every gate below is a named permission (crm.permissions): built-in roles hold it as listed, a custom role
+# when it lists the key. The role editor (设置 → 角色权限) offers them with their label and description.
+ALL_ROLES: Permission = permission("console.basic", "基础页面", "首页、我的工作、公海、申请和贷后列表（按数据范围）",
+                                   BUILTIN_ROLES, everyone=True)
 # Staff management (create, edit, depart) and the audit log.
-STAFF_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
-AUDIT_READERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
+STAFF_MANAGERS: Permission = permission("staff.manage", "员工管理", "新增、编辑员工，办理离职，分配角色",
+                                        {Role.ADMIN, Role.MANAGER})
+AUDIT_READERS: Permission = permission("audit.read", "审计日志", "查看谁在何时做了什么", {Role.ADMIN, Role.MANAGER})
 # Reading the staff list and the department tree (always limited to the viewer's data scope).
-ORG_READERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})
+ORG_READERS: Permission = permission("org.read", "查看员工与部门", "员工列表和部门树（按数据范围）",
+                                     {Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})
 # Changing the department tree.
-ORG_EDITORS: frozenset[str] = frozenset({Role.ADMIN})
+ORG_EDITORS: Permission = permission("org.edit", "编辑部门", "新建、改名、移动部门", {Role.ADMIN})
+# Roles (custom roles from named permissions) and the company settings page.
+ROLE_EDITORS: Permission = roles.ROLE_EDITORS
+COMPANY_SETTINGS: Permission = permission("company.settings", "公司设置", "查看企业微信、小程序、支付、外呼的接入状态",
+                                          {Role.ADMIN, Role.MANAGER})
 # Customers: everyone reads their own scope; blacklisting (and lifting it) is for managers.
-CUSTOMER_READERS: frozenset[str] = ALL_ROLES
-CUSTOMER_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})
+CUSTOMER_READERS: Permission = ALL_ROLES
+CUSTOMER_MANAGERS: Permission = permission("customers.manage", "客户管理", "拉黑与解除拉黑、改派负责人、管理他人客户",
+                                           {Role.ADMIN, Role.MANAGER, Role.SUPERVISOR}, group="客户")
 # Handing a salesperson's customers over (离职交接 / 在职转接), within one's data scope.
-HANDOVER_MANAGERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
+HANDOVER_MANAGERS: Permission = handover.HANDOVER_ROLES
+IMPORTERS: Permission = uploads.IMPORTERS
+TAG_USERS: Permission = permission("tags.use", "客户标签与分群", "查看标签、使用客户分群",
+                                   {Role.ADMIN, Role.MANAGER, Role.SUPERVISOR, Role.SALES}, group="客户")
 
 # Lending products (产品) and risk rules (风控规则): admins, managers and risk staff.
-LENDING_PRODUCT_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.RISK})
+LENDING_PRODUCT_STAFF: Permission = permission("lending.products", "产品与风控规则", "查看产品，查看并维护风控规则",
+                                               {Role.ADMIN, Role.MANAGER, Role.RISK}, group="贷款")
+
+PRODUCT_EDITORS: Permission = permission("lending.products.edit", "编辑产品", "新建和修改贷款产品、资方与费率",
+                                         {Role.ADMIN, Role.MANAGER}, group="贷款")
 
 # Loan applications: the workflow designer (managers, admins); disbursement is checked in lending.disbursement.
-WORKFLOW_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
+WORKFLOW_EDITORS: Permission = permission("lending.workflow", "审批流程设计", "设计贷款审批流程的节点和流转",
+                                          {Role.ADMIN, Role.MANAGER}, group="贷款")
 
 # Servicing (贷后): the loan list is data-scoped for everyone; the collections queue is for collections staff.
-COLLECTIONS_STAFF: frozenset[str] = frozenset({Role.COLLECTOR, Role.RISK, Role.MANAGER, Role.ADMIN})
+COLLECTIONS_STAFF: Permission = actions.COLLECTORS | actions.MANAGERS
+AGENCY_MANAGERS: Permission = actions.MANAGERS
 
 # 任务队列 (the durable outbox: waiting and dead background tasks, resending them): admins.
-OUTBOX_ADMINS: frozenset[str] = frozenset({Role.ADMIN})
+OUTBOX_ADMINS: Permission = permission("outbox.manage", "任务队列", "查看并重发后台任务", {Role.ADMIN})
 # Payments (支付、代扣、对账): finance, managers and admins.
-PAYMENT_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})
+PAYMENT_STAFF: Permission = permission("payments.manage", "支付结算", "支付订单、代扣、对账",
+                                       {Role.ADMIN, Role.MANAGER, Role.FINANCE}, group="财务")
+REFERRAL_STAFF: Permission = permission("referral.manage", "推荐佣金", "推荐人、佣金规则与发放",
+                                        {Role.ADMIN, Role.MANAGER, Role.FINANCE}, group="财务")
+REFERRAL_RULE_EDITORS: Permission = permission("referral.rules", "佣金规则", "新建和修改推荐佣金规则",
+                                               {Role.ADMIN, Role.MANAGER}, group="财务")
 # Finance center: finance, managers and admins for the money; sales and supervisors for their own cases.
-FINANCE_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})
-FINANCE_CASE_STAFF: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR, Role.SALES})
-FINANCE_REPORT_READERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR})
+FINANCE_STAFF: Permission = permission("finance.ledger", "总账与月结", "财务总账、凭证与月结",
+                                       {Role.ADMIN, Role.MANAGER, Role.FINANCE}, group="财务")
+FINANCE_CASE_STAFF: Permission = permission("finance.cases", "签单与做单", "签单、定金、做单、结算、报销（按数据范围）",
+                                            {Role.ADMIN, Role.MANAGER, Role.FINANCE, Role.SUPERVISOR, Role.SALES},
+                                            group="财务")
+FINANCE_REPORT_READERS: Permission = finance_access.REPORT_READERS
 
 # Consent documents (授权协议: 隐私政策, 共享授权书): publishing and the list of who consented.
-CONSENT_PUBLISHERS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
+CONSENT_PUBLISHERS: Permission = permission("consents.publish", "授权协议", "发布隐私政策与资方共享授权书的新版本，查看谁已同意",
+                                            {Role.ADMIN, Role.MANAGER})
+
+LOAN_BOOK_IMPORTERS: Permission = book_import.IMPORTERS
 
 # Automation rules (work area): managers and admins.
-RULE_EDITORS: frozenset[str] = frozenset({Role.ADMIN, Role.MANAGER})
+RULE_EDITORS: Permission = automation.RULE_EDITORS
+CUSTOM_FIELD_DEFINERS: Permission = custom_fields.DEFINERS
+# WeCom operations (served by the bot by URL): channel codes, robots, groups, tag sync; mass messages.
+WECOM_MANAGERS: Permission = WECOM_OPS
+MASS_SENDERS: Permission = WECOM_MASS
 
 
 @dataclass(frozen=True)
@@ -57,7 +97,7 @@ class NavItem:
     key: str
     label: str
     url: str
-    roles: frozenset[str] = ALL_ROLES
+    roles: Permission = ALL_ROLES
     shown: Callable[[], bool] | None = None  # a condition besides the role (e.g. a setting)
     group: str | None = None  # the menu group; None: derived from the URL (group_of)
 
@@ -66,10 +106,10 @@ NAV: list[NavItem] = [
     NavItem("home", "首页", "/console/"),
     NavItem("customers", "客户", "/console/customers", CUSTOMER_READERS),
     NavItem("pool", "公海", "/console/pool"),
-    NavItem("imports", "批量导入", "/console/imports", frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})),
-    NavItem("tags", "标签", "/console/tags", frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR, Role.SALES})),
-    NavItem("segments", "客户分群", "/console/segments", frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR, Role.SALES})),
-    NavItem("staff", "员工", "/console/staff", ORG_READERS),
+    NavItem("imports", "批量导入", "/console/imports", IMPORTERS),
+    NavItem("tags", "标签", "/console/tags", TAG_USERS),
+    NavItem("segments", "客户分群", "/console/segments", TAG_USERS),
+    NavItem("staff", "员工", "/console/staff", ORG_READERS | STAFF_MANAGERS),
     NavItem("departments", "部门", "/console/departments", ORG_READERS),
     NavItem("handover", "客户交接", "/console/handover", HANDOVER_MANAGERS),
     NavItem("audit", "审计日志", "/console/audit", AUDIT_READERS),
@@ -81,16 +121,15 @@ NAV: list[NavItem] = [
     NavItem("lending_risk", "风控规则", "/console/lending/risk", LENDING_PRODUCT_STAFF),
     NavItem("lending_applications", "贷款申请", "/console/lending/applications"),
     NavItem("lending_workflow", "审批流程", "/console/lending/workflow", WORKFLOW_EDITORS),
-    NavItem("lending_book_import", "存量贷款导入", "/console/lending/book-import",
-            frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})),
+    NavItem("lending_book_import", "存量贷款导入", "/console/lending/book-import", LOAN_BOOK_IMPORTERS),
     NavItem("lending_loans", "贷后管理", "/console/lending/loans"),
     NavItem("lending_collections", "催收队列", "/console/lending/collections", COLLECTIONS_STAFF),
     NavItem("collections_cases", "催收案件", "/console/collections/cases", COLLECTIONS_STAFF),
     NavItem("collections_calls", "通话记录", "/console/collections/calls", COLLECTIONS_STAFF),
-    NavItem("collections_agencies", "委外管理", "/console/collections/agencies", frozenset({Role.ADMIN, Role.MANAGER})),
+    NavItem("collections_agencies", "委外管理", "/console/collections/agencies", AGENCY_MANAGERS),
     # 支付订单 · 代扣 · 代扣授权 · 对账: one entry, the four pages are tabs under /console/payments
     NavItem("payments", "支付结算", "/console/payments", PAYMENT_STAFF),
-    NavItem("referral", "推荐佣金", "/console/referral", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE})),
+    NavItem("referral", "推荐佣金", "/console/referral", REFERRAL_STAFF),
     # Finance center (财务中心): every page under /console/finance, scoped by the case's sales and case officer.
     NavItem("finance_agreements", "签单", "/console/finance/agreements", FINANCE_CASE_STAFF),
     NavItem("finance_deposits", "定金列表", "/console/finance/deposits", FINANCE_CASE_STAFF),
@@ -101,22 +140,24 @@ NAV: list[NavItem] = [
     NavItem("finance_ledger", "总账与月结", "/console/finance/ledger", FINANCE_STAFF),
     # 自定义报表: everyone sees the reports shared with their role (within their data scope); managers build them.
     NavItem("reports", "自定义报表", "/console/reports"),
-    NavItem("custom_fields", "自定义字段", "/console/settings/custom-fields", frozenset({Role.ADMIN, Role.MANAGER})),
+    NavItem("custom_fields", "自定义字段", "/console/settings/custom-fields", CUSTOM_FIELD_DEFINERS),
     NavItem("consents", "授权协议", "/console/consents", CONSENT_PUBLISHERS),
+    NavItem("roles", "角色权限", "/console/settings/roles", ROLE_EDITORS),
+    NavItem("company", "公司设置", "/console/settings/company", COMPANY_SETTINGS),
     NavItem("tokens", "API 令牌", "/console/tokens"),
     # Served by the bot (a URL, not an import): 渠道活码 live in WeCom.
-    NavItem("channels", "渠道活码", "/wecom/channels", frozenset({Role.ADMIN, Role.MANAGER})),
+    NavItem("channels", "渠道活码", "/wecom/channels", WECOM_MANAGERS),
     # Served by the bot (a URL, not an import): team group robots and announcements.
-    NavItem("wecom_robots", "群机器人", "/wecom/robots", frozenset({Role.ADMIN, Role.MANAGER})),
+    NavItem("wecom_robots", "群机器人", "/wecom/robots", WECOM_MANAGERS),
     # Served by the bot (a URL, not an import): mass messages, group chats and routes, corp tag sync.
-    NavItem("wecom_mass", "群发", "/wecom/mass", frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})),
-    NavItem("wecom_groups", "客户群", "/wecom/groups", frozenset({Role.ADMIN, Role.MANAGER})),
-    NavItem("wecom_tags", "企微标签同步", "/wecom/tags", frozenset({Role.ADMIN, Role.MANAGER})),
+    NavItem("wecom_mass", "群发", "/wecom/mass", MASS_SENDERS),
+    NavItem("wecom_groups", "客户群", "/wecom/groups", WECOM_MANAGERS),
+    NavItem("wecom_tags", "企微标签同步", "/wecom/tags", WECOM_MANAGERS),
     # Served by the bot's simulator (a URL, not an import): only while WeCom is simulated.
-    NavItem("wecom_sim", "企微模拟器", "/_wecom_sim/console", frozenset({Role.ADMIN, Role.MANAGER}),
+    NavItem("wecom_sim", "企微模拟器", "/_wecom_sim/console", WECOM_MANAGERS,
             shown=lambda: get_settings().wecom_simulated),
     # Served by the payment simulator (a URL): only while payments are simulated.
-    NavItem("pay_sim", "支付模拟器", "/_pay_sim/", frozenset({Role.ADMIN, Role.MANAGER, Role.FINANCE}),
+    NavItem("pay_sim", "支付模拟器", "/_pay_sim/", PAYMENT_STAFF,
             shown=lambda: _payments_simulated()),
     # Served by the telephony simulator (a URL): only while telephony is simulated.
     NavItem("tel_sim", "外呼模拟器", "/_tel_sim/", COLLECTIONS_STAFF, shown=lambda: _telephony_simulated()),

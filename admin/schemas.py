@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import object_session
 
-from crm.models import ROLE_LABELS, Department, Staff
+from crm.models import Department, Staff
+from crm.permissions import role_label, role_name
 
 
 class ErrorBody(BaseModel):
@@ -38,7 +40,7 @@ class StaffRead(BaseModel):
     def of(cls, staff: Staff) -> StaffRead:
         return cls(
             id=staff.id, username=staff.username, display_name=staff.display_name, role=staff.role,
-            role_label=ROLE_LABELS.get(staff.role, staff.role), data_scope=staff.data_scope,
+            role_label=role_label(role_name(object_session(staff), staff.role)), data_scope=staff.data_scope,
             department_id=staff.department_id, department_name=staff.department.name,
             wecom_userid=staff.wecom_userid, region=staff.region, capacity=staff.capacity, level=staff.level,
             status=staff.status, mobile_masked=staff.mobile_masked, last_login_at=staff.last_login_at,
@@ -56,7 +58,8 @@ class StaffPage(BaseModel):
 class StaffCreate(BaseModel):
     username: str = Field(max_length=64, examples=["zhangsan"])
     display_name: str = Field(max_length=64, examples=["张三"])
-    role: str = Field(description="admin | manager | supervisor | sales | risk | finance | collector")
+    role: str = Field(description="admin | manager | supervisor | sales | risk | finance | collector, or a custom "
+                      "role's key (custom_<id>, 设置 › 角色权限)")
     department_id: int
     data_scope: str | None = Field(None, description="own | department | all; default by role")
     password: str | None = Field(None, description="≥ 10 characters, not a common password, not containing the username; "

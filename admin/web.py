@@ -30,6 +30,7 @@ from admin.console import agencies as agencies_console
 from admin.console import collections_analysis as collections_analysis_console
 from admin.console import collections_cases as collections_cases_console
 from admin.console import collections_setup as collections_setup_console
+from admin.console import company as company_console
 from admin.console import custom_fields as custom_fields_console
 from admin.console import customer_profile as customer_profile_console
 from admin.console import customers as customers_console
@@ -50,6 +51,7 @@ from admin.console import pool as pool_console
 from admin.console import referral_money as referral_money_console
 from admin.console import referral_setup as referral_setup_console
 from admin.console import reports as reports_console
+from admin.console import roles as roles_console
 from admin.console import segments as segments_console
 from admin.console import tags as tags_console
 from admin.console import telephony as telephony_console
@@ -69,6 +71,8 @@ def mount(app: FastAPI) -> None:
     app.include_router(customer_profile_api.router)
     app.include_router(customer_profile_console.router)
     app.include_router(custom_fields_console.router)
+    app.include_router(roles_console.router)
+    app.include_router(company_console.router)
     app.include_router(handover_console.router)
     app.include_router(handover_api.router)
     app.include_router(work_console.router)

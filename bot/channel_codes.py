@@ -43,13 +43,14 @@ from core import audit, clock
 from core.db import insert_ignore
 from core.errors import AppError, PermissionDenied, ValidationFailed
 from crm import tags as crm_tags
-from crm.models import Customer, Role, Staff, StaffStatus, Stage
+from crm.models import Customer, Staff, StaffStatus, Stage
+from crm.permissions import WECOM_OPS, Permission
 from crm.scope import Viewer
 from lending.models import Application, Loan
 
 log = logging.getLogger(__name__)
 
-MANAGERS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+MANAGERS: Permission = WECOM_OPS
 STATE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,30}$")
 MAX_STAFF = 100
 APPLIED_STAGES = (Stage.APPLIED, Stage.APPROVED, Stage.SIGNED, Stage.DISBURSED, Stage.REPAYING, Stage.CLOSED)

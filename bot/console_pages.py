@@ -49,9 +49,10 @@ def staff_user(request: Request, roles: frozenset[str] | set[str], refusal: str)
         row = auth_service.resolve_session(session, token)
         if row is None:
             raise Denied(401, "请先登录")
-        if row.staff.role not in roles:
+        viewer = Viewer.of(row.staff)
+        if viewer.role not in roles:
             raise Denied(403, refusal)
-        return {"viewer": Viewer.of(row.staff), "staff_id": row.staff.id, "csrf": row.csrf_token,
+        return {"viewer": viewer, "staff_id": row.staff.id, "csrf": row.csrf_token,
                 "name": row.staff.display_name}
 
 

@@ -41,12 +41,13 @@ from core import audit, clock
 from core.db import insert_ignore
 from core.errors import AppError, PermissionDenied, ValidationFailed
 from crm import customers, segments
-from crm.models import Customer, Role, Segment
+from crm.models import Customer, Segment
+from crm.permissions import WECOM_OPS
 from crm.scope import Viewer
 
 log = logging.getLogger(__name__)
 
-MANAGERS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+MANAGERS = WECOM_OPS
 STATE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,30}$")
 MAX_CHATS = 5
 PAGE_LIMIT = 1000

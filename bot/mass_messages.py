@@ -42,14 +42,15 @@ from core import audit, clock, outbox
 from core.db import is_postgres
 from core.errors import AppError, PermissionDenied, ValidationFailed
 from crm import segments
-from crm.models import Customer, Role, Segment, Staff
+from crm.models import Customer, Segment, Staff
+from crm.permissions import WECOM_MASS
 from crm.scope import Viewer
 
 log = logging.getLogger(__name__)
 
 SEND_TASK = "bot.send_mass_message"
 POLL_TASK = "bot.poll_mass_messages"
-SENDERS = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value})
+SENDERS = WECOM_MASS
 MAX_ATTACHMENTS = 9
 MAX_TEXT = 2000
 MAX_PER_TEMPLATE = 10_000

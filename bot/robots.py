@@ -20,10 +20,11 @@ from bot.models_chat import WecomRobot
 from core import audit, clock, pii
 from core.db import unit_of_work
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from crm.models import Department, Role
+from crm.models import Department
+from crm.permissions import WECOM_OPS
 from crm.scope import Viewer, department_filter
 
-MANAGERS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+MANAGERS = WECOM_OPS
 MSGTYPES = ("markdown", "text")
 MAX_CONTENT = 2000  # WeCom: text 2048 bytes, markdown 4096 bytes
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,80}$")

@@ -38,13 +38,14 @@ from core.audit import AuditLog
 from core.errors import AppError, PermissionDenied, ValidationFailed
 from crm import customers
 from crm import tags as crm_tags
-from crm.models import Customer, Role, Staff, Tag, TagGroup
+from crm.models import Customer, Staff, Tag, TagGroup
+from crm.permissions import WECOM_OPS
 from crm.scope import Viewer
 
 log = logging.getLogger(__name__)
 
 MAX_CORP_TAGS = 3000
-MANAGERS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+MANAGERS = WECOM_OPS
 SYNC_ACTION = "wecom.tag_sync"
 # WeCom answers that will not change on a retry: the relation is gone, a tag id is unknown.
 PERMANENT_ERRCODES = frozenset({84061, 40068, 40096, 60011, 40058})

@@ -49,6 +49,7 @@ from crm.models import (
     TaskStatus,
     WorkTask,
 )
+from crm.permissions import permission
 from crm.scope import Viewer
 from crm.work_common import customer_label, insert_ignore, notify_many
 from crm.work_exceptions import InvalidRule, RuleNotFound, WorkForbidden
@@ -65,7 +66,7 @@ FIELDS = {"grade": Customer.grade, "stage": Customer.stage, "source": Customer.s
 OP_LABELS = {"eq": "等于", "ne": "不等于", "in": "属于"}
 ACTION_LABELS = {"create_task": "创建待办", "notify": "发送通知", "set_grade": "设置等级"}
 TARGET_LABELS = {"owner": "负责人", "supervisor": "负责人所在部门主管", "staff": "指定员工"}
-RULE_EDITORS = (Role.ADMIN, Role.MANAGER)
+RULE_EDITORS = permission("work.rules", "自动化规则", "新建和维护自动化规则", {Role.ADMIN, Role.MANAGER}, group="工作")
 MAX_CHAIN = 5
 SCAN_BATCH = 1000  # customers per rule per scan; the next scan continues
 DIGEST_OVER = 5  # more customers than this for one person in one batch: one digest notification

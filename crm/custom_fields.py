@@ -31,6 +31,7 @@ from crm.models import (
     CustomFieldValue,
     Role,
 )
+from crm.permissions import permission
 from crm.scope import Viewer
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
     "parse_definition", "reveal_value", "set_values", "shown_values", "update_field", "values_for_customers",
 ]
 
-DEFINERS = frozenset({Role.ADMIN, Role.MANAGER})
+DEFINERS = permission("settings.custom_fields", "自定义字段", "定义客户的自定义字段", {Role.ADMIN, Role.MANAGER})
 MAX_FIELDS = 50
 MAX_OPTIONS = 50
 MAX_TEXT = 200

@@ -55,9 +55,11 @@ from crm.models import (
     WeComTransferEvent,
 )
 from crm.models.handover import ACTIVE_TRANSFER_STATUSES
+from crm.permissions import permission
 from crm.scope import Viewer
 
-HANDOVER_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+HANDOVER_ROLES = permission("customers.handover", "客户交接", "离职交接、在职转接（按数据范围）", {Role.ADMIN, Role.MANAGER},
+                            group="客户")
 TRANSFER_TASK = "bot.transfer_customers"
 IN_SERVICE_LIMIT = 2  # WeCom: a customer may be transferred in service at most 2 times in 90 days
 IN_SERVICE_WINDOW = timedelta(days=90)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock, password_policy, pii
 from core.security import constant_time_equals, hash_password, verify_password
-from crm import scope
+from crm import permissions, scope
 from crm.exceptions import (
     DepartmentNotFound,
     InvalidDepartmentTree,
@@ -20,18 +20,22 @@ from crm.exceptions import (
     WeakPassword,
     WecomUserIdTaken,
 )
-from crm.models import DEFAULT_SCOPE, DataScope, Department, DepartmentKind, Role, Staff, StaffStatus
+from crm.models import DEFAULT_SCOPE, CustomRole, DataScope, Department, DepartmentKind, Role, Staff, StaffStatus
 from crm.scope import Viewer
 
 # A child's kind must rank below its parent's: company > center > branch > team.
 # Who may own customers: the staff pickers of allocation, the pool's 分配给, handover successors and channel
 # codes offer these roles only (a risk officer or a collector is never given leads).
-CUSTOMER_OWNER_ROLES = frozenset({Role.SALES, Role.SUPERVISOR})
+# Who may own customers: be given leads, answer channel codes, receive a handover (the staff pickers offer them).
+CUSTOMER_OWNER_ROLES = permissions.permission(
+    "customers.own", "接待客户", "可被分配线索和公海客户、接待渠道活码、接收交接的客户", {Role.SALES, Role.SUPERVISOR},
+    group="客户")
 
 
 def owner_choices(session: Session, viewer: Viewer | None = None) -> list[Staff]:
     """Active staff who may own customers (within ``viewer``'s scope when given), by name."""
-    stmt = select(Staff).where(Staff.status == StaffStatus.ACTIVE, Staff.role.in_([str(r) for r in CUSTOMER_OWNER_ROLES]))
+    stmt = select(Staff).where(Staff.status == StaffStatus.ACTIVE, Staff.role.in_(
+        permissions.holder_roles(session, CUSTOMER_OWNER_ROLES)))
     if viewer is not None:
         stmt = stmt.where(scope.staff_filter(viewer))
     return list(session.scalars(stmt.order_by(Staff.display_name, Staff.id)))
@@ -132,26 +136,32 @@ def check_password_strength(password: str, username: str | None = None) -> None:
         raise WeakPassword(f"{broken}（{password_policy.RULES}）", field="password")
 
 
-def _validate(data: StaffInput) -> tuple[Role, DataScope]:
+def _validate(data: StaffInput, session: Session | None = None) -> tuple[str, DataScope, tuple[str, ...] | None]:
+    """(role, data scope, the custom role's permission keys or None for a built-in role)."""
     from crm.exceptions import ValidationFailed
 
     if not _USERNAME_RE.match(data.username):
         raise ValidationFailed("登录名只能包含字母、数字、下划线、点和横线（2–64 位）", field="username")
     if not data.display_name.strip():
         raise ValidationFailed("姓名不能为空", field="display_name")
-    try:
-        role = Role(data.role)
-    except ValueError as exc:
-        raise ValidationFailed(f"未知角色：{data.role}", field="role") from exc
-    try:
-        data_scope = DataScope(data.data_scope) if data.data_scope else DEFAULT_SCOPE[role]
-    except ValueError as exc:
-        raise ValidationFailed(f"未知数据范围：{data.data_scope}", field="data_scope") from exc
+    custom = session.scalar(select(CustomRole).where(CustomRole.key == data.role)) if session is not None else None
+    role: str
+    if custom is not None:  # a custom role brings its own data scope
+        role, data_scope = custom.key, DataScope(custom.data_scope)
+    else:
+        try:
+            role = Role(data.role)
+        except ValueError as exc:
+            raise ValidationFailed(f"未知角色：{data.role}", field="role") from exc
+        try:
+            data_scope = DataScope(data.data_scope) if data.data_scope else DEFAULT_SCOPE[Role(role)]
+        except ValueError as exc:
+            raise ValidationFailed(f"未知数据范围：{data.data_scope}", field="data_scope") from exc
     if data.capacity < 0 or data.capacity > 100_000:
         raise ValidationFailed("客户容量必须在 0–100000 之间", field="capacity")
     if data.level < 1 or data.level > 100:
         raise ValidationFailed("等级权重必须在 1–100 之间", field="level")
-    return role, data_scope
+    return role, data_scope, tuple(custom.permissions or ()) if custom is not None else None
 
 
 def _ensure_unique(session: Session, data: StaffInput, staff_id: int | None = None) -> None:
@@ -165,10 +175,19 @@ def _ensure_unique(session: Session, data: StaffInput, staff_id: int | None = No
             raise WecomUserIdTaken(field="wecom_userid")
 
 
-def _ensure_may_grant(viewer: Viewer | None, role: Role, data_scope: DataScope) -> None:
-    """Nobody grants more than they hold: only an admin grants the admin role, only the all-scope grants all."""
+def _ensure_may_grant(viewer: Viewer | None, role: str, data_scope: DataScope,
+                     custom: tuple[str, ...] | None = None) -> None:
+    """Nobody grants more than they hold: only an admin grants the admin role, only the all-scope grants all,
+    and a custom role by a role editor (an admin) or by someone holding each of its permissions."""
     if viewer is None:
         return
+    from crm.roles import ROLE_EDITORS  # crm.roles defines the permission; it reads no org service
+
+    may_grant_any = viewer.role in ROLE_EDITORS
+    missing = [p.label for k in custom or ()
+               if not may_grant_any and (p := permissions.get(k)) is not None and viewer.role not in p]
+    if missing:
+        raise PermissionDenied(f"您不能授予自己没有的权限：{'、'.join(missing)}")
     if role == Role.ADMIN and viewer.role != Role.ADMIN:
         raise PermissionDenied("只有系统管理员可以授予管理员角色")
     if data_scope == DataScope.ALL and viewer.scope != DataScope.ALL:
@@ -187,8 +206,8 @@ def _ensure_department_in_scope(session: Session, viewer: Viewer | None, departm
 
 
 def create_staff(session: Session, data: StaffInput, viewer: Viewer | None = None) -> Staff:
-    role, data_scope = _validate(data)
-    _ensure_may_grant(viewer, role, data_scope)
+    role, data_scope, custom = _validate(data, session)
+    _ensure_may_grant(viewer, role, data_scope, custom)
     _ensure_department_in_scope(session, viewer, data.department_id)
     _ensure_unique(session, data)
     if data.password is not None:
@@ -264,8 +283,8 @@ def update_staff(session: Session, staff_id: int, data: StaffInput, viewer: View
     """Save the form; a new password ends the person's other sessions (and API tokens when asked)."""
     staff = get_staff(session, staff_id, viewer)
     _ensure_may_manage(viewer, staff)
-    role, data_scope = _validate(data)
-    _ensure_may_grant(viewer, role, data_scope)
+    role, data_scope, custom = _validate(data, session)
+    _ensure_may_grant(viewer, role, data_scope, custom)
     _ensure_department_in_scope(session, viewer, data.department_id)
     _ensure_unique(session, data, staff_id)
     before = _snapshot(staff)

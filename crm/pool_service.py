@@ -49,6 +49,7 @@ from crm.models import (
     Staff,
     Stage,
 )
+from crm.permissions import permission
 from crm.pool_exceptions import (
     ClaimCooldown,
     ClaimLost,
@@ -63,7 +64,8 @@ from crm.pool_homes import home_pool_id, settings_for
 from crm.scope import Viewer
 
 RECYCLE_TASK = "crm.recycle_pool"
-MANAGER_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+MANAGER_ROLES = permission("pool.manage", "公海管理", "公海设置、分配规则、把公海客户分配给销售", {Role.ADMIN, Role.MANAGER},
+                           group="客户")
 RELEASE_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value})
 # The pipeline order "converted" is measured on; "lost" is never past anything.
 STAGE_ORDER = [s.value for s in Stage if s != Stage.LOST]

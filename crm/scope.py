@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, false, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from crm.exceptions import OutOfScope
 from crm.models import DataScope, Department, Role, Staff
+from crm.permissions import role_name
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Viewer:
 
     @classmethod
     def of(cls, staff: Staff) -> Viewer:
-        return cls(staff.id, staff.role, staff.data_scope, staff.department_id, staff.department.path,
+        return cls(staff.id, role_name(object_session(staff), staff.role), staff.data_scope, staff.department_id, staff.department.path,
                    staff.display_name)
 
     def has_role(self, *roles: str | Role) -> bool:

@@ -26,6 +26,7 @@ from core.db import BigInt, UTCDateTime, is_postgres
 from core.errors import PermissionDenied, ValidationFailed
 from crm import customers
 from crm.models import Customer, CustomerEvent, CustomerStatus, CustomerTag, Pool, Role, Tag, TagGroup
+from crm.permissions import permission
 from crm.scope import Viewer
 from crm.tag_exceptions import TagGroupNotEmpty, TagGroupNotFound, TagNameTaken, TagNotFound
 
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 MARK_TAGS_TASK = "bot.mark_tags"
 MAX_BULK = 10_000  # customers per call
 MAX_TAGS_PER_CALL = 50
-TAG_MANAGERS = frozenset({Role.ADMIN, Role.MANAGER, Role.SUPERVISOR})
+TAG_MANAGERS = permission("tags.manage", "标签管理", "新建、编辑、合并标签组和标签", {Role.ADMIN, Role.MANAGER, Role.SUPERVISOR},
+                          group="客户")
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f<>]")
 
 

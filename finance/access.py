@@ -12,14 +12,19 @@ from sqlalchemy.orm import Session
 
 from core.errors import PermissionDenied
 from crm.models import ROLE_LABELS, Role
+from crm.permissions import permission
 from crm.scope import Viewer, can_see_owner, owner_filter
 from finance.exceptions import RecordNotFound
 from finance.models import Agreement
 
-FINANCE = frozenset({Role.FINANCE, Role.MANAGER, Role.ADMIN})  # confirm money, settle, close months
-SIGNERS = frozenset({Role.SALES, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN, Role.FINANCE})  # record agreements
-APPROVERS = frozenset({Role.SUPERVISOR, Role.MANAGER, Role.ADMIN})  # 主管审批
-REPORT_READERS = frozenset({Role.MANAGER, Role.ADMIN, Role.FINANCE, Role.SUPERVISOR})
+FINANCE = permission("finance.money", "财务确认", "确认合同与收款、结算、结单（财务中心）", {Role.FINANCE, Role.MANAGER, Role.ADMIN},
+                     group="财务")
+SIGNERS = permission("finance.sign", "录入签单", "录入服务协议（签单）", {Role.SALES, Role.SUPERVISOR, Role.MANAGER, Role.ADMIN, Role.FINANCE},
+                     group="财务")
+APPROVERS = permission("finance.approve", "主管审批", "审批签单与报销（主管审批）", {Role.SUPERVISOR, Role.MANAGER, Role.ADMIN},
+                       group="财务")
+REPORT_READERS = permission("finance.reports", "财务业绩", "查看财务业绩报表", {Role.MANAGER, Role.ADMIN, Role.FINANCE, Role.SUPERVISOR},
+                            group="报表")
 
 
 def require(viewer: Viewer | None, roles: frozenset[str], what: str) -> None:

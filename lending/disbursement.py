@@ -24,6 +24,7 @@ from core.errors import PermissionDenied
 from core.money import format_yuan
 from crm import customers
 from crm.models import Role
+from crm.permissions import permission
 from crm.scope import Viewer
 from lending import applications, contracts
 from lending.application_exceptions import (
@@ -40,7 +41,7 @@ from lending.models import Contract, ContractLine, Disbursement, Loan, LoanInsta
 __all__ = ["DISBURSERS", "LOAN_DISBURSED_TASK", "ON_LOAN_DISBURSED", "disburse", "loan_for", "record_servicing_start"]
 
 LOAN_DISBURSED_TASK = "lending.loan_disbursed"
-DISBURSERS = frozenset({Role.FINANCE, Role.MANAGER, Role.ADMIN})
+DISBURSERS = permission("lending.disburse", "放款", "确认放款", {Role.FINANCE, Role.MANAGER, Role.ADMIN}, group="贷款")
 
 # In-process hooks run by the task lending.loan_disbursed inside its unit of work, once per loan
 # (on the run that records the servicing start). Signature: fn(session, loan_id) -> None.

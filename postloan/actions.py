@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from core import audit, clock, pii
 from core.errors import PermissionDenied, ValidationFailed
 from crm.models import Customer, Role, Staff, StaffStatus
+from crm.permissions import permission, staff_holds
 from crm.scope import Viewer
 from lending.models import Loan
 from lending.servicing import loans as loan_reads
@@ -37,8 +38,10 @@ __all__ = [
     "reveal_phone", "validated",
 ]
 
-COLLECTORS = frozenset({Role.COLLECTOR, Role.RISK})  # may be assigned loans and work them
-MANAGERS = frozenset({Role.MANAGER, Role.ADMIN})  # see their scope (all), assign
+COLLECTORS = permission("collections.work", "催收作业", "可被分配逾期贷款与催收案件，记录催收行动",  # may be assigned loans
+                        {Role.COLLECTOR, Role.RISK}, group="贷后")
+MANAGERS = permission("collections.manage", "催收管理", "分配催收案件、维护催收规则、话术与委外",  # assign, see all
+                      {Role.MANAGER, Role.ADMIN}, group="贷后")
 LOGGED_KINDS = ("call", "message", "promise", "note")
 
 
@@ -87,7 +90,7 @@ def assign(session: Session, loan_id: int, collector_id: int | None, *, viewer: 
     target = None
     if collector_id is not None:
         target = session.get(Staff, collector_id)
-        if target is None or target.status != StaffStatus.ACTIVE or target.role not in COLLECTORS:
+        if target is None or target.status != StaffStatus.ACTIVE or not staff_holds(session, target.role, COLLECTORS):
             raise CollectionInvalid("请选择在职的催收或风控人员", field="collector_id")
     before = loan.collector_staff_id
     history.set_collector(session, loan, history.open_case_of(session, loan.id, for_update=True),

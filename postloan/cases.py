@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock
 from crm.models import Customer, Staff, StaffStatus
+from crm.permissions import staff_holds
 from crm.scope import Viewer, owner_filter
 from lending.models import Application, Loan, LoanInstallment
 from postloan import actions, history
@@ -155,7 +156,7 @@ def get_case(session: Session, viewer: Viewer | None, case_id: int, *, for_updat
 
 def _collector(session: Session, staff_id: int) -> Staff:
     staff = session.get(Staff, staff_id)
-    if staff is None or staff.status != StaffStatus.ACTIVE or staff.role not in COLLECTORS:
+    if staff is None or staff.status != StaffStatus.ACTIVE or not staff_holds(session, staff.role, COLLECTORS):
         raise CollectionInvalid("请选择在职的催收或风控人员", field="collector_id")
     return staff
 

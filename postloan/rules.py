@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock
 from crm.models import Staff, StaffStatus
+from crm.permissions import staff_holds
 from crm.scope import Viewer
 from lending.models import BUCKETS, Product
 from postloan.actions import COLLECTORS, MANAGERS
@@ -60,7 +61,7 @@ def set_member(session: Session, viewer: Viewer, staff_id: int, group_id: int | 
     """Put a collector into a group (out of any other), or out of every group with None."""
     _manager(viewer)
     staff = session.get(Staff, staff_id)
-    if staff is None or staff.status != StaffStatus.ACTIVE or staff.role not in COLLECTORS:
+    if staff is None or staff.status != StaffStatus.ACTIVE or not staff_holds(session, staff.role, COLLECTORS):
         raise RuleInvalid("请选择在职的催收或风控人员", field="staff_id")
     if group_id is not None and session.get(CollectionGroup, group_id) is None:
         raise RuleInvalid("催收组不存在", field="group_id")

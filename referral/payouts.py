@@ -19,6 +19,7 @@ from core import audit, clock, exports, pii
 from core.db import insert_ignore
 from core.money import fen_to_yuan, format_yuan
 from crm.models import Role
+from crm.permissions import permission
 from crm.scope import Viewer
 from referral import ledger, referrers
 from referral.exceptions import (
@@ -42,7 +43,7 @@ from referral.models import (
     WithdrawalStatus,
 )
 
-PAYOUT_MANAGERS = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.FINANCE.value})
+PAYOUT_MANAGERS = permission("referral.payouts", "佣金发放", "审核和发放推荐佣金", {Role.ADMIN, Role.MANAGER, Role.FINANCE}, group="财务")
 CHANNEL_LABELS = {"bank": "银行卡", "wechat": "微信零钱"}
 
 

@@ -15,7 +15,8 @@ from core import audit
 from core.errors import NotAuthenticated, PermissionDenied
 from core.web import SessionDep
 from crm import auth_service
-from crm.models import ROLE_LABELS, Staff
+from crm.models import Staff
+from crm.permissions import Permission, role_label
 from crm.scope import Viewer
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -53,11 +54,11 @@ Caller = Annotated[ApiCaller, Depends(api_caller)]
 
 
 def require_roles(roles: Iterable[str]) -> Callable[[ApiCaller], ApiCaller]:
-    allowed = frozenset(str(r) for r in roles)
+    allowed = roles if isinstance(roles, Permission) else frozenset(str(r) for r in roles)
 
     def check(caller: Caller) -> ApiCaller:
         if caller.viewer.role not in allowed:
-            raise PermissionDenied(f"角色（{ROLE_LABELS.get(caller.viewer.role, caller.viewer.role)}）无权执行此操作")
+            raise PermissionDenied(f"角色（{role_label(caller.viewer.role)}）无权执行此操作")
         return caller
 
     return check

@@ -14,18 +14,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from admin import nav
 from admin.api.deps import ERROR_RESPONSES, ApiCaller, Caller, require_roles
 from admin.schemas import ErrorBody
 from core.errors import ValidationFailed
 from core.web import SessionDep
 from crm import customers
-from crm.models import Role
 from lending import matching, products
 from lending.models import Product, ProductVersion
 
 router = APIRouter(prefix="/api/v1/lending", tags=["lending products"], responses=ERROR_RESPONSES)
 
-Editor = Annotated[ApiCaller, Depends(require_roles({Role.ADMIN.value, Role.MANAGER.value}))]
+Editor = Annotated[ApiCaller, Depends(require_roles(nav.PRODUCT_EDITORS))]
 REFUSED = {400: {"model": ErrorBody, "description": "试算的综合年化成本超过上限（apr_above_cap），附原因"},
            403: {"model": ErrorBody, "description": "只有系统管理员或经理可以维护产品"},
            409: {"model": ErrorBody, "description": "产品编码已存在"},

@@ -10,19 +10,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from admin import nav
 from admin.api.deps import ERROR_RESPONSES, ApiCaller, require_roles
 from admin.schemas import ErrorBody
 from core.errors import ValidationFailed
 from core.web import SessionDep
 from crm.customers import get_customer
-from crm.models import Role
 from referral import attribution, ledger, payouts, referrers, reports, rules
 from referral.models import Referrer
 
 router = APIRouter(prefix="/api/v1/referral", tags=["referral"], responses=ERROR_RESPONSES)
 
-Reader = Annotated[ApiCaller, Depends(require_roles({Role.ADMIN, Role.MANAGER, Role.FINANCE}))]
-Editor = Annotated[ApiCaller, Depends(require_roles({Role.ADMIN, Role.MANAGER}))]
+Reader = Annotated[ApiCaller, Depends(require_roles(nav.REFERRAL_STAFF))]
+Editor = Annotated[ApiCaller, Depends(require_roles(nav.REFERRAL_RULE_EDITORS))]
 REFUSED = {403: {"model": ErrorBody, "description": "角色无权操作"},
            409: {"model": ErrorBody, "description": "自荐、循环推荐、锁定期内改绑、余额不足、状态已变化"},
            422: {"model": ErrorBody, "description": "输入不正确（如阶梯区间重叠）"}}

@@ -9,15 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
+from admin import nav
 from admin.api.deps import ERROR_RESPONSES, ApiCaller, require_roles
 from admin.schemas import ErrorBody
 from core.web import SessionDep
 from crm import segments
-from crm.models import Role, Segment
+from crm.models import Segment
 
 router = APIRouter(prefix="/api/v1/segments", tags=["segments"], responses=ERROR_RESPONSES)
 
-SEGMENT_USERS = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value, Role.SALES.value})
+SEGMENT_USERS = nav.TAG_USERS
 User = Annotated[ApiCaller, Depends(require_roles(SEGMENT_USERS))]
 
 RULE_DOC = (

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from admin import nav
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
 from core.errors import AppError
 from core.web import SessionDep
-from crm.models import Role
 from postloan.agency import service
 
 router = APIRouter(prefix="/console/collections/agencies", include_in_schema=False)
-AGENCY_MANAGERS = frozenset({Role.ADMIN, Role.MANAGER})
+AGENCY_MANAGERS = nav.AGENCY_MANAGERS
 Manager = Annotated[ConsoleUser, Depends(require_roles(AGENCY_MANAGERS))]
 NOTICES = {"agency": "委外机构已添加", "user": "机构账号已创建", "assigned": "案件已委外", "recalled": "案件已收回"}
 

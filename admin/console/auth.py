@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from admin import company, nav
 from admin.console import dashboard_view
 from admin.deps import CsrfChecked, CsrfFailed, CurrentUser, client_ip, render
 from analytics import dashboards
@@ -110,7 +111,9 @@ def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response
 def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     period, flt = dashboard_view.period_filters(request.query_params.get("period"))
     board = dashboards.build(session, user.viewer, flt)
+    steps = company.checklist(session) if user.viewer.role in nav.ROLE_EDITORS else []
     return render(request, "dashboard.html", {
+        "onboarding": steps if steps and company.show_checklist(user.staff, steps) else None, "steps": steps,
         "staff": user.staff, "department": user.staff.department, "board": board, "period": period,
         "periods": dashboard_view.PERIODS, "show": dashboard_view.show, "change_text": dashboard_view.change_text,
         "charts": dashboard_view.chart_payload(board),

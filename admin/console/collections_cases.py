@@ -25,6 +25,7 @@ from analytics.export_kinds import CaseFilter
 from core.errors import AppError, PermissionDenied, ValidationFailed
 from core.web import SessionDep
 from crm.models import Customer, Staff, StaffStatus
+from crm.permissions import holder_roles
 from lending import contracts
 from lending.models import BUCKETS, Contract, Loan
 from postloan import actions, cases, scripts
@@ -108,7 +109,7 @@ def _context(session: SessionDep, user: ConsoleUser, case_id: int) -> dict[str, 
     role = user.viewer.role
     collectors = []
     if role in actions.MANAGERS:
-        collectors = list(session.scalars(select(Staff).where(Staff.role.in_([str(r) for r in actions.COLLECTORS]),
+        collectors = list(session.scalars(select(Staff).where(Staff.role.in_(holder_roles(session, actions.COLLECTORS)),
                                                               Staff.status == StaffStatus.ACTIVE)
                                           .order_by(Staff.display_name).limit(200)))
     collector = session.get(Staff, case.collector_staff_id) if case.collector_staff_id else None

@@ -23,7 +23,9 @@ from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int
 from core import clock, money
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
+from crm import org_service
 from crm.models import Customer, Staff, StaffStatus, Visit, VisitStatus
+from crm.permissions import holder_roles
 from crm.scope import owner_filter, staff_filter
 from finance import agreements, deposits, receipt_pdf, settlements
 from finance.access import APPROVERS, FINANCE, SIGNERS
@@ -160,13 +162,14 @@ def _form_context(session: SessionDep, user: ConsoleUser) -> dict[str, Any]:
         .where(owner_filter(user.viewer, Customer.owner_id),
                Customer.id.in_(select(Visit.customer_id).where(Visit.status == VisitStatus.ARRIVED)))
         .order_by(Customer.id.desc()).limit(300)).all())
+    owners = holder_roles(session, org_service.CUSTOMER_OWNER_ROLES)  # who may own customers, custom roles too
     staff = list(session.execute(select(Staff.id, Staff.display_name, Staff.role)
                                  .where(Staff.status == StaffStatus.ACTIVE,
-                                        Staff.role.in_(("sales", "supervisor", "manager")))
+                                        Staff.role.in_([*owners, "manager"]))
                                  .where(staff_filter(user.viewer) if user.viewer.role == "sales" else Staff.id > 0)
                                  .order_by(Staff.display_name).limit(300)).all())
     officers = list(session.execute(select(Staff.id, Staff.display_name).where(
-        Staff.status == StaffStatus.ACTIVE, Staff.role.in_(("sales", "supervisor"))).order_by(Staff.display_name)
+        Staff.status == StaffStatus.ACTIVE, Staff.role.in_(owners)).order_by(Staff.display_name)
         .limit(300)).all())
     return {"customers": customers, "staff": staff, "officers": officers, "methods": METHOD_NAMES,
             "mask_name": mask_name}

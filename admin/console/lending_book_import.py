@@ -20,7 +20,7 @@ from lending.servicing import book_import
 
 router = APIRouter(prefix="/console/lending/book-import", include_in_schema=False)
 
-BookImporter = Annotated[ConsoleUser, Depends(require_roles(frozenset(r.value for r in book_import.IMPORTERS)))]
+BookImporter = Annotated[ConsoleUser, Depends(require_roles(book_import.IMPORTERS))]
 
 
 def _page(request: Request, *, report: book_import.ImportReport | None = None, error: object = None,

@@ -26,6 +26,7 @@ from core import clock, money
 from core.errors import AppError, PermissionDenied, ValidationFailed
 from core.web import SessionDep
 from crm.models import Customer, Department, Staff, StaffStatus
+from crm.permissions import holder_roles
 from lending import contracts
 from lending.models import (
     BUCKET_LABELS,
@@ -147,7 +148,7 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
     role = user.viewer.role
     collectors = []
     if role in collections.MANAGERS:
-        collectors = list(session.scalars(select(Staff).where(Staff.role.in_([str(r) for r in collections.COLLECTORS]),
+        collectors = list(session.scalars(select(Staff).where(Staff.role.in_(holder_roles(session, collections.COLLECTORS)),
                                                               Staff.status == StaffStatus.ACTIVE)
                                           .order_by(Staff.display_name).limit(200)))
     today = clock.today()

@@ -18,12 +18,13 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from admin import nav
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
 from core import clock
 from core.errors import AppError, ValidationFailed
 from core.money import fen_to_yuan, format_yuan, parse_rate, parse_yuan_text
 from core.web import SessionDep
-from crm.models import CUSTOMER_TYPE_LABELS, Role
+from crm.models import CUSTOMER_TYPE_LABELS
 from lending import products
 from lending.models import FUNDER_TYPE_LABELS, PENALTY_BASIS_LABELS, WRITE_OFF_ORDER_LABELS, Product, ProductVersion
 from lending.schedule.apr import percent
@@ -31,8 +32,8 @@ from lending.schedule.terms import RepaymentMethod
 
 router = APIRouter(prefix="/console/lending/products", include_in_schema=False)
 
-PRODUCT_READERS = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.RISK.value})
-PRODUCT_EDITORS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+PRODUCT_READERS = nav.LENDING_PRODUCT_STAFF
+PRODUCT_EDITORS = nav.PRODUCT_EDITORS
 Reader = Annotated[ConsoleUser, Depends(require_roles(PRODUCT_READERS))]
 Editor = Annotated[ConsoleUser, Depends(require_roles(PRODUCT_EDITORS))]
 

@@ -11,12 +11,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from admin import nav
 from admin.console.lending_products import Form, FormLike, form_text, shown_yuan
 from admin.deps import ConsoleUser, CsrfChecked, attempt, render, require_roles
 from core.errors import AppError, ValidationFailed
 from core.money import yuan_to_fen
 from core.web import SessionDep
-from crm.models import CREDIT_LEVEL_LABELS, CUSTOMER_TYPE_LABELS, EMPLOYMENT_LABELS, Role
+from crm.models import CREDIT_LEVEL_LABELS, CUSTOMER_TYPE_LABELS, EMPLOYMENT_LABELS
 from lending import products
 from lending.models import RuleSetVersion
 from lending.risk import rules as rule_sets
@@ -25,7 +26,7 @@ from lending.risk.expressions import FACTS, FUNCTIONS
 
 router = APIRouter(prefix="/console/lending/risk", include_in_schema=False)
 
-RISK_STAFF = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.RISK.value})
+RISK_STAFF = nav.LENDING_PRODUCT_STAFF
 RiskUser = Annotated[ConsoleUser, Depends(require_roles(RISK_STAFF))]
 BLANK_ROWS = 3
 NOTICES = {"saved": "规则已保存为新版本"}

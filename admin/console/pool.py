@@ -25,13 +25,12 @@ from crm.models import (
     STAGE_LABELS,
     Department,
     Grade,
-    Role,
     StaffSkill,
 )
 
 router = APIRouter(prefix="/console/pool", include_in_schema=False)
 
-POOL_MANAGERS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+POOL_MANAGERS = pool_service.MANAGER_ROLES
 Manager = Annotated[ConsoleUser, Depends(require_roles(POOL_MANAGERS))]
 
 NOTICES = {"claimed": "已领取到私海", "released": "已释放到公海", "moved": "已移到其他公海", "settings": "公海设置已保存",

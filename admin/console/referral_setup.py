@@ -11,19 +11,19 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from admin import nav
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
 from core.errors import ValidationFailed
 from core.money import format_yuan, yuan_to_fen
 from core.web import SessionDep
-from crm.models import Role
 from lending.models import FUNDER_TYPE_LABELS
 from referral import attribution, ledger, referrers, rules
 from referral.models import REFERRER_KIND_LABELS, ReferrerKind
 
 router = APIRouter(prefix="/console/referral", include_in_schema=False)
 
-REFERRAL_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.FINANCE.value})
-RULE_EDITORS = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+REFERRAL_ROLES = nav.REFERRAL_STAFF
+RULE_EDITORS = nav.REFERRAL_RULE_EDITORS
 Reader = Annotated[ConsoleUser, Depends(require_roles(REFERRAL_ROLES))]
 Editor = Annotated[ConsoleUser, Depends(require_roles(RULE_EDITORS))]
 Text = Annotated[str, Form()]

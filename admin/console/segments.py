@@ -15,19 +15,20 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from admin import nav
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
 from admin.pagination import page_number
 from core import money
 from core.errors import AppError
 from core.web import SessionDep
 from crm import segment_forms, segment_profile, segments
-from crm.models import STAGE_LABELS, STATUS_LABELS, Role, Staff
+from crm.models import STAGE_LABELS, STATUS_LABELS, Staff
 from crm.segment_forms import FormGroup, FormRow, FormRule
 from crm.tag_exceptions import InvalidRule
 
 router = APIRouter(prefix="/console/segments", include_in_schema=False)
 
-SEGMENT_USERS = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value, Role.SALES.value})
+SEGMENT_USERS = nav.TAG_USERS
 User = Annotated[ConsoleUser, Depends(require_roles(SEGMENT_USERS))]
 MAX_GROUPS = 10
 MAX_ROWS = 20

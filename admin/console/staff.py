@@ -16,7 +16,8 @@ from admin.pagination import counted, page_number
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
 from crm import org_service
-from crm.models import DATA_SCOPE_LABELS, ROLE_LABELS, DataScope, Role, Staff
+from crm import roles as crm_roles
+from crm.models import DATA_SCOPE_LABELS, DataScope, Role, Staff
 from crm.scope import Viewer
 
 router = APIRouter(prefix="/staff")
@@ -70,9 +71,9 @@ class StaffForm(BaseModel):
                    capacity=str(staff.capacity), level=str(staff.level))
 
 
-def _choices(viewer: Viewer) -> dict[str, Any]:
+def _choices(session: Session, viewer: Viewer) -> dict[str, Any]:
     # The service refuses grants beyond the viewer's own (crm.org_service); the form only offers the rest.
-    roles = {k: v for k, v in ROLE_LABELS.items() if k != Role.ADMIN or viewer.role == Role.ADMIN}
+    roles = {k: v for k, v in crm_roles.choices(session).items() if k != Role.ADMIN or viewer.role == Role.ADMIN}
     scopes = {k: v for k, v in DATA_SCOPE_LABELS.items() if k != DataScope.ALL or viewer.scope == DataScope.ALL}
     return {"role_choices": roles, "scope_choices": scopes}
 
@@ -81,7 +82,7 @@ def _form_page(request: Request, session: Session, user: ConsoleUser, form: Staf
                target: Staff | None = None, error: AppError | None = None) -> Response:
     return render(request, "staff_form.html", {
         "form": form, "target": target, "error": error, "error_field": (error.details.get("field") if error else None),
-        "departments": org_service.list_departments(session, user.viewer), **_choices(user.viewer),
+        "departments": org_service.list_departments(session, user.viewer), **_choices(session, user.viewer),
     }, status_code=error.status if error else 200)
 
 
@@ -97,7 +98,7 @@ def staff_list(request: Request, session: SessionDep, user: StaffReader, q: str 
     filters = {"q": q, "role": role, "status": status, "department_id": department_id}
     return render(request, "staff_list.html", {
         "rows": rows, "filters": filters, "page": counted(number, total, "/console/staff", filters, size),
-        "departments": org_service.list_departments(session, user.viewer), "role_labels": ROLE_LABELS,
+        "departments": org_service.list_departments(session, user.viewer), "role_labels": crm_roles.choices(session),
         "can_manage": user.viewer.role in nav.STAFF_MANAGERS,
         "notice": NOTICES.get(request.query_params.get("done", "")),
     })
@@ -122,7 +123,7 @@ def staff_detail(request: Request, session: SessionDep, user: StaffReader, staff
     target = org_service.get_staff(session, staff_id, user.viewer)
     return render(request, "staff_detail.html", {
         "target": target, "can_manage": user.viewer.role in nav.STAFF_MANAGERS,
-        "notice": NOTICES.get(request.query_params.get("done", "")),
+        "role_labels": crm_roles.choices(session), "notice": NOTICES.get(request.query_params.get("done", "")),
     })
 
 

@@ -11,14 +11,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from admin import nav
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles
 from core.web import SessionDep
 from crm import grades, tags
-from crm.models import Role
 
 router = APIRouter(prefix="/console/tags", include_in_schema=False)
 
-TAG_READERS = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value, Role.SALES.value})
+TAG_READERS = nav.TAG_USERS
 Reader = Annotated[ConsoleUser, Depends(require_roles(TAG_READERS))]
 Editor = Annotated[ConsoleUser, Depends(require_roles(tags.TAG_MANAGERS))]
 GradeEditor = Annotated[ConsoleUser, Depends(require_roles(grades.GRADE_MANAGERS))]

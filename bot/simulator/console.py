@@ -30,10 +30,11 @@ from core import audit, clock, console_shell
 from core.db import unit_of_work
 from core.errors import AppError
 from core.security import constant_time_equals
-from crm.models import Role, Staff, StaffStatus
+from crm.models import Staff, StaffStatus
+from crm.permissions import WECOM_OPS
 
 router = APIRouter(include_in_schema=False)
-ALLOWED_ROLES = frozenset({Role.ADMIN.value, Role.MANAGER.value})
+ALLOWED_ROLES = WECOM_OPS
 PAGE = config.SIMULATOR_PREFIX + "/console"
 
 # The bot's templates too, and the console frame (_console_shell.html) shared with every page outside admin.

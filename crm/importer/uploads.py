@@ -17,11 +17,13 @@ from crm import customers
 from crm.importer import limits, service
 from crm.importer.errors import ImportFileEmpty, ImportFileInvalid
 from crm.models import ImportJob, Pool, Role
+from crm.permissions import permission
 from crm.scope import Viewer
 
 MAX_BYTES = 20 * 1024 * 1024
 EXTENSIONS = (".xlsx", ".xls", ".ods", ".csv")
-IMPORTERS = frozenset({Role.ADMIN.value, Role.MANAGER.value, Role.SUPERVISOR.value})
+IMPORTERS = permission("customers.import", "批量导入", "上传客户名单并导入", {Role.ADMIN, Role.MANAGER, Role.SUPERVISOR},
+                       group="客户")
 
 
 def ensure_importer(viewer: Viewer) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import pii_rotation
 from core.db import Base
 
 __all__ = [
-    "DEFAULT_SCOPE", "DATA_SCOPE_LABELS", "DEPARTMENT_KIND_LABELS", "ROLE_LABELS", "ApiToken", "DataScope",
+    "DEFAULT_SCOPE", "DATA_SCOPE_LABELS", "CustomRole", "DEPARTMENT_KIND_LABELS", "ROLE_LABELS", "ApiToken", "DataScope",
     "Department", "DepartmentKind", "Role", "Staff", "StaffSession", "StaffStatus",
 ]
 
@@ -105,6 +105,7 @@ class Staff(Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    onboarding_dismissed_at: Mapped[datetime | None]  # the admin closed the first-login checklist (开通向导)
     departed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
@@ -152,3 +153,21 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
     staff: Mapped[Staff] = relationship()
+
+
+class CustomRole(Base):
+    """A role an admin built (自定义角色): named permissions (crm.permissions) and a data scope. Its holders
+    carry ``key`` in ``Staff.role``; the built-in roles are not rows (they are :class:`Role`)."""
+
+    __tablename__ = "custom_role"
+    __table_args__ = (CheckConstraint("data_scope IN ('own', 'department', 'all')", name="data_scope_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(16), unique=True)  # "custom_<id>", what Staff.role holds
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    description: Mapped[str | None] = mapped_column(String(200))
+    permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    data_scope: Mapped[str] = mapped_column(String(16))
+    based_on: Mapped[str | None] = mapped_column(String(16))  # the built-in preset it was copied from
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session
 from core import audit, clock
 from core.errors import PermissionDenied
 from crm.models import Role
+from crm.permissions import permission
 from crm.scope import Viewer
 from finance.exceptions import FinanceInvalid, StateConflict
 from finance.ledger.posting import month_label, month_of
 from finance.models import JournalEntry, JournalLine, PeriodClose
 
-CLOSERS = frozenset({Role.FINANCE, Role.MANAGER, Role.ADMIN})
+CLOSERS = permission("finance.close", "月结", "关闭会计期间（月结）", {Role.FINANCE, Role.MANAGER, Role.ADMIN}, group="财务")
 
 
 def _line_rows(session: Session, month: date) -> Iterator[tuple[int, int, int, int, int, int]]:

@@ -44,6 +44,7 @@ from crm.importer.errors import ImportHeadersInvalid
 from crm.importer.headers import fold
 from crm.importer.rows import parse_id_number, parse_phone
 from crm.models import Role
+from crm.permissions import permission
 from crm.scope import Viewer
 from lending import contracts, products
 from lending.models import (
@@ -62,7 +63,8 @@ from lending.workflow import definitions
 
 __all__ = ["COLUMNS", "IMPORTERS", "ImportReport", "LoanResult", "RowError", "import_book", "key_for"]
 
-IMPORTERS = frozenset({Role.FINANCE, Role.MANAGER, Role.ADMIN})
+IMPORTERS = permission("lending.book_import", "存量贷款导入", "从表格导入已有的贷款台账（贷款、还款计划、已还金额）",
+                       {Role.FINANCE, Role.MANAGER, Role.ADMIN}, group="贷款")
 KEY_PREFIX = "loan-import:"
 MAX_LOAN_NUMBER = 64
 # field -> (label, accepted header names after folding)

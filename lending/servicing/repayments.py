@@ -37,6 +37,7 @@ from core.errors import PermissionDenied
 from core.money import format_yuan
 from crm import customers
 from crm.models import Role
+from crm.permissions import permission
 from crm.scope import Viewer
 from lending.models import REPAYMENT_CHANNEL_LABELS, Loan, Repayment, RepaymentAllocation
 from lending.servicing import corrections, prepayments, state
@@ -63,7 +64,7 @@ from lending.servicing.posting import (
 
 __all__ = ["CHANNELS", "RECORDERS", "payable", "record_repayment", "reverse_repayment"]
 
-RECORDERS = frozenset({Role.FINANCE, Role.MANAGER, Role.ADMIN})
+RECORDERS = permission("lending.repayments", "录入还款", "登记线下还款与冲正", {Role.FINANCE, Role.MANAGER, Role.ADMIN}, group="贷后")
 CHANNELS = tuple(REPAYMENT_CHANNEL_LABELS)
 
 
