@@ -71,7 +71,7 @@ EVENT_KIND_LABELS = {
     "lending_application": "进件", "lending_contract": "合同", "lending_disbursement": "放款",
     "lending_servicing": "贷后", "risk": "风控", "referral": "推荐", "automation": "自动化", "pool": "公海",
     "task": "待办", "collaborator": "协作", "consent": "授权",
-    "lending_repayment": "还款", "lending_repayment_reversed": "还款冲正", "lending_repayment_refunded": "还款退款", "lending_schedule": "还款计划变更", "lending_loan_closed": "结清",
+    "lending_repayment": "还款", "lending_repayment_reversed": "还款冲正", "lending_repayment_refunded": "还款退款", "lending_repayment_credit": "溢缴款留存", "lending_loan_imported": "存量贷款导入", "lending_schedule": "还款计划变更", "lending_loan_closed": "结清",
     "lending_promise": "承诺还款", "lending_promise_broken": "承诺未兑现",
     "call": "外呼", "call.do_not_call": "勿扰",
 }
