@@ -133,13 +133,14 @@ def draft_contract(session: Session, app: Application) -> Contract:
 applications.ON_SIGNING_ENTERED.append(draft_contract)
 
 
-def _json(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Decimals and dates as text, recursively (a snapshot stored as JSON)."""
     if isinstance(value, Decimal | date):
         return str(value)
     if isinstance(value, list | tuple):
-        return [_json(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     return value
 
 
@@ -170,7 +171,7 @@ def sign_contract(session: Session, application_id: int, *, viewer: Viewer | Non
         "signed_on": start.isoformat(),
         "product": {"code": contract.parties.get("product_code"), "name": contract.parties.get("product_name"),
                     "version": contract.parties.get("product_version"), "version_id": version.id},
-        "terms": _json(asdict(products.ProductTerms.of(version))),
+        "terms": jsonable(asdict(products.ProductTerms.of(version))),
         "quote": q.as_dict(),
     }
     maturity = q.schedule.periods[-1].due_date

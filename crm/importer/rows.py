@@ -56,7 +56,8 @@ class Lead:
     note: str | None = None
 
 
-def _text(value: object) -> str:
+def cell_text(value: object) -> str:
+    """A spreadsheet cell as trimmed text (a whole float as an integer: 13800138000.0 -> 13800138000)."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -157,7 +158,7 @@ def parse_term(value: object) -> int | None:
         if not 1 <= months <= 360:
             raise ValidationFailed("贷款期限必须在 1–360 个月之间", field="term")
         return months
-    text = unicodedata.normalize("NFKC", _text(value)).replace(" ", "")
+    text = unicodedata.normalize("NFKC", cell_text(value)).replace(" ", "")
     if not text:
         return None
     match = _TERM.fullmatch(text)
@@ -172,7 +173,7 @@ def parse_term(value: object) -> int | None:
 def parse_type(value: object) -> str:
     if type(value) is str and value in TYPE_NAMES:
         return TYPE_NAMES[value]
-    text = unicodedata.normalize("NFKC", _text(value)).replace(" ", "")
+    text = unicodedata.normalize("NFKC", cell_text(value)).replace(" ", "")
     if not text:
         return CustomerType.UNKNOWN  # a blank type is not known to be 信用贷
     found = TYPE_NAMES.get(text) or TYPE_NAMES.get(text.lower())
@@ -183,7 +184,7 @@ def parse_type(value: object) -> str:
 
 
 def _limited(value: object, fname: str, label: str, errors: list[str]) -> str | None:
-    text = value.strip() if type(value) is str else _text(value)
+    text = value.strip() if type(value) is str else cell_text(value)
     if len(text) > LIMITS[fname]:
         errors.append(f"{label}过长（最多 {LIMITS[fname]} 字）")
         return None
@@ -223,12 +224,12 @@ def parse_row(header: HeaderMap, row_number: int, cells: list[object], *, defaul
     if (raw_phone is None or raw_phone == "") and (raw_id is None or raw_id == ""):
         errors.append("缺少手机号和身份证号（至少填写一项）")
     raw_name = cell("name")
-    name = raw_name.strip() if type(raw_name) is str else _text(raw_name)
+    name = raw_name.strip() if type(raw_name) is str else cell_text(raw_name)
     if len(name) > LIMITS["name"]:
         errors.append(f"姓名过长（最多 {LIMITS['name']} 字）")
     lead = Lead(row_number, name, phone, id_number, default_source)
     if "source" in cols:
-        source = _text(cell("source"))
+        source = cell_text(cell("source"))
         lead.source = pii.mask_text(source)[: LIMITS["source"]] if source else default_source
     if "region" in cols:
         lead.region = _limited(cell("region"), "region", "城市", errors)
@@ -252,7 +253,7 @@ def parse_row(header: HeaderMap, row_number: int, cells: list[object], *, defaul
         except ValidationFailed as exc:
             errors.append(exc.message)
     if "grade" in cols:
-        grade = _text(cell("grade")).upper()
+        grade = cell_text(cell("grade")).upper()
         if grade and grade not in grades:
             errors.append(f"未知的客户等级：{grade[:8]}")
         lead.grade = grade or None

@@ -42,7 +42,7 @@ from crm import customers
 from crm.importer import sources
 from crm.importer.errors import ImportHeadersInvalid
 from crm.importer.headers import fold
-from crm.importer.rows import parse_id_number, parse_phone
+from crm.importer.rows import cell_text, parse_id_number, parse_phone
 from crm.models import Role
 from crm.permissions import permission
 from crm.scope import Viewer
@@ -170,14 +170,6 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
                                    f"文件中的列：{'、'.join(seen) or '（无）'}")
 
 
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
-
-
 def _date(value: object, label: str, fname: str) -> date | None:
     if value is None or value == "":
         return None
@@ -185,7 +177,7 @@ def _date(value: object, label: str, fname: str) -> date | None:
         return value.date()
     if isinstance(value, date):
         return value
-    text = _text(value)
+    text = cell_text(value)
     match = _DATE.fullmatch(text) or re.fullmatch(r"(\d{4})(\d{2})(\d{2})", text)
     if match:
         try:
@@ -196,12 +188,12 @@ def _date(value: object, label: str, fname: str) -> date | None:
 
 
 def _int(value: object, label: str, fname: str, *, low: int, high: int) -> int | None:
-    text = _text(value)
+    text = cell_text(value)
     if not text:
         return None
     text = text.removesuffix("期").removesuffix("个月")
     if not text.isdigit() or not low <= int(text) <= high:
-        raise ValidationFailed(f"{label}必须是 {low}–{high} 的整数：{_text(value)[:20]}", field=fname)
+        raise ValidationFailed(f"{label}必须是 {low}–{high} 的整数：{cell_text(value)[:20]}", field=fname)
     return int(text)
 
 
@@ -214,7 +206,7 @@ def _fen(value: object, label: str, fname: str) -> int | None:
 
 
 def _rate(value: object) -> Decimal | None:
-    text = _text(value)
+    text = cell_text(value)
     if not text:
         return None
     if isinstance(value, float):
@@ -256,12 +248,12 @@ def _parse(n: int, cells: dict[str, object]) -> _Row:
             return None
 
     today = clock.today()
-    loan["name"] = _text(cells.get("name"))[:64] or None
+    loan["name"] = cell_text(cells.get("name"))[:64] or None
     if cells.get("phone") not in (None, ""):
         loan["phone"] = attempt("phone", lambda: parse_phone(cells.get("phone")))
     if cells.get("id_number") not in (None, ""):
         loan["id_number"] = attempt("id_number", lambda: parse_id_number(cells.get("id_number")))
-    loan["product"] = _text(cells.get("product")) or None
+    loan["product"] = cell_text(cells.get("product")) or None
     loan["principal"] = attempt("principal", lambda: _fen(cells.get("principal"), "本金", "principal"))
     loan["term"] = attempt("term", lambda: _int(cells.get("term"), "期数", "term", low=1, high=MAX_PERIODS))
     loan["annual_rate"] = attempt("annual_rate", lambda: _rate(cells.get("annual_rate")))
@@ -369,16 +361,6 @@ def _schedule(number: str, rows: list[_Row], loan: dict[str, Any], terms: produc
     return [(r.number or 0, r.due_date or start, *(r.due or (0, 0, 0))) for r in given], True
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, Decimal | date):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return [_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    return value
-
-
 def _create(session: Session, number: str, rows: list[_Row], viewer: Viewer | None, file_name: str) -> LoanResult:
     loan_fields = _loan_fields(number, rows)
     product, version = _product(session, loan_fields["product"])
@@ -422,7 +404,7 @@ def _create(session: Session, number: str, rows: list[_Row], viewer: Viewer | No
         snapshot={"signed_on": start.isoformat(),
                   "product": {"code": product.code, "name": product.name, "version": version.version,
                               "version_id": version.id},
-                  "terms": _json(asdict(terms)),
+                  "terms": contracts.jsonable(asdict(terms)),
                   "imported": {"loan_number": number, "file": file_name[:200], "schedule": "given" if given
                                else "generated", "at": now.isoformat()}},
         apr_rate=None, start_date=start, maturity_date=schedule[-1][1], created_at=now, signed_at=signed_at,
@@ -502,7 +484,7 @@ def import_book(session: Session, path: Path, *, viewer: Viewer | None, file_nam
     groups: dict[str, list[_Row]] = {}
     broken: dict[str, list[RowError]] = {}
     for n, cells in _rows(path):
-        number = _text(cells.get("loan_number"))
+        number = cell_text(cells.get("loan_number"))
         if not number:
             report.errors.append(RowError(n, None, "缺少贷款编号"))
             continue
