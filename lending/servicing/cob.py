@@ -243,13 +243,16 @@ def loans(session: Session, day: date) -> int:
           WHERE l.rolled_over_date = {d} AND l.status = 'active'
           GROUP BY l.id, l.bucket, l.overdue_days) f
         WHERE f.old_days <> f.od OR f.old_bucket <> {_bucket_sql("f.od")}"""
-    changed = session.execute(text(figures + " ORDER BY f.id"), {"d": day}).all()
+    write = f"UPDATE lending_loan SET overdue_days = x.od, bucket = x.new_bucket FROM ({figures}) x WHERE x.id = lending_loan.id"
+    if session.get_bind().dialect.name == "postgresql":  # one pass: the old bucket comes back from the FROM list
+        changed = sorted(session.execute(text(write + " RETURNING x.id, x.old_bucket, x.od, x.new_bucket"),
+                                         {"d": day}).all())
+    else:  # SQLite's RETURNING sees only the updated table: the changed rows read first
+        changed = session.execute(text(figures + " ORDER BY f.id"), {"d": day}).all()
+        if changed:
+            session.execute(text(write), {"d": day})
     if not changed:
         return 0
-    session.execute(text(f"""
-        UPDATE lending_loan SET overdue_days = x.od, bucket = x.new_bucket
-        FROM ({figures}) x WHERE x.id = lending_loan.id
-    """), {"d": day})
     actor = audit.Actor.system(ROLLOVER_TASK)
     now = clock.now()
     entries = [{"at": now, "actor_kind": actor.kind, "actor_id": None, "actor_label": actor.label,
