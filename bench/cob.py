@@ -7,6 +7,10 @@ days spread over the month; every bill due before the business date is paid exce
 the latest one (1–30 days overdue). Applications and disbursements are not read by the COB: the bench drops
 the loan table's foreign keys to them and fills the ids without the rows. Two databases of the same book:
 ``<db>`` runs uninterrupted, ``<db>_kill`` is killed and rerun (a copy made with CREATE DATABASE … TEMPLATE).
+The children load the tasks modules as a worker does, so collections' hooks (``postloan``) run in the COB.
+
+The end states are compared by a digest (:data:`FINGERPRINT`) of the tables the COB writes: loans, bills, reminders,
+bucket audit entries, the interest accrual, collection cases and actions, and the steps recorded.
 """
 
 from __future__ import annotations
