@@ -7,6 +7,10 @@ days spread over the month; every bill due before the business date is paid exce
 the latest one (1–30 days overdue). Applications and disbursements are not read by the COB: the bench drops
 the loan table's foreign keys to them and fills the ids without the rows. Two databases of the same book:
 ``<db>`` runs uninterrupted, ``<db>_kill`` is killed and rerun (a copy made with CREATE DATABASE … TEMPLATE).
+The children load the tasks modules as a worker does, so collections' hooks (``postloan``) run in the COB.
+
+The end states are compared by a digest (:data:`FINGERPRINT`) of the tables the COB writes: loans, bills, reminders,
+bucket audit entries, the interest accrual, collection cases and actions, and the steps recorded.
 """
 
 from __future__ import annotations
@@ -125,6 +129,16 @@ FINGERPRINT = {
              " FROM audit_log WHERE action = 'lending.loan.bucket'",
     "assignments": "SELECT count(*) || ':' || md5(string_agg(loan_id || note, ',' ORDER BY loan_id))"
                    " FROM lending_collection_action WHERE kind = 'assign'",
+    "accrual": "SELECT string_agg(business_date || ':' || product_version_id || ':' || loans || ':' || accrued_amount,"
+               " ',' ORDER BY business_date, product_version_id) FROM lending_interest_accrual",
+    # by loan, never by a row id: a killed run's rolled-back inserts used sequence numbers the rerun does not get
+    "cases": "SELECT count(*) || ':' || md5(string_agg(loan_id || ':' || status || ':' || bucket || ':' || overdue_days"
+             " || ':' || overdue_amount || ':' || outstanding_amount || ':' || COALESCE(collector_staff_id::text, '')"
+             " || ':' || opened_date || ':' || COALESCE(close_reason, ''), ',' ORDER BY loan_id, opened_date))"
+             " FROM postloan_case",
+    "actions": "SELECT count(*) || ':' || md5(string_agg(loan_id || ':' || kind || ':' || COALESCE(note, '') || ':'"
+               " || COALESCE(bucket, '') || ':' || COALESCE(overdue_days::text, ''), ',' ORDER BY loan_id, kind, note))"
+               " FROM lending_collection_action",
     "steps": "SELECT string_agg(step || '=' || rows, ',' ORDER BY step) FROM lending_cob_step",
 }
 
@@ -191,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     from core import plugins
 
     plugins.load_models()
+    plugins.load_tasks()  # as in a worker: collections' hooks join the COB (postloan.tasks registers them)
     if args.run_only:
         from lending.servicing import cob
 
@@ -209,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     _recreate(args.database_url, f"{name}_kill", template=name)
     kill_url = _url(args.database_url, f"{name}_kill")
 
+    load_before = os.getloadavg()
     bare = _bare_update(args.database_url)
     child = [sys.executable, "-m", "bench", "cob", "--database-url", args.database_url, "--run-only"]
 
@@ -240,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     timed(killed_child)
     after_kill = fingerprint(kill_url)
 
+    load_after = os.getloadavg()
     same_second = after_first == after_second
     same_kill = after_first == after_kill
     lines = [
@@ -252,6 +269,8 @@ def main(argv: list[str] | None = None) -> None:
         f"- killed at {kill_at:.1f} s (steps recorded then: {done_before_kill}), rerun: end state equals the "
         f"uninterrupted run: {'yes' if same_kill else 'NO'}",
         f"- fingerprint: {after_first['steps']}",
+        f"- load average (1/5/15 min, 2 cores): {' '.join(f'{x:.2f}' for x in load_before)} before the bare UPDATE,"
+        f" {' '.join(f'{x:.2f}' for x in load_after)} after the killed run's rerun",
     ]
     print(harness.record("COB (close of business)", "flock /tmp/bench.lock .venv/bin/python -m bench cob "
                          f"--database-url …/{name} --loans {args.loans}", lines,

@@ -47,14 +47,15 @@ def open_cases(session: Session, day: date) -> int:
         INSERT INTO postloan_case (loan_id, customer_id, product_id, status, opened_date, opened_at, bucket,
                                    overdue_days, overdue_amount, outstanding_amount, risk_tier, region,
                                    collector_staff_id, assigned_at, progress_at)
-        SELECT l.id, l.customer_id, a.product_id, 'open', {d}, :now, l.bucket, l.overdue_days,
+        SELECT l.id, l.customer_id, v.product_id, 'open', {d}, :now, l.bucket, l.overdue_days,
                COALESCE((SELECT SUM({_OWED}) FROM lending_loan_installment i
                          WHERE i.loan_id = l.id AND i.status = 'overdue'), 0),
                COALESCE((SELECT SUM({_OWED}) FROM lending_loan_installment i WHERE i.loan_id = l.id), 0),
                'low', c.region, l.collector_staff_id,
                CASE WHEN l.collector_staff_id IS NULL THEN NULL ELSE :now END, :now
         FROM lending_loan l
-        JOIN lending_application a ON a.id = l.application_id
+        JOIN lending_contract ct ON ct.id = l.contract_id
+        JOIN lending_product_version v ON v.id = ct.product_version_id
         JOIN customer c ON c.id = l.customer_id
         WHERE l.status = 'active' AND l.bucket <> 'C'
           AND NOT EXISTS (SELECT 1 FROM postloan_case x WHERE x.loan_id = l.id
@@ -70,16 +71,20 @@ def refresh(session: Session, day: date) -> list[int]:
         Loan, Loan.id == CollectionCase.loan_id).where(CollectionCase.status == "open", Loan.rolled_over_date == day,
                                                         Loan.bucket != CollectionCase.bucket,
                                                         CollectionCase.rule_id.is_not(None))))
+    # the figures computed once per loan (one pass over its bills), only the cases whose figures change written
     session.execute(text(f"""
-        UPDATE postloan_case SET
-          bucket = (SELECT l.bucket FROM lending_loan l WHERE l.id = postloan_case.loan_id),
-          overdue_days = (SELECT l.overdue_days FROM lending_loan l WHERE l.id = postloan_case.loan_id),
-          overdue_amount = COALESCE((SELECT SUM({_OWED}) FROM lending_loan_installment i
-                                     WHERE i.loan_id = postloan_case.loan_id AND i.status = 'overdue'), 0),
-          outstanding_amount = COALESCE((SELECT SUM({_OWED}) FROM lending_loan_installment i
-                                         WHERE i.loan_id = postloan_case.loan_id), 0)
-        WHERE status = 'open'
-          AND loan_id IN (SELECT id FROM lending_loan WHERE rolled_over_date = {d} AND status = 'active')
+        UPDATE postloan_case SET bucket = x.bucket, overdue_days = x.overdue_days, overdue_amount = x.overdue_amount,
+                                 outstanding_amount = x.outstanding_amount
+        FROM (SELECT l.id AS loan_id, l.bucket, l.overdue_days,
+                     COALESCE(SUM(CASE WHEN i.status = 'overdue' THEN {_OWED} END), 0) AS overdue_amount,
+                     COALESCE(SUM({_OWED}), 0) AS outstanding_amount
+              FROM lending_loan l LEFT JOIN lending_loan_installment i ON i.loan_id = l.id
+              WHERE l.rolled_over_date = {d} AND l.status = 'active'
+              GROUP BY l.id, l.bucket, l.overdue_days) x
+        WHERE postloan_case.loan_id = x.loan_id AND postloan_case.status = 'open'
+          AND (postloan_case.bucket <> x.bucket OR postloan_case.overdue_days <> x.overdue_days
+               OR postloan_case.overdue_amount <> x.overdue_amount
+               OR postloan_case.outstanding_amount <> x.outstanding_amount)
     """), {"d": day})
     if not moved:
         return []

@@ -111,6 +111,7 @@ class Loan(Base):
         CheckConstraint("bucket IN ('C', 'M1', 'M2', 'M3', 'M3+')", name="bucket_known"),
         CheckConstraint("overdue_days >= 0", name="overdue_days_non_negative"),
         Index("ix_lending_loan_status_bucket", "status", "bucket"),
+        {"postgresql_with": {"fillfactor": 85}},  # room for the nightly rewrite (heap-only updates): 0030
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -146,6 +147,7 @@ class LoanInstallment(Base):
         # the nightly close of business reads the unpaid bills due before the business date
         Index("ix_lending_loan_installment_unpaid_due", "due_date", "loan_id",
               postgresql_where=text("status <> 'paid'"), sqlite_where=text("status <> 'paid'")),
+        {"postgresql_with": {"fillfactor": 85}},  # room for the nightly rewrite (heap-only updates): 0030
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

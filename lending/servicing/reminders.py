@@ -56,43 +56,47 @@ def label(offset_days: int) -> str:
 
 
 def create_for(session: Session, day: date) -> int:
-    """The reminder rows of business date ``day`` (see the module docstring); returns how many were made."""
+    """The reminder rows of business date ``day`` (see the module docstring); returns how many were made.
+
+    One INSERT … SELECT for every offset and audience: the bills due on any of the offsets' dates are read once
+    (the unpaid-bills index), joined to a small list of (offset, due date, audience); the opt-out read once per
+    bill by its primary key."""
     pg = session.get_bind().dialect.name == "postgresql"
-    d = "CAST(:d AS DATE)" if pg else ":d"
-    made = 0
-    now = clock.now()
-    opted_out = "EXISTS (SELECT 1 FROM lending_reminder_opt_out o WHERE o.customer_id = l.customer_id)"
-    skip_when = {"borrower": [(opted_out, "CAST(:opted_out AS VARCHAR(300))")],
-                 "wecom": [(opted_out, "CAST(:opted_out AS VARCHAR(300))"),
-                           ("c.wecom_external_userid IS NULL", "CAST(:no_contact AS VARCHAR(300))")],
-                 "staff": []}
+    wanted, params = [], {"d": day, "now": clock.now(), "opted_out": OPTED_OUT, "no_contact": NO_WECOM_CONTACT}
     for k in offsets():
-        due = day - timedelta(days=k)
-        audiences = [("borrower", "NULL"), ("staff", "COALESCE(l.collector_staff_id, c.owner_id)")]
-        if k >= 1:  # the borrower's WeCom: overdue bills only
-            audiences.append(("wecom", "NULL"))
-        for audience, staff in audiences:
-            whens = skip_when[audience]
-            status, error = "'pending'", "NULL"
-            if whens:  # the first reason that applies is the one recorded
-                status = "CASE WHEN " + " OR ".join(w for w, _ in whens) + " THEN 'skipped' ELSE 'pending' END"
-                error = "CASE " + " ".join(f"WHEN {w} THEN {reason}" for w, reason in whens) + " END"
-            made += session.execute(text(f"""
-                INSERT INTO lending_reminder (installment_id, loan_id, offset_days, audience, staff_id, business_date,
-                                              status, error, created_at)
-                SELECT i.id, l.id, CAST(:k AS INTEGER), CAST(:audience AS VARCHAR(10)), {staff}, {d}, {status},
-                       {error}, :now
-                FROM lending_loan_installment i
-                JOIN lending_loan l ON l.id = i.loan_id
-                JOIN customer c ON c.id = l.customer_id
-                WHERE i.due_date = {"CAST(:due AS DATE)" if pg else ":due"} AND i.status <> 'paid'
-                  AND l.status = 'active'
-                  {"AND COALESCE(l.collector_staff_id, c.owner_id) IS NOT NULL" if audience == "staff" else ""}
-                  AND NOT EXISTS (SELECT 1 FROM lending_reminder r WHERE r.installment_id = i.id
-                                  AND r.offset_days = CAST(:k AS INTEGER) AND r.audience = CAST(:audience AS VARCHAR(10)))
-            """), {"d": day, "due": due, "k": k, "audience": audience, "now": now, "opted_out": OPTED_OUT,
-                   "no_contact": NO_WECOM_CONTACT}).rowcount
-    return made
+        for audience in ("borrower", "staff", "wecom") if k >= 1 else ("borrower", "staff"):  # wecom: overdue only
+            n = len(wanted)
+            due = f"CAST(:due{n} AS DATE)" if pg else f":due{n}"  # SQLite's CAST AS DATE would make it a number
+            wanted.append(f"(CAST(:n{n} AS INTEGER), CAST(:k{n} AS INTEGER), {due}, CAST(:a{n} AS VARCHAR(10)))")
+            params.update({f"n{n}": n, f"k{n}": k, f"due{n}": day - timedelta(days=k), f"a{n}": audience})
+    if not wanted:
+        return 0
+    d = "CAST(:d AS DATE)" if pg else ":d"
+    staff = "COALESCE(l.collector_staff_id, c.owner_id)"
+    opted = "o.customer_id IS NOT NULL"
+    no_contact = "c.wecom_external_userid IS NULL"
+    # the first reason that applies is the one recorded: the opt-out (both borrower channels), then no contact
+    return session.execute(text(f"""
+        INSERT INTO lending_reminder (installment_id, loan_id, offset_days, audience, staff_id, business_date,
+                                      status, error, created_at)
+        WITH w(n, k, due, audience) AS (VALUES {", ".join(wanted)})
+        SELECT i.id, l.id, w.k, w.audience, CASE WHEN w.audience = 'staff' THEN {staff} END, {d},
+               CASE WHEN w.audience = 'borrower' AND {opted} THEN 'skipped'
+                    WHEN w.audience = 'wecom' AND ({opted} OR {no_contact}) THEN 'skipped'
+                    ELSE 'pending' END,
+               CASE WHEN w.audience IN ('borrower', 'wecom') AND {opted} THEN CAST(:opted_out AS VARCHAR(300))
+                    WHEN w.audience = 'wecom' AND {no_contact} THEN CAST(:no_contact AS VARCHAR(300)) END,
+               :now
+        FROM w
+        JOIN lending_loan_installment i ON i.due_date = w.due AND i.status <> 'paid'
+        JOIN lending_loan l ON l.id = i.loan_id AND l.status = 'active'
+        JOIN customer c ON c.id = l.customer_id
+        LEFT JOIN lending_reminder_opt_out o ON o.customer_id = l.customer_id
+        WHERE (w.audience <> 'staff' OR {staff} IS NOT NULL)
+          AND NOT EXISTS (SELECT 1 FROM lending_reminder r WHERE r.installment_id = i.id
+                          AND r.offset_days = w.k AND r.audience = w.audience)
+        ORDER BY w.n, i.id
+    """), params).rowcount
 
 
 def dispatch(session: Session, *, limit: int = 1000) -> int:
