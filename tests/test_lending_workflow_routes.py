@@ -225,3 +225,15 @@ def test_a_new_node_may_leave_its_code_blank(session):
     nodes = definitions.nodes_of(session, definitions.active_definition(session).id)
     added = next(n for n in nodes if n.name == "终审")
     assert added.code.startswith("node_") and [n.name for n in nodes][:4] == ["进件", "初审", "终审", "复审"]
+
+
+def test_the_application_page_marks_a_node_the_conditions_passed_by(session):
+    w = make_world(session)
+    definitions.save_definition(session, _with(first_review={"routes": (RouteSpec("signing", "le", LIMIT),)}))
+    app = start(session, w)
+    assert _pass_first_review(session, w, app) == "signing"
+    client = console_client()
+    log_in(client, session, w.manager)
+    page = client.get(f"/console/lending/applications/{app.id}").text
+    assert '<li class="skipped" title="按流转条件未经过此节点">复审（未经过）</li>' in page
+    assert '<li class="done">初审</li>' in page and '<li class="current">签约</li>' in page

@@ -50,7 +50,7 @@ def _current(session: SessionDep) -> tuple[list[dict[str, str]], list[dict[str, 
              "cc": definitions.cc_text(n.cc_roles or [], [names.get(s, f"#{s}") for s in n.cc_staff_ids or []])}
             for n in nodes]
     routes = [{"from": n.code, "op": r.amount_op or "",
-               "amount": format_yuan(r.amount_fen, symbol=False, grouping=False) if r.amount_fen else "",
+               "amount": format_yuan(r.amount_fen, symbol=False) if r.amount_fen else "",
                "product": str(r.product_id or ""), "to": r.to}
               for n in nodes for r in definitions.routes_of(n)]
     return rows, routes
