@@ -260,7 +260,8 @@ def _fire(session: Session, application_id: int, event: Event, *, viewer: Viewer
     if expected_node_id is not None and app.current_node_id != expected_node_id:
         raise StaleNode()
     machine = machine_for(session, app)
-    move = machine.fire(app.status, app.current_node_id, event, reason=comment, target_code=target_code)
+    move = machine.fire(app.status, app.current_node_id, event, reason=comment, target_code=target_code,
+                        amount_fen=app.requested_amount, product_id=app.product_id)
     if not system:
         _ensure_may_act(session, viewer, app, event)
     if event is Event.APPROVE and not system:

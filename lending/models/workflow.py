@@ -5,7 +5,10 @@
   An application keeps the definition it started on.
 - ``WorkflowNode`` — one step: code, Chinese name, position, kind (``intake`` / ``review`` / ``signing`` /
   ``disbursement`` / ``servicing``: what the system does there), the responsible role or person, the SLA in
-  hours, and the fields and documents required before the step may be approved.
+  hours, and the fields and documents required before the step may be approved; its ``routes`` (流转条件:
+  ``[{"to": code, "amount_op": "gt"|"ge"|"lt"|"le"|None, "amount_fen": int|None, "product_id": int|None}]``,
+  the first that matches the application decides the next node, none matching: the next node in order) and
+  its CC recipients (抄送: ``cc_roles``, ``cc_staff_ids``), told when an application enters the node.
 - ``Application`` — a customer's request for a product version; ``status`` follows the node kind
   (intake → reviewing → approved → signed → disbursed) or closes it (rejected / withdrawn). At most one
   open application per customer and product (partial unique index over the open statuses).
@@ -100,6 +103,9 @@ class WorkflowNode(Base):
     sla_hours: Mapped[int | None]
     required_fields: Mapped[list[Any]] = mapped_column(JSON, default=list)  # keys of lending.workflow.FIELDS
     required_documents: Mapped[list[Any]] = mapped_column(JSON, default=list)  # document names
+    routes: Mapped[list[Any] | None] = mapped_column(JSON, default=list)  # 流转条件, see the module docstring
+    cc_roles: Mapped[list[Any] | None] = mapped_column(JSON, default=list)  # 抄送: crm.models.Role values
+    cc_staff_ids: Mapped[list[Any] | None] = mapped_column(JSON, default=list)  # 抄送: staff ids
 
 
 class Application(Base):

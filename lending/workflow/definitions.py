@@ -1,5 +1,11 @@
 """Workflow definitions as data: the default 进件 → 初审 → 复审 → 签约 → 放款 → 贷后, and the designer's save.
 
+A node may carry conditional next nodes (流转条件, :class:`RouteSpec`: by the requested amount and/or the
+product; the first matching one decides, none matching: the next node in order) and CC recipients (抄送:
+roles and/or named staff, told when an application enters the node; they get no approval rights).
+A condition only moves forward, to a later 审批 or the 签约 node: a route back would loop for ever (the
+amount and product never change), one past 签约 would skip the contract.
+
 A definition is a numbered version; saving the designer validates the node list and creates version
 N+1 (its nodes inserted once, never changed), then switches the active flag with conditional UPDATEs
 (the partial unique index over ``active`` makes two concurrent saves end with one active version).
@@ -17,13 +23,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock
+from core.money import format_yuan
 from crm.models import ROLE_LABELS, Staff, StaffStatus
 from lending.application_exceptions import InvalidWorkflow
-from lending.models import NODE_KIND_LABELS, NodeKind, WorkflowDefinition, WorkflowNode
+from lending.models import NODE_KIND_LABELS, NodeKind, Product, WorkflowDefinition, WorkflowNode
 
 __all__ = [
-    "DEFAULT_NODES", "FIELDS", "NodeSpec", "active_definition", "definitions", "ensure_active", "nodes_of",
-    "save_definition",
+    "AMOUNT_OPS", "DEFAULT_NODES", "FIELDS", "NodeSpec", "RouteSpec", "active_definition", "cc_text",
+    "definitions", "describe_route", "ensure_active", "nodes_of", "parse_cc", "routes_of", "save_definition",
 ]
 
 # Application fields a node may require (key -> Chinese label); values are kept in Application.fields.
@@ -36,6 +43,45 @@ _FIELD_KEYS = {label: key for key, label in FIELDS.items()}
 _KIND_RANK = {NodeKind.INTAKE: 0, NodeKind.REVIEW: 1, NodeKind.SIGNING: 2, NodeKind.DISBURSEMENT: 3,
               NodeKind.SERVICING: 4}
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+# the requested amount compared with a condition's amount (operator -> Chinese)
+AMOUNT_OPS: dict[str, str] = {"gt": "大于", "ge": "大于等于", "lt": "小于", "le": "小于等于"}
+MAX_ROUTES = 5
+MAX_CC = 20
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One conditional next node: ``to`` (a node code) when every condition given holds."""
+
+    to: str
+    amount_op: str | None = None
+    amount_fen: int | None = None
+    product_id: int | None = None
+
+    def matches(self, amount_fen: int | None, product_id: int | None) -> bool:
+        if self.product_id is not None and product_id != self.product_id:
+            return False
+        if self.amount_op is not None:
+            if amount_fen is None or self.amount_fen is None:
+                return False
+            a, b = amount_fen, self.amount_fen
+            return {"gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b}[self.amount_op]
+        return True
+
+    def as_json(self) -> dict[str, object]:
+        return {"to": self.to, "amount_op": self.amount_op, "amount_fen": self.amount_fen,
+                "product_id": self.product_id}
+
+    @classmethod
+    def of(cls, data: dict[str, object]) -> RouteSpec:
+        amount, product = data.get("amount_fen"), data.get("product_id")
+        return cls(str(data["to"]), str(data["amount_op"]) if data.get("amount_op") else None,
+                   int(amount) if isinstance(amount, int) else None,
+                   int(product) if isinstance(product, int) else None)
+
+
+def routes_of(node: WorkflowNode) -> tuple[RouteSpec, ...]:
+    return tuple(RouteSpec.of(r) for r in node.routes or ())
 
 
 @dataclass(frozen=True)
@@ -48,11 +94,15 @@ class NodeSpec:
     sla_hours: int | None = None
     required_fields: Sequence[str] = field(default_factory=tuple)
     required_documents: Sequence[str] = field(default_factory=tuple)
+    routes: Sequence[RouteSpec] = field(default_factory=tuple)
+    cc_roles: Sequence[str] = field(default_factory=tuple)
+    cc_staff_ids: Sequence[int] = field(default_factory=tuple)
 
     @classmethod
     def of(cls, node: WorkflowNode) -> NodeSpec:
         return cls(node.code, node.name, node.kind, node.responsible_role, node.responsible_staff_id,
-                   node.sla_hours, tuple(node.required_fields or ()), tuple(node.required_documents or ()))
+                   node.sla_hours, tuple(node.required_fields or ()), tuple(node.required_documents or ()),
+                   routes_of(node), tuple(node.cc_roles or ()), tuple(node.cc_staff_ids or ()))
 
 
 DEFAULT_NODES: tuple[NodeSpec, ...] = (
@@ -117,7 +167,18 @@ def validate(session: Session, specs: Sequence[NodeSpec]) -> list[NodeSpec]:
             raise InvalidWorkflow(f"{where}的必填字段未知：{'、'.join(unknown)}（可选：{'、'.join(FIELDS.values())}）",
                                   field="required_fields")
         docs = _clean_list(spec.required_documents, "必备材料", 40)
-        cleaned.append(NodeSpec(code, name, kind, role, staff_id, sla, tuple(fields_), tuple(docs)))
+        cc_roles = list(dict.fromkeys(spec.cc_roles or ()))
+        bad_roles = [r for r in cc_roles if r not in ROLE_LABELS]
+        if bad_roles:
+            raise InvalidWorkflow(f"{where}的抄送角色不正确：{'、'.join(bad_roles)}", field="cc")
+        cc_staff = list(dict.fromkeys(spec.cc_staff_ids or ()))
+        if len(cc_roles) + len(cc_staff) > MAX_CC:
+            raise InvalidWorkflow(f"{where}的抄送对象最多 {MAX_CC} 个", field="cc")
+        if cc_staff and len(set(session.scalars(select(Staff.id).where(
+                Staff.id.in_(cc_staff), Staff.status == StaffStatus.ACTIVE)))) != len(cc_staff):
+            raise InvalidWorkflow(f"{where}的抄送人不存在或已离职", field="cc")
+        cleaned.append(NodeSpec(code, name, kind, role, staff_id, sla, tuple(fields_), tuple(docs),
+                                tuple(spec.routes or ()), tuple(cc_roles), tuple(cc_staff)))
     kinds = [NodeKind(s.kind) for s in cleaned]
     for single in (NodeKind.INTAKE, NodeKind.SIGNING, NodeKind.DISBURSEMENT, NodeKind.SERVICING):
         if kinds.count(single) != 1:
@@ -125,7 +186,81 @@ def validate(session: Session, specs: Sequence[NodeSpec]) -> list[NodeSpec]:
     ranks = [_KIND_RANK[k] for k in kinds]
     if ranks != sorted(ranks):
         raise InvalidWorkflow("节点顺序须为：进件 → 审批（可多个）→ 签约 → 放款 → 贷后", field="position")
+    _validate_routes(session, cleaned)
     return cleaned
+
+
+def _validate_routes(session: Session, specs: Sequence[NodeSpec]) -> None:
+    """Each condition names a later 审批/签约 node, a known product, a positive amount with its comparison."""
+    position = {s.code: i for i, s in enumerate(specs)}
+    product_ids = {r.product_id for s in specs for r in s.routes if r.product_id is not None}
+    known = set(session.scalars(select(Product.id).where(Product.id.in_(product_ids)))) if product_ids else set()
+    for i, spec in enumerate(specs):
+        if not spec.routes:
+            continue
+        where = f"「{spec.name}」的流转条件"
+        if spec.kind not in (NodeKind.INTAKE, NodeKind.REVIEW):
+            raise InvalidWorkflow(f"{where}：只有进件和审批节点可以设置流转条件", field="routes")
+        if len(spec.routes) > MAX_ROUTES:
+            raise InvalidWorkflow(f"{where}最多 {MAX_ROUTES} 条", field="routes")
+        for n, route in enumerate(spec.routes, start=1):
+            rule = f"{where}第 {n} 条"
+            target = position.get(route.to)
+            if target is None:
+                raise InvalidWorkflow(f"{rule}指向的节点不存在：{route.to}", field="routes")
+            if target <= i:
+                raise InvalidWorkflow(f"{rule}指向「{specs[target].name}」，在本节点之前或就是本节点："
+                                      "申请会在节点间无限循环，只能流转到后面的节点", field="routes")
+            if specs[target].kind not in (NodeKind.REVIEW, NodeKind.SIGNING):
+                raise InvalidWorkflow(f"{rule}指向「{specs[target].name}」：只能流转到审批或签约节点（不能跳过签约）",
+                                      field="routes")
+            if (route.amount_op is None) != (route.amount_fen is None):
+                raise InvalidWorkflow(f"{rule}：金额条件须同时选择比较方式并填写金额", field="routes")
+            if route.amount_op is not None and route.amount_op not in AMOUNT_OPS:
+                raise InvalidWorkflow(f"{rule}：金额比较方式不正确：{route.amount_op}", field="routes")
+            if route.amount_fen is not None and (isinstance(route.amount_fen, bool)
+                                                 or not isinstance(route.amount_fen, int) or route.amount_fen <= 0):
+                raise InvalidWorkflow(f"{rule}：金额须大于 0", field="routes")
+            if route.product_id is not None and route.product_id not in known:
+                raise InvalidWorkflow(f"{rule}：产品不存在", field="routes")
+            if route.amount_op is None and route.product_id is None and n < len(spec.routes):
+                raise InvalidWorkflow(f"{rule}没有条件（总是满足），其后的条件永远不会生效：请把它放在最后",
+                                      field="routes")
+
+
+def describe_route(route: RouteSpec, names: dict[str, str], products: dict[int, str]) -> str:
+    """A condition in Chinese: 申请金额大于 ¥200,000.00 且产品为「房抵贷」→ 复审."""
+    parts = []
+    if route.amount_op is not None and route.amount_fen is not None:
+        parts.append(f"申请金额{AMOUNT_OPS.get(route.amount_op, route.amount_op)} {format_yuan(route.amount_fen)}")
+    if route.product_id is not None:
+        parts.append(f"产品为「{products.get(route.product_id, f'#{route.product_id}')}」")
+    return f"{'且'.join(parts) or '其余情况'} → {names.get(route.to, route.to)}"
+
+
+def parse_cc(session: Session, text: str | None) -> tuple[list[str], list[int]]:
+    """CC recipients typed as 角色名 or 员工姓名/登录名, separated by 、 or commas -> (roles, staff ids)."""
+    roles: list[str] = []
+    staff_ids: list[int] = []
+    by_label = {label: key for key, label in ROLE_LABELS.items()}
+    for token in _clean_list(text, "抄送对象", 64):
+        role = by_label.get(token) or (token if token in ROLE_LABELS else None)
+        if role is not None:
+            roles.append(role)
+            continue
+        found = list(session.scalars(select(Staff.id).where(
+            Staff.status == StaffStatus.ACTIVE, (Staff.display_name == token) | (Staff.username == token)).limit(2)))
+        if not found:
+            raise InvalidWorkflow(f"抄送对象未找到：{token}（可填角色：{'、'.join(ROLE_LABELS.values())}，或在职员工的姓名）",
+                                  field="cc")
+        if len(found) > 1:
+            raise InvalidWorkflow(f"有多位员工叫「{token}」，请改填其登录名", field="cc")
+        staff_ids.append(found[0])
+    return roles, staff_ids
+
+
+def cc_text(roles: Sequence[str], staff_names: Sequence[str]) -> str:
+    return "、".join([ROLE_LABELS.get(r, r) for r in roles] + list(staff_names))
 
 
 def active_definition(session: Session) -> WorkflowDefinition | None:
@@ -154,7 +289,8 @@ def _insert(session: Session, specs: Sequence[NodeSpec], *, by_staff_id: int | N
             definition_id=definition.id, code=spec.code, name=spec.name, position=position, kind=spec.kind,
             responsible_role=spec.responsible_role, responsible_staff_id=spec.responsible_staff_id,
             sla_hours=spec.sla_hours, required_fields=list(spec.required_fields),
-            required_documents=list(spec.required_documents)))
+            required_documents=list(spec.required_documents), routes=[r.as_json() for r in spec.routes],
+            cc_roles=list(spec.cc_roles), cc_staff_ids=list(spec.cc_staff_ids)))
     session.flush()
     session.execute(update(WorkflowDefinition).where(WorkflowDefinition.active.is_(True))
                     .values(active=False))
@@ -204,5 +340,8 @@ def save_definition(session: Session, specs: Sequence[NodeSpec], *, by_staff_id:
                  before={"version": before.version, "distinct_reviewers": before.distinct_reviewers},
                  after={"version": definition.version, "distinct_reviewers": distinct_reviewers,
                         "nodes": [f"{s.code}:{s.name}:{s.kind}:{s.responsible_role or ''}:{s.sla_hours or ''}"
-                                  for s in cleaned]}, actor=actor)
+                                  for s in cleaned],
+                        "routes": {s.code: [r.as_json() for r in s.routes] for s in cleaned if s.routes},
+                        "cc": {s.code: {"roles": list(s.cc_roles), "staff_ids": list(s.cc_staff_ids)}
+                               for s in cleaned if s.cc_roles or s.cc_staff_ids}}, actor=actor)
     return definition

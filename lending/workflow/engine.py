@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
+from core.money import format_yuan
 from crm import customers, notify
 from crm.models import Customer, Staff, StaffStatus, TaskStatus, WorkTask
 from crm.scope import Viewer
@@ -27,7 +28,8 @@ from lending.models import (
 )
 from lending.workflow.machine import EVENT_LABELS, Event, Move
 
-__all__ = ["STAGE_OF_STATUS", "apply_move", "open_visit", "responsible_staff_ids", "send_sla_reminders"]
+__all__ = ["STAGE_OF_STATUS", "apply_move", "cc_staff_ids", "open_visit", "responsible_staff_ids",
+           "send_sla_reminders"]
 
 STAGE_OF_STATUS = {"intake": "applied", "reviewing": "applied", "approved": "approved", "signed": "signed",
                    "disbursed": "disbursed", "rejected": "lost", "withdrawn": "lost"}
@@ -59,7 +61,21 @@ def responsible_staff_ids(session: Session, visit: ApplicationNodeVisit) -> list
         .order_by(Staff.id).limit(MAX_ROLE_RECIPIENTS)))
 
 
+def cc_staff_ids(session: Session, node: WorkflowNode) -> list[int]:
+    """A node's CC recipients (抄送): its named active staff, then the active staff of its roles (bounded)."""
+    named = list(node.cc_staff_ids or [])
+    ids = list(session.scalars(select(Staff.id).where(Staff.id.in_(named), Staff.status == StaffStatus.ACTIVE)
+                               .order_by(Staff.id))) if named else []
+    if node.cc_roles:
+        ids += session.scalars(select(Staff.id).where(Staff.role.in_(list(node.cc_roles)),
+                                                      Staff.status == StaffStatus.ACTIVE)
+                               .order_by(Staff.id).limit(MAX_ROLE_RECIPIENTS))
+    return list(dict.fromkeys(ids))
+
+
 def _enter(session: Session, app: Application, node: WorkflowNode, customer: Customer, now: datetime) -> None:
+    """One visit of ``node``: its task, the responsible staff told, and its CC recipients told once (an
+    information copy only: deciding the node stays with the responsible role or person)."""
     person = _person_for(node, customer)
     due = now + timedelta(hours=node.sla_hours) if node.sla_hours else None
     task_id = None
@@ -73,11 +89,17 @@ def _enter(session: Session, app: Application, node: WorkflowNode, customer: Cus
                                  responsible_staff_id=person, work_task_id=task_id, entered_at=now, sla_due_at=due)
     session.add(visit)
     session.flush()
+    who = customer.name or "#" + str(customer.id)
+    recipients: list[int] = []
     if node.kind != "servicing":
         recipients = responsible_staff_ids(session, visit)
         notify.notify(session, recipients, "lending_node", f"贷款申请 #{app.id} 待处理：{node.name}",
-                      f"客户 {customer.name or '#' + str(customer.id)} 的申请已进入「{node.name}」"
+                      f"客户 {who} 的申请已进入「{node.name}」"
                       + (f"，请在 {node.sla_hours} 小时内处理" if node.sla_hours else ""), customer_id=customer.id)
+    copied = [s for s in cc_staff_ids(session, node) if s not in recipients]  # one message per person and visit
+    notify.notify(session, copied, "lending_cc", f"抄送：贷款申请 #{app.id} 进入「{node.name}」",
+                  f"客户 {who} 的申请（金额 {format_yuan(app.requested_amount)}）已进入「{node.name}」。"
+                  "本消息仅供知悉，由该节点负责人处理", customer_id=customer.id)
 
 
 def _leave(session: Session, app: Application, outcome: str, now: datetime) -> None:
