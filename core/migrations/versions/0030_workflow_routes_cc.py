@@ -1,14 +1,14 @@
 """workflow designer: conditional transitions (流转条件) and CC recipients (抄送) per node
 
 Revision ID: 0030_workflow_routes_cc
-Revises: 0024_borrower_wecom_reminders
+Revises: 0030_cobperf_fillfactor
 Create Date: 2026-12-06 15:40:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0030_workflow_routes_cc'
-down_revision = '0024_borrower_wecom_reminders'  # the lead re-chains migrations when merging
+down_revision = '0030_cobperf_fillfactor'  # the lead re-chains migrations when merging
 branch_labels = None
 depends_on = None
 
