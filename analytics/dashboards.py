@@ -129,7 +129,7 @@ TREND_BUCKETS = ("M1", "M2", "M3", "M3+")
 
 def _overdue_trend(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
     """Overdue principal by bucket on each snapshot date of the last 30 days up to the period's end."""
-    trend = loan_history.overdue_trend(session, viewer, flt.end - timedelta(days=29), flt.end)
+    trend = loan_history.overdue_trend(session, viewer, flt.end - timedelta(days=29), flt.end, TREND_BUCKETS)
     days = sorted(trend)
     series = [{"name": BUCKET_LABELS[b], "data": [trend[d].get(b, 0) for d in days]} for b in TREND_BUCKETS]
     last = trend[days[-1]] if days else {}

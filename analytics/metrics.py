@@ -239,10 +239,11 @@ def _loan_filter(session: Session, flt: Filters, *, period: bool, **kw: Any) -> 
 
 def needs_customer(viewer: Viewer, lf: loans.LoanFilter, columns: tuple[ColumnElement[Any], ...] = ()) -> bool:
     """Whether a loan query must join the loan's customer: its scope, a filter or a column reads the customer.
-    Otherwise (scope all, no customer filter — the risk and finance views) the join would change no row, every
-    loan having its customer, and is left out (on a million customers it is most of the query's cost)."""
+    Otherwise (scope all, no customer filter — the risk and finance views; scope own, whose clause is over the
+    loan alone: ``loans.visible_clause``) the join would change no row, every loan having its customer, and is
+    left out (on a million customers it is most of the query's cost)."""
     customer = Customer.__table__
-    return (viewer.scope != "all" or any((lf.owner_id, lf.department_path, lf.source, lf.region))
+    return (viewer.scope not in ("all", "own") or any((lf.owner_id, lf.department_path, lf.source, lf.region))
             or any(customer in find_tables(getattr(c, "expression", c), check_columns=True) for c in columns))
 
 

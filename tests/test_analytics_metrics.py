@@ -151,3 +151,23 @@ def test_the_one_query_funnel_equals_each_steps_own_metric(session):
         counts = metrics.funnel_counts(session, V(staff), NOV)
         assert [counts[key.removeprefix("funnel_")] for key in FUNNEL] == _funnel(session, V(staff))
     assert list(metrics.funnel_counts(session, V(s.w.manager), NOV).values()) == [5, 3, 1, 3, 1, 1]
+
+
+def test_a_co_handler_and_the_collector_see_the_loan_in_own_scope(session):
+    """Own scope reads the loan side alone (the viewer's customers' ids, or the loans assigned to them): a
+    co-handler (协作人) of the borrower and the loan's collector count it, as the loan list lists it."""
+    from crm import followups
+    from lending.servicing import loans
+
+    s = seed(session)
+    far, other = V(s.far), V(s.w.other_sales)
+    assert metrics.value(session, far, "disbursed_count", NOV) == 0 and not loans.list_loans(session, far)
+    followups.add_collaborator(session, V(s.w.sales), s.customers["李四"].id, s.far.id)
+    assert metrics.value(session, far, "disbursed_count", NOV) == 1
+    assert metrics.value(session, far, "disbursed_amount", NOV) == AMOUNT
+    assert [r.loan.id for r in loans.list_loans(session, far)] == [s.loan.id]
+    assert metrics.value(session, other, "disbursed_count", NOV) == 0
+    s.loan.collector_staff_id = s.w.other_sales.id
+    session.flush()
+    assert metrics.value(session, other, "disbursed_count", NOV) == 1
+    assert [r.loan.id for r in loans.list_loans(session, other)] == [s.loan.id]
