@@ -171,3 +171,29 @@ def test_a_co_handler_and_the_collector_see_the_loan_in_own_scope(session):
     session.flush()
     assert metrics.value(session, other, "disbursed_count", NOV) == 1
     assert [r.loan.id for r in loans.list_loans(session, other)] == [s.loan.id]
+
+
+def test_figures_read_together_equal_each_figure_alone(session):
+    """``metrics.values`` computes the metrics sharing a query in one SELECT: every figure equals ``value``'s,
+    for each scope and period; the dashboards show their cards in the order they always had."""
+    s = seed(session)
+    s.loan.bucket, s.loan.overdue_days = "M1", 12
+    session.flush()
+    groups = [("funnel_lead", "conversion_rate"), ("applications", "approval_rate"),
+              ("disbursed_count", "disbursed_amount"), ("active_loans", "outstanding_principal", "overdue_rate"),
+              ("overdue_loans", "overdue_principal"), ("funnel_lead", "disbursed_amount", "approval_rate")]
+    for staff in (s.w.manager, s.w.sales, s.w.other_sales, s.far, s.w.risk):
+        for flt in (NOV, Filters(*PREVIOUS), Filters(*PERIOD, owner_id=s.w.sales.id)):
+            for keys in groups:
+                together = metrics.values(session, V(staff), keys, flt)
+                assert together == {k: metrics.value(session, V(staff), k, flt) for k in keys}
+    mgr = metrics.values(session, V(s.w.manager), groups[-1], NOV)
+    assert mgr == {"funnel_lead": 5, "disbursed_amount": AMOUNT, "approval_rate": Decimal("0.5000")}
+    board = dashboards.build(session, V(s.w.manager), NOV)
+    assert [c.key for c in board.cards][:7] == ["funnel_lead", "applications", "disbursed_count", "disbursed_amount",
+                                                "conversion_rate", "approval_rate", "overdue_rate"]
+    assert [c.key for c in dashboards.build(session, V(s.w.risk), NOV).cards] == [
+        "approval_rate", "active_loans", "outstanding_principal", "overdue_loans", "overdue_principal", "overdue_rate",
+        "collection_rate"]
+    assert [c.key for c in dashboards.build(session, V(s.w.sales), NOV).cards] == [
+        "owned_customers", "followups_due", "funnel_lead", "disbursed_count", "disbursed_amount"]
