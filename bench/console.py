@@ -166,7 +166,9 @@ def mixed(args: argparse.Namespace) -> None:
                          "(e.g. the one `python -m bench analytics` builds)")
     if wrk.find() is None:
         raise SystemExit("--sessions needs wrk (`apt-get install -y wrk`)")
-    env = {"SCRM_DATABASE_URL": args.database_url, "SCRM_REDIS_URL": ""}
+    if args.workers > 1 and not args.redis_url:
+        raise SystemExit("--workers > 1 needs --redis-url (a Redis database of your own)")
+    env = {"SCRM_DATABASE_URL": args.database_url, "SCRM_REDIS_URL": args.redis_url or ""}
     env.setdefault("SCRM_SECRET_KEY", os.environ.get("SCRM_SECRET_KEY") or "bench-secret")
     if not os.environ.get("SCRM_PII_KEYS"):
         import base64
@@ -239,7 +241,7 @@ def mixed(args: argparse.Namespace) -> None:
         harness.record("Console under load: staff sessions on 1M customers (PostgreSQL)",
                        f"flock /tmp/bench.lock .venv/bin/python -m bench console --database-url … --sessions "
                        f"{args.sessions} --duration {args.duration:g} --think-ms {args.think_ms} --workers "
-                       f"{args.workers}", lines)
+                       f"{args.workers} --redis-url …", lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -255,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--think-ms", type=int, default=1000, help="mean pause between a session's clicks")
     parser.add_argument("--workers", type=int, default=2, help="server processes of the --sessions run")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads of the --sessions run")
+    parser.add_argument("--redis-url", default=os.environ.get("SCRM_REDIS_URL", ""),
+                        help="--sessions with --workers > 1: the servers' Redis (default $SCRM_REDIS_URL)")
     parser.add_argument("--no-record", action="store_true", help="--sessions: print only")
     args = parser.parse_args(argv)
     if args.sessions:
