@@ -189,7 +189,8 @@ def mixed(args: argparse.Namespace) -> None:
     import httpx
 
     alone: dict[str, list[float]] = {k: [] for k in KINDS}
-    with harness.server(env, workers=args.workers) as base:
+    # several processes starting on a loaded machine took 22 s to well over a minute
+    with harness.server(env, workers=args.workers, start_timeout=240) as base:
         with httpx.Client(base_url=base, timeout=60) as client:  # each page kind alone, one at a time
             for sess in sessions[:: max(1, len(sessions) // 6)]:
                 for kind, path in session_urls(sess, random.Random(sess["username"]), 9):
