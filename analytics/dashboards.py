@@ -83,6 +83,19 @@ def _card(session: Session, viewer: Viewer, key: str, flt: Filters, *, compare: 
     return Card(key, metric.label, metric.unit, current, previous, metric.drill(flt) if metric.drill else None)
 
 
+def _cards(session: Session, viewer: Viewer, keys: tuple[str, ...], flt: Filters, *,
+           compare: bool = False) -> list[Card]:
+    """Cards whose figures are over the same rows (``metrics.values``: one SELECT per period)."""
+    current = metrics.values(session, viewer, keys, flt)
+    previous = metrics.values(session, viewer, keys, flt.previous()) if compare else {}
+    cards = []
+    for key in keys:
+        metric = metrics.get(key)
+        cards.append(Card(key, metric.label, metric.unit, current[key], previous.get(key),
+                          metric.drill(flt) if metric.drill else None))
+    return cards
+
+
 def _funnel(session: Session, viewer: Viewer, flt: Filters) -> list[Card]:
     counts = metrics.funnel_counts(session, viewer, flt)
     cards = []
@@ -129,7 +142,7 @@ TREND_BUCKETS = ("M1", "M2", "M3", "M3+")
 
 def _overdue_trend(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
     """Overdue principal by bucket on each snapshot date of the last 30 days up to the period's end."""
-    trend = loan_history.overdue_trend(session, viewer, flt.end - timedelta(days=29), flt.end)
+    trend = loan_history.overdue_trend(session, viewer, flt.end - timedelta(days=29), flt.end, TREND_BUCKETS)
     days = sorted(trend)
     series = [{"name": BUCKET_LABELS[b], "data": [trend[d].get(b, 0) for d in days]} for b in TREND_BUCKETS]
     last = trend[days[-1]] if days else {}
@@ -188,6 +201,10 @@ def widgets(viewer: Viewer, flt: Filters) -> list[Widget]:
     def card(key: str, f: Filters, *, compare: bool = False) -> Widget:
         return Widget(key, "cards", lambda s: _card(s, viewer, key, f, compare=compare))
 
+    def cards(keys: tuple[str, ...], f: Filters, *, compare: bool = False) -> Widget:
+        """Cards over the same rows, one widget (one SELECT per period); shown in ``CARD_ORDER``."""
+        return Widget("+".join(keys), "cards", lambda s: _cards(s, viewer, keys, f, compare=compare))
+
     def chart(name: str, fn: Callable[[Session], dict[str, Any]]) -> Widget:
         return Widget(name, "charts", fn)
 
@@ -201,21 +218,21 @@ def widgets(viewer: Viewer, flt: Filters) -> list[Widget]:
                 revenue_chart]
     if kind == "sales":
         return [card("owned_customers", snapshot), card("followups_due", snapshot),
-                card("funnel_lead", flt, compare=True), card("disbursed_count", flt, compare=True),
-                card("disbursed_amount", flt, compare=True), funnel_widget]
+                card("funnel_lead", flt, compare=True),
+                cards(("disbursed_count", "disbursed_amount"), flt, compare=True), funnel_widget]
     if kind == "manager":
-        return [*(card(key, flt, compare=True) for key in (
-                    "funnel_lead", "applications", "disbursed_count", "disbursed_amount", "conversion_rate",
-                    "approval_rate")),
+        return [cards(("funnel_lead", "conversion_rate"), flt, compare=True),
+                cards(("applications", "approval_rate"), flt, compare=True),
+                cards(("disbursed_count", "disbursed_amount"), flt, compare=True),
                 card("overdue_rate", snapshot), funnel_widget,
                 chart("leaderboard", lambda s: _leaderboard(s, viewer, flt)),
                 chart("leads_by_source", lambda s: _by_source(s, viewer, flt, "funnel_lead", "新增线索按来源", "count")),
                 chart("disbursed_by_source",
                       lambda s: _by_source(s, viewer, flt, "disbursed_amount", "放款金额按来源", "fen")),
                 *((*money, revenue_chart) if viewer.role in OWNER_ROLES else ())]
-    return [card("approval_rate", flt, compare=True), card("active_loans", snapshot),
-            card("outstanding_principal", snapshot), card("overdue_loans", snapshot),
-            card("overdue_principal", snapshot), card("overdue_rate", snapshot),
+    return [card("approval_rate", flt, compare=True),
+            cards(("active_loans", "outstanding_principal", "overdue_rate"), snapshot),
+            cards(("overdue_loans", "overdue_principal"), snapshot),
             card("collection_rate", flt, compare=True),
             chart("buckets", lambda s: _buckets(s, viewer, snapshot)),
             chart("overdue_trend", lambda s: _overdue_trend(s, viewer, flt)),
@@ -229,14 +246,23 @@ def _revenue_by_funder_type(session: Session, viewer: Viewer, flt: Filters) -> d
     return {"title": "服务费收入按资方类型", "unit": "fen", "items": items}
 
 
+# The cards' display order where a widget computes several together (the others keep their widget's order).
+CARD_ORDER = {"manager": ("funnel_lead", "applications", "disbursed_count", "disbursed_amount", "conversion_rate",
+                          "approval_rate", "overdue_rate"),
+              "risk": ("approval_rate", "active_loans", "outstanding_principal", "overdue_loans", "overdue_principal",
+                       "overdue_rate", "collection_rate")}
+
+
 def build(session: Session, viewer: Viewer, flt: Filters) -> Dashboard:
     board = Dashboard(kind_for(viewer), flt)
     for widget in widgets(viewer, flt):
         result = widget.compute(session)
         if widget.slot == "cards":
-            board.cards.append(result)
+            board.cards.extend(result if isinstance(result, list) else [result])
         elif widget.slot == "funnel":
             board.funnel = result
         else:
             board.charts[widget.name] = result
+    order = CARD_ORDER.get(board.kind, ())
+    board.cards.sort(key=lambda c: order.index(c.key) if c.key in order else len(order))  # stable
     return board

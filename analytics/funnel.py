@@ -4,7 +4,7 @@ stage says now (a lost customer who was visited still counts as visited)."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, exists
 from sqlalchemy.orm import Session
 
 from core.errors import ValidationFailed
@@ -45,9 +45,12 @@ def step_clause(step: str) -> ColumnElement[bool]:
         return exists().where(Application.customer_id == Customer.id)
     if step == "approved":
         # an approval is the transition into the signing node's status: approved (then signed, disbursed)
-        approved = (select(ApplicationTransition.application_id)
-                    .where(ApplicationTransition.to_status.in_(("approved", "signed", "disbursed"))))
-        return exists().where(Application.customer_id == Customer.id, Application.id.in_(approved))
+        # correlated on both sides: per customer, its applications (by customer id) and their transitions (by
+        # application id), both through an index — an uncorrelated IN over every approving transition would be
+        # hashed whole, on every query, however few the customers asked about
+        return exists().where(Application.customer_id == Customer.id,
+                              ApplicationTransition.application_id == Application.id,
+                              ApplicationTransition.to_status.in_(("approved", "signed", "disbursed")))
     if step == "disbursed":
         return exists().where(Loan.customer_id == Customer.id)
     raise ValueError(f"unknown funnel step {step!r}")

@@ -31,7 +31,7 @@ from crm.scope import Viewer
 from lending.models import Application, Loan, LoanInstallment
 from lending.servicing import loans
 
-__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "Filters", "Metric", "by_dimension", "display", "funnel_counts", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "value"]
+__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "Filters", "Metric", "by_dimension", "display", "funnel_counts", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "value", "values"]
 
 DIMENSION_LABELS = {"period": "时间段", "department": "部门", "salesperson": "业务员", "source": "来源",
                     "product": "产品", "region": "地区", "bucket": "账期"}
@@ -114,6 +114,24 @@ def value(session: Session, viewer: Viewer, key: str, flt: Filters) -> int | Dec
     return int(session.scalar(metric.query(session, viewer, flt, (metric.aggregate(),))) or 0)
 
 
+def values(session: Session, viewer: Viewer, keys: tuple[str, ...], flt: Filters) -> dict[str, int | Decimal | None]:
+    """Several figures, each equal to :func:`value`: the metrics that share one query (the same rows: FROM and
+    WHERE) are computed in one SELECT, each aggregate a column of it — a dashboard's count and amount of the
+    same loans read them once."""
+    groups: dict[Query, list[Metric]] = {}
+    for key in keys:
+        metric = METRICS[key]
+        _check(metric, flt)
+        groups.setdefault(metric.query, []).append(metric)
+    out: dict[str, int | Decimal | None] = {}
+    for query, group in groups.items():
+        columns = [c for m in group for c in ((m.ratio[0](), m.ratio[1]()) if m.ratio else (m.aggregate(),))]
+        row = iter(session.execute(query(session, viewer, flt, tuple(columns))).one())
+        for m in group:
+            out[m.key] = rate(int(next(row) or 0), int(next(row) or 0)) if m.ratio else int(next(row) or 0)
+    return {key: out[key] for key in keys}
+
+
 def by_dimension(session: Session, viewer: Viewer, key: str, dimension: str, flt: Filters,
                  limit: int | None = None) -> list[tuple[Any, int]]:
     """The figure grouped by ``dimension``, largest first."""
@@ -177,9 +195,12 @@ CUSTOMER_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
     "salesperson": lambda: Customer.owner_id, "source": lambda: Customer.source, "region": lambda: Customer.region,
 }
 
+_LEADS = _customer_query("lead")  # one query object: the figures over a period's leads compute together (values)
+
 for _step, _label in (("lead", "新增线索"), ("contacted", "已联系"), ("visited", "已上门"), ("applied", "已进件"),
                       ("approved", "已审批"), ("disbursed", "已放款客户")):
-    register(Metric(key=f"funnel_{_step}", label=_label, unit="count", query=_customer_query(_step),
+    register(Metric(key=f"funnel_{_step}", label=_label, unit="count",
+                    query=_LEADS if _step == "lead" else _customer_query(_step),
                     aggregate=lambda: func.count(Customer.id), dimensions=CUSTOMER_DIMENSIONS,
                     filters=CUSTOMER_FILTERS, drill=_customer_drill(_step)))
 
@@ -194,7 +215,7 @@ def funnel_counts(session: Session, viewer: Viewer, flt: Filters) -> dict[str, i
 
 
 register(Metric(
-    key="conversion_rate", label="线索放款转化率", unit="rate", query=_customer_query("lead"),
+    key="conversion_rate", label="线索放款转化率", unit="rate", query=_LEADS,
     aggregate=lambda: func.count(Customer.id), filters=CUSTOMER_FILTERS,
     ratio=(lambda: func.count(case((funnel.step_clause("disbursed"), Customer.id))), lambda: func.count(Customer.id)),
 ))
@@ -250,10 +271,11 @@ def _loan_filter(session: Session, flt: Filters, *, period: bool, **kw: Any) -> 
 
 def needs_customer(viewer: Viewer, lf: loans.LoanFilter, columns: tuple[ColumnElement[Any], ...] = ()) -> bool:
     """Whether a loan query must join the loan's customer: its scope, a filter or a column reads the customer.
-    Otherwise (scope all, no customer filter — the risk and finance views) the join would change no row, every
-    loan having its customer, and is left out (on a million customers it is most of the query's cost)."""
+    Otherwise (scope all, no customer filter — the risk and finance views; scope own, whose clause is over the
+    loan alone: ``loans.visible_clause``) the join would change no row, every loan having its customer, and is
+    left out (on a million customers it is most of the query's cost)."""
     customer = Customer.__table__
-    return (viewer.scope != "all" or any((lf.owner_id, lf.department_path, lf.source, lf.region))
+    return (viewer.scope not in ("all", "own") or any((lf.owner_id, lf.department_path, lf.source, lf.region))
             or any(customer in find_tables(getattr(c, "expression", c), check_columns=True) for c in columns))
 
 
@@ -288,29 +310,34 @@ def _outstanding_principal() -> ColumnElement[Any]:
     return func.coalesce(func.sum(rest), 0)
 
 
-register(Metric(key="disbursed_count", label="放款笔数", unit="count", query=_loan_query(period=True),
+# one query object for the metrics over the same loans, so that ``values`` reads them in one SELECT
+_DISBURSED = _loan_query(period=True)
+_ACTIVE = _loan_query(period=False, status="active")
+_OVERDUE = _loan_query(period=False, status="active", bucket="overdue")
+
+register(Metric(key="disbursed_count", label="放款笔数", unit="count", query=_DISBURSED,
                 aggregate=lambda: func.count(Loan.id), dimensions=LOAN_DIMENSIONS, filters=LOAN_FILTERS,
                 drill=lambda flt: loan_url(flt, period=True)))
-register(Metric(key="disbursed_amount", label="放款金额", unit="fen", query=_loan_query(period=True),
+register(Metric(key="disbursed_amount", label="放款金额", unit="fen", query=_DISBURSED,
                 aggregate=_disbursed_amount, dimensions=LOAN_DIMENSIONS, filters=LOAN_FILTERS,
                 drill=lambda flt: loan_url(flt, period=True)))
-register(Metric(key="active_loans", label="在贷笔数", unit="count", query=_loan_query(period=False, status="active"),
+register(Metric(key="active_loans", label="在贷笔数", unit="count", query=_ACTIVE,
                 aggregate=lambda: func.count(Loan.id), dimensions=LOAN_DIMENSIONS,
                 filters=LOAN_FILTERS - {"period"}, drill=lambda flt: loan_url(flt, period=False, status="active")))
 register(Metric(key="outstanding_principal", label="在贷余额（本金）", unit="fen",
-                query=_loan_query(period=False, status="active"), aggregate=_outstanding_principal,
+                query=_ACTIVE, aggregate=_outstanding_principal,
                 dimensions=LOAN_DIMENSIONS, filters=LOAN_FILTERS - {"period"},
                 drill=lambda flt: loan_url(flt, period=False, status="active")))
 register(Metric(key="overdue_loans", label="逾期笔数", unit="count",
-                query=_loan_query(period=False, status="active", bucket="overdue"),
+                query=_OVERDUE,
                 aggregate=lambda: func.count(Loan.id), dimensions=LOAN_DIMENSIONS,
                 filters=LOAN_FILTERS - {"period"},
                 drill=lambda flt: loan_url(flt, period=False, status="active", bucket="overdue")))
 register(Metric(key="overdue_principal", label="逾期余额（本金）", unit="fen",
-                query=_loan_query(period=False, status="active", bucket="overdue"), aggregate=_outstanding_principal,
+                query=_OVERDUE, aggregate=_outstanding_principal,
                 dimensions=LOAN_DIMENSIONS, filters=LOAN_FILTERS - {"period"},
                 drill=lambda flt: loan_url(flt, period=False, status="active", bucket="overdue")))
-register(Metric(key="overdue_rate", label="逾期率（笔数）", unit="rate", query=_loan_query(period=False, status="active"),
+register(Metric(key="overdue_rate", label="逾期率（笔数）", unit="rate", query=_ACTIVE,
                 aggregate=lambda: func.count(Loan.id), filters=LOAN_FILTERS - {"period"},
                 ratio=(lambda: func.count(case((Loan.bucket != "C", Loan.id))), lambda: func.count(Loan.id))))
 

@@ -41,7 +41,12 @@ class AnalyticsSnapshot(Base):
 
 class LoanDay(Base):
     __tablename__ = "analytics_loan_day"
-    __table_args__ = (Index("ix_analytics_loan_day_loan", "loan_id", "snapshot_date"),)
+    __table_args__ = (
+        Index("ix_analytics_loan_day_loan", "loan_id", "snapshot_date"),
+        # the overdue trend (the overdue buckets, a range of days) reads this index alone on PostgreSQL
+        Index("ix_analytics_loan_day_bucket", "bucket", "snapshot_date",
+              postgresql_include=["outstanding_principal_amount", "loan_id"]),
+    )
 
     snapshot_date: Mapped[date] = mapped_column(ForeignKey("analytics_snapshot.snapshot_date"), primary_key=True)
     loan_id: Mapped[int] = mapped_column(ForeignKey("lending_loan.id"), primary_key=True)

@@ -107,7 +107,7 @@ def load(label: str, url, *, method: str = "GET", concurrency: int = 16, total: 
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
+def server(env: dict[str, str], *, workers: int = 1, start_timeout: float = 60) -> Iterator[str]:
     """Run `scrm serve` in its own process; yield its base URL."""
     port = free_port()
     full_env = {**os.environ, **env, "SCRM_LOG_LEVEL": "WARNING"}
@@ -116,7 +116,7 @@ def server(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
     proc = subprocess.Popen(cmd, env=full_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
@@ -125,7 +125,7 @@ def server(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
                     break
             time.sleep(0.2)
         else:
-            raise RuntimeError("server did not answer /healthz within 60 s")
+            raise RuntimeError(f"server did not answer /healthz within {start_timeout:g} s")
         yield base
     finally:
         proc.terminate()

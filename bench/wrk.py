@@ -78,6 +78,37 @@ end
 """
 
 
+# Staff sessions: each line ``path<TAB>cookie`` is a GET as that session (its own cookie); ``delay()`` gives each
+# connection a think time between its requests, drawn uniformly within ±50% of the mean (args[2], ms).
+_SESSIONS = r"""
+function init(args)
+  issued, exhausted, reqs = 0, false, {}
+  for line in io.lines(args[1] .. tid .. ".txt") do
+    local tab = string.find(line, "\t", 1, true)
+    reqs[#reqs + 1] = wrk.format("GET", string.sub(line, 1, tab - 1), {["Cookie"] = string.sub(line, tab + 1)})
+  end
+  count = #reqs
+  think = tonumber(args[2]) or 0
+  math.randomseed(tid * 7919)
+end
+
+function delay()
+  if think <= 0 then return 0 end
+  return math.random(math.floor(think / 2), math.floor(think * 3 / 2))
+end
+
+function request()
+  issued = issued + 1
+  if issued > count then
+    exhausted = true
+    wrk.thread:stop()
+    return reqs[count]
+  end
+  return reqs[issued]
+end
+"""
+
+
 @dataclass
 class WrkResult:
     label: str
@@ -138,16 +169,33 @@ def run_get(label: str, url: str, *, duration: float, connections: int, threads:
                     workdir=Path(tmp))
 
 
+def _write_lines(workdir: Path, lines: list[tuple[str, bytes]], threads: int) -> str:
+    """Each thread's file of ``path<TAB>value`` lines (the threads take turns); returns the files' prefix."""
+    for t in range(threads):
+        with (workdir / f"reqs_{t + 1}.txt").open("wb") as fh:
+            for path, value in lines[t::threads]:
+                if b"\n" in value or b"\t" in value:
+                    raise ValueError("request bodies must be single-line without tabs")
+                fh.write(path.encode() + b"\t" + value + b"\n")
+    return str(workdir / "reqs_")
+
+
 def run_replay(label: str, base_url: str, requests: list[tuple[str, bytes]], *, duration: float, connections: int,
                threads: int = 1) -> WrkResult:
     """Replay ``requests`` (path with query, body) as POSTs, each at most once, split over the threads."""
     with tempfile.TemporaryDirectory(prefix="scrm-wrk-") as tmp:
         workdir = Path(tmp)
-        for t in range(threads):
-            with (workdir / f"reqs_{t + 1}.txt").open("wb") as fh:
-                for path, body in requests[t::threads]:
-                    if b"\n" in body or b"\t" in body:
-                        raise ValueError("request bodies must be single-line without tabs")
-                    fh.write(path.encode() + b"\t" + body + b"\n")
-        return _run(label, base_url + "/", _SETUP + _REPLAY + _DONE, [str(workdir / "reqs_")], duration=duration,
+        prefix = _write_lines(workdir, requests, threads)
+        return _run(label, base_url + "/", _SETUP + _REPLAY + _DONE, [prefix], duration=duration,
+                    connections=connections, threads=threads, workdir=workdir)
+
+
+def run_sessions(label: str, base_url: str, requests: list[tuple[str, str]], *, duration: float, connections: int,
+                 think_ms: int = 0, threads: int = 1) -> WrkResult:
+    """GET ``requests`` (path with query, the session's Cookie header), each at most once, split over the
+    threads; every connection waits a think time (mean ``think_ms``) between its requests."""
+    with tempfile.TemporaryDirectory(prefix="scrm-wrk-") as tmp:
+        workdir = Path(tmp)
+        prefix = _write_lines(workdir, [(path, cookie.encode()) for path, cookie in requests], threads)
+        return _run(label, base_url + "/", _SETUP + _SESSIONS + _DONE, [prefix, str(think_ms)], duration=duration,
                     connections=connections, threads=threads, workdir=workdir)

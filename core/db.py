@@ -14,9 +14,23 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    Select,
+    create_engine,
+    event,
+)
 from sqlalchemy import exc as exc_module
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
 from core.clock import ensure_aware
@@ -29,6 +43,33 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class InSubquery(ColumnElement[bool]):
+    """``<column> IN (<select>)`` that PostgreSQL can answer from the column's index inside an OR: written
+    there as ``<column> = ANY(ARRAY(<select>))``, the select runs once (an InitPlan) and its values probe the
+    index, so ``owner_id = 7 OR id = ANY(ARRAY(…))`` becomes a BitmapOr of two index scans — where the plain
+    ``IN`` is a hashed subplan tested on every row of a sequential scan. Elsewhere a plain ``IN``."""
+
+    type = Boolean()
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement),
+                           ("select", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[Any], select: Select[Any]) -> None:
+        self.column = column
+        self.select = select
+
+
+@compiles(InSubquery)
+def _in_subquery(element: InSubquery, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column.in_(element.select), **kw)
+
+
+@compiles(InSubquery, "postgresql")
+def _in_subquery_pg(element: InSubquery, compiler: Any, **kw: Any) -> str:
+    return (f"{compiler.process(element.column, **kw)} = ANY(ARRAY("
+            f"{compiler.process(element.select.scalar_subquery(), **kw)}))")
 
 
 class UTCDateTime(TypeDecorator):
@@ -147,7 +188,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     ping_idle = kwargs.pop("ping_after_idle_seconds", PING_AFTER_IDLE_SECONDS)
     # An unreachable server fails a request in seconds (a 503), instead of the OS's minutes-long TCP timeout.
-    kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
+    # JIT off: PostgreSQL compiles a query whose estimated cost passes jit_above_cost (100,000: any dashboard
+    # figure over the million customers) before running it, which took 0.3–2.3 s for a 0.2 s query (the funnel,
+    # EXPLAIN ANALYZE in BENCHMARKS.md); it pays off only for queries running many seconds, which we do not serve.
+    kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, "options": PG_SESSION_OPTIONS,
+                              **kwargs.get("connect_args", {})}
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
@@ -162,6 +207,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 # a sixth of a short request's database time); we ping only connections idle longer than this.
 PING_AFTER_IDLE_SECONDS = 5.0
 PG_CONNECT_TIMEOUT_SECONDS = 5
+PG_SESSION_OPTIONS = "-c jit=off"
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:

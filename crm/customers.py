@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock, outbox, pii
+from core.db import InSubquery
 from crm import notify, scope
 from crm.exceptions import CustomerBlacklisted, CustomerNotFound, PoolNotFound, ValidationFailed
 from crm.models import (
@@ -335,9 +336,10 @@ def visible_clause(viewer: Viewer) -> ColumnElement[bool]:
     """Customers a viewer may see in lists: owned within their scope, or co-handled by them."""
     if viewer.scope == "all":
         return true()
-    # Uncorrelated IN: evaluated once per query, not once per candidate row.
-    collaborating = Customer.id.in_(select(CustomerCollaborator.customer_id)
-                                    .where(CustomerCollaborator.staff_id == viewer.staff_id))
+    # Uncorrelated: evaluated once per query, not once per candidate row; and on PostgreSQL an index probe of
+    # the ids it returns, so that ``owner_id = me OR id IN (…)`` reads two indexes, not the whole table.
+    collaborating = InSubquery(Customer.id, select(CustomerCollaborator.customer_id)
+                               .where(CustomerCollaborator.staff_id == viewer.staff_id))
     return or_(scope.owner_filter(viewer, Customer.owner_id), collaborating)
 
 

@@ -151,3 +151,49 @@ def test_the_one_query_funnel_equals_each_steps_own_metric(session):
         counts = metrics.funnel_counts(session, V(staff), NOV)
         assert [counts[key.removeprefix("funnel_")] for key in FUNNEL] == _funnel(session, V(staff))
     assert list(metrics.funnel_counts(session, V(s.w.manager), NOV).values()) == [5, 3, 1, 3, 1, 1]
+
+
+def test_a_co_handler_and_the_collector_see_the_loan_in_own_scope(session):
+    """Own scope reads the loan side alone (the viewer's customers' ids, or the loans assigned to them): a
+    co-handler (协作人) of the borrower and the loan's collector count it, as the loan list lists it."""
+    from crm import followups
+    from lending.servicing import loans
+
+    s = seed(session)
+    far, other = V(s.far), V(s.w.other_sales)
+    assert metrics.value(session, far, "disbursed_count", NOV) == 0 and not loans.list_loans(session, far)
+    followups.add_collaborator(session, V(s.w.sales), s.customers["李四"].id, s.far.id)
+    assert metrics.value(session, far, "disbursed_count", NOV) == 1
+    assert metrics.value(session, far, "disbursed_amount", NOV) == AMOUNT
+    assert [r.loan.id for r in loans.list_loans(session, far)] == [s.loan.id]
+    assert metrics.value(session, other, "disbursed_count", NOV) == 0
+    s.loan.collector_staff_id = s.w.other_sales.id
+    session.flush()
+    assert metrics.value(session, other, "disbursed_count", NOV) == 1
+    assert [r.loan.id for r in loans.list_loans(session, other)] == [s.loan.id]
+
+
+def test_figures_read_together_equal_each_figure_alone(session):
+    """``metrics.values`` computes the metrics sharing a query in one SELECT: every figure equals ``value``'s,
+    for each scope and period; the dashboards show their cards in the order they always had."""
+    s = seed(session)
+    s.loan.bucket, s.loan.overdue_days = "M1", 12
+    session.flush()
+    groups = [("funnel_lead", "conversion_rate"), ("applications", "approval_rate"),
+              ("disbursed_count", "disbursed_amount"), ("active_loans", "outstanding_principal", "overdue_rate"),
+              ("overdue_loans", "overdue_principal"), ("funnel_lead", "disbursed_amount", "approval_rate")]
+    for staff in (s.w.manager, s.w.sales, s.w.other_sales, s.far, s.w.risk):
+        for flt in (NOV, Filters(*PREVIOUS), Filters(*PERIOD, owner_id=s.w.sales.id)):
+            for keys in groups:
+                together = metrics.values(session, V(staff), keys, flt)
+                assert together == {k: metrics.value(session, V(staff), k, flt) for k in keys}
+    mgr = metrics.values(session, V(s.w.manager), groups[-1], NOV)
+    assert mgr == {"funnel_lead": 5, "disbursed_amount": AMOUNT, "approval_rate": Decimal("0.5000")}
+    board = dashboards.build(session, V(s.w.manager), NOV)
+    assert [c.key for c in board.cards][:7] == ["funnel_lead", "applications", "disbursed_count", "disbursed_amount",
+                                                "conversion_rate", "approval_rate", "overdue_rate"]
+    assert [c.key for c in dashboards.build(session, V(s.w.risk), NOV).cards] == [
+        "approval_rate", "active_loans", "outstanding_principal", "overdue_loans", "overdue_principal", "overdue_rate",
+        "collection_rate"]
+    assert [c.key for c in dashboards.build(session, V(s.w.sales), NOV).cards] == [
+        "owned_customers", "followups_due", "funnel_lead", "disbursed_count", "disbursed_amount"]
