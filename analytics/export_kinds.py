@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
-from analytics import funnel
+from analytics import funnel, snapshot_drill
 from analytics.export_spec import Column, Export, dataclass_filter
 from analytics.report_export import ReportExport
 from core import clock
@@ -75,7 +75,8 @@ def _loan_query(session: Session, viewer: Viewer, params: dict[str, Any]) -> Sel
                    Loan.overdue_days, all_)
             .select_from(Loan).join(Customer, Customer.id == Loan.customer_id)
             .join(Contract, Contract.id == Loan.contract_id)
-            .where(*loans.filter_clauses(viewer, dataclass_filter(loans.LoanFilter, params))))
+            .where(*loans.filter_clauses(viewer, dataclass_filter(loans.LoanFilter, params)),
+                   *snapshot_drill.clauses(snapshot_drill.from_params(params))))
 
 
 register("loans", Export("贷款列表", Loan.id, _loan_query, [
