@@ -134,7 +134,8 @@ def _bucket_text(bucket: str | None) -> str:
 
 
 def chips(flt: SnapshotFilter) -> list[str]:
-    """The filter as the list shows it: '2026-11-03 快照：M1' …"""
+    """The filter as the list shows it, one chip per condition: '2026-11-03 快照：M1',
+    '2026-11-03 快照：M1 → 2026-12-03 快照：更差账期', '2026-05 放款 · MOB3'."""
     if not flt.active:
         return []
     assert flt.as_of is not None
@@ -142,7 +143,8 @@ def chips(flt: SnapshotFilter) -> list[str]:
     if flt.vintage is not None:
         mob = (flt.as_of.year - flt.vintage.year) * 12 + flt.as_of.month - flt.vintage.month
         out.append(f"{flt.vintage.strftime('%Y-%m')} 放款 · MOB{mob}")
-    out.append(f"{flt.as_of.isoformat()} 快照：{_bucket_text(flt.snapshot_bucket)}")
-    if flt.to_as_of is not None:
-        out.append(f"{flt.to_as_of.isoformat()} 快照：{_bucket_text(flt.to_bucket)}")
+    first = f"{flt.as_of.isoformat()} 快照：{_bucket_text(flt.snapshot_bucket)}"
+    if flt.to_as_of is not None:  # a roll: one chip, from the first day's bucket to the later one's
+        first += f" → {flt.to_as_of.isoformat()} 快照：{_bucket_text(flt.to_bucket)}"
+    out.append(first)
     return out
