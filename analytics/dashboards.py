@@ -6,7 +6,8 @@
 - finance: fee revenue and settled cases (with the change vs the previous period), receivables, deposits held,
   reimbursements to pay, revenue by funder type; the owner (admin, manager) sees the same money cards and chart;
 - risk / collector: approval rate, overdue rate, collection rate, overdue principal by bucket; from the nightly
-  snapshots, the overdue trend, roll rates and vintage curves.
+  snapshots, the overdue trend, roll rates and vintage curves, each point linked to the loans of its snapshot rows
+  (``analytics.snapshot_drill``).
 
 Which dashboard a viewer gets follows their role; what it counts follows their data scope (metrics do that).
 """
@@ -21,8 +22,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from analytics import finance_metrics, funnel, loan_history, metrics
-from analytics import snapshot_drill as drill
+from analytics import finance_metrics, funnel, loan_history, metrics, snapshot_drill
 from analytics.metrics import Filters
 from crm.scope import Viewer
 from finance.models import FUNDER_KIND_LABELS
@@ -133,10 +133,10 @@ def _overdue_trend(session: Session, viewer: Viewer, flt: Filters) -> dict[str, 
     trend = loan_history.overdue_trend(session, viewer, flt.end - timedelta(days=29), flt.end)
     days = sorted(trend)
     series = [{"name": BUCKET_LABELS[b], "data": [trend[d].get(b, 0) for d in days],
-               "urls": [drill.url(drill.SnapshotFilter(as_of=d, snapshot_bucket=b)) for d in days]}
+               "urls": [snapshot_drill.link(as_of=d, snapshot_bucket=b) for d in days]}
               for b in TREND_BUCKETS]
     last = trend[days[-1]] if days else {}
-    items = [(BUCKET_LABELS[b], last.get(b, 0), drill.url(drill.SnapshotFilter(as_of=days[-1], snapshot_bucket=b)))
+    items = [(BUCKET_LABELS[b], last.get(b, 0), snapshot_drill.link(as_of=days[-1], snapshot_bucket=b))
              for b in TREND_BUCKETS] if days else []
     return {"title": "逾期余额趋势（日快照，近 30 天）", "unit": "fen", "kind": "line",
             "x": [d.isoformat()[5:] for d in days], "series": series, "items": items,
@@ -154,9 +154,9 @@ def _roll_rates(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any
         for r in loan_history.roll_rates(session, viewer, first, second):
             if r.principal:
                 nxt = BUCKETS[BUCKETS.index(r.bucket) + 1]
-                rolled = drill.SnapshotFilter(as_of=first, snapshot_bucket=r.bucket, to_as_of=second,
-                                              to_bucket=drill.WORSE)
-                items.append((f"{r.bucket}→{nxt}", r.rate, drill.url(rolled), r.rolled_loans))
+                rolled = snapshot_drill.link(as_of=first, snapshot_bucket=r.bucket, to_as_of=second,
+                                             to_bucket=snapshot_drill.WORSE)
+                items.append((f"{r.bucket}→{nxt}", r.rate, rolled, r.rolled_loans))
     note = "读取日快照，不随今日数据变化" if window else "需要相隔 30 天的两次日快照（每日日终后自动生成）"
     return {"title": title, "unit": "rate", "items": items, "note": note}
 
@@ -170,7 +170,7 @@ def _vintages(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
     def point_url(month: date, mob: int) -> str | None:
         """The loans of the vintage overdue (M1 and worse) at the month-end snapshot of that month on book."""
         day = ends.get(loan_history.add_months(month, mob))
-        return drill.url(drill.SnapshotFilter(as_of=day, snapshot_bucket="overdue", vintage=month)) if day else None
+        return snapshot_drill.link(as_of=day, snapshot_bucket="overdue", vintage=month) if day else None
 
     series, items = [], []
     for month, points in curves.items():

@@ -33,7 +33,7 @@ from crm.scope import Viewer
 from lending.models import BUCKETS, Loan
 from lending.servicing import loans
 
-__all__ = ["PARAMS", "SnapshotFilter", "chips", "clauses", "from_params", "summary", "url"]
+__all__ = ["PARAMS", "SnapshotFilter", "chips", "clauses", "from_params", "link", "params", "summary", "url"]
 
 PARAMS = ("as_of", "snapshot_bucket", "to_as_of", "to_bucket", "vintage")
 WORSE = "worse"
@@ -92,6 +92,11 @@ def params(flt: SnapshotFilter) -> dict[str, str]:
 def url(flt: SnapshotFilter) -> str:
     """The loan list's drill-down link of a snapshot figure."""
     return "/console/lending/loans?" + urlencode(params(flt))
+
+
+def link(**kw: Any) -> str:
+    """The drill-down link of a figure: ``link(as_of=day, snapshot_bucket="M1")``."""
+    return url(SnapshotFilter(**kw))
 
 
 def _bucket_clause(column: Any, bucket: str | None) -> list[ColumnElement[bool]]:
