@@ -6,7 +6,8 @@
 - finance: fee revenue and settled cases (with the change vs the previous period), receivables, deposits held,
   reimbursements to pay, revenue by funder type; the owner (admin, manager) sees the same money cards and chart;
 - risk / collector: approval rate, overdue rate, collection rate, overdue principal by bucket; from the nightly
-  snapshots, the overdue trend, roll rates and vintage curves.
+  snapshots, the overdue trend, roll rates and vintage curves, each point linked to the loans of its snapshot rows
+  (``analytics.snapshot_drill``).
 
 Which dashboard a viewer gets follows their role; what it counts follows their data scope (metrics do that).
 """
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from analytics import finance_metrics, funnel, loan_history, metrics
+from analytics import finance_metrics, funnel, loan_history, metrics, snapshot_drill
 from analytics.metrics import Filters
 from crm.scope import Viewer
 from finance.models import FUNDER_KIND_LABELS
@@ -144,9 +145,12 @@ def _overdue_trend(session: Session, viewer: Viewer, flt: Filters) -> dict[str, 
     """Overdue principal by bucket on each snapshot date of the last 30 days up to the period's end."""
     trend = loan_history.overdue_trend(session, viewer, flt.end - timedelta(days=29), flt.end, TREND_BUCKETS)
     days = sorted(trend)
-    series = [{"name": BUCKET_LABELS[b], "data": [trend[d].get(b, 0) for d in days]} for b in TREND_BUCKETS]
+    series = [{"name": BUCKET_LABELS[b], "data": [trend[d].get(b, 0) for d in days],
+               "urls": [snapshot_drill.link(as_of=d, snapshot_bucket=b) for d in days]}
+              for b in TREND_BUCKETS]
     last = trend[days[-1]] if days else {}
-    items = [(BUCKET_LABELS[b], last.get(b, 0), None) for b in TREND_BUCKETS] if days else []
+    items = [(BUCKET_LABELS[b], last.get(b, 0), snapshot_drill.link(as_of=days[-1], snapshot_bucket=b))
+             for b in TREND_BUCKETS] if days else []
     return {"title": "逾期余额趋势（日快照，近 30 天）", "unit": "fen", "kind": "line",
             "x": [d.isoformat()[5:] for d in days], "series": series, "items": items,
             "note": f"最近快照 {days[-1].isoformat()}，表内为当日各账期余额" if days else "暂无日快照（每日日终后自动生成）"}
@@ -163,7 +167,9 @@ def _roll_rates(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any
         for r in loan_history.roll_rates(session, viewer, first, second):
             if r.principal:
                 nxt = BUCKETS[BUCKETS.index(r.bucket) + 1]
-                items.append((f"{r.bucket}→{nxt}", r.rate, None, r.rolled_loans))
+                rolled = snapshot_drill.link(as_of=first, snapshot_bucket=r.bucket, to_as_of=second,
+                                             to_bucket=snapshot_drill.WORSE)
+                items.append((f"{r.bucket}→{nxt}", r.rate, rolled, r.rolled_loans))
     note = "读取日快照，不随今日数据变化" if window else "需要相隔 30 天的两次日快照（每日日终后自动生成）"
     return {"title": title, "unit": "rate", "items": items, "note": note}
 
@@ -172,12 +178,22 @@ def _vintages(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
     """Vintage curves of the last 12 disbursement months (M1+ principal / principal disbursed)."""
     curves = loan_history.vintages(session, viewer, flt.end)
     longest = max((mob for points in curves.values() for mob, _ in points), default=0)
+    ends = loan_history.month_ends(session, min(curves), flt.end) if curves else {}
+
+    def point_url(month: date, mob: int) -> str | None:
+        """The loans of the vintage overdue (M1 and worse) at the month-end snapshot of that month on book."""
+        day = ends.get(loan_history.add_months(month, mob))
+        return snapshot_drill.link(as_of=day, snapshot_bucket="overdue", vintage=month) if day else None
+
     series, items = [], []
     for month, points in curves.items():
         by_mob = dict(points)
-        series.append({"name": month.strftime("%Y-%m"), "data": [by_mob.get(m) for m in range(1, longest + 1)]})
+        mobs = range(1, longest + 1)
+        series.append({"name": month.strftime("%Y-%m"), "data": [by_mob.get(m) for m in mobs],
+                       "urls": [point_url(month, m) if m in by_mob else None for m in mobs]})
         if points:
-            items.append((f"{month.strftime('%Y-%m')} 放款（MOB{points[-1][0]}）", points[-1][1], None))
+            items.append((f"{month.strftime('%Y-%m')} 放款（MOB{points[-1][0]}）", points[-1][1],
+                          point_url(month, points[-1][0])))
     note = "按放款月份，读取各月末的日快照" if longest else "需要放款月之后的月末日快照（每日日终后自动生成）"
     return {"title": "账龄曲线（M1+ 逾期本金 / 放款本金）", "unit": "rate", "kind": "line",
             "x": [f"MOB{m}" for m in range(1, longest + 1)], "series": series, "items": items, "note": note}

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
-from analytics import funnel
+from analytics import funnel, snapshot_drill
 from analytics.export_spec import Column, Export, dataclass_filter
 from analytics.report_export import ReportExport
 from core import clock
@@ -27,19 +27,33 @@ from core.money import fen_to_yuan
 from crm import customer_export, customer_queries, pool_service, sources
 from crm.models import CUSTOMER_TYPE_LABELS, STAGE_LABELS, Customer, Staff
 from crm.scope import Viewer
-from finance import agreements, deposits, settlements
+from finance import agreements, deposits, reimbursements, settlements
 from finance import export as finance_export
-from finance.models import AGREEMENT_STATUS_LABELS, DEPOSIT_STATUS_LABELS, METHOD_LABELS, Agreement, Deposit, Settlement
+from finance.models import (
+    AGREEMENT_STATUS_LABELS,
+    DEPOSIT_STATUS_LABELS,
+    FUNDER_KIND_LABELS,
+    METHOD_LABELS,
+    REIMBURSEMENT_STATUS_LABELS,
+    Agreement,
+    Deposit,
+    Reimbursement,
+    Settlement,
+)
+from lending import applications
 from lending.contracts import mask_name
-from lending.models import BUCKET_LABELS, Contract, Loan
+from lending.models import APPLICATION_STATUS_LABELS, BUCKET_LABELS, Application, Contract, Loan
 from lending.servicing import loans
+from payments import orders, purposes
+from payments.models import METHOD_LABELS as PAY_METHOD_LABELS
+from payments.models import ORDER_STATUS_LABELS, PaymentOrder
 from postloan import cases
 from postloan.models import CASE_CLOSE_LABELS, CASE_STATUS_LABELS, RISK_TIER_LABELS, CollectionCase
 from referral import ledger, payouts, referrers
 from referral.models import REFERRER_KIND_LABELS, WITHDRAWAL_STATUS_LABELS, Referrer, WithdrawalRequest
 
-__all__ = ["KINDS", "LOAN_STATUS", "AgreementFilter", "CaseFilter", "DepositFilter", "ReferrerFilter", "SettlementFilter",
-           "WithdrawalFilter"]
+__all__ = ["KINDS", "LOAN_STATUS", "AgreementFilter", "BoardFilter", "CaseFilter", "DepositFilter", "OrderFilter",
+           "ReferrerFilter", "ReimbursementFilter", "SettlementFilter", "WithdrawalFilter"]
 
 LOAN_STATUS = {"active": "在贷", "closed": "已结清"}
 KINDS: dict[str, Export] = {}  # job kind -> the list
@@ -75,7 +89,8 @@ def _loan_query(session: Session, viewer: Viewer, params: dict[str, Any]) -> Sel
                    Loan.overdue_days, all_)
             .select_from(Loan).join(Customer, Customer.id == Loan.customer_id)
             .join(Contract, Contract.id == Loan.contract_id)
-            .where(*loans.filter_clauses(viewer, dataclass_filter(loans.LoanFilter, params))))
+            .where(*loans.filter_clauses(viewer, dataclass_filter(loans.LoanFilter, params)),
+                   *snapshot_drill.clauses(snapshot_drill.from_params(params))))
 
 
 register("loans", Export("贷款列表", Loan.id, _loan_query, [
@@ -271,5 +286,94 @@ def _referrer_cells(session: Session, rows: list[Row[Any]]) -> Iterable[Sequence
 register("referrers", Export("推荐人佣金", Referrer.id, _referrer_query, header_of=lambda _s: [
     "推荐码", "名称", "类型", "上级", "状态", "可提现(元)", "待确认(元)", "提现中(元)", "已发放(元)", "累计净佣金(元)"],
     cells_of=_referrer_cells))
+
+# --- 贷款申请 the application board (every open application, past the board's 500 cards) -------------------
+
+
+@dataclass(frozen=True)
+class BoardFilter:
+    product_id: int | None = None
+    owner_id: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    mine: bool = False
+
+
+def _application_query(session: Session, viewer: Viewer, params: dict[str, Any]) -> Select[Any]:
+    flt = dataclass_filter(BoardFilter, params)
+    return applications.board_query(viewer, product_id=flt.product_id, owner_id=flt.owner_id,
+                                    date_from=flt.date_from, date_to=flt.date_to, mine=bool(flt.mine))
+
+
+def _application_cells(session: Session, rows: list[Row[Any]]) -> Iterable[Sequence[Any]]:
+    names = _names(session, [r[4] for r in rows])
+    now = clock.now()
+    for app, visit, node, customer_name, owner_id, product_name, *_ in rows:
+        late = visit.sla_due_at is not None and now > clock.ensure_aware(visit.sla_due_at)
+        yield [app.id, mask_name(customer_name or ""), product_name, _yuan(app.requested_amount), app.term_months,
+               node.name, APPLICATION_STATUS_LABELS.get(app.status, app.status), names.get(owner_id, ""),
+               _local(app.created_at), _local(visit.entered_at), "是" if late else "否"]
+
+
+register("applications", Export("贷款申请", Application.id, _application_query, header_of=lambda _s: [
+    "申请编号", "客户", "产品", "申请金额(元)", "期数", "当前节点", "状态", "客户负责人", "申请时间", "进入节点时间",
+    "超时"], cells_of=_application_cells))
+
+
+# --- 支付订单 payment and withholding orders ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    method: str | None = None
+    status: str | None = None
+
+
+def _order_query(session: Session, viewer: Viewer, params: dict[str, Any]) -> Select[Any]:
+    flt = dataclass_filter(OrderFilter, params)
+    stmt = orders.listing_query(method=flt.method if flt.method in PAY_METHOD_LABELS else None,
+                                status=flt.status if flt.status in ORDER_STATUS_LABELS else None)
+    return stmt.add_columns(Customer.name).outerjoin(Customer, Customer.id == PaymentOrder.customer_id)
+
+
+register("payment_orders", Export("支付订单", PaymentOrder.id, _order_query, [
+    Column("商户订单号", lambda r: r[0].out_trade_no), Column("说明", lambda r: r[0].description),
+    Column("第几次", lambda r: r[0].attempt_no), Column("方式", lambda r: PAY_METHOD_LABELS.get(r[0].method, r[0].method)),
+    Column("用途", lambda r: purposes.label(r[0].purpose)), Column("客户", lambda r: mask_name(r[1]) if r[1] else ""),
+    Column("金额(元)", lambda r: _yuan(r[0].total_amount)), Column("实付(元)", lambda r: _yuan(r[0].paid_amount)),
+    Column("状态", lambda r: ORDER_STATUS_LABELS.get(r[0].status, r[0].status)),
+    Column("复核原因", lambda r: r[0].review_reason or ""), Column("创建时间", lambda r: _local(r[0].created_at)),
+    Column("支付时间", lambda r: _local(r[0].paid_at)),
+]))
+
+
+# --- 做单报销 reimbursements ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReimbursementFilter:
+    status: str | None = None
+
+
+def _reimbursement_query(session: Session, viewer: Viewer, params: dict[str, Any]) -> Select[Any]:
+    status = dataclass_filter(ReimbursementFilter, params).status
+    return reimbursements.listing_query(viewer, status=status if status in REIMBURSEMENT_STATUS_LABELS else None)
+
+
+def _reimbursement_cells(session: Session, rows: list[Row[Any]]) -> Iterable[Sequence[Any]]:
+    names = _names(session, [s for r in rows for s in (r[0].confirmed_by_staff_id, r[0].paid_by_staff_id,
+                                                        r[0].entered_by_staff_id)])
+    for r, c, a, settlement, *_ in rows:
+        yield [r.id, mask_name(c.name), a.number if a else "营销费用",
+               FUNDER_KIND_LABELS.get(settlement.funder_type, settlement.funder_type) if settlement else "",
+               _yuan(r.amount), r.category, _day(r.spent_date), names.get(r.confirmed_by_staff_id, ""),
+               _local(r.confirmed_at), names.get(r.paid_by_staff_id, ""),
+               METHOD_LABELS.get(r.paid_method, r.paid_method or ""), _local(r.paid_at),
+               names.get(r.entered_by_staff_id, ""), REIMBURSEMENT_STATUS_LABELS.get(r.status, r.status), r.note or ""]
+
+
+register("reimbursements", Export("做单报销", Reimbursement.id, _reimbursement_query, header_of=lambda _s: [
+    "编号", "客户", "协议编号", "资方类型", "金额(元)", "类别", "发生日期", "财务确认", "确认时间", "付款人", "付款方式",
+    "付款时间", "录入人", "状态", "备注"], cells_of=_reimbursement_cells))
 
 register("report", ReportExport())  # type: ignore[arg-type] - computed rows: the same interface, not a SELECT

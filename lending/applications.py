@@ -67,7 +67,7 @@ from lending.workflow import definitions, engine
 from lending.workflow.machine import ApplicationMachine, Event
 
 __all__ = [
-    "CHANNELS", "ON_APPLICATION_STARTED", "Board", "ChecklistItem", "approve", "add_document", "checklist",
+    "CHANNELS", "ON_APPLICATION_STARTED", "Board", "ChecklistItem", "approve", "add_document", "board_query", "checklist",
     "get_application", "pipeline", "recent_applications", "reject", "set_fields", "start_application",
     "transitions", "visible_clause", "visits", "withdraw",
 ]
@@ -446,8 +446,10 @@ def dwell_label(delta: timedelta) -> str:
     return f"已停留 {hours // 24} 天 {hours % 24} 小时"
 
 
-def _board_query(viewer: Viewer, *, product_id: int | None, owner_id: int | None, date_from: date | None,
-                 date_to: date | None, mine: bool) -> Select[Any]:
+def board_query(viewer: Viewer, *, product_id: int | None = None, owner_id: int | None = None,
+                date_from: date | None = None, date_to: date | None = None, mine: bool = False) -> Select[Any]:
+    """The board's SELECT (open applications, scoped and filtered, in the order they entered their node): the
+    page and its export."""
     stmt = (
         select(Application, ApplicationNodeVisit, WorkflowNode, Customer.name, Customer.owner_id, Product.name)
         .join(Customer, Customer.id == Application.customer_id)
@@ -482,8 +484,8 @@ def pipeline(session: Session, viewer: Viewer, *, product_id: int | None = None,
     by_code = {c.code: c for c in columns}
     other = Column("_other", "其他版本节点")
     now = clock.now()
-    rows = session.execute(_board_query(viewer, product_id=product_id, owner_id=owner_id, date_from=date_from,
-                                        date_to=date_to, mine=mine).limit(limit + 1)).all()
+    rows = session.execute(board_query(viewer, product_id=product_id, owner_id=owner_id, date_from=date_from,
+                                       date_to=date_to, mine=mine).limit(limit + 1)).all()
     for app, visit, node, customer_name, owner, product_name in rows[:limit]:
         card = Card(app, customer_name or f"客户#{app.customer_id}", owner, product_name, node.name,
                     visit.entered_at, visit.sla_due_at, now - visit.entered_at,

@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,6 +75,16 @@ def _label(status: str) -> str:
 def new_out_trade_no(method: str) -> str:
     """``P``/``W`` + Shanghai date + 16 hex: 25 characters, unique by the database."""
     return ("W" if method == "withholding" else "P") + clock.today().strftime("%Y%m%d") + secrets.token_hex(8).upper()
+
+
+def listing_query(*, method: str | None = None, status: str | None = None) -> Select[Any]:
+    """The order list's SELECT (支付订单, or 代扣 with ``method``; no order): the page and its export."""
+    stmt = select(PaymentOrder)
+    if method:
+        stmt = stmt.where(PaymentOrder.method == method)
+    if status:
+        stmt = stmt.where(PaymentOrder.status == status)
+    return stmt
 
 
 def get(session: Session, order_id: int, *, for_update: bool = False) -> PaymentOrder:

@@ -274,3 +274,99 @@ def test_the_referrer_export_has_the_lists_rows_with_their_commission_balances(s
     assert by_code[idle.code][5] == 0
     _, rows = export(session, finance, "referrers", {"q": "乙"})
     assert [r[1] for r in rows[1:]] == ["经纪人乙"]
+
+
+# --- the application board, payment orders and reimbursements ----------------------------------------------------
+
+
+def test_the_application_export_has_the_boards_rows_for_its_filters_and_scope(session):
+    from lending import applications
+    from tests.lending_flow_support import make_world as lending_world
+    from tests.lending_flow_support import start
+
+    w = lending_world(session)
+    w.customer.name = FORMULA
+    first = start(session, w)
+    mine = make_customer(session, owner=w.other_sales, name="钱七")
+    second = applications.start_application(session, mine.id, w.version_id, 2_000_000, 12, viewer=V(w.other_sales))
+    session.flush()
+    board = applications.pipeline(session, V(w.manager))
+    listed = sorted(c.application.id for col in board.columns for c in col.cards)
+    _, rows = export(session, V(w.manager), "applications", {})
+    assert [r[0] for r in rows[1:]] == listed == sorted([first.id, second.id])
+    assert rows[1][1] == mask_name(FORMULA) and rows[1][3] == 50_000  # yuan, a number
+    # the same owner filter as the board, and a salesperson's own scope
+    _, rows = export(session, V(w.manager), "applications", {"owner_id": w.other_sales.id})
+    assert [r[0] for r in rows[1:]] == [second.id]
+    board = applications.pipeline(session, V(w.sales))
+    _, rows = export(session, V(w.sales), "applications", {})
+    assert [r[0] for r in rows[1:]] == [c.application.id for col in board.columns for c in col.cards] == [first.id]
+
+
+def test_the_payment_order_export_has_the_lists_rows_for_its_filters(session):
+    from payments import orders, purposes
+    from tests.test_admin_support import console_client, log_in
+
+    purposes.register("test.export", "测试用途", lambda session, s: f"noop:{s.out_trade_no}")
+    customer = make_customer(session, owner=None, name=FORMULA)
+    session.flush()
+    paid = orders.create(session, purpose="test.export", obligation_ref="x:1", customer_id=customer.id, amount=12_345,
+                         description=FORMULA, method="jsapi")
+    debit = orders.create(session, purpose="test.export", obligation_ref="x:2", customer_id=None, amount=500,
+                          description="代扣", method="withholding")
+    session.flush()
+    finance = V(make_staff(session, role="finance", data_scope="all"))
+    _, rows = export(session, finance, "payment_orders", {})
+    assert [r[0] for r in rows[1:]] == [paid.out_trade_no, debit.out_trade_no]
+    assert rows[1][1] == FORMULA and rows[1][5] == mask_name(FORMULA) and rows[1][6] == 123.45
+    _, rows = export(session, finance, "payment_orders", {"method": "withholding"})
+    assert [r[0] for r in rows[1:]] == [debit.out_trade_no]
+    _, rows = export(session, finance, "payment_orders", {"status": "succeeded"})
+    assert rows[1:] == []
+    # the console: the list carries the button with its filters; a salesperson may not export the orders
+    org = make_org(session)
+    sales = make_staff(session, department=org["team_a"], data_scope="own")
+    client = console_client()
+    csrf = log_in(client, session, sales)
+    assert client.post("/console/exports/payment_orders", data={"csrf_token": csrf}).status_code == 403
+
+
+def test_the_reimbursement_export_has_the_lists_rows_for_its_status_and_scope(session, finance_world):
+    from finance import reimbursements
+
+    w, first, _, _ = finance_world
+    mine = reimbursements.submit(session, agreement_id=first.id, category="交通费", amount=12_000,
+                                 viewer=V(w.sales), note=FORMULA)
+    theirs = reimbursements.submit(session, agreement_id=first.id, category="交通费", amount=3_000,
+                                   viewer=V(w.officer))
+    reimbursements.confirm(session, theirs.id, viewer=V(w.finance))
+    session.flush()
+    listed = reimbursements.listing(session, V(w.finance))
+    _, rows = export(session, V(w.finance), "reimbursements", {})
+    assert [r[0] for r in rows[1:]] == sorted(row[0].id for row in listed) == [mine.id, theirs.id]
+    assert rows[1][2] == first.number and rows[1][3] == "银行" and rows[1][4] == 120 and rows[1][14] == FORMULA
+    _, rows = export(session, V(w.finance), "reimbursements", {"status": "confirmed"})
+    assert [r[0] for r in rows[1:]] == [theirs.id]
+    w.sales.data_scope = "own"
+    session.flush()
+    own = reimbursements.listing(session, V(w.sales))
+    _, rows = export(session, V(w.sales), "reimbursements", {})  # a salesperson: what they entered
+    assert [r[0] for r in rows[1:]] == [row[0].id for row in own] == [mine.id]
+
+
+def test_the_board_payments_and_reimbursements_pages_carry_the_export_button_with_their_filters(session, finance_world):
+    w, *_ = finance_world
+    client = console_client()
+    csrf = log_in(client, session, w.finance)
+    board = client.get("/console/lending/applications", params={"owner_id": w.sales.id}).text
+    assert 'action="/console/exports/applications"' in board and f'name="owner_id" value="{w.sales.id}"' in board
+    orders = client.get("/console/payments/withholding", params={"status": "failed"}).text
+    assert 'action="/console/exports/payment_orders"' in orders and 'name="method" value="withholding"' in orders
+    assert 'name="status" value="failed"' in orders
+    paid = client.get("/console/finance/reimbursements", params={"status": "paid"}).text
+    assert 'action="/console/exports/reimbursements"' in paid and 'name="status" value="paid"' in paid
+    started = client.post("/console/exports/applications", data={"csrf_token": csrf, "owner_id": str(w.sales.id),
+                                                                  "date_from": "2026-11-01"}, follow_redirects=False)
+    assert started.status_code == 303
+    assert session.scalar(select(ExportJob.params).where(ExportJob.kind == "applications")) == {
+        "owner_id": w.sales.id, "date_from": "2026-11-01"}

@@ -67,10 +67,14 @@ def test_the_risk_dashboard_draws_the_history_from_the_snapshots(session):
     session.execute(update(Loan).where(Loan.id == s.loan.id).values(bucket="M1", overdue_days=8))
     snapshots.take(session, DEC_END)
     board = dashboards.build(session, V(s.w.risk), Filters(date(2026, 12, 1), DEC_END))
-    assert board.charts["roll_rates"]["items"] == [("C→M1", Decimal("1.0000"), None, 1)]
+    assert board.charts["roll_rates"]["items"] == [
+        ("C→M1", Decimal("1.0000"), "/console/lending/loans?as_of=2026-11-30&snapshot_bucket=C&to_as_of=2026-12-31"
+                                    "&to_bucket=worse", 1)]
     trend = board.charts["overdue_trend"]
     assert trend["x"] == ["12-31"] and trend["series"][0]["data"] == [AMOUNT]  # M1; November 30 is 31 days back
-    assert board.charts["vintages"]["series"] == [{"name": "2026-11", "data": [Decimal("1.0000")]}]
+    assert board.charts["vintages"]["series"] == [{
+        "name": "2026-11", "data": [Decimal("1.0000")],
+        "urls": ["/console/lending/loans?as_of=2026-12-31&snapshot_bucket=overdue&vintage=2026-11"]}]
     payload = json.loads(json.dumps(dashboard_view.chart_payload(board)))
     assert payload["vintages"]["series"][0]["data"] == [100.0] and payload["roll_rates"]["unit"] == "percent"
 

@@ -117,3 +117,48 @@ def test_the_disbursed_amount_opens_the_loan_list_with_the_same_filters(world):
         for name, (width, height) in SIZES.items():
             page.set_viewport_size({"width": width, "height": height})
             page.screenshot(path=f"{SHOTS}/customers-drill-{name}.png", full_page=True)
+
+
+@pytest.fixture
+def overdue_world(committed):
+    """The seeded world whose loan stood in M1 on today's snapshot (and is current again since)."""
+    from sqlalchemy import update
+
+    from lending.models import Loan
+
+    require_chromium()
+    with unit_of_work() as session:
+        s = seed(session)
+        session.execute(update(Loan).where(Loan.id == s.loan.id).values(bucket="M1", overdue_days=8))
+        snapshots.take(session, clock.today())
+        session.execute(update(Loan).where(Loan.id == s.loan.id).values(bucket="C", overdue_days=0))
+        risk = s.w.risk.username
+    with live_server() as url:
+        yield url, risk
+
+
+def test_a_point_of_the_overdue_trend_opens_the_loans_of_that_snapshot(overdue_world):
+    from playwright.sync_api import expect
+
+    from tests.lending_flow_support import AMOUNT
+
+    base_url, risk = overdue_world
+    with chromium_page() as page:
+        _log_in(page, base_url, risk)
+        chart = page.locator("[data-chart='overdue_trend'][data-rendered='1']")
+        chart.scroll_into_view_if_needed()
+        # the M1 line's point of today, where ECharts drew it
+        x, y = page.evaluate("() => { const c = echarts.getInstanceByDom("
+                             "document.querySelector(\"[data-chart='overdue_trend']\"));"
+                             " const d = c.getOption().series[0].data[0]; return c.convertToPixel({seriesIndex: 0},"
+                             " [0, d.value]); }")
+        box = chart.bounding_box()
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        expect(page).to_have_url(f"{base_url}/console/lending/loans?as_of=2026-11-23&snapshot_bucket=M1")
+        expect(page.locator(".snapshot-filter .chip")).to_have_text("2026-11-23 快照：M1")
+        expect(page.locator("table.grid tbody tr a[href^='/console/lending/loans/']")).to_have_count(1)
+        expect(page.locator("[data-snapshot-summary]")).to_have_attribute("data-amount", str(AMOUNT))
+        for name, (width, height) in SIZES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+            page.screenshot(path=f"{SHOTS}/loans-snapshot-drill-{name}.png", full_page=True)

@@ -57,6 +57,7 @@ def chart_payload(board: dashboards.Dashboard) -> dict[str, Any]:
                                           for item in chart["items"]]}
         if chart.get("kind") == "line":
             spec |= {"kind": "line", "x": chart["x"],
-                     "series": [{"name": s["name"], "data": [plain(v) for v in s["data"]]} for s in chart["series"]]}
+                     "series": [{"name": s["name"], "data": [plain(v) for v in s["data"]],
+                                 "urls": s.get("urls") or [None] * len(s["data"])} for s in chart["series"]]}
         out[name] = spec
     return out

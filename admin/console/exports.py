@@ -19,8 +19,11 @@ from admin.console import (
     collections_cases,
     customers,
     finance_cases,
+    finance_reports,
     finance_settlements,
+    lending_applications,
     lending_loans,
+    payments,
     pool,
     referral_money,
     referral_setup,
@@ -41,6 +44,8 @@ LISTS: dict[str, ExportParams] = {
     "agreements": finance_cases.agreement_export_params, "deposits": finance_cases.deposit_export_params,
     "settlements": finance_settlements.export_params, "cases": collections_cases.export_params,
     "withdrawals": referral_money.export_params, "referrers": referral_setup.referrer_export_params,
+    "applications": lending_applications.export_params, "payment_orders": payments.export_params,
+    "reimbursements": finance_reports.export_params,
 }
 
 

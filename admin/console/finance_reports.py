@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin.console.finance_cases import staff_names
@@ -32,8 +33,7 @@ NOTICES = {"submitted": "报销已提交，等待财务确认", "confirmed": "�
 
 def _list(request: Request, session: SessionDep, user: ConsoleUser, error: AppError | None = None,
           form: dict[str, str] | None = None) -> Response:
-    status = request.query_params.get("status")
-    status = status if status in REIMBURSEMENT_STATUS_LABELS else None
+    status = _status(request.query_params)
     rows = reimbursements.listing(session, user.viewer, status=status)
     ids = {r[0].entered_by_staff_id for r in rows} | {r[0].paid_by_staff_id for r in rows}
     ids |= {r[0].approved_by_manager_id for r in rows} | {r[0].confirmed_by_staff_id for r in rows}
@@ -50,7 +50,18 @@ def _list(request: Request, session: SessionDep, user: ConsoleUser, error: AppEr
         "cases": [(a, c) for a, c in cases if a.status not in ("cancelled",)], "managers": managers,
         "error": error, "form": form or {}, "me_id": user.viewer.staff_id,
         "notice": NOTICES.get(request.query_params.get("done", "")),
+        "export_params": {"status": status} if status else {},
     }, status_code=error.status if error else 200)
+
+
+def _status(q: Any) -> str | None:
+    return q.get("status") if q.get("status") in REIMBURSEMENT_STATUS_LABELS else None
+
+
+def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
+    """导出 Excel of 做单报销: the status filter as the job stores it (the scope is the requester's)."""
+    status = _status(form)
+    return {"status": status} if status else {}
 
 
 @router.get("/reimbursements")

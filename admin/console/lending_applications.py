@@ -15,10 +15,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, templates
 from admin.schemas_customers import yuan_text_to_fen
+from analytics import export_jobs
+from analytics.export_kinds import BoardFilter
 from core import clock, money
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
@@ -70,17 +73,27 @@ def _redirect(app_id: int, done: str) -> Response:
 # --- the pipeline board ---------------------------------------------------------------------------------
 
 
+def _board_filters(q: Any) -> dict[str, Any]:
+    return {"product_id": parse_int(q.get("product_id")), "owner_id": parse_int(q.get("owner_id")),
+            "date_from": _date(q.get("date_from")), "date_to": _date(q.get("date_to")), "mine": q.get("mine") == "1"}
+
+
+def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
+    """导出 Excel of the board (every open application it would show, past its 500 cards): the filters as the job
+    stores them; the scope is the requester's."""
+    return export_jobs.dataclass_params(BoardFilter(**_board_filters(form)))
+
+
 @router.get("/applications")
 def pipeline(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    q = request.query_params
-    filters = {"product_id": parse_int(q.get("product_id")), "owner_id": parse_int(q.get("owner_id")),
-               "date_from": _date(q.get("date_from")), "date_to": _date(q.get("date_to")), "mine": q.get("mine") == "1"}
+    filters = _board_filters(request.query_params)
     board = applications.pipeline(session, user.viewer, **filters)
     owners = list(session.scalars(select(Staff).where(staff_filter(user.viewer)).order_by(Staff.display_name)
                                   .limit(500)))
     return render(request, "lending/applications.html", {
         "board": board, "filters": filters, "products": list(session.scalars(select(Product).order_by(Product.code))),
         "owners": owners, "staff_names": {s.id: s.display_name for s in owners},
+        "export_params": export_params(session, user, dict(request.query_params)),
     })
 
 

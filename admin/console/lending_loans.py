@@ -21,7 +21,7 @@ from starlette.responses import Response
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, templates
 from admin.pagination import page_number
 from admin.schemas_customers import yuan_text_to_fen
-from analytics import export_jobs
+from analytics import export_jobs, snapshot_drill
 from core import clock, money
 from core.errors import AppError, PermissionDenied, ValidationFailed
 from core.web import SessionDep
@@ -78,7 +78,8 @@ def _date(raw: str, field: str, label: str) -> date | None:
 
 
 LOAN_FILTER_KEYS = ("status", "bucket", "disbursed_from", "disbursed_to", "owner_id", "department_id", "source",
-                    "region", "product_id")
+                    "region", "product_id",
+                    *snapshot_drill.PARAMS)  # a snapshot chart's drill-down (analytics.snapshot_drill)
 
 
 def _loan_filter(session: SessionDep, q: Any) -> tuple[loans.LoanFilter, dict[str, str]]:
@@ -106,10 +107,14 @@ def loan_list(request: Request, session: SessionDep, user: CurrentUser) -> Respo
     q = request.query_params
     page = page_number(q.get("page"))
     flt, params = _loan_filter(session, q)
-    rows = loans.list_loans(session, user.viewer, flt=flt, limit=51, offset=(page - 1) * 50)
+    snap = snapshot_drill.from_params(q)
+    rows = loans.list_loans(session, user.viewer, flt=flt, limit=51, offset=(page - 1) * 50,
+                            extra=snapshot_drill.clauses(snap))
     names = _staff_names(session, {r.loan.collector_staff_id for r in rows})
     extra = {k: v for k, v in params.items() if k not in ("status", "bucket")}
     return render(request, "lending/loans.html", {
+        "snapshot_chips": snapshot_drill.chips(snap),
+        "snapshot_summary": snapshot_drill.summary(session, user.viewer, flt, snap) if snap.active else None,
         "rows": rows[:50], "has_next": len(rows) > 50, "page": page, "filters": {"status": flt.status, "bucket": flt.bucket},
         "extra_filters": extra, "query": urlencode(params), "export_params": {k: v for k, v in params.items() if v},
         "buckets": BUCKETS, "statuses": LOAN_STATUS_LABELS, "mask_name": contracts.mask_name, "staff_names": names,
@@ -119,7 +124,7 @@ def loan_list(request: Request, session: SessionDep, user: CurrentUser) -> Respo
 def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
     """导出 Excel: the list's filters as the job stores them."""
     flt, _ = _loan_filter(session, form)
-    return export_jobs.dataclass_params(flt)
+    return {**export_jobs.dataclass_params(flt), **snapshot_drill.params(snapshot_drill.from_params(form))}
 
 
 def _staff_names(session: SessionDep, ids: set[int | None]) -> dict[int, str]:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from admin.deps import ConsoleUser, CsrfChecked, attempt, parse_int, render, require_roles, templates
@@ -88,19 +89,24 @@ def _orders_page(request: Request, session: SessionDep, method: str | None, temp
     q = request.query_params
     status = q.get("status") if q.get("status") in ORDER_STATUS_LABELS else None
     page = max(1, parse_int(q.get("page"), default=1) or 1)
-    stmt = select(PaymentOrder)
-    if method:
-        stmt = stmt.where(PaymentOrder.method == method)
-    if status:
-        stmt = stmt.where(PaymentOrder.status == status)
+    stmt = orders.listing_query(method=method, status=status)
     rows = list(session.scalars(stmt.order_by(PaymentOrder.id.desc()).limit(51).offset((page - 1) * 50)))
     counts = dict(session.execute(select(PaymentOrder.status, func.count()).where(
         PaymentOrder.method == method if method else PaymentOrder.id.is_not(None)).group_by(PaymentOrder.status)).all())
     ctx = {"rows": rows[:50], "has_next": len(rows) > 50, "page": page, "status": status,
            "statuses": ORDER_STATUS_LABELS, "counts": counts, "names": _names(session, {r.customer_id for r in rows}),
-           "notice": _notice(request), "error": None, "form": {}}
+           "notice": _notice(request), "error": None, "form": {},
+           "export_params": {k: v for k, v in (("method", method), ("status", status)) if v}}
     ctx.update(extra or {})
     return render(request, template, ctx, status_code=status_code)
+
+
+def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
+    """导出 Excel of 支付订单 / 代扣 (payment staff): the list's filters as the job stores them."""
+    require_roles(PAYMENT_STAFF)(user)
+    method = form.get("method") if form.get("method") in METHOD_LABELS else None
+    status = form.get("status") if form.get("status") in ORDER_STATUS_LABELS else None
+    return {k: v for k, v in (("method", method), ("status", status)) if v}
 
 
 @router.get("")

@@ -1,5 +1,5 @@
 // Draws the home dashboard's charts with the vendored ECharts; a click on a bar or a funnel step opens the
-// list behind it (the same drill-down URL as the table next to the chart).
+// list behind it (the same drill-down URL as the table next to the chart); so does a point of a snapshot line.
 (function () {
   "use strict";
   var dataNode = document.getElementById("dash-data");
@@ -24,7 +24,10 @@
         xAxis: { type: "category", data: spec.x, boundaryGap: false },
         yAxis: { type: "value", axisLabel: { formatter: axis } },
         series: spec.series.map(function (s) {
-          return { type: "line", name: s.name, data: s.data, connectNulls: false, symbolSize: 4 };
+          // each point carries the drill-down link of its loans (the snapshot's rows behind the figure)
+          var data = s.data.map(function (v, i) { return v === null ? null : { value: v, url: s.urls[i] }; });
+          return { type: "line", name: s.name, data: data, connectNulls: false, symbolSize: 8,
+                   cursor: "pointer" };
         })
       };
     } else if (name === "funnel") {

@@ -121,19 +121,21 @@ def filter_clauses(viewer: Viewer, flt: LoanFilter) -> list[ColumnElement[bool]]
 
 def loans_query(viewer: Viewer, *, status: str | None = None, bucket: str | None = None,
                 customer_id: int | None = None, collector_id: int | None = None,
-                flt: LoanFilter | None = None) -> Select:
+                flt: LoanFilter | None = None, extra: tuple[ColumnElement[bool], ...] = ()) -> Select:
+    """The list's SELECT; ``extra``: clauses over Loan from above lending (the snapshot drill-down of analytics)."""
     all_, overdue = _outstanding()
     flt = flt or LoanFilter(status=status, bucket=bucket, customer_id=customer_id, collector_id=collector_id)
     return (select(Loan, Customer, Contract.number, all_, overdue)
             .join(Customer, Customer.id == Loan.customer_id).join(Contract, Contract.id == Loan.contract_id)
-            .where(*filter_clauses(viewer, flt)))
+            .where(*filter_clauses(viewer, flt), *extra))
 
 
 def list_loans(session: Session, viewer: Viewer, *, status: str | None = None, bucket: str | None = None,
                customer_id: int | None = None, collector_id: int | None = None, limit: int = 100,
-               offset: int = 0, flt: LoanFilter | None = None) -> list[LoanRow]:
+               offset: int = 0, flt: LoanFilter | None = None,
+               extra: tuple[ColumnElement[bool], ...] = ()) -> list[LoanRow]:
     stmt = loans_query(viewer, status=status, bucket=bucket, customer_id=customer_id, collector_id=collector_id,
-                       flt=flt)
+                       flt=flt, extra=extra)
     stmt = stmt.order_by(Loan.overdue_days.desc(), Loan.id.desc()).limit(limit).offset(offset)
     return [LoanRow(loan, customer, number, int(outstanding), int(overdue))
             for loan, customer, number, outstanding, overdue in session.execute(stmt)]
