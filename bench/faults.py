@@ -721,7 +721,11 @@ def mass_drill(url: str, web: WebServer, args: argparse.Namespace) -> Drill:
                 sends == {"created": senders} and ours == msgids,
             f"every recipient waiting for the salesperson's confirmation ({recipients})": recipients == {"pending": n},
         }
-        return checks, [f"Simulator: {len(drill)} templates, {sum(per_customer.values())} recipients in them."]
+        calls = len(_sim(web, "requests?path=add_msg_template", get=True)["requests"])
+        adopted = _scalar(url, "SELECT count(*) FROM audit_log WHERE action = 'wecom.mass.adopted'")
+        return checks, [f"Simulator: {calls} add_msg_template calls, {len(drill)} templates, "
+                        f"{sum(per_customer.values())} recipients in them; templates adopted by a retry (created by "
+                        f"a killed attempt whose answer was lost): {adopted}."]
 
     return Drill(seed, progress, finished, checks)
 
@@ -781,6 +785,7 @@ def run(scenario: str, args: argparse.Namespace) -> None:
         callbacks.prepare(env, fresh_schema=pg is None)
         if scenario in WORK_DRILLS:
             run_work_drill(scenario, url, env, root, pg, args)
+            shutil.rmtree(root, ignore_errors=True)
             return
         rng = random.Random(11)  # noqa: S311
         total = int(args.rate * args.duration)
