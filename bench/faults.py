@@ -740,6 +740,8 @@ def work_kill(scenario: str, url: str, env: dict[str, str], root: Path, web: Web
     t0 = time.monotonic()
     worker = _start_worker(env, root / "worker.log")
     kills = 0
+    watcher: threading.Thread | None = None
+    watched: list[str] = []
     try:
         for fraction in args.kill_at:
             deadline = time.monotonic() + 600
@@ -756,11 +758,16 @@ def work_kill(scenario: str, url: str, env: dict[str, str], root: Path, web: Web
             time.sleep(1)
             worker = _start_worker(env, root / f"worker{kills + 1}.log")
             events.append(f"new worker started at {time.monotonic() - t0:.1f} s")
-        events += drill.after_restart()
+            if watcher is None:  # from now on: what a user does about an interrupted job (the import's re-run)
+                watcher = threading.Thread(target=lambda: watched.extend(drill.after_restart()), daemon=True)
+                watcher.start()
         deadline = time.monotonic() + args.drain_timeout
         while time.monotonic() < deadline and not drill.finished():
             time.sleep(1)
         time.sleep(3)  # a duplicate delivery, if any, lands now
+        if watcher is not None:
+            watcher.join(30)
+        events += watched
         events.append(f"{'finished' if drill.finished() else 'NOT finished'} at {time.monotonic() - t0:.1f} s "
                       f"({drill.progress()[0]} of {drill.progress()[1]})")
     finally:
@@ -929,6 +936,9 @@ WORK_DRILLS = ("handover-kill", "import-kill", "mass-kill", "import-postgres")
 
 def run_work_drill(scenario: str, url: str, env: dict[str, str], root: Path, pg: PrivatePostgres | None,
                    args: argparse.Namespace) -> None:
+    from core import plugins
+
+    plugins.load_tasks()  # as in the web process: a service enqueues only registered tasks (bot.transfer_customers)
     web = WebServer(env, root / "web.log")
     load_before = os.getloadavg()
     started = time.monotonic()
