@@ -582,8 +582,8 @@ def import_drill(url: str, web: WebServer, args: argparse.Namespace, root: Path)
         return _scalar(url, "SELECT count(*) FROM customer WHERE source = :s", s=DRILL_SOURCE), n
 
     def finished() -> bool:
-        return _scalar(url, "SELECT count(*) FROM import_job WHERE status IN ('queued', 'running')") == 0 and (
-            _scalar(url, "SELECT count(*) FROM import_job WHERE status = 'done'") > 0)
+        return _scalar(url, "SELECT count(*) FROM crm_import_job WHERE status IN ('queued', 'running')") == 0 and (
+            _scalar(url, "SELECT count(*) FROM crm_import_job WHERE status = 'done'") > 0)
 
     def after_restart() -> list[str]:
         return rerun_interrupted(url, state["admin"], args.stale_minutes)
@@ -632,7 +632,7 @@ def import_checks(url: str, n: int) -> tuple[dict[str, bool], list[str]]:
         total = conn.execute(text("SELECT count(*), count(DISTINCT phone_index) FROM customer")).one()
         jobs_ = [tuple(r) for r in conn.execute(text(
             "SELECT id, status, processed, created, duplicates_in_file, duplicates_existing, errors, "
-            "coalesce(message, '') FROM import_job ORDER BY id"))]
+            "coalesce(message, '') FROM crm_import_job ORDER BY id"))]
     created = sum(j[3] for j in jobs_)
     expected = _file_phone_indexes(n)
     checks = {

@@ -12,7 +12,6 @@ import click
 from core import plugins, simulators
 from core.settings import get_settings, missing_secrets, reset_settings_cache
 
-
 DATABASE_UNAVAILABLE = "数据库暂时不可用（无法连接或正在重启），请稍后重试"
 
 
