@@ -937,7 +937,12 @@ WORK_DRILLS = ("handover-kill", "import-kill", "mass-kill", "import-postgres")
 def run_work_drill(scenario: str, url: str, env: dict[str, str], root: Path, pg: PrivatePostgres | None,
                    args: argparse.Namespace) -> None:
     from core import plugins
+    from core.settings import reset_settings_cache
 
+    # This process reads the settings the worker gets too (an interrupted import is judged by the same rule).
+    os.environ.update({"SCRM_TASK_VISIBILITY_TIMEOUT_SECONDS": str(args.visibility),
+                       "SCRM_IMPORT_STALE_MINUTES": str(args.stale_minutes)})
+    reset_settings_cache()
     plugins.load_tasks()  # as in the web process: a service enqueues only registered tasks (bot.transfer_customers)
     web = WebServer(env, root / "web.log")
     load_before = os.getloadavg()
