@@ -894,7 +894,8 @@ def import_postgres(url: str, env: dict[str, str], root: Path, web: WebServer, p
                               DRILL_SOURCE], env={**os.environ, **env}, cwd=harness.ROOT, capture_output=True,
                              text=True, timeout=120)
         cli.update(code=out.returncode, seconds=time.monotonic() - started,
-                   stderr=out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "",
+                   stderr=next((line for line in out.stderr.splitlines() if "数据库" in line),
+                               out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ""),
                    traceback="Traceback" in out.stderr)
         time.sleep(max(0.0, args.outage - (time.monotonic() - stop_at)))
         pg.start()
