@@ -64,6 +64,7 @@ ACTION_LABELS: dict[str, str] = {
     "channel_code.create": "新建了渠道活码", "channel_code.update": "修改了渠道活码",
     "channel_code.delete": "删除了渠道活码", "channel_code.route": "渠道活码换用备用员工",
     "wecom.mass.create": "新建了群发", "wecom.mass.submit": "提交了群发", "wecom.mass.remind": "提醒员工发送群发",
+    "wecom.mass.adopted": "群发重试时找回了已创建的企业微信群发任务（未重复发送）",
     "wecom.group_sync": "同步了客户群", "wecom.group_route.create": "新建了客户群分流",
     "wecom.group_route.delete": "删除了客户群分流", "wecom.mark_tag": "在企业微信打了标签",
     "wecom.mark_tag_failed": "企业微信打标签失败", "wecom.tag_push": "把标签推送到企业微信",

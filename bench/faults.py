@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -389,13 +389,397 @@ def fault_during_stream(scenario: str, url: str, env: dict[str, str], root: Path
     return result, events, drain_seconds
 
 
+# --- work drills: a worker SIGKILLed mid-way through a handover, a lead import, a mass send --------------
+#
+# Each seeds its work through the services (as the console would), lets a real worker start on it, SIGKILLs
+# the worker's process group once ``--kill-at`` of it is done, starts a new worker, and checks the database
+# and the WeCom simulator's own records: every customer handled exactly once. The worker runs with a short
+# broker visibility timeout (SCRM_TASK_VISIBILITY_TIMEOUT_SECONDS, ``--visibility``) so that the task the
+# killed worker held comes back in a drill's time, not Celery's default hour.
 
+DRILL_SOURCE = "fault-drill"
+
+
+@dataclass
+class Drill:
+    """One work drill: ``seed`` starts the work (returns a description), ``progress`` is (done, total),
+    ``finished`` is true when the work is complete, ``checks`` reads the outcome."""
+
+    seed: Callable[[], str]
+    progress: Callable[[], tuple[int, int]]
+    finished: Callable[[], bool]
+    checks: Callable[[], tuple[dict[str, bool], list[str]]]
+    after_restart: Callable[[], list[str]] = lambda: []
+
+
+def _sim(web: WebServer, path: str, body: dict | None = None, *, get: bool = False) -> dict:
+    url = f"{web.base}/_wecom_sim/_admin/{path}"
+    r = httpx.get(url, timeout=120) if get else httpx.post(url, json=body or {}, timeout=120)
+    r.raise_for_status()
+    return r.json()
+
+
+def _org(admin_name: str = "drill_admin") -> tuple[int, int]:
+    """A company department and an admin; returns their ids."""
+    from core.db import unit_of_work
+    from crm import org_service
+
+    with unit_of_work() as s:
+        company = org_service.create_department(s, "总公司", "company", None)
+        admin = org_service.create_staff(s, org_service.StaffInput(
+            username=admin_name, display_name="演练管理员", role="admin", department_id=company.id))
+        return company.id, admin.id
+
+
+def _viewer(admin_id: int):  # noqa: ANN202
+    from core.db import unit_of_work
+    from crm import org_service
+    from crm.scope import Viewer
+
+    with unit_of_work() as s:
+        return Viewer.of(org_service.get_staff(s, admin_id))
+
+
+def _scalar(url: str, sql: str, **params: object) -> int:
+    from sqlalchemy import text
+
+    from core.db import get_engine
+
+    with get_engine(url).connect() as conn:
+        return int(conn.execute(text(sql), params).scalar_one() or 0)
+
+
+def handover_drill(url: str, web: WebServer, args: argparse.Namespace) -> Drill:
+    """离职继承 of a salesperson with ``--customers`` customers, every one a WeCom contact of the leaver in the
+    simulator: the CRM moves them in one transaction, the worker requests 100 transfers per WeCom call."""
+    n = args.customers
+    state: dict[str, int] = {}
+
+    def seed() -> str:
+        from sqlalchemy import insert
+
+        from core import clock
+        from core.db import unit_of_work
+        from crm import handover_flows, org_service
+        from crm.handover import Plan
+        from crm.models import Customer
+
+        company_id, admin_id = _org()
+        with unit_of_work() as s:
+            home = org_service.create_department(s, "销售一部", "center", company_id)
+            leaver = org_service.create_staff(s, org_service.StaffInput(
+                username="leaver", display_name="离职销售", role="sales", department_id=home.id,
+                wecom_userid="DrillLeaver", capacity=100_000))
+            successor = org_service.create_staff(s, org_service.StaffInput(
+                username="successor", display_name="接班人", role="sales", department_id=home.id,
+                wecom_userid="DrillSuccessor", capacity=100_000))
+            now = clock.now()
+            rows = [{"name": f"客户{i}", "name_initials": "kh", "source": DRILL_SOURCE, "customer_type": "credit",
+                     "stage": "new", "status": "owned", "owner_id": leaver.id, "assigned_at": now, "created_at": now,
+                     "updated_at": now, "wecom_external_userid": f"wmdrill{i:06d}"} for i in range(n)]
+            for start in range(0, n, 2000):
+                s.execute(insert(Customer), rows[start:start + 2000])
+            leaver_id, successor_id = leaver.id, successor.id
+        for start in range(0, n, 2000):
+            _sim(web, "contacts", {"contacts": [{"userid": "DrillLeaver", "external_userid": f"wmdrill{i:06d}"}
+                                                for i in range(start, min(n, start + 2000))]})
+        _sim(web, "user/leave", {"userid": "DrillLeaver"})
+        viewer = _viewer(admin_id)
+        with unit_of_work() as s:
+            case_id = handover_flows.start_departure(s, viewer, leaver_id).id
+        with unit_of_work() as s:
+            result = handover_flows.execute_case(s, viewer, case_id, Plan("successor", to_staff_id=successor_id))
+            moved, requested = result.moved, result.transfers_requested
+        state.update(case=case_id, successor=successor_id)
+        return (f"case {case_id}: {moved} customers moved to the successor in the CRM (one transaction), "
+                f"{requested} WeCom transfers requested")
+
+    def progress() -> tuple[int, int]:
+        return _scalar(url, "SELECT count(*) FROM wecom_transfer WHERE case_id = :c AND status <> 'requested'",
+                       c=state["case"]), n
+
+    def finished() -> bool:
+        return progress()[0] >= n
+
+    def checks() -> tuple[dict[str, bool], list[str]]:
+        sim = _sim(web, "state", get=True)
+        per_customer = Counter(t["external_userid"] for t in sim["transfers"] if t["handover"] == "DrillLeaver")
+        calls = [r for r in _sim(web, "requests?path=resigned/transfer_customer", get=True).get("requests", [])]
+        by_status = dict(_rows(url, "SELECT status, count(*) FROM wecom_transfer WHERE case_id = :c GROUP BY status",
+                               c=state["case"]))
+        rows_per_customer = _scalar(url, "SELECT count(*) FROM (SELECT customer_id FROM wecom_transfer WHERE case_id = :c "
+                                         "GROUP BY customer_id HAVING count(*) > 1) d", c=state["case"])
+        owned = _scalar(url, "SELECT count(*) FROM customer WHERE owner_id = :o AND source = :src",
+                        o=state["successor"], src=DRILL_SOURCE)
+        expected = {f"wmdrill{i:06d}" for i in range(n)}
+        checks = {
+            f"every customer owned by the successor in the CRM ({owned} of {n})": owned == n,
+            f"one transfer row per customer (customers with more than one: {rows_per_customer})": rows_per_customer == 0,
+            f"every transfer row settled, none still requested or failed ({by_status})":
+                set(by_status) == {"waiting"} and by_status["waiting"] == n,
+            f"the simulator holds exactly one transfer per customer ({len(per_customer)} customers, "
+            f"max {max(per_customer.values(), default=0)} each)":
+                set(per_customer) == expected and max(per_customer.values(), default=0) == 1,
+        }
+        answered = Counter(c.get("errcode", 0) for c in calls)
+        return checks, [f"Simulator: {sum(per_customer.values())} transfers recorded; transfer calls in its log "
+                        f"(last {len(calls)}): errcodes {dict(answered)}. Transfer rows by status: {by_status}."]
+
+    return Drill(seed, progress, finished, checks)
+
+
+def _rows(url: str, sql: str, **params: object) -> list[tuple]:
+    from sqlalchemy import text
+
+    from core.db import get_engine
+
+    with get_engine(url).connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), params)]
+
+
+def _import_file(root: Path, rows: int, dups: int) -> Path:
+    """A lead file of ``rows`` distinct phone numbers plus ``dups`` in-file repeats of earlier rows."""
+    import csv
+
+    path = root / "drill-leads.csv"
+    rng = random.Random(5)  # noqa: S311
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["客户姓名", "手机号码", "所在城市", "贷款金额(万元)", "备注"])
+        for i in range(rows):
+            w.writerow([f"演练客户{i}", f"166{i:08d}", "上海", "10", ""])
+            if i and rng.random() < dups / rows:
+                j = rng.randrange(i)
+                w.writerow([f"演练客户{j}", f"166{j:08d}", "上海", "10", "重复"])
+    return path
+
+
+def _file_phone_indexes(rows: int) -> set[str]:
+    from core import pii
+
+    return {pii.blind_index("phone", pii.normalize_phone(f"166{i:08d}")) for i in range(rows)}
+
+
+def import_drill(url: str, web: WebServer, args: argparse.Namespace, root: Path) -> Drill:
+    """A lead import of ``--rows`` rows (plus ~3% in-file repeats) uploaded as the console does; the worker
+    runs it in batches. A killed run's job is shown interrupted once its heartbeat is older than
+    SCRM_IMPORT_STALE_MINUTES; it is then re-run (a new job, the same file), as a user does from its page."""
+    n = args.rows
+    state: dict[str, int] = {}
+
+    def seed() -> str:
+        from core.db import unit_of_work
+        from crm.importer import uploads
+
+        _, admin_id = _org()
+        path = _import_file(root, n, n * 3 // 100)
+        with unit_of_work() as s, path.open("rb") as fh:
+            job = uploads.start(s, _viewer(admin_id), fh, "演练线索.csv", source=DRILL_SOURCE)
+            state.update(job=job.id, admin=admin_id)
+        return f"import job {state['job']} queued ({n} distinct phone numbers)"
+
+    def progress() -> tuple[int, int]:
+        return _scalar(url, "SELECT count(*) FROM customer WHERE source = :s", s=DRILL_SOURCE), n
+
+    def finished() -> bool:
+        return _scalar(url, "SELECT count(*) FROM crm_import_job WHERE status IN ('queued', 'running')") == 0 and (
+            _scalar(url, "SELECT count(*) FROM crm_import_job WHERE status = 'done'") > 0)
+
+    def after_restart() -> list[str]:
+        return rerun_interrupted(url, state["admin"], args.stale_minutes)
+
+    def checks() -> tuple[dict[str, bool], list[str]]:
+        return import_checks(url, n)
+
+    return Drill(seed, progress, finished, checks, after_restart)
+
+
+def rerun_interrupted(url: str, admin_id: int, stale_minutes: float, timeout: float = 900) -> list[str]:
+    """Until an import job is done: re-run each job that failed or whose run was interrupted (heartbeat older
+    than SCRM_IMPORT_STALE_MINUTES), once each, as a user's click on 重新导入 does."""
+    from core.db import unit_of_work
+    from crm.importer import jobs
+    from crm.models import ImportJob, ImportStatus
+
+    events: list[str] = []
+    handled: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with unit_of_work() as s:
+            all_jobs = s.query(ImportJob).order_by(ImportJob.id).all()
+            if any(j.status == ImportStatus.DONE for j in all_jobs):
+                return events
+            todo = [(j.id, jobs.is_interrupted(j)) for j in all_jobs if j.id not in handled
+                    and (j.status == ImportStatus.FAILED or jobs.is_interrupted(j))]
+        for job_id, interrupted in todo:
+            handled.add(job_id)
+            with unit_of_work() as s:
+                new = jobs.rerun(s, _viewer(admin_id), job_id)
+                events.append(f"job {job_id} ({'interrupted: heartbeat stale' if interrupted else 'failed'}) "
+                              f"re-run as job {new.id}")
+        time.sleep(2)
+    events.append("gave up waiting for the import")
+    return events
+
+
+def import_checks(url: str, n: int) -> tuple[dict[str, bool], list[str]]:
+    from sqlalchemy import text
+
+    from core.db import get_engine
+
+    with get_engine(url).connect() as conn:
+        indexes = set(conn.scalars(text("SELECT phone_index FROM customer WHERE source = :s"), {"s": DRILL_SOURCE}))
+        total = conn.execute(text("SELECT count(*), count(DISTINCT phone_index) FROM customer")).one()
+        jobs_ = [tuple(r) for r in conn.execute(text(
+            "SELECT id, status, processed, created, duplicates_in_file, duplicates_existing, errors, "
+            "coalesce(message, '') FROM crm_import_job ORDER BY id"))]
+    created = sum(j[3] for j in jobs_)
+    expected = _file_phone_indexes(n)
+    checks = {
+        f"every row of the file imported: {len(indexes & expected)} of {n} phone numbers present":
+            expected <= indexes,
+        f"no duplicates: {total[0]} customers, {total[1]} distinct phone numbers, nothing outside the file":
+            total[0] == total[1] == n and indexes == expected,
+        f"the jobs' created counters add up to the customers ({created})": created == n,
+        "the last job finished (done)": bool(jobs_) and jobs_[-1][1] == "done",
+    }
+    lines = ["Jobs (id, status, processed, created, duplicates in file, existing, errors, message): "
+             + "; ".join(f"{j[:7]}" + (f" «{j[7][:80]}»" if j[7] else "") for j in jobs_) + "."]
+    return checks, lines
+
+
+def mass_drill(url: str, web: WebServer, args: argparse.Namespace) -> Drill:
+    """群发 to ``--customers`` customers owned by ``--senders`` salespeople (one add_msg_template each, over
+    real HTTP to the simulator), every customer a contact of its owner in the simulator."""
+    n, senders = args.customers, args.senders
+    state: dict[str, int] = {}
+
+    def seed() -> str:
+        from sqlalchemy import insert
+
+        from bot import mass_messages
+        from core import clock
+        from core.db import unit_of_work
+        from crm import org_service, segments
+        from crm.models import Customer
+
+        company_id, admin_id = _org()
+        with unit_of_work() as s:
+            staff = [org_service.create_staff(s, org_service.StaffInput(
+                username=f"sales{k}", display_name=f"销售{k}", role="sales", department_id=company_id,
+                wecom_userid=f"DrillSales{k:03d}", capacity=100_000)) for k in range(senders)]
+            now = clock.now()
+            rows = [{"name": f"客户{i}", "name_initials": "kh", "source": DRILL_SOURCE, "customer_type": "credit",
+                     "stage": "new", "status": "owned", "owner_id": staff[i % senders].id, "assigned_at": now,
+                     "created_at": now, "updated_at": now, "region": "上海",
+                     "wecom_external_userid": f"wmmass{i:06d}"} for i in range(n)]
+            for start in range(0, n, 2000):
+                s.execute(insert(Customer), rows[start:start + 2000])
+        for start in range(0, n, 2000):
+            _sim(web, "contacts", {"contacts": [{"userid": f"DrillSales{i % senders:03d}",
+                                                 "external_userid": f"wmmass{i:06d}"}
+                                                for i in range(start, min(n, start + 2000))]})
+        viewer = _viewer(admin_id)
+        with unit_of_work() as s:
+            segment = segments.create_segment(s, None, "演练客户", {"op": "and", "rules": [
+                {"field": "region", "cmp": "equals", "value": "上海"}]}, for_mass_message=True)
+            message = mass_messages.create_message(s, viewer, mass_messages.MassInput(
+                title="故障演练", segment_id=segment.id, text="演练群发：本周利率优惠"))
+            s.flush()
+            mass_messages.submit(s, viewer, message.id)
+            state["message"] = message.id
+        sends = _scalar(url, "SELECT count(*) FROM wecom_mass_message_send WHERE mass_message_id = :m",
+                        m=state["message"])
+        return f"mass message {state['message']} submitted: {n} recipients, {sends} templates (one per sender)"
+
+    def progress() -> tuple[int, int]:
+        return _scalar(url, "SELECT count(*) FROM wecom_mass_message_send WHERE mass_message_id = :m "
+                            "AND status NOT IN ('pending', 'submitting')", m=state["message"]), senders
+
+    def finished() -> bool:
+        return progress()[0] >= senders
+
+    def checks() -> tuple[dict[str, bool], list[str]]:
+        sim = _sim(web, "state", get=True)
+        drill = [m for m in sim["messages"].values() if (m.get("text") or {}).get("content") == "演练群发：本周利率优惠"]
+        per_customer = Counter(r["external_userid"] for m in drill for r in m["results"] if "external_userid" in r)
+        expected = {f"wmmass{i:06d}" for i in range(n)}
+        sends = dict(_rows(url, "SELECT status, count(*) FROM wecom_mass_message_send WHERE mass_message_id = :m "
+                                "GROUP BY status", m=state["message"]))
+        recipients = dict(_rows(url, "SELECT status, count(*) FROM wecom_mass_message_recipient "
+                                     "WHERE mass_message_id = :m GROUP BY status", m=state["message"]))
+        msgids = {m["msgid"] for m in drill}
+        ours = {r[0] for r in _rows(url, "SELECT msgid FROM wecom_mass_message_send WHERE mass_message_id = :m",
+                                    m=state["message"])}
+        twice = sum(1 for v in per_customer.values() if v > 1)
+        checks = {
+            f"every customer in a template the simulator recorded ({len(per_customer)} of {n})":
+                set(per_customer) == expected,
+            f"each customer messaged exactly once (customers in more than one template: {twice})": twice == 0,
+            f"one template per sender in the simulator ({len(drill)} for {senders} senders)": len(drill) == senders,
+            f"every send row created with the simulator's msgid ({sends})":
+                sends == {"created": senders} and ours == msgids,
+            f"every recipient waiting for the salesperson's confirmation ({recipients})": recipients == {"pending": n},
+        }
+        calls = len(_sim(web, "requests?path=add_msg_template", get=True)["requests"])
+        adopted = _scalar(url, "SELECT count(*) FROM audit_log WHERE action = 'wecom.mass.adopted'")
+        return checks, [f"Simulator: {calls} add_msg_template calls, {len(drill)} templates, "
+                        f"{sum(per_customer.values())} recipients in them; templates adopted by a retry (created by "
+                        f"a killed attempt whose answer was lost): {adopted}."]
+
+    return Drill(seed, progress, finished, checks)
+
+
+def work_kill(scenario: str, url: str, env: dict[str, str], root: Path, web: WebServer,
+              args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
+    drill = {"handover-kill": lambda: handover_drill(url, web, args), "mass-kill": lambda: mass_drill(url, web, args),
+             "import-kill": lambda: import_drill(url, web, args, root)}[scenario]()
+    env = {**env, "SCRM_TASK_VISIBILITY_TIMEOUT_SECONDS": str(args.visibility),
+           "SCRM_IMPORT_STALE_MINUTES": str(args.stale_minutes)}
+    events = [drill.seed()]
+    t0 = time.monotonic()
+    worker = _start_worker(env, root / "worker.log")
+    kills = 0
+    watcher: threading.Thread | None = None
+    watched: list[str] = []
+    try:
+        for fraction in args.kill_at:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                done, total = drill.progress()
+                if done >= total * fraction or drill.finished():
+                    break
+                time.sleep(0.02)
+            done, total = drill.progress()
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+            kills += 1
+            events.append(f"worker SIGKILLed at {time.monotonic() - t0:.1f} s with {done} of {total} done")
+            time.sleep(1)
+            worker = _start_worker(env, root / f"worker{kills + 1}.log")
+            events.append(f"new worker started at {time.monotonic() - t0:.1f} s")
+            if watcher is None:  # from now on: what a user does about an interrupted job (the import's re-run)
+                watcher = threading.Thread(target=lambda: watched.extend(drill.after_restart()), daemon=True)
+                watcher.start()
+        deadline = time.monotonic() + args.drain_timeout
+        while time.monotonic() < deadline and not drill.finished():
+            time.sleep(1)
+        time.sleep(3)  # a duplicate delivery, if any, lands now
+        if watcher is not None:
+            watcher.join(30)
+        events += watched
+        events.append(f"{'finished' if drill.finished() else 'NOT finished'} at {time.monotonic() - t0:.1f} s "
+                      f"({drill.progress()[0]} of {drill.progress()[1]})")
+    finally:
+        _end(worker)
+    checks, lines = drill.checks()
+    return checks, ["; ".join(events) + ".", *lines]
 
 
 def run(scenario: str, args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix=f"scrm-fault-{scenario}-"))
     redis_srv = PrivateRedis(root)
-    pg = PrivatePostgres(root) if scenario == "postgres" else None
+    pg = PrivatePostgres(root) if scenario in ("postgres", "import-postgres") else None
     try:
         redis_srv.start()
         if pg is not None:
@@ -406,6 +790,10 @@ def run(scenario: str, args: argparse.Namespace) -> None:
         env = callbacks.base_env(url, redis_srv.url)
         env["SCRM_BASE_URL"] = f"http://127.0.0.1:{WEB_PORT}"  # the worker reaches the WeCom simulator there
         callbacks.prepare(env, fresh_schema=pg is None)
+        if scenario in WORK_DRILLS:
+            run_work_drill(scenario, url, env, root, pg, args)
+            shutil.rmtree(root, ignore_errors=True)
+            return
         rng = random.Random(11)  # noqa: S311
         total = int(args.rate * args.duration)
         requests, event_of = callbacks.seal_all(total, 0.10, 0, rng)
@@ -447,9 +835,156 @@ def run(scenario: str, args: argparse.Namespace) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def import_postgres(url: str, env: dict[str, str], root: Path, web: WebServer, pg: PrivatePostgres | None,
+                    args: argparse.Namespace) -> tuple[dict[str, bool], list[str]]:
+    """A lead import uploaded through the staff API; PostgreSQL stopped (fast) for ``--outage`` seconds once
+    ``--kill-at`` of it is written. While it is down an API client polls the job and the CLI imports a file:
+    both must get a clear answer fast. After it returns: the service answers again by itself, and the import
+    finishes (resumed or re-run) with every row once."""
+    if pg is None:
+        raise SystemExit("import-postgres runs on its own private PostgreSQL")
+    from core.db import unit_of_work
+    from crm import auth_service
+
+    env = {**env, "SCRM_TASK_VISIBILITY_TIMEOUT_SECONDS": str(args.visibility),
+           "SCRM_IMPORT_STALE_MINUTES": str(args.stale_minutes)}
+    n = args.rows
+    _, admin_id = _org()
+    with unit_of_work() as s:
+        token, _ = auth_service.issue_api_token(s, admin_id, "故障演练")
+    path = _import_file(root, n, n * 3 // 100)
+    auth = {"Authorization": f"Bearer {token}"}
+    events: list[str] = []
+    t0 = time.monotonic()
+    worker = _start_worker(env, root / "worker.log")
+    probes: list[tuple[float, int | None, float, str]] = []  # (at, status, seconds, body)
+    cli: dict[str, object] = {}
+    try:
+        with path.open("rb") as fh:
+            r = httpx.post(f"{web.base}/api/v1/imports", headers=auth, timeout=60,
+                           files={"file": ("演练线索.csv", fh, "text/csv")}, data={"source": DRILL_SOURCE})
+        r.raise_for_status()
+        job_id = r.json()["id"]
+        events.append(f"job {job_id} uploaded through POST /api/v1/imports ({r.status_code})")
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and _scalar(url, "SELECT count(*) FROM customer WHERE source = :s",
+                                                      s=DRILL_SOURCE) < n * args.kill_at[0]:
+            time.sleep(0.05)
+        done_before = _scalar(url, "SELECT count(*) FROM customer WHERE source = :s", s=DRILL_SOURCE)
+        stop_at = time.monotonic()
+        pg.stop()
+        events.append(f"PostgreSQL stopped (fast) at {stop_at - t0:.1f} s with {done_before} of {n} rows written "
+                      f"(stop took {time.monotonic() - stop_at:.1f} s)")
+
+        def probe() -> None:
+            with httpx.Client(timeout=30, headers=auth) as client:
+                while not cli.get("stop_probes"):
+                    started = time.monotonic()
+                    try:
+                        resp = client.get(f"{web.base}/api/v1/imports/{job_id}")
+                        probes.append((started - t0, resp.status_code, time.monotonic() - started, resp.text[:100]))
+                    except httpx.HTTPError as exc:
+                        probes.append((started - t0, None, time.monotonic() - started, type(exc).__name__))
+                    time.sleep(0.5)
+
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
+        started = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "core.cli", "leads", "import", str(path), "--source",
+                              DRILL_SOURCE], env={**os.environ, **env}, cwd=harness.ROOT, capture_output=True,
+                             text=True, timeout=120)
+        cli.update(code=out.returncode, seconds=time.monotonic() - started,
+                   stderr=next((line for line in out.stderr.splitlines() if "数据库" in line),
+                               out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ""),
+                   traceback="Traceback" in out.stderr)
+        time.sleep(max(0.0, args.outage - (time.monotonic() - stop_at)))
+        pg.start()
+        back_at = time.monotonic()
+        events.append(f"PostgreSQL back at {back_at - t0:.1f} s")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (probes and probes[-1][1] == 200 and probes[-1][0] > back_at - t0):
+            time.sleep(0.2)
+        cli["stop_probes"] = True
+        prober.join(10)
+        events += rerun_interrupted(url, admin_id, args.stale_minutes, timeout=args.drain_timeout)
+        events.append(f"import done at {time.monotonic() - t0:.1f} s")
+    finally:
+        _end(worker)
+    down = [p for p in probes if p[0] < back_at - t0]
+    after = [p for p in probes if p[0] >= back_at - t0]
+    first_ok = next((p[0] - (back_at - t0) for p in after if p[1] == 200), None)
+    slowest = max((p[2] for p in down), default=0.0)
+    down_codes = Counter(str(p[1]) if p[1] else p[3] for p in down)
+    checks, lines = import_checks(url, n)
+    checks = {
+        f"the API answered 503 while PostgreSQL was down ({dict(down_codes)})": bool(down) and set(down_codes) == {"503"},
+        f"no hang: slowest answer while down {slowest:.1f} s < 10 s": slowest < 10,
+        f"the CLI import failed fast with a clear message (exit {cli.get('code')}, {cli.get('seconds', 0):.1f} s, "
+        f"«{cli.get('stderr')}», traceback: {cli.get('traceback')})":
+            cli.get("code") not in (0, None) and not cli.get("traceback") and float(cli.get("seconds") or 99) < 30
+            and "数据库" in str(cli.get("stderr")),
+        "the API answered 200 again by itself after PostgreSQL returned"
+        + (f" ({first_ok:.1f} s after)" if first_ok is not None else ""): first_ok is not None,
+        **checks,
+    }
+    body = next((p[3] for p in down if p[1] == 503), "")
+    return checks, ["; ".join(events) + ".", f"While down: {len(down)} API polls, {dict(down_codes)}; body «{body}».",
+                    *lines]
+
+
+WORK_DRILLS = ("handover-kill", "import-kill", "mass-kill", "import-postgres")
+
+
+def run_work_drill(scenario: str, url: str, env: dict[str, str], root: Path, pg: PrivatePostgres | None,
+                   args: argparse.Namespace) -> None:
+    from core import plugins
+    from core.settings import reset_settings_cache
+
+    # This process reads the settings the worker gets too (an interrupted import is judged by the same rule).
+    os.environ.update({"SCRM_TASK_VISIBILITY_TIMEOUT_SECONDS": str(args.visibility),
+                       "SCRM_IMPORT_STALE_MINUTES": str(args.stale_minutes)})
+    reset_settings_cache()
+    plugins.load_tasks()  # as in the web process: a service enqueues only registered tasks (bot.transfer_customers)
+    web = WebServer(env, root / "web.log")
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    try:
+        web.start()
+        if scenario == "import-postgres":
+            checks, lines = import_postgres(url, env, root, web, pg, args)
+        else:
+            checks, lines = work_kill(scenario, url, env, root, web, args)
+    finally:
+        web.stop()
+    load_after = os.getloadavg()
+    lines.append("Checks: " + "; ".join(f"{k}: {'ok' if v else 'FAILED'}" for k, v in checks.items()) + ".")
+    lines.append(f"Whole drill {time.monotonic() - started:.0f} s; load average before {load_before[0]:.1f}, "
+                 f"after {load_after[0]:.1f} (2 cores, shared).")
+    size = {"handover-kill": f"--customers {args.customers}", "mass-kill": f"--customers {args.customers} --senders "
+            f"{args.senders}", "import-kill": f"--rows {args.rows}", "import-postgres": f"--rows {args.rows}"}[scenario]
+    command = (f"python -m bench faults {scenario} {size} --kill-at {' '.join(f'{k:g}' for k in args.kill_at)} "
+               f"--visibility {args.visibility} --stale-minutes {args.stale_minutes:g}"
+               + (" --database-url …" if pg is None else ""))
+    database = f"private PostgreSQL (initdb, port {PG_PORT})" if pg else "PostgreSQL (own database, schema reset)"
+    notes = (f"private redis-server (appendonly) on port {REDIS_PORT}; {database}; one `scrm serve` on port {WEB_PORT} "
+             "(with the WeCom simulator, reached by the worker over HTTP); one Celery worker (concurrency 2, its "
+             f"outbox relay), SCRM_TASK_VISIBILITY_TIMEOUT_SECONDS={args.visibility}, "
+             f"SCRM_IMPORT_STALE_MINUTES={args.stale_minutes:g}; the machine is shared with other engineers' work")
+    if args.no_record:
+        print("\n".join([command, notes, *lines]))
+    else:
+        print(harness.record(f"Fault: {TITLES[scenario]}", command, lines, notes=notes))
+    if not all(checks.values()):
+        raise SystemExit(f"fault scenario {scenario}: checks failed; logs in {root}")
+
+
 TITLES = {"redis": "Redis down while WeCom callbacks arrive", "postgres": "PostgreSQL restarted while callbacks arrive",
           "web-kill": "web process SIGKILLed under callback load",
-          "worker-kill": "Celery worker SIGKILLed while processing stored callbacks"}
+          "worker-kill": "Celery worker SIGKILLed while processing stored callbacks",
+          "handover-kill": "Celery worker SIGKILLed during a 10,000-customer handover (离职继承)",
+          "import-kill": "Celery worker SIGKILLed during a lead import",
+          "mass-kill": "Celery worker SIGKILLed during a mass send (群发)",
+          "import-postgres": "PostgreSQL restarted during a lead import"}
 DESCRIPTIONS = {"redis": "Redis shut down for {outage:g} s", "postgres": "PostgreSQL stopped (fast) for {outage:g} s",
                 "web-kill": "`scrm serve` SIGKILLed, restarted {outage:g} s later",
                 "worker-kill": "the worker killed mid-drain"}
@@ -467,5 +1002,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--outage", type=float, default=30)
     parser.add_argument("--drain-timeout", type=float, default=400)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--customers", type=int, default=10_000, help="handover-kill / mass-kill: customers")
+    parser.add_argument("--senders", type=int, default=60, help="mass-kill: salespeople (one template each)")
+    parser.add_argument("--rows", type=int, default=10_000, help="import-kill / import-postgres: rows in the file")
+    parser.add_argument("--kill-at", type=float, nargs="+", default=[0.3, 0.7],
+                        help="work drills: SIGKILL the worker when this fraction of the work is done (each a kill)")
+    parser.add_argument("--visibility", type=int, default=20,
+                        help="work drills: the worker's SCRM_TASK_VISIBILITY_TIMEOUT_SECONDS")
+    parser.add_argument("--stale-minutes", type=int, default=1,
+                        help="work drills: SCRM_IMPORT_STALE_MINUTES (an interrupted import is re-run after this)")
     args = parser.parse_args(argv)
     run(args.scenario, args)

@@ -328,10 +328,60 @@ def _give_back(session: Session, send: MassMessageSend | None, message: MassMess
                     .execution_options(synchronize_session=False))
 
 
+OPEN_SEND_STATUSES = ("pending", "submitting")
+
+
+def start_send(session: Session, send_id: int) -> bool:
+    """Mark a send ``submitting`` before WeCom is called; the caller commits this before the call. Returns False
+    when there is nothing to send (already created, done or failed). A send found ``submitting`` was claimed by
+    an attempt that may have died after WeCom created the template: :func:`create_template` looks for it first."""
+    claimed = session.execute(update(MassMessageSend).where(MassMessageSend.id == send_id,
+                                                            MassMessageSend.status == "pending")
+                              .values(status="submitting").execution_options(synchronize_session=False)).rowcount
+    if claimed:
+        return True
+    return session.scalar(select(MassMessageSend.status).where(MassMessageSend.id == send_id)) == "submitting"
+
+
+def _created_earlier(send: MassMessageSend, message: MassMessage, externals: list[str]) -> dict[str, Any] | None:
+    """The template an earlier attempt created for this send (its answer was lost: the worker died between
+    WeCom's answer and our commit), found in WeCom's list of the sender's templates since the send was
+    split: same text, its recipients among ours, its msgid not yet any send's. Answers like add_msg_template."""
+    gw = get_gateway()
+    wanted = set(externals)
+    start = int(send.created_at.timestamp()) - 300
+    end = int(clock.now().timestamp()) + 300
+    cursor = ""
+    while True:
+        page_ = gw.get_groupmsg_list_v2("single", start, end, creator=send.sender_userid, cursor=cursor)
+        for row in page_.get("group_msg_list") or []:
+            if ((row.get("text") or {}).get("content") or None) != (message.text or None):
+                continue
+            got = _result_externals(gw, str(row["msgid"]), send.sender_userid)
+            if got and got <= wanted:
+                return {"msgid": str(row["msgid"]), "fail_list": sorted(wanted - got)}
+        cursor = page_.get("next_cursor") or ""
+        if not cursor:
+            return None
+
+
+def _result_externals(gw: Any, msgid: str, userid: str) -> set[str]:
+    found: set[str] = set()
+    cursor = ""
+    while True:
+        page_ = gw.get_groupmsg_send_result(msgid, userid, cursor=cursor)
+        found.update(str(r["external_userid"]) for r in page_.get("send_list") or [] if r.get("external_userid"))
+        cursor = page_.get("next_cursor") or ""
+        if not cursor:
+            return found
+
+
 def create_template(session: Session, send_id: int) -> str:
-    """One ``add_msg_template`` for a pending send row (locked; a send already created is left alone)."""
+    """One ``add_msg_template`` for a send row claimed by :func:`start_send` (locked; a send already created is
+    left alone). At most once per send: a send still ``submitting`` (an earlier attempt died during or after
+    its call) first looks for the template that attempt may have created, and adopts it if found."""
     send = session.scalar(select(MassMessageSend).where(MassMessageSend.id == send_id).with_for_update())
-    if send is None or send.status != "pending":
+    if send is None or send.status not in OPEN_SEND_STATUSES:
         return "skipped"
     message = session.get(MassMessage, send.mass_message_id)
     assert message is not None
@@ -343,9 +393,16 @@ def create_template(session: Session, send_id: int) -> str:
         send.status = "done"
         session.flush()
         return "empty"
+    taken = set(session.scalars(select(MassMessageSend.msgid).where(MassMessageSend.sender_userid == send.sender_userid,
+                                                                     MassMessageSend.msgid.is_not(None))))
     try:
-        answer = get_gateway().add_msg_template("single", text=message.text or None, external_userids=externals,
-                                                sender=send.sender_userid, attachments=message.attachments)
+        answer = _created_earlier(send, message, externals) if send.status == "submitting" else None
+        if answer is not None and answer["msgid"] in taken:
+            answer = None
+        adopted = answer is not None
+        if answer is None:
+            answer = get_gateway().add_msg_template("single", text=message.text or None, external_userids=externals,
+                                                    sender=send.sender_userid, attachments=message.attachments)
     except WecomRateLimited:
         raise
     except WecomApiError as exc:
@@ -357,6 +414,11 @@ def create_template(session: Session, send_id: int) -> str:
         _give_back(session, send, message)
         session.flush()
         return "failed"
+    if adopted:
+        log.warning("mass message send %s: adopted template %s created by an earlier attempt", send.id,
+                    answer["msgid"])
+        audit.record(session, "wecom.mass.adopted", entity_type="mass_message", entity_id=message.id,
+                     after={"send_id": send.id, "msgid": answer["msgid"]})
     send.msgid, send.status = str(answer.get("msgid") or "") or None, "created"
     fail_list = [str(e) for e in answer.get("fail_list") or []]
     for i in range(0, len(fail_list), 1000):
@@ -375,7 +437,7 @@ def finish_sending(session: Session, message_id: int) -> None:
     """After the templates: sent (awaiting confirmation) if any was created, failed if none could be."""
     message = get_message(session, message_id)
     statuses = set(session.scalars(select(MassMessageSend.status).where(MassMessageSend.mass_message_id == message.id)))
-    if message.status != "sending" or "pending" in statuses:
+    if message.status != "sending" or statuses & set(OPEN_SEND_STATUSES):
         return
     if "created" in statuses:
         message.status = "sent"
@@ -387,7 +449,7 @@ def finish_sending(session: Session, message_id: int) -> None:
 
 def pending_send_ids(session: Session, message_id: int) -> list[int]:
     return list(session.scalars(select(MassMessageSend.id).where(MassMessageSend.mass_message_id == message_id,
-                                                                 MassMessageSend.status == "pending")
+                                                                 MassMessageSend.status.in_(OPEN_SEND_STATUSES))
                                 .order_by(MassMessageSend.id)))
 
 
@@ -449,7 +511,8 @@ def poll_send(session: Session, send_id: int) -> dict[str, int]:
     session.flush()
     if not still:
         open_sends = session.scalar(select(func.count()).select_from(MassMessageSend).where(
-            MassMessageSend.mass_message_id == message.id, MassMessageSend.status.in_(("pending", "created")))) or 0
+            MassMessageSend.mass_message_id == message.id,
+            MassMessageSend.status.in_((*OPEN_SEND_STATUSES, "created")))) or 0
         if not open_sends and message.status in ("sent", "sending"):
             message.status, message.finished_at = "done", now
             session.flush()

@@ -5,7 +5,8 @@
 - ``bot.sync_corp_tags``: full pull of the corp tag library (the console's button, and daily).
 - ``bot.sync_group_chats``: full customer group chat sync (the console's button, and daily).
 - ``bot.send_mass_message(mass_message_id)``: one ``add_msg_template`` per pending send, each in its own
-  transaction (a retry never re-creates a template already created).
+  transaction, the send marked ``submitting`` (committed) before the call: a retry never re-creates a template
+  already created, even when the worker died between WeCom's answer and the commit (it finds and adopts it).
 - ``bot.poll_mass_messages(mass_message_id=None)``: results of created templates (every 10 minutes).
 """
 
@@ -47,6 +48,9 @@ def send_mass_message(mass_message_id: int) -> None:
     with unit_of_work() as session:
         send_ids = mass_messages.pending_send_ids(session, mass_message_id)
     for send_id in send_ids:
+        with unit_of_work() as session:  # committed before WeCom is called: a retry knows a call may have happened
+            if not mass_messages.start_send(session, send_id):
+                continue
         with unit_of_work() as session:
             mass_messages.create_template(session, send_id)
     with unit_of_work() as session:

@@ -62,7 +62,8 @@ class MassMessageSend(Base):
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     chunk: Mapped[int] = mapped_column(default=0)
     recipients: Mapped[int] = mapped_column(default=0)
-    # pending (not yet created in WeCom) | created (msgid known, awaiting the staff member's 发送)
+    # pending (not yet created in WeCom) | submitting (claimed for the add_msg_template call: a template may
+    # exist in WeCom; a retry looks for it before calling again) | created (msgid known, awaiting 发送)
     # | done (every recipient final) | failed (WeCom refused the template)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     msgid: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -12,8 +12,25 @@ import click
 from core import plugins, simulators
 from core.settings import get_settings, missing_secrets, reset_settings_cache
 
+DATABASE_UNAVAILABLE = "数据库暂时不可用（无法连接或正在重启），请稍后重试"
 
-@click.group()
+
+class _Commands(click.Group):
+    """Every command: a database that is down or restarting is a clear message and exit status 1, not a traceback
+    (the web answers 503 for the same, :func:`core.web.create_app`)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from sqlalchemy import exc as sa_exc
+
+        try:
+            return super().invoke(ctx)
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+            click.echo(f"{DATABASE_UNAVAILABLE}。（{detail}）", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Commands)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """贷款助贷 SCRM: serve, run workers, migrate, seed demo data."""

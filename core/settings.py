@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     inprocess_workers: int = Field(2, description="threads running tasks in the embedded default")
     outbox_max_attempts: int = Field(10, description="relay sends of an unsettled outbox row before it is dead")
     outbox_relay_interval_seconds: float = Field(2.0, description="pause between two rounds of the outbox relay")
+    task_visibility_timeout_seconds: int = Field(
+        3600, ge=10, description="Celery on Redis: a task a worker took and never acknowledged (the worker was killed) "
+                                 "goes back to the queue after this; longer than the longest task")
 
     @property
     def is_sqlite(self) -> bool:

@@ -57,6 +57,9 @@ def configure_celery() -> Celery:
     if settings.redis_url:
         celery_app.conf.broker_url = settings.redis_url
     celery_app.conf.task_default_retry_delay = 5
+    # A SIGKILLed worker never acknowledges the task it held (acks_late): Redis gives it to another worker
+    # after the visibility timeout. Every task is idempotent, so a task redelivered while it still runs is safe.
+    celery_app.conf.broker_transport_options = {"visibility_timeout": settings.task_visibility_timeout_seconds}
     celery_app.conf.task_routes = {name: {"queue": URGENT_QUEUE} for name in URGENT}
     celery_app.conf.beat_schedule = {
         name: {"task": name, "schedule": seconds} for name, seconds in PERIODIC.items()

@@ -224,3 +224,58 @@ def test_a_refused_template_fails_its_recipients_and_gives_the_quota_back(sessio
     month, _ = mass_messages.month_of(clock.now())
     assert session.get(MassMessageQuota, (customer.id, month)).sent_count == 0
     assert fresh(session, message).status == "failed"
+
+
+def _die_after_the_call(send_id):
+    """What a worker SIGKILLed after WeCom created the template, before its commit, leaves behind: the send
+    claimed (committed), the template in WeCom, nothing else of the attempt (rolled back)."""
+    from core.db import unit_of_work
+
+    with unit_of_work() as s:
+        assert mass_messages.start_send(s, send_id)
+    with pytest.raises(RuntimeError), unit_of_work() as s:
+        assert mass_messages.create_template(s, send_id) == "created"
+        raise RuntimeError("worker killed before the commit")
+
+
+def test_a_retry_after_a_lost_answer_adopts_the_template_and_sends_nobody_twice(session, org, shanghai,
+                                                                                 wecom_server, task_runner):
+    contact(wecom_server, session, org["sales1"], "wm_a1")
+    contact(wecom_server, session, org["sales1"], "wm_a2")
+    contact(wecom_server, session, org["sales2"], "wm_b1")
+    message = draft(session, org, shanghai)
+    submit(session, org, message)
+    first = session.scalar(select(MassMessageSend).where(MassMessageSend.sender_userid == "sales1"))
+    _die_after_the_call(first.id)
+    session.expire_all()
+    assert session.get(MassMessageSend, first.id).status == "submitting"
+    task_runner.drain()  # the task again (Celery redelivers it after the visibility timeout)
+    calls = wecom_server.calls("externalcontact/add_msg_template")
+    assert sorted(c["body"]["sender"] for c in calls) == ["sales1", "sales2"]  # sales1's template created once
+    state = wecom_server.state()
+    per_customer = [r["external_userid"] for m in state["messages"].values() for r in m["results"]]
+    assert sorted(per_customer) == ["wm_a1", "wm_a2", "wm_b1"]
+    session.expire_all()
+    adopted = session.get(MassMessageSend, first.id)
+    sales1_msgid = next(m["msgid"] for m in state["messages"].values() if m["creator"] == "sales1")
+    assert (adopted.status, adopted.msgid) == ("created", sales1_msgid)
+    assert statuses(session, message) == {"wm_a1": "pending", "wm_a2": "pending", "wm_b1": "pending"}
+    assert fresh(session, message).status == "sent"
+
+
+def test_a_claimed_send_whose_call_never_reached_wecom_is_sent_on_retry(session, org, shanghai, wecom_server,
+                                                                       task_runner):
+    from core.db import unit_of_work
+
+    contact(wecom_server, session, org["sales1"], "wm_a1")
+    message = draft(session, org, shanghai)
+    submit(session, org, message)
+    send = session.scalar(select(MassMessageSend))
+    with unit_of_work() as s:  # claimed, then the worker died before calling WeCom
+        assert mass_messages.start_send(s, send.id)
+    task_runner.drain()
+    calls = wecom_server.calls("externalcontact/add_msg_template")
+    assert [c["body"]["external_userid"] for c in calls] == [["wm_a1"]]
+    session.expire_all()
+    assert session.get(MassMessageSend, send.id).status == "created"
+    assert fresh(session, message).status == "sent"

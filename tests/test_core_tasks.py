@@ -115,3 +115,18 @@ def test_tasks_of_a_rolled_back_transaction_with_savepoints_are_dropped(session,
     session.rollback()
     session.commit()
     assert task_runner.sent == []
+
+
+def test_a_killed_workers_task_comes_back_after_the_configured_visibility_timeout(monkeypatch):
+    """Redis redelivers a task whose worker died unacknowledged after this timeout (Celery's default: an hour)."""
+    from core.settings import reset_settings_cache
+
+    monkeypatch.setenv("SCRM_TASK_VISIBILITY_TIMEOUT_SECONDS", "120")
+    reset_settings_cache()
+    try:
+        assert tasks.configure_celery().conf.broker_transport_options["visibility_timeout"] == 120
+    finally:
+        monkeypatch.delenv("SCRM_TASK_VISIBILITY_TIMEOUT_SECONDS")
+        reset_settings_cache()
+        tasks.configure_celery()
+    assert tasks.celery_app.conf.broker_transport_options["visibility_timeout"] == 3600

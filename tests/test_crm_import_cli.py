@@ -70,3 +70,21 @@ def test_by_names_the_importer(session, tmp_path):
     result = run(str(csv_file(tmp_path / "a.csv", [["张三", "13800138000"]])), "--by", "boss", "--json")
     assert result.exit_code == 0, result.output
     assert run(str(tmp_path / "a.csv"), "--by", "nobody").exit_code != 0
+
+
+def test_database_down_is_a_clear_message_not_a_traceback(session, tmp_path):
+    """PostgreSQL stopped or restarting: the command says so at once and exits 1; nothing is imported."""
+    from core import db
+
+    dead = db.make_engine("postgresql+psycopg://postgres@127.0.0.1:1/scrm_down?connect_timeout=2")
+    before = db.get_session_factory()
+    db.set_session_factory(db.sessionmaker(bind=dead, expire_on_commit=False))
+    try:
+        result = CliRunner().invoke(main, ["leads", "import", str(csv_file(tmp_path / "a.csv", [["张三", "13800138000"]]))])
+    finally:
+        db.set_session_factory(before)
+        dead.dispose()
+    assert result.exit_code == 1
+    assert "数据库暂时不可用" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output

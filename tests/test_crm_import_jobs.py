@@ -175,3 +175,43 @@ def test_the_upload_of_an_interrupted_job_is_kept_for_a_day_then_deleted(session
     assert jobs.mark_interrupted(session) == [job.id] and jobs.discard_old_uploads(session) == 0
     clock.advance(timedelta(days=1, minutes=1))
     assert jobs.discard_old_uploads(session) == 1 and not path.exists()
+
+
+def test_database_gone_mid_run_fails_the_job_keeps_the_upload_and_a_rerun_completes_it(session, tmp_path, monkeypatch,
+                                                                                     manager, task_runner):
+    """PostgreSQL restarted under the worker's run: the first batch stays, the job is failed with a clear message
+    as soon as the database answers (no 15-minute wait for a stale heartbeat), the upload is kept, and the re-run
+    creates only what was missing: every row once."""
+    from sqlalchemy.exc import OperationalError
+
+    from crm.importer import uploads
+
+    path = csv_file(tmp_path / "a.csv", _rows(6))
+    with path.open("rb") as fh:
+        job = uploads.start(session, _viewer(session, manager), fh, "a.csv")
+    session.commit()
+    task_runner.sent.clear()  # the worker's task is this test's run_job call
+    real = writer.insert_new
+    calls = []
+
+    def database_restarts(session_, rows, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("INSERT", {}, Exception("terminating connection due to administrator command"))
+        return real(session_, rows, **kw)
+
+    monkeypatch.setattr(writer, "insert_new", database_restarts)
+    service.run_job(job.id, batch_size=3)
+    monkeypatch.setattr(writer, "insert_new", real)
+    session.expire_all()
+    failed = session.get(ImportJob, job.id)
+    assert failed.status == "failed" and failed.message == service.DATABASE_DOWN_MESSAGE
+    assert "数据库暂时不可用" in failed.message and failed.created == 3
+    assert jobs.can_rerun(failed)  # the upload is still there, at once
+    new = jobs.rerun(session, _viewer(session, manager), job.id)
+    session.commit()
+    assert task_runner.drain() == [service.TASK]
+    session.refresh(new)
+    assert (new.status, new.created, new.duplicates_existing) == ("done", 3, 3)
+    assert session.scalar(select(func.count()).select_from(Customer)) == 6
+    assert session.scalar(select(func.count(func.distinct(Customer.phone_index)))) == 6

@@ -16,7 +16,7 @@ else gets 403 (:func:`admin_access`).
 | ``POST /_admin/arm {"errcode": 45009, "times": 2, "path": "transfer"}`` | the next matching calls fail |
 | ``POST /_admin/config {"page_size": 2, "way_quota": 10, "tag_cap": 5}`` | shrink limits for tests |
 | ``POST /_admin/transfer_outcome {"external_userid": …, "outcome": "refuse"\\|"limit"\\|""}`` | scenario |
-| ``POST /_admin/contact``, ``/contact/remove``, ``/contact/edit``, ``/user/leave``, ``/chat``,
+| ``POST /_admin/contact``, ``/contacts`` (many, no welcome code), ``/contact/remove``, ``/contact/edit``, ``/user/leave``, ``/chat``,
   ``/chat/member``, ``/tag``, ``/groupmsg/confirm`` | what the driver does on WeCom's side |
 """
 
@@ -168,6 +168,14 @@ def _contact(s: SimState, body: dict[str, Any]) -> dict[str, Any]:
     code = s.add_contact(body["userid"], body["external_userid"], body.get("name") or "", body.get("state") or "",
                          body.get("unionid") or "", int(body.get("add_way") or 1), bool(body.get("welcome", True)))
     return {"welcome_code": code}
+
+
+@_admin("/contacts")
+def _contacts(s: SimState, body: dict[str, Any]) -> dict[str, Any]:
+    """Many contacts at once (no welcome codes): ``{"contacts": [{"userid", "external_userid", "name"}, …]}``."""
+    for c in body["contacts"]:
+        s.add_contact(c["userid"], c["external_userid"], c.get("name") or "", welcome=False)
+    return {"added": len(body["contacts"])}
 
 
 @_admin("/contact/remove")

@@ -73,6 +73,10 @@ def import_leads(file: Path, source: str | None, assign_mode: str | None, pool_i
             bar.close()
         _fail(exc.message, as_json)
         return
+    except Exception:  # e.g. the database is down: the `scrm` group says so, after the progress bar's last line
+        if bar is not None:
+            bar.close()
+        raise
     if bar is not None:
         bar.close()
     body = {"job_id": result.job_id, "status": result.status, **result.counts, "report": result.report,

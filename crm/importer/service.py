@@ -37,6 +37,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -242,6 +243,35 @@ def _fail(job_id: int, message: str, report: ProblemReport | None = None) -> Non
                                 updated_at=now, report_path=str(path) if path else None))
 
 
+DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError)
+DATABASE_DOWN_MESSAGE = ("导入中断：数据库暂时不可用（无法连接或正在重启）。已完成的批次已保存，"
+                         "可重新导入同一文件（已导入的行会识别为重复，不会重复创建）")
+
+
+def _fail_when_back(job_id: int, message: str, report: ProblemReport, within: float = 180) -> None:
+    """:func:`_fail` once the database answers again (backoff 1, 2, 4 … 15 s for ``within`` seconds). Given up:
+    the job stays running with a stale heartbeat and is shown interrupted (:mod:`crm.importer.jobs`)."""
+    try:
+        path = report.close({"状态": "失败", "原因": message})
+    except OSError:
+        path = None
+    deadline, pause = time.monotonic() + within, 1.0
+    while True:
+        try:
+            with unit_of_work() as session:
+                now = clock.now()
+                session.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == ImportStatus.RUNNING)
+                                .values(status=ImportStatus.FAILED, message=message, finished_at=now, updated_at=now,
+                                        report_path=str(path) if path else None))
+            return
+        except DATABASE_DOWN:
+            if time.monotonic() + pause > deadline:
+                log.error("import job %s: database still unavailable; it will be shown interrupted", job_id)
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 15.0)
+
+
 def discard_upload(job_id: int, path: Path) -> None:
     """An uploaded file holds plaintext phone and ID numbers: it is deleted once read (a local file
     given to the CLI is the user's and stays), unless a re-run of the job has taken it over."""
@@ -269,8 +299,11 @@ def _check_options(job: ImportJob) -> None:
             check_assign_mode(job.assign_mode)
 
 
-def run_job(job_id: int, *, on_progress: Progress | None = None, batch_size: int = BATCH_SIZE) -> RunResult | None:
-    """Import the job's file. None when the job was not queued (already run or running)."""
+def run_job(job_id: int, *, on_progress: Progress | None = None, batch_size: int = BATCH_SIZE,
+            database_wait: float = 180) -> RunResult | None:
+    """Import the job's file. None when the job was not queued (already run or running). When the database goes
+    away mid-run, the job is failed (re-runnable) once it is back, waiting at most ``database_wait`` seconds
+    (the CLI passes 0: its user gets the message at once)."""
     job = _claim(job_id)
     if job is None:
         return None
@@ -295,6 +328,11 @@ def run_job(job_id: int, *, on_progress: Progress | None = None, batch_size: int
     except AppError as exc:
         ended = True
         _fail(job.id, exc.message, report)
+    except DATABASE_DOWN as exc:
+        # PostgreSQL stopped or restarted under the run: the committed batches are kept, each whole; the job is
+        # failed (with its upload kept) as soon as the database answers again, so it can be re-run at once.
+        log.warning("import job %s interrupted: database unavailable (%s)", job.id, str(exc).splitlines()[0][:200])
+        _fail_when_back(job.id, DATABASE_DOWN_MESSAGE, report, within=database_wait)
     except Exception as exc:
         ended = True
         log.exception("import job %s failed", job.id)
@@ -693,6 +731,6 @@ def import_file(path: Path, *, source: str | None = None, assign_mode: str | Non
         job = create_job(session, filename=filename or path.name, file_path=path, source=source,
                          assign_mode=assign_mode, pool_id=pool_id, created_by=created_by, sha256=sha)
         job_id = job.id
-    result = run_job(job_id, on_progress=on_progress, batch_size=batch_size)
+    result = run_job(job_id, on_progress=on_progress, batch_size=batch_size, database_wait=0)
     assert result is not None
     return result
