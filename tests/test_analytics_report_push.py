@@ -111,7 +111,7 @@ def test_a_weekly_report_is_due_on_its_weekday_once_a_week(session):
     assert "统计区间：2026-11-23 至 2026-11-29（上周）" in push.content
 
 
-def test_the_simulator_honours_the_appchat_rules(wecom_server):
+def test_the_simulator_honours_the_appchat_rules(session, wecom_server):  # session: the token row is rolled back
     gw = Gateway(sleep=lambda s: None)
     with pytest.raises(WecomApiError) as one:
         gw.appchat_create("只有一人", ["alice"])
