@@ -88,3 +88,28 @@ def test_a_day_taken_or_not_yet_over_is_refused_and_nothing_written(session):
     assert session.get(AnalyticsSnapshot, yesterday).source == "nightly"
     assert snapshots.backfill(session, yesterday - timedelta(days=1)).loans == 1
     assert snapshots.backfill(session, START - timedelta(days=1)).loans == 0  # before the loan was disbursed
+
+
+def test_the_demo_backfills_its_history_and_the_risk_charts_are_not_empty(session):
+    from datetime import UTC, date, datetime
+
+    from analytics import dashboards
+    from analytics import demo as analytics_demo
+    from analytics.metrics import Filters
+    from crm import demo as crm_demo
+    from crm.models import Staff
+    from lending import demo as lending_demo
+
+    clock.freeze(datetime(2026, 12, 6, 1, 30, tzinfo=UTC))
+    crm_demo.seed(session)
+    lending_demo.seed(session)
+    lines = analytics_demo.seed(session)
+    assert lines and lines[0].startswith("贷款日快照：补录 215 天"), lines
+    assert analytics_demo.seed(session) == []  # once
+    assert set(session.scalars(select(AnalyticsSnapshot.source))) == {"backfill"}
+    assert set(session.scalars(select(LoanDay.bucket))) == {"C", "M1", "M2", "M3", "M3+"}
+    risk = session.scalar(select(Staff).where(Staff.username == "risk"))
+    board = dashboards.build(session, V(risk), Filters(date(2026, 11, 1), date(2026, 12, 5)))
+    trend, rolls, curves = (board.charts[k] for k in ("overdue_trend", "roll_rates", "vintages"))
+    assert len(trend["x"]) == 30 and any(any(s["data"]) for s in trend["series"])
+    assert rolls["items"] and curves["series"]
