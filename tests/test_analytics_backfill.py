@@ -33,7 +33,7 @@ def _book_through_time(session):
     on_time = make_loan(session)
     reversed_ = make_loan(session)
     late = make_loan(session)
-    never = make_loan(session, overdue_grace_days=3)
+    make_loan(session, overdue_grace_days=3)  # never pays
     taken = {}
     slip = None
     day = START
@@ -112,4 +112,5 @@ def test_the_demo_backfills_its_history_and_the_risk_charts_are_not_empty(sessio
     board = dashboards.build(session, V(risk), Filters(date(2026, 11, 1), date(2026, 12, 5)))
     trend, rolls, curves = (board.charts[k] for k in ("overdue_trend", "roll_rates", "vintages"))
     assert len(trend["x"]) == 30 and any(any(s["data"]) for s in trend["series"])
+    assert trend["note"].endswith("其中 30 天为事后补录（由还款记录重建）")
     assert rolls["items"] and curves["series"]
