@@ -11,13 +11,14 @@ from sqlalchemy import delete, select
 from analytics import snapshots
 from analytics.models import AnalyticsSnapshot, LoanDay
 from core import clock
-from lending.models import Repayment
+from lending.models import Repayment, RepaymentAllocation
 from lending.servicing import cob, repayments
 from tests.lending_flow_support import V
 from tests.servicing_support import START, make_loan, on, pay, rows
 
 DUE = START + timedelta(days=30)  # the first bill's due date (2026-12-23)
-LAST = START + timedelta(days=75)
+SECOND_DUE = DUE + timedelta(days=31)  # 2027-01-23
+LAST = START + timedelta(days=85)
 
 
 def _rows(session, day):
@@ -27,15 +28,17 @@ def _rows(session, day):
 
 
 def _book_through_time(session):
-    """Four loans lived day by day, the close of business and the nightly snapshot run each day: one paid on
+    """Five loans lived day by day, the close of business and the nightly snapshot run each day: one paid on
     time then stopping, one whose payment is reversed ten days later, one paid late (with penalty), one with
-    grace days that never pays. Returns the nightly rows of every day."""
+    grace days that never pays, one paying two bills on time whose first payment is reversed afterwards (the
+    second payment written off again: the correction's difference rows). Returns the nightly rows of every day."""
     on_time = make_loan(session)
     reversed_ = make_loan(session)
     late = make_loan(session)
     make_loan(session, overdue_grace_days=3)  # never pays
+    replayed = make_loan(session)
     taken = {}
-    slip = None
+    slip = first = None
     day = START
     while day <= LAST:
         on(day)
@@ -44,6 +47,13 @@ def _book_through_time(session):
                 paid = pay(session, w, loan, rows(session, loan)[0].outstanding_amount, day)
                 if loan is reversed_[1]:
                     slip = paid.id
+        if day in (DUE, SECOND_DUE):
+            w, loan = replayed
+            bill = next(r for r in rows(session, loan) if r.status != "paid")
+            paid = pay(session, w, loan, bill.outstanding_amount, day)
+            first = first or paid.id
+        if day == SECOND_DUE + timedelta(days=9):
+            repayments.reverse_repayment(session, first, viewer=V(replayed[0].finance), reason="付款人账户错误")
         if day == DUE + timedelta(days=10):
             repayments.reverse_repayment(session, slip, viewer=V(reversed_[0].finance), reason="银行退票")
         if day == DUE + timedelta(days=5):
@@ -61,6 +71,7 @@ def test_a_backfilled_day_equals_the_nightly_snapshot_of_that_day(session):
     buckets = {b for day_rows in taken.values() for _, b, _, _ in day_rows}
     assert buckets >= {"C", "M1", "M2"}  # the book went through current, M1 and M2
     assert session.scalar(select(Repayment.id).where(Repayment.kind == "reversal")) is not None
+    assert session.scalar(select(RepaymentAllocation.id).where(RepaymentAllocation.replay_id.is_not(None)))
     # the nightly rows forgotten (a test may; the product never deletes them), then every day reconstructed
     session.execute(delete(LoanDay))
     session.execute(delete(AnalyticsSnapshot))
