@@ -143,8 +143,10 @@ TREND_BUCKETS = ("M1", "M2", "M3", "M3+")
 
 def _overdue_trend(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
     """Overdue principal by bucket on each snapshot date of the last 30 days up to the period's end."""
-    trend = loan_history.overdue_trend(session, viewer, flt.end - timedelta(days=29), flt.end, TREND_BUCKETS)
+    since = flt.end - timedelta(days=29)
+    trend = loan_history.overdue_trend(session, viewer, since, flt.end, TREND_BUCKETS)
     days = sorted(trend)
+    rebuilt = loan_history.backfilled_days(session, since, flt.end)
     series = [{"name": BUCKET_LABELS[b], "data": [trend[d].get(b, 0) for d in days],
                "urls": [snapshot_drill.link(as_of=d, snapshot_bucket=b) for d in days]}
               for b in TREND_BUCKETS]
@@ -153,7 +155,9 @@ def _overdue_trend(session: Session, viewer: Viewer, flt: Filters) -> dict[str, 
              for b in TREND_BUCKETS] if days else []
     return {"title": "逾期余额趋势（日快照，近 30 天）", "unit": "fen", "kind": "line",
             "x": [d.isoformat()[5:] for d in days], "series": series, "items": items,
-            "note": f"最近快照 {days[-1].isoformat()}，表内为当日各账期余额" if days else "暂无日快照（每日日终后自动生成）"}
+            "note": (f"最近快照 {days[-1].isoformat()}，表内为当日各账期余额"
+                     + (f"；其中 {rebuilt} 天为事后补录（由还款记录重建）" if rebuilt else "")
+                     if days else "暂无日快照（每日日终后自动生成）")}
 
 
 def _roll_rates(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from crm.scope import Viewer
 from lending.models import BUCKETS, Loan
 from lending.servicing import loans
 
-__all__ = ["RollRate", "month_ends", "overdue_trend", "roll_rates", "snapshot_dates", "vintages"]
+__all__ = ["RollRate", "backfilled_days", "month_ends", "overdue_trend", "roll_rates", "snapshot_dates", "vintages"]
 
 RANK = {b: i for i, b in enumerate(BUCKETS)}  # C < M1 < M2 < M3 < M3+
 
@@ -44,6 +44,12 @@ def _customer(stmt: Select, viewer: Viewer) -> Select:
 
 def _rank(column: ColumnElement[Any]) -> ColumnElement[int]:
     return case(*((column == b, i) for b, i in RANK.items()), else_=0)
+
+
+def backfilled_days(session: Session, since: date, until: date) -> int:
+    """How many snapshot dates of the range were reconstructed afterwards (``snapshots.backfill``)."""
+    return session.scalar(select(func.count()).select_from(AnalyticsSnapshot).where(
+        AnalyticsSnapshot.snapshot_date.between(since, until), AnalyticsSnapshot.source == "backfill")) or 0
 
 
 def snapshot_dates(session: Session, since: date, until: date) -> list[date]:

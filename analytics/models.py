@@ -1,7 +1,8 @@
 """Nightly snapshots (日快照): what history needs, frozen once taken, so that a past day's figures never change
 when today's data does.
 
-- ``AnalyticsSnapshot``: one row per business date taken (the marker; its primary key decides a race);
+- ``AnalyticsSnapshot``: one row per business date taken (the marker; its primary key decides a race), with
+  its ``source``: ``nightly`` (taken that night) or ``backfill`` (reconstructed later from the records);
 - ``LoanDay``: every active loan as it stood that day — bucket, overdue days, outstanding principal. Overdue
   trends, roll rates and vintage curves read these rows, never the loans' current state;
 - ``PoolDay``: the number of customers in each public pool that day.
@@ -37,6 +38,9 @@ class AnalyticsSnapshot(Base):
     loans: Mapped[int]  # LoanDay rows written
     pools: Mapped[int]  # PoolDay rows written
     taken_at: Mapped[datetime]
+    # nightly: taken after the day's close of business (``snapshots.take``); backfill: reconstructed afterwards
+    # from the append-only repayment records (``snapshots.backfill``), see there for what it leaves out
+    source: Mapped[str] = mapped_column(String(10), default="nightly", server_default="nightly")
 
 
 class LoanDay(Base):

@@ -6,7 +6,8 @@ import sys
 BENCHES = {"imports": "bench.imports", "console": "bench.console", "segments": "bench.segments", "handover": "bench.handover",
            "callbacks": "bench.callbacks", "chat": "bench.chat", "faults": "bench.faults",
            "payments": "bench.payments", "finance": "bench.finance", "cob": "bench.cob", "analytics": "bench.analytics",
-           "postloan": "bench.postloan", "telephony": "bench.telephony"}
+           "postloan": "bench.postloan", "telephony": "bench.telephony",
+           "backfill": "bench.backfill"}
 
 
 def main() -> None:

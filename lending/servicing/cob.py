@@ -49,20 +49,20 @@ from lending.servicing import reminders, rollover
 from lending.servicing.arithmetic import bucket
 from lending.servicing.events import COB_COLLECTIONS, ROLLOVER_TASK
 
-__all__ = ["STEPS", "accruals", "close_business", "completed_through", "run_date"]
+__all__ = ["STEPS", "accruals", "bucket_sql", "close_business", "completed_through", "date_param", "days_sql", "run_date"]
 
 COB_TASK = "lending.close_of_business"
 DONE = "done"
 
 
-def _days(session: Session, later: str, earlier: str) -> str:
+def days_sql(session: Session, later: str, earlier: str) -> str:
     """SQL for the whole days from ``earlier`` to ``later`` (dates)."""
     if session.get_bind().dialect.name == "postgresql":
         return f"({later} - {earlier})"
     return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
 
 
-def _date_param(session: Session) -> str:
+def date_param(session: Session) -> str:
     return "CAST(:d AS DATE)" if session.get_bind().dialect.name == "postgresql" else ":d"
 
 
@@ -70,7 +70,7 @@ def _date_param(session: Session) -> str:
 
 
 def claim(session: Session, day: date) -> int:
-    d = _date_param(session)
+    d = date_param(session)
     # the candidates come from the partial index of unpaid bills (a few per cent of the book), joined to the
     # loans by primary key; the planner, estimating status and due date independently, otherwise read every
     # bill due before the date (paid ones included) through the plain due-date index
@@ -125,10 +125,10 @@ _STANDING = """r.kind IN ('repayment', 'waiver')
 
 
 def installments(session: Session, day: date) -> int:
-    d = _date_param(session)
+    d = date_param(session)
     cte, params = _terms_cte(_terms(session))
     params["d"] = day
-    overdue_days = _days(session, d, "i.due_date")
+    overdue_days = days_sql(session, d, "i.due_date")
     # one pass over the claimed loans' bills: every one gets the date; the unpaid bills of plain terms with no
     # principal paid after the due date get their status and penalty too (the figures precomputed once)
     # (the CTEs inside the FROM: a statement that starts with WITH gets no row count from SQLite's driver)
@@ -181,7 +181,7 @@ def exception_ids(session: Session, day: date) -> list[int]:
     Principal paid after a bill's due date and before the date can only be on a bill due before the date: those
     bills are read through the unpaid-bills index (a few per cent of the book), not every unpaid bill of the
     claimed loans; the loans of terms the SQL cannot compute are looked for only when such terms exist."""
-    d = _date_param(session)
+    d = date_param(session)
     terms = _terms(session)
     late = f"""
         SELECT i.loan_id AS id FROM lending_loan_installment i
@@ -224,7 +224,7 @@ _BUCKET_ABOVE = "M3+"
 assert all(bucket(n) == b and bucket(n + 1) != b for n, b in _BUCKET_BOUNDS) and bucket(91) == _BUCKET_ABOVE
 
 
-def _bucket_sql(days: str) -> str:
+def bucket_sql(days: str) -> str:
     return ("CASE " + " ".join(f"WHEN {days} <= {n} THEN '{b}'" for n, b in _BUCKET_BOUNDS)
             + f" ELSE '{_BUCKET_ABOVE}' END")
 
@@ -233,16 +233,16 @@ def loans(session: Session, day: date) -> int:
     """Overdue days and bucket of the claimed loans, set-based: the figures computed once per loan (from its
     unpaid bills), only the loans whose figures change written (one UPDATE … FROM), an audit entry for each
     bucket that changed."""
-    d = _date_param(session)
-    days = _days(session, d, "i.due_date")
+    d = date_param(session)
+    days = days_sql(session, d, "i.due_date")
     figures = f"""
-        SELECT f.id, f.old_bucket, f.od, {_bucket_sql("f.od")} AS new_bucket FROM (
+        SELECT f.id, f.old_bucket, f.od, {bucket_sql("f.od")} AS new_bucket FROM (
           SELECT l.id, l.bucket AS old_bucket, l.overdue_days AS old_days,
                  COALESCE(MAX(CASE WHEN i.status = 'overdue' THEN {days} END), 0) AS od
           FROM lending_loan l JOIN lending_loan_installment i ON i.loan_id = l.id AND i.status <> 'paid'
           WHERE l.rolled_over_date = {d} AND l.status = 'active'
           GROUP BY l.id, l.bucket, l.overdue_days) f
-        WHERE f.old_days <> f.od OR f.old_bucket <> {_bucket_sql("f.od")}"""
+        WHERE f.old_days <> f.od OR f.old_bucket <> {bucket_sql("f.od")}"""
     write = f"UPDATE lending_loan SET overdue_days = x.od, bucket = x.new_bucket FROM ({figures}) x WHERE x.id = lending_loan.id"
     if session.get_bind().dialect.name == "postgresql":  # one pass: the old bucket comes back from the FROM list
         changed = sorted(session.execute(text(write + " RETURNING x.id, x.old_bucket, x.od, x.new_bucket"),
@@ -279,10 +279,10 @@ def accrual(session: Session, day: date) -> int:
     is due within 31 days of ``day`` unless the loan is a bullet: the monthly bills are found through the
     due-date index in that window, the bullet loans' through their product version — never a scan of every
     bill of the book."""
-    d = _date_param(session)
+    d = date_param(session)
     window = "CAST(:d31 AS DATE)" if session.get_bind().dialect.name == "postgresql" else ":d31"
     start = "COALESCE(p.due_date, l.start_date)"
-    days = _days(session, "i.due_date", start)
+    days = days_sql(session, "i.due_date", start)
     current = f"""
         SELECT c.product_version_id AS version_id, (i.interest_amount * {MICRO}) / {days} AS micro
         FROM lending_loan_installment i
@@ -307,7 +307,7 @@ def accruals(session: Session, day: date) -> dict[int, tuple[int, int]]:
     """The accrual of ``day``: product version id → (loans, fen)."""
     return {v: (n, fen) for v, n, fen in session.execute(text(
         f"SELECT product_version_id, loans, accrued_amount FROM lending_interest_accrual WHERE business_date = "
-        f"{_date_param(session)}"), {"d": day})}
+        f"{date_param(session)}"), {"d": day})}
 
 
 # --- collections -------------------------------------------------------------------------------------------
