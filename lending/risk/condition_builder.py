@@ -43,13 +43,14 @@ OPERATORS: dict[str, tuple[str, str]] = {
     "gt": (">", "大于"), "ge": (">=", "不小于"), "lt": ("<", "小于"), "le": ("<=", "不大于"),
     "eq": ("==", "等于"), "ne": ("!=", "不等于"), "in": ("in", "属于"), "not_in": ("not in", "不属于"),
 }
-NUMBER_OPS = ("gt", "ge", "lt", "le", "eq", "ne")
+NUMBER_OPS = ("gt", "ge", "lt", "le", "eq", "ne", "in", "not_in")
 CHOICE_OPS = ("eq", "ne", "in", "not_in")
 LIST_OPS = ("in", "not_in")
 JOINS = {"and": "并且", "or": "或者"}
 _AST_OPS = {ast.Gt: "gt", ast.GtE: "ge", ast.Lt: "lt", ast.LtE: "le", ast.Eq: "eq", ast.NotEq: "ne",
             ast.In: "in", ast.NotIn: "not_in"}
 _SPLIT = re.compile(r"[,，、;；]+")
+_SPLIT_NUMBERS = re.compile(r"[，、;；]+")  # an ASCII comma in a number groups thousands: 1,200,000元
 _MAX_NUMBER = 10**12
 TRUE, FALSE = "true", "false"
 YES_NO = ((TRUE, "是"), (FALSE, "否"))
@@ -201,7 +202,8 @@ def _values(fld: Field, row: Row, position: int) -> list[str]:
         if bad:
             raise _fail(position, f"「{fld.label}」没有这个选项：{'、'.join(bad)[:40]}")
         return chosen
-    return [v.strip() for v in _SPLIT.split(row.value) if v.strip()]
+    splitter = _SPLIT if fld.unit == "text" else _SPLIT_NUMBERS
+    return [v.strip() for v in splitter.split(row.value) if v.strip()]
 
 
 def render_row(fields: FieldSet, row: Row, position: int) -> str:
