@@ -98,3 +98,11 @@ def built_from_post(form: FormLike, prefix: str, fields: FieldSet, typed: str) -
         raise ValidationFailed(f"条件表达式无法识别：只能是「字段 比较 值」的条件，用{joins}连接，"
                                f"字段可用：{'、'.join(f.key for f in fields.fields)}", field="conditions")
     return built
+
+
+def preview(form: FormLike, prefix: str, fields: FieldSet) -> dict[str, str | None]:
+    """The expression the builder's rows stand for right now, or why they cannot be read (shown as typed)."""
+    try:
+        return {"expression": render(fields, built_from_form(form, prefix)), "error": None}
+    except ValidationFailed as exc:
+        return {"expression": "", "error": exc.message}

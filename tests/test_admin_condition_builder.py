@@ -110,3 +110,14 @@ def test_an_automation_expression_the_builder_cannot_read_is_refused(session, ma
     assert client.post("/console/work/rules", data=form).status_code == 303
     assert session.scalar(select(AutomationRule)).conditions == [
         {"field": "stage", "op": "eq", "value": "new"}, {"field": "region", "op": "ne", "value": "上海"}]
+
+
+def test_the_preview_shows_the_expression_or_the_refusal(session, manager):
+    client = console_client()
+    log_in(client, session, manager)
+    query = {"prefix": "cbk1", "cbk1-0-field": "amount", "cbk1-0-op": "ge", "cbk1-0-value": "3.5万"}
+    assert "amount &gt;= 35000_00" in client.get("/console/lending/risk/condition-preview", params=query).text
+    query["cbk1-0-value"] = "三万"
+    assert "格式不正确" in client.get("/console/lending/risk/condition-preview", params=query).text
+    query = {"prefix": "cond", "cond-0-field": "stage", "cond-0-op": "eq", "cond-0-choice": "new"}
+    assert 'stage == &#34;new&#34;' in client.get("/console/work/rules/condition-preview", params=query).text

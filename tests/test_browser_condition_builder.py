@@ -46,6 +46,8 @@ def test_a_manager_builds_a_rule_with_the_form_and_it_evaluates(site):
     with chromium_page() as page:
         hosts = []
         page.on("request", lambda request: hosts.append(urlparse(request.url).hostname))
+        errors = []  # a CSP violation (inline script or style) shows up here
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         page.set_viewport_size({"width": 1366, "height": 900})
         _log_in(page, base_url)
         page.goto(f"{base_url}/console/lending/risk/{product_id}")
@@ -67,15 +69,24 @@ def test_a_manager_builds_a_rule_with_the_form_and_it_evaluates(site):
         second.locator(".cb-op").select_option(label="属于")
         second.locator(".cb-choice").select_option(label=["信用贷", "经营贷"])
         builder.locator("select[name$=-join]").select_option("and")
+        written = 'amount > 200000_00 and customer_type in ["credit", "business"]'
+        expect(builder.locator(".cb-preview code")).to_have_text(written)  # the server's preview (htmx)
         for width, height in SIZES:
             page.set_viewport_size({"width": width, "height": height})
             assert _no_sideways_scroll(page), f"sideways scroll at {width}px"
             page.screenshot(path=f"/tmp/condbuilder-risk-{width}.png", full_page=True)
         page.set_viewport_size({"width": 1366, "height": 900})
+        builder.get_by_label("高级：直接编辑表达式").check()  # the expression the rows wrote, for editing
+        expect(builder.locator("textarea[name=rule_expression]")).to_have_value(written)
+        builder.get_by_label("条件构建器").check()
         page.click("text=保存为新版本")
         expect(page.locator(".notice")).to_contain_text("规则已保存为新版本")
-        expect(page.locator(".cb-current").first).to_contain_text("amount > 200000_00")
+        expect(page.locator(".cb-current").first).to_contain_text(written)
+        builder = page.locator(".cond-builder").first  # read back into rows
+        expect(builder.locator(".cb-row").nth(0).locator(".cb-value")).to_have_value("200000")
+        expect(builder.locator(".cb-row").nth(1).locator(".cb-choice")).to_be_visible()
         assert {h for h in hosts if h} == {"127.0.0.1"}
+        assert errors == []
 
     with unit_of_work() as session:
         version = rule_sets.current_rule_version(session, product_id)

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from admin import nav
-from admin.condition_form import built_from_form, expression_from_form, view_of
+from admin.condition_form import built_from_form, expression_from_form, preview, view_of
 from admin.console.lending_products import Form, FormLike, form_text, shown_yuan
 from admin.deps import ConsoleUser, CsrfChecked, attempt, render, require_roles
 from core.errors import AppError, ValidationFailed
@@ -134,6 +134,12 @@ def _page(request: Request, session: SessionDep, product_id: int, *, rows: list[
         "evaluations": evaluations_of(session, product_id=product.id, limit=20), "yuan": shown_yuan,
         "notice": NOTICES.get(request.query_params.get("done", "")),
     }, status_code=status_code)
+
+
+@router.get("/condition-preview")
+def condition_preview(request: Request, user: RiskUser, prefix: str = "") -> Response:
+    """The builder's rows as the expression they write (htmx, while the form is filled in); nothing stored."""
+    return render(request, "_condition_preview.html", preview(request.query_params, prefix, RISK_FIELDS))
 
 
 @router.get("/{product_id}")

@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from admin import nav, visit_form
-from admin.condition_form import built_from_post, has_builder, view_of
+from admin.condition_form import built_from_post, has_builder, preview, view_of
 from admin.console.lending_products import Form as PostedForm
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, require_roles
 from core import clock
@@ -310,6 +310,13 @@ def _rules_page(request: Request, session: SessionDep, user: ConsoleUser, *, err
 
 def _condition_fields(session: SessionDep) -> FieldSet:
     return automation_fields((g.code, f"{g.code} {g.label}") for g in session.scalars(select(Grade).order_by(Grade.rank)))
+
+
+@router.get("/rules/condition-preview")
+def rule_condition_preview(request: Request, session: SessionDep, user: RuleEditor, prefix: str = "") -> Response:
+    """The builder's rows as the expression they stand for (htmx); nothing stored."""
+    return render(request, "_condition_preview.html",
+                  preview(request.query_params, prefix, _condition_fields(session)))
 
 
 @router.get("/rules")

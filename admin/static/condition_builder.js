@@ -1,6 +1,7 @@
 // Condition builder: per row, offer the chosen field's operators and its value box (a typed value or a
-// list of choices); add and remove rows; switch between the builder and the expression. The server
-// reads the rows and writes the expression (admin/condition_form.py), so the form posts without this.
+// list of choices); add and remove rows; switch between the builder and the expression (carrying the
+// expression the server previewed, via htmx). The server reads the rows and writes the expression
+// (admin/condition_form.py), so the form posts without this.
 (function () {
   function setup(box) {
     var fields = JSON.parse(box.getAttribute("data-fields"));
@@ -31,12 +32,18 @@
       }
     }
 
+    function changed() {  // rows added or removed: the server's preview of the expression follows
+      box.querySelector(".cb-builder").dispatchEvent(new Event("change", { bubbles: true }));
+    }
+
     function wire(row) {
       row.querySelector(".cb-field").addEventListener("change", function () { sync(row, true); });
       row.querySelector(".cb-op").addEventListener("change", function () { sync(row, false); });
       row.querySelector(".cb-remove").addEventListener("click", function () {
-        if (rows.querySelectorAll(".cb-row").length > 1) { row.remove(); return; }
-        row.querySelector(".cb-field").value = ""; row.querySelector(".cb-value").value = ""; sync(row, true);
+        if (rows.querySelectorAll(".cb-row").length > 1) { row.remove(); } else {
+          row.querySelector(".cb-field").value = ""; row.querySelector(".cb-value").value = ""; sync(row, true);
+        }
+        changed();
       });
       sync(row, false);
     }
@@ -52,13 +59,15 @@
       });
       row.querySelector(".cb-field").value = ""; row.querySelector(".cb-value").value = "";
       rows.appendChild(row);
-      wire(row); sync(row, true);
+      wire(row); sync(row, true); changed();
     });
     rows.querySelectorAll(".cb-row").forEach(wire);
 
     box.querySelectorAll(".cb-mode-input").forEach(function (radio) {
       radio.addEventListener("change", function () {
         var advanced = box.querySelector("input[name='" + prefix + "-mode']:checked").value === "advanced";
+        var written = box.querySelector(".cb-preview code[data-expression]");
+        if (advanced && written) { box.querySelector(".cb-expression").value = written.textContent; }
         box.querySelector(".cb-builder").hidden = advanced;
         box.querySelector(".cb-advanced").hidden = !advanced;
       });
