@@ -15,7 +15,6 @@ from core.errors import ValidationFailed
 from lending.risk.condition_builder import JOINS, OPERATORS, Built, FieldSet, Row, parse, render
 
 ADVANCED_NOTE = "这个条件超出了条件构建器能表达的范围，已按原样保留，请在高级模式中直接编辑表达式。"
-BLANK_ROWS = 1
 
 
 class FormLike(Protocol):
@@ -36,7 +35,8 @@ class BuilderView:
 
     @property
     def rows(self) -> list[Row]:
-        return [*self.built.rows, *(Row() for _ in range(BLANK_ROWS))]
+        """A new condition gets one row to fill in; more come from 添加条件."""
+        return self.built.rows or [Row()]
 
     @property
     def operators(self) -> dict[str, str]:
