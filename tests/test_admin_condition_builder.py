@@ -121,3 +121,20 @@ def test_the_preview_shows_the_expression_or_the_refusal(session, manager):
     assert "格式不正确" in client.get("/console/lending/risk/condition-preview", params=query).text
     query = {"prefix": "cond", "cond-0-field": "stage", "cond-0-op": "eq", "cond-0-choice": "new"}
     assert 'stage == &#34;new&#34;' in client.get("/console/work/rules/condition-preview", params=query).text
+
+
+def test_an_early_warning_rule_is_built_in_days_and_yuan(session, manager):
+    from postloan.models import WarningRule
+
+    client = console_client()
+    csrf = log_in(client, session, manager)
+    form = {"csrf_token": csrf, "name": "逾期加重", "raise_to": "high", "expression": "", "warn-mode": "builder",
+            "warn-join": "and", "warn-0-field": "overdue_days", "warn-0-op": "ge", "warn-0-value": "15",
+            "warn-1-field": "overdue_amount", "warn-1-op": "gt", "warn-1-value": "1.2万"}
+    assert client.post("/console/collections/rules/warnings", data=form).status_code == 303
+    rule = session.scalar(select(WarningRule))
+    assert rule.expression == "overdue_days >= 15 and overdue_amount > 12000_00"
+    form["name"], form["warn-1-value"] = "坏金额", "一万"
+    page = client.post("/console/collections/rules/warnings", data=form)
+    assert page.status_code == 422 and "逾期金额" in page.text and "格式不正确" in page.text
+    assert session.scalar(select(WarningRule).where(WarningRule.name == "坏金额")) is None

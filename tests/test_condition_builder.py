@@ -145,3 +145,19 @@ def test_automation_conditions_are_built_as_data_and_read_back():
     with pytest.raises(ValidationFailed, match="并且"):
         automation_conditions(fields, Built("or", built.rows))
     assert parse(fields, 'grade == "A" or stage == "new"') is None  # automation conditions are all 并且
+
+
+def test_the_warning_fields_are_the_post_loan_facts_and_compile_there():
+    from lending.risk.condition_builder import warning_fields
+    from postloan.rerating import FACTS
+
+    fields = warning_fields()
+    assert {f.key for f in fields.fields} == set(FACTS)
+    built = Built("or", [Row("overdue_days", "gt", "30天"), Row("overdue_amount", "ge", "5000"),
+                         Row("bucket", "in", "", ["M2", "M3+"])])
+    expression = render(fields, built)
+    assert expression == 'overdue_days > 30 or overdue_amount >= 5000_00 or bucket in ["M2", "M3+"]'
+    compiled = compile_expression(expression, expect=BOOL, facts=FACTS)
+    assert evaluate(compiled, {"overdue_days": 31, "overdue_amount": 0, "bucket": "M1"}) is True
+    assert evaluate(compiled, {"overdue_days": 30, "overdue_amount": 499_999, "bucket": "M1"}) is False
+    assert parse(fields, expression) == Built("or", [Row("overdue_days", "gt", "30"), *built.rows[1:]])

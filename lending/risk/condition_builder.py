@@ -30,10 +30,11 @@ from core.errors import ValidationFailed
 from core.money import fen_to_yuan, parse_yuan_text
 from crm.automation import FIELD_LABELS as AUTOMATION_FIELD_LABELS
 from crm.models import CREDIT_LEVEL_LABELS, CUSTOMER_TYPE_LABELS, EMPLOYMENT_LABELS, STAGE_LABELS
+from lending.models import BUCKET_LABELS
 
 __all__ = [
     "JOINS", "OPERATORS", "UNITS", "Built", "Field", "FieldSet", "Row", "automation_conditions",
-    "automation_fields", "automation_rows", "parse", "render", "risk_fields",
+    "automation_fields", "automation_rows", "parse", "render", "risk_fields", "warning_fields",
 ]
 
 UNITS = ("fen", "days", "count", "rate", "choice", "text")
@@ -134,6 +135,22 @@ def risk_fields() -> FieldSet:
         Field("has_car", "是否有车辆", "choice", YES_NO, ("eq",)),
         Field("region", "地区", "text"),
         Field("occupation", "职业", "text"),
+    ))
+
+
+def warning_fields() -> FieldSet:
+    """Post-loan early-warning facts (贷后预警, postloan.rerating.FACTS; postloan imports lending, not the
+    other way round, so the keys are repeated here and a test holds them equal)."""
+    buckets = tuple((code, label) for code, label in BUCKET_LABELS.items() if code != "C")
+    return FieldSet((
+        Field("overdue_days", "逾期天数", "days"),
+        Field("bucket", "账期", "choice", buckets),
+        Field("overdue_amount", "逾期金额", "fen"),
+        Field("outstanding_amount", "未还合计", "fen"),
+        Field("broken_promises", "违约的承诺次数", "count"),
+        Field("kept_promises", "兑现的承诺次数", "count"),
+        Field("external_overdue_count", "征信逾期记录数", "count"),
+        Field("external_overdue_new", "新增征信逾期记录数", "count"),
     ))
 
 
