@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from decimal import Decimal, InvalidOperation
@@ -34,7 +34,7 @@ from lending.models import BUCKET_LABELS
 
 __all__ = [
     "JOINS", "OPERATORS", "UNITS", "Built", "Field", "FieldSet", "Row", "automation_conditions",
-    "automation_fields", "automation_rows", "parse", "render", "risk_fields", "warning_fields",
+    "automation_fields", "parse", "render", "risk_fields", "warning_fields",
 ]
 
 UNITS = ("fen", "days", "count", "rate", "choice", "text")
@@ -266,6 +266,8 @@ def _shown(fld: Field, node: ast.expr, source: str) -> str | None:
     if fld.unit in ("choice", "text"):
         if not isinstance(value, str) or (fld.unit == "choice" and value not in dict(fld.choices)):
             return None
+        if fld.unit == "text" and (not value.strip() or _SPLIT.search(value)):  # would not read back as one value
+            return None
         return value
     if not isinstance(value, int | float):
         return None
@@ -347,15 +349,3 @@ def automation_conditions(fields: FieldSet, built: Built) -> list[dict[str, Any]
         out.append({"field": row.field, "op": row.op, "value": values if row.op == "in" else values[0]})
     return out
 
-
-def automation_rows(fields: FieldSet, conditions: Sequence[Mapping[str, Any]]) -> Built:
-    rows = []
-    for cond in conditions:
-        fld = fields.get(str(cond.get("field")))
-        values = cond.get("value")
-        listed = [str(v) for v in (values if isinstance(values, list) else [values])]
-        if fld is not None and fld.unit == "choice":
-            rows.append(Row(fld.key, str(cond.get("op")), "", listed))
-        else:
-            rows.append(Row(str(cond.get("field")), str(cond.get("op")), "、".join(listed)))
-    return Built("and", rows)
