@@ -68,7 +68,8 @@ def test_create_a_product_then_try_its_rules(base_url):
 
         page.click("text=风控规则 >> nth=-1")
         page.locator("input[name=rule_name]").first.fill("年龄")
-        page.locator("input[name=rule_expression]").first.fill("age > 55")
+        page.locator(".cond-builder").first.get_by_label("高级：直接编辑表达式").check()
+        page.locator("textarea[name=rule_expression]").first.fill("age > 55")
         page.locator("input[name=rule_reason]").first.fill("年龄超过 55 周岁")
         page.fill("input[name=credit_limit_expression]", "min(income_monthly * 12, 200000_00)")
         page.fill("input[name=fact_age]", "60")

@@ -8,14 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from admin.condition_form import expression_from_form, preview, view_of
+from admin.console.lending_products import Form as PostedForm
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render
 from admin.schemas_customers import yuan_text_to_fen
 from core.errors import AppError, PermissionDenied, ValidationFailed
 from core.web import SessionDep
 from crm.models import Staff, StaffStatus
 from lending.models import BUCKETS, Product
+from lending.risk.condition_builder import warning_fields
 from postloan import actions, allocation, rerating, rules, scripts
 from postloan.models import BALANCE_LABELS, RISK_TIER_LABELS, CollectionScript, WarningRule
 
@@ -24,6 +28,9 @@ router = APIRouter(prefix="/console/collections", include_in_schema=False)
 NOTICES = {"warning": "预警规则已保存", "group": "催收组已保存", "member": "组员已更新", "rule": "分案规则已保存", "applied": "已按规则分配",
            "script": "话术已保存"}
 SCOPES = {"unassigned": "待分配的案件", "all": "全部在催案件（重新均衡）"}
+
+
+WARNING_FIELDS = warning_fields()
 
 
 def _manager(user: ConsoleUser) -> None:
@@ -41,7 +48,8 @@ def _int(raw: str, field: str, label: str) -> int | None:
 
 
 def _rules_page(request: Request, session: SessionDep, user: ConsoleUser, *, error: AppError | None = None,
-                form: dict[str, Any] | None = None, scope: str | None = None, status_code: int = 200) -> Response:
+                form: dict[str, Any] | None = None, scope: str | None = None, posted: FormData | None = None,
+                status_code: int = 200) -> Response:
     _manager(user)
     collectors = list(session.scalars(select(Staff).where(Staff.role.in_([str(r) for r in actions.COLLECTORS]),
                                                           Staff.status == StaffStatus.ACTIVE)
@@ -58,7 +66,8 @@ def _rules_page(request: Request, session: SessionDep, user: ConsoleUser, *, err
         "seniority": rules.SENIORITY_LABELS, "buckets": BUCKETS[1:], "tiers": RISK_TIER_LABELS,
         "balance": BALANCE_LABELS, "products": list(session.scalars(select(Product).order_by(Product.id).limit(200))),
         "warning_rules": list(session.scalars(select(WarningRule).order_by(WarningRule.id))),
-        "warning_facts": rerating.FACTS, "preview": preview, "scopes": SCOPES, "error": error, "form": form or {},
+        "warning_facts": rerating.FACTS, "preview": preview,
+        "warning_builder": view_of("warn", WARNING_FIELDS, str((form or {}).get("expression", "")), form=posted), "scopes": SCOPES, "error": error, "form": form or {},
         "notice": NOTICES.get(request.query_params.get("done", "")),
     }, status_code=status_code)
 
@@ -118,15 +127,27 @@ async def save_rule(request: Request, session: SessionDep, user: CurrentUser) ->
     return _done("rules", "rule")
 
 
-@router.post("/rules/warnings", dependencies=[CsrfChecked])
-def save_warning_rule(request: Request, session: SessionDep, user: CurrentUser, name: Annotated[str, Form()] = "",
-                      expression: Annotated[str, Form()] = "", raise_to: Annotated[str, Form()] = "") -> Response:
+@router.get("/rules/warnings/condition-preview")
+def warning_condition_preview(request: Request, user: CurrentUser, prefix: str = "") -> Response:
+    """The builder's rows as the expression they write (htmx); nothing stored."""
     _manager(user)
+    return render(request, "_condition_preview.html", preview(request.query_params, prefix, WARNING_FIELDS))
+
+
+@router.post("/rules/warnings", dependencies=[CsrfChecked])
+def save_warning_rule(request: Request, session: SessionDep, user: CurrentUser, posted: PostedForm,
+                      name: Annotated[str, Form()] = "", expression: Annotated[str, Form()] = "",
+                      raise_to: Annotated[str, Form()] = "") -> Response:
+    _manager(user)
+    typed = {"warning_name": name, "expression": expression}
+    try:  # the condition builder's rows (yuan and days typed) as the expression; advanced mode: as typed
+        expression = expression_from_form(posted, "warn", WARNING_FIELDS, expression)
+    except ValidationFailed as exc:
+        return _rules_page(request, session, user, error=exc, status_code=exc.status, form=typed, posted=posted)
     _, error = attempt(session, lambda: rerating.save_warning_rule(session, user.viewer, name=name,
                                                                    expression=expression, raise_to=raise_to))
     if error:
-        return _rules_page(request, session, user, error=error, status_code=error.status,
-                           form={"warning_name": name, "expression": expression})
+        return _rules_page(request, session, user, error=error, status_code=error.status, form=typed, posted=posted)
     return _done("rules", "warning")
 
 

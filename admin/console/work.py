@@ -15,9 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from admin import nav, visit_form
+from admin.condition_form import built_from_post, has_builder, preview, view_of
+from admin.console.lending_products import Form as PostedForm
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, require_roles
 from core import clock
 from core.errors import AppError, ValidationFailed
@@ -37,6 +40,7 @@ from crm.models import (
     StaffStatus,
 )
 from crm.scope import staff_filter
+from lending.risk.condition_builder import FieldSet, automation_conditions, automation_fields
 
 router = APIRouter(prefix="/console/work", include_in_schema=False)
 
@@ -286,7 +290,8 @@ def visit_action(request: Request, session: SessionDep, user: CurrentUser, visit
 
 
 def _rules_page(request: Request, session: SessionDep, user: ConsoleUser, *, error: AppError | None = None,
-                form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+                form: dict[str, str] | None = None, posted: FormData | None = None, status_code: int = 200
+                ) -> Response:
     rules = automation.list_rules(session)
     return render(request, "work/rules.html", {
         "rules": [(r, automation.describe(r)) for r in rules], "triggers": automation.TRIGGER_LABELS,
@@ -297,8 +302,21 @@ def _rules_page(request: Request, session: SessionDep, user: ConsoleUser, *, err
                                                                   Staff.status == StaffStatus.ACTIVE)
                                               .order_by(Staff.display_name).limit(300))),
         "form": form or {}, "error": error, "notice": NOTICES.get(request.query_params.get("done", "")),
+        "builder": view_of("cond", _condition_fields(session), str((form or {}).get("cond_expression", "")),
+                           form=posted),
         **_labels(),
     }, status_code=status_code)
+
+
+def _condition_fields(session: SessionDep) -> FieldSet:
+    return automation_fields((g.code, f"{g.code} {g.label}") for g in session.scalars(select(Grade).order_by(Grade.rank)))
+
+
+@router.get("/rules/condition-preview")
+def rule_condition_preview(request: Request, session: SessionDep, user: RuleEditor, prefix: str = "") -> Response:
+    """The builder's rows as the expression they stand for (htmx); nothing stored."""
+    return render(request, "_condition_preview.html",
+                  preview(request.query_params, prefix, _condition_fields(session)))
 
 
 @router.get("/rules")
@@ -310,20 +328,29 @@ CONDITION_FIELDS = ("grade", "stage", "source", "region", "customer_type")
 
 
 @router.post("/rules", dependencies=[CsrfChecked])
-def create_rule(request: Request, session: SessionDep, user: RuleEditor, name: Annotated[str, Form()] = "",
+def create_rule(request: Request, session: SessionDep, user: RuleEditor, posted: PostedForm, name: Annotated[str, Form()] = "",
                 trigger: Annotated[str, Form()] = "", trigger_value: Annotated[str, Form()] = "",
                 cond_grade: Annotated[str, Form()] = "", cond_stage: Annotated[str, Form()] = "",
                 cond_source: Annotated[str, Form()] = "", cond_region: Annotated[str, Form()] = "",
                 cond_customer_type: Annotated[str, Form()] = "", action_type: Annotated[str, Form()] = "",
                 title: Annotated[str, Form()] = "", due_hours: Annotated[str, Form()] = "",
                 target: Annotated[str, Form()] = "", staff_id: Annotated[str, Form()] = "",
-                body: Annotated[str, Form()] = "", grade: Annotated[str, Form()] = "") -> Response:
+                body: Annotated[str, Form()] = "", grade: Annotated[str, Form()] = "",
+                cond_expression: Annotated[str, Form()] = "") -> Response:
     raw = {"name": name, "trigger": trigger, "trigger_value": trigger_value, "cond_grade": cond_grade,
            "cond_stage": cond_stage, "cond_source": cond_source, "cond_region": cond_region,
            "cond_customer_type": cond_customer_type, "action_type": action_type, "title": title,
-           "due_hours": due_hours, "target": target, "staff_id": staff_id, "body": body, "grade": grade}
-    conditions = [{"field": f, "op": "eq", "value": raw[f"cond_{f}"].strip()}
-                  for f in CONDITION_FIELDS if raw[f"cond_{f}"].strip()]
+           "due_hours": due_hours, "target": target, "staff_id": staff_id, "body": body, "grade": grade,
+           "cond_expression": cond_expression}
+    if has_builder(posted, "cond"):  # the condition builder (or its expression, in advanced mode)
+        try:
+            fields = _condition_fields(session)
+            conditions = automation_conditions(fields, built_from_post(posted, "cond", fields, cond_expression))
+        except ValidationFailed as exc:
+            return _rules_page(request, session, user, error=exc, form=raw, posted=posted, status_code=exc.status)
+    else:  # the older form's one field per condition
+        conditions = [{"field": f, "op": "eq", "value": raw[f"cond_{f}"].strip()}
+                      for f in CONDITION_FIELDS if raw[f"cond_{f}"].strip()]
     action: dict[str, Any] = {"type": action_type}
     if action_type == "create_task":
         action.update(title=title, due_hours=parse_int(due_hours, default=-1))
@@ -335,7 +362,7 @@ def create_rule(request: Request, session: SessionDep, user: RuleEditor, name: A
         session, user.viewer, name=name, trigger=trigger, trigger_value=parse_int(trigger_value),
         conditions=conditions, action=action))
     if error:
-        return _rules_page(request, session, user, error=error, form=raw, status_code=error.status)
+        return _rules_page(request, session, user, error=error, form=raw, posted=posted, status_code=error.status)
     return RedirectResponse("/console/work/rules?done=rule", status_code=303)
 
 
