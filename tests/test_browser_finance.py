@@ -50,7 +50,7 @@ def _post_button(page, text: str) -> None:
         page.get_by_role("button", name=text).first.click()
 
 
-def test_main_path_from_agreement_to_export(world):
+def test_main_path_from_agreement_to_export(world, task_runner):
     from playwright.sync_api import expect
 
     base, ids = world
@@ -147,8 +147,13 @@ def test_main_path_from_agreement_to_export(world):
         expect(page.locator("h1 .badge")).to_have_text("已结算")
         page.goto(f"{base}/console/finance/settlements")
         _shoot(page, "settlements")
+        page.click("text=导出 Excel")  # a background export job (导出任务): its page shows progress, then the file
+        page.wait_for_url(f"{base}/console/exports/*")
+        task_runner.drain()
+        link = page.locator("a[data-download]")
+        expect(link).to_be_visible(timeout=10_000)
         with page.expect_download() as download:
-            page.click("text=导出 Excel")
+            link.click()
         rows = list(load_workbook(BytesIO(open(download.value.path(), "rb").read())).active.iter_rows(values_only=True))
         assert len(rows) == 2 and rows[1][-2] == "已结算" and rows[1][15] == 4400
         page.goto(f"{base}/console/finance/ledger?check=1")
