@@ -6,6 +6,11 @@ worker process too), replacing the handlers ``configure_logging()`` decorated ea
 masking filter must be part of that configuration itself, on each handler it creates: the access
 log (whose request line carries the query string, ``?q=13812349876``), uvicorn's error log with its
 tracebacks, and the root handler the application's own loggers propagate to.
+
+A Celery worker (and beat) replaces the root logger's handlers when it sets up its own logging
+(``worker_hijack_root_logger``), dropping the filter as well: :func:`mask_celery_logging` puts it
+back on every handler Celery sets up, through Celery's ``after_setup_logger`` and
+``after_setup_task_logger`` signals.
 """
 
 from __future__ import annotations
@@ -31,6 +36,20 @@ def configure_logging() -> None:
         for handler in logging.getLogger(name).handlers:
             handler.addFilter(MaskingFilter())
     _configured = True
+
+
+def _mask_handlers(logger: logging.Logger | None = None, **_: Any) -> None:
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
+
+
+def mask_celery_logging() -> None:
+    """Keep the masking filter on the handlers a Celery worker or beat installs (idempotent)."""
+    from celery import signals
+
+    signals.after_setup_logger.connect(_mask_handlers, weak=False, dispatch_uid="scrm-mask-pii")
+    signals.after_setup_task_logger.connect(_mask_handlers, weak=False, dispatch_uid="scrm-mask-pii-task")
 
 
 def uvicorn_log_config(level: str | None = None) -> dict[str, Any]:

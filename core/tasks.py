@@ -27,6 +27,7 @@ from typing import Any
 
 from celery import Celery, signals
 
+from core.logging_setup import mask_celery_logging
 from core.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ QUEUES = (URGENT_QUEUE, "celery")
 
 def configure_celery() -> Celery:
     settings = get_settings()
+    mask_celery_logging()
     if settings.redis_url:
         celery_app.conf.broker_url = settings.redis_url
     celery_app.conf.task_default_retry_delay = 5

@@ -100,3 +100,25 @@ def test_a_traceback_with_a_phone_number_is_masked_by_the_serve_logging_config()
     assert out.count(f"客户 {MASKED} 的身份证 110105********1234 有误") == 2, out
     assert f"lookup {MASKED} failed" in out and f"/healthz?q={MASKED}" in out, out
     assert PHONE not in out and "110105199001011234" not in out, out
+
+
+def test_a_celery_worker_logging_setup_keeps_the_mask():
+    """A worker replaces the root logger's handlers when it sets up its logging (the audit saw a phone number
+    printed in full after it): the filter goes back on every handler Celery installs, its task logger too."""
+    script = textwrap.dedent(f"""
+        import logging
+        from core.logging_setup import configure_logging
+        from core.tasks import configure_celery
+        configure_logging()
+        app = configure_celery()
+        app.log.setup_logging_subsystem(loglevel="INFO", redirect_stdouts=False)
+        logging.getLogger("crm.customers").warning("phone %s", "{PHONE}")
+        app.log.setup_task_loggers(loglevel="INFO").warning("task saw {PHONE}")
+        assert logging.getLogger().handlers, "celery installed no root handler"
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert f"phone {MASKED}" in out and f"task saw {MASKED}" in out, out
+    assert PHONE not in out, out
