@@ -202,6 +202,43 @@ def test_an_xlsx_that_states_no_dimension_is_stopped_while_it_is_read(session, t
     assert _customers(session) == 0  # the first batch had not been written yet
 
 
+def _with_shared_strings(path: Path, count: int) -> Path:
+    """``path`` (as openpyxl wrote it, inline strings) given a shared strings table of ``count`` distinct
+    entries, declared as Excel declares it: what a large file saved by Excel carries."""
+    with zipfile.ZipFile(path) as src:
+        parts = {name: src.read(name) for name in src.namelist()}
+    ns = b"http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    parts["xl/sharedStrings.xml"] = (b'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="' + ns + b'">'
+                                     + b"".join(f"<si><t>客户{i}号的一段备注文字</t></si>".encode() for i in range(count))
+                                     + b"</sst>")
+    parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(
+        b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
+                     b'officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
+    parts["xl/_rels/workbook.xml.rels"] = parts["xl/_rels/workbook.xml.rels"].replace(
+        b"</Relationships>", b'<Relationship Id="rIdSST" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+                             b'relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>')
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_inspecting_an_xlsx_does_not_load_its_shared_strings(tmp_path):
+    """The row estimate is read from the sheet's <dimension>: inspecting a file with a large shared strings
+    table (within the limits) costs next to nothing; through openpyxl it held every string in memory."""
+    import tracemalloc
+
+    path = _with_shared_strings(xlsx(tmp_path / "wide.xlsx", _rows(3), header=["姓名", "手机号"]), 150_000)
+    tracemalloc.start()
+    try:
+        info = sources.inspect(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert info.kind == "xlsx" and info.estimated_rows == 4
+    assert peak < 8 * 1024 * 1024, f"inspect peaked at {peak / 1024 / 1024:.1f} MiB"
+
+
 @pytest.fixture
 def manager_client(session):
     org = make_org(session)

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from defusedxml.ElementTree import iterparse
+
 from crm.importer import limits
 from crm.importer.errors import ImportFileEmpty, ImportFileInvalid
 
@@ -188,17 +190,50 @@ def _iter_calamine(path: Path, kind: str) -> Iterator[tuple[int, list[object]]]:
 
 
 def _xlsx_rows(path: Path) -> int | None:
-    """The first worksheet's row count as its dimension states it (None when it does not)."""
-    try:
-        from openpyxl import load_workbook
+    """The first worksheet's row count as its ``<dimension>`` states it (None when it does not).
 
-        wb = load_workbook(path, read_only=True)
-        try:
-            return wb.worksheets[0].max_row if wb.worksheets else None
-        finally:
-            wb.close()
+    Read from the worksheet's XML head, not through openpyxl: ``load_workbook`` reads the whole shared
+    strings table into memory first (hundreds of MB for a large file within the limits), only to
+    give a number the import will get again when it reads the rows."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            sheet = _first_sheet_part(zf)
+            if sheet is None:
+                return None
+            with zf.open(sheet) as fh:
+                for _event, elem in iterparse(fh, events=("start",)):
+                    tag = elem.tag.rsplit("}", 1)[-1]
+                    if tag == "dimension":
+                        return _last_row(elem.get("ref") or "")
+                    if tag == "sheetData":  # the dimension comes before the rows, or not at all
+                        return None
     except Exception:  # noqa: BLE001 - only an estimate; the read itself says what is wrong
         return None
+    return None
+
+
+def _first_sheet_part(zf: zipfile.ZipFile) -> str | None:
+    """The archive path of the workbook's first sheet (by workbook.xml and its relationships)."""
+    rid = None
+    with zf.open("xl/workbook.xml") as fh:
+        for _event, elem in iterparse(fh, events=("start",)):
+            if elem.tag.rsplit("}", 1)[-1] == "sheet":
+                rid = next((v for k, v in elem.attrib.items() if k.rsplit("}", 1)[-1] == "id"), None)
+                break
+    if rid is None:
+        return None
+    with zf.open("xl/_rels/workbook.xml.rels") as fh:
+        for _event, elem in iterparse(fh, events=("start",)):
+            if elem.tag.rsplit("}", 1)[-1] == "Relationship" and elem.get("Id") == rid:
+                target = (elem.get("Target") or "").lstrip("/")
+                return target if target.startswith("xl/") else f"xl/{target}"
+    return None
+
+
+def _last_row(ref: str) -> int | None:
+    """``A1:Q20001`` → 20001; ``A1`` → 1."""
+    digits = "".join(ch for ch in ref.rsplit(":", 1)[-1] if ch.isdigit())
+    return int(digits) if digits else None
 
 
 def estimated_rows(path: Path, info: FileInfo) -> int | None:
