@@ -88,3 +88,12 @@ class RestructureDecided(Conflict):
 class RestructureNotFound(NotFound):
     code = "restructure_not_found"
     message = "没有这条展期/重组申请"
+
+
+class BookingInconsistent(Conflict):
+    """An internal check of a booking failed (the split of a payment does not add up to it, a paid
+    installment would be dropped): nothing is written. An explicit check, not an ``assert``, which
+    ``python -O`` would remove."""
+
+    code = "booking_inconsistent"
+    message = "记账校验未通过，未做任何更改，请联系管理员"

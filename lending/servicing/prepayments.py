@@ -42,7 +42,7 @@ from lending.schedule.prepayment import PrepaymentMode, accrued_interest, payoff
 from lending.schedule.terms import coerce_enum
 from lending.servicing import state, versions
 from lending.servicing.arithmetic import Due, allocate
-from lending.servicing.exceptions import LoanClosed, PrepaymentRefused
+from lending.servicing.exceptions import BookingInconsistent, LoanClosed, PrepaymentRefused
 from lending.servicing.posting import fix_penalty, insert_repayment, latest_standing_date, post, replay
 
 __all__ = ["MODE_LABELS", "PrepaymentQuote", "book_locked", "quote"]
@@ -91,7 +91,8 @@ class PrepaymentQuote:
 
 def _charge_rate(session: Session, loan: Loan) -> Fraction:
     contract = session.get(Contract, loan.contract_id)
-    assert contract is not None
+    if contract is None:
+        raise BookingInconsistent("贷款没有对应的合同")
     return Fraction(versions.contract_terms(contract).prepayment_charge_rate or 0)
 
 
@@ -203,7 +204,8 @@ def book_locked(session: Session, loan: Loan, *, amount: int, day: date, mode: P
         split += [(current.id, "fee", q.charge_amount), (current.id, "interest", q.accrued_interest_amount)]
     split += [(current.id, "principal", q.principal_amount)]
     split = [s for s in split if s[2] > 0]
-    assert sum(s[2] for s in split) == amount, (split, amount)
+    if sum(s[2] for s in split) != amount:
+        raise BookingInconsistent(f"提前还款拆分合计 {sum(s[2] for s in split)} 分，不等于还款金额 {amount} 分")
     version = versions.append(session, loan, q.schedule, reason=q.kind, effective_date=day, rows=rows,
                               repayment_id=repayment.id, mode=q.mode, staff_id=staff_id)
     label = "提前结清" if q.closes else f"部分提前还款（{MODE_LABELS[str(q.mode)]}）"

@@ -22,6 +22,7 @@ from lending import products
 from lending.models import Contract, Loan, LoanInstallment, Restructure, ScheduleVersion
 from lending.schedule.engine import Period, Schedule, build_schedule
 from lending.schedule.terms import LoanTerms, RepaymentMethod
+from lending.servicing.exceptions import BookingInconsistent
 
 __all__ = ["append", "current_schedule", "effective_terms", "ensure_original", "history", "loan_terms", "write_rows"]
 
@@ -46,7 +47,8 @@ def loan_terms(session: Session, loan: Loan) -> LoanTerms:
     """The engine's terms of the loan: the contract's frozen product terms (at a restructure's new rate),
     principal, term and start date."""
     contract = session.get(Contract, loan.contract_id)
-    assert contract is not None and contract.start_date is not None
+    if contract is None or contract.start_date is None:
+        raise BookingInconsistent("贷款的合同缺失或没有起始日")
     return products.loan_terms(effective_terms(session, loan, contract), contract.principal_amount,
                                contract.term_months, contract.start_date)
 
@@ -132,7 +134,8 @@ def write_rows(session: Session, loan: Loan, rows: Sequence[LoanInstallment], sc
             row.interest_amount, row.fee_amount = period.interest, fee
     gone = [r.id for r in rows if r.number >= first and r.number not in numbers]
     if gone:
-        assert all(by_number[n].paid_amount == 0 for n in by_number if n >= first and n not in numbers)
+        if any(by_number[n].paid_amount for n in by_number if n >= first and n not in numbers):
+            raise BookingInconsistent("新还款计划会删除已有还款的期次")
         session.execute(delete(LoanInstallment).where(LoanInstallment.id.in_(gone))
                         .execution_options(synchronize_session="fetch"))
     session.flush()
