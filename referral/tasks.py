@@ -71,11 +71,6 @@ def on_loan_disbursed(session: Session, loan_id: int) -> None:
         disbursed_at=loan.disbursed_at)
 
 
-def on_loan_reversed(session: Session, loan_id: int) -> None:
-    """For a lending hook on refunds, voids and cancellations (if lending offers one)."""
-    ledger.reverse_for_loan(session, loan_id, "贷款撤销/退款，佣金冲回")
-
-
 def on_finance_fees_collected(session: Session, event) -> None:  # noqa: ANN001 - finance.hooks.FeeEvent
     """Staff commission schemes accrue (and confirm) on the fees finance actually collected at 结单."""
     ledger.record_service_fee_collected(
@@ -117,23 +112,14 @@ def register_bounty_hooks() -> None:
 
 
 def register_hooks() -> bool:
-    """Join lending's, crm's and finance's hook lists; True when the disbursement hook is in place."""
+    """Join lending's, crm's and finance's hook lists (idempotent). Lending has no hook for a reversed or
+    refunded loan yet: commissions on such a loan are reversed by hand (``referral.ledger.reverse_for_loan``)."""
+    from lending import disbursement
+
     register_bounty_hooks()
     register_finance_hooks()
-    try:
-        from lending import disbursement
-    except ImportError:  # lending still being built: nothing to hook into
-        return False
-    hooks = getattr(disbursement, "ON_LOAN_DISBURSED", None)
-    if hooks is None:
-        return False
-    if on_loan_disbursed not in hooks:
-        hooks.append(on_loan_disbursed)
-    for name in ("ON_LOAN_REVERSED", "ON_LOAN_CANCELLED", "ON_LOAN_REFUNDED"):  # none exists yet
-        extra = getattr(disbursement, name, None)
-        if isinstance(extra, list) and on_loan_reversed not in extra:
-            extra.append(on_loan_reversed)
+    if on_loan_disbursed not in disbursement.ON_LOAN_DISBURSED:
+        disbursement.ON_LOAN_DISBURSED.append(on_loan_disbursed)
     return True
-
 
 register_hooks()

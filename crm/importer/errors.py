@@ -23,8 +23,3 @@ class ImportFileEmpty(ImportFileInvalid):
 class ImportJobNotFound(NotFound):
     code = "import_job_not_found"
     message = "导入任务不存在或不在您的数据范围内"
-
-
-class AllocationUnavailable(ValidationFailed):
-    code = "allocation_unavailable"
-    message = "自动分配模块尚未安装，无法使用 --assign"

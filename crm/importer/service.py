@@ -34,7 +34,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -45,13 +44,13 @@ from core import audit, clock, outbox, pii
 from core.db import is_postgres, sessions_are_independent, unit_of_work
 from core.errors import AppError, ValidationFailed
 from core.settings import get_settings
-from crm import customers, notify, scope
+from crm import allocation, customers, notify, scope
 from crm.exceptions import PoolNotFound
 from crm.importer import dedup, merge, prepare, sources, writer
-from crm.importer.errors import AllocationUnavailable, ImportFileEmpty, ImportJobNotFound
+from crm.importer.errors import ImportFileEmpty, ImportJobNotFound
 from crm.importer.headers import find_header
 from crm.importer.report import Problem, ProblemReport
-from crm.models import Collision, Grade, ImportJob, ImportStatus, Pool, Staff
+from crm.models import ALLOCATION_MODE_LABELS, Collision, Grade, ImportJob, ImportStatus, Pool, Staff
 from crm.scope import Viewer
 
 log = logging.getLogger(__name__)
@@ -174,30 +173,15 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _allocation() -> ModuleType | None:
-    """crm.allocation, when installed (it plans owners before a batch is written)."""
-    try:
-        from crm import allocation
-    except ImportError:
-        return None
-    return allocation if hasattr(allocation, "plan") else None
-
-
 ASSIGN_BY_RULES = "rules"  # --assign rules: the configured allocation rules decide (mode None)
 
 
 def assign_modes() -> dict[str, str]:
     """Modes ``--assign`` accepts, with their Chinese labels ("manual" needs a person: not for imports)."""
-    try:
-        from crm.models import ALLOCATION_MODE_LABELS
-    except ImportError:
-        return {}
     return {ASSIGN_BY_RULES: "按分配规则", **{k: v for k, v in ALLOCATION_MODE_LABELS.items() if k != "manual"}}
 
 
 def check_assign_mode(mode: str) -> None:
-    if _allocation() is None:
-        raise AllocationUnavailable()
     modes = assign_modes()
     if mode not in modes:
         raise ValidationFailed(f"未知的分配方式：{mode}（可选：{'、'.join(f'{k}（{v}）' for k, v in modes.items())}）",
@@ -363,7 +347,7 @@ class _Run:
         # planning owners before the insert)
         self.timings = dict.fromkeys(("read", "prepare", "lookahead", "wait", "lookup", "assign", "insert",
                                       "duplicates", "commit"), 0.0)
-        self.allocation = _allocation() if job.assign_mode else None
+        self.allocation = allocation if job.assign_mode else None
         with unit_of_work() as session:
             self.grades = frozenset(session.scalars(select(Grade.code)))
             self.pool_id = job.pool_id or customers.default_pool(session).id
