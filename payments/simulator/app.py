@@ -348,7 +348,7 @@ def _send(s: SimPayState, o: dict[str, Any], *, copies: int = 1, forge: str = ""
             event_id = s.sent[o["out_trade_no"]]["event_id"]
         statuses.append(s.deliver(url, headers, body, forge or "通知"))
         if replay:  # the very same request again (same nonce, same body)
-            statuses.append(s.deliver(url, headers, body, "重放"))
+            statuses.append(s.deliver(url, headers, body, "原样重发"))
         if reuse_nonce:  # another body (a fresh notification id) signed under the same nonce and timestamp
             with s.lock:
                 sent = s.sent[o["out_trade_no"]]
@@ -465,7 +465,7 @@ def _send_refund(s: SimPayState, out_refund_no: str, *, copies: int = 1, forge: 
             url = r["notify_url"]
         statuses.append(s.deliver(url, headers, body, forge or "退款通知"))
         if replay:
-            statuses.append(s.deliver(url, headers, body, "重放"))
+            statuses.append(s.deliver(url, headers, body, "原样重发"))
     return statuses
 
 
