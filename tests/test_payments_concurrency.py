@@ -96,3 +96,17 @@ def test_two_simultaneous_debits_of_one_bill_open_one_attempt(committed, pay_ser
     with unit_of_work() as s:
         assert s.scalar(select(func.count()).select_from(PaymentOrder)
                         .where(PaymentOrder.obligation_ref == ref)) == 1
+
+
+def test_the_database_keeps_one_open_attempt_per_obligation(session):
+    from payments.exceptions import OpenAttemptExists
+
+    kw = {"purpose": PURPOSE, "obligation_ref": "loan:0:test", "customer_id": None, "amount": 100,
+          "description": "还款", "method": "jsapi"}
+    first = orders.create(session, **kw)
+    with pytest.raises(OpenAttemptExists, match=first.out_trade_no):
+        orders.create(session, **kw)
+    orders.move(session, first, "closed", source="system", reason="测试")
+    session.flush()
+    second = orders.create(session, **kw)  # once the first is closed, the next attempt opens
+    assert (second.attempt_no, second.status) == (2, "created")
