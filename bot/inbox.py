@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from bot.callback_crypto import CallbackRejected
 from bot.models import WecomInbox, WecomNonce
-from core import clock, outbox, pii
+from core import callback_nonces, clock, outbox, pii
 from core.db import UTCDateTime, insert_ignore, is_postgres
 from core.errors import AppError
 
@@ -94,8 +94,7 @@ class Incoming:
     digest: str = ""
 
 
-def body_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+body_digest = callback_nonces.body_digest
 
 
 # Ids per processing task: urgent events (add_external_contact sends a welcome message within 20 s)
@@ -159,12 +158,10 @@ def _store_pg(session: Session, rows: list[dict[str, Any]]) -> list[Stored]:
 def _store_each(session: Session, rows: list[dict[str, Any]]) -> list[Stored]:
     now, out = clock.now(), []
     for row in rows:
-        if insert_ignore(session, WecomNonce, {"nonce": row["nonce"], "timestamp": row["timestamp"],
-                                               "digest": row["digest"], "seen_at": now},
-                         ["nonce", "timestamp"]) is None:
-            known = session.scalar(select(WecomNonce.digest).where(WecomNonce.nonce == row["nonce"],
-                                                                   WecomNonce.timestamp == row["timestamp"]))
-            out.append((False, None, known == row["digest"]))
+        nonce_new, same_body = callback_nonces.record(session, WecomNonce, nonce=row["nonce"],
+                                                      timestamp=row["timestamp"], digest=row["digest"], now=now)
+        if not nonce_new:
+            out.append((False, None, same_body))
             continue
         out.append((True, insert_ignore(session, WecomInbox, {
             "event_key": row["event_key"], "kind": row["kind"], "urgent": row["urgent"],
@@ -180,16 +177,7 @@ def receive_many(session: Session, items: list[Incoming]) -> list[int | None | N
 
     The new rows' processing is enqueued in a few tasks (ids grouped), sent after the commit."""
     rows = [_row_values(item) for item in items]
-    # the same nonce twice in one batch: the later ones are never written; the same body again is a
-    # re-delivery, another body a replay
-    repeated: dict[int, bool] = {}
-    seen: dict[tuple[str, str], str] = {}
-    for i, row in enumerate(rows):
-        key = (row["nonce"], row["timestamp"])
-        if key in seen:
-            repeated[i] = seen[key] == row["digest"]
-        else:
-            seen[key] = row["digest"]
+    repeated = callback_nonces.repeats_in_batch(rows)  # never written: the first of the batch decides
     to_store = [row for i, row in enumerate(rows) if i not in repeated]
     stored = iter(_store_pg(session, to_store) if is_postgres(session) else _store_each(session, to_store))
     out: list[int | None | NonceReplayed] = []
@@ -198,8 +186,9 @@ def receive_many(session: Session, items: list[Incoming]) -> list[int | None | N
     queued: set[int] = set()
     for i, row in enumerate(rows):
         nonce_new, inbox_id, same_body = (False, None, repeated[i]) if i in repeated else next(stored)
-        if not nonce_new:
-            out.append(None if same_body else NonceReplayed())
+        seen = callback_nonces.outcome(nonce_new, same_body)
+        if seen != "new":
+            out.append(None if seen == "redelivery" else NonceReplayed())
             continue
         if inbox_id is None or inbox_id in queued:  # a re-delivery, also one inside this batch
             out.append(None)

@@ -15,6 +15,7 @@ deployment, which is announced loudly on the log and on stderr.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SimulatorInProduction", "Simulator", "active", "check", "register"]
+__all__ = ["SimulatorInProduction", "Simulator", "active", "check", "register", "wechat_mp_identity"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,10 @@ register("wecom", "企业微信 WeCom", settings=("SCRM_WECOM_CORP_ID", "SCRM_WE
                                               "SCRM_WECOM_TOKEN", "SCRM_WECOM_AES_KEY"), active=_wecom_active)
 register("wechat_mp", "微信小程序 WeChat mini-program",
          settings=("SCRM_WECHAT_MP_APPID", "SCRM_WECHAT_MP_SECRET"), active=_wechat_active)
+
+
+def wechat_mp_identity(appid: str, identity: str) -> tuple[str, str]:
+    """(openid, unionid) the simulated WeChat answers for a ``wx.login`` code ``<identity>:<anything>`` of the
+    mini-program ``appid``: the simulator's ``sns/jscode2session`` hands them out, the demo data seeds them."""
+    digest = hashlib.sha256(f"{appid}:{identity}".encode()).hexdigest()
+    return "osim" + digest[:24], "usim" + digest[24:48]

@@ -10,7 +10,8 @@ once per payment (a unique ``payment_order_id`` on the row it lands in):
   Cr 客户定金);
 - ``settlement:<settlement id>:<revision>``: the WeChat part of a charged settlement (服务费), paid before
   结单; the charge's line names the payment, posted on arrival (Dr 微信账户 / Cr 客户定金) and applied at
-  结单 (:func:`finance.settlements.receive_online`); the charge cannot be changed afterwards.
+  结单 (:func:`finance.settlements.receive_online`; withheld money: Dr 代扣账户); the charge cannot be changed
+  afterwards.
 
 A refusal (agreement cancelled or settled meanwhile, charge changed, another amount) leaves the money held
 for review in payments.
@@ -118,7 +119,8 @@ def apply_fee(session: Session, settlement: purposes.Settlement) -> str:
     kind, ids = parse(settlement.obligation_ref)
     if kind == "settlement":
         line = settlements.receive_online(session, ids[0], revision=ids[1], amount=settlement.amount,
-                                          out_trade_no=settlement.out_trade_no, payment_order_id=settlement.order_id)
+                                          out_trade_no=settlement.out_trade_no, payment_order_id=settlement.order_id,
+                                          withheld=settlement.method == "withholding")
         return f"finance_settlement_payment:{line.id}"
     deposit = deposits.receive_paid(session, ids[0], amount=settlement.amount, paid_date=settlement.paid_date,
                                     out_trade_no=settlement.out_trade_no, payment_order_id=settlement.order_id)

@@ -348,10 +348,11 @@ def online_due(session: Session, settlement: Settlement) -> SettlementPayment | 
 
 
 def receive_online(session: Session, settlement_id: int, *, revision: int, amount: int, out_trade_no: str,
-                   payment_order_id: int) -> SettlementPayment:
-    """The charge's WeChat part paid through WeChat Pay before 结单: the line names the payment (once) and the
-    money is posted on arrival (Dr 微信账户 / Cr 客户定金, applied at 结单). Refused (the money then waits for
-    review in payments) when the charge changed since the bill was made, or the amount differs."""
+                   payment_order_id: int, withheld: bool = False) -> SettlementPayment:
+    """The charge's WeChat part paid through WeChat Pay before 结单, or withheld (代扣) under the customer's
+    authorisation: the line names the payment (once) and the money is posted on arrival (Dr 微信账户, or
+    Dr 代扣账户 when ``withheld``, / Cr 客户定金, applied at 结单). Refused (the money then waits for review in
+    payments) when the charge changed since the bill was made, or the amount differs."""
     existing = session.scalar(select(SettlementPayment).where(SettlementPayment.payment_order_id == payment_order_id))
     if existing is not None:
         return existing
@@ -367,8 +368,9 @@ def receive_online(session: Session, settlement_id: int, *, revision: int, amoun
     session.flush()
     agreement = session.get(Agreement, settlement.agreement_id)
     ledger.post(session, source_type="settlement_payment", source_id=line.id, source_key=f"settlement_payment:{line.id}",
-                memo=f"在线收服务费 {agreement.number}", lines=[ledger.Line("wechat", debit=amount),
-                                                           ledger.Line("deposits_held", credit=amount)])
+                memo=f"{'代扣' if withheld else '在线收'}服务费 {agreement.number}",
+                lines=[ledger.Line("withholding" if withheld else "wechat", debit=amount),
+                       ledger.Line("deposits_held", credit=amount)])
     audit.record(session, "finance.settlement_paid_online", entity_type="finance_settlement", entity_id=settlement.id,
                  after={"amount": amount, "out_trade_no": out_trade_no, "revision": revision})
     return line

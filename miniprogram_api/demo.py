@@ -1,17 +1,31 @@
-"""Demo consent documents for `scrm seed-demo`: the mini-program's 隐私政策 and the demo bank's 个人信息共享授权书,
-published as version 1 through lending.consent (as `scrm mp publish-consent` does), and the consents of the
-demo customers who applied for one of the demo bank's products (so the console's 授权协议 page shows who
-consented). Nothing when a document exists."""
+"""Demo data of the mini-program for `scrm seed-demo`:
+
+- consent documents: the mini-program's 隐私政策 and the demo bank's 个人信息共享授权书, published as version 1
+  through lending.consent (as `scrm mp publish-consent` does), and the consents of the demo customers who
+  applied for one of the demo bank's products (so the console's 授权协议 page shows who consented). Nothing
+  when a document exists;
+- a mini-program login for a borrower with a bill due (:data:`DEMO_BORROWER`): the first active demo loan with
+  something due today gets the WeChat identity the simulator answers for the ``wx.login`` code
+  ``demo-borrower:<anything>``, so that a mini-program repayment can be shown end to end on `make run`
+  (docs/miniprogram-api.md, "A repayment on the demo data"). Nothing when that identity exists.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import simulators
 from core.audit import Actor
+from core.money import format_yuan
+from crm.models import Customer
 from lending import consent
-from lending.models import Application, Funder, Product
+from lending.models import Application, Funder, Loan, Product
 from lending.models.consent import MpConsentDocument
+from lending.payment_purposes import current_bill
+from miniprogram_api import wechat
+
+DEMO_BORROWER = "demo-borrower"  # the simulator's login code for the borrower: "demo-borrower:<anything>"
 
 PRIVACY = """\
 本隐私政策说明我们如何收集、使用、保存和保护您的个人信息。
@@ -32,6 +46,26 @@ SHARE = """\
 
 
 def seed(session: Session) -> list[str]:
+    return _documents(session) + _borrower_login(session)
+
+
+def _borrower_login(session: Session) -> list[str]:
+    openid, unionid = simulators.wechat_mp_identity(wechat.config().appid, DEMO_BORROWER)
+    if session.scalar(select(Customer.id).where(Customer.wechat_openid == openid)) is not None:
+        return []
+    for loan in session.scalars(select(Loan).where(Loan.status == "active").order_by(Loan.id)):
+        bill = current_bill(session, loan)
+        customer = session.get(Customer, loan.customer_id)
+        if bill is None or customer is None or customer.wechat_openid or customer.wechat_unionid:
+            continue
+        customer.wechat_openid, customer.wechat_unionid = openid, unionid
+        session.flush()
+        return [f"演示小程序还款：客户 #{customer.id} 的贷款 #{loan.id} 第 {bill.period} 期应还 {format_yuan(bill.amount)}，"
+                f"小程序登录码 {DEMO_BORROWER}:<任意>（模拟器，见 docs/miniprogram-api.md）"]
+    return []
+
+
+def _documents(session: Session) -> list[str]:
     if session.scalar(select(MpConsentDocument.id).limit(1)) is not None:
         return []
     actor = Actor.system("scrm seed-demo")

@@ -28,6 +28,13 @@ class OrderStateConflict(Conflict):
     message = "支付订单当前状态不允许此操作"
 
 
+class OpenAttemptExists(OrderStateConflict):
+    """Another request opened an attempt for the same obligation meanwhile (the database decided)."""
+
+    code = "payment_attempt_open"
+    message = "该应付事项已有进行中的支付"
+
+
 class ProviderUnavailable(AppError):
     """The provider could not be reached or answered something we cannot read: the outcome is unknown."""
 

@@ -1,9 +1,10 @@
 """The payment-notification inbox: verified notifications stored once, processed exactly once.
 
 Receiving (the request path, :mod:`payments.web`): verify (:mod:`payments.notify_crypto`), record the
-nonce (a replayed request is refused, nothing stored), ``INSERT … ON CONFLICT DO NOTHING`` the
-notification under its own id (a re-delivery is acknowledged, nothing new), enqueue its processing
-only when the row is new, answer at once.
+nonce with the body's digest (:mod:`core.callback_nonces`, the WeCom callbacks' rule: a byte-identical
+re-delivery of a request is acknowledged, a known nonce with another body refused, nothing stored),
+``INSERT … ON CONFLICT DO NOTHING`` the notification under its own id (a re-delivery under a fresh nonce
+is acknowledged, nothing new), enqueue its processing only when the row is new, answer at once.
 
 Processing (task ``payments.process_notifications``): per id, lock the row (``FOR UPDATE``), skip it if
 handled, apply the result to the order (:func:`payments.orders.record_result`), mark it handled in the
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
-from core import clock, outbox, pii
+from core import callback_nonces, clock, outbox, pii
 from core.db import UTCDateTime, insert_ignore, is_postgres
 from core.errors import AppError
 from payments.exceptions import NotificationRejected
@@ -37,7 +38,7 @@ TASK_IDS = 100
 class NonceReplayed(NotificationRejected):
     code = "payment_notification_replayed"
     status = 403
-    message = "重复的支付通知请求（nonce 已使用）"
+    message = "重复的支付通知请求（nonce 已用于另一内容）"
 
 
 def _summary(n: Notification) -> str:
@@ -51,15 +52,20 @@ def _summary(n: Notification) -> str:
     return pii.mask_text(text)[:300]
 
 
+# Per stored row: (nonce new, new inbox id or None, a known nonce came with the same body).
+Stored = tuple[bool, int | None, bool]
+
 # PostgreSQL: a whole batch in ONE statement (as bot.inbox does): the nonces first; a notification is
-# written only if its nonce was new, and a re-delivery's notification id conflicts.
+# written only if its nonce was new, and a re-delivery's notification id conflicts. A known nonce whose
+# stored digest equals the request's is a byte-identical re-delivery (same_body).
 _RECEIVE_PG = text("""
 WITH input AS (
     SELECT * FROM unnest(CAST(:nonces AS text[]), CAST(:timestamps AS text[]), CAST(:event_keys AS text[]),
-                         CAST(:event_types AS text[]), CAST(:resources AS text[]), CAST(:summaries AS text[]))
-        WITH ORDINALITY AS t(nonce, ts, event_key, event_type, resource_enc, summary, ord)
+                         CAST(:event_types AS text[]), CAST(:resources AS text[]), CAST(:summaries AS text[]),
+                         CAST(:digests AS text[]))
+        WITH ORDINALITY AS t(nonce, ts, event_key, event_type, resource_enc, summary, digest, ord)
 ), n AS (
-    INSERT INTO payment_nonce (nonce, "timestamp", seen_at) SELECT nonce, ts, :now FROM input
+    INSERT INTO payment_nonce (nonce, "timestamp", digest, seen_at) SELECT nonce, ts, digest, :now FROM input
     ON CONFLICT (nonce, "timestamp") DO NOTHING RETURNING nonce, "timestamp"
 ), i AS (
     INSERT INTO payment_notification (event_key, event_type, resource_enc, summary, status, attempts, received_at)
@@ -68,59 +74,62 @@ WITH input AS (
     ORDER BY input.event_key, input.ord
     ON CONFLICT (event_key) DO NOTHING RETURNING id, event_key
 )
-SELECT input.ord, n.nonce IS NOT NULL AS nonce_new, i.id AS inbox_id
+SELECT input.ord, n.nonce IS NOT NULL AS nonce_new, i.id AS inbox_id,
+       COALESCE(known.digest = input.digest, false) AS same_body
 FROM input
 LEFT JOIN n ON n.nonce = input.nonce AND n."timestamp" = input.ts
 LEFT JOIN i ON i.event_key = input.event_key
+LEFT JOIN payment_nonce known ON n.nonce IS NULL AND known.nonce = input.nonce AND known."timestamp" = input.ts
 ORDER BY input.ord
 """).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 def _row(n: Notification) -> dict:
-    return {"nonce": n.nonce[:64], "timestamp": n.timestamp[:16], "event_key": n.id, "event_type": n.event_type,
+    digest = n.digest or callback_nonces.body_digest(json.dumps(
+        [n.id, n.event_type, n.resource], ensure_ascii=False, sort_keys=True).encode())
+    return {"nonce": n.nonce[:64], "timestamp": n.timestamp[:16], "digest": digest, "event_key": n.id,
+            "event_type": n.event_type,
             "resource_enc": pii.seal(pii.PAYLOAD, json.dumps(n.resource, ensure_ascii=False)),
             "summary": _summary(n)}
 
 
-def _store_pg(session: Session, rows: list[dict]) -> list[tuple[bool, int | None]]:
+def _store_pg(session: Session, rows: list[dict]) -> list[Stored]:
     params = {name: [row[key] for row in rows] for name, key in (
         ("nonces", "nonce"), ("timestamps", "timestamp"), ("event_keys", "event_key"),
-        ("event_types", "event_type"), ("resources", "resource_enc"), ("summaries", "summary"))}
-    return [(r.nonce_new, r.inbox_id) for r in session.execute(_RECEIVE_PG, {**params, "now": clock.now()})]
+        ("event_types", "event_type"), ("resources", "resource_enc"), ("summaries", "summary"),
+        ("digests", "digest"))}
+    return [(r.nonce_new, r.inbox_id, r.same_body) for r in session.execute(_RECEIVE_PG, {**params, "now": clock.now()})]
 
 
-def _store_each(session: Session, rows: list[dict]) -> list[tuple[bool, int | None]]:
+def _store_each(session: Session, rows: list[dict]) -> list[Stored]:
     now, out = clock.now(), []
     for row in rows:
-        if insert_ignore(session, PaymentNonce, {"nonce": row["nonce"], "timestamp": row["timestamp"],
-                                                 "seen_at": now}, ["nonce", "timestamp"]) is None:
-            out.append((False, None))
+        nonce_new, same_body = callback_nonces.record(session, PaymentNonce, nonce=row["nonce"],
+                                                      timestamp=row["timestamp"], digest=row["digest"], now=now)
+        if not nonce_new:
+            out.append((False, None, same_body))
             continue
         out.append((True, insert_ignore(session, PaymentNotification, {
             "event_key": row["event_key"], "event_type": row["event_type"], "resource_enc": row["resource_enc"],
-            "summary": row["summary"], "status": "pending", "attempts": 0, "received_at": now}, ["event_key"])))
+            "summary": row["summary"], "status": "pending", "attempts": 0, "received_at": now}, ["event_key"]), False))
     return out
 
 
 def receive_many(session: Session, items: list[Notification]) -> list[int | None | NonceReplayed]:
-    """Per item: its new inbox id, None for a re-delivery (acknowledged, not stored again), or
-    :class:`NonceReplayed` (refused). The new rows' processing is enqueued (sent after the commit)."""
+    """Per item: its new inbox id, None for a re-delivery (acknowledged, not stored again: the same
+    notification under a fresh nonce, or the very same request again), or :class:`NonceReplayed` (a known
+    nonce with another body: refused). The new rows' processing is enqueued (sent after the commit)."""
     rows = [_row(n) for n in items]
-    replayed: set[int] = set()  # the same nonce twice in one batch: the later ones are replays, never written
-    seen: set[tuple[str, str]] = set()
-    for i, row in enumerate(rows):
-        key = (row["nonce"], row["timestamp"])
-        if key in seen:
-            replayed.add(i)
-        seen.add(key)
-    to_store = [row for i, row in enumerate(rows) if i not in replayed]
+    repeated = callback_nonces.repeats_in_batch(rows)  # never written: the first of the batch decides
+    to_store = [row for i, row in enumerate(rows) if i not in repeated]
     stored = iter(_store_pg(session, to_store) if is_postgres(session) else _store_each(session, to_store))
     out: list[int | None | NonceReplayed] = []
     new_ids: list[int] = []
     for i in range(len(rows)):
-        nonce_new, inbox_id = (False, None) if i in replayed else next(stored)
-        if not nonce_new:
-            out.append(NonceReplayed())
+        nonce_new, inbox_id, same_body = (False, None, repeated[i]) if i in repeated else next(stored)
+        seen = callback_nonces.outcome(nonce_new, same_body)
+        if seen != "new":
+            out.append(None if seen == "redelivery" else NonceReplayed())
         elif inbox_id is None or inbox_id in new_ids:  # a re-delivery, also one inside this batch
             out.append(None)
         else:

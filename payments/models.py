@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import pii_rotation
@@ -30,6 +30,8 @@ AUTHORIZATION_STATUS_LABELS = {"active": "有效", "revoked": "已撤销"}
 ITEM_KIND_LABELS = {"missing_ours": "我方无记录", "missing_provider": "渠道无记录", "amount_differs": "金额不符",
                     "status_differs": "状态不符"}
 ITEM_STATUS_LABELS = {"open": "待处理", "resolved": "已处理"}
+OPEN_STATUSES = ("created", "submitted", "unknown")  # an attempt still under way (payments.orders.OPEN)
+OPEN_SQL = "status IN (" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
 
 class PaymentOrder(Base):
@@ -41,6 +43,10 @@ class PaymentOrder(Base):
         Index("ix_payment_order_status_next", "status", "next_check_at"),
         Index("ix_payment_order_paid_date", "paid_date"),
         Index("ix_payment_order_obligation", "purpose", "obligation_ref"),
+        # at most one open attempt per obligation: two simultaneous checkouts or debits of one bill cannot
+        # both open an attempt (the second finds the first, see payments.orders.create)
+        Index("uq_payment_order_open_attempt", "purpose", "obligation_ref", unique=True,
+              postgresql_where=text(OPEN_SQL), sqlite_where=text(OPEN_SQL)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -130,6 +136,9 @@ class PaymentNonce(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     nonce: Mapped[str] = mapped_column(String(64))
     timestamp: Mapped[str] = mapped_column(String(16))
+    # sha256 of the request body: the same (nonce, timestamp) with the same body is WeChat Pay re-delivering
+    # a notification it got no answer to (acknowledged); with another body it is a replay (refused).
+    digest: Mapped[str | None] = mapped_column(String(64))
     seen_at: Mapped[datetime] = mapped_column(index=True)
 
 

@@ -4,7 +4,8 @@
 The primitives are ``wechatpayv3.utils`` (RSA-SHA256 PKCS#1 v1.5 over ``timestamp\\nnonce\\nbody\\n``,
 AEAD_AES_256_GCM with the APIv3 key); the checks around them are ours and stricter than the library's
 ``callback()`` (which neither looks at the timestamp nor tells why it refused). Nonce replay is decided
-by the database (:mod:`payments.inbox`), like the WeCom callbacks.
+by the database (:mod:`payments.inbox`, :mod:`core.callback_nonces`), like the WeCom callbacks: the
+notification carries its body's digest so that a byte-identical re-delivery is told from a replay.
 
 Every refusal raises :class:`~payments.exceptions.NotificationRejected` with its own code.
 """
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from wechatpayv3.utils import aes_decrypt, rsa_sign, rsa_verify
 
+from core.callback_nonces import body_digest
 from payments.exceptions import NotificationRejected
 
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
@@ -38,6 +40,7 @@ class Notification:
     nonce: str
     timestamp: str
     create_time: str = ""
+    digest: str = ""  # sha256 of the request body (core.callback_nonces)
 
 
 def _reject(code: str, message: str) -> NotificationRejected:
@@ -101,7 +104,7 @@ def verify(headers: dict[str, str], body: bytes, *, public_key: RSAPublicKey, pu
     except ValueError:
         raise _reject("payment_notification_malformed", "支付通知资源格式不正确") from None
     return Notification(id=event_id, event_type=event_type, resource=opened, nonce=nonce, timestamp=timestamp,
-                        create_time=str(envelope.get("create_time", "")))
+                        create_time=str(envelope.get("create_time", "")), digest=body_digest(body))
 
 
 # --- the provider's side (the simulator, the tests, the bench) ------------------------------------------

@@ -31,8 +31,14 @@ from core import audit, clock
 from core.errors import AppError
 from core.money import format_yuan
 from payments import config, purposes
-from payments.exceptions import OrderNotFound, OrderStateConflict, PaymentInvalid, ProviderRefused
-from payments.models import PaymentOrder, PaymentTransition
+from payments.exceptions import (
+    OpenAttemptExists,
+    OrderNotFound,
+    OrderStateConflict,
+    PaymentInvalid,
+    ProviderRefused,
+)
+from payments.models import OPEN_STATUSES, PaymentOrder, PaymentTransition
 from payments.provider import FAILED_STATES, PAID_STATES, TradeResult
 
 log = logging.getLogger(__name__)
@@ -48,7 +54,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "reconciled": frozenset(),
     "refunded": frozenset(),
 }
-OPEN = frozenset({"created", "submitted", "unknown"})
+OPEN = frozenset(OPEN_STATUSES)  # at most one per obligation (the index uq_payment_order_open_attempt)
 MONEY_IN = frozenset({"succeeded", "reconciled", "review", "refunded"})
 JSAPI_EXPIRY = timedelta(minutes=30)
 POLL_DELAYS = (timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=5), timedelta(minutes=15),
@@ -107,10 +113,17 @@ def latest_attempts(session: Session, purpose: str, obligation_ref: str) -> list
         .order_by(PaymentOrder.attempt_no.desc())))
 
 
+def _open_attempt(session: Session, purpose: str, obligation_ref: str) -> PaymentOrder | None:
+    return session.scalar(select(PaymentOrder).where(
+        PaymentOrder.purpose == purpose, PaymentOrder.obligation_ref == obligation_ref,
+        PaymentOrder.status.in_(OPEN_STATUSES)).execution_options(populate_existing=True))
+
+
 def create(session: Session, *, purpose: str, obligation_ref: str, customer_id: int | None, amount: int,
            description: str, method: str, payer_openid: str | None = None, authorization_id: int | None = None,
            retry_of_id: int | None = None, source: str = "system", staff_id: int | None = None) -> PaymentOrder:
-    """A new attempt for an obligation (attempt numbers decided by the unique constraint)."""
+    """A new attempt for an obligation (attempt numbers decided by the unique constraint). The database
+    keeps one open attempt per obligation: if another request opened one meanwhile, :class:`OpenAttemptExists`."""
     purposes.get(purpose)
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise PaymentInvalid("支付金额必须是大于 0 的整数（分）", field="amount")
@@ -130,6 +143,9 @@ def create(session: Session, *, purpose: str, obligation_ref: str, customer_id: 
                 session.add(order)
                 session.flush()
         except IntegrityError:
+            open_attempt = _open_attempt(session, purpose, obligation_ref)
+            if open_attempt is not None:  # another request opened an attempt meanwhile: it stands
+                raise OpenAttemptExists(f"该应付事项已有进行中的支付（{open_attempt.out_trade_no}）") from None
             continue  # another attempt took the number meanwhile: take the next one
         session.add(PaymentTransition(order_id=order.id, from_status="", to_status="created", source=source,
                                       by_staff_id=staff_id, reason=f"第 {attempt} 次尝试", at=now))

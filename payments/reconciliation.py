@@ -5,11 +5,15 @@
 - in the bill, not among our paid orders → ``missing_ours`` (we never recorded the payment: query it), or
   ``status_differs`` when we have the order but not as paid (a lost notification: query it);
 - among our paid orders of the day, not in the bill → ``missing_provider`` (query the provider; escalate);
-- both, amounts differ → ``amount_differs``.
+- both, amounts differ → ``amount_differs``;
+- both, amounts equal, but the bill says the trade was refunded (``REFUND``) while we hold it as paid with no
+  refund of the whole amount recorded → ``status_differs`` (money went back outside the product: look at it).
 
 Matched orders become ``reconciled`` (set-based, one statement per chunk, each transition recorded).
 Mismatches are listed as items for finance with their actions (:func:`resolve`: query the provider and
-record what it says, or accept with a note). Running a date again supersedes its open items.
+record what it says, or accept with a note); :func:`actions_for` gives the actions an item allows (a bill
+line we hold no order for cannot be queried by order: it is verified and accepted with a note, the
+suggested action). Running a date again supersedes its open items.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from datetime import date
 from itertools import islice
 
-from sqlalchemy import BigInteger, String, and_, insert, literal, null, select, update
+from sqlalchemy import BigInteger, String, and_, func, insert, literal, null, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
@@ -25,11 +29,16 @@ from core.db import UTCDateTime
 from core.errors import AppError, NotFound
 from payments import config, orders
 from payments.exceptions import OrderStateConflict, PaymentInvalid
-from payments.models import PaymentOrder, PaymentTransition, ReconciliationItem, ReconciliationRun
+from payments.models import PaymentOrder, PaymentRefund, PaymentTransition, ReconciliationItem, ReconciliationRun
 from payments.provider import BillLine
 
 ACTIONS = {"poll": "向渠道查询并更新订单", "accept": "核实无误，标记已处理"}
-SUGGESTED = {"missing_ours": "poll", "status_differs": "poll", "missing_provider": "poll", "amount_differs": "accept"}
+SUGGESTED = {"missing_ours": "accept", "status_differs": "poll", "missing_provider": "poll", "amount_differs": "accept"}
+
+
+def actions_for(item: ReconciliationItem) -> dict[str, str]:
+    """The actions :func:`resolve` takes for this item: querying needs our order."""
+    return {k: v for k, v in ACTIONS.items() if k != "poll" or item.order_id is not None}
 CHUNK = 5000
 
 
@@ -81,6 +90,10 @@ def match(session: Session, recon: ReconciliationRun, lines: list[BillLine]) -> 
                       "bill_status": line.trade_state[:16] if line else None, "status": "open",
                       "action": SUGGESTED[kind]})
 
+    refunded_in_bill = [r.id for no, r in ours.items()
+                        if no in bill and bill[no].trade_state == "REFUND" and r.status != "refunded"]
+    refunded_by_us = _refunded(session, refunded_in_bill)
+
     for no, line in bill.items():
         row = ours.get(no)
         if row is None:
@@ -95,6 +108,10 @@ def match(session: Session, recon: ReconciliationRun, lines: list[BillLine]) -> 
         if row.paid_amount != line.amount:
             item("amount_differs", no, row, line)
             continue
+        if (line.trade_state == "REFUND" and row.status != "refunded"
+                and refunded_by_us.get(row.id, 0) < (row.paid_amount or 0)):
+            item("status_differs", no, row, line)  # refunded at the provider, paid in our books
+            continue
         matched += 1
         if row.status == "succeeded":
             to_reconcile.append(row.id)
@@ -108,7 +125,7 @@ def match(session: Session, recon: ReconciliationRun, lines: list[BillLine]) -> 
     session.execute(update(ReconciliationItem).where(ReconciliationItem.run_id.in_(earlier),
                                                      ReconciliationItem.status == "open")
                     .values(status="resolved", note=f"被第 {recon.id} 次对账取代", resolved_at=now))
-    differing = {i["out_trade_no"] for i in items if i["kind"] == "amount_differs"}
+    differing = {i["out_trade_no"] for i in items if i["kind"] in ("amount_differs", "status_differs")}
     _reconcile(session, recon, to_reconcile, [no for no in ours if no not in bill or no in differing], snapshot, now)
     for chunk in _chunks(items):
         session.execute(insert(ReconciliationItem), chunk)
@@ -120,6 +137,17 @@ def match(session: Session, recon: ReconciliationRun, lines: list[BillLine]) -> 
     audit.record(session, "payments.reconciliation.run", entity_type="reconciliation_run", entity_id=recon.id,
                  after={"bill_date": recon.bill_date.isoformat(), "lines": recon.bill_lines, "matched": matched,
                         "mismatched": len(items)})
+
+
+def _refunded(session: Session, order_ids: list[int]) -> dict[int, int]:
+    """Per order: the refunds we recorded that are under way or done (fen)."""
+    out: dict[int, int] = {}
+    for chunk in _chunks(order_ids, 1000):
+        out.update(session.execute(select(PaymentRefund.order_id, func.sum(PaymentRefund.refund_amount))
+                                   .where(PaymentRefund.order_id.in_(chunk),
+                                          PaymentRefund.status.in_(("submitted", "succeeded")))
+                                   .group_by(PaymentRefund.order_id)).all())
+    return out
 
 
 def _reconcile(session: Session, recon: ReconciliationRun, ids: list[int], excluded: list[str], snapshot: object,

@@ -2,6 +2,7 @@
 (refund money held for review), a debit started for a loan, an authorisation recorded and revoked, a
 reconciliation run and a difference resolved; sales staff are refused."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -100,6 +101,35 @@ def test_finance_runs_a_reconciliation_and_resolves_a_difference(session, pay_se
     session.expire_all()
     assert session.get(PaymentOrder, order.id).status == "succeeded"
     assert "已处理" in client.get(f"/console/payments/reconciliation/{item.run_id}").text
+
+
+def test_a_bill_line_we_hold_no_order_for_is_resolved_with_the_pages_own_choice(session, pay_server):
+    w, _ = make_loan(session)
+    clock.freeze(datetime.now(UTC))
+    day = clock.today()
+    pay_server.admin("bill", {"op": "extra", "out_trade_no": "PUNKNOWN00000002", "amount": 5_000,
+                              "date": day.isoformat()})
+    clock.freeze(datetime.now(UTC) + timedelta(days=1))
+    client = console_client()
+    csrf = log_in(client, session, w.finance)
+    r = client.post("/console/payments/reconciliation", data={"csrf_token": csrf, "bill_date": day.isoformat()})
+    report = client.get(r.headers["location"]).text
+    item = session.scalar(select(ReconciliationItem).where(ReconciliationItem.out_trade_no == "PUNKNOWN00000002"))
+    assert item.kind == "missing_ours"
+    form = report[report.index(f"/reconciliation/items/{item.id}"):]
+    form = form[:form.index("</form>")]
+    # the page offers (and pre-selects) only what works without an order of ours: accept with a note
+    assert re.findall(r'<option value="(\w+)" (selected)?', form) == [("accept", "selected")]
+    assert "required" in form
+    url = f"/console/payments/reconciliation/items/{item.id}"
+    r = client.post(url, data={"csrf_token": csrf, "action": "accept", "note": "", "run_id": str(item.run_id)})
+    assert r.status_code == 422 and "请填写核实说明" in r.text
+    r = client.post(url, data={"csrf_token": csrf, "action": "accept", "note": "商户平台手工收款，已核实",
+                               "run_id": str(item.run_id)})
+    assert r.status_code == 303
+    session.expire_all()
+    assert (session.get(ReconciliationItem, item.id).status, session.get(ReconciliationItem, item.id).note) == \
+        ("resolved", "商户平台手工收款，已核实")
 
 
 def test_sales_staff_cannot_open_payments(session):

@@ -20,6 +20,16 @@ def _entries(session, source_type):
     return session.scalar(select(func.count()).select_from(JournalEntry).where(JournalEntry.source_type == source_type))
 
 
+def _debited(session, source_type):
+    """(account code, debit) of the debit lines of the entries of ``source_type``."""
+    from finance.models import Account, JournalLine
+
+    return session.execute(select(Account.code, JournalLine.debit_amount)
+                           .join(JournalLine, JournalLine.account_id == Account.id)
+                           .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+                           .where(JournalEntry.source_type == source_type, JournalLine.debit_amount > 0)).all()
+
+
 @pytest.fixture
 def case(session, mp, pay_server):
     """An approved agreement (on the deposit list, 定金 5,000 元) of the customer logged in to the mini-program."""
@@ -60,9 +70,11 @@ def test_a_deposit_paid_in_the_mini_program_lands_once_as_a_confirmed_posted_dep
     assert session.get(Agreement, agreement.id).status == "working"  # into the case officer's work list
     assert mp.get(f"/payments/{body['out_trade_no']}").json()["message"] == "支付成功"
     assert mp.get("/fees").json()["fees"] == []  # nothing more due
-    # WeChat's re-deliveries, a replay and a poll change nothing.
+    # WeChat's re-deliveries, the same request again, a replay (a used nonce, another body) and a poll
+    # change nothing.
     assert pay_server.notify(body["out_trade_no"], copies=2) == [204, 204]
-    assert pay_server.notify(body["out_trade_no"], replay=True) == [204, 403]
+    assert pay_server.notify(body["out_trade_no"], replay=True) == [204, 204]
+    assert pay_server.notify(body["out_trade_no"], reuse_nonce=True) == [204, 403]
     task_runner.drain()
     assert orders.poll(session, order.id) is False
     session.commit()
@@ -115,9 +127,9 @@ def test_a_refund_of_an_online_deposit_goes_back_the_way_it_came_once(session, m
     assert pay_server.admin("notify_refund", {"out_refund_no": refund.out_refund_no,
                                               "forge": "signature"})["deliveries"] == [401]
     assert session.scalar(select(func.count()).select_from(PaymentNotification)) == notifications
-    # The real one, re-delivered and replayed: applied once.
+    # The real one, re-delivered and sent again byte for byte: applied once.
     assert pay_server.admin("notify_refund", {"out_refund_no": refund.out_refund_no, "copies": 2,
-                                              "replay": True})["deliveries"] == [204, 403, 204, 403]
+                                              "replay": True})["deliveries"] == [204, 204, 204, 204]
     task_runner.drain()
     session.expire_all()
     refund = session.get(DepositRefund, refund.id)
@@ -208,6 +220,7 @@ def test_the_settlement_fee_paid_online_is_applied_at_settlement(session, mp, ca
     order = session.scalar(select(PaymentOrder).where(PaymentOrder.out_trade_no == body["out_trade_no"]))
     assert line.payment_order_id == order.id and order.applied_ref == f"finance_settlement_payment:{line.id}"
     assert _entries(session, "settlement_payment") == 1
+    assert _debited(session, "settlement_payment") == [("wechat", 100_000)]  # Dr 微信账户
     assert [f for f in mp.get("/fees").json()["fees"] if f["kind"] == "settlement"] == []
     with pytest.raises(StateConflict, match="不能再修改收费"):
         settlements.charge(session, s.id, ChargeInput(payments=[("bank", due)]), viewer=V(w.finance))
@@ -264,5 +277,6 @@ def test_the_settlement_fee_is_withheld_under_the_customers_authorisation_and_ap
     order = session.get(PaymentOrder, order.id)
     assert order.status == "succeeded" and line.payment_order_id == order.id
     assert _entries(session, "settlement_payment") == 1
+    assert _debited(session, "settlement_payment") == [("withholding", 100_000)]  # Dr 代扣账户, not 微信账户
     page = client.get(f"/console/finance/settlements/{s.id}")
     assert "发起代扣" not in page.text  # nothing left to withhold

@@ -53,11 +53,24 @@ def test_redelivery_replay_and_poll_change_nothing(session, loan, pay_server, ta
     task_runner.drain()
     nonces = _count(session, PaymentNonce)
     assert pay_server.notify(order.out_trade_no, copies=2) == [204, 204]  # WeChat's re-deliveries: same id
-    assert pay_server.notify(order.out_trade_no, replay=True) == [204, 403]  # the same request again
+    assert pay_server.notify(order.out_trade_no, replay=True) == [204, 204]  # the same request again: success
     assert _count(session, PaymentNotification) == 1
-    assert _count(session, PaymentNonce) == nonces + 3
+    assert _count(session, PaymentNonce) == nonces + 3  # the identical request stored nothing twice
     assert [name for name, _, _ in task_runner.sent] == []  # nothing new to process
     assert orders.poll(session, order.id) is False
+    assert session.scalar(select(func.count()).select_from(Repayment)
+                          .where(Repayment.external_reference == order.out_trade_no)) == 1
+
+
+def test_a_used_nonce_with_another_body_is_refused_and_nothing_is_stored(session, loan, pay_server, task_runner):
+    _, order, _ = _start(session, loan)
+    pay_server.pay(order.out_trade_no, notify=False)
+    # the first request is stored; a correctly signed request with another body (a fresh notification id)
+    # under the same nonce and timestamp is a replay
+    assert pay_server.notify(order.out_trade_no, reuse_nonce=True) == [204, 403]
+    assert _count(session, PaymentNotification) == 1
+    assert _count(session, PaymentNonce) == 1
+    task_runner.drain()
     assert session.scalar(select(func.count()).select_from(Repayment)
                           .where(Repayment.external_reference == order.out_trade_no)) == 1
 

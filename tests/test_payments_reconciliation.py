@@ -48,7 +48,7 @@ def test_the_bill_is_matched_and_every_mismatch_listed(session, day):
     assert kinds == {made["lost"].out_trade_no: ("status_differs", "poll"),
                      made["amount"].out_trade_no: ("amount_differs", "accept"),
                      made["dropped"].out_trade_no: ("missing_provider", "poll"),
-                     "PUNKNOWN00000001": ("missing_ours", "poll")}
+                     "PUNKNOWN00000001": ("missing_ours", "accept")}  # no order to query: verified with a note
     assert session.get(PaymentOrder, made["match"].id).status == "reconciled"
     assert session.get(PaymentOrder, made["amount"].id).status == "succeeded"
     assert recon.bill_amount == 1_000 * 2 + 999 + 5_000 and recon.our_amount == 3_000
@@ -63,6 +63,34 @@ def test_resolving_a_lost_notification_queries_the_provider_and_records_the_paym
     again = reconciliation.run(session, today, staff_id=None)
     assert again.matched == 2 and again.mismatched == 3
     assert all(i.status == "resolved" for i in reconciliation.items(session, recon.id))
+
+
+def test_the_suggested_action_of_a_line_we_hold_no_order_for_resolves_it(session, day):
+    today, _ = day
+    recon = reconciliation.run(session, today, staff_id=None)
+    item = next(i for i in reconciliation.items(session, recon.id) if i.kind == "missing_ours")
+    assert list(reconciliation.actions_for(item)) == ["accept"] == [item.action]
+    reconciliation.resolve(session, item.id, action=item.action, note="商户平台手工收款，已入账", staff_id=None)
+    assert (item.status, item.note) == ("resolved", "商户平台手工收款，已入账")
+
+
+def test_a_bill_line_refunded_at_the_provider_for_an_order_we_hold_paid_is_a_status_difference(
+        session, pay_server, task_runner):
+    clock.freeze(datetime.now(UTC))
+    order = _paid(session, pay_server, "r:refunded-outside")
+    kept = _paid(session, pay_server, "r:kept")
+    task_runner.drain()
+    pay_server.admin("bill", {"op": "refund", "out_trade_no": order.out_trade_no})  # refunded outside the product
+    today = clock.today()
+    clock.freeze(datetime.now(UTC) + timedelta(days=1))
+    session.expire_all()
+    recon = reconciliation.run(session, today, staff_id=None)
+    items = reconciliation.items(session, recon.id)
+    assert [(i.out_trade_no, i.kind, i.our_status, i.bill_status, i.our_amount, i.bill_amount) for i in items] == [
+        (order.out_trade_no, "status_differs", "succeeded", "REFUND", 1_000, 1_000)]
+    assert (recon.matched, recon.mismatched) == (1, 1)
+    assert session.get(PaymentOrder, order.id).status == "succeeded"  # not reconciled while it differs
+    assert session.get(PaymentOrder, kept.id).status == "reconciled"
 
 
 def test_accepting_a_difference_needs_a_note(session, day):

@@ -285,7 +285,7 @@ def _run_page(request: Request, session: SessionDep, run_id: int, *, error: AppE
     if recon is None:
         raise NotFound("对账记录不存在")
     return render(request, "payments/reconciliation_run.html", {
-        "r": recon, "items": reconciliation.items(session, recon.id), "actions": reconciliation.ACTIONS,
+        "r": recon, "items": reconciliation.items(session, recon.id), "actions_for": reconciliation.actions_for,
         "error": error, "notice": _notice(request),
     }, status_code=status_code)
 

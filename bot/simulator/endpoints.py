@@ -30,6 +30,7 @@ from bot.simulator.state import (
     ok,
     page,
 )
+from core import simulators
 
 
 def _list(body: Body, name: str) -> list[Any]:
@@ -721,6 +722,5 @@ def jscode2session(s: SimState, q: Query, _: Body) -> dict[str, Any]:
         raise SimError(40163, "code been used")
     s.used_js_codes.add(code)
     identity = code.split(":", 1)[0]
-    digest = hashlib.sha256(f"{q['appid']}:{identity}".encode()).hexdigest()
-    return {"openid": "osim" + digest[:24], "session_key": derived_session_key(identity),
-            "unionid": "usim" + digest[24:48]}
+    openid, unionid = simulators.wechat_mp_identity(q["appid"], identity)
+    return {"openid": openid, "session_key": derived_session_key(identity), "unionid": unionid}

@@ -7,7 +7,7 @@ controls behind the console page 支付模拟器 (``GET /_pay_sim/``).
 | ``POST /_admin/reset`` | forget every order, contract, bill and delivery |
 | ``POST /_admin/config {"auto_notify": false, "notify_delay": 0.5}`` | notify on success by itself, or not |
 | ``POST /_admin/pay {"out_trade_no", "outcome": "success"\\|"fail", "notify": true, "delay": 0, "amount"}`` | the customer pays (or fails); notification now, later, or never |
-| ``POST /_admin/notify {"out_trade_no", "copies": 1, "forge": ""\\|"signature"\\|"stale"\\|"serial"\\|"body"\\|"resource", "replay": false}`` | (re)send the notification, duplicates and forgeries included |
+| ``POST /_admin/notify {"out_trade_no", "copies": 1, "forge": ""\\|"signature"\\|"stale"\\|"serial"\\|"body"\\|"resource", "replay": false, "reuse_nonce": false}`` | (re)send the notification, duplicates (the same request again: ``replay``), forgeries and another body under a used nonce (``reuse_nonce``) included |
 | ``POST /_admin/withhold_next {"outcomes": ["fail", "success"]}`` | results of the next withholding debits (default success; "pending", "error") |
 | ``POST /_admin/settle {"out_trade_no", "outcome"}`` | settle a pending debit |
 | ``POST /_admin/bill {"op": "extra"\\|"drop"\\|"amount", …}`` | make the next bill disagree with our books |
@@ -328,8 +328,12 @@ def _forge(s: SimPayState, o: dict[str, Any], forge: str) -> tuple[dict[str, str
 
 
 def _send(s: SimPayState, o: dict[str, Any], *, copies: int = 1, forge: str = "", replay: bool = False,
-          duplicate_of_last: bool = False) -> list[int]:
-    """Send (outside the lock) ``copies`` notifications of the order: fresh signatures, same notification id."""
+          reuse_nonce: bool = False, duplicate_of_last: bool = False) -> list[int]:
+    """Send (outside the lock) ``copies`` notifications of the order: fresh signatures, same notification id.
+
+    ``replay``: each request is sent twice, byte for byte (a re-delivery the receiver acknowledges);
+    ``reuse_nonce``: after each, a correctly signed request with another body under the same nonce and
+    timestamp (a replay the receiver refuses)."""
     url = o.get("notify_url", "")
     if not url:
         raise SimError(400, "PARAM_ERROR", "订单没有 notify_url")
@@ -343,8 +347,15 @@ def _send(s: SimPayState, o: dict[str, Any], *, copies: int = 1, forge: str = ""
                 headers, body = s.build_notification(o, event_id=event_id)
             event_id = s.sent[o["out_trade_no"]]["event_id"]
         statuses.append(s.deliver(url, headers, body, forge or "通知"))
-        if replay:  # the very same request again (same nonce): a replay
-            statuses.append(s.deliver(url, headers, body, "重放"))
+        if replay:  # the very same request again (same nonce, same body)
+            statuses.append(s.deliver(url, headers, body, "原样重发"))
+        if reuse_nonce:  # another body (a fresh notification id) signed under the same nonce and timestamp
+            with s.lock:
+                sent = s.sent[o["out_trade_no"]]
+                other_headers, other_body = s.build_notification(
+                    o, timestamp=headers["Wechatpay-Timestamp"], nonce=headers["Wechatpay-Nonce"])
+                s.sent[o["out_trade_no"]] = sent
+            statuses.append(s.deliver(url, other_headers, other_body, "同 nonce 另一内容"))
     return statuses
 
 
@@ -406,7 +417,8 @@ def _notify(s: SimPayState, body: dict[str, Any]) -> dict[str, Any]:
     with s.lock:
         o = s.order(str(body["out_trade_no"]))
     statuses = _send(s, o, copies=int(body.get("copies", 1)), forge=str(body.get("forge", "")),
-                     replay=bool(body.get("replay")), duplicate_of_last=bool(body.get("duplicate", True)))
+                     replay=bool(body.get("replay")), reuse_nonce=bool(body.get("reuse_nonce")),
+                     duplicate_of_last=bool(body.get("duplicate", True)))
     return {"deliveries": statuses}
 
 
@@ -453,7 +465,7 @@ def _send_refund(s: SimPayState, out_refund_no: str, *, copies: int = 1, forge: 
             url = r["notify_url"]
         statuses.append(s.deliver(url, headers, body, forge or "退款通知"))
         if replay:
-            statuses.append(s.deliver(url, headers, body, "重放"))
+            statuses.append(s.deliver(url, headers, body, "原样重发"))
     return statuses
 
 
@@ -499,8 +511,12 @@ def _bill(s: SimPayState, body: dict[str, Any]) -> dict[str, Any]:
             s.bill_drop.add(str(body["out_trade_no"]))
         elif op == "amount":
             s.bill_amount[str(body["out_trade_no"])] = int(body["amount"])
+        elif op == "refund":  # refunded in full in the merchant platform, outside the product
+            o = s.order(str(body["out_trade_no"]))
+            o["refunded"] = o.get("paid_amount", o["amount"])
+            o["trade_state"], o["trade_state_desc"] = "REFUND", "转入退款"
         else:
-            raise SimError(400, "PARAM_ERROR", "op: extra | drop | amount")
+            raise SimError(400, "PARAM_ERROR", "op: extra | drop | amount | refund")
     return {}
 
 
