@@ -103,7 +103,7 @@ def seed(session: Session) -> list[str]:
     s = settlements.record_disbursement(session, charged.id, funder_name="某城商行", funder_type="bank",
                                         amount=16_000_000, disbursed_date=None, viewer=vf)
     settlements.charge(session, s.id, settlements.ChargeInput(
-        discount_kind="fixed", discount_amount=30_000, payments=[("wechat", 200_000), ("cash", 100_000)]), viewer=vf)
+        expected_revision=s.revision, discount_kind="fixed", discount_amount=30_000, payments=[("wechat", 200_000), ("cash", 100_000)]), viewer=vf)
     settlements.confirm_voucher(session, s.id, "officer", revision=s.revision, viewer=Viewer.of(sales2))
     # 已结算: discount, two payment methods, an added fee, a rebate.
     visit_fee = session.scalar(select(FeeType).where(FeeType.code == "visit"))
@@ -115,7 +115,7 @@ def seed(session: Session) -> list[str]:
         due = settlements.compute(session, s, settlements.ChargeInput(
             discount_kind="percent", discount_rate=Decimal("0.1"), fees=[(visit_fee.id, 30_000)])).total_due_amount
         settlements.charge(session, s.id, settlements.ChargeInput(
-            discount_kind="percent", discount_rate=Decimal("0.1"), fees=[(visit_fee.id, 30_000)],
+            expected_revision=s.revision, discount_kind="percent", discount_rate=Decimal("0.1"), fees=[(visit_fee.id, 30_000)],
             payments=[("wechat", due // 2), ("bank", due - due // 2)], rebates=[("合作渠道·李经理", 80_000)]),
             viewer=vf)
         for who, staff in (("officer", sales2), ("supervisor", supervisor), ("sales", sales)):
