@@ -128,7 +128,8 @@ def seed(session: Session) -> list[str]:
     settlements.refund_fee(session, last_settled.id, amount=100_000, method="bank",
                            reason="客户投诉服务延迟，协商退还部分服务费", viewer=vf)
     _online_refund_failed(session, approve(sign(5, 70_000)), vs, vf)
-    _reimbursements(session, {"pending": pending, "charged": charged, "working": working, "settled": last_settled},
+    settled_case = session.get(Agreement, last_settled.agreement_id)
+    _reimbursements(session, {"pending": pending, "charged": charged, "working": working, "settled": settled_case},
                     customers, sales, sales2, supervisor, fin)
     lines.append("  财务中心：14 个签单覆盖每个状态（待合同确认 → 已结算、已取消），上月已月结；"
                  "做单报销与营销费用（已支付、作废后重新提交），原路退定金失败 1 笔，结单后退服务费 1 笔")

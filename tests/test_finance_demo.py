@@ -25,6 +25,8 @@ def test_the_demo_seeds_reimbursements_a_failed_online_refund_and_a_fee_refund(s
     kinds = {(r.kind, r.status) for r in rows}
     assert {("case", "paid"), ("case", "confirmed"), ("case", "submitted"), ("case", "voided"),
             ("marketing", "paid"), ("marketing", "submitted")} <= kinds
+    settled = {a.id for a in session.scalars(select(Agreement).where(Agreement.status == "settled"))}
+    assert any(r.agreement_id in settled and r.category == "下户费" for r in rows)  # on a settled case
     voided = next(r for r in rows if r.status == "voided")
     again = [r for r in rows if r.resubmitted_from_id == voided.id]
     assert len(again) == 1 and again[0].amount == 15_800 and again[0].status == "submitted"
