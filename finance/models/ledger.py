@@ -152,8 +152,15 @@ def _entries_balance_at_commit(session: Session) -> None:
         newest = session.scalar(select(func.max(JournalEntry.id)))
         if newest is not None:
             ids.add(newest)
-    if not ids:
-        return
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), _CHECK_CHUNK):  # bound parameters stay under every database's limit
+        _refuse_unbalanced(session, ordered[start:start + _CHECK_CHUNK])
+
+
+_CHECK_CHUNK = 1000
+
+
+def _refuse_unbalanced(session: Session, ids: list[int]) -> None:
     sums = (select(JournalLine.entry_id, func.count().label("n"), func.sum(JournalLine.debit_amount).label("dr"),
                    func.sum(JournalLine.credit_amount).label("cr"))
             .where(JournalLine.entry_id.in_(ids)).group_by(JournalLine.entry_id).subquery())
