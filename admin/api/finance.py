@@ -34,7 +34,7 @@ _E: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "角色无权执行此操作"},
     404: {"model": ErrorBody, "description": "不存在或不在您的数据范围内"},
     409: {"model": ErrorBody, "description": "状态冲突：已被他人处理、金额已锁定（amount_locked）、已结单（settlement_conflict）、"
-                                             "尚未放款（not_disbursed）、该月已月结（period_closed）"},
+                                             "尚未放款（not_disbursed）、该月已月结（period_closed）、收费后签单有变更须重新收费（charge_stale）"},
     422: {"model": ErrorBody, "description": "输入不正确（中文说明）：金额为负或不足一分、退款超过已收、优惠超过服务费、"
                                              "收款合计与应收不符、综合年化成本超过上限（apr_above_cap，details.apr）"},
 }
