@@ -31,6 +31,7 @@ API_FIELD_LABELS = {
     "no_followup_days": "未跟进天数", "not_converted_days": "未转化天数", "converted_stage": "转化阶段",
     "protection_days": "保护期天数", "cooldown_days": "冷却天数", "daily_claim_cap": "每日领取上限",
     "source_pattern": "来源匹配", "page": "页码", "page_size": "每页条数", "body": "请求内容",
+    "expected_revision": "收费版本（expected_revision，您看到的结算 revision，首次收费为 0）",
 }
 
 ERROR_TITLES = {401: "请先登录", 403: "没有权限", 404: "页面不存在", 409: "操作冲突", 422: "输入不正确",

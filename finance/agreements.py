@@ -136,6 +136,16 @@ def has_arrived_visit(session: Session, customer_id: int) -> bool:
                                                  Visit.status == VisitStatus.ARRIVED).limit(1)) is not None
 
 
+def quote(terms: dict[str, Any], *, signed_date: date | None = None, viewer: Viewer | None) -> compliance.Quote:
+    """试算 before saving: the all-in annualised cost of the terms (IRR, as :func:`create_agreement` checks it)
+    and the cap; nothing is written. Above the cap: refused with the figure, as the agreement would be."""
+    require(viewer, SIGNERS, "试算签单")
+    defaults = {"funder_fee_amount": 0, "service_fee_rate": Decimal(0), "service_fee_fixed_amount": 0,
+                "deposit_amount": 0, "other_fees": [], "repayment_method": RepaymentMethod.EQUAL_INSTALLMENT.value}
+    values = _clean_terms({name: terms.get(name, defaults.get(name)) for name in TERM_FIELDS})
+    return compliance.check_quote(compliance.quote(_terms_of(values), signed_date))
+
+
 def create_agreement(session: Session, data: AgreementInput, *, viewer: Viewer | None) -> Agreement:
     """签单: record a signed agreement (status draft, 待合同确认)."""
     require(viewer, SIGNERS, "录入签单")

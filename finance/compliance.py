@@ -56,13 +56,48 @@ def all_in_cost(terms: Terms, start: date | None = None) -> Decimal:
     return annualised_cost(build_schedule(loan))
 
 
-def check(terms: Terms, start: date | None = None) -> Decimal:
+@dataclass(frozen=True)
+class Quote:
+    """试算: the all-in cost of terms and the cap, before anything is saved."""
+
+    apr: Decimal
+    cap: Decimal
+    charges_amount: int
+    service_fee_amount: int
+
+    @property
+    def within_cap(self) -> bool:
+        return self.apr <= self.cap
+
+    @property
+    def apr_text(self) -> str:
+        return shown_percent(self.apr, self.cap)
+
+    @property
+    def cap_text(self) -> str:
+        return percent(self.cap)
+
+
+def shown_percent(cost: Decimal, cap: Decimal) -> str:
+    """The cost in percent; with four decimals when two would read as the cap itself."""
+    return percent(cost, 4) if percent(cost) == percent(cap) else percent(cost)
+
+
+def quote(terms: Terms, start: date | None = None) -> Quote:
+    return Quote(apr=all_in_cost(terms, start), cap=apr_cap(), charges_amount=terms.charges_amount,
+                 service_fee_amount=terms.service_fee_amount)
+
+
+def check_quote(quoted: Quote, *, refused: str = "不能签约", field: str = "service_fee_rate") -> Quote:
+    """The quote as it is; refused with the figure and the cap when above the cap."""
+    if not quoted.within_cap:
+        raise AprAboveCap(f"综合年化成本 {quoted.apr_text}%（资方利息与费用 + 本公司服务费及其他费用，IRR 法）"
+                          f"超过上限 {quoted.cap_text}%，{refused}", field=field, apr=str(quoted.apr),
+                          cap=str(quoted.cap))
+    return quoted
+
+
+def check(terms: Terms, start: date | None = None, *, refused: str = "不能签约",
+          field: str = "service_fee_rate") -> Decimal:
     """The all-in cost; refused with the figure and the cap when above the cap."""
-    cost = all_in_cost(terms, start)
-    cap = apr_cap()
-    if cost > cap:
-        shown = percent(cost, 4) if percent(cost) == percent(cap) else percent(cost)
-        raise AprAboveCap(f"综合年化成本 {shown}%（资方利息与费用 + 本公司服务费及其他费用，IRR 法）"
-                          f"超过上限 {percent(cap)}%，不能签约", field="service_fee_rate",
-                          apr=str(cost), cap=str(cap))
-    return cost
+    return check_quote(quote(terms, start), refused=refused, field=field).apr

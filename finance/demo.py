@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from crm.models import Customer, Staff, Visit, VisitStatus
 from crm.scope import Viewer
-from finance import agreements, deposits, ledger, settlements
+from finance import agreements, deposits, ledger, payment_purposes, reimbursements, settlements
 from finance.models import Agreement, FeeType
 
 
@@ -103,7 +103,7 @@ def seed(session: Session) -> list[str]:
     s = settlements.record_disbursement(session, charged.id, funder_name="某城商行", funder_type="bank",
                                         amount=16_000_000, disbursed_date=None, viewer=vf)
     settlements.charge(session, s.id, settlements.ChargeInput(
-        discount_kind="fixed", discount_amount=30_000, payments=[("wechat", 200_000), ("cash", 100_000)]), viewer=vf)
+        expected_revision=s.revision, discount_kind="fixed", discount_amount=30_000, payments=[("wechat", 200_000), ("cash", 100_000)]), viewer=vf)
     settlements.confirm_voucher(session, s.id, "officer", revision=s.revision, viewer=Viewer.of(sales2))
     # 已结算: discount, two payment methods, an added fee, a rebate.
     visit_fee = session.scalar(select(FeeType).where(FeeType.code == "visit"))
@@ -115,13 +115,84 @@ def seed(session: Session) -> list[str]:
         due = settlements.compute(session, s, settlements.ChargeInput(
             discount_kind="percent", discount_rate=Decimal("0.1"), fees=[(visit_fee.id, 30_000)])).total_due_amount
         settlements.charge(session, s.id, settlements.ChargeInput(
-            discount_kind="percent", discount_rate=Decimal("0.1"), fees=[(visit_fee.id, 30_000)],
+            expected_revision=s.revision, discount_kind="percent", discount_rate=Decimal("0.1"), fees=[(visit_fee.id, 30_000)],
             payments=[("wechat", due // 2), ("bank", due - due // 2)], rebates=[("合作渠道·李经理", 80_000)]),
             viewer=vf)
         for who, staff in (("officer", sales2), ("supervisor", supervisor), ("sales", sales)):
             settlements.confirm_voucher(session, s.id, who, revision=s.revision, viewer=Viewer.of(staff))
         settlements.close(session, s.id, viewer=vf)
+        last_settled = s
     agreements.cancel(session, sign(3, 50_000, deposit_yuan=0).id, viewer=vf, reason="客户另寻渠道")
     ledger.close_period(session, last_month_day, viewer=vf)
-    lines.append("  财务中心：12 个签单覆盖每个状态（待合同确认 → 已结算、已取消），上月已月结")
+    # A fee paid back after 结单 (part of the service fee; the staff commission on it reverses).
+    settlements.refund_fee(session, last_settled.id, amount=100_000, method="bank",
+                           reason="客户投诉服务延迟，协商退还部分服务费", viewer=vf)
+    _online_refund_failed(session, approve(sign(5, 70_000)), vs, vf)
+    settled_case = session.get(Agreement, last_settled.agreement_id)
+    _reimbursements(session, {"pending": pending, "charged": charged, "working": working, "settled": settled_case},
+                    customers, sales, sales2, supervisor, fin)
+    lines.append("  财务中心：14 个签单覆盖每个状态（待合同确认 → 已结算、已取消），上月已月结；"
+                 "做单报销与营销费用（已支付、作废后重新提交），原路退定金失败 1 笔，结单后退服务费 1 笔")
     return lines
+
+
+def _online_refund_failed(session: Session, agreement: Agreement, vs: Viewer, vf: Viewer) -> None:
+    """A deposit paid through WeChat Pay whose refund back the way it came failed at the provider (异常): the
+    deposit stays held and a new refund may be asked for. The payment is recorded as the provider's verified
+    notification would leave it (no provider is reachable while seeding); the deposit, the refund request
+    and the provider's final answer go through the same services as the real flow."""
+    from payments import refunds as payment_refunds
+    from payments.models import PaymentOrder, PaymentRefund
+    from payments.provider import RefundResult
+
+    now, amount = clock.now(), agreement.deposit_amount
+    order = PaymentOrder(out_trade_no=f"FDEMO{agreement.id:010d}", purpose=payment_purposes.PURPOSE,
+                         obligation_ref=f"deposit:{agreement.id}", customer_id=agreement.customer_id, method="jsapi",
+                         description=f"定金（协议 {agreement.number}）", total_amount=amount, paid_amount=amount,
+                         status="reconciled", transaction_id=f"DEMO{agreement.id:020d}", paid_at=now,
+                         paid_date=clock.today(), applied_at=now, reconciled_at=now, created_at=now, updated_at=now)
+    session.add(order)
+    session.flush()
+    deposit = deposits.receive_paid(session, agreement.id, amount=amount, paid_date=clock.today(),
+                                    out_trade_no=order.out_trade_no, payment_order_id=order.id)
+    order.applied_ref = f"finance_deposit:{deposit.id}"
+    refund = deposits.request_refund(session, deposit.id, amount=amount, method="wechat",
+                                     reason="客户改用其他机构，申请原路退回", viewer=vs)
+    # Finance accepted it and asked WeChat Pay (decide_refund → payments.refunds.request); the provider
+    # answered PROCESSING, then ABNORMAL (the customer's card was closed).
+    refund.status, refund.decided_at, refund.decided_by_staff_id = "refunding", now, vf.staff_id
+    refund.out_refund_no = f"FDR{refund.id:012d}"
+    session.add(PaymentRefund(order_id=order.id, out_refund_no=refund.out_refund_no, refund_amount=amount,
+                              reason=f"退定金 {agreement.number}", status="submitted",
+                              refund_ref=f"finance_deposit_refund:{refund.id}", by_staff_id=vf.staff_id,
+                              created_at=now))
+    session.flush()
+    payment_refunds.record_result(session, RefundResult(out_refund_no=refund.out_refund_no, status="ABNORMAL"),
+                                  source="demo")
+
+
+def _reimbursements(session: Session, cases: dict[str, Agreement], customers: list[Customer], sales: Staff,
+                    officer: Staff, supervisor: Staff, fin: Staff) -> None:
+    """做单报销 per case and marketing costs per customer: submitted, confirmed, paid, one voided and resubmitted."""
+    vo, vs, vf = Viewer.of(officer), Viewer.of(sales), Viewer.of(fin)
+    day = clock.today()
+
+    def case(key: str, category: str, yuan: int, note: str):  # noqa: ANN202
+        return reimbursements.submit(session, agreement_id=cases[key].id, category=category, amount=yuan * 100,
+                                     spent_date=day, approved_by_manager_id=supervisor.id, note=note, viewer=vo)
+
+    paid = [case("settled", "下户费", 300, "下户核实经营场所"), case("charged", "交通费", 86, "陪同客户面签打车")]
+    for row in paid:
+        reimbursements.confirm(session, row.id, viewer=vf)
+        reimbursements.pay(session, row.id, method="bank", viewer=vf)
+    reimbursements.confirm(session, case("pending", "资料费", 45, "征信报告打印").id, viewer=vf)  # 待付款
+    case("working", "办公用品", 120, "档案袋与复印纸")  # 待财务确认
+    wrong = case("working", "餐饮招待", 1_580, "与资方客户经理沟通")
+    reimbursements.void(session, wrong.id, reason="金额录错，应为 158 元", viewer=vo)
+    reimbursements.resubmit(session, wrong.id, amount=15_800, viewer=vo)
+    ad = reimbursements.submit(session, customer_id=customers[1].id, category="广告投放", amount=50_000,
+                               spent_date=day, approved_by_manager_id=supervisor.id, note="朋友圈定向推广", viewer=vs)
+    reimbursements.confirm(session, ad.id, viewer=vf)
+    reimbursements.pay(session, ad.id, method="alipay", viewer=vf)
+    reimbursements.submit(session, customer_id=customers[2].id, category="活动物料", amount=12_000, spent_date=day,
+                          note="到店礼品", viewer=vs)

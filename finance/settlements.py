@@ -10,6 +10,11 @@ internal voucher, finance closes the case (结单 → 已结算) and the money i
   interest, cost), the deposit held applied; what is left is paid, split across methods (the split must
   add up exactly). Rebates (返点) to partners are recorded with it (never above the fee revenue).
 - Charging again bumps ``revision`` and clears the confirmations; a confirmation names the revision it saw.
+- A charge names the revision it was made against (``expected_revision``, required: of two clerks charging
+  at once exactly one wins) and records the agreement's version it was computed from; 结单 is refused when
+  an amendment was confirmed since (the charge must be made again). The all-in annualised cost is checked
+  again with what the charge adds (the disbursed amount, added fees, the installment fee, after the
+  discount) at the charge and at 结单: above the cap it is refused with the figure.
 - 结单 moves ``charged`` → ``settled`` by one conditional UPDATE: of two clerks exactly one wins; the
   other is told the case was settled by somebody else. The posting's unique key stands behind it.
 
@@ -42,6 +47,7 @@ from finance.models import (
     FUNDER_KIND_LABELS,
     METHOD_LABELS,
     Agreement,
+    Amendment,
     CustomerLoan,
     DepositRefund,
     FeeType,
@@ -245,9 +251,47 @@ def compute(session: Session, settlement: Settlement, data: ChargeInput) -> Char
                   deposit_applied_amount=deposits.held_amount(session, agreement.id))
 
 
+def all_in_cost(agreement: Agreement, *, disbursed_amount: int, disbursed_date: date, service_fee_amount: int,
+                discount_amount: int, extra_fees_amount: int, installment_fee_amount: int,
+                refused: str) -> Decimal:
+    """The borrower's all-in annualised cost as charged: the funder's terms on the disbursed amount, and every
+    charge of ours (service fee after the discount, the agreement's other fees and the added fees, the
+    installment fee) paid out of it. Above the cap: refused with the figure (``refused`` says what)."""
+    terms = compliance.Terms(
+        loan_amount=disbursed_amount, term_months=agreement.term_months,
+        funder_annual_rate=agreement.funder_annual_rate, repayment_method=agreement.repayment_method,
+        funder_fee_amount=agreement.funder_fee_amount, service_fee_rate=Decimal(0),
+        service_fee_fixed_amount=service_fee_amount - discount_amount,
+        other_fees_amount=extra_fees_amount + installment_fee_amount)
+    return compliance.check(terms, disbursed_date, refused=refused, field="installment_fee_amount")
+
+
+def charged_cost(session: Session, settlement: Settlement, *, refused: str) -> Decimal:
+    return all_in_cost(session.get(Agreement, settlement.agreement_id), disbursed_amount=settlement.disbursed_amount,
+                       disbursed_date=settlement.disbursed_date, service_fee_amount=settlement.service_fee_amount,
+                       discount_amount=settlement.discount_amount, extra_fees_amount=settlement.extra_fees_amount,
+                       installment_fee_amount=settlement.installment_fee_amount, refused=refused)
+
+
+def stale_versions(session: Session, settlement: Settlement) -> tuple[int, int] | None:
+    """(version charged, version now) when an amendment was confirmed after the charge, else None."""
+    agreement = session.get(Agreement, settlement.agreement_id)
+    seen = settlement.charged_agreement_version
+    if seen is None:  # charged before the version was recorded: an amendment decided after the charge tells
+        later = session.scalar(select(func.count()).select_from(Amendment).where(
+            Amendment.agreement_id == agreement.id, Amendment.status == "confirmed",
+            Amendment.decided_at > settlement.charged_at)) if settlement.charged_at else 0
+        return (agreement.version - later, agreement.version) if later else None
+    return (seen, agreement.version) if seen != agreement.version else None
+
+
 def charge(session: Session, settlement_id: int, data: ChargeInput, *, viewer: Viewer | None) -> Settlement:
     """Finance completes (or corrects) the charge; the confirmations start over."""
     require(viewer, FINANCE, "结算收费")
+    if data.expected_revision is None or isinstance(data.expected_revision, bool) \
+            or not isinstance(data.expected_revision, int):
+        raise FinanceInvalid("缺少收费版本（expected_revision：您看到的结算 revision，首次收费为 0），"
+                             "以免两人同时收费互相覆盖；请刷新后重试", field="expected_revision")
     settlement = get_settlement(session, viewer, settlement_id)
     if settlement.status == "settled":
         raise StateConflict("该案件已结单，不能再修改收费")
@@ -255,6 +299,11 @@ def charge(session: Session, settlement_id: int, data: ChargeInput, *, viewer: V
                                                          SettlementPayment.payment_order_id.is_not(None))) is not None:
         raise StateConflict("客户已通过微信支付了本次收费，不能再修改收费")
     figures = compute(session, settlement, data)
+    agreement = session.get(Agreement, settlement.agreement_id)
+    all_in_cost(agreement, disbursed_amount=settlement.disbursed_amount, disbursed_date=settlement.disbursed_date,
+                service_fee_amount=figures.service_fee_amount, discount_amount=figures.discount_amount,
+                extra_fees_amount=figures.extra_fees_amount, installment_fee_amount=figures.installment_fee_amount,
+                refused="不能按此收费（请调整追加费用、分期手续费或优惠）")
     if figures.total_due_amount < 0:
         raise FinanceInvalid(f"已收定金超过应收合计 {format_yuan(figures.total_due_amount + figures.deposit_applied_amount)}"
                              "，请先退还多余定金", field="payments")
@@ -277,11 +326,11 @@ def charge(session: Session, settlement_id: int, data: ChargeInput, *, viewer: V
     if rebate_total > figures.fee_revenue_amount:
         raise FinanceInvalid(f"返点合计 {format_yuan(rebate_total)} 超过服务费收入 {format_yuan(figures.fee_revenue_amount)}",
                              field="rebates")
-    conditions = [Settlement.id == settlement.id, Settlement.status.in_(("pending", "charged"))]
-    if data.expected_revision is not None:
-        conditions.append(Settlement.revision == data.expected_revision)
+    conditions = [Settlement.id == settlement.id, Settlement.status.in_(("pending", "charged")),
+                  Settlement.revision == data.expected_revision]
     moved = session.execute(update(Settlement).where(*conditions).values(
-        status="charged", revision=Settlement.revision + 1, service_fee_amount=figures.service_fee_amount,
+        status="charged", revision=Settlement.revision + 1, charged_agreement_version=agreement.version,
+        service_fee_amount=figures.service_fee_amount,
         discount_kind=data.discount_kind, discount_rate=data.discount_rate if data.discount_kind == "percent" else None,
         discount_amount=figures.discount_amount, installment_fee_amount=figures.installment_fee_amount,
         extra_fees_amount=figures.extra_fees_amount, loan_repaid_amount=figures.loan_repaid_amount,
@@ -386,6 +435,12 @@ def close(session: Session, settlement_id: int, *, viewer: Viewer | None) -> Set
     settlement = get_settlement(session, viewer, settlement_id)
     if settlement.status == "pending":
         raise StateConflict("请先完成结算收费")
+    if settlement.status == "charged":
+        stale = stale_versions(session, settlement)
+        if stale is not None:
+            raise StateConflict(f"签单在收费后有变更（收费按第 {stale[0]} 版计算，现为第 {stale[1]} 版），收费金额已过期："
+                                "请重新完成结算收费（重新收费后三方重新确认凭证）再结单", code="charge_stale")
+        charged_cost(session, settlement, refused="不能结单（请重新完成结算收费，调整追加费用、分期手续费或优惠）")
     moved = session.execute(update(Settlement).where(
         Settlement.id == settlement.id, Settlement.status == "charged",
         Settlement.officer_confirmed_at.is_not(None), Settlement.supervisor_confirmed_at.is_not(None),

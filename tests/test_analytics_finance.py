@@ -34,7 +34,7 @@ def _disbursed(session, w, a, funder_type: str = "bank"):
 
 def _settled(session, w, a, funder_type: str):
     s = _disbursed(session, w, a, funder_type)
-    settlements.charge(session, s.id, ChargeInput(payments=[("wechat", DUE)]), viewer=V(w.finance))
+    settlements.charge(session, s.id, ChargeInput(expected_revision=s.revision, payments=[("wechat", DUE)]), viewer=V(w.finance))
     for who, staff in (("officer", w.officer), ("supervisor", w.supervisor), ("sales", w.sales)):
         settlements.confirm_voucher(session, s.id, who, revision=s.revision, viewer=V(staff))
     settlements.close(session, s.id, viewer=V(w.finance))
@@ -48,7 +48,7 @@ def _world(session):
     _settled(session, w, _case(session, w, "甲一"), "bank")
     _settled(session, w, _case(session, w, "乙二"), "consumer_finance")
     charged = _disbursed(session, w, _case(session, w, "丙三"))
-    settlements.charge(session, charged.id, ChargeInput(payments=[("wechat", DUE)]), viewer=V(w.finance))
+    settlements.charge(session, charged.id, ChargeInput(expected_revision=charged.revision, payments=[("wechat", DUE)]), viewer=V(w.finance))
     working = _case(session, w, "丁四")
     r = reimbursements.submit(session, agreement_id=working.id, category="交通费", amount=12_300,
                               viewer=V(w.officer))

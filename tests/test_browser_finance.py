@@ -179,3 +179,58 @@ def test_main_path_from_agreement_to_export(world, task_runner):
         receipt.goto(receipt_url + "?paper=a5")
         expect(receipt.locator("h1")).to_have_text("定金结算清单")
         _shoot(receipt, "receipt")
+
+
+def test_the_agreement_quote_and_the_demo_reimbursements(committed):
+    """签单试算 on the form (the cost and the cap shown, nothing saved) and 做单报销 as `make run` seeds it."""
+    from playwright.sync_api import expect
+    from sqlalchemy import func, select
+
+    from crm import demo as crm_demo
+    from finance import demo as finance_demo
+    from finance.models import Agreement
+
+    require_chromium()
+    with unit_of_work() as session:
+        crm_demo.seed(session)
+        finance_demo.seed(session)
+        agreements_before = session.scalar(select(func.count()).select_from(Agreement))
+    with live_server() as base, chromium_page() as page:
+        page.goto(f"{base}/console/login")
+        page.fill("input[name=username]", "sales1")
+        page.fill("input[name=password]", "Xiaoshou-Demo-2026")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/console/**")
+        page.goto(f"{base}/console/finance/agreements/new")
+        page.fill("input[name=loan_amount]", "200000")
+        page.fill("input[name=term_months]", "36")
+        page.fill("input[name=funder_annual_rate]", "6")
+        page.fill("input[name=service_fee_rate]", "3")
+        page.fill("input[name=other_name_1]", "评估费")
+        page.fill("input[name=other_amount_1]", "800")
+        _post_button(page, "试算综合年化成本")
+        expect(page.locator(".quote-result")).to_contain_text("试算：综合年化成本")
+        expect(page.locator(".quote-result")).to_contain_text("上限 24.00%")
+        expect(page.locator("input[name=loan_amount]")).to_have_value("200000")
+        page.locator(".quote-result").scroll_into_view_if_needed()
+        _shoot(page, "agreement_quote")
+        page.fill("input[name=service_fee_rate]", "30")
+        _post_button(page, "试算综合年化成本")
+        expect(page.locator(".error")).to_contain_text("超过上限 24.00%，不能签约")
+        _shoot(page, "agreement_quote_above_cap")
+        page.goto(f"{base}/console/login")
+        page.context.clear_cookies()
+        page.goto(f"{base}/console/login")
+        page.fill("input[name=username]", "finance")
+        page.fill("input[name=password]", "Caiwu-Demo-2026")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/console/**")
+        page.goto(f"{base}/console/finance/reimbursements")
+        rows = page.locator("table.grid tbody tr")
+        expect(rows.first).to_be_visible()
+        assert rows.count() >= 7
+        expect(page.locator("table.grid")).to_contain_text("已作废")
+        expect(page.locator("table.grid")).to_contain_text("已支付")
+        _shoot(page, "reimbursements_demo")
+    with unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(Agreement)) == agreements_before  # quotes save nothing

@@ -9,8 +9,9 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from crm import auth_service
+from finance import settlements
 from finance.models import Deposit, JournalLine
-from tests.finance_support import make_world
+from tests.finance_support import V, make_world, working_agreement
 from tests.test_admin_support import bearer, console_client
 
 
@@ -44,10 +45,10 @@ def test_main_path_over_the_api(session):
         "funder_name": "某银行", "funder_type": "bank", "amount": 20_000_000}).json()
     sid = s["id"]
     too_much = c.post(f"/api/v1/finance/settlements/{sid}/charge", headers=fin, json={
-        "discount_kind": "fixed", "discount_amount": 700_000, "payments": []})
+        "discount_kind": "fixed", "discount_amount": 700_000, "payments": [], "expected_revision": 0})
     assert too_much.status_code == 422 and "超过服务费" in too_much.json()["message"]
     charged = c.post(f"/api/v1/finance/settlements/{sid}/charge", headers=fin, json={
-        "discount_kind": "fixed", "discount_amount": 50_000,
+        "discount_kind": "fixed", "discount_amount": 50_000, "expected_revision": 0,
         "payments": [{"method": "wechat", "amount": 150_000}, {"method": "bank", "amount": 100_000}]})
     assert charged.status_code == 200, charged.text
     assert charged.json()["total_due_amount"] == 250_000
@@ -128,3 +129,26 @@ def test_reimbursements_and_performance_over_the_api(session):
     assert report.json()["staff"][0]["signed_count"] == 1
     assert c.get(f"/api/v1/finance/performance?since={today}&until={today}",
                  headers=_h(session, w.sales)).status_code == 403
+
+
+def test_a_charge_needs_the_revision_it_saw_and_of_two_against_the_same_revision_one_wins(session):
+    w = make_world(session)
+    a = working_agreement(session, w, deposit_amount=100_000)
+    s = settlements.record_disbursement(session, a.id, funder_name="某银行", funder_type="bank", amount=20_000_000,
+                                        disbursed_date=None, viewer=V(w.finance))
+    c = console_client()
+    fin = _h(session, w.finance)
+    body = {"payments": [{"method": "bank", "amount": 580_000}]}
+    missing = c.post(f"/api/v1/finance/settlements/{s.id}/charge", headers=fin, json=body)
+    assert missing.status_code == 422, missing.text
+    assert missing.json()["code"] == "validation_failed"
+    assert "收费版本（expected_revision" in missing.json()["message"] and "不能为空" in missing.json()["message"]
+    session.refresh(s)
+    assert s.status == "pending" and s.revision == 0
+    first = c.post(f"/api/v1/finance/settlements/{s.id}/charge", headers=fin, json={**body, "expected_revision": 0})
+    assert first.status_code == 200 and first.json()["revision"] == 1
+    second = c.post(f"/api/v1/finance/settlements/{s.id}/charge", headers=fin,
+                    json={"payments": [{"method": "cash", "amount": 580_000}], "expected_revision": 0})
+    assert second.status_code == 409 and "已被他人修改" in second.json()["message"]
+    schema = c.get("/api/openapi.json").json()["components"]["schemas"]["ChargeBody"]
+    assert "expected_revision" in schema["required"]

@@ -21,7 +21,7 @@ def settled(session, w):
     s = settlements.record_disbursement(session, a.id, funder_name="某银行", funder_type="bank", amount=20_000_000,
                                         disbursed_date=None, viewer=V(w.finance))
     # fee revenue: 6,000 service fee + 800 agreed fee = 6,800 元; 1,000 deposit applied
-    settlements.charge(session, s.id, ChargeInput(payments=[("bank", 580_000)]), viewer=V(w.finance))
+    settlements.charge(session, s.id, ChargeInput(expected_revision=s.revision, payments=[("bank", 580_000)]), viewer=V(w.finance))
     for who, staff in (("officer", w.officer), ("supervisor", w.supervisor), ("sales", w.sales)):
         settlements.confirm_voucher(session, s.id, who, revision=s.revision, viewer=V(staff))
     return settlements.close(session, s.id, viewer=V(w.finance))

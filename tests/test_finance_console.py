@@ -17,7 +17,7 @@ def test_finance_pages_render_for_finance(session):
     a = working_agreement(session, w, deposit_amount=100_000)
     s = settlements.record_disbursement(session, a.id, funder_name="某银行", funder_type="bank", amount=20_000_000,
                                         disbursed_date=None, viewer=V(w.finance))
-    settlements.charge(session, s.id, ChargeInput(payments=[("bank", 580_000)], rebates=[("渠道甲", 50_000)]),
+    settlements.charge(session, s.id, ChargeInput(expected_revision=s.revision, payments=[("bank", 580_000)], rebates=[("渠道甲", 50_000)]),
                        viewer=V(w.finance))
     d = deposits.deposits_of(session, a.id)[0]
     client = console_client()

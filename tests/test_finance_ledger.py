@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DatabaseError
 
-from core import clock
+from core import clock, db
 from core.cli import main
 from finance import ledger
 from finance.exceptions import AlreadyReversed, AmountInvalid, PeriodClosed, StateConflict, Unbalanced
@@ -95,6 +95,50 @@ def test_the_database_refuses_an_entry_whose_lines_do_not_balance(session):
                              "VALUES (:e, :a, 100, 0), (:e, :b, 0, 150)"), {"e": entry_id, "a": cash, "b": held})
         if IS_POSTGRES:  # the constraint trigger is deferred to commit: make it fire now
             session.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+
+
+def _unbalanced_write(s, key: str) -> None:
+    """Around the service: an entry of 100 with a single debit line of 100 and no credit, as the audit did."""
+    cash = s.scalar(select(Account.id).where(Account.code == "cash"))
+    entry = JournalEntry(entry_date=date(2026, 12, 1), period_month=date(2026, 12, 1), total_amount=100,
+                         memo="raw", source_type="raw", source_key=key, created_at=datetime(2026, 12, 1, tzinfo=UTC))
+    s.add(entry)
+    s.flush()
+    s.add(JournalLine(entry_id=entry.id, account_id=cash, debit_amount=100, credit_amount=0))
+
+
+@pytest.mark.parametrize("how", ["orm", "core_insert"])
+def test_an_unbalanced_entry_written_around_the_service_is_refused_at_commit(committed, how):
+    """Even while it is the newest entry (SQLite's trigger only looks at it when the next entry comes):
+    the commit is refused on every database and nothing is stored."""
+    with pytest.raises((Unbalanced, DatabaseError)) as exc, db.unit_of_work() as s:
+        if how == "orm":
+            _unbalanced_write(s, "raw:orm")
+        else:
+            cash = s.scalar(select(Account.id).where(Account.code == "cash"))
+            entry = JournalEntry(entry_date=date(2026, 12, 1), period_month=date(2026, 12, 1), total_amount=100,
+                                 memo="raw", source_type="raw", source_key="raw:core", created_at=datetime(2026, 12, 1, tzinfo=UTC))
+            s.add(entry)
+            s.flush()
+            s.execute(insert(JournalLine), [{"entry_id": entry.id, "account_id": cash, "debit_amount": 100,
+                                             "credit_amount": 0}])
+    assert "balance" in str(exc.value) or "借贷不平衡" in str(exc.value)
+    with db.unit_of_work() as s:
+        assert s.scalar(select(func.count()).select_from(JournalEntry)) == 0
+        assert s.scalar(select(func.count()).select_from(JournalLine)) == 0
+        assert s.scalar(select(Account.balance_amount).where(Account.code == "cash")) == 0
+
+
+def test_the_commit_refusal_speaks_chinese_and_a_balanced_post_still_commits(committed):
+    with pytest.raises(Unbalanced, match="借贷不平衡：?.*借方 100 分，贷方 0 分|借贷不平衡（1 行"), \
+            db.unit_of_work() as s:
+        _unbalanced_write(s, "raw:zh")
+        # the hook runs before PostgreSQL's deferred trigger, so both databases say it in Chinese
+    with db.unit_of_work() as s:
+        deposit(s, 2_000, key="ok:1")
+    with db.unit_of_work() as s:
+        assert s.scalar(select(func.count()).select_from(JournalEntry)) == 1
+        assert ledger.run_check(s).ok
 
 
 def test_a_correction_is_a_reversing_entry_once(session):

@@ -205,7 +205,7 @@ def test_the_settlement_fee_paid_online_is_applied_at_settlement(session, mp, ca
     s = settlements.record_disbursement(session, agreement.id, funder_name="某银行", funder_type="bank",
                                         amount=20_000_000, disbursed_date=None, viewer=V(w.finance))
     due = settlements.compute(session, s, ChargeInput()).total_due_amount
-    settlements.charge(session, s.id, ChargeInput(payments=[("wechat", 100_000), ("bank", due - 100_000)]),
+    settlements.charge(session, s.id, ChargeInput(expected_revision=s.revision, payments=[("wechat", 100_000), ("bank", due - 100_000)]),
                        viewer=V(w.finance))
     session.commit()
     fee = [f for f in mp.get("/fees").json()["fees"] if f["kind"] == "settlement"]
@@ -223,7 +223,7 @@ def test_the_settlement_fee_paid_online_is_applied_at_settlement(session, mp, ca
     assert _debited(session, "settlement_payment") == [("wechat", 100_000)]  # Dr 微信账户
     assert [f for f in mp.get("/fees").json()["fees"] if f["kind"] == "settlement"] == []
     with pytest.raises(StateConflict, match="不能再修改收费"):
-        settlements.charge(session, s.id, ChargeInput(payments=[("bank", due)]), viewer=V(w.finance))
+        settlements.charge(session, s.id, ChargeInput(expected_revision=s.revision, payments=[("bank", due)]), viewer=V(w.finance))
     session.rollback()
     s = session.get(Settlement, s.id)
     for who, staff in (("officer", w.officer), ("supervisor", w.supervisor), ("sales", w.sales)):
@@ -249,7 +249,7 @@ def test_the_settlement_fee_is_withheld_under_the_customers_authorisation_and_ap
     s = settlements.record_disbursement(session, agreement.id, funder_name="某银行", funder_type="bank",
                                         amount=20_000_000, disbursed_date=None, viewer=V(w.finance))
     due = settlements.compute(session, s, ChargeInput()).total_due_amount
-    settlements.charge(session, s.id, ChargeInput(payments=[("wechat", 100_000), ("bank", due - 100_000)]),
+    settlements.charge(session, s.id, ChargeInput(expected_revision=s.revision, payments=[("wechat", 100_000), ("bank", due - 100_000)]),
                        viewer=V(w.finance))
     with pytest.raises(AuthorizationMissing):  # no authorisation covering finance.fee yet: nothing written
         payment_purposes.withhold_settlement(session, s, staff_id=w.finance.id)

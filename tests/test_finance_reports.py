@@ -54,7 +54,7 @@ def test_performance_counts_signed_disbursed_and_collected_and_ranks_funder_type
     a = working_agreement(session, w, deposit_amount=100_000)
     s = settlements.record_disbursement(session, a.id, funder_name="某银行", funder_type="bank", amount=20_000_000,
                                         disbursed_date=None, viewer=V(w.finance))
-    settlements.charge(session, s.id, ChargeInput(payments=[("bank", 580_000)]), viewer=V(w.finance))
+    settlements.charge(session, s.id, ChargeInput(expected_revision=s.revision, payments=[("bank", 580_000)]), viewer=V(w.finance))
     for who, staff in (("officer", w.officer), ("supervisor", w.supervisor), ("sales", w.sales)):
         settlements.confirm_voucher(session, s.id, who, revision=s.revision, viewer=V(staff))
     settlements.close(session, s.id, viewer=V(w.finance))

@@ -4,6 +4,7 @@ rebates, vouchers confirmed by three people, 结单 posted to the ledger; refusa
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -135,7 +136,7 @@ def test_the_main_path_from_disbursement_to_settled(session):
     assert a.status == "disbursed" and s.status == "pending"
     # service fee 3% of 200,000 = 6,000; discount 10% = 600; other agreed fee 800; 下户费 300;
     # loan back 10,000 + 200 + 50; deposit 5,000 applied: due 6,000 − 600 + 800 + 300 + 10,250 − 5,000 = 11,750 元
-    data = ChargeInput(discount_kind="percent", discount_rate=Decimal("0.10"), fees=[(visit_fee(session).id, 30_000)],
+    data = ChargeInput(expected_revision=0, discount_kind="percent", discount_rate=Decimal("0.10"), fees=[(visit_fee(session).id, 30_000)],
                        payments=[("wechat", 675_000), ("cash", 500_000)], rebates=[("渠道甲", 100_000)])
     settlements.charge(session, s.id, data, viewer=V(w.finance))
     assert (s.service_fee_amount, s.discount_amount, s.extra_fees_amount, s.loan_repaid_amount,
@@ -172,7 +173,7 @@ def test_bad_charges_are_refused_and_change_nothing(session, data, words):
     s = settlements.record_disbursement(session, a.id, funder_name="某消金", funder_type="consumer_finance",
                                         amount=20_000_000, disbursed_date=None, viewer=V(w.finance))
     with pytest.raises((FinanceInvalid, AmountInvalid)) as exc:
-        settlements.charge(session, s.id, data, viewer=V(w.finance))
+        settlements.charge(session, s.id, replace(data, expected_revision=s.revision), viewer=V(w.finance))
     assert words in exc.value.message
     session.refresh(s)
     assert s.status == "pending" and s.revision == 0
@@ -183,10 +184,10 @@ def test_a_new_charge_clears_the_confirmations(session):
     a = working_agreement(session, w, deposit_amount=80_000)
     s = settlements.record_disbursement(session, a.id, funder_name="某小贷", funder_type="microloan",
                                         amount=20_000_000, disbursed_date=None, viewer=V(w.finance))
-    settlements.charge(session, s.id, ChargeInput(payments=[("bank", 600_000)]), viewer=V(w.finance))
+    settlements.charge(session, s.id, ChargeInput(expected_revision=s.revision, payments=[("bank", 600_000)]), viewer=V(w.finance))
     seen = s.revision
     settlements.confirm_voucher(session, s.id, "officer", revision=seen, viewer=V(w.officer))
-    settlements.charge(session, s.id, ChargeInput(discount_kind="fixed", discount_amount=100_000,
+    settlements.charge(session, s.id, ChargeInput(expected_revision=s.revision, discount_kind="fixed", discount_amount=100_000,
                                                   payments=[("bank", 500_000)]), viewer=V(w.finance))
     assert s.officer_confirmed_at is None and s.revision == seen + 1
     with pytest.raises(StateConflict, match="收费已被财务修改"):
@@ -248,7 +249,7 @@ def test_two_clerks_settling_the_same_case_exactly_one_wins(committed):
         a = working_agreement(s, w, deposit_amount=100_000)
         st = settlements.record_disbursement(s, a.id, funder_name="某银行", funder_type="bank", amount=20_000_000,
                                              disbursed_date=None, viewer=V(w.finance))
-        settlements.charge(s, st.id, ChargeInput(payments=[("bank", 300_000), ("cash", 300_000 + 80_000 - 100_000)]),
+        settlements.charge(s, st.id, ChargeInput(expected_revision=st.revision, payments=[("bank", 300_000), ("cash", 300_000 + 80_000 - 100_000)]),
                            viewer=V(w.finance))
         for who, staff in (("officer", w.officer), ("supervisor", w.supervisor), ("sales", w.sales)):
             settlements.confirm_voucher(s, st.id, who, revision=st.revision, viewer=V(staff))
@@ -293,7 +294,7 @@ def test_the_settlement_export_is_an_xlsx_whose_text_cannot_become_a_formula(ses
     a = working_agreement(session, w, deposit_amount=100_000)
     s = settlements.record_disbursement(session, a.id, funder_name="@某银行", funder_type="bank", amount=20_000_000,
                                         disbursed_date=None, viewer=V(w.finance))
-    settlements.charge(session, s.id, ChargeInput(payments=[("bank", 580_000)]), viewer=V(w.finance))
+    settlements.charge(session, s.id, ChargeInput(expected_revision=s.revision, payments=[("bank", 580_000)]), viewer=V(w.finance))
     path = tmp_path / "s.xlsx"
     assert export.export_settlements(session, V(w.finance), str(path)) == 1
     sheet = load_workbook(path).active

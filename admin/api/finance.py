@@ -34,7 +34,7 @@ _E: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "角色无权执行此操作"},
     404: {"model": ErrorBody, "description": "不存在或不在您的数据范围内"},
     409: {"model": ErrorBody, "description": "状态冲突：已被他人处理、金额已锁定（amount_locked）、已结单（settlement_conflict）、"
-                                             "尚未放款（not_disbursed）、该月已月结（period_closed）"},
+                                             "尚未放款（not_disbursed）、该月已月结（period_closed）、收费后签单有变更须重新收费（charge_stale）"},
     422: {"model": ErrorBody, "description": "输入不正确（中文说明）：金额为负或不足一分、退款超过已收、优惠超过服务费、"
                                              "收款合计与应收不符、综合年化成本超过上限（apr_above_cap，details.apr）"},
 }
@@ -63,6 +63,28 @@ class AgreementCreate(BaseModel):
     deposit_amount: int = Field(0, description="约定定金（分）")
     other_fees: list[OtherFee] = Field(default_factory=list)
     note: str | None = Field(None, max_length=300)
+
+
+class QuoteBody(BaseModel):
+    signed_date: date | None = Field(None, description="签单日期（计算起点），默认今天")
+    loan_amount: int = Field(description="贷款金额（分）")
+    term_months: int
+    funder_annual_rate: Decimal = Field(description="资方年利率，小数，如 0.06")
+    repayment_method: str = Field("equal_installment", description="equal_installment | equal_principal | "
+                                                                   "interest_first | bullet")
+    funder_fee_amount: int = Field(0, description="资方费用（分）")
+    service_fee_rate: Decimal = Field(Decimal(0), description="服务费率，小数，如 0.03")
+    service_fee_fixed_amount: int = Field(0, description="固定服务费（分）")
+    other_fees: list[OtherFee] = Field(default_factory=list)
+
+
+class QuoteRead(BaseModel):
+    apr_rate: Decimal = Field(description="综合年化成本（IRR 法，含资方利息费用与本公司服务费及其他费用），小数")
+    cap_rate: Decimal = Field(description="上限，小数（SCRM_APR_CAP_RATE，默认 0.24）")
+    within_cap: bool
+    service_fee_amount: int = Field(description="服务费（分）")
+    charges_amount: int = Field(description="各项费用合计（分）：资方费用 + 服务费 + 其他费用")
+    message: str = Field(description="中文说明，含数值与上限")
 
 
 class TermsChange(BaseModel):
@@ -225,7 +247,8 @@ class ChargeBody(BaseModel):
     fees: list[FeeLine] = Field(default_factory=list, description="追加费用（按配置的费用类型）")
     payments: list[PaymentLine] = Field(description="分笔收款，合计须等于应收")
     rebates: list[RebateLine] = Field(default_factory=list, description="返点")
-    expected_revision: int | None = Field(None, description="乐观锁：看到的收费版本")
+    expected_revision: int = Field(description="必填，乐观锁：您看到的结算 revision（首次收费为 0）；两人同时收费只有一人成功，"
+                                               "另一人 409 state_conflict")
 
 
 class ConfirmationBody(BaseModel):
@@ -341,6 +364,19 @@ def list_agreements(session: SessionDep, caller: Caller, status: str | None = Qu
                     offset: int = Query(0, ge=0)) -> list[AgreementRead]:
     rows = agreements.list_agreements(session, caller.viewer, status=status, q=q, limit=limit, offset=offset)
     return [AgreementRead.model_validate(a) for a, _ in rows]
+
+
+@router.post("/agreements/quote", response_model=QuoteRead, responses=_E,
+             summary="签单试算：综合年化成本与上限（不保存）",
+             description="按 IRR 法计算综合年化成本（与录入签单时的检查相同），不写入任何数据；"
+                         "超过上限时 422 apr_above_cap，message 给出数值与上限（details.apr / details.cap）。")
+def quote_agreement(body: QuoteBody, caller: Caller) -> QuoteRead:
+    terms = body.model_dump(exclude={"signed_date"})
+    terms["other_fees"] = [dict(f) for f in body.other_fees]
+    q = agreements.quote(terms, signed_date=body.signed_date, viewer=caller.viewer)
+    return QuoteRead(apr_rate=q.apr, cap_rate=q.cap, within_cap=q.within_cap, service_fee_amount=q.service_fee_amount,
+                     charges_amount=q.charges_amount,
+                     message=f"综合年化成本 {q.apr_text}%（上限 {q.cap_text}%），未超过上限，可以签约")
 
 
 @router.post("/agreements", response_model=AgreementRead, status_code=201, responses=_E,

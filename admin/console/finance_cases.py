@@ -179,46 +179,56 @@ def _form_context(session: SessionDep, user: ConsoleUser) -> dict[str, Any]:
 def new_agreement(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     ctx = _form_context(session, user)
     ctx.update(form={"sales_staff_id": str(user.viewer.staff_id), "repayment_method": "equal_installment"},
-               error=None)
+               error=None, quote=None)
     return render(request, "finance/agreement_form.html", ctx)
+
+
+def _terms_from_form(form: dict[str, str]) -> dict[str, Any]:
+    """The form's term fields (yuan and percent as typed) as the finance functions take them (fen, fractions)."""
+    other = []
+    for i in (1, 2):
+        name = form.get(f"other_name_{i}", "").strip()
+        amount = yuan_text(form.get(f"other_amount_{i}"), f"其他费用{i}", "other_fees", required=False)
+        if name or amount:
+            other.append({"name": name, "amount": amount})
+    return dict(
+        loan_amount=yuan_text(form.get("loan_amount"), "贷款金额", "loan_amount"),
+        term_months=_int(form.get("term_months", ""), "term_months", "期限"),
+        funder_annual_rate=rate_text(form.get("funder_annual_rate"), "资方年利率", "funder_annual_rate"),
+        repayment_method=form.get("repayment_method", ""),
+        funder_fee_amount=yuan_text(form.get("funder_fee_amount"), "资方费用", "funder_fee_amount",
+                                    allow_zero=True, required=False) or 0,
+        service_fee_rate=rate_text(form.get("service_fee_rate"), "服务费率", "service_fee_rate"),
+        service_fee_fixed_amount=yuan_text(form.get("service_fee_fixed_amount"), "固定服务费",
+                                           "service_fee_fixed_amount", allow_zero=True, required=False) or 0,
+        deposit_amount=yuan_text(form.get("deposit_amount"), "定金", "deposit_amount", allow_zero=True,
+                                 required=False) or 0,
+        other_fees=other)
 
 
 @router.post("/agreements/new", dependencies=[CsrfChecked])
 async def create_agreement(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """保存签单, or 试算 (``action=quote``): the all-in cost and the cap shown on the form, nothing saved."""
     form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf_token"}
+    quoting = form.pop("action", "") == "quote"
 
     def run() -> Any:
-        other = []
-        for i in (1, 2):
-            name = form.get(f"other_name_{i}", "").strip()
-            amount = yuan_text(form.get(f"other_amount_{i}"), f"其他费用{i}", "other_fees", required=False)
-            if name or amount:
-                other.append({"name": name, "amount": amount})
+        signed = _day(form.get("signed_date", ""), "signed_date", "签单日期")
+        if quoting:
+            return agreements.quote(_terms_from_form(form), signed_date=signed, viewer=user.viewer)
         data = agreements.AgreementInput(
             customer_id=_int(form.get("customer_id", ""), "customer_id", "客户"),
             sales_staff_id=_int(form.get("sales_staff_id", ""), "sales_staff_id", "营销专员"),
             case_officer_id=_int(form.get("case_officer_id", ""), "case_officer_id", "做单专员"),
-            number=form.get("number"), signed_date=_day(form.get("signed_date", ""), "signed_date", "签单日期"),
-            loan_amount=yuan_text(form.get("loan_amount"), "贷款金额", "loan_amount"),
-            term_months=_int(form.get("term_months", ""), "term_months", "期限"),
-            funder_annual_rate=rate_text(form.get("funder_annual_rate"), "资方年利率", "funder_annual_rate"),
-            repayment_method=form.get("repayment_method", ""),
-            funder_fee_amount=yuan_text(form.get("funder_fee_amount"), "资方费用", "funder_fee_amount",
-                                        allow_zero=True, required=False) or 0,
-            service_fee_rate=rate_text(form.get("service_fee_rate"), "服务费率", "service_fee_rate"),
-            service_fee_fixed_amount=yuan_text(form.get("service_fee_fixed_amount"), "固定服务费",
-                                               "service_fee_fixed_amount", allow_zero=True, required=False) or 0,
-            deposit_amount=yuan_text(form.get("deposit_amount"), "定金", "deposit_amount", allow_zero=True,
-                                     required=False) or 0,
-            other_fees=other, note=form.get("note"))
+            number=form.get("number"), signed_date=signed, note=form.get("note"), **_terms_from_form(form))
         return agreements.create_agreement(session, data, viewer=user.viewer)
 
-    created, error = attempt(session, run)
-    if error is not None:
+    result, error = attempt(session, run)
+    if error is not None or quoting:
         ctx = _form_context(session, user)
-        ctx.update(form=form, error=error)
-        return render(request, "finance/agreement_form.html", ctx, status_code=error.status)
-    return RedirectResponse(f"/console/finance/agreements/{created.id}?done=created", status_code=303)
+        ctx.update(form=form, error=error, quote=result)
+        return render(request, "finance/agreement_form.html", ctx, status_code=error.status if error else 200)
+    return RedirectResponse(f"/console/finance/agreements/{result.id}?done=created", status_code=303)
 
 
 # --- the agreement page -----------------------------------------------------------------------------------

@@ -242,6 +242,7 @@ class Settlement(Base):
     rebate_amount: Mapped[int] = mapped_column(default=0)
     fee_refunded_amount: Mapped[int] = mapped_column(default=0)  # fees refunded after 结单
     charged_at: Mapped[datetime | None]
+    charged_agreement_version: Mapped[int | None]  # the agreement's version the charge was computed from
     charged_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     officer_confirmed_at: Mapped[datetime | None]  # 做单专员
     officer_confirmed_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))

@@ -14,6 +14,12 @@ trigger refusing an entry in a closed month, and the balance of each entry (Post
 constraint trigger that sums the entry's lines at commit; SQLite: a trigger refusing a line that would
 take the entry's debits or credits past its ``total_amount``, and one refusing a new entry while the
 previous entry's lines do not add up to its total). The migration installs them.
+
+SQLite cannot defer a trigger to commit, so an entry written around the service (lines short of its
+total) would stand until the next entry arrives. The session closes that gap on every database:
+:func:`_entries_balance_at_commit` (a ``before_commit`` hook) re-reads every entry the transaction wrote
+(through the ORM or ``session.execute(insert(...))``) and refuses the commit when one does not balance.
+Raw SQL text passed to the connection is not seen by it; the triggers above still stand there.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, event
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Insert, String, event, func, select
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from core.db import Base
+from finance.exceptions import Unbalanced
 
 __all__ = ["ACCOUNT_KIND_LABELS", "LEDGER_APPEND_ONLY", "Account", "JournalEntry", "JournalLine", "PeriodClose"]
 
@@ -100,3 +107,76 @@ class PeriodClose(Base):
 @event.listens_for(PeriodClose, "before_delete")
 def _refuse_change(_mapper: Any, _connection: Any, target: Any) -> None:
     raise RuntimeError(f"{target.__tablename__} is append-only: a mistake is corrected by a reversing entry")
+
+
+# --- every entry written in a transaction balances at its commit (all databases) --------------------------
+
+_TOUCHED = "finance_ledger_entries_touched"
+
+
+def _touched(session: Session) -> set[int | None]:
+    return session.info.setdefault(_TOUCHED, set())
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flushed_entries(session: Session, _context: Any) -> None:
+    for obj in session.new:
+        if isinstance(obj, JournalEntry):
+            _touched(session).add(obj.id)
+        elif isinstance(obj, JournalLine):
+            _touched(session).add(obj.entry_id)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_inserted_entries(state: ORMExecuteState) -> None:
+    statement = state.statement
+    if not isinstance(statement, Insert) or statement.table.name not in ("finance_journal_entry",
+                                                                         "finance_journal_line"):
+        return
+    if statement.table.name == "finance_journal_entry":
+        _touched(state.session).add(None)  # a bulk insert of entries: the newest entry is checked
+        return
+    params = state.parameters
+    for row in params if isinstance(params, list) else [params or {}]:
+        _touched(state.session).add(row.get("entry_id"))
+
+
+@event.listens_for(Session, "before_commit")
+def _entries_balance_at_commit(session: Session) -> None:
+    if not session.info.get(_TOUCHED):
+        return
+    session.flush()  # what is still pending is part of the commit
+    touched = set(session.info.get(_TOUCHED, ()))
+    ids = {i for i in touched if i is not None}
+    if None in touched:
+        newest = session.scalar(select(func.max(JournalEntry.id)))
+        if newest is not None:
+            ids.add(newest)
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), _CHECK_CHUNK):  # bound parameters stay under every database's limit
+        _refuse_unbalanced(session, ordered[start:start + _CHECK_CHUNK])
+
+
+_CHECK_CHUNK = 1000
+
+
+def _refuse_unbalanced(session: Session, ids: list[int]) -> None:
+    sums = (select(JournalLine.entry_id, func.count().label("n"), func.sum(JournalLine.debit_amount).label("dr"),
+                   func.sum(JournalLine.credit_amount).label("cr"))
+            .where(JournalLine.entry_id.in_(ids)).group_by(JournalLine.entry_id).subquery())
+    with session.no_autoflush:
+        rows = session.execute(
+            select(JournalEntry.id, JournalEntry.total_amount, sums.c.n, sums.c.dr, sums.c.cr)
+            .outerjoin(sums, sums.c.entry_id == JournalEntry.id).where(JournalEntry.id.in_(ids))
+            .order_by(JournalEntry.id)).all()
+    for entry_id, total, n, dr, cr in rows:
+        n, dr, cr = n or 0, dr or 0, cr or 0
+        if n < 2 or dr != cr or dr != total:
+            raise Unbalanced(f"凭证 #{entry_id} 借贷不平衡（{n} 行，借方 {dr} 分，贷方 {cr} 分，凭证合计 {total} 分），"
+                             "不能保存")
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_the_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the session's own transaction (not a savepoint) committed or rolled back
+        session.info.pop(_TOUCHED, None)
