@@ -2,7 +2,8 @@
 take / assign / write-off).
 
 Routes parse forms and call ``postloan.cases`` inside a savepoint (``attempt``); every form carries the CSRF
-token; a case out of the viewer's scope is 404. Phones are masked; revealing one is audit-logged.
+token; a case out of the viewer's scope is 404. The phone is shown masked and never revealed here: the 拨打
+button has the server dial it (``admin.console.telephony``), and every dial is audit-logged.
 """
 
 from __future__ import annotations
@@ -125,9 +126,9 @@ def _context(session: SessionDep, user: ConsoleUser, case_id: int) -> dict[str, 
 
 
 def _page(request: Request, session: SessionDep, user: ConsoleUser, case_id: int, *, error: AppError | None = None,
-          form: dict[str, str] | None = None, revealed: str | None = None, status_code: int = 200) -> Response:
+          form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     ctx = _context(session, user, case_id)
-    ctx.update(error=error, form=form or {}, revealed=revealed, notice=NOTICES.get(request.query_params.get("done", "")))
+    ctx.update(error=error, form=form or {}, notice=NOTICES.get(request.query_params.get("done", "")))
     return render(request, "collections/case.html", ctx, status_code=status_code)
 
 
@@ -196,11 +197,3 @@ def close(case_id: int, request: Request, session: SessionDep, user: CurrentUser
     if error:
         return _page(request, session, user, case_id, error=error, status_code=error.status)
     return _redirect(case_id, "closed")
-
-
-@router.post("/cases/{case_id}/reveal-phone", dependencies=[CsrfChecked])
-def reveal_phone(case_id: int, request: Request, session: SessionDep, user: CurrentUser,
-                 reason: Annotated[str, Form()] = "") -> Response:
-    case = cases.get_case(session, user.viewer, case_id)
-    phone = actions.reveal_phone(session, user.viewer, case.loan_id, reason or f"催收案件 #{case.id}")
-    return _page(request, session, user, case_id, revealed=phone)

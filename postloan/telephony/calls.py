@@ -2,7 +2,8 @@
 the call list and the do-not-call list.
 
 The browser only ever names a customer (or a case): the number is decrypted on the server, in the dial
-task, and handed to the provider; the call row keeps the masked number.
+task, and handed to the provider; the call row keeps the masked number, and each dial placed is audit-logged
+(``telephony.dial``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import clock, outbox, pii
+from core import audit, clock, outbox, pii
 from core.settings import get_settings
 from crm.customers import record_event
 from crm.models import Customer, Staff
@@ -64,6 +65,11 @@ def _new_call(session: Session, customer: Customer, *, staff_id: int, subject_ki
                          status=CallStatus.QUEUED, created_at=clock.now())
     session.add(call)
     session.flush()
+    # the number is decrypted on the server for this dial: each dial is audit-logged (who, whom, about what)
+    audit.record(session, "telephony.dial", entity_type="customer", entity_id=customer.id,
+                 after={"call_id": call.id, "staff_id": staff_id, "subject_kind": subject_kind,
+                        "subject_id": subject_id, "batch_id": batch_id},
+                 detail=f"外呼 {call.phone_masked}")
     return call
 
 
