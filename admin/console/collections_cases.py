@@ -42,7 +42,7 @@ from postloan.models import (
 router = APIRouter(prefix="/console/collections", include_in_schema=False)
 
 NOTICES = {"taken": "已领取该案件", "outcome": "催收结果已登记", "action": "催收记录已保存", "assigned": "案件分配已更新",
-           "closed": "案件已结案"}
+           "closed": "案件已结案", "tier": "风险等级已调整"}
 
 templates.env.filters.update(
     risk_tier_label=lambda v: RISK_TIER_LABELS.get(v, v),
@@ -121,7 +121,7 @@ def _context(session: SessionDep, user: ConsoleUser, case_id: int) -> dict[str, 
         "action_kinds": {k: ACTION_KIND_LABELS[k] for k in actions.LOGGED_KINDS},
         "can_take": case.status == "open" and case.collector_staff_id is None and role in actions.COLLECTORS,
         "can_work": case.status == "open" and (role in actions.MANAGERS or case.collector_staff_id == user.viewer.staff_id),
-        "is_manager": role in actions.MANAGERS, "close_reasons": CASE_CLOSE_LABELS,
+        "is_manager": role in actions.MANAGERS, "close_reasons": CASE_CLOSE_LABELS, "tiers": RISK_TIER_LABELS,
     }
 
 
@@ -188,6 +188,16 @@ def assign(case_id: int, request: Request, session: SessionDep, user: CurrentUse
     if error:
         return _page(request, session, user, case_id, error=error, status_code=error.status)
     return _redirect(case_id, "assigned")
+
+
+@router.post("/cases/{case_id}/tier", dependencies=[CsrfChecked])
+def set_tier(case_id: int, request: Request, session: SessionDep, user: CurrentUser,
+             risk_tier: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "") -> Response:
+    _, error = attempt(session, lambda: cases.set_tier(session, case_id, risk_tier, viewer=user.viewer,
+                                                       reason=reason))
+    if error:
+        return _page(request, session, user, case_id, error=error, form={"reason": reason}, status_code=error.status)
+    return _redirect(case_id, "tier")
 
 
 @router.post("/cases/{case_id}/close", dependencies=[CsrfChecked])
