@@ -29,6 +29,7 @@ from sqlalchemy import case, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.errors import ValidationFailed
 from crm.models import Customer, CustomerQualification, Staff
 from crm.scope import Viewer, owner_filter
 from lending.models import Loan, Repayment
@@ -39,7 +40,7 @@ from postloan.models import CollectionAction, CollectionCase, CollectionGroup, C
 from postloan.telephony.models import TelephonyCall
 
 __all__ = ["CallRow", "OverdueRow", "StatRow", "by_agency", "by_bucket", "by_collector", "by_group", "calls_by_collector",
-           "overdue_by"]
+           "date_range", "overdue_by", "tables"]
 
 NOT_CONTACTED = ("号码错误", "无法联系")
 
@@ -226,3 +227,26 @@ def overdue_by(session: Session, dimension: str, opened_from: date | None = None
            for label, n, o, a in rows]
     # customers whose loans are all closed now but whose cases recovered money in the range
     return out + [OverdueRow(label, 0, 0, 0, r, o) for label, (r, o) in recovered.items() if r or o]
+
+
+def date_range(raw_from: str | None, raw_to: str | None) -> tuple[date, date]:
+    """The analysis's range of case opening days, typed as YYYY-MM-DD (default: the 90 days to today)."""
+    try:
+        to = date.fromisoformat(raw_to) if raw_to else clock.today()
+        start = date.fromisoformat(raw_from) if raw_from else to - timedelta(days=90)
+    except ValueError:
+        raise ValidationFailed("日期格式不正确，应为 YYYY-MM-DD", field="from") from None
+    if start > to:
+        raise ValidationFailed("开始日期不能晚于结束日期", field="from")
+    return start, to
+
+
+def tables(session: Session, viewer: Viewer, start: date, to: date) -> dict[str, list]:
+    """Every table of the analysis (the console page, its export and the staff API), within the viewer's scope."""
+    return {"collectors": by_collector(session, start, to, viewer=viewer),
+            "groups": by_group(session, start, to, viewer=viewer),
+            "agencies": by_agency(session, start, to, viewer=viewer),
+            "buckets": by_bucket(session, start, to, viewer=viewer),
+            "calls": calls_by_collector(session, start, to, viewer=viewer),
+            **{key: overdue_by(session, dimension, start, to, viewer=viewer)
+               for key, dimension in (("regions", "region"), ("industries", "industry"), ("types", "customer_type"))}}

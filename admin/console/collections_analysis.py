@@ -5,7 +5,7 @@ opened; every figure is limited to the viewer's data scope (a department manager
 from __future__ import annotations
 
 import io
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -14,12 +14,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from admin.deps import CurrentUser, render
-from core import clock, exports
-from core.errors import PermissionDenied, ValidationFailed
+from core import exports
+from core.errors import PermissionDenied
 from core.money import fen_to_yuan
 from core.web import SessionDep
 from crm.models import CUSTOMER_TYPE_LABELS
-from crm.scope import Viewer
 from postloan import actions, analysis
 
 router = APIRouter(prefix="/console/collections", include_in_schema=False)
@@ -28,27 +27,7 @@ HEADER = ["维度", "案件数", "接通数", "接通率(%)", "承诺数", "承�
 
 
 def _range(q: Any) -> tuple[date, date]:
-    try:
-        to = date.fromisoformat(q.get("to")) if q.get("to") else clock.today()
-        start = date.fromisoformat(q.get("from")) if q.get("from") else to - timedelta(days=90)
-    except ValueError:
-        raise ValidationFailed("日期格式不正确，应为 YYYY-MM-DD", field="from") from None
-    if start > to:
-        raise ValidationFailed("开始日期不能晚于结束日期", field="from")
-    return start, to
-
-
-def tables(session: SessionDep, viewer: Viewer, start: date, to: date) -> dict[str, Any]:
-    """Every table of the page, within the viewer's data scope (the staff API answers the same)."""
-    scoped = {"viewer": viewer}
-    return {"collectors": analysis.by_collector(session, start, to, **scoped),
-            "groups": analysis.by_group(session, start, to, **scoped),
-            "agencies": analysis.by_agency(session, start, to, **scoped),
-            "calls": analysis.calls_by_collector(session, start, to, **scoped),
-            "buckets": analysis.by_bucket(session, start, to, **scoped),
-            **{key: analysis.overdue_by(session, dimension, start, to, **scoped)
-               for key, dimension in (("regions", "region"), ("industries", "industry"),
-                                      ("types", "customer_type"))}}
+    return analysis.date_range(q.get("from"), q.get("to"))
 
 
 def _manager(user: Any) -> None:
@@ -61,7 +40,7 @@ def analysis_page(request: Request, session: SessionDep, user: CurrentUser) -> R
     _manager(user)
     start, to = _range(request.query_params)
     return render(request, "collections/analysis.html", {
-        "tab": "analysis", "is_manager": True, "start": start, "to": to, **tables(session, user.viewer, start, to),
+        "tab": "analysis", "is_manager": True, "start": start, "to": to, **analysis.tables(session, user.viewer, start, to),
         "type_labels": CUSTOMER_TYPE_LABELS, "query": f"from={start}&to={to}",
     })
 
@@ -79,7 +58,7 @@ def _stat_rows(rows: list[analysis.StatRow]) -> list[list[object]]:
 def analysis_export(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     _manager(user)
     start, to = _range(request.query_params)
-    t = tables(session, user.viewer, start, to)
+    t = analysis.tables(session, user.viewer, start, to)
     out = io.BytesIO()
     with exports.XlsxWriter(out) as book:
         for name, key in (("按催收员", "collectors"), ("按催收组", "groups"), ("按委外机构", "agencies"),

@@ -20,15 +20,14 @@ from admin.nav import COLLECTIONS_STAFF
 from core.errors import AppError, NotFound, PermissionDenied
 from core.web import SessionDep
 from crm import customers
-from crm.models import Role
 from lending.models import BUCKETS
-from postloan import case_calls
+from postloan import actions, case_calls
 from postloan.telephony import calls, config
 from postloan.telephony.models import RESULT_LABELS, STATUS_LABELS, TelephonyCall
 
 router = APIRouter(prefix="/console/collections/calls", include_in_schema=False)
 Collector = Annotated[ConsoleUser, Depends(require_roles(COLLECTIONS_STAFF))]
-SEE_ALL = frozenset({Role.ADMIN, Role.MANAGER, Role.RISK})
+SEE_ALL = actions.CALLS_ALL
 NOTICES = {"dnc": "已登记为勿扰", "dnc_cleared": "已解除勿扰"}
 
 

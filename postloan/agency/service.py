@@ -22,6 +22,7 @@ from crm.scope import Viewer
 from lending.models import Loan
 from postloan import actions, history
 from postloan.agency_models import Agency, AgencyAssignment, AgencyUser
+from postloan.cases import visible_clause
 from postloan.exceptions import CaseClosed, CaseNotFound
 from postloan.models import CollectionAction, CollectionCase
 
@@ -99,12 +100,18 @@ def users_of(session: Session) -> list[AgencyUser]:
     return list(session.scalars(select(AgencyUser).order_by(AgencyUser.agency_id, AgencyUser.id)))
 
 
+def _visible_case(session: Session, viewer: Viewer, case_id: int) -> CollectionCase:
+    """The case, if in the manager's scope (``postloan.cases.visible_clause``); else :class:`CaseNotFound`."""
+    case = session.scalar(select(CollectionCase).where(CollectionCase.id == case_id, visible_clause(viewer)))
+    if case is None:
+        raise CaseNotFound()
+    return case
+
+
 def assign(session: Session, viewer: Viewer, *, case_id: int, agency_id: int) -> AgencyAssignment:
     """Hand an open case to an agency at its current commission rate. Of two at once, one wins."""
     _manager(viewer)
-    case = session.get(CollectionCase, case_id)
-    if case is None:
-        raise CaseNotFound()
+    case = _visible_case(session, viewer, case_id)
     if case.status != "open":
         raise CaseClosed()
     agency = session.get(Agency, agency_id)
@@ -129,6 +136,7 @@ def assign(session: Session, viewer: Viewer, *, case_id: int, agency_id: int) ->
 def recall(session: Session, viewer: Viewer, *, case_id: int, reason: str = "") -> AgencyAssignment:
     """Take a case back from its agency, at any time (a conditional update: recalled once)."""
     _manager(viewer)
+    _visible_case(session, viewer, case_id)
     row = active_assignment(session, case_id)
     if row is None:
         raise NotFound("该案件当前没有委外")
