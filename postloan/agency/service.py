@@ -183,17 +183,28 @@ class PortalUser:
         return audit.Actor("agency", self.id, f"{self.agency_name}·{self.display_name}", self.ip)
 
 
-def authenticate(session: Session, username: str, password: str) -> AgencyUser | None:
-    user = session.scalar(select(AgencyUser).where(AgencyUser.username == (username or "").strip()))
+def authenticate(session: Session, username: str, password: str, ip: str | None = None) -> AgencyUser | None:
+    """The agency user for a name and password, or None; every refusal (unknown name, wrong password, the user
+    or their agency stopped) is written to the audit log (``agency.portal.login_failed``), the reason kept there
+    and nowhere else."""
+    name = (username or "").strip()
+    user = session.scalar(select(AgencyUser).where(AgencyUser.username == name))
     ok = security.verify_password(user.password_hash if user else None, password or "")
-    if not ok or user is None or not user.active:
-        return None
-    agency = session.get(Agency, user.agency_id)
-    if agency is None or not agency.active:
-        return None
-    user.last_login_at = clock.now()
-    session.flush()
-    return user
+    agency = session.get(Agency, user.agency_id) if user is not None else None
+    if user is None or not ok:
+        reason = "bad_credentials"
+    elif not user.active:
+        reason = "user_inactive"
+    elif agency is None or not agency.active:
+        reason = "agency_inactive"
+    else:
+        user.last_login_at = clock.now()
+        session.flush()
+        return user
+    audit.record(session, "agency.portal.login_failed", entity_type="postloan_agency_user",
+                 entity_id=user.id if user else None, detail=reason,
+                 actor=audit.Actor("agency", user.id if user else None, name[:60] or "?", ip))
+    return None
 
 
 def portal_user(session: Session, user_id: int, ip: str | None = None) -> PortalUser | None:
