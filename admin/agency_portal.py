@@ -4,7 +4,8 @@ their agency, and nothing else.
 Agency users are not staff: they log in here with their own accounts (``postloan.agency.service``), and
 carry a signed cookie of their own (``scrm_agency``, 8 hours) that the console does not accept. Every
 page shows masked data only (name, phone), lists only the agency's active cases, and answers 404 for any
-other case (recalled ones included); every list, view, refusal and action is written to the audit log.
+other case (recalled ones included); every list, view, refusal and action is written to the audit log, and
+so is every login, failed ones included.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def login_page(request: Request) -> Response:
 @router.post("/login")
 def login(request: Request, username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "") -> Response:
     with unit_of_work() as session:  # committed before the answer: the login time, or nothing
-        user = service.authenticate(session, username, password)
+        user = service.authenticate(session, username, password, client_ip(request))
         if user is not None:
             who = service.portal_user(session, user.id, client_ip(request))
             service.log_access(session, who, "portal.login")

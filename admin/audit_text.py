@@ -76,6 +76,9 @@ ACTION_LABELS: dict[str, str] = {
     "mp.document_uploaded": "在小程序上传了材料", "mp.document_deleted": "在小程序删除了材料",
     "mp.consent_document_published": "发布了授权文件", "mp.referral_attributed": "小程序推荐归属已记录",
     "pii.reveal": "查看了完整个人信息",
+    "telephony.dial": "经服务器外呼了客户", "collections.case.set_tier": "手动调整了催收案件的风险等级",
+    "collections.case.rerate": "预警上调了催收案件的风险等级", "agency.portal.login": "登录了委外机构工作台",
+    "agency.portal.login_failed": "委外机构工作台登录失败",
 }
 AREA_LABELS: dict[str, str] = {
     "auth": "登录操作", "staff": "员工操作", "department": "部门操作", "customer": "客户操作", "visit": "上门预约操作",
@@ -83,6 +86,7 @@ AREA_LABELS: dict[str, str] = {
     "pool": "公海操作", "automation": "自动化操作", "import": "导入操作", "handover": "交接操作",
     "lending": "贷款操作", "referral": "推荐佣金操作", "channel_code": "渠道活码操作", "wecom": "企业微信操作",
     "mp": "小程序操作", "finance": "财务操作", "payments": "支付操作", "collections": "催收操作", "pii": "个人信息操作",
+    "telephony": "外呼操作", "agency": "委外机构操作",
 }
 ENTITY_LABELS: dict[str, str] = {
     "staff": "员工", "custom_role": "角色", "department": "部门", "customer": "客户", "api_token": "API 令牌", "visit": "上门预约",

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from admin import agency_portal, api, console
 from admin.api import automation as automation_api
 from admin.api import collections as collections_api
+from admin.api import collections_setup as collections_setup_api
 from admin.api import customer_profile as customer_profile_api
 from admin.api import customers as customers_api
 from admin.api import finance as finance_api
@@ -105,10 +106,12 @@ def mount(app: FastAPI) -> None:
     app.include_router(collections_setup_console.router)
     app.include_router(telephony_console.router)
     app.include_router(telephony_api.router)
+    app.include_router(telephony_api.legacy)
     app.include_router(agencies_console.router)
     app.include_router(agency_portal.router)  # the agency portal (/agency): agency accounts, not staff
     app.include_router(collections_analysis_console.router)
     app.include_router(collections_api.router)
+    app.include_router(collections_setup_api.router)
     app.include_router(payments_console.router)
     app.include_router(finance_api.router)
     app.include_router(finance_settlements_console.router)

@@ -34,7 +34,7 @@ from postloan.exceptions import CollectionInvalid
 from postloan.models import ACTION_KIND_LABELS, CollectionAction, CollectionPromise
 
 __all__ = [
-    "COLLECTORS", "MANAGERS", "QueueRow", "actions", "assign", "check_staff", "log_action", "promises", "queue",
+    "CALLS_ALL", "COLLECTORS", "MANAGERS", "QueueRow", "actions", "assign", "check_staff", "log_action", "promises", "queue",
     "reveal_phone", "validated",
 ]
 
@@ -42,6 +42,8 @@ COLLECTORS = permission("collections.work", "催收作业", "可被分配逾期�
                         {Role.COLLECTOR, Role.RISK}, group="贷后")
 MANAGERS = permission("collections.manage", "催收管理", "分配催收案件、维护催收规则、话术与委外",  # assign, see all
                       {Role.MANAGER, Role.ADMIN}, group="贷后")
+CALLS_ALL = permission("collections.calls_all", "查看全部通话", "查看所有员工的通话记录、录音与状态，解除勿扰",
+                       {Role.MANAGER, Role.ADMIN, Role.RISK}, group="贷后")
 LOGGED_KINDS = ("call", "message", "promise", "note")
 
 

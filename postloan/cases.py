@@ -24,16 +24,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock
+from crm import notify
 from crm.models import Customer, Staff, StaffStatus
 from crm.permissions import staff_holds
 from crm.scope import Viewer, owner_filter
 from lending.models import Application, Loan, LoanInstallment
-from postloan import actions, history
+from postloan import actions, history, rerating
 from postloan.actions import COLLECTORS, MANAGERS, check_staff
 from postloan.exceptions import CaseClosed, CaseNotFound, CaseTaken, CollectionInvalid
 from postloan.models import (
     CASE_CLOSE_LABELS,
     OUTCOME_LABELS,
+    RISK_TIER_LABELS,
     CollectionAction,
     CollectionCase,
     CollectionPromise,
@@ -41,7 +43,7 @@ from postloan.models import (
 
 __all__ = [
     "CaseRow", "assign_case", "written_off", "close_case", "get_case", "history_of", "open_case", "queue", "record_action",
-    "record_outcome", "record_promise", "refresh_figures", "take_case", "visible_clause",
+    "record_outcome", "record_promise", "refresh_figures", "set_tier", "take_case", "visible_clause",
 ]
 
 # a one-click outcome -> the action it writes
@@ -80,7 +82,7 @@ def open_case(session: Session, loan: Loan, day: date | None = None) -> Collecti
     product_id = session.scalar(select(Application.product_id).where(Application.id == loan.application_id))
     case = CollectionCase(loan_id=loan.id, customer_id=loan.customer_id, product_id=product_id, status="open",
                           opened_date=day or clock.today(), opened_at=clock.now(), bucket=loan.bucket,
-                          overdue_days=loan.overdue_days, risk_tier="low",
+                          overdue_days=loan.overdue_days, risk_tier=rerating.initial_tier(session, loan.application_id),
                           region=customer.region if customer else None,
                           collector_staff_id=loan.collector_staff_id,
                           assigned_at=clock.now() if loan.collector_staff_id else None, progress_at=clock.now())
@@ -201,6 +203,34 @@ def assign_case(session: Session, case_id: int, collector_id: int | None, *, vie
                           f"分配给 {target.display_name}" if target else "取消分配", by_staff_id=viewer.staff_id)
     audit.record(session, "collections.case.assign", entity_type="postloan_case", entity_id=case.id,
                  before={"collector_staff_id": before}, after={"collector_staff_id": case.collector_staff_id})
+    return case
+
+
+def set_tier(session: Session, case_id: int, tier: str, *, viewer: Viewer, reason: str) -> CollectionCase:
+    """A manager sets the case's risk tier by hand (up or down), with a reason: a note on the case, an audit
+    entry, the collector told. The nightly early warning may raise it again when a rule fires."""
+    if viewer.role not in MANAGERS:
+        raise CollectionInvalid("只有经理或管理员可以调整风险等级")
+    if tier not in RISK_TIER_LABELS:
+        raise CollectionInvalid("请选择风险等级：低风险、中风险或高风险", field="risk_tier")
+    reason = (reason or "").strip()
+    if not reason:
+        raise CollectionInvalid("请填写调整风险等级的原因", field="reason")
+    case = get_case(session, viewer, case_id, for_update=True)
+    if case.status != "open":
+        raise CaseClosed()
+    if case.risk_tier == tier:
+        return case
+    before, case.risk_tier = case.risk_tier, tier
+    loan = session.get(Loan, case.loan_id)
+    assert loan is not None
+    text = f"风险等级由{RISK_TIER_LABELS[before]}调整为{RISK_TIER_LABELS[tier]}（手动：{reason[:200]}）"
+    history.log(session, loan, "note", staff_id=viewer.staff_id, case_id=case.id, note=text)
+    audit.record(session, "collections.case.set_tier", entity_type="postloan_case", entity_id=case.id,
+                 before={"risk_tier": before}, after={"risk_tier": tier}, detail=reason[:200])
+    if case.collector_staff_id and case.collector_staff_id != viewer.staff_id:
+        notify.notify(session, case.collector_staff_id, "collections_rerate",
+                      f"催收案件 #{case.id} 风险等级调整为{RISK_TIER_LABELS[tier]}", text, customer_id=case.customer_id)
     return case
 
 

@@ -4,16 +4,18 @@
 :func:`run` is the close of business's ``collections`` step (after overdue days and buckets are set), in its
 transaction, set-based:
 
-1. open a case for every active overdue loan without an open case (with the loan's collector, if any) and not
-   written off (核销: collections stop for that loan);
+1. open a case for every active overdue loan without an open case (with the loan's collector, if any, at the tier
+   of its application's risk evaluation) and not written off (核销: collections stop for that loan);
 2. refresh the open cases of the loans rolled over today (bucket, days, amounts); a case whose bucket moved out
    of the rule that allocated it is released, to be allocated again (a case moves with its bucket);
 3. close the cases of loans back to current (``cured``) or paid off (``paid_off``);
 4. release the cases of rules with ``reassign_after_days`` that saw no promise or payment for that long;
-5. allocate the unassigned open cases (``postloan.allocation``; a released case avoids its last collector);
-6. decide the open promises of the loans rolled over today.
+5. run the early-warning rules over every open case (``postloan.rerating.rerate_open``: a tier only goes up, the
+   collector told once per raise);
+6. allocate the unassigned open cases (``postloan.allocation``; a released case avoids its last collector);
+7. decide the open promises of the loans rolled over today.
 
-:func:`on_loan_rolled_over` does 1–5 for one loan (the hourly per-loan rollover), :func:`on_payment_posted`
+:func:`on_loan_rolled_over` does 1–4 and 6 for one loan (the hourly per-loan rollover), :func:`on_payment_posted`
 settles promises and closes or refreshes the case when a repayment is posted.
 """
 
@@ -27,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from lending.models import Loan
-from postloan import allocation, cases, history
+from postloan import allocation, cases, history, rerating
 from postloan.allocation import matches
 from postloan.models import AllocationRule, CollectionAction, CollectionCase, CollectionPromise
 
@@ -41,6 +43,13 @@ def _d(session: Session) -> str:
     return "CAST(:d AS DATE)" if session.get_bind().dialect.name == "postgresql" else ":d"
 
 
+def _initial_tier_sql() -> str:
+    """The tier a case opens at (``rerating.initial_tier`` in SQL): its application's risk evaluation outcome."""
+    whens = " ".join(f"WHEN '{outcome}' THEN '{tier}'" for outcome, tier in rerating.TIER_OF_OUTCOME.items())
+    return (f"COALESCE((SELECT CASE e.outcome {whens} ELSE 'low' END FROM lending_application a"
+            " JOIN lending_risk_evaluation e ON e.id = a.risk_evaluation_id WHERE a.id = l.application_id), 'low')")
+
+
 def open_cases(session: Session, day: date) -> int:
     d = _d(session)
     return session.execute(text(f"""
@@ -51,7 +60,7 @@ def open_cases(session: Session, day: date) -> int:
                COALESCE((SELECT SUM({_OWED}) FROM lending_loan_installment i
                          WHERE i.loan_id = l.id AND i.status = 'overdue'), 0),
                COALESCE((SELECT SUM({_OWED}) FROM lending_loan_installment i WHERE i.loan_id = l.id), 0),
-               'low', c.region, l.collector_staff_id,
+               {_initial_tier_sql()}, c.region, l.collector_staff_id,
                CASE WHEN l.collector_staff_id IS NULL THEN NULL ELSE :now END, :now
         FROM lending_loan l
         JOIN lending_contract ct ON ct.id = l.contract_id
@@ -160,13 +169,14 @@ def run(session: Session, day: date) -> int:
     release(session, moved, "账期变化，重新分配")
     previous = stale(session)
     release(session, list(previous), "超过规定天数无承诺、无还款，收回重新分配")
+    raised = rerating.rerate_open(session)  # before allocating: a raised tier can match another rule
     assigned = allocation.allocate(session, avoid=previous)
     ids = list(session.scalars(select(CollectionPromise.loan_id).distinct().join(
         Loan, Loan.id == CollectionPromise.loan_id).where(CollectionPromise.status == "open",
                                                          Loan.rolled_over_date == day)))
     settled = sum(history.settle_promises(session, loan_id, day) for loan_id in ids)
     session.expire_all()
-    return opened + closed + assigned + settled
+    return opened + closed + raised + assigned + settled
 
 
 def on_loan_rolled_over(session: Session, loan: Loan, day: date) -> None:

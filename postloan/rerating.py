@@ -2,20 +2,27 @@
 (``lending.risk.expressions``) over post-loan facts raise a case's tier and tell its collector.
 
 Facts: ``overdue_days``, ``bucket`` (text: M1 …), ``overdue_amount`` and ``outstanding_amount`` (fen),
-``broken_promises`` and ``kept_promises`` (of the case), ``external_overdue_count`` (the credit provider's overdue
-records at the last check) and ``external_overdue_new`` (how many appeared since the check before).
+``broken_promises`` and ``kept_promises`` (of the case), the loan's repayment behaviour (``repaid_30d_amount``:
+money received in the last 30 days, fen; ``days_since_repayment``: days since the last repayment that stands, or
+since the loan started when there is none), ``external_overdue_count`` (the credit provider's overdue records at
+the last check) and ``external_overdue_new`` (how many appeared since the check before).
 
-When: a promise is found broken (``history.ON_PROMISE_BROKEN``), and when the credit report is checked again
-(:func:`check_credit`). A tier only goes up here (a manager may set it by hand); each raise writes a note on the
-case, an audit entry and a notification to the collector (console inbox, pushed to WeCom by the bot).
-A rule that cannot be evaluated (a fact unknown) does not fire.
+When: every night over every open case (:func:`rerate_open`, the close of business's collections step), when a
+promise is found broken (``history.ON_PROMISE_BROKEN``), and when the credit report is checked again
+(:func:`check_credit`). A tier only goes up here, so a second run changes nothing (a manager sets it by hand,
+up or down, with ``postloan.cases.set_tier``, audit-logged); each raise writes a note on
+the case, an audit entry and a notification to the collector (console inbox, pushed to WeCom by the bot).
+A rule that cannot be evaluated (a fact unknown) does not fire. A case opens at the tier of its application's
+risk evaluation (:func:`initial_tier`: a warning hit (warn) → medium, else low).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy import case as sql_case
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -23,16 +30,24 @@ from core import audit, clock, pii
 from crm import notify
 from crm.models import Customer
 from crm.scope import Viewer
-from lending.models import Loan
+from lending.models import Application, Loan, Repayment, RiskEvaluation
 from lending.product_exceptions import InvalidRuleExpression
 from lending.risk.credit import CreditFailed, CreditTimeout, Person, get_credit_provider
 from lending.risk.expressions import BOOL, NUM, STR, EvaluationError, MissingFact, compile_expression, evaluate
+from lending.servicing.state import standing_clause
 from postloan import history
 from postloan.actions import MANAGERS
 from postloan.exceptions import RuleInvalid
 from postloan.models import RISK_TIER_LABELS, RISK_TIERS, CollectionCase, CollectionPromise, WarningRule
 
-__all__ = ["FACTS", "check_credit", "due_for_credit_check", "facts_of", "on_promise_broken", "rerate", "save_warning_rule"]
+__all__ = ["FACTS", "check_credit", "due_for_credit_check", "facts_of", "initial_tier", "on_promise_broken", "rerate",
+           "rerate_open", "save_warning_rule"]
+
+# the application's risk evaluation outcome -> the tier its case opens at
+# (a warning rule hit; manual_review is not a risk signal: it is also what a product without rules or a failed
+# credit query gets, and a person approved it)
+TIER_OF_OUTCOME = {"warn": "medium"}
+RERATE_CHUNK = 1000
 
 FACTS: dict[str, tuple[str, str]] = {
     "overdue_days": (NUM, "逾期天数"),
@@ -41,6 +56,8 @@ FACTS: dict[str, tuple[str, str]] = {
     "outstanding_amount": (NUM, "未还合计（分）"),
     "broken_promises": (NUM, "违约的承诺次数"),
     "kept_promises": (NUM, "兑现的承诺次数"),
+    "repaid_30d_amount": (NUM, "近 30 天还款金额（分）"),
+    "days_since_repayment": (NUM, "距上次还款天数（从未还款：距起息日）"),
     "external_overdue_count": (NUM, "征信逾期记录数"),
     "external_overdue_new": (NUM, "新增征信逾期记录数"),
 }
@@ -71,27 +88,68 @@ def save_warning_rule(session: Session, viewer: Viewer, *, name: str, expression
     return rule
 
 
+def initial_tier(session: Session, application_id: int) -> str:
+    """The tier a new case opens at: from its application's risk evaluation outcome (low when there is none)."""
+    outcome = session.scalar(select(RiskEvaluation.outcome).join(
+        Application, Application.risk_evaluation_id == RiskEvaluation.id).where(Application.id == application_id))
+    return TIER_OF_OUTCOME.get(outcome or "", "low")
+
+
+def _facts(session: Session, batch: Sequence[CollectionCase], external_new: int = 0) -> dict[int, dict[str, Any]]:
+    """The facts of each case of ``batch`` (a few grouped queries for the whole batch)."""
+    ids = [c.id for c in batch]
+    loan_ids = [c.loan_id for c in batch]
+    counts: dict[tuple[int, str], int] = {(case_id, status): n for case_id, status, n in session.execute(
+        select(CollectionPromise.case_id, CollectionPromise.status, func.count()).where(
+            CollectionPromise.case_id.in_(ids)).group_by(CollectionPromise.case_id, CollectionPromise.status))}
+    today = clock.today()
+    since = today - timedelta(days=30)
+    paid = {loan_id: (int(total or 0), int(recent or 0), last) for loan_id, total, recent, last in session.execute(
+        select(Repayment.loan_id, func.sum(Repayment.amount),
+               func.sum(sql_case((Repayment.repayment_date >= since, Repayment.amount), else_=0)),
+               func.max(Repayment.repayment_date))
+        .where(Repayment.loan_id.in_(loan_ids), standing_clause(("repayment",))).group_by(Repayment.loan_id))}
+    starts: dict[int, date] = dict(session.execute(select(Loan.id, Loan.start_date).where(Loan.id.in_(loan_ids))).all())
+    out = {}
+    for case in batch:
+        _, recent, last = paid.get(case.loan_id, (0, 0, None))
+        since_day = last or starts.get(case.loan_id) or today
+        out[case.id] = {
+            "overdue_days": case.overdue_days, "bucket": case.bucket, "overdue_amount": case.overdue_amount,
+            "outstanding_amount": case.outstanding_amount, "broken_promises": counts.get((case.id, "broken"), 0),
+            "kept_promises": counts.get((case.id, "kept"), 0), "repaid_30d_amount": recent,
+            "days_since_repayment": max(0, (today - since_day).days),
+            "external_overdue_count": case.external_overdue_count, "external_overdue_new": external_new}
+    return out
+
+
 def facts_of(session: Session, case: CollectionCase, *, external_new: int = 0) -> dict[str, Any]:
-    counts = dict(session.execute(select(CollectionPromise.status, func.count()).where(
-        CollectionPromise.case_id == case.id).group_by(CollectionPromise.status)).all())
-    return {"overdue_days": case.overdue_days, "bucket": case.bucket, "overdue_amount": case.overdue_amount,
-            "outstanding_amount": case.outstanding_amount, "broken_promises": int(counts.get("broken", 0)),
-            "kept_promises": int(counts.get("kept", 0)), "external_overdue_count": case.external_overdue_count,
-            "external_overdue_new": external_new}
+    return _facts(session, [case], external_new)[case.id]
 
 
-def rerate(session: Session, case: CollectionCase, *, external_new: int = 0, why: str = "") -> str | None:
+def _active_rules(session: Session) -> list[tuple[WarningRule, Any]]:
+    compiled = []
+    for rule in session.scalars(select(WarningRule).where(WarningRule.active.is_(True)).order_by(WarningRule.id)):
+        try:
+            compiled.append((rule, compile_expression(rule.expression, expect=BOOL, facts=FACTS)))
+        except InvalidRuleExpression:
+            continue
+    return compiled
+
+
+def rerate(session: Session, case: CollectionCase, *, external_new: int = 0, why: str = "",
+           facts: dict[str, Any] | None = None, rules: list[tuple[WarningRule, Any]] | None = None) -> str | None:
     """Run the active warning rules; raise the tier to the highest a fired rule names. Returns the new tier, or
     None when it did not go up."""
     if case.status != "open":
         return None
-    facts = facts_of(session, case, external_new=external_new)
+    facts = facts if facts is not None else facts_of(session, case, external_new=external_new)
     fired: list[WarningRule] = []
-    for rule in session.scalars(select(WarningRule).where(WarningRule.active.is_(True)).order_by(WarningRule.id)):
+    for rule, compiled in (rules if rules is not None else _active_rules(session)):
         try:
-            if evaluate(compile_expression(rule.expression, expect=BOOL, facts=FACTS), facts):
+            if evaluate(compiled, facts):
                 fired.append(rule)
-        except (MissingFact, EvaluationError, InvalidRuleExpression):
+        except (MissingFact, EvaluationError):
             continue
     if not fired:
         return None
@@ -113,6 +171,26 @@ def rerate(session: Session, case: CollectionCase, *, external_new: int = 0, why
                       f"催收案件 #{case.id} 风险上调为{RISK_TIER_LABELS[top.raise_to]}",
                       f"预警规则：{names}。{why}", customer_id=case.customer_id)
     return case.risk_tier
+
+
+def rerate_open(session: Session, *, chunk: int = RERATE_CHUNK) -> int:
+    """The nightly early warning: the active rules over every open case not already at the top tier, in chunks
+    of ``chunk`` cases by id. Returns how many cases went up (0 on a second run the same day)."""
+    rules = _active_rules(session)
+    if not rules:
+        return 0
+    raised, after = 0, 0
+    while True:
+        batch = list(session.scalars(select(CollectionCase).where(
+            CollectionCase.status == "open", CollectionCase.risk_tier != RISK_TIERS[-1], CollectionCase.id > after)
+            .order_by(CollectionCase.id).limit(chunk)))
+        if not batch:
+            return raised
+        facts = _facts(session, batch)
+        for case in batch:
+            if rerate(session, case, facts=facts[case.id], rules=rules, why="每日预警检查"):
+                raised += 1
+        after = batch[-1].id
 
 
 def on_promise_broken(session: Session, promise: CollectionPromise) -> None:

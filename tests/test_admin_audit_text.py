@@ -64,3 +64,10 @@ def test_every_timeline_entry_kind_the_code_writes_has_a_chinese_label():
     assert len(kinds) > 20
     unlabelled = sorted(k for k in kinds if k not in EVENT_KIND_LABELS and k.split(".")[0] not in EVENT_KIND_LABELS)
     assert unlabelled == []
+
+
+def test_the_collections_actions_of_this_round_read_in_chinese():
+    assert audit_text.action_label("telephony.dial") == "经服务器外呼了客户"
+    assert audit_text.action_label("agency.portal.login_failed") == "委外机构工作台登录失败"
+    assert audit_text.action_label("collections.case.set_tier") == "手动调整了催收案件的风险等级"
+    assert audit_text.action_label("agency.portal.denied") == "委外机构操作"  # by its area

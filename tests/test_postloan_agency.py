@@ -15,7 +15,7 @@ from core.audit import AuditLog
 from crm.models import Customer
 from lending.servicing import cob
 from postloan.agency import service
-from postloan.agency_models import AgencyAssignment
+from postloan.agency_models import AgencyAssignment, AgencyUser
 from postloan.models import CollectionAction, CollectionCase
 from tests.factories import make_staff
 from tests.lending_flow_support import V
@@ -128,3 +128,23 @@ def test_the_manager_page_assigns_and_recalls(session, world):
     log_in(other, session, collector)
     session.commit()
     assert other.get("/console/collections/agencies").status_code == 403
+
+
+def test_failed_portal_logins_are_audited_with_the_reason_kept_there(session, world):
+    w, manager, cases, agency = world
+    client = console_client()
+    for username, password in (("huaxin01", "wrong-password-1"), ("nobody", PASSWORD)):
+        refused = client.post("/agency/login", data={"username": username, "password": password})
+        assert refused.status_code == 401 and "登录名或密码不正确" in refused.text
+    user = session.scalar(select(AgencyUser).where(AgencyUser.username == "huaxin01"))
+    user.active = False
+    session.commit()
+    assert client.post("/agency/login", data={"username": "huaxin01", "password": PASSWORD}).status_code == 401
+    failed = list(session.scalars(select(AuditLog).where(AuditLog.action == "agency.portal.login_failed")
+                                  .order_by(AuditLog.id)))
+    assert [(f.actor_kind, f.actor_label, f.detail) for f in failed] == [
+        ("agency", "huaxin01", "bad_credentials"), ("agency", "nobody", "bad_credentials"),
+        ("agency", "huaxin01", "user_inactive")]
+    assert failed[0].entity_id == str(user.id) and failed[1].entity_id is None
+    assert session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.action == "agency.portal.login")) == 0  # no successful login among them

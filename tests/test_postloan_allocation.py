@@ -212,7 +212,7 @@ def test_the_analysis_counts_contact_promise_kept_and_recovery_and_exports(sessi
     log_in(client, session, w.manager)
     page = client.get(f"/console/collections/analysis?from={D - days(1)}&to={D}")
     assert page.status_code == 200 and "100.0%" in page.text and holder.display_name in page.text
-    assert "逾期率（按行业）" in page.text and "建筑业" in page.text
+    assert "逾期与回收（按行业）" in page.text and "建筑业" in page.text
     assert "华东催收服务" in page.text and "33.3%" in page.text  # the agency's row; 1 of 3 calls answered
     xlsx = client.get(f"/console/collections/analysis.xlsx?from={D - days(1)}&to={D}")
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"

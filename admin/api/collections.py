@@ -1,4 +1,4 @@
-"""Staff JSON API of collections (贷后催收): the case queue, a case with its history, take, one-click outcomes
+"""Staff JSON API of collections (贷后催收): the case queue, a case with its history and its script, take, one-click outcomes
 (promise with date and amount), assignment and write-off. Out of scope is 404; a case already taken is 409."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from admin.api.deps import ERROR_RESPONSES, Caller
 from admin.schemas import ErrorBody
 from core.web import SessionDep
-from postloan import cases
+from postloan import cases, scripts
 
 router = APIRouter(prefix="/api/v1/collections", tags=["collections"], responses=ERROR_RESPONSES)
 
@@ -58,6 +58,8 @@ class HistoryItem(BaseModel):
 
 class CaseDetail(CaseRead):
     history: list[HistoryItem]
+    script_name: str | None = Field(None, description="适用的话术（按账期与风险等级）；无则为空")
+    script_text: str | None = Field(None, description="话术正文，变量已代入（称呼、逾期金额、逾期天数、下一还款日…）")
 
 
 class OutcomeCreate(BaseModel):
@@ -82,7 +84,9 @@ def _detail(session: SessionDep, case: Any) -> CaseDetail:
                            promised_amount=h.promise.promised_amount if h.promise else None,
                            promise_status=h.promise.status if h.promise else None)
                for h in cases.history_of(session, case)]
-    return CaseDetail(**CaseRead.model_validate(case).model_dump(), history=history)
+    script, text = scripts.render_for(session, case)
+    return CaseDetail(**CaseRead.model_validate(case).model_dump(), history=history,
+                      script_name=script.name if script else None, script_text=text)
 
 
 @router.get("/cases", response_model=list[QueueItem], summary="催收案件队列（催收员：自己的与待领取的；经理：数据范围内全部）")

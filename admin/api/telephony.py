@@ -1,5 +1,7 @@
-"""Staff JSON API of telephony (外呼): place a call to a customer or about a collection case, read calls.
-The number never appears: the server dials it; answers carry the masked number. Collections roles."""
+"""Staff JSON API of telephony (外呼) under ``/api/v1/collections``: place a call to a customer or about a
+collection case, read calls. The number never appears: the server dials it; answers carry the masked number.
+Collections roles; another collector's call is 404 unless the caller holds ``collections.calls_all``.
+The first path, ``/api/v1/postloan/...``, still answers the same (hidden from the OpenAPI)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from admin.schemas import ErrorBody
 from core.errors import NotFound
 from core.web import SessionDep
 from crm import customers
-from postloan import case_calls
+from postloan import actions, case_calls
 from postloan.telephony import calls
 from postloan.telephony.models import TelephonyCall
 
-router = APIRouter(prefix="/api/v1/postloan", tags=["postloan-telephony"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1/collections", tags=["collections-telephony"], responses=ERROR_RESPONSES)
+# the first path of this API, kept working for callers that use it (not in the OpenAPI); see ``_legacy_routes``
+legacy = APIRouter(prefix="/api/v1/postloan", include_in_schema=False)
 _refused: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "客户或案件不存在或不在您的数据范围内"},
     409: {"model": ErrorBody, "description": "call_do_not_call：勿扰客户；call_outside_hours：不在外呼时段；call_no_phone：无手机号"}}
@@ -66,7 +70,7 @@ def call_case(case_id: int, session: SessionDep, caller: ApiCaller = Collector) 
 @router.get("/calls/{call_id}", response_model=CallRead, summary="一通电话的状态与结果")
 def read_call(call_id: int, session: SessionDep, caller: ApiCaller = Collector) -> CallRead:
     call = session.get(TelephonyCall, call_id)
-    if call is None or (call.staff_id != caller.viewer.staff_id and caller.viewer.role not in {"admin", "manager", "risk"}):
+    if call is None or (call.staff_id != caller.viewer.staff_id and caller.viewer.role not in actions.CALLS_ALL):
         raise NotFound("通话记录不存在")
     return CallRead.model_validate(call)
 
@@ -77,3 +81,12 @@ def my_calls(session: SessionDep, caller: ApiCaller = Collector, case_id: int | 
     rows, _ = calls.list_calls(session, staff_id=caller.viewer.staff_id, subject_kind="collection_case" if case_id
                                else None, subject_id=case_id, limit=limit, offset=offset)
     return [CallRead.model_validate(call) for call, _, _ in rows]
+
+
+def _legacy_routes() -> None:
+    for route in router.routes:
+        legacy.add_api_route(route.path.removeprefix(router.prefix), route.endpoint, methods=list(route.methods),
+                             response_model=route.response_model, status_code=route.status_code)
+
+
+_legacy_routes()

@@ -1,10 +1,11 @@
 """Collections analysis page (催收分析) and its Excel export, for managers: per collector, group and bucket;
-overdue rate by region and customer type. The date range filters the cases by the day they opened."""
+overdue rate and recovery by region, industry and customer type. The date range filters the cases by the day they
+opened; every figure is limited to the viewer's data scope (a department manager sees their subtree)."""
 
 from __future__ import annotations
 
 import io
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -13,8 +14,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from admin.deps import CurrentUser, render
-from core import clock, exports
-from core.errors import PermissionDenied, ValidationFailed
+from core import exports
+from core.errors import PermissionDenied
 from core.money import fen_to_yuan
 from core.web import SessionDep
 from crm.models import CUSTOMER_TYPE_LABELS
@@ -26,21 +27,7 @@ HEADER = ["维度", "案件数", "接通数", "接通率(%)", "承诺数", "承�
 
 
 def _range(q: Any) -> tuple[date, date]:
-    try:
-        to = date.fromisoformat(q.get("to")) if q.get("to") else clock.today()
-        start = date.fromisoformat(q.get("from")) if q.get("from") else to - timedelta(days=90)
-    except ValueError:
-        raise ValidationFailed("日期格式不正确，应为 YYYY-MM-DD", field="from") from None
-    if start > to:
-        raise ValidationFailed("开始日期不能晚于结束日期", field="from")
-    return start, to
-
-
-def _tables(session: SessionDep, start: date, to: date) -> dict[str, Any]:
-    return {"collectors": analysis.by_collector(session, start, to), "groups": analysis.by_group(session, start, to),
-            "agencies": analysis.by_agency(session, start, to), "calls": analysis.calls_by_collector(session, start, to),
-            "buckets": analysis.by_bucket(session, start, to), "regions": analysis.overdue_by(session, "region"),
-            "industries": analysis.overdue_by(session, "industry"), "types": analysis.overdue_by(session, "customer_type")}
+    return analysis.date_range(q.get("from"), q.get("to"))
 
 
 def _manager(user: Any) -> None:
@@ -53,7 +40,7 @@ def analysis_page(request: Request, session: SessionDep, user: CurrentUser) -> R
     _manager(user)
     start, to = _range(request.query_params)
     return render(request, "collections/analysis.html", {
-        "tab": "analysis", "is_manager": True, "start": start, "to": to, **_tables(session, start, to),
+        "tab": "analysis", "is_manager": True, "start": start, "to": to, **analysis.tables(session, user.viewer, start, to),
         "type_labels": CUSTOMER_TYPE_LABELS, "query": f"from={start}&to={to}",
     })
 
@@ -71,7 +58,7 @@ def _stat_rows(rows: list[analysis.StatRow]) -> list[list[object]]:
 def analysis_export(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     _manager(user)
     start, to = _range(request.query_params)
-    t = _tables(session, start, to)
+    t = analysis.tables(session, user.viewer, start, to)
     out = io.BytesIO()
     with exports.XlsxWriter(out) as book:
         for name, key in (("按催收员", "collectors"), ("按催收组", "groups"), ("按委外机构", "agencies"),
@@ -84,9 +71,11 @@ def analysis_export(request: Request, session: SessionDep, user: CurrentUser) ->
             sheet.append([c.label, c.calls, c.answered, _pct(c.connect_rate), c.talk_seconds])
         for name, key, labels in (("逾期率-地区", "regions", {}), ("逾期率-行业", "industries", {}),
                                   ("逾期率-客户类型", "types", CUSTOMER_TYPE_LABELS)):
-            sheet = book.sheet(name, header=["维度", "在贷笔数", "逾期笔数", "逾期率(%)", "逾期金额(元)"])
+            sheet = book.sheet(name, header=["维度", "在贷笔数", "逾期笔数", "逾期率(%)", "逾期金额(元)", "回收金额(元)",
+                                             "回收率(%)"])
             for r in t[key]:
-                sheet.append([labels.get(r.label, r.label), r.loans, r.overdue, _pct(r.rate), fen_to_yuan(r.overdue_amount)])
+                sheet.append([labels.get(r.label, r.label), r.loans, r.overdue, _pct(r.rate), fen_to_yuan(r.overdue_amount),
+                              fen_to_yuan(r.recovered), _pct(r.recovery_rate)])
     filename = quote(f"催收分析-{start}-{to}.xlsx")
     return Response(out.getvalue(), media_type=exports.XLSX_MEDIA_TYPE,
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{filename}"})

@@ -2,7 +2,8 @@
 take / assign / write-off).
 
 Routes parse forms and call ``postloan.cases`` inside a savepoint (``attempt``); every form carries the CSRF
-token; a case out of the viewer's scope is 404. Phones are masked; revealing one is audit-logged.
+token; a case out of the viewer's scope is 404. The phone is shown masked and never revealed here: the 拨打
+button has the server dial it (``admin.console.telephony``), and every dial is audit-logged.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from postloan.models import (
 router = APIRouter(prefix="/console/collections", include_in_schema=False)
 
 NOTICES = {"taken": "已领取该案件", "outcome": "催收结果已登记", "action": "催收记录已保存", "assigned": "案件分配已更新",
-           "closed": "案件已结案"}
+           "closed": "案件已结案", "tier": "风险等级已调整"}
 
 templates.env.filters.update(
     risk_tier_label=lambda v: RISK_TIER_LABELS.get(v, v),
@@ -120,14 +121,14 @@ def _context(session: SessionDep, user: ConsoleUser, case_id: int) -> dict[str, 
         "action_kinds": {k: ACTION_KIND_LABELS[k] for k in actions.LOGGED_KINDS},
         "can_take": case.status == "open" and case.collector_staff_id is None and role in actions.COLLECTORS,
         "can_work": case.status == "open" and (role in actions.MANAGERS or case.collector_staff_id == user.viewer.staff_id),
-        "is_manager": role in actions.MANAGERS, "close_reasons": CASE_CLOSE_LABELS,
+        "is_manager": role in actions.MANAGERS, "close_reasons": CASE_CLOSE_LABELS, "tiers": RISK_TIER_LABELS,
     }
 
 
 def _page(request: Request, session: SessionDep, user: ConsoleUser, case_id: int, *, error: AppError | None = None,
-          form: dict[str, str] | None = None, revealed: str | None = None, status_code: int = 200) -> Response:
+          form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     ctx = _context(session, user, case_id)
-    ctx.update(error=error, form=form or {}, revealed=revealed, notice=NOTICES.get(request.query_params.get("done", "")))
+    ctx.update(error=error, form=form or {}, notice=NOTICES.get(request.query_params.get("done", "")))
     return render(request, "collections/case.html", ctx, status_code=status_code)
 
 
@@ -189,6 +190,16 @@ def assign(case_id: int, request: Request, session: SessionDep, user: CurrentUse
     return _redirect(case_id, "assigned")
 
 
+@router.post("/cases/{case_id}/tier", dependencies=[CsrfChecked])
+def set_tier(case_id: int, request: Request, session: SessionDep, user: CurrentUser,
+             risk_tier: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "") -> Response:
+    _, error = attempt(session, lambda: cases.set_tier(session, case_id, risk_tier, viewer=user.viewer,
+                                                       reason=reason))
+    if error:
+        return _page(request, session, user, case_id, error=error, form={"reason": reason}, status_code=error.status)
+    return _redirect(case_id, "tier")
+
+
 @router.post("/cases/{case_id}/close", dependencies=[CsrfChecked])
 def close(case_id: int, request: Request, session: SessionDep, user: CurrentUser,
           reason: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Response:
@@ -196,11 +207,3 @@ def close(case_id: int, request: Request, session: SessionDep, user: CurrentUser
     if error:
         return _page(request, session, user, case_id, error=error, status_code=error.status)
     return _redirect(case_id, "closed")
-
-
-@router.post("/cases/{case_id}/reveal-phone", dependencies=[CsrfChecked])
-def reveal_phone(case_id: int, request: Request, session: SessionDep, user: CurrentUser,
-                 reason: Annotated[str, Form()] = "") -> Response:
-    case = cases.get_case(session, user.viewer, case_id)
-    phone = actions.reveal_phone(session, user.viewer, case.loan_id, reason or f"催收案件 #{case.id}")
-    return _page(request, session, user, case_id, revealed=phone)

@@ -1,8 +1,8 @@
 """Calls (通话记录, /console/collections/calls): the call list, click-to-call, batch dial lists and the
 do-not-call list (勿扰名单).
 
-The browser names a customer (``POST …/dial``) or a collection case (``POST …/case/{id}``, the case page's
-拨打), never a number: the call is placed through :func:`postloan.telephony.calls.place_call`, which checks the do-not-call list and
+The browser names a customer (``POST …/dial``), a collection case (``POST …/case/{id}``, the case page's
+拨打) or a list of cases (``POST …/batch``: case numbers, or the caller's queue, one bucket), never a number: the call is placed through :func:`postloan.telephony.calls.place_call`, which checks the do-not-call list and
 the permitted hours and lets a task dial on the server. Answered with a small status fragment (htmx) that
 polls ``GET …/{id}/status`` until the call has a result; without htmx, a redirect back.
 """
@@ -20,14 +20,14 @@ from admin.nav import COLLECTIONS_STAFF
 from core.errors import AppError, NotFound, PermissionDenied
 from core.web import SessionDep
 from crm import customers
-from crm.models import Role
-from postloan import case_calls
+from lending.models import BUCKETS
+from postloan import actions, case_calls
 from postloan.telephony import calls, config
 from postloan.telephony.models import RESULT_LABELS, STATUS_LABELS, TelephonyCall
 
 router = APIRouter(prefix="/console/collections/calls", include_in_schema=False)
 Collector = Annotated[ConsoleUser, Depends(require_roles(COLLECTIONS_STAFF))]
-SEE_ALL = frozenset({Role.ADMIN, Role.MANAGER, Role.RISK})
+SEE_ALL = actions.CALLS_ALL
 NOTICES = {"dnc": "已登记为勿扰", "dnc_cleared": "已解除勿扰"}
 
 
@@ -47,7 +47,7 @@ def _page(request: Request, session: SessionDep, user: ConsoleUser, *, page: int
         "can_see_all": user.viewer.role in SEE_ALL, "results": RESULT_LABELS, "statuses": STATUS_LABELS,
         "dnc": calls.do_not_call_list(session), "hours": calls.get_settings_hours_label(),
         "simulated": config.simulated(), "notice": NOTICES.get(request.query_params.get("done", "")),
-        "error": error, "batch_result": batch_result}, status_code=status_code)
+        "error": error, "batch_result": batch_result, "buckets": BUCKETS[1:]}, status_code=status_code)
 
 
 @router.get("")
@@ -89,16 +89,13 @@ def call_status(request: Request, session: SessionDep, user: Collector, call_id:
 
 @router.post("/batch", dependencies=[CsrfChecked])
 def batch(request: Request, session: SessionDep, user: Collector, name: Annotated[str, Form()] = "",
-          customer_ids: Annotated[str, Form()] = "") -> Response:
-    ids = [int(x) for x in customer_ids.replace("，", ",").replace("\n", ",").split(",") if x.strip().isdigit()]
-    visible = [i for i in ids if _visible(session, user, i)]
-    result, error = attempt(session, lambda: calls.place_batch(
-        session, staff_id=user.viewer.staff_id, name=name, targets=[(i, None, None) for i in visible]))
-    refused = [(i, "客户不存在或不在您的数据范围内") for i in ids if i not in visible]
-    if result is not None:
-        refused = refused + result[2]
+          case_ids: Annotated[str, Form()] = "", bucket: Annotated[str, Form()] = "") -> Response:
+    """A batch dial list of cases: the typed case numbers, or else the caller's own open cases (one bucket)."""
+    ids = [int(x) for x in case_ids.replace("，", ",").replace("\n", ",").split(",") if x.strip().isdigit()]
+    result, error = attempt(session, lambda: case_calls.dial_cases(session, viewer=user.viewer, name=name,
+                                                                   case_ids=ids or None, bucket=bucket or None))
     return _page(request, session, user, error=error, status_code=error.status if error else 200,
-                 batch_result=None if result is None else {"placed": len(result[1]), "refused": refused})
+                 batch_result=None if result is None else {"placed": len(result.calls), "refused": result.refused})
 
 
 def _visible(session: SessionDep, user: ConsoleUser, customer_id: int) -> bool:

@@ -22,6 +22,7 @@ from crm.scope import Viewer
 from lending.models import Loan
 from postloan import actions, history
 from postloan.agency_models import Agency, AgencyAssignment, AgencyUser
+from postloan.cases import visible_clause
 from postloan.exceptions import CaseClosed, CaseNotFound
 from postloan.models import CollectionAction, CollectionCase
 
@@ -99,12 +100,18 @@ def users_of(session: Session) -> list[AgencyUser]:
     return list(session.scalars(select(AgencyUser).order_by(AgencyUser.agency_id, AgencyUser.id)))
 
 
+def _visible_case(session: Session, viewer: Viewer, case_id: int) -> CollectionCase:
+    """The case, if in the manager's scope (``postloan.cases.visible_clause``); else :class:`CaseNotFound`."""
+    case = session.scalar(select(CollectionCase).where(CollectionCase.id == case_id, visible_clause(viewer)))
+    if case is None:
+        raise CaseNotFound()
+    return case
+
+
 def assign(session: Session, viewer: Viewer, *, case_id: int, agency_id: int) -> AgencyAssignment:
     """Hand an open case to an agency at its current commission rate. Of two at once, one wins."""
     _manager(viewer)
-    case = session.get(CollectionCase, case_id)
-    if case is None:
-        raise CaseNotFound()
+    case = _visible_case(session, viewer, case_id)
     if case.status != "open":
         raise CaseClosed()
     agency = session.get(Agency, agency_id)
@@ -129,6 +136,7 @@ def assign(session: Session, viewer: Viewer, *, case_id: int, agency_id: int) ->
 def recall(session: Session, viewer: Viewer, *, case_id: int, reason: str = "") -> AgencyAssignment:
     """Take a case back from its agency, at any time (a conditional update: recalled once)."""
     _manager(viewer)
+    _visible_case(session, viewer, case_id)
     row = active_assignment(session, case_id)
     if row is None:
         raise NotFound("该案件当前没有委外")
@@ -175,17 +183,28 @@ class PortalUser:
         return audit.Actor("agency", self.id, f"{self.agency_name}·{self.display_name}", self.ip)
 
 
-def authenticate(session: Session, username: str, password: str) -> AgencyUser | None:
-    user = session.scalar(select(AgencyUser).where(AgencyUser.username == (username or "").strip()))
+def authenticate(session: Session, username: str, password: str, ip: str | None = None) -> AgencyUser | None:
+    """The agency user for a name and password, or None; every refusal (unknown name, wrong password, the user
+    or their agency stopped) is written to the audit log (``agency.portal.login_failed``), the reason kept there
+    and nowhere else."""
+    name = (username or "").strip()
+    user = session.scalar(select(AgencyUser).where(AgencyUser.username == name))
     ok = security.verify_password(user.password_hash if user else None, password or "")
-    if not ok or user is None or not user.active:
-        return None
-    agency = session.get(Agency, user.agency_id)
-    if agency is None or not agency.active:
-        return None
-    user.last_login_at = clock.now()
-    session.flush()
-    return user
+    agency = session.get(Agency, user.agency_id) if user is not None else None
+    if user is None or not ok:
+        reason = "bad_credentials"
+    elif not user.active:
+        reason = "user_inactive"
+    elif agency is None or not agency.active:
+        reason = "agency_inactive"
+    else:
+        user.last_login_at = clock.now()
+        session.flush()
+        return user
+    audit.record(session, "agency.portal.login_failed", entity_type="postloan_agency_user",
+                 entity_id=user.id if user else None, detail=reason,
+                 actor=audit.Actor("agency", user.id if user else None, name[:60] or "?", ip))
+    return None
 
 
 def portal_user(session: Session, user_id: int, ip: str | None = None) -> PortalUser | None:

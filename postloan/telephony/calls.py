@@ -2,7 +2,8 @@
 the call list and the do-not-call list.
 
 The browser only ever names a customer (or a case): the number is decrypted on the server, in the dial
-task, and handed to the provider; the call row keeps the masked number.
+task, and handed to the provider; the call row keeps the masked number, and each dial placed is audit-logged
+(``telephony.dial``).
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import clock, outbox, pii
+from core import audit, clock, outbox, pii
 from core.settings import get_settings
 from crm.customers import record_event
 from crm.models import Customer, Staff
-from postloan.telephony import config
+from postloan.telephony import config, listeners
 from postloan.telephony.exceptions import (
     CallSubjectNotFound,
     DoNotCallRefused,
@@ -64,6 +66,11 @@ def _new_call(session: Session, customer: Customer, *, staff_id: int, subject_ki
                          status=CallStatus.QUEUED, created_at=clock.now())
     session.add(call)
     session.flush()
+    # the number is decrypted on the server for this dial: each dial is audit-logged (who, whom, about what)
+    audit.record(session, "telephony.dial", entity_type="customer", entity_id=customer.id,
+                 after={"call_id": call.id, "staff_id": staff_id, "subject_kind": subject_kind,
+                        "subject_id": subject_id, "batch_id": batch_id},
+                 detail=f"外呼 {call.phone_masked}")
     return call
 
 
@@ -76,10 +83,20 @@ def place_call(session: Session, *, staff_id: int, customer_id: int, subject_kin
     return call
 
 
+class Refusal(NamedTuple):
+    """A target of a batch dial list that was not dialled, and why (Chinese)."""
+
+    customer_id: int
+    reason: str
+    subject_kind: str | None = None
+    subject_id: int | None = None
+
+
 def place_batch(session: Session, *, staff_id: int, name: str, targets: list[tuple[int, str | None, int | None]],
-                ) -> tuple[DialBatch, list[TelephonyCall], list[tuple[int, str]]]:
-    """A batch dial list: ``targets`` are (customer_id, subject_kind, subject_id). Customers who may not be
-    called are reported (customer_id, Chinese reason) and left out; the others are dialled as one list."""
+                ) -> tuple[DialBatch, list[TelephonyCall], list[Refusal]]:
+    """A batch dial list: ``targets`` are (customer_id, subject_kind, subject_id). Targets that may not be
+    called (do-not-call, hours, no number, a customer already on the list) are reported as :class:`Refusal`
+    and left out; the others are dialled as one list."""
     if not targets or len(targets) > BATCH_MAX:
         from core.errors import ValidationFailed
 
@@ -87,15 +104,19 @@ def place_batch(session: Session, *, staff_id: int, name: str, targets: list[tup
     batch = DialBatch(staff_id=staff_id, name=(name or "批量外呼")[:80], created_at=clock.now())
     session.add(batch)
     session.flush()
-    calls, refused, seen = [], [], set()
+    calls: list[TelephonyCall] = []
+    refused: list[Refusal] = []
+    seen: set[int] = set()
     for customer_id, kind, subject_id in targets:
         if customer_id in seen:
+            if kind is not None:  # a second case of the same borrower: one call per person per list
+                refused.append(Refusal(customer_id, "同一客户已在本名单中，只拨打一次", kind, subject_id))
             continue
         seen.add(customer_id)
         try:
             customer = ensure_callable(session, customer_id)
         except (CallSubjectNotFound, DoNotCallRefused, OutsideCallHours, NoPhoneNumber) as exc:
-            refused.append((customer_id, exc.message))
+            refused.append(Refusal(customer_id, exc.message, kind, subject_id))
             continue
         calls.append(_new_call(session, customer, staff_id=staff_id, subject_kind=kind, subject_id=subject_id,
                                batch_id=batch.id))
@@ -121,6 +142,7 @@ def _accepted(session: Session, call: TelephonyCall, call_id: str | None, error:
         call.status, call.error, call.ended_at = CallStatus.FAILED, (error or "呼叫失败")[:300], clock.now()
         record_event(session, call.customer_id, "call", f"外呼失败：{call.error}", actor_staff_id=call.staff_id,
                      ref_type="telephony_call", ref_id=call.id)
+        listeners.notify(session, call)  # failed before it rang: its subject (a case) records that too
 
 
 def dial(session: Session, call_id: int) -> bool:

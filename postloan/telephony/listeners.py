@@ -1,8 +1,9 @@
 """Who hears of a finished call: a listener per subject kind, called in the transaction that records the
-result (exactly once per call). The collection case module registers one for its cases::
+result (exactly once per call): a result from the provider (status ``finished``) or a failure before the
+provider rang (status ``failed``: refused at dial time, provider refused it, stuck in the queue). The collection case module registers one for its cases::
 
     @on_call_finished("collection_case")
-    def _record_call(session, call):  # call: TelephonyCall, status finished
+    def _record_call(session, call):  # call: TelephonyCall, status finished or failed
         ...
 """
 
