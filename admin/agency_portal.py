@@ -10,18 +10,21 @@ so is every login, failed ones included.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from admin.deps import client_ip, render
 from core import security
 from core.db import unit_of_work
-from core.errors import AppError
+from core.errors import AppError, RateLimited
 from core.settings import get_settings
 from core.web import SessionDep
+from crm import auth_service
 from postloan.agency import service
 from postloan.exceptions import CaseNotFound
 from postloan.models import ACTION_KIND_LABELS
@@ -63,19 +66,43 @@ def login_page(request: Request) -> Response:
     return _page(request, "agency/login.html", {"error": None})
 
 
+async def _wait(seconds: float) -> None:
+    """The progressive delay of a username under attack (tests replace it to see the waits asked for)."""
+    await asyncio.sleep(seconds)
+
+
 @router.post("/login")
-def login(request: Request, username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "") -> Response:
-    with unit_of_work() as session:  # committed before the answer: the login time, or nothing
-        user = service.authenticate(session, username, password, client_ip(request))
-        if user is not None:
-            who = service.portal_user(session, user.id, client_ip(request))
-            service.log_access(session, who, "portal.login")
+async def login(request: Request, username: Annotated[str, Form()] = "",
+                password: Annotated[str, Form()] = "") -> Response:
+    """Throttled as the console's login is (crm.auth_service, realm "agency"): too many failures from one client
+    → 429 before any password is checked; a username under attack waits 1, 2, 4 … s, never locked out."""
+    ip = client_ip(request)
+    try:
+        await run_in_threadpool(auth_service.throttle_ip, ip, service.LOGIN_REALM)
+    except RateLimited as exc:
+        response = _page(request, "agency/login.html", {"error": exc.message}, status_code=429)
+        response.headers["Retry-After"] = str(exc.details.get("retry_after_seconds", 60))
+        return response
+    delay = await run_in_threadpool(auth_service.login_delay_seconds, username, service.LOGIN_REALM)
+    if delay:
+        await _wait(delay)
+    user = await run_in_threadpool(_authenticate, username, password, ip)
     if user is None:
         return _page(request, "agency/login.html", {"error": "登录名或密码不正确，或账号已停用"}, status_code=401)
     response = RedirectResponse("/agency/", status_code=303)
-    response.set_cookie(COOKIE, security.sign(str(user.id), SALT), max_age=MAX_AGE, httponly=True, samesite="lax",
+    response.set_cookie(COOKIE, security.sign(str(user), SALT), max_age=MAX_AGE, httponly=True, samesite="lax",
                         secure=get_settings().cookie_secure, path="/agency")
     return response
+
+
+def _authenticate(username: str, password: str, ip: str | None) -> int | None:
+    with unit_of_work() as session:  # committed before the answer: the login time or the failure, and its count
+        user = service.authenticate(session, username, password, ip)
+        if user is None:
+            return None
+        who = service.portal_user(session, user.id, ip)
+        service.log_access(session, who, "portal.login")
+        return user.id
 
 
 @router.post("/logout")

@@ -38,24 +38,26 @@ class LoginResult:
     error: LoginRefused | None = None
 
 
-def _failure_key(username: str) -> str:
+# A realm is one login form with its own counters: "login" (the console and API staff), "agency" (the
+# collection agencies' portal). The same throttle, delays and audit apply to each.
+def _failure_key(username: str, realm: str = "login") -> str:
     # Any name, existing or not: an unknown name is delayed exactly like a real one.
-    return "login.fail:" + username.strip().lower()[:64]
+    return f"{realm}.fail:" + username.strip().lower()[:64]
 
 
-def _ip_key(ip: str | None) -> str:
-    return f"login.ip:{ip or 'unknown'}"
+def _ip_key(ip: str | None, realm: str = "login") -> str:
+    return f"{realm}.ip:{ip or 'unknown'}"
 
 
-def throttle_ip(ip: str | None) -> None:
+def throttle_ip(ip: str | None, realm: str = "login") -> None:
     """:class:`RateLimited` once this client failed more than :data:`IP_LIMIT` allows; the attempt is then
     refused before any password is checked. A read of its own: call it before the request's transaction."""
     limit, window = IP_LIMIT
-    if ratelimit.sliding(_ip_key(ip), window, add=False, database=True) >= limit:
+    if ratelimit.sliding(_ip_key(ip, realm), window, add=False, database=True) >= limit:
         raise RateLimited("登录失败次数过多，请稍后再试", retry_after_seconds=int(window.total_seconds()) // 2)
 
 
-def login_delay_seconds(username: str) -> float:
+def login_delay_seconds(username: str, realm: str = "login") -> float:
     """How long this username's next attempt waits before its password is checked.
 
     Nothing until ``SCRM_LOGIN_MAX_FAILURES`` failures fell in the last 15 minutes (from any IP), then
@@ -63,7 +65,7 @@ def login_delay_seconds(username: str) -> float:
     other: an outsider who keeps failing makes the real user wait, never locks them out, and the right
     password from a fresh IP gets in. A read of its own: call it before the request's transaction."""
     settings = get_settings()
-    over = (int(ratelimit.sliding(_failure_key(username), FAILURE_WINDOW, add=False, database=True))
+    over = (int(ratelimit.sliding(_failure_key(username, realm), FAILURE_WINDOW, add=False, database=True))
             - settings.login_max_failures)
     if over < 0:
         return 0.0
@@ -73,6 +75,14 @@ def login_delay_seconds(username: str) -> float:
 def record_throttled(session: Session, username: str, ip: str | None) -> None:
     audit.record(session, "auth.login_throttled", entity_type="staff", detail="too many attempts from this IP",
                  actor=audit.Actor("staff", None, username.strip()[:60] or "?", ip))
+
+
+def count_failure(session: Session, username: str, ip: str | None, realm: str = "login") -> float:
+    """Count a failed attempt against the username and the client (in ``session``'s transaction); the
+    username's failures in the window, this one included."""
+    failures = ratelimit.sliding(_failure_key(username, realm), FAILURE_WINDOW, session=session)
+    ratelimit.sliding(_ip_key(ip, realm), IP_LIMIT[1], session=session)
+    return failures
 
 
 def authenticate(session: Session, username: str, password: str, ip: str | None = None,
@@ -89,8 +99,7 @@ def authenticate(session: Session, username: str, password: str, ip: str | None 
             # Decided by the database: concurrent failures all count.
             session.execute(update(Staff).where(Staff.id == staff.id).values(failed_logins=Staff.failed_logins + 1))
             session.refresh(staff)
-        failures = ratelimit.sliding(_failure_key(username), FAILURE_WINDOW, session=session)
-        ratelimit.sliding(_ip_key(ip), IP_LIMIT[1], session=session)
+        failures = count_failure(session, username, ip)
         reason = "departed" if staff is not None and ok else "bad_credentials"
         audit.record(session, "auth.login_failed", entity_type="staff", entity_id=staff.id if staff else None,
                      detail=f"{reason}; recent failures={failures:.0f}; delayed={delayed:.0f}s", actor=actor)

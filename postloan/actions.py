@@ -22,9 +22,9 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import audit, clock, pii
-from core.errors import PermissionDenied, ValidationFailed
-from crm.models import Customer, Role, Staff, StaffStatus
+from core import audit, clock
+from core.errors import PermissionDenied
+from crm.models import Role, Staff, StaffStatus
 from crm.permissions import permission, staff_holds
 from crm.scope import Viewer
 from lending.models import Loan
@@ -35,7 +35,7 @@ from postloan.models import ACTION_KIND_LABELS, CollectionAction, CollectionProm
 
 __all__ = [
     "CALLS_ALL", "COLLECTORS", "MANAGERS", "QueueRow", "actions", "assign", "check_staff", "log_action", "promises", "queue",
-    "reveal_phone", "validated",
+    "validated",
 ]
 
 COLLECTORS = permission("collections.work", "催收作业", "可被分配逾期贷款与催收案件，记录催收行动",  # may be assigned loans
@@ -157,14 +157,3 @@ def actions(session: Session, loan_id: int) -> list[CollectionAction]:
 def promises(session: Session, loan_id: int) -> list[CollectionPromise]:
     return list(session.scalars(select(CollectionPromise).where(CollectionPromise.loan_id == loan_id)
                                 .order_by(CollectionPromise.id.desc())))
-
-
-def reveal_phone(session: Session, viewer: Viewer, loan_id: int, reason: str | None = None) -> str:
-    """The borrower's full phone number for a call, audit-logged (``pii.reveal``)."""
-    check_staff(viewer)
-    loan = loan_reads.get_loan(session, viewer, loan_id)
-    customer = session.get(Customer, loan.customer_id)
-    if customer is None or not customer.phone_enc:
-        raise ValidationFailed("该客户没有手机号")
-    return audit.reveal(session, pii.PHONE, customer.phone_enc, entity_type="customer", entity_id=customer.id,
-                        reason=(reason or "").strip() or f"催收 贷款 #{loan.id}")

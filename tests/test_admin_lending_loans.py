@@ -7,6 +7,7 @@ from datetime import date
 
 from sqlalchemy import select
 
+from core import pii
 from core.audit import AuditLog
 from crm import auth_service
 from lending.models import Repayment, RepaymentRefund, Restructure
@@ -120,7 +121,7 @@ def test_the_loan_list_filters_by_bucket(session):
     assert f"/console/lending/loans/{loan.id}" in client.get("/console/lending/loans?status=active").text
 
 
-def test_the_collector_works_the_queue_and_reveals_the_phone_with_an_audit_entry(session):
+def test_the_collector_works_the_queue_and_never_sees_the_full_phone(session):
     w, loan, collector = _overdue(session)
     other = make_staff(session, role="collector", department=w.manager.department, data_scope="own")
     client = console_client()
@@ -133,9 +134,13 @@ def test_the_collector_works_the_queue_and_reveals_the_phone_with_an_audit_entry
         "promised_amount": "500"})
     assert r.status_code == 303, r.text
     assert count(session, CollectionAction, CollectionAction.kind == "promise") == 1
-    page = client.post(f"/console/lending/loans/{loan.id}/reveal-phone", data={"csrf_token": csrf, "reason": "电话催收"})
-    assert page.status_code == 200 and "已记录查看" in page.text
-    assert session.scalar(select(AuditLog).where(AuditLog.action == "pii.reveal")).detail == "电话催收"
+    # the number is dialled by the server from the collection case; the loan page never shows it (issue 16.5)
+    phone = pii.open_sealed(pii.PHONE, w.customer.phone_enc)
+    page = client.get(f"/console/lending/loans/{loan.id}")
+    assert page.status_code == 200 and w.customer.phone_masked in page.text and phone not in page.text
+    gone = client.post(f"/console/lending/loans/{loan.id}/reveal-phone", data={"csrf_token": csrf, "reason": "电话催收"})
+    assert gone.status_code in (404, 405) and phone not in gone.text
+    assert session.scalar(select(AuditLog).where(AuditLog.action == "pii.reveal")) is None
     client2 = console_client()
     log_in(client2, session, other)
     assert f"/console/lending/loans/{loan.id}" not in client2.get("/console/lending/collections").text

@@ -8,7 +8,6 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from core.audit import AuditLog
 from core.errors import PermissionDenied
 from lending.models import Loan
 from lending.servicing import loans, rollover
@@ -140,16 +139,6 @@ def test_a_call_with_half_a_promise_is_refused_not_dropped(session):
         collections.log_action(session, loan.id, viewer=V(first), kind="note", note="说月底还",
                                promised_date=DUE + days(10), promised_amount=30_000)
     assert count(session, CollectionPromise) == 0 and count(session, CollectionAction) == actions_before
-
-
-def test_revealing_the_phone_is_audit_logged(session):
-    w, loan, first, second = _overdue_loan(session)
-    phone = collections.reveal_phone(session, V(first), loan.id)
-    assert phone.isdigit() and len(phone) == 11
-    entry = session.scalar(select(AuditLog).where(AuditLog.action == "pii.reveal"))
-    assert entry.entity_type == "customer" and entry.entity_id == str(loan.customer_id)
-    with pytest.raises(LoanNotFound):
-        collections.reveal_phone(session, V(second), loan.id)
 
 
 def test_managers_reassign_and_collectors_cannot(session):

@@ -143,8 +143,41 @@ def test_failed_portal_logins_are_audited_with_the_reason_kept_there(session, wo
     failed = list(session.scalars(select(AuditLog).where(AuditLog.action == "agency.portal.login_failed")
                                   .order_by(AuditLog.id)))
     assert [(f.actor_kind, f.actor_label, f.detail) for f in failed] == [
-        ("agency", "huaxin01", "bad_credentials"), ("agency", "nobody", "bad_credentials"),
-        ("agency", "huaxin01", "user_inactive")]
+        ("agency", "huaxin01", "bad_credentials; recent failures=1"),
+        ("agency", "nobody", "bad_credentials; recent failures=1"),
+        ("agency", "huaxin01", "user_inactive; recent failures=2")]
     assert failed[0].entity_id == str(user.id) and failed[1].entity_id is None
     assert session.scalar(select(func.count()).select_from(AuditLog).where(
         AuditLog.action == "agency.portal.login")) == 0  # no successful login among them
+
+
+def test_the_portal_login_is_throttled_like_the_consoles(session, world, monkeypatch):
+    """Issue 20 §4 applied to the agency portal: a username under attack waits longer each time (never locked:
+    the right password still gets in), and one client past its window of failures is refused before any
+    password is checked. The console's counters are not the portal's."""
+    from datetime import UTC, datetime
+
+    from admin import agency_portal
+    from core import clock
+    from core.settings import get_settings
+    from crm import auth_service
+
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(agency_portal, "_wait", record)
+    clock.freeze(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    client = console_client()
+    max_failures = get_settings().login_max_failures
+    for _ in range(max_failures + 3):
+        assert client.post("/agency/login", data={"username": "huaxin01", "password": "wrong-password-1"}
+                           ).status_code == 401
+    assert waits == [1.0, 2.0, 4.0]
+    assert auth_service.login_delay_seconds("huaxin01") == 0.0  # the console's realm is untouched
+    assert client.post("/agency/login", data={"username": "huaxin01", "password": PASSWORD}).status_code == 303
+    for n in range(auth_service.IP_LIMIT[0] - max_failures - 3):
+        client.post("/agency/login", data={"username": f"guess{n}", "password": "wrong-password-1"})
+    refused = client.post("/agency/login", data={"username": "huaxin01", "password": PASSWORD})
+    assert refused.status_code == 429 and "登录失败次数过多" in refused.text and "Retry-After" in refused.headers

@@ -42,7 +42,7 @@ from lending.models import (
 )
 from lending.servicing import loans, prepayments, refunds, reminders, repayments, restructures, state, versions, waivers
 from postloan import actions as collections
-from postloan.models import ACTION_KIND_LABELS, PROMISE_STATUS_LABELS
+from postloan.models import ACTION_KIND_LABELS, PROMISE_STATUS_LABELS, CollectionCase
 
 router = APIRouter(prefix="/console/lending", include_in_schema=False)
 
@@ -172,6 +172,8 @@ def _context(session: SessionDep, user: ConsoleUser, loan_id: int) -> dict[str, 
         "can_record": role in repayments.RECORDERS,
         "can_collect": role in collections.COLLECTORS | collections.MANAGERS,
         "can_assign": role in collections.MANAGERS, "collectors": collectors,
+        "open_case_id": session.scalar(select(CollectionCase.id).where(CollectionCase.loan_id == loan.id,
+                                                                       CollectionCase.status == "open")),
         "action_kinds": {k: ACTION_KIND_LABELS[k] for k in collections.LOGGED_KINDS},
         "terms": state.terms_for(session, loan),
         "versions": versions.history(session, loan.id), "modes": prepayments.MODE_LABELS,
@@ -212,10 +214,10 @@ def _quote(session: SessionDep, loan_id: int, request: Request, viewer: Any) -> 
 
 
 def _page(request: Request, session: SessionDep, user: ConsoleUser, loan_id: int, *, error: AppError | None = None,
-          form: dict[str, str] | None = None, revealed: str | None = None, status_code: int = 200) -> Response:
+          form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     ctx = _context(session, user, loan_id)
     ctx.update(_quote(session, loan_id, request, user.viewer))
-    ctx.update(error=error, form=form or {}, revealed=revealed, notice=NOTICES.get(request.query_params.get("done", "")))
+    ctx.update(error=error, form=form or {}, notice=NOTICES.get(request.query_params.get("done", "")))
     return render(request, "lending/loan.html", ctx, status_code=status_code)
 
 
@@ -400,13 +402,6 @@ def assign(loan_id: int, request: Request, session: SessionDep, user: CurrentUse
     if error:
         return _page(request, session, user, loan_id, error=error, status_code=error.status)
     return _redirect(loan_id, "assigned")
-
-
-@router.post("/loans/{loan_id}/reveal-phone", dependencies=[CsrfChecked])
-def reveal_phone(loan_id: int, request: Request, session: SessionDep, user: CurrentUser,
-                 reason: Annotated[str, Form()] = "") -> Response:
-    phone = collections.reveal_phone(session, user.viewer, loan_id, reason)
-    return _page(request, session, user, loan_id, revealed=phone)
 
 
 # --- the collections queue -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock, password_policy, security
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from crm import auth_service
 from crm.models import Customer
 from crm.scope import Viewer
 from lending.models import Loan
@@ -26,6 +27,7 @@ from postloan.cases import visible_clause
 from postloan.exceptions import CaseClosed, CaseNotFound
 from postloan.models import CollectionAction, CollectionCase
 
+LOGIN_REALM = "agency"  # the portal's own failure counters (crm.auth_service): throttled like the console's
 PORTAL_KINDS = {"call": "电话", "message": "短信/消息", "note": "备注"}
 
 
@@ -201,8 +203,9 @@ def authenticate(session: Session, username: str, password: str, ip: str | None 
         user.last_login_at = clock.now()
         session.flush()
         return user
+    failures = auth_service.count_failure(session, name, ip, realm=LOGIN_REALM)
     audit.record(session, "agency.portal.login_failed", entity_type="postloan_agency_user",
-                 entity_id=user.id if user else None, detail=reason,
+                 entity_id=user.id if user else None, detail=f"{reason}; recent failures={failures:.0f}",
                  actor=audit.Actor("agency", user.id if user else None, name[:60] or "?", ip))
     return None
 
