@@ -111,8 +111,7 @@ def _cards(session: Session, viewer: Viewer, keys: tuple[str, ...], flt: Filters
 
 
 def _funnel(session: Session, viewer: Viewer, flt: Filters, mode: str) -> list[FunnelStep]:
-    counts = metrics.funnel_counts(session, viewer, flt, mode)
-    medians = metrics.funnel_medians(session, viewer, flt, mode)
+    counts, medians = metrics.funnel_figures(session, viewer, flt, mode)
     steps = []
     for previous, step in zip((None, *funnel.STEPS), funnel.STEPS, strict=False):
         metric = metrics.get(f"funnel_{step}")

@@ -32,7 +32,7 @@ from crm.scope import Viewer
 from lending.models import Application, Loan, LoanInstallment
 from lending.servicing import loans
 
-__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "Filters", "Metric", "by_dimension", "display", "funnel_counts", "funnel_medians", "funnel_url", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "value", "values"]
+__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "Filters", "Metric", "by_dimension", "display", "funnel_counts", "funnel_figures", "funnel_medians", "funnel_url", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "value", "values"]
 
 DIMENSION_LABELS = {"period": "时间段", "department": "部门", "salesperson": "业务员", "source": "来源",
                     "product": "产品", "region": "地区", "bucket": "账期"}
@@ -225,15 +225,18 @@ def _seconds(session: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
 
 def _funnel_rows(session: Session, viewer: Viewer, flt: Filters, mode: str) -> tuple[Select, dict[str, Any]]:
     """The rows a funnel counts (customers joined to their rollup, scoped and filtered) and, per step, the
-    condition for a row to count in it. Cohort: the period's leads, a step reached ever. Activity: the
-    customers who reached some step in the period, a step counting those who reached it in the period."""
-    rows = customer_queries.filtered(session, viewer, _customer_filter(flt, period=mode == "cohort"))
+    condition for a row to count in it. Cohort: the period's leads, a step reached ever (the rollup's rows
+    found by its ``lead_at``, the customer's creation, so a big cohort reads only its own rollup rows). Activity:
+    the customers who reached some step in the period, a step counting those who reached it in the period."""
     if mode == "cohort":
+        rows = customer_queries.filtered(session, viewer, _customer_filter(flt))
         counted = {step: funnel.reached_at(step).is_not(None) for step in funnel.STEPS}
-        return rows.outerjoin(CustomerFunnel, CustomerFunnel.customer_id == Customer.id), counted
+        return rows.outerjoin(CustomerFunnel, and_(
+            CustomerFunnel.customer_id == Customer.id,
+            funnel.in_period(CustomerFunnel.lead_at, flt.start, flt.end))), counted
     counted = {step: funnel.in_period(funnel.reached_at(step), flt.start, flt.end) for step in funnel.STEPS[1:]}
-    rows = rows.join(CustomerFunnel, CustomerFunnel.customer_id == Customer.id).where(or_(*counted.values()))
-    return rows, counted
+    rows = customer_queries.filtered(session, viewer, _customer_filter(flt, period=False))
+    return rows.join(CustomerFunnel, CustomerFunnel.customer_id == Customer.id).where(or_(*counted.values())), counted
 
 
 def _pair_condition(counted: dict[str, Any], previous: str, step: str) -> ColumnElement[bool]:
@@ -243,44 +246,56 @@ def _pair_condition(counted: dict[str, Any], previous: str, step: str) -> Column
     return and_(counted[step], earlier.is_not(None), later >= earlier)
 
 
-def funnel_counts(session: Session, viewer: Viewer, flt: Filters, mode: str = "cohort") -> dict[str, int]:
-    """Every funnel step's figure. Cohort: the ``funnel_<step>`` metrics, in one pass over the period's leads
-    joined to the rollup. Activity: the leads created in the period, then one pass over the customers who
-    reached a step in the period (each step through its rollup column's index)."""
+def funnel_figures(session: Session, viewer: Viewer, flt: Filters,
+                   mode: str = "cohort") -> tuple[dict[str, int], dict[str, float | None]]:
+    """Every funnel step's figure, and per step after the lead the median time in seconds from the previous
+    step (None without any), over the customers the step counts that reached the previous step before it.
+
+    Cohort: the ``funnel_<step>`` metrics, in one pass over the period's leads joined to the rollup. Activity:
+    the leads created in the period, then one pass over the customers who reached a step in the period. The
+    medians: PostgreSQL's ``percentile_cont`` in that same pass; SQLite: one query per step pair (the middle
+    rows by ``row_number``)."""
     _check(get("funnel_lead"), flt)
     if mode not in funnel.MODES:
         raise ValueError(f"unknown funnel mode {mode!r}")
     rows, counted = _funnel_rows(session, viewer, flt, mode)
     steps = [s for s in funnel.STEPS if s in counted]
-    figures = session.execute(rows.with_only_columns(
-        *(func.count(case((counted[s], 1))) for s in steps))).one()
-    out = {s: int(n or 0) for s, n in zip(steps, figures, strict=True)}
+    spans = {s: _seconds(session, funnel.reached_at(s), funnel.reached_at(p)) for p, s in FUNNEL_PAIRS}
+    postgres = session.get_bind().dialect.name == "postgresql"
+    columns = [func.count(case((counted[s], 1))) for s in steps]
+    if postgres:
+        columns += [func.percentile_cont(0.5).within_group(spans[s]).filter(_pair_condition(counted, p, s))
+                    for p, s in FUNNEL_PAIRS]
+    figures = session.execute(rows.with_only_columns(*columns)).one()
+    counts = {s: int(n or 0) for s, n in zip(steps, figures, strict=False)}
     if mode == "activity":
-        out["lead"] = int(value(session, viewer, "funnel_lead", flt) or 0)
-    return {s: out[s] for s in funnel.STEPS}
+        counts["lead"] = int(value(session, viewer, "funnel_lead", flt) or 0)
+    if postgres:
+        medians = {s: None if v is None else float(v)
+                   for (_, s), v in zip(FUNNEL_PAIRS, figures[len(steps):], strict=True)}
+    else:
+        medians = {s: _median(session, rows.with_only_columns(spans[s].label("d")).where(
+            _pair_condition(counted, p, s))) for p, s in FUNNEL_PAIRS}
+    return {s: counts[s] for s in funnel.STEPS}, medians
+
+
+def _median(session: Session, spans: Select) -> float | None:
+    """The median of the one column ``d`` of ``spans`` (the mean of the two middle rows of an even count)."""
+    inner = spans.subquery()
+    ranked = select(inner.c.d, func.row_number().over(order_by=inner.c.d).label("rn"),
+                    func.count().over().label("n")).subquery()
+    median = session.scalar(select(func.avg(ranked.c.d)).where((2 * ranked.c.rn).between(ranked.c.n, ranked.c.n + 2)))
+    return None if median is None else float(median)
+
+
+def funnel_counts(session: Session, viewer: Viewer, flt: Filters, mode: str = "cohort") -> dict[str, int]:
+    """Every funnel step's figure (:func:`funnel_figures`)."""
+    return funnel_figures(session, viewer, flt, mode)[0]
 
 
 def funnel_medians(session: Session, viewer: Viewer, flt: Filters, mode: str = "cohort") -> dict[str, float | None]:
-    """Per step (after the lead), the median time in seconds from the previous step over the customers the
-    step counts that reached the previous step before it; None without any. PostgreSQL: ``percentile_cont`` in
-    one pass; SQLite: one query per step pair (the middle rows by ``row_number``)."""
-    rows, counted = _funnel_rows(session, viewer, flt, mode)
-    pairs = [(p, s) for p, s in FUNNEL_PAIRS]
-    spans = {s: _seconds(session, funnel.reached_at(s), funnel.reached_at(p)) for p, s in pairs}
-    if session.get_bind().dialect.name == "postgresql":
-        figures = session.execute(rows.with_only_columns(
-            *(func.percentile_cont(0.5).within_group(spans[s]).filter(_pair_condition(counted, p, s))
-              for p, s in pairs))).one()
-        return {s: None if v is None else float(v) for (_, s), v in zip(pairs, figures, strict=True)}
-    out: dict[str, float | None] = {}
-    for p, s in pairs:
-        spans_of = rows.with_only_columns(spans[s].label("d")).where(_pair_condition(counted, p, s)).subquery()
-        ranked = select(spans_of.c.d, func.row_number().over(order_by=spans_of.c.d).label("rn"),
-                        func.count().over().label("n")).subquery()
-        median = session.scalar(select(func.avg(ranked.c.d)).where(
-            (2 * ranked.c.rn).between(ranked.c.n, ranked.c.n + 2)))
-        out[s] = None if median is None else float(median)
-    return out
+    """Per step after the lead, the median seconds from the previous step (:func:`funnel_figures`)."""
+    return funnel_figures(session, viewer, flt, mode)[1]
 
 
 register(Metric(

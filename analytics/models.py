@@ -151,9 +151,10 @@ class CustomerFunnel(Base):
 
     __tablename__ = "analytics_customer_funnel"
     __table_args__ = tuple(Index(f"ix_analytics_customer_funnel_{step}", f"{step}_at")
-                           for step in ("contacted", "visited", "applied", "approved", "signed", "disbursed"))
+                           for step in ("lead", "contacted", "visited", "applied", "approved", "signed", "disbursed"))
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
+    lead_at: Mapped[datetime]  # a copy of the customer's created_at (the cohort funnel's index)
     contacted_at: Mapped[datetime | None]  # the first follow-up (crm_followup)
     visited_at: Mapped[datetime | None]  # the first arrived visit (crm_visit)
     applied_at: Mapped[datetime | None]  # the first application (lending_application)

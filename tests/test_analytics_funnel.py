@@ -16,7 +16,7 @@ from core import clock
 from core.errors import ValidationFailed
 from core.migrations import funnel_rollup
 from crm import visits
-from crm.models import FollowUp
+from crm.models import Customer, FollowUp
 from lending.models import Application, ApplicationTransition, Contract
 from tests.analytics_support import PERIOD, PREVIOUS, seed
 from tests.factories import make_customer, make_staff
@@ -33,7 +33,7 @@ def _rollup(session, customer_id):
 
 
 def _all_rows(session):
-    return sorted(session.execute(select(CustomerFunnel.customer_id, *COLUMNS)).all())
+    return sorted(session.execute(select(CustomerFunnel.customer_id, CustomerFunnel.lead_at, *COLUMNS)).all())
 
 
 def _followup(session, customer, staff, at):
@@ -80,6 +80,12 @@ def test_the_rollup_follows_every_event_kind(session):
         application_id=app_id, event="reject", from_status="reviewing", to_status="rejected", actor_label="测试",
         at=NOW - timedelta(days=1)))  # not a step
     assert _rollup(session, qian.id) == qian_row
+
+    # the rollup's copy of the lead's creation follows the customer
+    assert session.scalar(select(CustomerFunnel.lead_at).where(CustomerFunnel.customer_id == zhao.id)) == NOW
+    session.execute(update(Customer).where(Customer.id == zhao.id).values(created_at=NOW - timedelta(days=30)))
+    assert session.scalar(select(CustomerFunnel.lead_at).where(CustomerFunnel.customer_id == zhao.id)) == (
+        NOW - timedelta(days=30))
 
     # a contract signed (imported with its contract, no transition): its signed_at counts
     earlier = NOW - timedelta(days=2)
@@ -183,3 +189,27 @@ def test_a_bad_funnel_drill_down_is_refused_in_chinese(session):
             funnel.customer_list_clauses(session, params)
     assert len(funnel.customer_list_clauses(session, {"funnel": "signed", "funnel_mode": "activity",
                                                       "funnel_from": "2026-11-01", "funnel_to": "2026-11-30"})) == 1
+
+
+def test_the_migration_backfills_the_events_already_recorded(committed):
+    from alembic import command
+
+    from core.cli import alembic_config
+
+    with committed() as session:
+        s = seed(session)
+        _followup(session, s.customers["周九"], s.w.sales, NOW - timedelta(days=40))
+        session.commit()
+        kept = _all_rows(session)
+    assert len(kept) == 4
+    engine = committed.kw["bind"]
+    for step, target in ((command.downgrade, "0030_snaphist_snapshot_source"), (command.upgrade, "heads")):
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            step(cfg, target)
+    with committed() as session:
+        assert _all_rows(session) == kept  # rebuilt from the events by the upgrade
+        _followup(session, s.customers["赵六"], s.w.sales, NOW)  # and the triggers are back
+        assert _rollup(session, s.customers["赵六"].id)["contacted"] == NOW
+        session.rollback()

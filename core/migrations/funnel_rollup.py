@@ -3,7 +3,9 @@
 Each source below is one kind of step event: a row of ``table`` for which ``when`` holds says that the customer
 ``customer`` reached ``step`` at ``at``. A trigger per source (after INSERT, and after UPDATE of ``update_of``
 where a row can become an event later: a visit marked arrived, a contract signed) moves the customer's
-``<step>_at`` earlier, creating the row on the customer's first event. Triggers, not ORM events: every write
+``<step>_at`` earlier, creating the row on the customer's first event with ``lead_at``, a copy of the customer's
+``created_at`` (kept by a trigger on the customer: the cohort funnel finds a period's leads in the rollup by its
+index, without reading the whole rollup). Triggers, not ORM events: every write
 path fills the rollup — the services, a plain Core insert, a bulk ``INSERT … SELECT``.
 
 :func:`rebuild` recomputes the whole table from the events (the migration's backfill; the analytics bench after
@@ -78,7 +80,8 @@ def create_triggers(conn: Any) -> None:
                     c := {_new(s.customer)};
                     t := {_new(s.at)};
                     IF c IS NOT NULL AND t IS NOT NULL THEN
-                        INSERT INTO {TABLE} AS f (customer_id, {col}) VALUES (c, t)
+                        INSERT INTO {TABLE} AS f (customer_id, lead_at, {col})
+                        SELECT c, cu.created_at, t FROM customer cu WHERE cu.id = c
                         ON CONFLICT (customer_id) DO UPDATE SET {col} = EXCLUDED.{col}
                         WHERE f.{col} IS NULL OR f.{col} > EXCLUDED.{col};
                     END IF;
@@ -94,7 +97,8 @@ def create_triggers(conn: Any) -> None:
             customer, at = _new(s.customer), _new(s.at)
             body = f"""
                 BEGIN
-                    INSERT OR IGNORE INTO {TABLE} (customer_id) VALUES ({customer});
+                    INSERT OR IGNORE INTO {TABLE} (customer_id, lead_at)
+                    SELECT id, created_at FROM customer WHERE id = {customer};
                     UPDATE {TABLE} SET {col} = {at}
                     WHERE customer_id = {customer} AND ({col} IS NULL OR {col} > {at});
                 END"""
@@ -105,8 +109,24 @@ def create_triggers(conn: Any) -> None:
                                   f"FOR EACH ROW WHEN {guard} {body}"))
 
 
+    sync = f"UPDATE {TABLE} SET lead_at = NEW.created_at WHERE customer_id = NEW.id"
+    if postgres:
+        conn.execute(text(f"""
+            CREATE OR REPLACE FUNCTION analytics_funnel_lead() RETURNS trigger AS $$
+            BEGIN {sync}; RETURN NULL; END;
+            $$ LANGUAGE plpgsql"""))
+        conn.execute(text("CREATE TRIGGER analytics_funnel_lead_upd AFTER UPDATE OF created_at ON customer FOR EACH ROW "
+                          "WHEN (NEW.created_at IS DISTINCT FROM OLD.created_at) EXECUTE FUNCTION analytics_funnel_lead()"))
+    else:
+        conn.execute(text("CREATE TRIGGER analytics_funnel_lead_upd AFTER UPDATE OF created_at ON customer FOR EACH ROW "
+                          f"WHEN NEW.created_at IS NOT OLD.created_at BEGIN {sync}; END"))
+
+
 def drop_triggers(conn: Any) -> None:
     postgres = conn.dialect.name == "postgresql"
+    conn.execute(text("DROP TRIGGER IF EXISTS analytics_funnel_lead_upd" + (" ON customer" if postgres else "")))
+    if postgres:
+        conn.execute(text("DROP FUNCTION IF EXISTS analytics_funnel_lead()"))
     for s in SOURCES:
         for suffix in ("ins", "upd"):
             conn.execute(text(f"DROP TRIGGER IF EXISTS analytics_funnel_{s.name}_{suffix}"
@@ -129,6 +149,6 @@ def rebuild(conn: Any) -> int:
     union = "\nUNION ALL\n".join(parts)
     conn.execute(text(f"DELETE FROM {TABLE}"))
     return conn.execute(text(
-        f"INSERT INTO {TABLE} (customer_id, {', '.join(f'{s}_at' for s in STEPS)}) "
-        f"SELECT customer_id, {', '.join(f'MIN({s}_at)' for s in STEPS)} FROM ({union}) e "
-        f"WHERE customer_id IS NOT NULL GROUP BY customer_id")).rowcount
+        f"INSERT INTO {TABLE} (customer_id, lead_at, {', '.join(f'{s}_at' for s in STEPS)}) "
+        f"SELECT e.customer_id, c.created_at, {', '.join(f'MIN(e.{s}_at)' for s in STEPS)} FROM ({union}) e "
+        f"JOIN customer c ON c.id = e.customer_id GROUP BY e.customer_id, c.created_at")).rowcount

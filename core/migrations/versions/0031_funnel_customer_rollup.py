@@ -21,12 +21,13 @@ def upgrade() -> None:
     op.create_table(
         'analytics_customer_funnel',
         sa.Column('customer_id', core.db.BigInt, nullable=False),
+        sa.Column('lead_at', core.db.UTCDateTime(), nullable=False),
         *(sa.Column(f'{step}_at', core.db.UTCDateTime(), nullable=True) for step in funnel_rollup.STEPS),
         sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], ondelete='CASCADE',
                                 name=op.f('fk_analytics_customer_funnel_customer_id_customer')),
         sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_analytics_customer_funnel')),
     )
-    for step in funnel_rollup.STEPS:
+    for step in ('lead', *funnel_rollup.STEPS):
         op.create_index(f'ix_analytics_customer_funnel_{step}', 'analytics_customer_funnel', [f'{step}_at'])
     bind = op.get_bind()
     funnel_rollup.create_triggers(bind)
