@@ -1,6 +1,6 @@
 """The figures of each role's dashboard (首页看板), as plain data for a channel to render.
 
-- sales: my customers, follow-ups due, my funnel (leads created in the period), my disbursements;
+- sales: my customers, follow-ups due, my funnel, my disbursements;
 - supervisor / manager / admin: KPI cards with the change against the previous period, the funnel, the
   leaderboard (龙虎榜) by disbursed amount, leads and disbursements by source;
 - finance: fee revenue and settled cases (with the change vs the previous period), receivables, deposits held,
@@ -8,6 +8,9 @@
 - risk / collector: approval rate, overdue rate, collection rate, overdue principal by bucket; from the nightly
   snapshots, the overdue trend, roll rates and vintage curves, each point linked to the loans of its snapshot rows
   (``analytics.snapshot_drill``).
+
+The funnel counts by cohort (the period's leads) or by activity (steps reached in the period), as the viewer
+picks; each step with its conversion from the previous step and the median time from it (``analytics.funnel``).
 
 Which dashboard a viewer gets follows their role; what it counts follows their data scope (metrics do that).
 """
@@ -28,7 +31,7 @@ from crm.scope import Viewer
 from finance.models import FUNDER_KIND_LABELS
 from lending.models import BUCKET_LABELS, BUCKETS
 
-__all__ = ["Card", "Dashboard", "Widget", "build", "kind_for", "widgets"]
+__all__ = ["Card", "Dashboard", "FunnelStep", "Widget", "build", "kind_for", "widgets"]
 
 SALES_ROLES = {"sales"}
 MANAGER_ROLES = {"admin", "manager", "supervisor"}
@@ -58,12 +61,22 @@ class Card:
         return metrics.rate(int(self.value) - int(self.previous), int(self.previous))
 
 
+@dataclass(frozen=True)
+class FunnelStep(Card):
+    """A funnel step: its count, the conversion from the previous step (count / previous count) and the median
+    time from the previous step (seconds), both None for the lead step or without a base."""
+
+    conversion: Decimal | None = None
+    median_seconds: float | None = None
+
+
 @dataclass
 class Dashboard:
     kind: str  # sales | manager | risk
     filters: Filters
     cards: list[Card] = field(default_factory=list)
-    funnel: list[Card] = field(default_factory=list)
+    funnel: list[FunnelStep] = field(default_factory=list)
+    funnel_mode: str = "cohort"  # analytics.funnel.MODES
     charts: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"title", "items": [(label, value, url)]}
 
 
@@ -97,14 +110,16 @@ def _cards(session: Session, viewer: Viewer, keys: tuple[str, ...], flt: Filters
     return cards
 
 
-def _funnel(session: Session, viewer: Viewer, flt: Filters) -> list[Card]:
-    counts = metrics.funnel_counts(session, viewer, flt)
-    cards = []
-    for step in funnel.STEPS:
+def _funnel(session: Session, viewer: Viewer, flt: Filters, mode: str) -> list[FunnelStep]:
+    counts, medians = metrics.funnel_figures(session, viewer, flt, mode)
+    steps = []
+    for previous, step in zip((None, *funnel.STEPS), funnel.STEPS, strict=False):
         metric = metrics.get(f"funnel_{step}")
-        cards.append(Card(metric.key, metric.label, metric.unit, counts[step], None,
-                          metric.drill(flt) if metric.drill else None))
-    return cards
+        steps.append(FunnelStep(metric.key, metric.label, metric.unit, counts[step], None,
+                                metrics.funnel_url(step, flt, mode),
+                                conversion=metrics.rate(counts[step], counts[previous]) if previous else None,
+                                median_seconds=medians.get(step)))
+    return steps
 
 
 def _grouped(session: Session, viewer: Viewer, key: str, dimension: str, flt: Filters, *,
@@ -212,7 +227,7 @@ class Widget:
     compute: Callable[[Session], Any]
 
 
-def widgets(viewer: Viewer, flt: Filters) -> list[Widget]:
+def widgets(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> list[Widget]:
     """The widgets of the viewer's dashboard, in display order (the page runs them all; the bench times each)."""
     kind = kind_for(viewer)
     snapshot = Filters(start=flt.start, end=flt.end, department_id=flt.department_id, owner_id=flt.owner_id,
@@ -228,7 +243,7 @@ def widgets(viewer: Viewer, flt: Filters) -> list[Widget]:
     def chart(name: str, fn: Callable[[Session], dict[str, Any]]) -> Widget:
         return Widget(name, "charts", fn)
 
-    funnel_widget = Widget("funnel", "funnel", lambda s: _funnel(s, viewer, flt))
+    funnel_widget = Widget("funnel", "funnel", lambda s: _funnel(s, viewer, flt, funnel_mode))
     period = Filters(start=flt.start, end=flt.end)  # the finance figures take the period only
     money = [card("fee_revenue", period, compare=True), card("receivables", period), card("deposits_held", period)]
     revenue_chart = chart("revenue_by_funder_type", lambda s: _revenue_by_funder_type(s, viewer, period))
@@ -273,9 +288,11 @@ CARD_ORDER = {"manager": ("funnel_lead", "applications", "disbursed_count", "dis
                        "overdue_rate", "collection_rate")}
 
 
-def build(session: Session, viewer: Viewer, flt: Filters) -> Dashboard:
-    board = Dashboard(kind_for(viewer), flt)
-    for widget in widgets(viewer, flt):
+def build(session: Session, viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> Dashboard:
+    if funnel_mode not in funnel.MODES:
+        raise ValueError(f"unknown funnel mode {funnel_mode!r}")
+    board = Dashboard(kind_for(viewer), flt, funnel_mode=funnel_mode)
+    for widget in widgets(viewer, flt, funnel_mode):
         result = widget.compute(session)
         if widget.slot == "cards":
             board.cards.extend(result if isinstance(result, list) else [result])

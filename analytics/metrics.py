@@ -19,11 +19,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, extract, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import find_tables
 
 from analytics import funnel
+from analytics.models import CustomerFunnel
 from core import clock, money
 from crm import customer_queries, customers, scope
 from crm.models import Customer, Department, Staff
@@ -31,7 +32,7 @@ from crm.scope import Viewer
 from lending.models import Application, Loan, LoanInstallment
 from lending.servicing import loans
 
-__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "Filters", "Metric", "by_dimension", "display", "funnel_counts", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "value", "values"]
+__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "Filters", "Metric", "by_dimension", "display", "funnel_counts", "funnel_figures", "funnel_medians", "funnel_url", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "value", "values"]
 
 DIMENSION_LABELS = {"period": "时间段", "department": "部门", "salesperson": "业务员", "source": "来源",
                     "product": "产品", "region": "地区", "bucket": "账期"}
@@ -162,7 +163,7 @@ def rate(numerator: int, denominator: int) -> Decimal | None:
     return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
-# --- customers: the funnel by cohort (leads created in the period) ------------------------------------------
+# --- customers: the funnel (analytics.funnel: by cohort, leads created in the period; or by activity) --------
 
 CUSTOMER_FILTERS = frozenset({"period", "department", "salesperson", "source", "region"})
 
@@ -180,8 +181,9 @@ def _customer_query(step: str) -> Query:
     return query
 
 
-def _customer_url(flt: Filters, **extra: Any) -> str:
-    params = {"created_from": flt.start.isoformat(), "created_to": flt.end.isoformat(),
+def _customer_url(flt: Filters, *, period: bool = True, **extra: Any) -> str:
+    params = {"created_from": flt.start.isoformat() if period else None,
+              "created_to": flt.end.isoformat() if period else None,
               "owner_id": flt.owner_id, "department_id": flt.department_id, "source": flt.source,
               "region": flt.region, **extra}
     return "/console/customers?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
@@ -191,6 +193,14 @@ def _customer_drill(step: str) -> Callable[[Filters], str]:
     return lambda flt: _customer_url(flt, funnel=None if step == "lead" else step)
 
 
+def funnel_url(step: str, flt: Filters, mode: str) -> str:
+    """The customer list behind a funnel figure: a cohort's step, or the customers who reached it in the period."""
+    if mode == "cohort" or step == "lead":
+        return _customer_drill(step)(flt)
+    return _customer_url(flt, period=False, funnel=step, funnel_mode="activity", funnel_from=flt.start.isoformat(),
+                         funnel_to=flt.end.isoformat())
+
+
 CUSTOMER_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
     "salesperson": lambda: Customer.owner_id, "source": lambda: Customer.source, "region": lambda: Customer.region,
 }
@@ -198,20 +208,94 @@ CUSTOMER_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
 _LEADS = _customer_query("lead")  # one query object: the figures over a period's leads compute together (values)
 
 for _step, _label in (("lead", "新增线索"), ("contacted", "已联系"), ("visited", "已上门"), ("applied", "已进件"),
-                      ("approved", "已审批"), ("disbursed", "已放款客户")):
+                      ("approved", "已审批"), ("signed", "已签约"), ("disbursed", "已放款客户")):
     register(Metric(key=f"funnel_{_step}", label=_label, unit="count",
                     query=_LEADS if _step == "lead" else _customer_query(_step),
                     aggregate=lambda: func.count(Customer.id), dimensions=CUSTOMER_DIMENSIONS,
                     filters=CUSTOMER_FILTERS, drill=_customer_drill(_step)))
 
-def funnel_counts(session: Session, viewer: Viewer, flt: Filters) -> dict[str, int]:
-    """Every funnel step's figure (the ``funnel_<step>`` metrics) in one query: one pass over the period's
-    leads, each step a conditional count of the same rows its own metric counts."""
+FUNNEL_PAIRS = tuple(zip(funnel.STEPS, funnel.STEPS[1:], strict=False))  # (previous step, step)
+
+
+def _seconds(session: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _funnel_rows(session: Session, viewer: Viewer, flt: Filters, mode: str) -> tuple[Select, dict[str, Any]]:
+    """The rows a funnel counts (customers joined to their rollup, scoped and filtered) and, per step, the
+    condition for a row to count in it. Cohort: the period's leads, a step reached ever (the rollup's rows
+    found by its ``lead_at``, the customer's creation, so a big cohort reads only its own rollup rows). Activity:
+    the customers who reached some step in the period, a step counting those who reached it in the period."""
+    if mode == "cohort":
+        rows = customer_queries.filtered(session, viewer, _customer_filter(flt))
+        counted = {step: funnel.reached_at(step).is_not(None) for step in funnel.STEPS}
+        return rows.outerjoin(CustomerFunnel, and_(
+            CustomerFunnel.customer_id == Customer.id,
+            funnel.in_period(CustomerFunnel.lead_at, flt.start, flt.end))), counted
+    counted = {step: funnel.in_period(funnel.reached_at(step), flt.start, flt.end) for step in funnel.STEPS[1:]}
+    rows = customer_queries.filtered(session, viewer, _customer_filter(flt, period=False))
+    return rows.join(CustomerFunnel, CustomerFunnel.customer_id == Customer.id).where(or_(*counted.values())), counted
+
+
+def _pair_condition(counted: dict[str, Any], previous: str, step: str) -> ColumnElement[bool]:
+    """A customer counted at ``step`` that reached ``previous`` first (steps reached out of order — applied
+    online before any follow-up — have no time between them)."""
+    later, earlier = funnel.reached_at(step), funnel.reached_at(previous)
+    return and_(counted[step], earlier.is_not(None), later >= earlier)
+
+
+def funnel_figures(session: Session, viewer: Viewer, flt: Filters,
+                   mode: str = "cohort") -> tuple[dict[str, int], dict[str, float | None]]:
+    """Every funnel step's figure, and per step after the lead the median time in seconds from the previous
+    step (None without any), over the customers the step counts that reached the previous step before it.
+
+    Cohort: the ``funnel_<step>`` metrics, in one pass over the period's leads joined to the rollup. Activity:
+    the leads created in the period, then one pass over the customers who reached a step in the period. The
+    medians: PostgreSQL's ``percentile_cont`` in that same pass; SQLite: one query per step pair (the middle
+    rows by ``row_number``)."""
     _check(get("funnel_lead"), flt)
-    columns = [func.count(Customer.id) if step == "lead" else func.count(case((funnel.step_clause(step), Customer.id)))
-               for step in funnel.STEPS]
-    stmt = customer_queries.filtered(session, viewer, _customer_filter(flt)).with_only_columns(*columns)
-    return {step: int(n or 0) for step, n in zip(funnel.STEPS, session.execute(stmt).one(), strict=True)}
+    if mode not in funnel.MODES:
+        raise ValueError(f"unknown funnel mode {mode!r}")
+    rows, counted = _funnel_rows(session, viewer, flt, mode)
+    steps = [s for s in funnel.STEPS if s in counted]
+    spans = {s: _seconds(session, funnel.reached_at(s), funnel.reached_at(p)) for p, s in FUNNEL_PAIRS}
+    postgres = session.get_bind().dialect.name == "postgresql"
+    columns = [func.count(case((counted[s], 1))) for s in steps]
+    if postgres:
+        columns += [func.percentile_cont(0.5).within_group(spans[s]).filter(_pair_condition(counted, p, s))
+                    for p, s in FUNNEL_PAIRS]
+    figures = session.execute(rows.with_only_columns(*columns)).one()
+    counts = {s: int(n or 0) for s, n in zip(steps, figures, strict=False)}
+    if mode == "activity":
+        counts["lead"] = int(value(session, viewer, "funnel_lead", flt) or 0)
+    if postgres:
+        medians = {s: None if v is None else float(v)
+                   for (_, s), v in zip(FUNNEL_PAIRS, figures[len(steps):], strict=True)}
+    else:
+        medians = {s: _median(session, rows.with_only_columns(spans[s].label("d")).where(
+            _pair_condition(counted, p, s))) for p, s in FUNNEL_PAIRS}
+    return {s: counts[s] for s in funnel.STEPS}, medians
+
+
+def _median(session: Session, spans: Select) -> float | None:
+    """The median of the one column ``d`` of ``spans`` (the mean of the two middle rows of an even count)."""
+    inner = spans.subquery()
+    ranked = select(inner.c.d, func.row_number().over(order_by=inner.c.d).label("rn"),
+                    func.count().over().label("n")).subquery()
+    median = session.scalar(select(func.avg(ranked.c.d)).where((2 * ranked.c.rn).between(ranked.c.n, ranked.c.n + 2)))
+    return None if median is None else float(median)
+
+
+def funnel_counts(session: Session, viewer: Viewer, flt: Filters, mode: str = "cohort") -> dict[str, int]:
+    """Every funnel step's figure (:func:`funnel_figures`)."""
+    return funnel_figures(session, viewer, flt, mode)[0]
+
+
+def funnel_medians(session: Session, viewer: Viewer, flt: Filters, mode: str = "cohort") -> dict[str, float | None]:
+    """Per step after the lead, the median seconds from the previous step (:func:`funnel_figures`)."""
+    return funnel_figures(session, viewer, flt, mode)[1]
 
 
 register(Metric(

@@ -7,6 +7,10 @@ when today's data does.
   trends, roll rates and vintage curves read these rows, never the loans' current state;
 - ``PoolDay``: the number of customers in each public pool that day.
 
+``CustomerFunnel``: per customer, the first time it reached each step of the lead funnel (转化漏斗) — kept by
+database triggers on the event tables (``core.migrations.funnel_rollup``), so every write path fills it, the
+services, a plain Core insert, a bulk load.
+
 ``ExportJob``: a large list exported to Excel in the background (导出任务), its progress and its file.
 
 ``Report``: a saved report of the report builder (自定义报表) — metrics, one dimension, filters, the roles it is
@@ -24,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
 
-__all__ = ["EXPORT_STATUS_LABELS", "PUSH_STATUS_LABELS", "AnalyticsSnapshot", "ExportJob", "LoanDay", "PoolDay", "Report",
+__all__ = ["EXPORT_STATUS_LABELS", "PUSH_STATUS_LABELS", "AnalyticsSnapshot", "CustomerFunnel", "ExportJob", "LoanDay", "PoolDay", "Report",
            "ReportPush"]
 
 EXPORT_STATUS_LABELS = {"queued": "排队中", "running": "导出中", "done": "已完成", "failed": "失败"}
@@ -138,3 +142,22 @@ class ReportPush(Base):
     error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class CustomerFunnel(Base):
+    """The first time the customer reached each funnel step (NULL: not reached). Written only by the triggers of
+    ``core.migrations.funnel_rollup`` (a step's time only ever moves earlier); the lead step is the customer's
+    own ``created_at``. A customer without any step event has no row."""
+
+    __tablename__ = "analytics_customer_funnel"
+    __table_args__ = tuple(Index(f"ix_analytics_customer_funnel_{step}", f"{step}_at")
+                           for step in ("lead", "contacted", "visited", "applied", "approved", "signed", "disbursed"))
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
+    lead_at: Mapped[datetime]  # a copy of the customer's created_at (the cohort funnel's index)
+    contacted_at: Mapped[datetime | None]  # the first follow-up (crm_followup)
+    visited_at: Mapped[datetime | None]  # the first arrived visit (crm_visit)
+    applied_at: Mapped[datetime | None]  # the first application (lending_application)
+    approved_at: Mapped[datetime | None]  # the first transition into approved / signed / disbursed
+    signed_at: Mapped[datetime | None]  # the first transition into signed / disbursed, or a contract signed
+    disbursed_at: Mapped[datetime | None]  # the first loan (lending_loan)

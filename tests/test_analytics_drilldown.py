@@ -25,8 +25,8 @@ def _rows_behind(client, url: str) -> int:
     return len(re.findall(r'<tr><td><a href="/console/lending/loans/\d+">', page.text))
 
 
-def _check_board(session, staff) -> int:
-    board = dashboards.build(session, V(staff), NOV)
+def _check_board(session, staff, funnel_mode: str = "cohort") -> int:
+    board = dashboards.build(session, V(staff), NOV, funnel_mode)
     client = console_client()
     log_in(client, session, staff)
     checked = 0

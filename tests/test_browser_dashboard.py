@@ -98,6 +98,27 @@ def test_a_funnel_figure_opens_the_customer_list(world):
         expect(page.locator(".pager")).to_contain_text("共 2 条")
 
 
+def test_the_activity_funnel_switch_and_its_drill_down(world):
+    """按发生时间: the seeded steps all happened in November; a step's figure opens the list of exactly its
+    customers, the list keeping the activity period in its form."""
+    from playwright.sync_api import expect
+
+    base_url, users = world
+    with chromium_page() as page:
+        _log_in(page, base_url, users["manager"])
+        page.click("a[data-funnel-mode='activity']")
+        expect(page).to_have_url(f"{base_url}/console/?period=month&funnel_mode=activity")
+        expect(page.locator("a[data-funnel-mode='activity']")).to_have_class("on")
+        signed = page.locator("a[data-metric='funnel_signed']")
+        expect(signed).to_have_text("1")
+        expect(page.locator("[data-median='funnel_signed']")).to_have_text("0.0 小时")
+        signed.click()
+        expect(page).to_have_url(f"{base_url}/console/customers?funnel=signed&funnel_mode=activity"
+                                 f"&funnel_from=2026-11-01&funnel_to=2026-11-23")
+        expect(page.locator(".pager")).to_contain_text("共 1 条")
+        expect(page.locator("input[type=date][name=funnel_from]")).to_have_value("2026-11-01")
+
+
 def test_the_disbursed_amount_opens_the_loan_list_with_the_same_filters(world):
     from playwright.sync_api import expect
 

@@ -110,11 +110,13 @@ def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response
 @router.get("/")
 def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     period, flt = dashboard_view.period_filters(request.query_params.get("period"))
-    board = dashboards.build(session, user.viewer, flt)
+    mode = dashboard_view.funnel_mode(request.query_params.get("funnel_mode"))
+    board = dashboards.build(session, user.viewer, flt, mode)
     steps = company.checklist(session) if user.viewer.role in nav.ROLE_EDITORS else []
     return render(request, "dashboard.html", {
         "onboarding": steps if steps and company.show_checklist(user.staff, steps) else None, "steps": steps,
         "staff": user.staff, "department": user.staff.department, "board": board, "period": period,
         "periods": dashboard_view.PERIODS, "show": dashboard_view.show, "change_text": dashboard_view.change_text,
+        "funnel_modes": dashboard_view.FUNNEL_MODES, "duration_text": dashboard_view.duration_text,
         "charts": dashboard_view.chart_payload(board),
     })

@@ -93,6 +93,7 @@ templates.env.filters.update(
 
 FILTER_KEYS = (*customer_queries.FILTER_KEYS,
                "funnel",  # funnel: a dashboard step (analytics.funnel), from the home page's drill-down links
+               "funnel_mode", "funnel_from", "funnel_to",  # the activity funnel: the step reached in these days
                "cf_field", "cf_cmp", "cf_value")  # one qualification or custom-field filter (crm.segment_profile)
 
 

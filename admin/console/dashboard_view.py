@@ -6,15 +6,30 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from analytics import dashboards, metrics, periods
+from analytics import dashboards, funnel, metrics, periods
 from analytics.metrics import Filters
 
 PERIODS = {k: periods.PERIODS[k] for k in ("month", "last_month", "7d", "30d")}  # the home page's choices
 DEFAULT_PERIOD = periods.DEFAULT
+FUNNEL_MODES = funnel.MODES  # the funnel's switch: by cohort (the default) or by activity
 
 
 def period_filters(period: str | None, today: date | None = None) -> tuple[str, Filters]:
     return periods.resolve(period if period in PERIODS else DEFAULT_PERIOD, today)
+
+
+def funnel_mode(value: str | None) -> str:
+    return value if value in FUNNEL_MODES else "cohort"
+
+
+def duration_text(seconds: float | None) -> str:
+    """A median time between steps: hours under a day (小时), days otherwise (天); — without one."""
+    if seconds is None:
+        return "—"
+    hours = seconds / 3600
+    if hours < 24:
+        return f"{hours:.1f} 小时"
+    return f"{hours / 24:.1f} 天"
 
 
 def show(value: int | Decimal | None, unit: str) -> str:
