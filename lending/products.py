@@ -27,6 +27,7 @@ from core import audit, clock
 from core.errors import AppError, ValidationFailed
 from core.money import Rounding, format_yuan, parse_rate
 from crm.models import CUSTOMER_TYPE_LABELS
+from lending import product_requirements as requirements
 from lending.models import (
     FUNDER_TYPE_LABELS,
     Funder,
@@ -36,7 +37,6 @@ from lending.models import (
     ProductVersion,
     WriteOffOrder,
 )
-from lending import product_requirements as requirements
 from lending.product_exceptions import (
     AmountOutOfRange,
     FunderNameTaken,
