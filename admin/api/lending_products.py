@@ -69,6 +69,16 @@ class TermsBody(BaseModel):
     regions: list[str] | None = None
     customer_types: list[str] | None = None
     min_income_amount: int | None = Field(None, description="fen per month")
+    min_social_insurance_months: int | None = Field(None, description="最低社保缴纳月数")
+    min_provident_fund_months: int | None = Field(None, description="最低公积金缴纳月数")
+    property_required: bool = Field(False, description="须有房产")
+    car_required: bool = Field(False, description="须有车辆")
+    max_debt_ratio: Decimal | None = Field(None, description="最高负债率：月还款/月收入（0.5 即 50%）")
+    min_credit_level: str | None = Field(None, description="征信不差于：good | blank | minor | current | serious")
+    max_credit_overdue_count: int | None = Field(None, description="近两年最多逾期次数")
+    max_credit_queries_6m: int | None = Field(None, description="近半年最多征信查询次数")
+    allowed_industries: list[str] | None = Field(None, description="准入行业（crm INDUSTRY_CHOICES）")
+    excluded_industries: list[str] | None = Field(None, description="限制行业")
 
     def terms(self) -> products.ProductTerms:
         return products.ProductTerms(**self.model_dump())
