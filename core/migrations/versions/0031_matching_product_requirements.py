@@ -4,6 +4,10 @@ Minimum 社保 and 公积金 months, property / car required, maximum debt ratio
 monthly income), the worst credit level accepted, maximum credit overdue count and credit queries in
 six months, allowed and excluded industries. All nullable or defaulted: existing versions have none.
 
+This revision id is 34 characters, longer than alembic's default VARCHAR(32) ``alembic_version.version_num``:
+on PostgreSQL the column is widened to 64 first (SQLite does not enforce the length). The downgrade leaves
+it wide: alembic writes the older id only after ``downgrade()`` returns, and a wider column is harmless.
+
 Revision ID: 0031_matching_product_requirements
 Revises: 0030_snaphist_snapshot_source
 Create Date: 2026-12-06 18:00:00.000000
@@ -18,6 +22,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        op.alter_column('alembic_version', 'version_num', type_=sa.String(length=64),
+                        existing_type=sa.String(length=32), existing_nullable=False)
     with op.batch_alter_table('lending_product_version') as batch:
         batch.add_column(sa.Column('min_social_insurance_months', sa.Integer(), nullable=True))
         batch.add_column(sa.Column('min_provident_fund_months', sa.Integer(), nullable=True))
