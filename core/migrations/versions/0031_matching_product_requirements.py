@@ -26,14 +26,14 @@ def upgrade() -> None:
         op.alter_column('alembic_version', 'version_num', type_=sa.String(length=64),
                         existing_type=sa.String(length=32), existing_nullable=False)
     with op.batch_alter_table('lending_product_version') as batch:
-        batch.add_column(sa.Column('min_social_insurance_months', sa.Integer(), nullable=True))
-        batch.add_column(sa.Column('min_provident_fund_months', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('min_social_insurance_months', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
+        batch.add_column(sa.Column('min_provident_fund_months', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
         batch.add_column(sa.Column('property_required', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column('car_required', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column('max_debt_ratio', sa.Numeric(precision=8, scale=4), nullable=True))
         batch.add_column(sa.Column('min_credit_level', sa.String(length=12), nullable=True))
-        batch.add_column(sa.Column('max_credit_overdue_count', sa.Integer(), nullable=True))
-        batch.add_column(sa.Column('max_credit_queries_6m', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('max_credit_overdue_count', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
+        batch.add_column(sa.Column('max_credit_queries_6m', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
         batch.add_column(sa.Column('allowed_industries', sa.JSON(), nullable=True))
         batch.add_column(sa.Column('excluded_industries', sa.JSON(), nullable=True))
 
