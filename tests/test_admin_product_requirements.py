@@ -111,3 +111,21 @@ def test_the_new_application_form_lists_products_needing_information(session, wo
     page = client.get(f"/console/lending/applications/new?customer_id={customer.id}").text
     assert "需补充资料" in page and "待补充：社保缴纳月数（要求至少 12 个月）" in page
     assert f'value="{product.current_version_id}"' in page  # still selectable: the review checks the papers
+
+
+def test_the_risk_test_form_takes_the_new_profile_facts(session, world):
+    from tests.test_admin_lending_products import rules_form
+
+    product = make_product(session, funder=world["funder"])
+    risk = make_staff(session, role="risk", department=world["admin"].department)
+    client = console_client()
+    csrf = log_in(client, session, risk)
+    data = rules_form(csrf, fact_age="30", fact_income_monthly="8000", fact_credit_overdue_count="4",
+                      fact_credit_queries_6m="9", fact_industry="娱乐休闲")
+    data["rule_name"][2], data["rule_outcome"][2] = "资质", "reject"
+    data["rule_expression"][2] = 'credit_overdue_count > 3 and credit_queries_6m > 6 and industry == "娱乐休闲"'
+    data["rule_reason"][2] = "逾期查询多且限制行业"
+    page = client.post(f"/console/lending/risk/{product.id}/test", data=data)
+    assert page.status_code == 200
+    assert "试算结果" in page.text and "逾期查询多且限制行业" in page.text
+    assert 'name="fact_industry" value="娱乐休闲"' in page.text

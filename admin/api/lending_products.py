@@ -212,7 +212,7 @@ def quote(session: SessionDep, caller: Caller, body: QuoteRequest) -> dict[str, 
     return products.quote(version, body.amount, body.term_months, body.start_date).as_dict()
 
 
-@router.post("/match", summary="进件产品匹配：可选产品按综合年化成本排序，及其他产品的排除原因",
+@router.post("/match", summary="进件产品匹配：可选产品按综合年化成本排序，需补充资料的产品及所缺资料，其他产品的排除原因",
              responses={404: {"model": ErrorBody, "description": "客户不存在或不在您的数据范围内"}})
 def match(session: SessionDep, caller: Caller, body: MatchRequest) -> dict[str, Any]:
     if body.customer_id is not None:
