@@ -34,7 +34,7 @@ from core.settings import get_settings
 from crm import custom_fields, customers, followups, qualification, tags
 from crm.models import FOLLOWUP_KIND_LABELS, STAGE_LABELS, Customer, FollowUp, Staff, StaffStatus
 from crm.scope import Viewer
-from lending import applications, products
+from lending import applications, matching, products
 from lending.models import APPLICATION_STATUS_LABELS, Application, Product
 
 SIMULATOR_MP_APPID = "wxsimulatormp0001"  # the WeChat simulator's demo mini-program (miniprogram_api.wechat)
@@ -102,7 +102,25 @@ def card(session: Session, viewer: Viewer, customer: Customer) -> dict[str, Any]
         "applications": [{"id": a.id, "product": name, "amount": format_yuan(a.requested_amount),
                           "term_months": a.term_months, "status": APPLICATION_STATUS_LABELS.get(a.status, a.status),
                           "created_at": _when(a.created_at)} for a, name in apps],
+        "matching": matching_summary(session, customer),
     }
+
+
+def matching_summary(session: Session, customer: Customer) -> dict[str, Any]:
+    """产品匹配 for the customer's recorded demand: one line per product, the fitting ones first, then
+    需补充资料 with the facts to supply, then the others with their reasons (lending.matching)."""
+    try:
+        result = matching.match_products(session, matching.demand_of(customer), matching.profile_of(customer))
+    except ValidationFailed as exc:
+        return {"note": exc.message, "rows": []}
+    rows = [{"state": "ok", "label": "适合", "name": m.product.name,
+             "detail": f"综合年化 {m.quote.apr_percent}% · 月供约 {format_yuan(m.monthly_payment)}"}
+            for m in result.matches]
+    rows += [{"state": "needs", "label": "需补充资料", "name": m.product.name,
+              "detail": "待补充：" + "；".join(m.missing)} for m in result.needs_info]
+    rows += [{"state": "no", "label": "不适合", "name": e.product.name, "detail": "；".join(e.reasons)}
+             for e in result.excluded]
+    return {"note": f"需求 {format_yuan(customer.demand_amount or 0)} · {customer.demand_term_months} 个月", "rows": rows}
 
 
 def _followup(f: FollowUp, authors: dict[int, str]) -> dict[str, Any]:

@@ -116,6 +116,7 @@ def _profiles(session: Session, created: list[Customer]) -> int:
     """Two custom fields, and a qualification (资质) on every third owned customer; an rng of its own, so
     the customers and follow-ups above stay what they were."""
     rng = random.Random(17)
+    credit_rng = random.Random(23)
     system = None  # the demo seed acts as the system
     fields = {f.key for f in custom_fields.definitions(session)}
     if "work_years" not in fields:
@@ -140,7 +141,10 @@ def _profiles(session: Session, created: list[Customer]) -> int:
             "provident_fund_months": rng.choice((0, 6, 24, 48)),
             "property_status": rng.choice(("none", "full", "mortgage")), "car_status": rng.choice(("none", "full", "loan")),
             "debt_monthly_amount": str(income * rng.choice((0, 10, 25, 40)) // 100),
-            "credit_level": rng.choice(("good", "good", "good", "blank", "minor"))})
+            "credit_level": rng.choice(("good", "good", "good", "blank", "minor")),
+            # the credit figures from an rng of their own, so the draws above stay what they were
+            "credit_overdue_count": credit_rng.choice((0, 0, 0, 1, 2, 4)),
+            "credit_queries_6m": credit_rng.choice((1, 2, 3, 5, 8))})
         values: dict[str, object] = {"work_years": str(rng.randint(1, 20))}
         if customer.customer_type == "mortgage":
             values["house_area"] = rng.choice(("市区", "近郊", "远郊"))

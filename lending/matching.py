@@ -4,8 +4,13 @@ For a demand (amount in fen, term in months, customer type) and a profile (age f
 region, monthly income in fen when known) every product of every funder is checked against its
 current version: active product and funder, amount range, allowed terms, age range, regions
 (a product region matches a customer region that starts with it: "广东" admits "广东深圳"),
-customer types and minimum income. An unknown income does not exclude; the match says it needs
-verifying. Eligible products are quoted through the schedule engine (a quote refused there, for
+customer types and minimum income, and the requirements on the qualification profile
+(``lending.product_requirements``: 社保 and 公积金 months, property, car, debt ratio, credit level,
+overdues and queries, industries). A requirement the profile cannot answer (an unknown income, no
+社保 months recorded …) neither admits nor excludes: the product is listed under ``needs_info``
+(需补充资料) with the facts to supply, quoted like a match so the salesperson sees what it would cost;
+a product that also fails a requirement is excluded, its missing facts listed beside the reasons.
+Eligible products are quoted through the schedule engine (a quote refused there, for
 instance above the cost cap, excludes the product with the engine's reason) and ranked by
 comprehensive annualised cost as shown (to 0.01 %, so rounding noise in the twelfth decimal does not
 decide), then by the monthly payment (first period that asks for money), then by product code.
@@ -13,6 +18,7 @@ decide), then by the monthly payment (first period that asks for money), then by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -26,6 +32,7 @@ from core.errors import AppError, ValidationFailed
 from core.money import format_yuan
 from crm.models import CUSTOMER_TYPE_LABELS, Customer, CustomerType
 from crm.qualification import qualification_of
+from lending import product_requirements as requirements
 from lending.models import Funder, Product, ProductVersion
 from lending.person import age_from_sealed
 from lending.products import Quote, quote
@@ -50,6 +57,8 @@ class Profile:
     region: str | None = None
     income_monthly: int | None = None  # fen per month, when known
     customer_type: str | None = None
+    # the opened qualification profile (crm.qualification.Qualification.values); never shown as is
+    facts: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class Match:
     funder: Funder
     quote: Quote
     notes: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()  # 待补充: facts the profile lacks (only in MatchResult.needs_info)
 
     @property
     def monthly_payment(self) -> int:
@@ -69,7 +79,7 @@ class Match:
             "product_id": self.product.id, "product_code": self.product.code, "product_name": self.product.name,
             "version_id": self.version.id, "version": self.version.version, "funder": self.funder.name,
             "monthly_payment": self.monthly_payment, "apr_rate": str(self.quote.apr),
-            "apr_percent": self.quote.apr_percent, "notes": list(self.notes),
+            "apr_percent": self.quote.apr_percent, "notes": list(self.notes), "missing": list(self.missing),
         }
 
 
@@ -78,29 +88,36 @@ class Exclusion:
     product: Product
     funder: Funder
     reasons: tuple[str, ...]
+    missing: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"product_id": self.product.id, "product_code": self.product.code,
-                "product_name": self.product.name, "funder": self.funder.name, "reasons": list(self.reasons)}
+                "product_name": self.product.name, "funder": self.funder.name, "reasons": list(self.reasons),
+                "missing": list(self.missing)}
 
 
 @dataclass
 class MatchResult:
     matches: list[Match] = field(default_factory=list)
+    needs_info: list[Match] = field(default_factory=list)  # 需补充资料
     excluded: list[Exclusion] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"matches": [m.as_dict() for m in self.matches], "excluded": [e.as_dict() for e in self.excluded]}
+        return {"matches": [m.as_dict() for m in self.matches], "needs_info": [m.as_dict() for m in self.needs_info],
+                "excluded": [e.as_dict() for e in self.excluded]}
 
 
 def profile_of(customer: Customer, *, income_monthly: int | None = None, day: date | None = None) -> Profile:
-    """The matching profile of a CRM customer: age from the sealed ID number (opened, read, dropped);
-    the monthly income, when not given, from the customer's qualification profile (crm.qualification)."""
+    """The matching profile of a CRM customer: age from the sealed ID number (opened, read, dropped); the
+    qualification profile (crm.qualification) opened, its monthly income used unless one is given."""
     session = object_session(customer)
-    if income_monthly is None and session is not None:
-        income_monthly = qualification_of(session, customer.id).get("income_monthly_amount")
+    facts: dict[str, Any] = dict(qualification_of(session, customer.id).values) if session is not None else {}
+    if income_monthly is None:
+        income_monthly = facts.get("income_monthly_amount")
+    else:
+        facts["income_monthly_amount"] = income_monthly
     return Profile(age=age_from_sealed(customer.id_number_enc, day), region=customer.region,
-                   income_monthly=income_monthly, customer_type=customer.customer_type)
+                   income_monthly=income_monthly, customer_type=customer.customer_type, facts=facts)
 
 
 def demand_of(customer: Customer, *, amount: int | None = None, term_months: int | None = None,
@@ -126,17 +143,18 @@ def _validate(demand: Demand) -> None:
 
 
 def eligibility_reasons(product: Product, funder: Funder, version: ProductVersion | None, demand: Demand,
-                        profile: Profile) -> tuple[list[str], list[str]]:
-    """(reasons to exclude, notes) of one product for the demand and profile, in Chinese."""
+                        profile: Profile) -> tuple[list[str], list[str], list[str]]:
+    """(reasons to exclude, notes, missing facts) of one product for the demand and profile, in Chinese."""
     reasons: list[str] = []
     notes: list[str] = []
+    missing: list[str] = []
     if not funder.active:
         reasons.append(f"资方「{funder.name}」已停用")
     if not product.active:
         reasons.append("产品已停用")
     if version is None:
         reasons.append("产品没有可用版本")
-        return reasons, notes
+        return reasons, notes, missing
     if not version.min_amount <= demand.amount <= version.max_amount:
         reasons.append(f"申请金额 {format_yuan(demand.amount)} 不在 {format_yuan(version.min_amount)}"
                        f" – {format_yuan(version.max_amount)} 之间")
@@ -166,11 +184,15 @@ def eligibility_reasons(product: Product, funder: Funder, version: ProductVersio
         reasons.append(f"客户类型「{shown}」不适用（仅限：{allowed}）")
     if version.min_income_amount:
         if profile.income_monthly is None:
-            notes.append(f"需核实月收入不低于 {format_yuan(version.min_income_amount)}")
+            missing.append(f"月收入（要求不低于 {format_yuan(version.min_income_amount)}）")
         elif profile.income_monthly < version.min_income_amount:
             reasons.append(f"月收入 {format_yuan(profile.income_monthly)} 低于要求的"
                            f" {format_yuan(version.min_income_amount)}")
-    return reasons, notes
+    facts = dict(profile.facts)
+    if profile.income_monthly is not None:
+        facts["income_monthly_amount"] = profile.income_monthly
+    failed, lacking = requirements.check(version, facts)
+    return reasons + failed, notes, missing + lacking
 
 
 def match_products(session: Session, demand: Demand, profile: Profile, *,
@@ -186,15 +208,17 @@ def match_products(session: Session, demand: Demand, profile: Profile, *,
     ).all()
     result = MatchResult()
     for product, funder, version in rows:
-        reasons, notes = eligibility_reasons(product, funder, version, demand, profile)
+        reasons, notes, missing = eligibility_reasons(product, funder, version, demand, profile)
         if not reasons:
             try:
                 q = quote(version, demand.amount, demand.term_months, start)
             except AppError as exc:
                 reasons.append(f"无法报价：{exc.message}")
             else:
-                result.matches.append(Match(product, version, funder, q, tuple(notes)))
+                match = Match(product, version, funder, q, tuple(notes), tuple(missing))
+                (result.needs_info if missing else result.matches).append(match)
                 continue
-        result.excluded.append(Exclusion(product, funder, tuple(reasons)))
-    result.matches.sort(key=lambda m: (m.quote.apr.quantize(APR_RANK_STEP), m.monthly_payment, m.product.code))
+        result.excluded.append(Exclusion(product, funder, tuple(reasons), tuple(missing)))
+    for listed in (result.matches, result.needs_info):
+        listed.sort(key=lambda m: (m.quote.apr.quantize(APR_RANK_STEP), m.monthly_payment, m.product.code))
     return result

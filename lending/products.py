@@ -27,6 +27,7 @@ from core import audit, clock
 from core.errors import AppError, ValidationFailed
 from core.money import Rounding, format_yuan, parse_rate
 from crm.models import CUSTOMER_TYPE_LABELS
+from lending import product_requirements as requirements
 from lending.models import (
     FUNDER_TYPE_LABELS,
     Funder,
@@ -131,6 +132,17 @@ class ProductTerms:
     regions: Sequence[str] | None = None
     customer_types: Sequence[str] | None = None
     min_income_amount: int | None = None
+    # on the qualification profile (lending.product_requirements)
+    min_social_insurance_months: int | None = None
+    min_provident_fund_months: int | None = None
+    property_required: bool = False
+    car_required: bool = False
+    max_debt_ratio: Decimal | str | None = None
+    min_credit_level: str | None = None
+    max_credit_overdue_count: int | None = None
+    max_credit_queries_6m: int | None = None
+    allowed_industries: Sequence[str] | None = None
+    excluded_industries: Sequence[str] | None = None
 
     @classmethod
     def of(cls, version: ProductVersion) -> ProductTerms:
@@ -180,6 +192,7 @@ class ProductTerms:
             customer_types=v.customer_types(self.customer_types),
             min_income_amount=None if self.min_income_amount is None else v.fen(
                 self.min_income_amount, "min_income_amount", "最低月收入", low=0),
+            **requirements.normalize({name: getattr(self, name) for name in requirements.REQUIREMENT_FIELDS}),
         )
 
     def as_row(self) -> dict[str, Any]:
@@ -188,6 +201,8 @@ class ProductTerms:
         row["terms_months"] = list(self.terms_months)
         row["regions"] = list(self.regions) if self.regions else None
         row["customer_types"] = list(self.customer_types) if self.customer_types else None
+        for name in ("allowed_industries", "excluded_industries"):
+            row[name] = list(getattr(self, name)) if getattr(self, name) else None
         return row
 
 

@@ -17,7 +17,7 @@ from core import clock
 from core.money import fen_to_yuan
 from crm import customers
 from lending import products
-from lending.matching import Demand, match_products, profile_of
+from lending.matching import Demand, Match, match_products, profile_of
 from lending.schedule.apr import annualised_cost, percent
 from lending.schedule.cap import apr_cap
 from lending.schedule.engine import Schedule, build_schedule
@@ -88,10 +88,13 @@ def match(session: Session, customer_id: int, *, amount: int, term_months: int,
     customer = customers.get_customer(session, None, customer_id)
     result = match_products(session, Demand(amount, term_months, customer.customer_type),
                             profile_of(customer, income_monthly=income_amount))
+    def shown(m: Match) -> dict[str, Any]:
+        return {"product_id": m.product.id, "name": m.product.name, "funder": m.funder.name,
+                "monthly_payment": yuan(m.monthly_payment), "apr_percent": m.quote.apr_percent + "%",
+                "notes": list(m.notes), "missing": list(m.missing)}
+
     return {
-        "matches": [{"product_id": m.product.id, "name": m.product.name, "funder": m.funder.name,
-                     "monthly_payment": yuan(m.monthly_payment), "apr_percent": m.quote.apr_percent + "%",
-                     "notes": list(m.notes)} for m in result.matches],
-        "excluded": [{"product_id": e.product.id, "name": e.product.name, "reasons": list(e.reasons)}
-                     for e in result.excluded],
+        "matches": [shown(m) for m in result.matches], "needs_info": [shown(m) for m in result.needs_info],
+        "excluded": [{"product_id": e.product.id, "name": e.product.name, "reasons": list(e.reasons),
+                      "missing": list(e.missing)} for e in result.excluded],
     }

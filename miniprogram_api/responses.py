@@ -199,16 +199,19 @@ class MatchOut(Out):
     monthly_payment: Yuan
     apr_percent: str
     notes: list[str]
+    missing: list[str] = Field(default_factory=list, description="需补充资料：产品要求而资料中没有的信息")
 
 
 class ExcludedOut(Out):
     product_id: int
     name: str
     reasons: list[str]
+    missing: list[str] = Field(default_factory=list, description="另外待补充的资料")
 
 
 class MatchResult(Out):
     matches: list[MatchOut]
+    needs_info: list[MatchOut] = Field(default_factory=list, description="需补充资料的产品（补充后再确认是否符合）")
     excluded: list[ExcludedOut]
 
 

@@ -201,3 +201,16 @@ def test_viewer_scope_is_the_domains(session, world):
 
     with pytest.raises(sidebar.ContactNotCustomer):
         sidebar.contact_card(session, Viewer.of(world["sales"]), "wm_sb_theirs")
+
+
+def test_the_card_shows_product_matching_with_the_reasons(session, wecom_server, world):
+    world["mine"].demand_amount, world["mine"].demand_term_months = 2_000_000, 12
+    make_product(session, name="有房贷", property_required=True)
+    session.flush()
+    http, _ = _login(wecom_server, "sb_sales")
+    matching = http.get("/wecom/sidebar/api/contact/wm_sb_mine").json()["matching"]
+    rows = {r["name"]: r for r in matching["rows"]}
+    assert matching["note"] == "需求 ¥20,000.00 · 12 个月"
+    assert rows["信用贷测试"]["state"] == "ok" and "综合年化" in rows["信用贷测试"]["detail"]
+    assert rows["有房贷"] == {"state": "needs", "label": "需补充资料", "name": "有房贷",
+                             "detail": "待补充：房产情况（产品要求有房产）"}

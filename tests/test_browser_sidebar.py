@@ -23,7 +23,7 @@ def world(committed, wecom_server):
                            display_name="王小明")
         other = make_staff(session, department=org["team_a"], data_scope="own", wecom_userid="bw_other")
         mine = make_customer(session, owner=sales, name="李秀英", phone="13900002222",
-                             wecom_external_userid="wm_bw_mine")
+                             wecom_external_userid="wm_bw_mine", demand_amount=5_000_000, demand_term_months=12)
         theirs = make_customer(session, owner=other, name="赵六", wecom_external_userid="wm_bw_theirs")
         from bot.models import GroupChat, GroupChatMember
         from core import clock
@@ -36,6 +36,7 @@ def world(committed, wecom_server):
             session.add(GroupChatMember(chat_id="wr_bw_group", member_id=customer.wecom_external_userid,
                                         member_type=2, customer_id=customer.id, joined_at=now))
         make_product(session, name="工薪信用贷")
+        make_product(session, code="ZZ-HOUSE", name="房主贷", property_required=True)
         from crm import tags
 
         tags.create_tag(session, None, tags.create_group(session, None, "意向").id, "高意向")
@@ -64,6 +65,9 @@ def test_the_sidebar_shows_the_chat_customer_and_its_quick_actions_work(world):
         expect(page.locator("body")).to_have_attribute("data-agent-config", "ok")  # signature accepted
         expect(bar.locator("#c-phone")).to_have_text("139****2222")
         expect(bar.locator(".me")).to_have_text("王小明")
+        expect(bar.locator("#c-match-note")).to_have_text("需求 ¥50,000.00 · 12 个月")
+        expect(bar.locator("#c-matching li.match-ok")).to_contain_text("工薪信用贷")
+        expect(bar.locator("#c-matching li.match-needs")).to_contain_text("待补充：房产情况（产品要求有房产）")
 
         bar.locator("summary", has_text="打标签").click()
         bar.locator("#f-tag button").click()

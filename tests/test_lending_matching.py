@@ -84,11 +84,12 @@ def test_age_region_type_and_income_exclusions(session):
     assert "月收入 ¥5,000.00 低于要求的 ¥8,000.00" in reasons
 
 
-def test_region_prefix_admits_a_city_and_unknown_income_is_a_note(session):
+def test_region_prefix_admits_a_city_and_unknown_income_needs_info(session):
     make_product(session, code="GD", regions=["广东"], min_income_amount=800_000)
     result = match_products(session, Demand(2_000_000, 12), Profile(region="广东深圳"))
-    assert names(result) == ["GD"]
-    assert "需核实月收入" in result.matches[0].notes[0]
+    assert names(result) == [] and result.excluded == []
+    assert [m.product.code for m in result.needs_info] == ["GD"]
+    assert result.needs_info[0].missing == ("月收入（要求不低于 ¥8,000.00）",)
 
 
 def test_inactive_product_and_funder_are_excluded(session):
@@ -132,9 +133,20 @@ def test_demo_products_seed_once_and_match(session):
 
     assert product_demo.seed(session)
     assert product_demo.seed(session) == []
-    result = match_products(session, Demand(5_000_000, 12, "credit"), Profile(age=30, region="上海"))
+    facts = {"social_insurance_months": 24, "debt_monthly_amount": 200_000, "credit_level": "good",
+             "credit_queries_6m": 2, "credit_overdue_count": 0, "industry": "制造业"}
+    good = Profile(age=30, region="上海", income_monthly=1_000_000, facts=facts)
+    result = match_products(session, Demand(5_000_000, 12, "credit"), good)
     assert names(result) == ["DEMO-XY", "DEMO-XF"]  # 10.8% before 15% plus a monthly fee
     assert {e.product.code for e in result.excluded} == {"DEMO-FD", "DEMO-JK"}  # mortgage only; 20,000 at most
+    unknown = match_products(session, Demand(5_000_000, 12, "credit"), Profile(age=30, region="上海"))
+    assert names(unknown) == [] and [m.product.code for m in unknown.needs_info] == ["DEMO-XY", "DEMO-XF"]
+    risky = Profile(age=30, region="上海", income_monthly=1_000_000,
+                    facts=facts | {"industry": "娱乐休闲", "credit_overdue_count": 3})
+    excluded = match_products(session, Demand(5_000_000, 12, "credit"), risky)
+    assert names(excluded) == [] and excluded.needs_info == []
+    assert any("限制行业" in r for r in reasons_of(excluded, "DEMO-XY"))
+    assert "近两年逾期 3 次，产品要求不超过 2 次" in reasons_of(excluded, "DEMO-XF")
 
 
 def test_an_unknown_customer_type_is_a_note_not_an_exclusion(session):

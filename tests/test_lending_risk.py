@@ -342,3 +342,33 @@ def test_the_qualification_profile_supplies_what_the_application_does_not_say(se
     dumped = json.dumps(row.inputs, ensure_ascii=False)
     assert "800000" not in dumped and "某某电子厂" not in dumped  # sealed figures stay sealed
     assert row.inputs["income_monthly"] == "资质：5千–1万"
+
+
+def test_credit_figures_and_industry_from_the_profile_are_risk_facts(session, setup):
+    from crm import qualification
+
+    product, customer = setup
+    rule_sets.save_rule_set(session, product.id, RULES + [
+        {"name": "自报逾期", "expression": "credit_overdue_count >= 3", "outcome": "reject", "reason": "近两年逾期多"},
+        {"name": "查询多", "expression": "credit_queries_6m > 6", "outcome": "manual_review", "reason": "查询过多"},
+        {"name": "行业", "expression": 'industry in ("娱乐休闲", "房地产")', "outcome": "warn", "reason": "限制行业"},
+    ], credit_limit_expression=LIMIT)
+    staff = make_staff(session, role="admin")
+    qualification.update(session, Viewer.of(staff), customer.id, {
+        "credit_overdue_count": 4, "credit_queries_6m": 9, "industry": "娱乐休闲"})
+    row = evaluate(session, product, customer)
+    assert {h["name"] for h in row.hits} >= {"自报逾期", "查询多", "行业"}
+    assert row.outcome == "reject"
+    # the sealed counts are kept as a band in the stored inputs, the plain industry as is
+    assert row.inputs["credit_overdue_count"] == "资质：3–5 次"
+    assert row.inputs["credit_queries_6m"] == "资质：6 次及以上"
+    assert row.inputs["industry"] == "娱乐休闲"
+
+
+def test_the_new_profile_facts_are_offered_by_the_condition_builder():
+    from lending.risk.condition_builder import risk_fields
+    from lending.risk.expressions import FACTS
+
+    keys = {f.key for f in risk_fields().fields}
+    assert {"credit_overdue_count", "credit_queries_6m", "industry"} <= keys <= set(FACTS) | {
+        "recent_applications(30)", "recent_applications(90)"}

@@ -86,3 +86,13 @@ def test_answers_are_not_cached_and_the_docs_load_the_mp_spec(session, mp):
     mp.login("alice")
     assert mp.get("/me").headers["cache-control"] == "no-store"
     assert "/mp/openapi.json" in mp.client.get("/mp/docs").text
+
+
+def test_matching_lists_products_needing_information_and_the_reasons(session, mp):
+    free = make_offer(session)
+    social = make_offer(session, min_social_insurance_months=12)
+    mp.login("alice")
+    data = mp.post("/products/match", {"amount": "50000", "term_months": 12}).json()
+    assert free.id in [m["product_id"] for m in data["matches"]]
+    [pending] = [m for m in data["needs_info"] if m["product_id"] == social.id]
+    assert pending["missing"] == ["社保缴纳月数（要求至少 12 个月）"]

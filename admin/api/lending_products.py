@@ -69,6 +69,16 @@ class TermsBody(BaseModel):
     regions: list[str] | None = None
     customer_types: list[str] | None = None
     min_income_amount: int | None = Field(None, description="fen per month")
+    min_social_insurance_months: int | None = Field(None, description="最低社保缴纳月数")
+    min_provident_fund_months: int | None = Field(None, description="最低公积金缴纳月数")
+    property_required: bool = Field(False, description="须有房产")
+    car_required: bool = Field(False, description="须有车辆")
+    max_debt_ratio: Decimal | None = Field(None, description="最高负债率：月还款/月收入（0.5 即 50%）")
+    min_credit_level: str | None = Field(None, description="征信不差于：good | blank | minor | current | serious")
+    max_credit_overdue_count: int | None = Field(None, description="近两年最多逾期次数")
+    max_credit_queries_6m: int | None = Field(None, description="近半年最多征信查询次数")
+    allowed_industries: list[str] | None = Field(None, description="准入行业（crm INDUSTRY_CHOICES）")
+    excluded_industries: list[str] | None = Field(None, description="限制行业")
 
     def terms(self) -> products.ProductTerms:
         return products.ProductTerms(**self.model_dump())
@@ -202,7 +212,7 @@ def quote(session: SessionDep, caller: Caller, body: QuoteRequest) -> dict[str, 
     return products.quote(version, body.amount, body.term_months, body.start_date).as_dict()
 
 
-@router.post("/match", summary="进件产品匹配：可选产品按综合年化成本排序，及其他产品的排除原因",
+@router.post("/match", summary="进件产品匹配：可选产品按综合年化成本排序，需补充资料的产品及所缺资料，其他产品的排除原因",
              responses={404: {"model": ErrorBody, "description": "客户不存在或不在您的数据范围内"}})
 def match(session: SessionDep, caller: Caller, body: MatchRequest) -> dict[str, Any]:
     if body.customer_id is not None:

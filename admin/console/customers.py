@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from admin import nav, visit_form
+from admin import nav, product_matching, visit_form
 from admin.customer_flows import intake_by_staff
 from admin.deps import ConsoleUser, CsrfChecked, FormFields, attempt, parse_int, render, require_roles, templates
 from admin.pagination import counted, page_number
@@ -39,6 +39,7 @@ from crm import (
 )
 from crm.models import (
     CUSTOMER_TYPE_LABELS,
+    INDUSTRY_CHOICES,
     STAGE_LABELS,
     STATUS_LABELS,
     Customer,
@@ -372,6 +373,7 @@ def detail_page(request: Request, session: Session, user: ConsoleUser, customer_
         "posted": posted_qualification,
         "error_fields": (error.details.get("errors") or {}) if error else {},
         "tag_groups": tags.list_groups(session), **visit_form.context(session, user.viewer, customer),
+        "industry_choices": INDUSTRY_CHOICES, **product_matching.context(session, customer),
     }, status_code=status_code)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from admin import product_matching
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, templates
 from admin.schemas_customers import yuan_text_to_fen
 from analytics import export_jobs
@@ -28,7 +29,7 @@ from core.web import SessionDep
 from crm import customers
 from crm.models import ROLE_LABELS, STAGE_LABELS, Customer, Staff
 from crm.scope import staff_filter
-from lending import application_files, applications, approval, contracts, disbursement, matching, products
+from lending import application_files, applications, approval, contracts, disbursement, products
 from lending.models import (
     APPLICATION_STATUS_LABELS,
     CONTRACT_STATUS_LABELS,
@@ -100,20 +101,6 @@ def pipeline(request: Request, session: SessionDep, user: CurrentUser) -> Respon
 # --- start an application -------------------------------------------------------------------------------
 
 
-def _matching(session: SessionDep, customer: Customer, amount: str, term: str) -> dict[str, Any]:
-    """Product matching for the typed (or the customer's recorded) amount and term: eligible products first,
-    cheapest annualised cost first, each other product with the reasons it does not fit."""
-    try:
-        fen = yuan_text_to_fen(amount, "amount", "申请金额") if amount.strip() else None
-        months = parse_int(term) if term.strip() else None
-        demand = matching.demand_of(customer, amount=fen, term_months=months)
-        result = matching.match_products(session, demand, matching.profile_of(customer))
-    except ValidationFailed as exc:  # no amount or term yet: the products on offer, to choose an amount from
-        offers = [(p, v) for p, v in products.list_products(session, active_only=True) if v is not None]
-        return {"match": None, "match_note": exc.message, "offers": offers}
-    return {"match": result, "match_note": None, "offers": []}
-
-
 def _new_page(request: Request, session: SessionDep, user: ConsoleUser, customer_id: int, *,
               error: AppError | None = None, form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     customer = customers.get_customer(session, user.viewer, customer_id)
@@ -123,7 +110,7 @@ def _new_page(request: Request, session: SessionDep, user: ConsoleUser, customer
         "term_months": request.query_params.get("term_months") or str(customer.demand_term_months or "")}
     return render(request, "lending/application_new.html", {
         "c": customer, "error": error, "form": form,
-        **_matching(session, customer, form.get("amount", ""), form.get("term_months", "")),
+        **product_matching.context(session, customer, form.get("amount", ""), form.get("term_months", "")),
     }, status_code=status_code)
 
 
@@ -141,7 +128,7 @@ def new_application_match(request: Request, session: SessionDep, user: CurrentUs
     """An htmx fragment: the product matching again as the amount or term is typed."""
     customer = customers.get_customer(session, user.viewer, customer_id)
     return render(request, "lending/_product_match.html", {
-        "form": {"product_version_id": product_version_id}, **_matching(session, customer, amount, term_months)})
+        "form": {"product_version_id": product_version_id}, **product_matching.context(session, customer, amount, term_months)})
 
 
 @router.post("/applications", dependencies=[CsrfChecked])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Request
@@ -24,7 +24,8 @@ from core import clock
 from core.errors import AppError, ValidationFailed
 from core.money import fen_to_yuan, format_yuan, parse_rate, parse_yuan_text
 from core.web import SessionDep
-from crm.models import CUSTOMER_TYPE_LABELS
+from crm.models import CREDIT_LEVEL_LABELS, CUSTOMER_TYPE_LABELS, INDUSTRY_CHOICES
+from lending import product_requirements as requirements
 from lending import products
 from lending.models import FUNDER_TYPE_LABELS, PENALTY_BASIS_LABELS, WRITE_OFF_ORDER_LABELS, Product, ProductVersion
 from lending.schedule.apr import percent
@@ -49,6 +50,8 @@ CHOICES = {
     "write_off_order": WRITE_OFF_ORDER_LABELS,
     "service_fee_timing": {"per_period": "每期收取", "upfront": "放款时一次性扣除"},
     "funder_type": FUNDER_TYPE_LABELS,
+    "required": {"": "不限", "1": "须有"},
+    "min_credit_level": {"": "不限", **{code: f"不差于「{label}」" for code, label in CREDIT_LEVEL_LABELS.items()}},
 }
 NOTICES = {"created": "产品已创建（版本 1）", "version": "已保存为新版本", "unchanged": "条款没有变化，未生成新版本",
            "funder": "资方已保存", "active": "产品状态已更新"}
@@ -143,7 +146,44 @@ def terms_from_form(form: FormLike) -> products.ProductTerms:
         regions=_list(form, "regions") or None,
         customer_types=[str(v) for v in form.getlist("customer_types") if str(v).strip()] or None,
         min_income_amount=_yuan(form, "min_income", "最低月收入", required=False),
+        **requirements_from_form(form),
     )
+
+
+def _required(form: FormLike, key: str, label: str) -> bool:
+    text = form_text(form, key)
+    if text not in ("", "0", "1"):
+        raise ValidationFailed(f"{label}只能是：不限、须有（收到「{text[:20]}」）", field=key)
+    return text == "1"
+
+
+def _ratio_percent(form: FormLike, key: str, label: str) -> Decimal | None:
+    text = form_text(form, key).rstrip("%").strip()
+    if not text:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValidationFailed(f"{label}格式不正确：{text[:20]}（百分数，如 50 表示 50%）", field=key) from None
+    if not value.is_finite():
+        raise ValidationFailed(f"{label}格式不正确：{text[:20]}（百分数，如 50 表示 50%）", field=key)
+    return value / 100
+
+
+def requirements_from_form(form: FormLike) -> dict[str, Any]:
+    """The 准入条件 on the qualification profile (lending.product_requirements validates the values)."""
+    return {
+        "min_social_insurance_months": _int(form, "min_social_insurance_months", "最低社保缴纳月数"),
+        "min_provident_fund_months": _int(form, "min_provident_fund_months", "最低公积金缴纳月数"),
+        "property_required": _required(form, "property_required", "房产要求"),
+        "car_required": _required(form, "car_required", "车辆要求"),
+        "max_debt_ratio": _ratio_percent(form, "max_debt_ratio", "最高负债率"),
+        "min_credit_level": form_text(form, "min_credit_level") or None,
+        "max_credit_overdue_count": _int(form, "max_credit_overdue_count", "近两年最多逾期次数"),
+        "max_credit_queries_6m": _int(form, "max_credit_queries_6m", "近半年最多查询次数"),
+        "allowed_industries": [str(v) for v in form.getlist("allowed_industries") if str(v).strip()] or None,
+        "excluded_industries": [str(v) for v in form.getlist("excluded_industries") if str(v).strip()] or None,
+    }
 
 
 def shown_yuan(fen: int) -> str:
@@ -166,7 +206,7 @@ def form_values(version: ProductVersion | None, product: Product | None = None) 
                 "installment_multiple_amount": "1", "grace_principal_periods": "0", "grace_interest_periods": "0",
                 "penalty_basis": "daily", "service_fee_timing": "per_period", "deposit_refundable": "1",
                 "overdue_grace_days": "0", "write_off_order": "penalty_fee_interest_principal",
-                "customer_types": []}
+                "customer_types": [], "allowed_industries": [], "excluded_industries": []}
     values = {
         "min_amount": str(fen_to_yuan(version.min_amount)), "max_amount": str(fen_to_yuan(version.max_amount)),
         "terms_months": ",".join(str(t) for t in version.terms_months),
@@ -179,6 +219,17 @@ def form_values(version: ProductVersion | None, product: Product | None = None) 
         "min_age": version.min_age or "", "max_age": version.max_age or "",
         "regions": ",".join(version.regions or []), "customer_types": list(version.customer_types or []),
         "min_income": str(fen_to_yuan(version.min_income_amount)) if version.min_income_amount else "",
+        "min_social_insurance_months": version.min_social_insurance_months or "",
+        "min_provident_fund_months": version.min_provident_fund_months or "",
+        "property_required": "1" if version.property_required else "",
+        "car_required": "1" if version.car_required else "",
+        "max_debt_ratio": requirements.ratio_percent(version.max_debt_ratio) if version.max_debt_ratio else "",
+        "min_credit_level": version.min_credit_level or "",
+        "max_credit_overdue_count": "" if version.max_credit_overdue_count is None
+        else str(version.max_credit_overdue_count),
+        "max_credit_queries_6m": "" if version.max_credit_queries_6m is None else str(version.max_credit_queries_6m),
+        "allowed_industries": list(version.allowed_industries or []),
+        "excluded_industries": list(version.excluded_industries or []),
     }
     for key in ("repayment_method", "interest_method", "interest_period", "days_in_year", "rounding",
                 "penalty_basis", "service_fee_timing", "write_off_order"):
@@ -192,8 +243,10 @@ def form_values(version: ProductVersion | None, product: Product | None = None) 
 
 
 def _submitted(form: FormLike) -> dict[str, Any]:
-    values: dict[str, Any] = {k: str(v) for k, v in form.items() if k not in ("csrf_token", "customer_types")}
-    values["customer_types"] = [str(v) for v in form.getlist("customer_types")]
+    lists = ("customer_types", "allowed_industries", "excluded_industries")
+    values: dict[str, Any] = {k: str(v) for k, v in form.items() if k != "csrf_token" and k not in lists}
+    for key in lists:
+        values[key] = [str(v) for v in form.getlist(key)]
     return values
 
 
@@ -202,6 +255,7 @@ def _submitted(form: FormLike) -> dict[str, Any]:
 
 def _context(session: SessionDep, user: ConsoleUser) -> dict[str, Any]:
     return {"choices": CHOICES, "customer_type_labels": CUSTOMER_TYPE_LABELS, "method_labels": METHOD_LABELS,
+            "industries": INDUSTRY_CHOICES, "describe_requirements": requirements.describe,
             "funders": products.list_funders(session), "can_edit": user.viewer.role in PRODUCT_EDITORS,
             "yuan": shown_yuan, "pct": _pct, "apr_pct": percent}
 

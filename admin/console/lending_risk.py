@@ -18,7 +18,7 @@ from admin.deps import ConsoleUser, CsrfChecked, attempt, render, require_roles
 from core.errors import AppError, ValidationFailed
 from core.money import yuan_to_fen
 from core.web import SessionDep
-from crm.models import CREDIT_LEVEL_LABELS, CUSTOMER_TYPE_LABELS, EMPLOYMENT_LABELS
+from crm.models import CREDIT_LEVEL_LABELS, CUSTOMER_TYPE_LABELS, EMPLOYMENT_LABELS, INDUSTRY_CHOICES
 from lending import products
 from lending.models import RuleSetVersion
 from lending.risk import rules as rule_sets
@@ -73,7 +73,7 @@ def facts_from_form(form: FormLike) -> dict[str, Any]:
     """Typed-in facts for a test evaluation: money in yuan, ratios as decimals, blanks unknown."""
     facts: dict[str, Any] = {}
     for name in ("age", "credit_score", "overdue_count", "term", "recent_applications", "social_insurance_months",
-                 "provident_fund_months"):
+                 "provident_fund_months", "credit_overdue_count", "credit_queries_6m"):
         text = form_text(form, f"fact_{name}")
         if text:
             if not text.lstrip("-").isdigit():
@@ -92,7 +92,7 @@ def facts_from_form(form: FormLike) -> dict[str, Any]:
             facts["debt_ratio"] = Decimal(text)
         except InvalidOperation:
             raise ValidationFailed(f"负债率格式不正确：{text}（如 0.45）", field="debt_ratio") from None
-    for name in ("occupation", "region", "customer_type", "employment_type", "credit_level"):
+    for name in ("occupation", "region", "customer_type", "employment_type", "credit_level", "industry"):
         if form_text(form, f"fact_{name}"):
             facts[name] = form_text(form, f"fact_{name}")
     for name in ("blacklisted", "has_property", "has_car"):
@@ -130,7 +130,7 @@ def _page(request: Request, session: SessionDep, product_id: int, *, rows: list[
         "limit": limit if limit is not None else (current.credit_limit_expression if current else "") or "",
         "facts_help": FACTS, "functions_help": FUNCTIONS, "outcome_labels": rule_sets.OUTCOME_LABELS,
         "customer_type_labels": CUSTOMER_TYPE_LABELS, "employment_labels": EMPLOYMENT_LABELS,
-        "credit_level_labels": CREDIT_LEVEL_LABELS, "error": error, "result": result, "facts": facts or {},
+        "credit_level_labels": CREDIT_LEVEL_LABELS, "industries": INDUSTRY_CHOICES, "error": error, "result": result, "facts": facts or {},
         "evaluations": evaluations_of(session, product_id=product.id, limit=20), "yuan": shown_yuan,
         "notice": NOTICES.get(request.query_params.get("done", "")),
     }, status_code=status_code)

@@ -26,7 +26,8 @@ from core.db import Base
 
 __all__ = [
     "CAR_LABELS", "CREDIT_LEVEL_LABELS", "CustomField", "CustomFieldValue", "CustomerQualification",
-    "EMPLOYMENT_LABELS", "FIELD_TYPE_LABELS", "INCOME_BAND_LABELS", "PROPERTY_LABELS",
+    "CREDIT_LEVEL_ORDER", "EMPLOYMENT_LABELS", "FIELD_TYPE_LABELS", "INCOME_BAND_LABELS", "INDUSTRY_CHOICES",
+    "PROPERTY_LABELS",
 ]
 
 EMPLOYMENT_LABELS = {"employee": "企业员工", "civil_servant": "公务员/事业单位", "self_employed": "个体户",
@@ -35,6 +36,12 @@ PROPERTY_LABELS = {"none": "无房", "full": "全款房", "mortgage": "按揭房
 CAR_LABELS = {"none": "无车", "full": "全款车", "loan": "按揭车"}
 CREDIT_LEVEL_LABELS = {"good": "良好", "blank": "白户", "minor": "有轻微逾期", "current": "当前逾期",
                        "serious": "严重逾期（连三累六）"}
+# best first: a product that accepts "minor" accepts good, blank and minor
+CREDIT_LEVEL_ORDER = ("good", "blank", "minor", "current", "serious")
+# the industries products admit or exclude (所属行业 stays free text; a name here matches a customer's
+# industry that starts with it: "建筑" matches "建筑装修")
+INDUSTRY_CHOICES = ("制造业", "互联网", "批发零售", "教育", "建筑", "金融", "房地产", "餐饮住宿", "交通运输",
+                    "医疗卫生", "机关事业单位", "农林牧渔", "娱乐休闲", "矿产能源", "其他")
 # monthly income band: code -> (label, lower bound in fen, inclusive)
 INCOME_BAND_LABELS = {"lt3k": "3千以下", "3k_5k": "3千–5千", "5k_10k": "5千–1万", "10k_20k": "1万–2万",
                       "20k_50k": "2万–5万", "gte50k": "5万以上"}

@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Numeric, String, UniqueConstraint, event
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Numeric, String, UniqueConstraint, event, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base
@@ -160,6 +160,17 @@ class ProductVersion(Base):
     regions: Mapped[list[Any] | None] = mapped_column(JSON)  # region names or prefixes ("广东", "广东深圳")
     customer_types: Mapped[list[Any] | None] = mapped_column(JSON)  # crm CustomerType values
     min_income_amount: Mapped[int | None]  # fen per month
+    # requirements on the customer's qualification profile (crm.qualification; lending.product_requirements)
+    min_social_insurance_months: Mapped[int | None]
+    min_provident_fund_months: Mapped[int | None]
+    property_required: Mapped[bool] = mapped_column(default=False, server_default=false())
+    car_required: Mapped[bool] = mapped_column(default=False, server_default=false())
+    max_debt_ratio: Mapped[Decimal | None] = mapped_column(Numeric(8, 4))  # monthly debt service / income
+    min_credit_level: Mapped[str | None] = mapped_column(String(12))  # the worst crm credit level accepted
+    max_credit_overdue_count: Mapped[int | None]
+    max_credit_queries_6m: Mapped[int | None]
+    allowed_industries: Mapped[list[Any] | None] = mapped_column(JSON)  # industry names or prefixes
+    excluded_industries: Mapped[list[Any] | None] = mapped_column(JSON)
     # the highest comprehensive annualised cost of the sample quotes at creation (min/max amount × terms)
     max_apr_rate: Mapped[Decimal | None] = mapped_column(RATE)
     note: Mapped[str | None] = mapped_column(String(300))  # what changed in this version

@@ -29,7 +29,7 @@ from typing import Any
 from core.errors import ValidationFailed
 from core.money import fen_to_yuan, parse_yuan_text
 from crm.automation import FIELD_LABELS as AUTOMATION_FIELD_LABELS
-from crm.models import CREDIT_LEVEL_LABELS, CUSTOMER_TYPE_LABELS, EMPLOYMENT_LABELS, STAGE_LABELS
+from crm.models import CREDIT_LEVEL_LABELS, CUSTOMER_TYPE_LABELS, EMPLOYMENT_LABELS, INDUSTRY_CHOICES, STAGE_LABELS
 from lending.models import BUCKET_LABELS
 
 __all__ = [
@@ -125,11 +125,14 @@ def risk_fields() -> FieldSet:
         Field("debt_ratio", "负债率", "rate"),
         Field("social_insurance_months", "社保缴纳月数", "count"),
         Field("provident_fund_months", "公积金缴纳月数", "count"),
+        Field("credit_overdue_count", "近两年逾期次数（资质）", "count"),
+        Field("credit_queries_6m", "近半年征信查询次数（资质）", "count"),
         Field("recent_applications(30)", "近 30 天其他申请数", "count"),
         Field("recent_applications(90)", "近 90 天其他申请数", "count"),
         Field("customer_type", "客户类型", "choice", _choices(CUSTOMER_TYPE_LABELS)),
         Field("employment_type", "职业身份", "choice", _choices(EMPLOYMENT_LABELS)),
         Field("credit_level", "征信情况", "choice", _choices(CREDIT_LEVEL_LABELS)),
+        Field("industry", "所属行业", "choice", tuple((name, name) for name in INDUSTRY_CHOICES)),
         Field("blacklisted", "是否黑名单", "choice", YES_NO, ("eq",)),
         Field("has_property", "是否有房产", "choice", YES_NO, ("eq",)),
         Field("has_car", "是否有车辆", "choice", YES_NO, ("eq",)),

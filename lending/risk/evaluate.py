@@ -144,6 +144,10 @@ def _fetch_credit(provider: CreditProvider, person: Person | None) -> tuple[Cred
         return None, "error", f"征信查询异常：{type(exc).__name__}"
 
 
+def _count_band(count: int) -> str:
+    return "0 次" if count == 0 else "1–2 次" if count <= 2 else "3–5 次" if count <= 5 else "6 次及以上"
+
+
 def _json_safe(facts: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in facts.items()}
 
@@ -195,6 +199,9 @@ def evaluate_applicant(session: Session, *, product_version_id: int, customer_id
         "has_property": holding.get(profile.get("property_status")),
         "has_car": holding.get(profile.get("car_status")),
         "credit_level": profile.get("credit_level"),
+        "credit_overdue_count": profile.get("credit_overdue_count"),
+        "credit_queries_6m": profile.get("credit_queries_6m"),
+        "industry": profile.get("industry"),
         "credit_score": report.score if report else None,
         "overdue_count": report.overdue_count if report else None,
         "blacklisted": customer.status == CustomerStatus.BLACKLIST, "region": customer.region,
@@ -224,6 +231,9 @@ def evaluate_applicant(session: Session, *, product_version_id: int, customer_id
         inputs["income_monthly"] = f"资质：{INCOME_BAND_LABELS.get(income_band(facts['income_monthly']) or '', '')}"
     if not applicant.occupation and facts["occupation"]:
         inputs["occupation"] = pii.mask_loose(facts["occupation"])
+    for name in ("credit_overdue_count", "credit_queries_6m"):  # sealed in the profile: a band, not the figure
+        if facts[name] is not None:
+            inputs[name] = f"资质：{_count_band(facts[name])}"
     if report is not None:
         inputs["credit_report"] = {"max_overdue_days": report.max_overdue_days, "open_loans": report.open_loans,
                                    "queries_90d": report.queries_90d}

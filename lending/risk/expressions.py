@@ -59,6 +59,9 @@ FACTS: dict[str, tuple[str, str]] = {
     "has_property": (BOOL, "是否有房产"),
     "has_car": (BOOL, "是否有车辆"),
     "credit_level": (STR, "征信情况（good 良好、blank 白户、minor 轻微逾期、current 当前逾期、serious 严重逾期）"),
+    "credit_overdue_count": (NUM, "近两年逾期次数（资质填写）"),
+    "credit_queries_6m": (NUM, "近半年征信查询次数（资质填写）"),
+    "industry": (STR, "所属行业"),
 }
 
 # function name -> (argument count range, Chinese label); all take and return numbers

@@ -3,6 +3,8 @@
 Facts (names usable in rule expressions, see ``lending.risk.expressions.FACTS``): age (from the ID
 number's birth date at ``core.clock.today()``), income_monthly (fen), occupation, debt_ratio,
 credit_score and overdue_count (credit report), blacklisted (CRM status), region, customer_type,
+the qualification profile's employment_type, social_insurance_months, provident_fund_months,
+has_property, has_car, credit_level, credit_overdue_count, credit_queries_6m and industry,
 amount (fen), term (months), and the function ``recent_applications(N)``.
 
 ``recent_applications(N)`` counts the customer's OTHER applications created in the last N days. The

@@ -87,6 +87,12 @@
     fill($("c-apps"), c.applications, "还没有贷款申请", function (a) {
       return li([["meta", "#" + a.id + " " + a.product], ["body", a.amount + " / " + a.term_months + " 个月 · " + a.status]]);
     });
+    text($("c-match-note"), c.matching.note);
+    fill($("c-matching"), c.matching.rows, "暂无可匹配的产品", function (m) {
+      var item = li([["meta", m.label + " · " + m.name], ["body", m.detail]]);
+      item.className = "match-" + m.state;
+      return item;
+    });
     show("card", true);
     status("");
   }
