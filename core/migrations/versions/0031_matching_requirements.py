@@ -4,27 +4,20 @@ Minimum 社保 and 公积金 months, property / car required, maximum debt ratio
 monthly income), the worst credit level accepted, maximum credit overdue count and credit queries in
 six months, allowed and excluded industries. All nullable or defaulted: existing versions have none.
 
-This revision id is 34 characters, longer than alembic's default VARCHAR(32) ``alembic_version.version_num``:
-on PostgreSQL the column is widened to 64 first (SQLite does not enforce the length). The downgrade leaves
-it wide: alembic writes the older id only after ``downgrade()`` returns, and a wider column is harmless.
-
-Revision ID: 0031_matching_product_requirements
-Revises: 0030_snaphist_snapshot_source
+Revision ID: 0031_matching_requirements
+Revises: 0031_funnel_customer_rollup
 Create Date: 2026-12-06 18:00:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0031_matching_product_requirements'
-down_revision = '0030_snaphist_snapshot_source'
+revision = '0031_matching_requirements'  # at most 32 characters: alembic_version.version_num
+down_revision = '0031_funnel_customer_rollup'
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == 'postgresql':
-        op.alter_column('alembic_version', 'version_num', type_=sa.String(length=64),
-                        existing_type=sa.String(length=32), existing_nullable=False)
     with op.batch_alter_table('lending_product_version') as batch:
         batch.add_column(sa.Column('min_social_insurance_months', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
         batch.add_column(sa.Column('min_provident_fund_months', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True))
