@@ -216,23 +216,39 @@ def _order(stmt: Select[tuple[Customer]], sort: str) -> Select[tuple[Customer]]:
     return stmt.order_by(Customer.created_at.desc(), Customer.id.desc())
 
 
+# The console list counts at most this many matches and then says "1万+" (``count_bound``): an exact count of a
+# department's customers is a scan of most of the customer table (200-335 ms on 1,000,000 customers), for a
+# figure nobody pages through. Exports and the API keep exact counts.
+LIST_COUNT_BOUND = 10_000
+
+
 @dataclass
 class CustomerPage:
     items: list[Customer]
-    total: int
+    total: int  # exact, unless ``more_than`` is set: then at least one row beyond the page (pagination holds)
     page: int
     page_size: int
+    more_than: int | None = None  # set when the count stopped at its bound: "more than this many"
 
 
 def search(session: Session, viewer: Viewer, flt: CustomerFilter, *, page: int = 1,
-           page_size: int = 20, extra: tuple[ColumnElement[bool], ...] = ()) -> CustomerPage:
-    """One page of the viewer's customers matching ``flt``, with the total count."""
+           page_size: int = 20, extra: tuple[ColumnElement[bool], ...] = (),
+           count_bound: int | None = None) -> CustomerPage:
+    """One page of the viewer's customers matching ``flt``, with the total count. With ``count_bound`` the count
+    stops after ``max(count_bound, the rows up to this page) + 1`` matches (``COUNT`` over a ``LIMIT``ed
+    subquery): past the bound the page says "more than ``count_bound``", and ``total`` still tells whether a
+    next page exists."""
     page, page_size = max(1, page), min(max(1, page_size), MAX_PAGE_SIZE)
     stmt = filtered(session, viewer, flt, extra)
-    total = session.scalar(select(func.count()).select_from(stmt.with_only_columns(Customer.id).subquery())) or 0
+    ids = stmt.with_only_columns(Customer.id)
+    limit = None if count_bound is None else max(count_bound, page * page_size) + 1
+    if limit is not None:
+        ids = ids.limit(limit)
+    total = session.scalar(select(func.count()).select_from(ids.subquery())) or 0
+    more_than = count_bound if limit is not None and total > count_bound else None
     rows = session.scalars(_order(stmt, flt.sort).options(joinedload(Customer.owner))
                            .limit(page_size).offset((page - 1) * page_size))
-    return CustomerPage(list(rows.unique()), total, page, page_size)
+    return CustomerPage(list(rows.unique()), total, page, page_size, more_than)
 
 
 def visible_ids(session: Session, viewer: Viewer, ids: list[int]) -> set[int]:
