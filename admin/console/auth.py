@@ -13,7 +13,7 @@ from starlette.responses import Response
 from admin import company, nav
 from admin.console import dashboard_view
 from admin.deps import CsrfChecked, CsrfFailed, CurrentUser, client_ip, render
-from analytics import dashboards
+from analytics import dashboard_cache
 from core.errors import RateLimited
 from core.security import constant_time_equals, new_token, sign, unsign
 from core.settings import get_settings
@@ -110,11 +110,13 @@ def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response
 @router.get("/")
 def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     period, flt = dashboard_view.period_filters(request.query_params.get("period"))
-    board = dashboards.build(session, user.viewer, flt)
+    board, computed_at = dashboard_cache.build(session, user.viewer, flt)  # department / company scope: cached
     steps = company.checklist(session) if user.viewer.role in nav.ROLE_EDITORS else []
     return render(request, "dashboard.html", {
         "onboarding": steps if steps and company.show_checklist(user.staff, steps) else None, "steps": steps,
         "staff": user.staff, "department": user.staff.department, "board": board, "period": period,
         "periods": dashboard_view.PERIODS, "show": dashboard_view.show, "change_text": dashboard_view.change_text,
         "charts": dashboard_view.chart_payload(board),
+        "computed_at": dashboard_view.computed_text(computed_at),
+        "cache_seconds": get_settings().dashboard_cache_seconds,
     })
