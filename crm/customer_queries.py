@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, literal_column, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from core import clock, pii
@@ -114,6 +114,13 @@ def search_basis(text: str) -> str:
     return "姓名和标签名"
 
 
+def phone_last4() -> ColumnElement[str]:
+    """The masked phone's last four digits, in the words of ``ix_customer_phone_last4``
+    (``crm.models.customer.PHONE_LAST4``, the 3 a literal, not a bound parameter, so that PostgreSQL matches the
+    index's expression). Equal to four digits exactly when the masked phone ends with them."""
+    return func.substr(Customer.phone_masked, func.length(Customer.phone_masked) - literal_column("3"))
+
+
 def search_clause(text: str) -> ColumnElement[bool]:
     text = text.strip()
     folded = re.sub(r"[\s\-]", "", text)
@@ -125,8 +132,8 @@ def search_clause(text: str) -> ColumnElement[bool]:
         return Customer.phone_index == pii.blind_index(pii.PHONE, phone)
     if len(folded) == 18 and pii.id_checksum_ok(folded.upper()):
         return Customer.id_number_index == pii.blind_index(pii.ID_NUMBER, folded.upper())
-    if re.fullmatch(r"\d{4}", folded):
-        return Customer.phone_masked.endswith(folded, autoescape=True)
+    if re.fullmatch(r"\d{4}", folded):  # in the words of ix_customer_phone_last4, so that the index serves it
+        return phone_last4() == folded
     if re.fullmatch(r"[A-Za-z]+", folded):
         # The name can only contain these letters if it has a latin letter at all: saying so lets
         # PostgreSQL answer both halves from indexes (ix_customer_name_initials, ix_customer_latin_name).

@@ -282,3 +282,23 @@ def test_a_count_within_its_bound_is_exact(session, people):
         make_customer(session, owner=people["a"], name=f"客户{i}")
     found = search(session, v(people["a"]), CustomerFilter(), page_size=2, count_bound=3)
     assert (found.total, found.more_than) == (3, None)
+
+
+def test_the_last_four_digits_search_can_use_its_index(session, people):
+    """``phone_last4() = '1111'`` is the expression of ix_customer_phone_last4 in both databases (the old
+    ``LIKE '%1111'`` could use no index: a manager's search read the whole department)."""
+    from sqlalchemy import text
+
+    from crm.customer_queries import search_clause
+
+    make_customer(session, owner=people["a"], name="李四", phone="13800001111")
+    stmt = select(Customer.id).where(search_clause("1111"))
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(session.scalars(text("EXPLAIN " + str(stmt.compile(
+            session.bind, compile_kwargs={"literal_binds": True})))))
+    else:
+        plan = "\n".join(str(row) for row in session.execute(text("EXPLAIN QUERY PLAN " + str(stmt.compile(
+            session.bind, compile_kwargs={"literal_binds": True})))))
+    assert "ix_customer_phone_last4" in plan
+    assert list(session.scalars(stmt)) == [session.scalar(select(Customer.id).where(Customer.name == "李四"))]
