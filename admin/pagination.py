@@ -20,6 +20,7 @@ class Page:
     has_next: bool
     base_url: str
     params: tuple[tuple[str, str], ...]
+    more_than: int | None = None  # the count stopped at this bound: "1万+" (crm.customer_queries.search)
 
     @property
     def offset(self) -> int:
@@ -27,7 +28,16 @@ class Page:
 
     @property
     def pages(self) -> int | None:
-        return None if self.total is None else max(1, -(-self.total // self.size))
+        if self.total is None or self.more_than is not None:
+            return None
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def total_text(self) -> str | None:
+        """The count as the pager shows it: exact, or "1万+" past the bound."""
+        if self.more_than is not None:
+            return count_text(self.total or 0, self.more_than)
+        return None if self.total is None else str(self.total)
 
     @property
     def has_prev(self) -> bool:
@@ -46,8 +56,20 @@ def page_number(raw: str | None) -> int:
         return 1
 
 
-def counted(number: int, total: int, base_url: str, params: dict[str, str], size: int = PAGE_SIZE) -> Page:
-    return Page(number, size, total, number * size < total, base_url, tuple(params.items()))
+def count_text(total: int, more_than: int | None = None) -> str:
+    """A count in Chinese: exact, or past a bound "1万+" (a multiple of 10,000) / "5,000+"."""
+    if more_than is None:
+        return str(total)
+    if more_than and more_than % 10_000 == 0:
+        return f"{more_than // 10_000}万+"
+    return f"{more_than:,}+"
+
+
+def counted(number: int, total: int, base_url: str, params: dict[str, str], size: int = PAGE_SIZE,
+            more_than: int | None = None) -> Page:
+    """``total`` counted (exactly, or with ``more_than`` up to a bound and at least one row past this page, so
+    that the next-page link is right either way)."""
+    return Page(number, size, total, number * size < total, base_url, tuple(params.items()), more_than)
 
 
 def probed(number: int, fetched: int, base_url: str, params: dict[str, str], size: int = PAGE_SIZE) -> Page:

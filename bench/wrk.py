@@ -35,13 +35,18 @@ function done(summary, latency, requests)
     if t:get("exhausted") then exhausted = true end
   end
   local e = summary.errors
+  local codes, parts = {}, {}
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("codes") or {}) do codes[k] = (codes[k] or 0) + v end
+  end
+  for k, v in pairs(codes) do parts[#parts + 1] = string.format('"%s": %d', k, v) end
   io.write(string.format(
     'SCRM_WRK {"duration_us": %d, "requests": %d, "issued": %d, "exhausted": %s, "connect": %d, "read": %d, ' ..
     '"write": %d, "status": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "p999_us": %d, ' ..
-    '"max_us": %d}\n',
+    '"max_us": %d, "codes": {%s}}\n',
     summary.duration, summary.requests, issued, tostring(exhausted), e.connect, e.read, e.write, e.status,
     e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
-    latency.max))
+    latency.max, table.concat(parts, ", ")))
 end
 """
 
@@ -89,7 +94,13 @@ function init(args)
   end
   count = #reqs
   think = tonumber(args[2]) or 0
+  codes = {}
   math.randomseed(tid * 7919)
+end
+
+-- answers other than 200 by status (a 303 to the login page is a lost session, not a page), for the breakdown
+function response(status, headers, body)
+  if status ~= 200 then codes[tostring(status)] = (codes[tostring(status)] or 0) + 1 end
 end
 
 function delay()
@@ -115,7 +126,7 @@ class WrkResult:
     requests: int  # completed
     issued: int  # handed to wrk by request() (replay mode); completed + in flight at the stop
     errors: int
-    error_detail: dict[str, int]
+    error_detail: dict[str, int]  # wrk's counts: connect, read, write (socket errors), timeout, status (>= 400)
     seconds: float
     p50_ms: float
     p90_ms: float
@@ -124,6 +135,18 @@ class WrkResult:
     max_ms: float
     exhausted: bool
     cpu_seconds: float  # wrk's own CPU (user + system)
+    codes: dict[str, int] | None = None  # sessions mode: answers other than 200, by HTTP status
+
+    def error_kinds(self) -> str:
+        """The errors by kind, in words: timeouts, socket errors, HTTP statuses (and redirects, not errors)."""
+        d = self.error_detail
+        sockets = d["connect"] + d["read"] + d["write"]
+        parts = [f"timeouts {d['timeout']}", f"socket errors {sockets} (connect {d['connect']}, read "
+                 f"{d['read']}, write {d['write']})", f"HTTP ≥ 400 {d['status']}"]
+        if self.codes:
+            parts.append("answers other than 200 by status: " + ", ".join(
+                f"{code} × {n}" for code, n in sorted(self.codes.items())))
+        return "; ".join(parts)
 
     @property
     def rps(self) -> float:
@@ -160,7 +183,8 @@ def _run(label: str, url: str, script: str, script_args: list[str], *, duration:
     return WrkResult(label, data["requests"], data["issued"] or data["requests"], sum(detail.values()), detail,
                      data["duration_us"] / 1e6, data["p50_us"] / 1000, data["p90_us"] / 1000, data["p99_us"] / 1000,
                      data["p999_us"] / 1000, data["max_us"] / 1000, data["exhausted"],
-                     (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+                     (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+                     {k: int(v) for k, v in data.get("codes", {}).items()})
 
 
 def run_get(label: str, url: str, *, duration: float, connections: int, threads: int = 1) -> WrkResult:

@@ -64,7 +64,9 @@ def main(ctx: click.Context) -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="web processes (production)")
 @click.option("--reload", is_flag=True, help="restart on code changes (development)")
 @click.option("--backlog", default=2048, show_default=True, type=int, help="pending TCP connections")
-def serve(host: str, port: int, workers: int, reload: bool, backlog: int) -> None:
+@click.option("--worker-healthcheck-timeout", default=60, show_default=True, type=int,
+              help="--workers > 1: seconds a web process may take to answer its supervisor before it is killed")
+def serve(host: str, port: int, workers: int, reload: bool, backlog: int, worker_healthcheck_timeout: int) -> None:
     """Serve the console, the APIs and the callbacks."""
     import uvicorn
 
@@ -88,7 +90,12 @@ def serve(host: str, port: int, workers: int, reload: bool, backlog: int) -> Non
     uvicorn.run("core.web:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
                 log_level=settings.log_level.lower(), log_config=uvicorn_log_config(settings.log_level),
                 proxy_headers=True,
-                access_log=settings.log_level.upper() in ("DEBUG", "INFO"), backlog=backlog)
+                access_log=settings.log_level.upper() in ("DEBUG", "INFO"), backlog=backlog,
+                # uvicorn pings each worker every 0.5 s and SIGKILLs one that has not answered within this
+                # (its default: 5 s). On a busy machine (2 cores at load 10-24 under the console load bench) a
+                # worker starting up, or one busy serving, missed it: killed while starting (the bench's servers
+                # took minutes to come up) or mid-request (the answers in flight lost).
+                timeout_worker_healthcheck=worker_healthcheck_timeout)
 
 
 def _require_secrets() -> None:

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         15, description="a running lead import whose heartbeat is older than this is shown as interrupted (failed)"
     )
     import_max_rows: int = Field(200_000, ge=1, description="data rows one lead import may have (a larger file is refused)")
+    dashboard_cache_seconds: int = Field(
+        60, ge=0, description="a department- or company-scope home dashboard is reused for this long (figures up to "
+                              "this old, the time shown on the page); 0: computed on every view. Own scope: always live"
+    )
 
     # --- WeCom (企业微信) ---------------------------------------------------------------------------
     wecom_corp_id: str = Field("", description="corp id (企业ID); empty: the built-in WeCom simulator's demo corp")

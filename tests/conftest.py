@@ -49,6 +49,8 @@ os.environ.update(
     SCRM_WECOM_CORP_ID="",
     SCRM_WECOM_SECRET="",
     SCRM_WECOM_API_BASE="",
+    # Dashboards computed on every view (tests change data and look again); the cache's own tests turn it on.
+    SCRM_DASHBOARD_CACHE_SECONDS="0",
 )
 
 from sqlalchemy import text  # noqa: E402

@@ -63,6 +63,21 @@ def test_supervisor_sees_their_department_subtree(session, people):
     assert "一组客户" in page and "二组客户" not in page
 
 
+def test_the_list_counts_up_to_its_bound_then_says_more_and_still_pages(session, people, monkeypatch):
+    from admin.pagination import count_text
+    from crm import customer_queries
+
+    for i in range(5):
+        make_customer(session, owner=people["sales_a"], name=f"客户{i}")
+    client, _ = _client(session, people["sales_a"])
+    assert "共 5 条" in client.get("/console/customers").text
+    monkeypatch.setattr(customer_queries, "LIST_COUNT_BOUND", 3)
+    page = client.get("/console/customers").text
+    assert "共 3+ 条" in page and "第 1 页" in page and "第 1 /" not in page  # no page count past the bound
+    assert "找到 3+ 位" in client.get("/console/customers?q=%E5%AE%A2%E6%88%B7").text
+    assert count_text(12_345, 10_000) == "1万+" and count_text(12_345) == "12345"
+
+
 def test_list_shows_the_masked_phone_only(session, people):
     make_customer(session, owner=people["sales_a"], phone="13812345678")
     client, _ = _client(session, people["sales_a"])

@@ -183,3 +183,41 @@ def test_a_point_of_the_overdue_trend_opens_the_loans_of_that_snapshot(overdue_w
             page.set_viewport_size({"width": width, "height": height})
             assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
             page.screenshot(path=f"{SHOTS}/loans-snapshot-drill-{name}.png", full_page=True)
+
+
+def test_cached_figures_say_when_they_were_computed_and_a_long_list_says_more_than(world, monkeypatch):
+    """Issue 18 item 3: the manager's dashboard from the cache (数据更新于), the customer list counting up to its
+    bound (the bound lowered to 5 here, the seeded world being small)."""
+    from playwright.sync_api import expect
+
+    from analytics import dashboard_cache
+    from core.settings import reset_settings_cache
+    from crm import customer_queries
+
+    monkeypatch.setenv("SCRM_DASHBOARD_CACHE_SECONDS", "60")
+    monkeypatch.setenv("SCRM_REDIS_URL", "")  # this process's cache: the live server runs in it
+    monkeypatch.setattr(customer_queries, "LIST_COUNT_BOUND", 5)
+    reset_settings_cache()
+    dashboard_cache.clear_local()
+    base_url, users = world
+    try:
+        with chromium_page() as page:
+            _log_in(page, base_url, users["manager"])
+            stamp = page.locator(".dash-computed")
+            expect(stamp).to_contain_text("数据更新于")
+            first = stamp.inner_text()
+            page.reload()
+            expect(stamp).to_have_text(first)  # the same computation, not a new one
+            for name, (width, height) in SIZES.items():
+                page.set_viewport_size({"width": width, "height": height})
+                page.screenshot(path=f"{SHOTS}/dashboard-cached-{name}.png", full_page=True)
+            page.goto(f"{base_url}/console/customers")
+            expect(page.locator(".pager")).to_contain_text("共 5+ 条")
+            expect(page.locator(".pager")).not_to_contain_text("第 1 /")  # no page count past the bound
+            for name, (width, height) in SIZES.items():
+                page.set_viewport_size({"width": width, "height": height})
+                page.screenshot(path=f"{SHOTS}/customers-bounded-{name}.png", full_page=True)
+    finally:
+        dashboard_cache.clear_local()
+        monkeypatch.undo()
+        reset_settings_cache()

@@ -255,3 +255,50 @@ def test_bulk_blacklist_records_owner_history_and_timeline(session, people):
     assert change.from_owner_id == people["a"].id and change.by_staff_id == people["admin"].id
     again = customer_bulk.bulk_blacklist(session, v(people["admin"]), [c.id], "再次")
     assert again.done == [] and again.unchanged == [c.id]
+
+
+# --- the bounded count (the console list: "1万+" past the bound) ---------------------------------------------
+
+def test_a_bounded_count_says_more_than_the_bound_and_keeps_pagination_right(session, people):
+    for i in range(7):
+        make_customer(session, owner=people["a"], name=f"客户{i}")
+    viewer, flt = v(people["a"]), CustomerFilter()
+    exact = search(session, viewer, flt, page_size=2)
+    assert (exact.total, exact.more_than) == (7, None)
+    first = search(session, viewer, flt, page_size=2, count_bound=3)
+    assert first.more_than == 3 and first.total > 2 * 1  # more than the bound, and a next page exists
+    # page 3 lies beyond the bound: the count reaches one row past the page, so the next page is still known
+    third = search(session, viewer, flt, page_size=2, page=3, count_bound=3)
+    assert third.more_than == 3 and third.total > 3 * 2 and len(third.items) == 2
+    last = search(session, viewer, flt, page_size=2, page=4, count_bound=3)
+    assert last.total == 7 and len(last.items) == 1  # 7 == 4 * 2 - 1: no page after it
+    assert [c.name for p in (1, 2, 3, 4) for c in search(session, viewer, flt, page=p, page_size=2,
+                                                         count_bound=3).items] == \
+        [c.name for c in search(session, viewer, flt, page_size=200).items]
+
+
+def test_a_count_within_its_bound_is_exact(session, people):
+    for i in range(3):
+        make_customer(session, owner=people["a"], name=f"客户{i}")
+    found = search(session, v(people["a"]), CustomerFilter(), page_size=2, count_bound=3)
+    assert (found.total, found.more_than) == (3, None)
+
+
+def test_the_last_four_digits_search_can_use_its_index(session, people):
+    """``phone_last4() = '1111'`` is the expression of ix_customer_phone_last4 in both databases (the old
+    ``LIKE '%1111'`` could use no index: a manager's search read the whole department)."""
+    from sqlalchemy import text
+
+    from crm.customer_queries import search_clause
+
+    make_customer(session, owner=people["a"], name="李四", phone="13800001111")
+    stmt = select(Customer.id).where(search_clause("1111"))
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(session.scalars(text("EXPLAIN " + str(stmt.compile(
+            session.bind, compile_kwargs={"literal_binds": True})))))
+    else:
+        plan = "\n".join(str(row) for row in session.execute(text("EXPLAIN QUERY PLAN " + str(stmt.compile(
+            session.bind, compile_kwargs={"literal_binds": True})))))
+    assert "ix_customer_phone_last4" in plan
+    assert list(session.scalars(stmt)) == [session.scalar(select(Customer.id).where(Customer.name == "李四"))]

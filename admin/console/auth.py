@@ -13,7 +13,7 @@ from starlette.responses import Response
 from admin import company, nav
 from admin.console import dashboard_view
 from admin.deps import CsrfChecked, CsrfFailed, CurrentUser, client_ip, render
-from analytics import dashboards
+from analytics import dashboard_cache
 from core.errors import RateLimited
 from core.security import constant_time_equals, new_token, sign, unsign
 from core.settings import get_settings
@@ -111,7 +111,7 @@ def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response
 def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     period, flt = dashboard_view.period_filters(request.query_params.get("period"))
     mode = dashboard_view.funnel_mode(request.query_params.get("funnel_mode"))
-    board = dashboards.build(session, user.viewer, flt, mode)
+    board, computed_at = dashboard_cache.build(session, user.viewer, flt, mode)  # department / company scope: cached
     steps = company.checklist(session) if user.viewer.role in nav.ROLE_EDITORS else []
     return render(request, "dashboard.html", {
         "onboarding": steps if steps and company.show_checklist(user.staff, steps) else None, "steps": steps,
@@ -119,4 +119,6 @@ def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> Respo
         "periods": dashboard_view.PERIODS, "show": dashboard_view.show, "change_text": dashboard_view.change_text,
         "funnel_modes": dashboard_view.FUNNEL_MODES, "duration_text": dashboard_view.duration_text,
         "charts": dashboard_view.chart_payload(board),
+        "computed_at": dashboard_view.computed_text(computed_at),
+        "cache_seconds": get_settings().dashboard_cache_seconds,
     })

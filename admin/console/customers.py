@@ -19,7 +19,7 @@ from starlette.responses import Response
 from admin import nav, product_matching, visit_form
 from admin.customer_flows import intake_by_staff
 from admin.deps import ConsoleUser, CsrfChecked, FormFields, attempt, parse_int, render, require_roles, templates
-from admin.pagination import counted, page_number
+from admin.pagination import count_text, counted, page_number
 from admin.schemas_customers import yuan_text_to_fen
 from analytics import funnel
 from core import money
@@ -136,7 +136,7 @@ def _labels(name: str) -> dict[str, str]:
 SCOPE_WORDS = {"all": "全部客户", "department": "本部门的客户", "own": "我的客户（含协作）"}
 
 
-def _searched(user: ConsoleUser, params: dict[str, str], total: int) -> str | None:
+def _searched(user: ConsoleUser, params: dict[str, str], total: str) -> str | None:
     """Where a search looked and by what, in one sentence under the box (none without a search text)."""
     q = params["q"].strip()
     if not q:
@@ -160,17 +160,18 @@ def customer_list(request: Request, session: SessionDep, user: Reader) -> Respon
     number = page_number(request.query_params.get("page"))
     error: AppError | None = None
     rows: list[Customer] = []
-    total = 0
+    total, more_than = 0, None
     try:
         found = customer_queries.search(session, user.viewer, _filter(params), page=number, page_size=20,
-                                        extra=_extra(session, params))
-        rows, total = found.items, found.total
+                                        extra=_extra(session, params),
+                                        count_bound=customer_queries.LIST_COUNT_BOUND)
+        rows, total, more_than = found.items, found.total, found.more_than
     except AppError as exc:
         error = exc
     columns = [f for f in custom_fields.definitions(session) if f.show_in_list]
     return render(request, "customers/list.html", {
-        "rows": rows, "filters": params, "error": error, "searched": _searched(user, params, total),
-        "page": counted(number, total, "/console/customers", params, 20),
+        "rows": rows, "filters": params, "error": error, "searched": _searched(user, params, count_text(total, more_than)),
+        "page": counted(number, total, "/console/customers", params, 20, more_than),
         "can_manage": user.viewer.role in nav.CUSTOMER_MANAGERS,
         "notice": request.query_params.get("done") and NOTICES.get(request.query_params["done"]),
         "columns": columns, "export_params": {k: v for k, v in params.items() if v}, "column_values": custom_fields.values_for_customers(session, [c.id for c in rows], columns),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from analytics import dashboards, funnel, metrics, periods
 from analytics.metrics import Filters
+from core import clock
 
 PERIODS = {k: periods.PERIODS[k] for k in ("month", "last_month", "7d", "30d")}  # the home page's choices
 DEFAULT_PERIOD = periods.DEFAULT
@@ -30,6 +31,11 @@ def duration_text(seconds: float | None) -> str:
     if hours < 24:
         return f"{hours:.1f} 小时"
     return f"{hours / 24:.1f} 天"
+
+
+def computed_text(at: datetime | None) -> str | None:
+    """When cached figures were computed, Beijing time (HH:MM:SS); None for a live dashboard."""
+    return None if at is None else clock.ensure_aware(at).astimezone(clock.BUSINESS_TZ).strftime("%H:%M:%S")
 
 
 def show(value: int | Decimal | None, unit: str) -> str:

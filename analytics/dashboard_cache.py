@@ -1,0 +1,183 @@
+"""A short-lived cache of the department- and company-scope home dashboards (issue 18 item 3).
+
+A manager's or supervisor's dashboard counts over most of the customer table (~1.2 s on 1,000,000 customers);
+fifty staff clicking through the console cannot each pay that. Their figures are kept for
+``SCRM_DASHBOARD_CACHE_SECONDS`` (60 by default; 0 turns the cache off) in Redis when ``SCRM_REDIS_URL`` is set
+(shared by every server process), in this process otherwise, and the page says when they were computed
+(数据更新于 HH:MM:SS). A salesperson's own-scope dashboard is cheap and stays live.
+
+The key is the viewer's whole scope identity: staff id, role, data scope, department and its path, and every
+filter of the period. The staff id belongs to it because a department-scope viewer also sees the customers they
+co-handle (``crm.customers.visible_clause``): two managers of one department are not the same scope, and a
+figure computed for one of them must never be shown to another. A Redis failure costs the cache, never the page.
+
+The cache sits around ``dashboards.build`` and knows nothing of the widgets inside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import threading
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from analytics import dashboards
+from analytics.metrics import Filters
+from core import clock
+from core.settings import get_settings
+from crm.scope import Viewer
+
+__all__ = ["build", "clear_local", "key_for"]
+
+log = logging.getLogger(__name__)
+
+LIVE_SCOPES = {"own"}  # computed on every view
+KEY_VERSION = 2  # bump when the Dashboard's shape changes: old entries are then never read
+LOCAL_MAX_ENTRIES = 512
+
+_local: dict[str, tuple[datetime, str]] = {}
+_local_lock = threading.Lock()
+
+
+def key_for(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> str:
+    """The cache key of ``viewer``'s dashboard over ``flt``: a hash of the exact scope identity and filters."""
+    identity = {"v": KEY_VERSION, "kind": dashboards.kind_for(viewer), "funnel_mode": funnel_mode,
+                "staff_id": viewer.staff_id,
+                "role": viewer.role, "scope": viewer.scope, "department_id": viewer.department_id,
+                "department_path": viewer.department_path,
+                "filters": {f.name: _plain(getattr(flt, f.name)) for f in dataclasses.fields(flt)}}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return f"dashboard:{digest}"
+
+
+def build(session: Session, viewer: Viewer, flt: Filters,
+          funnel_mode: str = "cohort") -> tuple[dashboards.Dashboard, datetime | None]:
+    """The viewer's dashboard and when its figures were computed (None: live, computed now for this view)."""
+    ttl = get_settings().dashboard_cache_seconds
+    if ttl <= 0 or viewer.scope in LIVE_SCOPES:
+        return dashboards.build(session, viewer, flt, funnel_mode), None
+    key = key_for(viewer, flt, funnel_mode)
+    now = clock.now()
+    hit = _read(key)
+    if hit is not None:
+        at, payload = hit
+        if now - at < timedelta(seconds=ttl):
+            return _decode_board(payload, flt), at
+    board = dashboards.build(session, viewer, flt, funnel_mode)
+    _write(key, now, _encode_board(board), ttl)
+    return board, now
+
+
+def clear_local() -> None:
+    """Forget the in-process entries (tests; a process starting afresh)."""
+    with _local_lock:
+        _local.clear()
+
+
+# --- storage: Redis when configured, else this process ----------------------------------------------------
+
+def _read(key: str) -> tuple[datetime, str] | None:
+    url = get_settings().redis_url
+    if not url:
+        with _local_lock:
+            return _local.get(key)
+    import redis
+
+    try:
+        raw = redis.Redis.from_url(url, socket_timeout=2).get(key)
+    except redis.RedisError as exc:
+        log.warning("dashboard cache: Redis read failed (%s); computing the figures", exc)
+        return None
+    if raw is None:
+        return None
+    at, _, payload = raw.decode().partition("\n")
+    return datetime.fromisoformat(at), payload
+
+
+def _write(key: str, at: datetime, payload: str, ttl: int) -> None:
+    url = get_settings().redis_url
+    if not url:
+        with _local_lock:
+            if len(_local) >= LOCAL_MAX_ENTRIES:  # drop the oldest entries (bounded memory)
+                for old in sorted(_local, key=lambda k: _local[k][0])[: LOCAL_MAX_ENTRIES // 4]:
+                    del _local[old]
+            _local[key] = (at, payload)
+        return
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).set(key, f"{at.isoformat()}\n{payload}", ex=ttl + 5)
+    except redis.RedisError as exc:
+        log.warning("dashboard cache: Redis write failed (%s)", exc)
+
+
+# --- the Dashboard as JSON (Decimal, dates, tuples and cards kept as they were) --------------------------------
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _enc(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return {"__decimal": str(value)}
+    if isinstance(value, datetime):
+        return {"__datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"__date": value.isoformat()}
+    if isinstance(value, tuple):
+        return {"__tuple": [_enc(v) for v in value]}
+    if isinstance(value, list):
+        return [_enc(v) for v in value]
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in value):
+            return {k: _enc(v) for k, v in value.items()}
+        return {"__map": [[_enc(k), _enc(v)] for k, v in value.items()]}
+    if isinstance(value, dashboards.Card):  # a FunnelStep is a Card with two more fields
+        tag = "__step" if isinstance(value, dashboards.FunnelStep) else "__card"
+        return {tag: {f.name: _enc(getattr(value, f.name)) for f in dataclasses.fields(value)}}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"dashboard cache cannot keep a {type(value).__name__}")
+
+
+def _dec(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_dec(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        (tag, inner), = value.items()
+        if tag == "__decimal":
+            return Decimal(inner)
+        if tag == "__datetime":
+            return datetime.fromisoformat(inner)
+        if tag == "__date":
+            return date.fromisoformat(inner)
+        if tag == "__tuple":
+            return tuple(_dec(v) for v in inner)
+        if tag == "__map":
+            return {_dec(k): _dec(v) for k, v in inner}
+        if tag == "__card":
+            return dashboards.Card(**{k: _dec(v) for k, v in inner.items()})
+        if tag == "__step":
+            return dashboards.FunnelStep(**{k: _dec(v) for k, v in inner.items()})
+    return {k: _dec(v) for k, v in value.items()}
+
+
+def _encode_board(board: dashboards.Dashboard) -> str:
+    return json.dumps({"kind": board.kind, "cards": _enc(board.cards), "funnel": _enc(board.funnel),
+                       "funnel_mode": board.funnel_mode, "charts": _enc(board.charts)}, ensure_ascii=False)
+
+
+def _decode_board(payload: str, flt: Filters) -> dashboards.Dashboard:
+    data = json.loads(payload)
+    return dashboards.Dashboard(data["kind"], flt, _dec(data["cards"]), _dec(data["funnel"]), data["funnel_mode"],
+                                _dec(data["charts"]))
