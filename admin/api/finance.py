@@ -45,27 +45,9 @@ class OtherFee(BaseModel):
     amount: int = Field(description="金额（分）")
 
 
-class AgreementCreate(BaseModel):
-    customer_id: int
-    sales_staff_id: int | None = Field(None, description="营销专员，默认本人")
-    case_officer_id: int = Field(description="做单专员")
-    number: str | None = Field(None, max_length=32, description="协议编号，留空自动生成")
-    signed_date: date | None = None
-    application_id: int | None = Field(None, description="关联的贷款申请（放款后自动进入待结算）")
-    loan_amount: int = Field(description="贷款金额（分）")
-    term_months: int
-    funder_annual_rate: Decimal = Field(description="资方年利率，小数，如 0.06")
-    repayment_method: str = Field("equal_installment", description="equal_installment | equal_principal | "
-                                                                   "interest_first | bullet")
-    funder_fee_amount: int = Field(0, description="资方费用（分）")
-    service_fee_rate: Decimal = Field(Decimal(0), description="服务费率，小数，如 0.03")
-    service_fee_fixed_amount: int = Field(0, description="固定服务费（分）")
-    deposit_amount: int = Field(0, description="约定定金（分）")
-    other_fees: list[OtherFee] = Field(default_factory=list)
-    note: str | None = Field(None, max_length=300)
-
-
 class QuoteBody(BaseModel):
+    """The fee terms of an agreement: what 签单试算 needs, and what an agreement records with its parties."""
+
     signed_date: date | None = Field(None, description="签单日期（计算起点），默认今天")
     loan_amount: int = Field(description="贷款金额（分）")
     term_months: int
@@ -76,6 +58,16 @@ class QuoteBody(BaseModel):
     service_fee_rate: Decimal = Field(Decimal(0), description="服务费率，小数，如 0.03")
     service_fee_fixed_amount: int = Field(0, description="固定服务费（分）")
     other_fees: list[OtherFee] = Field(default_factory=list)
+
+
+class AgreementCreate(QuoteBody):
+    customer_id: int
+    sales_staff_id: int | None = Field(None, description="营销专员，默认本人")
+    case_officer_id: int = Field(description="做单专员")
+    number: str | None = Field(None, max_length=32, description="协议编号，留空自动生成")
+    application_id: int | None = Field(None, description="关联的贷款申请（放款后自动进入待结算）")
+    deposit_amount: int = Field(0, description="约定定金（分）")
+    note: str | None = Field(None, max_length=300)
 
 
 class QuoteRead(BaseModel):
