@@ -152,6 +152,8 @@ def warning_fields() -> FieldSet:
         Field("outstanding_amount", "未还合计", "fen"),
         Field("broken_promises", "违约的承诺次数", "count"),
         Field("kept_promises", "兑现的承诺次数", "count"),
+        Field("repaid_30d_amount", "近 30 天还款金额", "fen"),
+        Field("days_since_repayment", "距上次还款天数", "days"),
         Field("external_overdue_count", "征信逾期记录数", "count"),
         Field("external_overdue_new", "新增征信逾期记录数", "count"),
     ))
