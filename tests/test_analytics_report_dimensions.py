@@ -176,3 +176,16 @@ def test_the_export_has_a_column_per_dimension(committed, task_runner):
     # 本月 as of the frozen clock (2026-12-05): 丁 (sales) and 戊 (other_sales)
     assert sorted(rows[1:3]) == sorted([("2026-12", sales, 1), ("2026-12", other, 1)])
     assert rows[3][0] == "合计" and rows[3][1] in ("", None) and rows[3][2] == 2 and len(rows) == 4
+
+
+def test_installments_due_are_bucketed_by_their_due_date_and_sum_to_the_total(session):
+    s = seed(session)  # one loan disbursed 2026-11-23: its installments fall due month by month
+    flt = Filters(start=date(2026, 11, 1), end=date(2027, 12, 31))
+    manager = V(s.w.manager)
+    months = metrics.by_dimension(session, manager, "due_amount", "month", flt)
+    assert len(months) >= 2 and [m for m, _ in months] == sorted(m for m, _ in months)
+    assert all(m.day == 1 for m, _ in months)
+    assert sum(v for _, v in months) == metrics.value(session, manager, "due_amount", flt) > 0
+    for month, figure in months:  # each month's figure is the figure of that month alone
+        _, last = metrics.bucket_span("month", month)
+        assert metrics.value(session, manager, "due_amount", Filters(start=month, end=last)) == figure
