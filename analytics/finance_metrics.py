@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from sqlalchemy import ColumnElement, Select, func
 from sqlalchemy.orm import Session
 
-from analytics.metrics import Filters, Metric, register
+from analytics.metrics import Filters, Metric, TimeColumn, register
 from crm.scope import Viewer
 from finance import deposits, reimbursements, settlements
 from finance.models import Deposit, Reimbursement, Settlement
@@ -51,13 +51,14 @@ def _fee_revenue() -> ColumnElement[Any]:
 
 
 FUNDER_TYPE = {"funder_type": lambda: Settlement.funder_type}
+SETTLED_ON = TimeColumn(lambda: Settlement.disbursed_date, instant=False)  # the period filter's date
 
 register(Metric(key="fee_revenue", label="服务费收入（期内放款已结算）", unit="fen",
                 query=_settlements("settled", period=True), aggregate=_fee_revenue, dimensions=FUNDER_TYPE,
-                filters=frozenset({"period"}), drill=lambda flt: settlement_url(flt, "settled")))
+                filters=frozenset({"period"}), drill=lambda flt: settlement_url(flt, "settled"), time=SETTLED_ON))
 register(Metric(key="settled_cases", label="已结算案件", unit="count", query=_settlements("settled", period=True),
                 aggregate=lambda: func.count(Settlement.id), dimensions=FUNDER_TYPE, filters=frozenset({"period"}),
-                drill=lambda flt: settlement_url(flt, "settled")))
+                drill=lambda flt: settlement_url(flt, "settled"), time=SETTLED_ON))
 register(Metric(key="receivables", label="应收未收（已收费待结单）", unit="fen",
                 query=_settlements("charged", period=False),
                 aggregate=lambda: func.coalesce(func.sum(Settlement.total_due_amount), 0), dimensions=FUNDER_TYPE,

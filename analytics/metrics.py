@@ -19,7 +19,20 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, Select, and_, case, extract, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Select,
+    and_,
+    case,
+    cast,
+    extract,
+    func,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import find_tables
 
@@ -29,13 +42,18 @@ from core import clock, money
 from crm import customer_queries, customers, scope
 from crm.models import Customer, Department, Staff
 from crm.scope import Viewer
-from lending.models import Application, Loan, LoanInstallment
+from lending.models import Application, Disbursement, Loan, LoanInstallment
 from lending.servicing import loans
 
-__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "Filters", "Metric", "by_dimension", "display", "funnel_counts", "funnel_figures", "funnel_medians", "funnel_url", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "value", "values"]
+__all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "TIME_DIMENSIONS", "Filters", "Metric",
+           "TimeColumn", "bucket_span", "by_dimension", "by_dimensions", "dimensions_of", "display", "funnel_counts", "funnel_figures", "funnel_medians", "funnel_url", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "value", "values"]
 
 DIMENSION_LABELS = {"period": "时间段", "department": "部门", "salesperson": "业务员", "source": "来源",
                     "product": "产品", "region": "地区", "bucket": "账期"}
+# The time dimension (时间维度): a metric counted by a date (its period filter's column, ``Metric.time``) is
+# grouped by the business day, the ISO week (from Monday) or the month of that date; a row's key is the
+# bucket's first day.
+TIME_DIMENSIONS = {"day": "日", "week": "周", "month": "月"}
 
 # Customer sources (Customer.source is free text; these are the codes the product writes). Unknown ones show as is.
 SOURCE_LABELS = {"manual": "手工录入", "console": "控制台录入", "import": "批量导入", "miniprogram": "小程序",
@@ -82,6 +100,57 @@ class Metric:
     drill: Callable[[Filters], str] | None = None  # the list URL with the same filters
     # a rate: numerator and denominator aggregates of the same query
     ratio: tuple[Callable[[], ColumnElement[Any]], Callable[[], ColumnElement[Any]]] | None = None
+    time: TimeColumn | None = None  # the date the period filter counts it by: it can be grouped by day/week/month
+
+
+@dataclass(frozen=True)
+class TimeColumn:
+    """The column a metric's period filter reads. ``instant``: a UTC timestamp, bucketed by its business date
+    (Asia/Shanghai, as the filter's ``start_of_business_day`` bounds read it); else already a business date.
+    ``join``: what the metric's query must join to read it (the loan's disbursement)."""
+
+    column: Callable[[], ColumnElement[Any]]
+    instant: bool
+    join: Callable[[Select[Any]], Select[Any]] | None = None
+
+
+def dimensions_of(metric: Metric) -> set[str]:
+    """The dimensions the metric can be grouped by: its own, and the time ones when it is counted by a date."""
+    return set(metric.dimensions) | (set(TIME_DIMENSIONS) if metric.time is not None else set())
+
+
+def _business_date(session: Session, time: TimeColumn) -> ColumnElement[Any]:
+    """The column as a business date. The zone and the modifiers are SQL literals, not bound parameters, so
+    that PostgreSQL sees the grouped expression and the selected one as the same."""
+    column = time.column()
+    if session.get_bind().dialect.name == "postgresql":
+        if time.instant:
+            column = func.timezone(literal_column(f"'{clock.BUSINESS_TZ.key}'"), column)
+        return column
+    if time.instant:  # SQLite keeps UTC text; Asia/Shanghai has had a fixed +8 hours since 1991
+        hours = int(clock.now().astimezone(clock.BUSINESS_TZ).utcoffset().total_seconds() // 3600)  # type: ignore[union-attr]
+        return func.datetime(column, literal_column(f"'{hours:+d} hours'"))
+    return column
+
+
+def _time_bucket(session: Session, metric: Metric, dimension: str) -> ColumnElement[Any]:
+    """The first day of the row's day / ISO week / month, a ``date`` on both databases, computed in SQL."""
+    assert metric.time is not None
+    local = _business_date(session, metric.time)
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.date_trunc(literal_column(f"'{dimension}'"), local), Date)
+    modifiers = {"day": (), "week": ("'-6 days'", "'weekday 1'"), "month": ("'start of month'",)}[dimension]
+    return type_coerce(func.date(local, *(literal_column(m) for m in modifiers)), Date)
+
+
+def bucket_span(dimension: str, key: date) -> tuple[date, date]:
+    """The first and last day of the time bucket that starts on ``key``."""
+    if dimension == "day":
+        return key, key
+    if dimension == "week":
+        return key, key + timedelta(days=6)
+    following = (key.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return key, following - timedelta(days=1)
 
 
 METRICS: dict[str, Metric] = {}
@@ -135,15 +204,28 @@ def values(session: Session, viewer: Viewer, keys: tuple[str, ...], flt: Filters
 
 def by_dimension(session: Session, viewer: Viewer, key: str, dimension: str, flt: Filters,
                  limit: int | None = None) -> list[tuple[Any, int]]:
-    """The figure grouped by ``dimension``, largest first."""
+    """The figure grouped by ``dimension``: largest first, a time dimension in time order."""
+    return [(k[0], v) for k, v in by_dimensions(session, viewer, key, (dimension,), flt, limit)]
+
+
+def by_dimensions(session: Session, viewer: Viewer, key: str, dimensions: tuple[str, ...], flt: Filters,
+                  limit: int | None = None) -> list[tuple[tuple[Any, ...], int]]:
+    """The figure grouped by one or more dimensions (a cross-tab: one row per combination of values), in one
+    ``SELECT … GROUP BY``. Ordered by the time dimension ascending when there is one, then largest first."""
     metric = METRICS[key]
     _check(metric, flt)
-    column = metric.dimensions[dimension]()
+    columns = [_time_bucket(session, metric, d) if d in TIME_DIMENSIONS else metric.dimensions[d]()
+               for d in dimensions]
     agg = metric.aggregate()
-    stmt = metric.query(session, viewer, flt, (column, agg)).group_by(column).order_by(agg.desc(), column)
+    stmt = metric.query(session, viewer, flt, (*columns, agg))
+    if metric.time is not None and metric.time.join is not None and any(d in TIME_DIMENSIONS for d in dimensions):
+        stmt = metric.time.join(stmt)
+    times = [c for c, d in zip(columns, dimensions, strict=True) if d in TIME_DIMENSIONS]
+    stmt = stmt.group_by(*columns).order_by(*times, agg.desc(), *columns)
     if limit:
         stmt = stmt.limit(limit)
-    return [(k, int(v or 0)) for k, v in session.execute(stmt)]
+    n = len(columns)
+    return [(tuple(row[:n]), int(row[n] or 0)) for row in session.execute(stmt)]
 
 
 def display(value: int | Decimal | None, unit: str) -> str:
@@ -205,6 +287,7 @@ CUSTOMER_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
     "salesperson": lambda: Customer.owner_id, "source": lambda: Customer.source, "region": lambda: Customer.region,
 }
 
+CUSTOMER_CREATED = TimeColumn(lambda: Customer.created_at, instant=True)  # the cohort: leads created in the period
 _LEADS = _customer_query("lead")  # one query object: the figures over a period's leads compute together (values)
 
 for _step, _label in (("lead", "新增线索"), ("contacted", "已联系"), ("visited", "已上门"), ("applied", "已进件"),
@@ -212,7 +295,7 @@ for _step, _label in (("lead", "新增线索"), ("contacted", "已联系"), ("vi
     register(Metric(key=f"funnel_{_step}", label=_label, unit="count",
                     query=_LEADS if _step == "lead" else _customer_query(_step),
                     aggregate=lambda: func.count(Customer.id), dimensions=CUSTOMER_DIMENSIONS,
-                    filters=CUSTOMER_FILTERS, drill=_customer_drill(_step)))
+                    filters=CUSTOMER_FILTERS, drill=_customer_drill(_step), time=CUSTOMER_CREATED))
 
 FUNNEL_PAIRS = tuple(zip(funnel.STEPS, funnel.STEPS[1:], strict=False))  # (previous step, step)
 
@@ -394,6 +477,9 @@ def _outstanding_principal() -> ColumnElement[Any]:
     return func.coalesce(func.sum(rest), 0)
 
 
+DISBURSED_ON = TimeColumn(lambda: Disbursement.disbursement_date, instant=False,
+                          join=lambda stmt: stmt.join(Disbursement, Disbursement.id == Loan.disbursement_id))
+
 # one query object for the metrics over the same loans, so that ``values`` reads them in one SELECT
 _DISBURSED = _loan_query(period=True)
 _ACTIVE = _loan_query(period=False, status="active")
@@ -401,10 +487,10 @@ _OVERDUE = _loan_query(period=False, status="active", bucket="overdue")
 
 register(Metric(key="disbursed_count", label="放款笔数", unit="count", query=_DISBURSED,
                 aggregate=lambda: func.count(Loan.id), dimensions=LOAN_DIMENSIONS, filters=LOAN_FILTERS,
-                drill=lambda flt: loan_url(flt, period=True)))
+                drill=lambda flt: loan_url(flt, period=True), time=DISBURSED_ON))
 register(Metric(key="disbursed_amount", label="放款金额", unit="fen", query=_DISBURSED,
                 aggregate=_disbursed_amount, dimensions=LOAN_DIMENSIONS, filters=LOAN_FILTERS,
-                drill=lambda flt: loan_url(flt, period=True)))
+                drill=lambda flt: loan_url(flt, period=True), time=DISBURSED_ON))
 register(Metric(key="active_loans", label="在贷笔数", unit="count", query=_ACTIVE,
                 aggregate=lambda: func.count(Loan.id), dimensions=LOAN_DIMENSIONS,
                 filters=LOAN_FILTERS - {"period"}, drill=lambda flt: loan_url(flt, period=False, status="active")))
@@ -446,7 +532,7 @@ def _installment_due() -> ColumnElement[Any]:
 
 
 register(Metric(key="due_amount", label="期内到期应还", unit="fen", query=_due_installments, aggregate=_installment_due,
-                filters=LOAN_FILTERS))
+                filters=LOAN_FILTERS, time=TimeColumn(lambda: LoanInstallment.due_date, instant=False)))
 register(Metric(key="collection_rate", label="回收率（期内到期已还）", unit="rate", query=_due_installments,
                 aggregate=_installment_due, filters=LOAN_FILTERS, ratio=(_installment_paid, _installment_due)))
 
@@ -477,6 +563,7 @@ def _applications(session: Session, viewer: Viewer, flt: Filters, columns: tuple
 
 register(Metric(key="applications", label="进件数", unit="count", query=_applications,
                 aggregate=lambda: func.count(Application.id), filters=LOAN_FILTERS,
+                time=TimeColumn(lambda: Application.created_at, instant=True),
                 dimensions={"product": lambda: Application.product_id, "salesperson": lambda: Customer.owner_id}))
 register(Metric(key="approval_rate", label="审批通过率", unit="rate", query=_applications,
                 aggregate=lambda: func.count(Application.id), filters=LOAN_FILTERS,

@@ -108,6 +108,7 @@ class Report(Base):
     name: Mapped[str] = mapped_column(String(60))
     metrics: Mapped[list[str]] = mapped_column(JSON)  # metric keys (analytics.metrics.METRICS)
     dimension: Mapped[str | None] = mapped_column(String(20))  # None: one row of totals
+    second_dimension: Mapped[str | None] = mapped_column(String(20))  # a cross-tab's second (needs the first)
     period: Mapped[str] = mapped_column(String(12))  # analytics.periods.PERIODS
     filters: Mapped[dict[str, Any]] = mapped_column(JSON)  # department_id, owner_id, source, region, product_id
     shared_roles: Mapped[list[str]] = mapped_column(JSON)

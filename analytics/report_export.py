@@ -27,14 +27,16 @@ def _cell(value: Any, unit: str) -> Any:
 
 
 def header_of(result: reports.Result) -> list[str]:
-    return [result.dimension_label, *(f"{m.label}(元)" if m.unit == "fen" else m.label for m in result.columns)]
+    """A column per dimension (two for a cross-tab), then one per metric."""
+    return [*result.dimension_labels, *(f"{m.label}(元)" if m.unit == "fen" else m.label for m in result.columns)]
 
 
 def rows_of(result: reports.Result) -> list[list[Any]]:
-    """The grouped rows, then the totals row."""
+    """The grouped rows, then the totals row (合计 in the first dimension column, the others blank)."""
+    width = len(result.dimension_labels)
     rows = [*result.rows, *([result.totals] if result.totals else [])]
-    return [[row.label, *(_cell(c.value, m.unit) for m, c in zip(result.columns, row.cells, strict=True))]
-            for row in rows]
+    return [[*row.labels, *[""] * (width - len(row.labels)),
+             *(_cell(c.value, m.unit) for m, c in zip(result.columns, row.cells, strict=True))] for row in rows]
 
 
 class ReportExport:

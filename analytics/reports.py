@@ -1,10 +1,13 @@
-"""The report builder (自定义报表): a manager picks metrics from the metric registry, one dimension to cut them by,
-filters and a period, saves the report and shares it with roles.
+"""The report builder (自定义报表): a manager picks metrics from the metric registry, up to two dimensions to cut
+them by (the second makes a cross-tab: a row per pair of values, e.g. 月份 × 来源), filters and a period, saves the
+report and shares it with roles. The time dimension (按日 / 按周 / 按月) groups each metric by the date its period
+filter counts it by, in business time; its rows come in time order.
 
 Running a report is a few grouped queries of :mod:`analytics.metrics` — one ``SELECT aggregate … GROUP BY
 dimension`` per metric, never a figure computed row by row — always for the viewer who runs it, within their data
 scope (a salesperson running a report shared with the sales role sees their own numbers). Every cell carries the
-drill-down URL of its metric with the row's dimension added to the filters, like the dashboards.
+drill-down URL of its metric with the row's dimension values added to the filters (a time row narrows the period to
+its day / week / month), like the dashboards.
 
 Bad input (an unknown metric or dimension, a metric that cannot be cut by the dimension or a filter, an unknown
 salesperson …) is refused with a Chinese message and nothing is saved.
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,12 +33,14 @@ from crm.models import ROLE_LABELS, Department, Staff
 from finance.models import FUNDER_KIND_LABELS
 from lending.models import BUCKET_LABELS, Product
 
-__all__ = ["BUILDER_ROLES", "DIMENSION_LABELS", "FILTER_LABELS", "SCHEDULES", "WEEKDAYS", "Cell", "ReportDraft",
-           "ReportInvalid", "ReportNotFound", "Result", "Row", "can_edit", "can_run", "describe", "dimension_choices",
+__all__ = ["BUILDER_ROLES", "COLUMN_LABELS", "DIMENSION_LABELS", "FILTER_LABELS", "SCHEDULES", "WEEKDAYS", "Cell", "ReportDraft",
+           "ReportInvalid", "ReportNotFound", "Result", "Row", "can_edit", "can_run", "describe", "dimension_choices", "dimensions_of",
            "filters_of", "get_for_edit", "get_for_run", "metric_choices", "run", "runnable", "save"]
 
 BUILDER_ROLES = frozenset({"admin", "manager"})  # build, edit and share reports
-DIMENSION_LABELS = {**metrics.DIMENSION_LABELS, "funder_type": "资方类型"}
+DIMENSION_LABELS = {**metrics.TIME_DIMENSIONS, **metrics.DIMENSION_LABELS, "funder_type": "资方类型"}
+# a dimension's column header where its label (shown as 按日 …) does not read as one
+COLUMN_LABELS = {"day": "日期", "week": "周（起始日）", "month": "月份"}
 # Filters field -> the dimension name a metric lists in ``Metric.filters``
 FILTER_FIELDS = {"department_id": "department", "owner_id": "salesperson", "source": "source", "region": "region",
                  "product_id": "product"}
@@ -65,6 +70,7 @@ class ReportDraft:
     name: str
     metrics: list[str]
     dimension: str | None = None
+    second_dimension: str | None = None  # a cross-tab's second dimension
     period: str = periods.DEFAULT
     filters: dict[str, Any] = field(default_factory=dict)
     shared_roles: list[str] = field(default_factory=list)
@@ -80,8 +86,8 @@ def metric_choices() -> list[metrics.Metric]:
 
 
 def dimension_choices() -> dict[str, str]:
-    """Every dimension some metric can be cut by, with its label."""
-    keys = {d for m in metrics.METRICS.values() for d in m.dimensions}
+    """Every dimension some metric can be cut by, with its label (the time ones first)."""
+    keys = {d for m in metrics.METRICS.values() for d in metrics.dimensions_of(m)}
     return {k: DIMENSION_LABELS.get(k, k) for k in DIMENSION_LABELS if k in keys}
 
 
@@ -132,12 +138,19 @@ def _validate(session: Session, draft: ReportDraft) -> dict[str, Any]:
     if unknown:
         raise _invalid(f"未知的指标：{'、'.join(unknown)}")
     dimension = (draft.dimension or "").strip() or None
-    if dimension is not None:
-        if dimension not in dimension_choices():
-            raise _invalid(f"未知的维度：{dimension}")
-        cannot = [metrics.get(k).label for k in keys if dimension not in metrics.get(k).dimensions]
+    second = (draft.second_dimension or "").strip() or None
+    if second is not None and dimension is None:
+        raise _invalid("请先选择第一个分组维度，再选第二个")
+    if second is not None and second == dimension:
+        raise _invalid("两个分组维度不能相同")
+    if dimension in metrics.TIME_DIMENSIONS and second in metrics.TIME_DIMENSIONS:
+        raise _invalid("两个分组维度不能都是时间（按日、按周、按月只能选一个）")
+    for dim in (d for d in (dimension, second) if d is not None):
+        if dim not in dimension_choices():
+            raise _invalid(f"未知的维度：{dim}")
+        cannot = [metrics.get(k).label for k in keys if dim not in metrics.dimensions_of(metrics.get(k))]
         if cannot:
-            raise _invalid(f"指标「{'」「'.join(cannot)}」不能按「{DIMENSION_LABELS[dimension]}」分组，"
+            raise _invalid(f"指标「{'」「'.join(cannot)}」不能按「{DIMENSION_LABELS[dim]}」分组，"
                            "请换一个维度或去掉这些指标")
     if draft.period not in periods.PERIODS:
         raise _invalid(f"未知的统计区间：{draft.period}")
@@ -151,7 +164,8 @@ def _validate(session: Session, draft: ReportDraft) -> dict[str, Any]:
     bad_roles = [r for r in roles if r not in ROLE_LABELS]
     if bad_roles:
         raise _invalid(f"未知的角色：{'、'.join(bad_roles)}")
-    out = {"name": name, "metrics": keys, "dimension": dimension, "period": draft.period, "filters": filters,
+    out = {"name": name, "metrics": keys, "dimension": dimension, "second_dimension": second,
+           "period": draft.period, "filters": filters,
            "shared_roles": roles}
     return out | _validate_schedule(session, draft)
 
@@ -261,9 +275,13 @@ class Cell:
 
 @dataclass(frozen=True)
 class Row:
-    key: Any  # the dimension's value (None: no value / the totals row)
-    label: str
+    keys: tuple[Any, ...]  # the dimensions' values, one per dimension (empty: the totals row)
+    labels: tuple[str, ...]  # the same as people read them ("合计" for the totals row)
     cells: list[Cell]
+
+    @property
+    def label(self) -> str:
+        return " · ".join(self.labels)
 
 
 @dataclass
@@ -271,13 +289,26 @@ class Result:
     report: Report
     filters: Filters
     columns: list[metrics.Metric]
-    rows: list[Row]  # one per dimension value (largest first by the first metric), or the single totals row
+    rows: list[Row]  # one per dimension value (or pair of values), or the single totals row
     totals: Row | None  # with a dimension: each metric over everything
     ran_at: datetime
 
     @property
+    def dimensions(self) -> list[str]:
+        return dimensions_of(self.report)
+
+    @property
+    def dimension_labels(self) -> list[str]:
+        """The dimension columns' headers (one, two, or 合计 without a dimension)."""
+        return [COLUMN_LABELS.get(d, DIMENSION_LABELS.get(d, d)) for d in self.dimensions] or ["合计"]
+
+    @property
     def dimension_label(self) -> str:
-        return DIMENSION_LABELS.get(self.report.dimension or "", "合计")
+        return " × ".join(self.dimension_labels)
+
+
+def dimensions_of(report: Report) -> list[str]:
+    return [d for d in (report.dimension, report.second_dimension) if d]
 
 
 def filters_of(report: Report, today: Any = None) -> Filters:
@@ -286,6 +317,8 @@ def filters_of(report: Report, today: Any = None) -> Filters:
 
 
 def _labels(session: Session, dimension: str, keys: list[Any]) -> dict[Any, str]:
+    if dimension in metrics.TIME_DIMENSIONS:
+        return {k: _time_label(dimension, k) for k in keys}
     if dimension == "salesperson":
         names = metrics.staff_names(session, keys)
         return {k: names.get(k, f"员工 #{k}") if k else "公海/未分配" for k in keys}
@@ -297,32 +330,68 @@ def _labels(session: Session, dimension: str, keys: list[Any]) -> dict[Any, str]
     return {k: table.get(k, str(k)) if k not in (None, "") else "未知" for k in keys}
 
 
-def _drill(metric: metrics.Metric, flt: Filters, dimension: str | None, key: Any) -> str | None:
-    if metric.drill is None:
-        return None
-    if dimension is None:
-        return metric.drill(flt)
+def _time_label(dimension: str, key: date | None) -> str:
+    if key is None:
+        return "未知"
+    if dimension == "month":
+        return f"{key.year}-{key.month:02d}"
+    if dimension == "week":
+        year, week, _ = key.isocalendar()
+        return f"{year}-W{week:02d}（{key.month:02d}-{key.day:02d} 起）"
+    return key.isoformat()
+
+
+def _narrow(metric: metrics.Metric, flt: Filters, dimension: str, key: Any) -> Filters | str | None:
+    """The filters of a row's drill-down with one dimension's value added: a time bucket narrows the period
+    (within the report's own); a bucket (账期) is a query parameter of the loan list (returned as a URL suffix);
+    None: the dimension has no filter on the list."""
     if key in (None, ""):
         return None
-    if dimension == "bucket" and metric.drill(flt).startswith("/console/lending/loans"):
-        return metric.drill(flt) + f"&bucket={key}"
+    if dimension in metrics.TIME_DIMENSIONS:
+        first, last = metrics.bucket_span(dimension, key)
+        return replace(flt, start=max(first, flt.start), end=min(last, flt.end))
+    if dimension == "bucket" and metric.drill is not None and metric.drill(flt).startswith("/console/lending/loans"):
+        return f"&bucket={key}"
     field_name = DRILL_FIELDS.get(dimension)
-    return metric.drill(replace(flt, **{field_name: key})) if field_name else None
+    return replace(flt, **{field_name: key}) if field_name else None
+
+
+def _drill(metric: metrics.Metric, flt: Filters, dimensions: list[str], keys: tuple[Any, ...]) -> str | None:
+    """The list behind a cell: the metric's drill-down with every dimension value of its row applied."""
+    if metric.drill is None:
+        return None
+    suffix = ""
+    for dimension, key in zip(dimensions, keys, strict=True):
+        narrowed = _narrow(metric, flt, dimension, key)
+        if narrowed is None:
+            return None
+        if isinstance(narrowed, str):
+            suffix += narrowed
+        else:
+            flt = narrowed
+    return metric.drill(flt) + suffix
 
 
 def run(session: Session, viewer: Any, report: Report, today: Any = None) -> Result:
-    """The report's figures for ``viewer`` (their data scope), over its period as of ``today``."""
+    """The report's figures for ``viewer`` (their data scope), over its period as of ``today``: one grouped
+    query per metric (by one dimension, or by two for a cross-tab), rows in time order when a dimension is time,
+    else in the first metric's order (largest first)."""
     flt = filters_of(report, today)
     columns = [metrics.get(k) for k in report.metrics if k in metrics.METRICS]
-    totals_cells = [Cell(metrics.value(session, viewer, m.key, flt), _drill(m, flt, None, None)) for m in columns]
-    totals = Row(None, "合计", totals_cells)
-    if report.dimension is None:
+    totals_cells = [Cell(metrics.value(session, viewer, m.key, flt), _drill(m, flt, [], ())) for m in columns]
+    totals = Row((), ("合计",), totals_cells)
+    dims = dimensions_of(report)
+    if not dims:
         return Result(report, flt, columns, [totals], None, clock.now())
-    grouped = [dict(metrics.by_dimension(session, viewer, m.key, report.dimension, flt)) for m in columns]
-    order: list[Any] = list(dict.fromkeys(k for g in grouped for k in g))  # first metric's order, then the rest
-    labels = _labels(session, report.dimension, order)
-    rows = [Row(k, labels[k], [Cell(g.get(k, 0), _drill(m, flt, report.dimension, k))
-                                for m, g in zip(columns, grouped, strict=True)]) for k in order]
+    grouped = [dict(metrics.by_dimensions(session, viewer, m.key, tuple(dims), flt)) for m in columns]
+    order: list[tuple[Any, ...]] = list(dict.fromkeys(k for g in grouped for k in g))
+    times = [i for i, d in enumerate(dims) if d in metrics.TIME_DIMENSIONS]
+    if times:  # metrics with rows in different buckets: merge in time order (stable: by value within a bucket)
+        order.sort(key=lambda k: (k[times[0]] is None, k[times[0]] or date.min))
+    labels = [_labels(session, d, list(dict.fromkeys(k[i] for k in order))) for i, d in enumerate(dims)]
+    rows = [Row(k, tuple(labels[i][v] for i, v in enumerate(k)),
+                [Cell(g.get(k, 0), _drill(m, flt, dims, k)) for m, g in zip(columns, grouped, strict=True)])
+            for k in order]
     return Result(report, flt, columns, rows, totals, clock.now())
 
 
@@ -330,7 +399,7 @@ def describe(session: Session, report: Report) -> list[str]:
     """The report's settings in words (for its page and its pushes)."""
     parts = [f"统计区间：{periods.PERIODS.get(report.period, report.period)}"]
     if report.dimension:
-        parts.append(f"按{DIMENSION_LABELS.get(report.dimension, report.dimension)}")
+        parts.append("按" + " × ".join(DIMENSION_LABELS.get(d, d) for d in dimensions_of(report)))
     names = {"department_id": lambda v: getattr(session.get(Department, v), "name", v),
              "owner_id": lambda v: getattr(session.get(Staff, v), "display_name", v),
              "product_id": lambda v: getattr(session.get(Product, v), "name", v),

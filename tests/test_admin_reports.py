@@ -54,3 +54,23 @@ def test_a_salesperson_runs_the_shared_report_and_exports_it(session):
     assert export.status_code == 303 and export.headers["location"].startswith("/console/exports/")
     job = session.scalar(select(ExportJob).order_by(ExportJob.id.desc()))
     assert job.kind == "report" and job.requested_by_staff_id == s.w.sales.id
+
+
+def test_the_form_saves_a_cross_tab_and_shows_both_dimension_columns(session):
+    s = seed(session)
+    client = console_client()
+    csrf = log_in(client, session, s.w.manager)
+    form = client.get("/console/reports/new").text
+    assert 'name="second_dimension"' in form and '<option value="month" >按月</option>' in form
+    saved = client.post("/console/reports/new", data=_form(csrf, dimension="week", second_dimension="salesperson"))
+    assert saved.status_code == 303
+    report = session.scalar(select(Report))
+    assert (report.dimension, report.second_dimension) == ("week", "salesperson")
+    page = client.get(saved.headers["location"]).text
+    assert '<th class="dim">周（起始日）</th><th class="dim">业务员</th>' in page
+    assert f'<td class="dim">2026-W48（11-23 起）</td><td class="dim">{s.w.sales.display_name}</td>' in page
+    refused = client.post(f"/console/reports/{report.id}/edit",
+                          data=_form(csrf, dimension="week", second_dimension="day"))
+    assert refused.status_code == 422 and "两个分组维度不能都是时间" in refused.text
+    session.refresh(report)
+    assert report.second_dimension == "salesperson"

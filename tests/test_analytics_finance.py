@@ -8,6 +8,7 @@ import re
 
 from analytics import dashboards, metrics
 from analytics.metrics import Filters
+from core import clock
 from finance import deposits, reimbursements, settlements
 from finance.settlements import ChargeInput
 from tests.factories import make_customer, make_staff
@@ -68,6 +69,10 @@ def test_finance_figures_equal_the_hand_count_and_follow_the_case_scope(session)
     assert metrics.value(session, fin, "reimbursements_unpaid", month) == 12_300
     assert metrics.by_dimension(session, fin, "fee_revenue", "funder_type", month) == [
         ("bank", REVENUE), ("consumer_finance", REVENUE)]
+    # by the settlement's disbursed date (today): one day, and crossed with the funder type
+    assert metrics.by_dimension(session, fin, "fee_revenue", "day", month) == [(clock.today(), 2 * REVENUE)]
+    assert metrics.by_dimensions(session, fin, "settled_cases", ("month", "funder_type"), month) == [
+        ((month.start, "bank"), 1), ((month.start, "consumer_finance"), 1)]
     # last month had nothing; a salesperson of another team sees none of these cases
     assert metrics.value(session, fin, "fee_revenue", month.previous()) == 0
     stranger = V(w.other_sales)

@@ -115,3 +115,41 @@ def test_a_salesperson_cannot_open_the_builder(world):
         expect(page.locator("text=新建报表")).to_have_count(0)
         response = page.goto(f"{base_url}/console/reports/new")
         assert response is not None and response.status == 403
+
+
+def test_a_manager_builds_a_month_by_salesperson_cross_tab(world):
+    from playwright.sync_api import expect
+
+    base_url, names = world
+    os.makedirs(SHOTS, exist_ok=True)
+    with chromium_page() as page:
+        _log_in(page, base_url, names["manager"])
+        page.goto(f"{base_url}/console/reports/new")
+        page.fill("input[name=name]", "月度业务员交叉表")
+        page.select_option("select[name=dimension]", "month")
+        page.select_option("select[name=second_dimension]", "salesperson")
+        page.check("input[name=metrics][value=funnel_lead]")
+        page.check("input[name=metrics][value=disbursed_amount]")
+        for name, (width, height) in SIZES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            _no_overflow(page)
+            page.screenshot(path=f"{SHOTS}/report-form-crosstab-{name}.png", full_page=True)
+        page.click(".report-form button[type=submit]")
+        expect(page.locator(".notice")).to_contain_text("报表已保存")
+        header = page.locator(".report-table thead th")
+        expect(header.nth(0)).to_have_text("月份")
+        expect(header.nth(1)).to_have_text("业务员")
+        rows = page.locator(".report-table tbody tr")
+        expect(rows).to_have_count(3)  # November × three salespeople
+        expect(rows.first.locator("td").nth(0)).to_have_text("2026-11")
+        expect(rows.first.locator("td").nth(1)).to_have_text(names["sales_name"])
+        expect(rows.first.locator("a[data-metric='funnel_lead']")).to_have_text("3")
+        report_url = page.url.split("?")[0]
+        for name, (width, height) in SIZES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.goto(report_url)
+            expect(page.locator("[data-chart][data-rendered='1']")).to_have_count(2)
+            _no_overflow(page)
+            page.screenshot(path=f"{SHOTS}/report-view-crosstab-{name}.png", full_page=True)
+        rows.first.locator("a[data-metric='funnel_lead']").click()
+        expect(page.locator(".pager")).to_contain_text("共 3 条")

@@ -1,4 +1,5 @@
-"""报表 (/console/reports): the report builder. Managers and admins build a report in a form (metrics, a dimension,
+"""报表 (/console/reports): the report builder. Managers and admins build a report in a form (metrics, one or two
+dimensions — time by day / week / month among them —
 filters, a period, the roles it is shared with, an optional push to a WeCom group chat) and save it; whoever it is
 shared with runs it — always within their own data scope — and sees a table and ECharts bars, each figure a link
 to the list behind it, and can export it to Excel through the background export jobs."""
@@ -30,7 +31,7 @@ def _choices(session: SessionDep) -> dict[str, Any]:
     active = Staff.status == "active"
     return {
         "metric_choices": reports.metric_choices(), "unit_labels": UNIT_LABELS,
-        "dimensions": reports.dimension_choices(), "periods": periods.PERIODS, "roles": ROLE_LABELS,
+        "dimensions": reports.dimension_choices(), "dimensions_of": metrics.dimensions_of, "periods": periods.PERIODS, "roles": ROLE_LABELS,
         "schedules": reports.SCHEDULES, "weekdays": reports.WEEKDAYS, "sources": metrics.SOURCE_LABELS,
         "departments": session.scalars(select(Department).order_by(Department.path)).all(),
         "staff": session.scalars(select(Staff).where(active).order_by(Staff.display_name)).all(),
@@ -44,7 +45,7 @@ def _form_of(report: Report | None) -> dict[str, Any]:
     if report is None:
         return {"metrics": [], "period": periods.DEFAULT, "filters": {}, "shared_roles": [], "schedule": "none",
                 "chat_staff_ids": []}
-    return {k: getattr(report, k) for k in ("name", "metrics", "dimension", "period", "filters", "shared_roles",
+    return {k: getattr(report, k) for k in ("name", "metrics", "dimension", "second_dimension", "period", "filters", "shared_roles",
                                             "schedule", "schedule_weekday", "schedule_time", "chat_name",
                                             "chat_staff_ids")}
 
@@ -61,6 +62,7 @@ async def _draft(request: Request) -> reports.ReportDraft:
 
     return reports.ReportDraft(
         name=text("name"), metrics=many("metrics"), dimension=text("dimension") or None,
+        second_dimension=text("second_dimension") or None,
         period=text("period") or periods.DEFAULT,
         filters={k: text(k) for k in reports.FILTER_FIELDS if text(k)},
         shared_roles=many("shared_roles"), schedule=text("schedule") or "none",
