@@ -18,13 +18,11 @@ Which dashboard a viewer gets follows their role; what it counts follows their d
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from analytics import finance_metrics, funnel, loan_history, metrics, snapshot_drill
@@ -290,35 +288,12 @@ CARD_ORDER = {"manager": ("funnel_lead", "applications", "disbursed_count", "dis
                        "overdue_rate", "collection_rate")}
 
 
-# Widgets computed side by side on PostgreSQL, each on a connection of its own: a department dashboard is a
-# handful of independent aggregates of 100-250 ms each over most of the customers' loans, so the page waits for
-# the slowest pair instead of their sum. It does not add capacity (the same work on the same cores): under load
-# the per-viewer cache (analytics.dashboard_cache) is what helps. Reads only; each widget's figures are consistent
-# in themselves, the widgets among themselves to within the moment between their queries.
-PARALLEL_WIDGETS = 2
-
-
-def _compute(session: Session, items: list[Widget]) -> list[Any]:
-    bind = session.get_bind()
-    # A session bound to a Connection (a test's transaction, a caller's unit of work) is not shared across threads
-    # and may hold uncommitted rows the widgets must see: computed in turn on it, as on SQLite (one file).
-    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql" or len(items) < 2:
-        return [widget.compute(session) for widget in items]
-
-    def run(widget: Widget) -> Any:
-        with Session(bind) as own:
-            return widget.compute(own)
-
-    with ThreadPoolExecutor(max_workers=PARALLEL_WIDGETS, thread_name_prefix="dashboard") as pool:
-        return list(pool.map(run, items))
-
-
 def build(session: Session, viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> Dashboard:
     if funnel_mode not in funnel.MODES:
         raise ValueError(f"unknown funnel mode {funnel_mode!r}")
     board = Dashboard(kind_for(viewer), flt, funnel_mode=funnel_mode)
-    items = widgets(viewer, flt, funnel_mode)
-    for widget, result in zip(items, _compute(session, items), strict=True):
+    for widget in widgets(viewer, flt, funnel_mode):
+        result = widget.compute(session)
         if widget.slot == "cards":
             board.cards.extend(result if isinstance(result, list) else [result])
         elif widget.slot == "funnel":

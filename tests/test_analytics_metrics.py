@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from analytics import dashboards, metrics
 from analytics.metrics import Filters
@@ -198,40 +197,3 @@ def test_figures_read_together_equal_each_figure_alone(session):
         "collection_rate"]
     assert [c.key for c in dashboards.build(session, V(s.w.sales), NOV).cards] == [
         "owned_customers", "followups_due", "funnel_lead", "disbursed_count", "disbursed_amount"]
-
-
-def test_a_dashboard_computed_side_by_side_equals_the_one_computed_in_turn(committed, monkeypatch):
-    """On PostgreSQL a dashboard's widgets run on connections of their own, two at a time (committed data: other
-    connections see it); the board is the same as computed in turn on one connection. SQLite computes in turn."""
-    import threading
-
-    from tests.conftest import IS_POSTGRES
-
-    with committed() as session:
-        s = seed(session)
-        session.commit()
-        viewers = [V(s.w.manager), V(s.w.risk), V(s.w.sales)]
-    threads: list[str] = []
-    plain = dashboards.widgets
-
-    def recording(*args, **kwargs):
-        def traced(widget):
-            def compute(session):
-                threads.append(threading.current_thread().name)
-                return widget.compute(session)
-            return dashboards.Widget(widget.name, widget.slot, compute)
-        return [traced(w) for w in plain(*args, **kwargs)]
-
-    monkeypatch.setattr(dashboards, "widgets", recording)
-    engine = committed.kw["bind"]
-    for viewer in viewers:
-        with committed() as session:
-            side_by_side = dashboards.build(session, viewer, NOV)
-        with engine.connect() as conn, Session(bind=conn) as on_one_connection:
-            in_turn = dashboards.build(on_one_connection, viewer, NOV)
-        assert side_by_side == in_turn and side_by_side.cards
-    parallel = [name for name in threads if name.startswith("dashboard")]
-    if IS_POSTGRES:
-        assert parallel and len(parallel) * 2 == len(threads)  # every widget of the engine-bound builds in a pool
-    else:
-        assert parallel == []
