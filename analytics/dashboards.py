@@ -91,17 +91,27 @@ def kind_for(viewer: Viewer) -> str:
 
 
 def _card(session: Session, viewer: Viewer, key: str, flt: Filters, *, compare: bool = False) -> Card:
-    metric = metrics.get(key)
-    current = metrics.value(session, viewer, key, flt)
-    previous = metrics.value(session, viewer, key, flt.previous()) if compare else None
-    return Card(key, metric.label, metric.unit, current, previous, metric.drill(flt) if metric.drill else None)
+    return _cards(session, viewer, (key,), flt, compare=compare)[0]
+
+
+def _comparable(keys: tuple[str, ...]) -> bool:
+    """Whether the figures can be read for the period and the previous one in one SELECT (``metrics.cube``):
+    over the same rows, with a date the period filter reads."""
+    query = metrics.get(keys[0]).query
+    return all(metrics.get(k).query is query for k in keys) and metrics.time_of(query) is not None
 
 
 def _cards(session: Session, viewer: Viewer, keys: tuple[str, ...], flt: Filters, *,
-           compare: bool = False) -> list[Card]:
-    """Cards whose figures are over the same rows (``metrics.values``: one SELECT per period)."""
-    current = metrics.values(session, viewer, keys, flt)
-    previous = metrics.values(session, viewer, keys, flt.previous()) if compare else {}
+           compare: bool = False, cube: metrics.Cube | None = None) -> list[Card]:
+    """Cards whose figures are over the same rows: one SELECT for both periods (``metrics.cube``), or one per
+    period (``metrics.values``); ``cube``: already computed with ``compare``."""
+    if compare and (cube is not None or _comparable(keys)):
+        cube = cube or metrics.cube(session, viewer, keys, (), flt, compare=True)
+        current = {k: cube.total(k) for k in keys}
+        previous = {k: cube.total(k, "previous") for k in keys}
+    else:
+        current = metrics.values(session, viewer, keys, flt)
+        previous = metrics.values(session, viewer, keys, flt.previous()) if compare else {}
     cards = []
     for key in keys:
         metric = metrics.get(key)
@@ -127,9 +137,7 @@ def _grouped(session: Session, viewer: Viewer, key: str, dimension: str, flt: Fi
     return metrics.by_dimension(session, viewer, key, dimension, flt, limit=limit)
 
 
-def _leaderboard(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
-    rows = _grouped(session, viewer, "disbursed_amount", "salesperson", flt)
-    names = metrics.staff_names(session, [owner for owner, _ in rows])
+def _leaderboard(flt: Filters, rows: list[tuple[Any, Any]], names: dict[int, str]) -> dict[str, Any]:
     drill = metrics.get("disbursed_amount").drill
     assert drill is not None
     items = [(names.get(owner, "公海/未分配") if owner else "公海/未分配", amount,
@@ -137,12 +145,43 @@ def _leaderboard(session: Session, viewer: Viewer, flt: Filters) -> dict[str, An
     return {"title": "龙虎榜（放款金额）", "unit": "fen", "items": items}
 
 
-def _by_source(session: Session, viewer: Viewer, flt: Filters, key: str, title: str, unit: str) -> dict[str, Any]:
+def _by_source(flt: Filters, key: str, rows: list[tuple[Any, Any]], title: str, unit: str) -> dict[str, Any]:
     drill = metrics.get(key).drill
     assert drill is not None
-    items = [(metrics.SOURCE_LABELS.get(source, source) if source else "未知", amount, drill(replace(flt, source=source)) if source else None)
-             for source, amount in _grouped(session, viewer, key, "source", flt)]
+    items = [(metrics.SOURCE_LABELS.get(source, source) if source else "未知", amount,
+              drill(replace(flt, source=source)) if source else None) for source, amount in rows]
     return {"title": title, "unit": unit, "items": items}
+
+
+@dataclass
+class Part:
+    """What a widget computing several blocks from one query returns: its cards and its charts."""
+
+    cards: list[Card] = field(default_factory=list)
+    charts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _leads(session: Session, viewer: Viewer, flt: Filters) -> Part:
+    """The period's leads and conversion (with the previous period) and the leads by source: one SELECT."""
+    keys = ("funnel_lead", "conversion_rate")
+    cube = metrics.cube(session, viewer, keys, ("source",), flt, compare=True)
+    return Part(_cards(session, viewer, keys, flt, compare=True, cube=cube),
+                {"leads_by_source": _by_source(flt, "funnel_lead", cube.by("funnel_lead", "source", limit=10),
+                                               "新增线索按来源", "count")})
+
+
+def _disbursed(session: Session, viewer: Viewer, flt: Filters) -> Part:
+    """The period's disbursed count and amount (with the previous period), the leaderboard (龙虎榜) by
+    salesperson and the amount by source: one SELECT over the loans of both periods, by salesperson and source."""
+    keys = ("disbursed_count", "disbursed_amount")
+    cube = metrics.cube(session, viewer, keys, ("salesperson", "source"), flt, compare=True)
+    leaders = cube.by("disbursed_amount", "salesperson", limit=10)
+    names = metrics.staff_names(session, [owner for owner, _ in leaders])
+    return Part(_cards(session, viewer, keys, flt, compare=True, cube=cube),
+                {"leaderboard": _leaderboard(flt, leaders, names),
+                 "disbursed_by_source": _by_source(flt, "disbursed_amount",
+                                                   cube.by("disbursed_amount", "source", limit=10),
+                                                   "放款金额按来源", "fen")})
 
 
 def _buckets(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
@@ -223,7 +262,7 @@ class Widget:
     """One block of a dashboard: a card, the funnel or a chart, computed by its own queries."""
 
     name: str
-    slot: str  # cards | funnel | charts
+    slot: str  # cards | funnel | charts | parts (a Part: cards and charts from one query)
     compute: Callable[[Session], Any]
 
 
@@ -256,14 +295,10 @@ def widgets(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> list[W
                 card("funnel_lead", flt, compare=True),
                 cards(("disbursed_count", "disbursed_amount"), flt, compare=True), funnel_widget]
     if kind == "manager":
-        return [cards(("funnel_lead", "conversion_rate"), flt, compare=True),
+        return [Widget("leads+conversion+leads_by_source", "parts", lambda s: _leads(s, viewer, flt)),
                 cards(("applications", "approval_rate"), flt, compare=True),
-                cards(("disbursed_count", "disbursed_amount"), flt, compare=True),
+                Widget("disbursed+leaderboard+disbursed_by_source", "parts", lambda s: _disbursed(s, viewer, flt)),
                 card("overdue_rate", snapshot), funnel_widget,
-                chart("leaderboard", lambda s: _leaderboard(s, viewer, flt)),
-                chart("leads_by_source", lambda s: _by_source(s, viewer, flt, "funnel_lead", "新增线索按来源", "count")),
-                chart("disbursed_by_source",
-                      lambda s: _by_source(s, viewer, flt, "disbursed_amount", "放款金额按来源", "fen")),
                 *((*money, revenue_chart) if viewer.role in OWNER_ROLES else ())]
     return [card("approval_rate", flt, compare=True),
             cards(("active_loans", "outstanding_principal", "overdue_rate"), snapshot),
@@ -288,6 +323,10 @@ CARD_ORDER = {"manager": ("funnel_lead", "applications", "disbursed_count", "dis
                        "overdue_rate", "collection_rate")}
 
 
+# The charts' display order where a widget computes several together.
+CHART_ORDER = {"manager": ("leaderboard", "leads_by_source", "disbursed_by_source", "revenue_by_funder_type")}
+
+
 def build(session: Session, viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> Dashboard:
     if funnel_mode not in funnel.MODES:
         raise ValueError(f"unknown funnel mode {funnel_mode!r}")
@@ -296,10 +335,16 @@ def build(session: Session, viewer: Viewer, flt: Filters, funnel_mode: str = "co
         result = widget.compute(session)
         if widget.slot == "cards":
             board.cards.extend(result if isinstance(result, list) else [result])
+        elif widget.slot == "parts":
+            board.cards.extend(result.cards)
+            board.charts.update(result.charts)
         elif widget.slot == "funnel":
             board.funnel = result
         else:
             board.charts[widget.name] = result
     order = CARD_ORDER.get(board.kind, ())
     board.cards.sort(key=lambda c: order.index(c.key) if c.key in order else len(order))  # stable
+    charts = CHART_ORDER.get(board.kind, ())
+    board.charts = dict(sorted(board.charts.items(),
+                               key=lambda kv: charts.index(kv[0]) if kv[0] in charts else len(charts)))
     return board

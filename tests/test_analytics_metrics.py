@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from analytics import dashboards, metrics
 from analytics.metrics import Filters
-from lending.models import LoanInstallment
+from core import clock
+from lending.models import Disbursement, LoanInstallment
 from tests.analytics_support import PERIOD, PREVIOUS, seed
 from tests.factories import make_staff
 from tests.lending_flow_support import AMOUNT, V
 
 NOV = Filters(*PERIOD)
+
+
+def _aggregates(statements: list[str]) -> list[str]:
+    """The statements computing figures (the scope's department and staff lookups left out)."""
+    return [q for q in statements if "count(" in q.lower() or "sum(" in q.lower() or "percentile" in q.lower()]
+
+
+@contextmanager
+def _statements(session):
+    """The SQL statements sent while the block runs."""
+    sent: list[str] = []
+    bind = session.connection().engine
+
+    def record(conn, cursor, statement, *args):  # noqa: ANN001, ANN002
+        sent.append(statement)
+
+    event.listen(bind, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(bind, "before_cursor_execute", record)
 
 FUNNEL = ("funnel_lead", "funnel_contacted", "funnel_visited", "funnel_applied", "funnel_approved",
           "funnel_signed", "funnel_disbursed")
@@ -197,3 +221,61 @@ def test_figures_read_together_equal_each_figure_alone(session):
         "collection_rate"]
     assert [c.key for c in dashboards.build(session, V(s.w.sales), NOV).cards] == [
         "owned_customers", "followups_due", "funnel_lead", "disbursed_count", "disbursed_amount"]
+
+
+def test_a_cube_reads_both_periods_and_its_groupings_in_one_select(session):
+    """``metrics.cube`` (the manager dashboard's leads, applications and loans, each read once for the period and
+    the previous one, grouped by salesperson and source): every total and grouping equals the figure computed on its
+    own, for each scope, on periods whose boundary falls on the day of a lead, an application and the loan."""
+    s = seed(session)
+    paid_on = session.scalar(select(Disbursement.disbursement_date).where(Disbursement.id == s.loan.disbursement_id))
+    created_on = clock.business_date(s.customers["李四"].created_at)
+    periods = [NOV, Filters(*PREVIOUS)]
+    for day in {paid_on, created_on}:
+        periods += [Filters(day, day), Filters(day + timedelta(days=1), day + timedelta(days=1)),
+                    Filters(day + timedelta(days=1), day + timedelta(days=30)), Filters(day - timedelta(days=2), day)]
+    groups = [(("funnel_lead", "conversion_rate"), ("source",)), (("applications", "approval_rate"), ()),
+              (("disbursed_count", "disbursed_amount"), ("salesperson", "source"))]
+    checked = 0
+    for staff in (s.w.manager, s.w.sales, s.w.other_sales, s.far, s.w.risk):
+        for flt in periods:
+            for keys, dims in groups:
+                with _statements(session) as queries:
+                    cube = metrics.cube(session, V(staff), keys, dims, flt, compare=True)
+                assert len(_aggregates(queries)) == 1
+                for key in keys:
+                    assert cube.total(key) == metrics.value(session, V(staff), key, flt)
+                    assert cube.total(key, "previous") == metrics.value(session, V(staff), key, flt.previous())
+                    checked += bool(cube.total(key, "previous"))
+                    for dim in dims:
+                        if dim in metrics.get(key).dimensions:
+                            alone = metrics.by_dimension(session, V(staff), key, dim, flt)
+                            assert sorted(cube.by(key, dim), key=str) == sorted(alone, key=str)
+    assert checked  # some previous period held figures (the boundary cases are not all empty)
+    with pytest.raises(ValueError, match="share one query"):
+        metrics.cube(session, V(s.w.manager), ("funnel_lead", "disbursed_count"), (), NOV)
+    with pytest.raises(ValueError, match="grouped by bucket"):
+        metrics.cube(session, V(s.w.manager), ("funnel_lead",), ("bucket",), NOV)
+    with pytest.raises(ValueError, match="no period"):
+        metrics.cube(session, V(s.w.manager), ("active_loans",), (), NOV, compare=True)
+
+
+def test_the_manager_dashboard_reads_its_figures_in_few_queries(session):
+    """The leads, the loans and their charts come from one SELECT each (with the previous period): the
+    dashboard of a manager runs a handful of queries, and equals the one computed figure by figure."""
+    s = seed(session)
+    mgr = V(s.w.manager)
+    with _statements(session) as queries:
+        board = dashboards.build(session, mgr, NOV)
+    figures = {c.key: (c.value, c.previous) for c in board.cards}
+    for key in ("funnel_lead", "conversion_rate", "applications", "approval_rate", "disbursed_count",
+                "disbursed_amount"):
+        assert figures[key] == (metrics.value(session, mgr, key, NOV), metrics.value(session, mgr, key, NOV.previous()))
+    assert board.charts["leaderboard"]["items"][0][:2] == (s.w.sales.display_name, AMOUNT)
+    by_source = {label: n for label, n, _ in board.charts["leads_by_source"]["items"]}
+    assert by_source == {metrics.SOURCE_LABELS["manual"]: 4, metrics.SOURCE_LABELS["referral"]: 1}
+    assert list(board.charts)[:3] == ["leaderboard", "leads_by_source", "disbursed_by_source"]
+    # leads, applications, loans, fee revenue (each with the previous period), the overdue rate, the funnel, the
+    # other money cards and their chart (it was 6 more before the cubes); SQLite's funnel medians are a query per step pair
+    figures = [q for q in _aggregates(queries) if "row_number" not in q]
+    assert len(figures) == 9, figures
