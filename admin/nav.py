@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from analytics import channel_costs
 from core.settings import get_settings
 from crm import automation, custom_fields, handover, roles
 from crm.importer import uploads
@@ -140,6 +141,7 @@ NAV: list[NavItem] = [
     NavItem("finance_ledger", "总账与月结", "/console/finance/ledger", FINANCE_STAFF),
     # 自定义报表: everyone sees the reports shared with their role (within their data scope); managers build them.
     NavItem("reports", "自定义报表", "/console/reports"),
+    NavItem("channel_costs", "渠道成本", "/console/analytics/channel-costs", channel_costs.COST_EDITORS),
     NavItem("custom_fields", "自定义字段", "/console/settings/custom-fields", CUSTOM_FIELD_DEFINERS),
     NavItem("consents", "授权协议", "/console/consents", CONSENT_PUBLISHERS),
     NavItem("roles", "角色权限", "/console/settings/roles", ROLE_EDITORS),

@@ -28,6 +28,7 @@ from admin.api import tags as tags_api
 from admin.api import telephony as telephony_api
 from admin.api import work as work_api
 from admin.console import agencies as agencies_console
+from admin.console import channel_costs as channel_costs_console
 from admin.console import collections_analysis as collections_analysis_console
 from admin.console import collections_cases as collections_cases_console
 from admin.console import collections_setup as collections_setup_console
@@ -101,6 +102,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_loans_console.router)
     app.include_router(exports_console.router)
     app.include_router(reports_console.router)
+    app.include_router(channel_costs_console.router)
     app.include_router(lending_loans_api.router)
     app.include_router(collections_cases_console.router)
     app.include_router(collections_setup_console.router)

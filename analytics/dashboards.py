@@ -2,7 +2,8 @@
 
 - sales: my customers, follow-ups due, my funnel, my disbursements;
 - supervisor / manager / admin: KPI cards with the change against the previous period, the funnel, the
-  leaderboard (龙虎榜) by disbursed amount, leads and disbursements by source;
+  leaderboard (龙虎榜) by disbursed amount, leads and disbursements by source, the channel analysis with the cost
+  per lead and per disbursed loan where a cost is recorded (``analytics.channel_costs``);
 - finance: fee revenue and settled cases (with the change vs the previous period), receivables, deposits held,
   reimbursements to pay, revenue by funder type; the owner (admin, manager) sees the same money cards and chart;
 - risk / collector: approval rate, overdue rate, collection rate, overdue principal by bucket; from the nightly
@@ -25,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from analytics import finance_metrics, funnel, loan_history, metrics, snapshot_drill
+from analytics import channel_costs, finance_metrics, funnel, loan_history, metrics, snapshot_drill
 from analytics.metrics import Filters
 from crm.scope import Viewer
 from finance.models import FUNDER_KIND_LABELS
@@ -161,27 +162,39 @@ class Part:
     charts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _leads(session: Session, viewer: Viewer, flt: Filters) -> Part:
-    """The period's leads and conversion (with the previous period) and the leads by source: one SELECT."""
-    keys = ("funnel_lead", "conversion_rate")
-    cube = metrics.cube(session, viewer, keys, ("source",), flt, compare=True)
-    return Part(_cards(session, viewer, keys, flt, compare=True, cube=cube),
-                {"leads_by_source": _by_source(flt, "funnel_lead", cube.by("funnel_lead", "source", limit=10),
-                                               "新增线索按来源", "count")})
-
-
-def _disbursed(session: Session, viewer: Viewer, flt: Filters) -> Part:
-    """The period's disbursed count and amount (with the previous period), the leaderboard (龙虎榜) by
-    salesperson and the amount by source: one SELECT over the loans of both periods, by salesperson and source."""
-    keys = ("disbursed_count", "disbursed_amount")
-    cube = metrics.cube(session, viewer, keys, ("salesperson", "source"), flt, compare=True)
-    leaders = cube.by("disbursed_amount", "salesperson", limit=10)
+def _sources(session: Session, viewer: Viewer, flt: Filters) -> Part:
+    """The period's leads and conversion, the disbursed count and amount (each with the previous period), the
+    leaderboard (龙虎榜) by salesperson, leads and amounts by source, and the channel analysis (渠道来源分析:
+    per channel the leads, the loans, the recorded cost, the cost per lead and per disbursed loan): one SELECT
+    over the leads by source, one over the loans by salesperson and source, one over the costs."""
+    lead_keys, loan_keys = ("funnel_lead", "conversion_rate"), ("disbursed_count", "disbursed_amount")
+    leads = metrics.cube(session, viewer, lead_keys, ("source",), flt, compare=True)
+    loans_ = metrics.cube(session, viewer, loan_keys, ("salesperson", "source"), flt, compare=True)
+    leaders = loans_.by("disbursed_amount", "salesperson", limit=10)
     names = metrics.staff_names(session, [owner for owner, _ in leaders])
-    return Part(_cards(session, viewer, keys, flt, compare=True, cube=cube),
-                {"leaderboard": _leaderboard(flt, leaders, names),
-                 "disbursed_by_source": _by_source(flt, "disbursed_amount",
-                                                   cube.by("disbursed_amount", "source", limit=10),
-                                                   "放款金额按来源", "fen")})
+    drill = metrics.get("funnel_lead").drill
+    channels = channel_costs.analysis(leads.by("funnel_lead", "source"), loans_.by("disbursed_count", "source"),
+                                      channel_costs.costs_by_source(session, viewer, flt),
+                                      url=lambda source: drill(replace(flt, source=source)) if drill else None)
+    return Part(
+        [*_cards(session, viewer, lead_keys, flt, compare=True, cube=leads),
+         *_cards(session, viewer, loan_keys, flt, compare=True, cube=loans_)],
+        {"leaderboard": _leaderboard(flt, leaders, names),
+         "leads_by_source": _by_source(flt, "funnel_lead", leads.by("funnel_lead", "source", limit=10),
+                                       "新增线索按来源", "count"),
+         "disbursed_by_source": _by_source(flt, "disbursed_amount", loans_.by("disbursed_amount", "source", limit=10),
+                                           "放款金额按来源", "fen"),
+         "channels": _channel_table(channels)})
+
+
+def _channel_table(rows: list[channel_costs.ChannelRow]) -> dict[str, Any]:
+    """The channel analysis as a table (``kind: table``: no chart; money in fen, a missing figure None)."""
+    return {"title": "渠道来源分析（获客成本）", "unit": "fen", "kind": "table",
+            "columns": ["渠道", "新增线索", "放款笔数", "渠道成本", "单线索成本", "单笔放款成本"],
+            "units": ["text", "count", "count", "fen", "fen", "fen"],
+            "rows": [[r.source, r.leads, r.disbursed, r.cost, r.per_lead, r.per_disbursed] for r in rows],
+            "urls": [r.url for r in rows], "items": [],
+            "note": "成本按渠道（来源）和日期录入（报表 → 渠道成本）；未录入成本的渠道不计算单位成本"}
 
 
 def _buckets(session: Session, viewer: Viewer, flt: Filters) -> dict[str, Any]:
@@ -295,9 +308,8 @@ def widgets(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> list[W
                 card("funnel_lead", flt, compare=True),
                 cards(("disbursed_count", "disbursed_amount"), flt, compare=True), funnel_widget]
     if kind == "manager":
-        return [Widget("leads+conversion+leads_by_source", "parts", lambda s: _leads(s, viewer, flt)),
+        return [Widget("leads+disbursed+leaderboard+sources+channels", "parts", lambda s: _sources(s, viewer, flt)),
                 cards(("applications", "approval_rate"), flt, compare=True),
-                Widget("disbursed+leaderboard+disbursed_by_source", "parts", lambda s: _disbursed(s, viewer, flt)),
                 card("overdue_rate", snapshot), funnel_widget,
                 *((*money, revenue_chart) if viewer.role in OWNER_ROLES else ())]
     return [card("approval_rate", flt, compare=True),
@@ -324,7 +336,8 @@ CARD_ORDER = {"manager": ("funnel_lead", "applications", "disbursed_count", "dis
 
 
 # The charts' display order where a widget computes several together.
-CHART_ORDER = {"manager": ("leaderboard", "leads_by_source", "disbursed_by_source", "revenue_by_funder_type")}
+CHART_ORDER = {"manager": ("leaderboard", "leads_by_source", "disbursed_by_source", "channels",
+                           "revenue_by_funder_type")}
 
 
 def build(session: Session, viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> Dashboard:

@@ -11,6 +11,10 @@ when today's data does.
 database triggers on the event tables (``core.migrations.funnel_rollup``), so every write path fills it, the
 services, a plain Core insert, a bulk load.
 
+``ChannelCost``: what a lead channel (来源) cost on a day — a purchased lead list, an ad campaign's spend — as
+a manager records it (渠道成本), so that the channel analysis can show the cost per lead and per disbursed loan.
+A cost is never edited; a wrong one is voided (with who, when and why) and entered again.
+
 ``ExportJob``: a large list exported to Excel in the background (导出任务), its progress and its file.
 
 ``Report``: a saved report of the report builder (自定义报表) — metrics, one dimension, filters, the roles it is
@@ -28,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
 
-__all__ = ["EXPORT_STATUS_LABELS", "PUSH_STATUS_LABELS", "AnalyticsSnapshot", "CustomerFunnel", "ExportJob", "LoanDay", "PoolDay", "Report",
+__all__ = ["EXPORT_STATUS_LABELS", "PUSH_STATUS_LABELS", "AnalyticsSnapshot", "ChannelCost", "CustomerFunnel", "ExportJob", "LoanDay", "PoolDay", "Report",
            "ReportPush"]
 
 EXPORT_STATUS_LABELS = {"queued": "排队中", "running": "导出中", "done": "已完成", "failed": "失败"}
@@ -92,6 +96,30 @@ class ExportJob(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class ChannelCost(Base):
+    """One cost of one lead channel: the customers' source it paid for (its label, ``crm.sources.label``), the
+    business date it counts on, the amount in fen; optionally the department that bought it (then only viewers
+    of that department see it; without one it is the company's and only viewers of scope all see it)."""
+
+    __tablename__ = "analytics_channel_cost"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_analytics_channel_cost_day", "spent_on", "source"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    spent_on: Mapped[date]
+    amount: Mapped[int]  # fen
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    note: Mapped[str | None] = mapped_column(String(200))
+    created_by_staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[datetime]
+    voided_at: Mapped[datetime | None]
+    voided_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    void_reason: Mapped[str | None] = mapped_column(String(200))
 
 
 class Report(Base):

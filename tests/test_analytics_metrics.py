@@ -276,6 +276,7 @@ def test_the_manager_dashboard_reads_its_figures_in_few_queries(session):
     assert by_source == {metrics.SOURCE_LABELS["manual"]: 4, metrics.SOURCE_LABELS["referral"]: 1}
     assert list(board.charts)[:3] == ["leaderboard", "leads_by_source", "disbursed_by_source"]
     # leads, applications, loans, fee revenue (each with the previous period), the overdue rate, the funnel, the
-    # other money cards and their chart (it was 6 more before the cubes); SQLite's funnel medians are a query per step pair
+    # channel costs, the other money cards and their chart (it was 6 more before the cubes); SQLite's funnel
+    # medians are a query per step pair
     figures = [q for q in _aggregates(queries) if "row_number" not in q]
-    assert len(figures) == 9, figures
+    assert len(figures) == 10, figures

@@ -61,6 +61,8 @@ def chart_payload(board: dashboards.Dashboard) -> dict[str, Any]:
         out["funnel"] = {"title": "转化漏斗", "unit": "count",
                          "items": [{"name": c.label, "value": int(c.value or 0), "url": c.url} for c in board.funnel]}
     for name, chart in board.charts.items():
+        if chart.get("kind") == "table":  # shown as a table only
+            continue
         unit = {"fen": "yuan", "rate": "percent"}.get(chart["unit"], "count")
 
         def plain(value: Any, unit: str = unit) -> Any:
