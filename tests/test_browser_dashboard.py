@@ -221,3 +221,32 @@ def test_cached_figures_say_when_they_were_computed_and_a_long_list_says_more_th
         dashboard_cache.clear_local()
         monkeypatch.undo()
         reset_settings_cache()
+
+
+def test_the_channel_analysis_shows_the_cost_per_lead_and_opens_the_channels_leads(world):
+    """渠道来源分析: a cost entered for the manual channel (手工录入, 4 leads and the loan in November) divides into
+    a cost per lead and per loan; the channel's name opens the customer list of exactly its leads."""
+    from playwright.sync_api import expect
+    from sqlalchemy import select
+
+    from analytics import channel_costs
+    from crm.models import Staff
+    from crm.scope import Viewer
+
+    base_url, users = world
+    with unit_of_work() as session:
+        manager = session.scalar(select(Staff).where(Staff.username == users["manager"]))
+        channel_costs.record(session, Viewer.of(manager), source="手工录入", spent_on=clock.today(), amount="2,000")
+    with chromium_page() as page:
+        _log_in(page, base_url, users["manager"])
+        for name, (width, height) in SIZES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.goto(f"{base_url}/console/?period=month")
+            row = page.locator("[data-panel=channels] tbody tr", has_text="手工录入")
+            expect(row).to_contain_text("¥2,000.00")
+            expect(row.locator("td").nth(4)).to_have_text("¥500.00")  # 2,000 / 4 leads
+            page.locator("[data-panel=channels]").screenshot(path=f"{SHOTS}/dashboard-channels-{name}.png")
+        row.locator("a").click()
+        page.wait_for_url("**/console/customers?**")
+        assert "source=manual" in page.url
+        expect(page.locator(".pager")).to_contain_text("共 4 条")
