@@ -190,9 +190,10 @@ def _sources(session: Session, viewer: Viewer, flt: Filters) -> Part:
 def _channel_table(rows: list[channel_costs.ChannelRow]) -> dict[str, Any]:
     """The channel analysis as a table (``kind: table``: no chart; money in fen, a missing figure None)."""
     return {"title": "渠道来源分析（获客成本）", "unit": "fen", "kind": "table",
-            "columns": ["渠道", "新增线索", "放款笔数", "渠道成本", "单线索成本", "单笔放款成本"],
-            "units": ["text", "count", "count", "fen", "fen", "fen"],
-            "rows": [[r.source, r.leads, r.disbursed, r.cost, r.per_lead, r.per_disbursed] for r in rows],
+            # each count beside its unit cost, the total last: on a phone the unit costs show first
+            "columns": ["渠道", "新增线索", "单线索成本", "放款笔数", "单笔放款成本", "渠道成本"],
+            "units": ["text", "count", "fen", "count", "fen", "fen"],
+            "rows": [[r.source, r.leads, r.per_lead, r.disbursed, r.per_disbursed, r.cost] for r in rows],
             "urls": [r.url for r in rows], "items": [],
             "note": "成本按渠道（来源）和日期录入（报表 → 渠道成本）；未录入成本的渠道不计算单位成本"}
 

@@ -118,11 +118,11 @@ def test_the_manager_dashboard_shows_cost_per_lead_and_per_loan(session):
     assert PERIOD[0] <= clock.today() <= PERIOD[1]
     board = dashboards.build(session, V(admin), NOV)
     table = board.charts["channels"]
-    assert table["kind"] == "table" and table["columns"][4] == "单线索成本"
+    assert table["kind"] == "table" and table["columns"][2] == "单线索成本"
     rows = {r[0]: r for r in table["rows"]}
     # 100,002 fen over 4 leads = 25,000.5 → 25,001; over the 1 loan = 100,002
-    assert rows["手工录入"] == ["手工录入", 4, 1, 100_002, 25_001, 100_002]
-    assert rows["转介绍"] == ["转介绍", 1, 0, None, None, None]
+    assert rows["手工录入"] == ["手工录入", 4, 25_001, 1, 100_002, 100_002]
+    assert rows["转介绍"] == ["转介绍", 1, None, 0, None, None]
     url = table["urls"][[r[0] for r in table["rows"]].index("手工录入")]
     assert "source=manual" in url and "created_from=2026-11-01" in url
     assert AMOUNT  # the loan of the seeded world is the one counted above

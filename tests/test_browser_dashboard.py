@@ -244,7 +244,7 @@ def test_the_channel_analysis_shows_the_cost_per_lead_and_opens_the_channels_lea
             page.goto(f"{base_url}/console/?period=month")
             row = page.locator("[data-panel=channels] tbody tr", has_text="手工录入")
             expect(row).to_contain_text("¥2,000.00")
-            expect(row.locator("td").nth(4)).to_have_text("¥500.00")  # 2,000 / 4 leads
+            expect(row.locator("td").nth(2)).to_have_text("¥500.00")  # 2,000 / 4 leads
             page.locator("[data-panel=channels]").screenshot(path=f"{SHOTS}/dashboard-channels-{name}.png")
         row.locator("a").click()
         page.wait_for_url("**/console/customers?**")
