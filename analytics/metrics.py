@@ -209,22 +209,25 @@ def by_dimension(session: Session, viewer: Viewer, key: str, dimension: str, flt
 
 
 def by_dimensions(session: Session, viewer: Viewer, key: str, dimensions: tuple[str, ...], flt: Filters,
-                  limit: int | None = None) -> list[tuple[tuple[Any, ...], int]]:
+                  limit: int | None = None) -> list[tuple[tuple[Any, ...], int | Decimal | None]]:
     """The figure grouped by one or more dimensions (a cross-tab: one row per combination of values), in one
-    ``SELECT … GROUP BY``. Ordered by the time dimension ascending when there is one, then largest first."""
+    ``SELECT … GROUP BY``. Ordered by the time dimension ascending when there is one, then largest first; a rate
+    is its numerator over its denominator in each group, the groups with the largest base first."""
     metric = METRICS[key]
     _check(metric, flt)
     columns = [_time_bucket(session, metric, d) if d in TIME_DIMENSIONS else metric.dimensions[d]()
                for d in dimensions]
-    agg = metric.aggregate()
-    stmt = metric.query(session, viewer, flt, (*columns, agg))
+    aggregates = (metric.ratio[0](), metric.ratio[1]()) if metric.ratio else (metric.aggregate(),)
+    stmt = metric.query(session, viewer, flt, (*columns, *aggregates))
     if metric.time is not None and metric.time.join is not None and any(d in TIME_DIMENSIONS for d in dimensions):
         stmt = metric.time.join(stmt)
     times = [c for c, d in zip(columns, dimensions, strict=True) if d in TIME_DIMENSIONS]
-    stmt = stmt.group_by(*columns).order_by(*times, agg.desc(), *columns)
+    stmt = stmt.group_by(*columns).order_by(*times, aggregates[-1].desc(), *columns)
     if limit:
         stmt = stmt.limit(limit)
     n = len(columns)
+    if metric.ratio:
+        return [(tuple(row[:n]), rate(int(row[n] or 0), int(row[n + 1] or 0))) for row in session.execute(stmt)]
     return [(tuple(row[:n]), int(row[n] or 0)) for row in session.execute(stmt)]
 
 
@@ -477,8 +480,9 @@ def funnel_medians(session: Session, viewer: Viewer, flt: Filters, mode: str = "
 
 register(Metric(
     key="conversion_rate", label="线索放款转化率", unit="rate", query=_LEADS,
-    aggregate=lambda: func.count(Customer.id), filters=CUSTOMER_FILTERS,
+    aggregate=lambda: func.count(Customer.id), filters=CUSTOMER_FILTERS, dimensions=CUSTOMER_DIMENSIONS,
     ratio=(lambda: func.count(case((funnel.step_clause("disbursed"), Customer.id))), lambda: func.count(Customer.id)),
+    time=CUSTOMER_CREATED,
 ))
 
 
@@ -603,6 +607,7 @@ register(Metric(key="overdue_principal", label="逾期余额（本金）", unit=
                 drill=lambda flt: loan_url(flt, period=False, status="active", bucket="overdue")))
 register(Metric(key="overdue_rate", label="逾期率（笔数）", unit="rate", query=_ACTIVE,
                 aggregate=lambda: func.count(Loan.id), filters=LOAN_FILTERS - {"period"},
+                dimensions={k: v for k, v in LOAN_DIMENSIONS.items() if k != "bucket"},  # by bucket: 0% or 100%
                 ratio=(lambda: func.count(case((Loan.bucket != "C", Loan.id))), lambda: func.count(Loan.id))))
 
 
@@ -625,10 +630,14 @@ def _installment_due() -> ColumnElement[Any]:
     return func.coalesce(func.sum(i.principal_amount + i.interest_amount + i.fee_amount), 0)
 
 
+DUE_ON = TimeColumn(lambda: LoanInstallment.due_date, instant=False)
+DUE_DIMENSIONS = {k: v for k, v in LOAN_DIMENSIONS.items() if k != "bucket"}  # the loan's bucket now, not then
+
 register(Metric(key="due_amount", label="期内到期应还", unit="fen", query=_due_installments, aggregate=_installment_due,
-                filters=LOAN_FILTERS, time=TimeColumn(lambda: LoanInstallment.due_date, instant=False)))
+                dimensions=DUE_DIMENSIONS, filters=LOAN_FILTERS, time=DUE_ON))
 register(Metric(key="collection_rate", label="回收率（期内到期已还）", unit="rate", query=_due_installments,
-                aggregate=_installment_due, filters=LOAN_FILTERS, ratio=(_installment_paid, _installment_due)))
+                aggregate=_installment_due, dimensions=DUE_DIMENSIONS, filters=LOAN_FILTERS,
+                ratio=(_installment_paid, _installment_due), time=DUE_ON))
 
 
 # --- applications --------------------------------------------------------------------------------------------
@@ -655,12 +664,17 @@ def _applications(session: Session, viewer: Viewer, flt: Filters, columns: tuple
             .where(and_(*conditions)))
 
 
+APPLICATION_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
+    "product": lambda: Application.product_id, "salesperson": lambda: Customer.owner_id,
+}
+APPLIED_AT = TimeColumn(lambda: Application.created_at, instant=True)
+
 register(Metric(key="applications", label="进件数", unit="count", query=_applications,
-                aggregate=lambda: func.count(Application.id), filters=LOAN_FILTERS,
-                time=TimeColumn(lambda: Application.created_at, instant=True),
-                dimensions={"product": lambda: Application.product_id, "salesperson": lambda: Customer.owner_id}))
+                aggregate=lambda: func.count(Application.id), filters=LOAN_FILTERS, time=APPLIED_AT,
+                dimensions=APPLICATION_DIMENSIONS))
 register(Metric(key="approval_rate", label="审批通过率", unit="rate", query=_applications,
-                aggregate=lambda: func.count(Application.id), filters=LOAN_FILTERS,
+                aggregate=lambda: func.count(Application.id), filters=LOAN_FILTERS, time=APPLIED_AT,
+                dimensions=APPLICATION_DIMENSIONS,
                 ratio=(lambda: func.count(case((Application.status.in_(APPROVED), Application.id))),
                        lambda: func.count(case((Application.status.in_((*APPROVED, "rejected")), Application.id))))))
 

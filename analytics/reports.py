@@ -390,7 +390,8 @@ def run(session: Session, viewer: Any, report: Report, today: Any = None) -> Res
         order.sort(key=lambda k: (k[times[0]] is None, k[times[0]] or date.min))
     labels = [_labels(session, d, list(dict.fromkeys(k[i] for k in order))) for i, d in enumerate(dims)]
     rows = [Row(k, tuple(labels[i][v] for i, v in enumerate(k)),
-                [Cell(g.get(k, 0), _drill(m, flt, dims, k)) for m, g in zip(columns, grouped, strict=True)])
+                [Cell(g.get(k, None if m.unit == "rate" else 0), _drill(m, flt, dims, k))  # a rate without a base: —
+                 for m, g in zip(columns, grouped, strict=True)])
             for k in order]
     return Result(report, flt, columns, rows, totals, clock.now())
 

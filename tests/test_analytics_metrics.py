@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -280,3 +280,19 @@ def test_the_manager_dashboard_reads_its_figures_in_few_queries(session):
     # medians are a query per step pair
     figures = [q for q in _aggregates(queries) if "row_number" not in q]
     assert len(figures) == 10, figures
+
+
+def test_a_rate_is_cut_by_a_dimension_and_by_time_each_group_its_own_quotient(session):
+    """转化率 by source, 审批通过率 by salesperson and by month, 回收率 by source: each group's rate equals the rate
+    computed with that group's filter; a group without a base (nothing decided yet) has no rate."""
+    s = seed(session)
+    mgr = V(s.w.manager)
+    by_source = dict(metrics.by_dimension(session, mgr, "conversion_rate", "source", NOV))
+    assert by_source == {"manual": Decimal("0.2500"), "referral": Decimal("0.0000")}  # 李四 of 4 manual leads
+    for source, figure in by_source.items():
+        assert figure == metrics.value(session, mgr, "conversion_rate", Filters(*PERIOD, source=source))
+    by_owner = dict(metrics.by_dimension(session, mgr, "approval_rate", "salesperson", NOV))
+    assert by_owner == {s.w.sales.id: Decimal("0.5000"), s.w.other_sales.id: None}  # 钱七's is still in intake
+    assert metrics.by_dimension(session, mgr, "approval_rate", "month", NOV) == [(date(2026, 11, 1), Decimal("0.5000"))]
+    assert "bucket" not in metrics.dimensions_of(metrics.get("overdue_rate"))  # by bucket it would be 0% or 100%
+    assert {"source", "day", "week", "month"} <= metrics.dimensions_of(metrics.get("collection_rate"))

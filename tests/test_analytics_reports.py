@@ -76,7 +76,7 @@ def test_only_managers_and_admins_build_reports(session):
 @pytest.mark.parametrize(("draft", "message"), [
     ({"metrics": ["funnel_lead", "no_such_metric"]}, "未知的指标：no_such_metric"),
     ({"dimension": "weather"}, "未知的维度：weather"),
-    ({"metrics": ["conversion_rate"], "dimension": "salesperson"}, "指标「线索放款转化率」不能按「业务员」分组"),
+    ({"metrics": ["overdue_rate"], "dimension": "bucket"}, "指标「逾期率（笔数）」不能按「账期」分组"),
     ({"metrics": []}, "请至少选择一个指标"),
     ({"name": "  "}, "请填写报表名称"),
     ({"period": "forever"}, "未知的统计区间：forever"),
