@@ -78,3 +78,41 @@ def test_the_collection_rate_card_opens_the_bills_whose_totals_make_it(world):
             overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
             assert overflow <= 0, f"the bills page overflows by {overflow}px at {width}px"
             page.screenshot(path=f"{SHOTS}/bills-{name}.png", full_page=True)
+
+
+@pytest.fixture
+def manager_world(committed):
+    require_chromium()
+    with unit_of_work() as session:
+        s = seed(session)
+        _, flt = periods.resolve("month")
+        figure = metrics.value(session, V(s.w.manager), "applications", flt)
+        username = s.w.manager.username
+    with live_server() as url:
+        yield url, username, figure
+
+
+def test_the_applications_card_opens_the_applications_list_of_as_many_rows(manager_world):
+    from playwright.sync_api import expect
+
+    base_url, username, figure = manager_world
+    assert figure == 3
+    os.makedirs(SHOTS, exist_ok=True)
+    with chromium_page() as page:
+        page.goto(f"{base_url}/console/login")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base_url}/console/")
+        page.set_viewport_size({"width": 1366, "height": 900})
+        page.goto(f"{base_url}/console/?period=month")
+        card = page.locator(".dash-card", has=page.locator(".dash-label", has_text="进件数"))
+        card.locator("a.dash-value").click()
+        page.wait_for_url(re.compile(r"/console/lending/applications\?view=list&created_from=2026-11-01"))
+        expect(page.locator("tr[data-application]")).to_have_count(figure)
+        for name, (width, height) in SIZES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.reload()
+            page.screenshot(path=f"{SHOTS}/applications-list-{name}.png", full_page=True)
+        page.goto(f"{base_url}/console/?period=quarter")
+        page.screenshot(path=f"{SHOTS}/dashboard-manager-quarter-phone.png", full_page=True)
