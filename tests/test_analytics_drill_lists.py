@@ -192,3 +192,20 @@ def test_the_risk_dashboard_links_every_card(session):
     links = {html.unescape(u) for u in re.findall(r'class="dash-value" href="([^"]+)"', page)}
     assert any(u.startswith("/console/lending/bills?due_from=") for u in links)
     assert any(u.startswith("/console/lending/applications?view=list") for u in links)
+
+
+def test_a_department_scope_sees_the_bills_of_its_departments_loans(session):
+    from crm.models import Department
+    from tests.factories import make_staff
+
+    s, _ = _repaid_seed(session)
+    team = make_staff(session, role="supervisor", department=session.get(Department, s.w.sales.department_id),
+                      data_scope="department")
+    elsewhere = make_staff(session, role="supervisor", department=session.get(Department, s.far.department_id),
+                           data_scope="department")
+    session.flush()
+    url = metrics.get("collection_rate").drill(FIRST_DUES)
+    for staff, count in ((team, 2), (elsewhere, 0)):
+        due = metrics.value(session, V(staff), "due_amount", FIRST_DUES)
+        assert _bill_totals(_client(session, staff), url)[:2] == (count, due)
+        assert bills.totals(session, V(staff), bills.BillFilter(FIRST_DUES.start, FIRST_DUES.end)).due_amount == due

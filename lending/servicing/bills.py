@@ -61,11 +61,21 @@ def _clauses(viewer: Viewer, flt: BillFilter) -> list[ColumnElement[bool]]:
     return out
 
 
-def bills_query(viewer: Viewer, flt: BillFilter, *columns: Any) -> Select[Any]:
-    """SELECT ``columns`` (default: installment, loan, customer, contract number) over the filtered bills."""
+def _needs_customer(viewer: Viewer, flt: BillFilter) -> bool:
+    """Whether the clauses read the loan's customer: a department scope (own and all are over the loan alone,
+    ``loans.visible_clause``) or a customer filter. Otherwise the join changes no row (every loan has its
+    customer) and an aggregate leaves it out."""
+    lf = flt.loan
+    return viewer.scope not in ("all", "own") or any((lf.owner_id, lf.department_path, lf.source, lf.region))
+
+
+def bills_query(viewer: Viewer, flt: BillFilter, *columns: Any, customer: bool = True) -> Select[Any]:
+    """SELECT ``columns`` (default: installment, loan, customer, contract number) over the filtered bills;
+    ``customer=False``: join the customer only when the filter needs it (columns that do not read it)."""
     i = LoanInstallment
-    stmt = select(*(columns or (i, Loan, Customer, Contract.number))).select_from(i)
-    stmt = stmt.join(Loan, Loan.id == i.loan_id).join(Customer, Customer.id == Loan.customer_id)
+    stmt = select(*(columns or (i, Loan, Customer, Contract.number))).select_from(i).join(Loan, Loan.id == i.loan_id)
+    if customer or not columns or _needs_customer(viewer, flt):
+        stmt = stmt.join(Customer, Customer.id == Loan.customer_id)
     if not columns:
         stmt = stmt.join(Contract, Contract.id == Loan.contract_id)
     return stmt.where(*_clauses(viewer, flt))
@@ -112,7 +122,7 @@ def totals(session: Session, viewer: Viewer, flt: BillFilter) -> BillTotals:
     """The count and the sums of due and paid over every filtered bill, in one aggregate query."""
     count, due, paid = session.execute(bills_query(
         viewer, flt, func.count(LoanInstallment.id), func.coalesce(func.sum(due_amount()), 0),
-        func.coalesce(func.sum(paid_amount()), 0))).one()
+        func.coalesce(func.sum(paid_amount()), 0), customer=False)).one()
     return BillTotals(int(count or 0), int(due or 0), int(paid or 0))
 
 
