@@ -209,3 +209,23 @@ def test_a_department_scope_sees_the_bills_of_its_departments_loans(session):
         due = metrics.value(session, V(staff), "due_amount", FIRST_DUES)
         assert _bill_totals(_client(session, staff), url)[:2] == (count, due)
         assert bills.totals(session, V(staff), bills.BillFilter(FIRST_DUES.start, FIRST_DUES.end)).due_amount == due
+
+
+def test_a_monthly_report_of_due_amounts_links_each_month_to_its_bills(session):
+    s, _ = _repaid_seed(session)
+    manager = V(s.w.manager)
+    draft = reports.ReportDraft(name="到期应还", metrics=["due_amount", "applications"], dimension="month",
+                                period="quarter")
+    result = reports.run(session, manager, reports.save(session, manager, draft), date(2027, 1, 31))
+    assert [r.keys[0] for r in result.rows] == [date(2027, 1, 1)]  # the quarter to date: January
+    client = _client(session, s.w.manager)
+    due, applications = result.rows[0].cells
+    assert due.url.startswith("/console/lending/bills?due_from=2027-01-01&due_to=2027-01-31")
+    assert _bill_totals(client, due.url)[1] == due.value > 0
+    assert applications.value == 0 and _count(client, applications.url) == 0
+    last = reports.run(session, manager, reports.save(session, manager, replace(draft, name="上季度", period="last_quarter")),
+                       date(2027, 1, 31))
+    assert [r.label for r in last.rows] == ["2026-10", "2026-11", "2026-12"]
+    for row in last.rows:
+        assert _bill_totals(client, row.cells[0].url)[1] == row.cells[0].value
+        assert _count(client, row.cells[1].url) == row.cells[1].value
