@@ -229,3 +229,13 @@ def test_a_monthly_report_of_due_amounts_links_each_month_to_its_bills(session):
     for row in last.rows:
         assert _bill_totals(client, row.cells[0].url)[1] == row.cells[0].value
         assert _count(client, row.cells[1].url) == row.cells[1].value
+
+
+def test_the_applications_list_clamps_a_huge_page_and_refuses_bad_filters_in_chinese(session):
+    s = seed(session)
+    client = _client(session, s.w.manager)
+    assert client.get("/console/lending/applications?view=list&page=99999999999999999999").status_code == 200
+    bad = client.get("/console/lending/applications?view=list&created_from=2026-13-01")
+    assert bad.status_code == 422 and "申请开始日期格式不正确" in bad.text
+    assert client.get("/console/lending/applications?view=list&status=nonsense").status_code == 422
+    assert client.get("/console/lending/applications?view=list&department_id=999999").status_code == 422
