@@ -239,3 +239,31 @@ def test_the_applications_list_clamps_a_huge_page_and_refuses_bad_filters_in_chi
     assert bad.status_code == 422 and "申请开始日期格式不正确" in bad.text
     assert client.get("/console/lending/applications?view=list&status=nonsense").status_code == 422
     assert client.get("/console/lending/applications?view=list&department_id=999999").status_code == 422
+
+
+def test_the_bills_export_job_writes_the_rows_of_the_list(session, tmp_path, monkeypatch):
+    import io
+
+    from openpyxl import load_workbook
+
+    from admin.console.lending_bills import export_params
+    from analytics import export_jobs
+    from core.settings import reset_settings_cache
+
+    monkeypatch.setenv("SCRM_EXPORT_DIR", str(tmp_path / "exports"))
+    reset_settings_cache()
+    try:
+        s, first = _repaid_seed(session)
+        params = export_params(session, None, {"due_from": "2026-12-01", "due_to": "2027-01-31",  # type: ignore[arg-type]
+                                               "owner_id": str(s.w.sales.id)})
+        job = export_jobs.request(session, V(s.w.manager), "bills", params)
+        assert export_jobs.run(job.id) == "done"
+        session.refresh(job)
+        data = export_jobs.file_path(job).read_bytes()
+    finally:
+        reset_settings_cache()
+    rows = list(load_workbook(io.BytesIO(data), read_only=True).worksheets[0].iter_rows(values_only=True))
+    assert rows[0][:4] == ("合同编号", "客户", "期次", "到期日")
+    assert [(r[2], r[3], r[8]) for r in rows[1:]] == [(1, "2026-12-23", "已还清"), (2, "2027-01-23", "待还")]
+    assert s.customers["李四"].name not in str(rows)
+    assert float(rows[1][5]) * 100 == pytest.approx(first.due_amount)
