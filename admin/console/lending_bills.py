@@ -7,6 +7,7 @@ product, status, bucket), parsed by its parser; the bill's own are the due date 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from admin.console.lending_loans import LOAN_FILTER_KEYS, _date, _loan_filter
+from admin.console.lending_loans import LOAN_FILTER_KEYS, loan_filter_from_query
 from admin.deps import ConsoleUser, CurrentUser, render
 from admin.pagination import counted, page_number
 from analytics import export_jobs
@@ -34,9 +35,17 @@ LOAN_KEYS = tuple(k for k in LOAN_FILTER_KEYS if k in ("status", "bucket", "disb
                                                         "product_id"))
 
 
+def _date(raw: str | None, field: str, label: str) -> date | None:
+    raw = (raw or "").strip()
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        raise ValidationFailed(f"{label}格式不正确：{raw}", field=field) from None
+
+
 def _bill_filter(session: Session, q: Any) -> tuple[bills.BillFilter, dict[str, str]]:
     """The bills' filters from the query string (the dashboards' drill-down links use the same names)."""
-    loan_flt, _ = _loan_filter(session, q)
+    loan_flt, _ = loan_filter_from_query(session, q)
     state = (q.get("state") or "").strip() or None
     if state is not None and state not in bills.BILL_STATES:
         raise ValidationFailed("未知的账单状态", field="state")
