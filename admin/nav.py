@@ -124,6 +124,7 @@ NAV: list[NavItem] = [
     NavItem("lending_workflow", "审批流程", "/console/lending/workflow", WORKFLOW_EDITORS),
     NavItem("lending_book_import", "存量贷款导入", "/console/lending/book-import", LOAN_BOOK_IMPORTERS),
     NavItem("lending_loans", "贷后管理", "/console/lending/loans"),
+    NavItem("lending_bills", "还款账单", "/console/lending/bills"),  # every loan's installments by due date
     NavItem("lending_collections", "催收队列", "/console/lending/collections", COLLECTIONS_STAFF),
     NavItem("collections_cases", "催收案件", "/console/collections/cases", COLLECTIONS_STAFF),
     NavItem("collections_calls", "通话记录", "/console/collections/calls", COLLECTIONS_STAFF),
@@ -192,7 +193,8 @@ GROUP_BY_PREFIX: tuple[tuple[str, str], ...] = (
     ("/console/tags", "客户"), ("/console/segments", "客户"), ("/console/handover", "客户"),
     ("/console/work", "工作"),
     ("/console/lending", "贷款"),
-    ("/console/lending/loans", "贷后"), ("/console/lending/collections", "贷后"), ("/console/collections", "贷后"),
+    ("/console/lending/loans", "贷后"), ("/console/lending/bills", "贷后"),
+    ("/console/lending/collections", "贷后"), ("/console/collections", "贷后"),
     ("/console/servicing", "贷后"),
     ("/console/finance", "财务"), ("/console/payments", "财务"), ("/console/referral", "财务"),
     ("/wecom", "企微运营"), ("/_wecom_sim", "企微运营"), ("/console/wecom", "企微运营"),

@@ -43,6 +43,7 @@ from admin.console import finance_settlements as finance_settlements_console
 from admin.console import handover as handover_console
 from admin.console import imports as imports_console
 from admin.console import lending_applications as lending_applications_console
+from admin.console import lending_bills as lending_bills_console
 from admin.console import lending_book_import as lending_book_import_console
 from admin.console import lending_loans as lending_loans_console
 from admin.console import lending_products as lending_products_console
@@ -100,6 +101,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(lending_applications_api.router)
     app.include_router(lending_book_import_console.router)
     app.include_router(lending_loans_console.router)
+    app.include_router(lending_bills_console.router)
     app.include_router(exports_console.router)
     app.include_router(reports_console.router)
     app.include_router(channel_costs_console.router)

@@ -12,7 +12,7 @@ list masks them).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -42,8 +42,16 @@ from finance.models import (
 )
 from lending import applications
 from lending.contracts import mask_name
-from lending.models import APPLICATION_STATUS_LABELS, BUCKET_LABELS, Application, Contract, Loan
-from lending.servicing import loans
+from lending.models import (
+    APPLICATION_STATUS_LABELS,
+    BUCKET_LABELS,
+    INSTALLMENT_STATUS_LABELS,
+    Application,
+    Contract,
+    Loan,
+    LoanInstallment,
+)
+from lending.servicing import bills, loans
 from payments import orders, purposes
 from payments.models import METHOD_LABELS as PAY_METHOD_LABELS
 from payments.models import ORDER_STATUS_LABELS, PaymentOrder
@@ -98,6 +106,27 @@ register("loans", Export("贷款列表", Loan.id, _loan_query, [
     Column("放款本金(元)", lambda r: _yuan(r[2])), Column("放款日", lambda r: _day(r[3])),
     Column("状态", lambda r: LOAN_STATUS.get(r[4], r[4])), Column("账期", lambda r: BUCKET_LABELS.get(r[5], r[5])),
     Column("逾期天数", lambda r: r[6]), Column("未还合计(元)", lambda r: _yuan(r[7] or 0)),
+]))
+
+
+# --- 还款账单 the bills list (every loan's installments) -------------------------------------------------------
+
+
+def _bill_query(session: Session, viewer: Viewer, params: dict[str, Any]) -> Select[Any]:
+    flt = dataclass_filter(bills.BillFilter, {k: v for k, v in params.items() if k != "loan"})
+    flt = replace(flt, loan=dataclass_filter(loans.LoanFilter, params))
+    i = LoanInstallment
+    return bills.bills_query(viewer, flt, Contract.number, Customer.name, i.number, i.due_date, bills.due_amount(),
+                             bills.paid_amount(), i.penalty_amount - i.paid_penalty_amount, i.status
+                             ).join(Contract, Contract.id == Loan.contract_id)
+
+
+register("bills", Export("还款账单", LoanInstallment.id, _bill_query, [
+    Column("合同编号", lambda r: r[0]), Column("客户", lambda r: mask_name(r[1])), Column("期次", lambda r: r[2]),
+    Column("到期日", lambda r: _day(r[3])), Column("应还(元)", lambda r: _yuan(r[4])),
+    Column("已还(元)", lambda r: _yuan(r[5])), Column("未还(元)", lambda r: _yuan(r[4] - r[5])),
+    Column("罚息未还(元)", lambda r: _yuan(r[6])),
+    Column("状态", lambda r: INSTALLMENT_STATUS_LABELS.get(r[7], r[7])),
 ]))
 
 

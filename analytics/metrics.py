@@ -46,7 +46,7 @@ from lending.models import Application, Disbursement, Loan, LoanInstallment
 from lending.servicing import loans
 
 __all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "TIME_DIMENSIONS", "Cube", "Filters", "Metric",
-           "TimeColumn", "bucket_span", "by_dimension", "by_dimensions", "cube", "dimensions_of", "display", "funnel_counts", "funnel_figures", "funnel_medians", "funnel_url", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "time_of", "value", "values"]
+           "TimeColumn", "application_url", "bill_url", "bucket_span", "by_dimension", "by_dimensions", "cube", "dimensions_of", "display", "funnel_counts", "funnel_figures", "funnel_medians", "funnel_url", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "time_of", "value", "values"]
 
 DIMENSION_LABELS = {"period": "时间段", "department": "部门", "salesperson": "业务员", "source": "来源",
                     "product": "产品", "region": "地区", "bucket": "账期"}
@@ -483,6 +483,7 @@ register(Metric(
     aggregate=lambda: func.count(Customer.id), filters=CUSTOMER_FILTERS, dimensions=CUSTOMER_DIMENSIONS,
     ratio=(lambda: func.count(case((funnel.step_clause("disbursed"), Customer.id))), lambda: func.count(Customer.id)),
     time=CUSTOMER_CREATED,
+    drill=_customer_drill("disbursed"),  # the numerator: the period's leads that reached 已放款
 ))
 
 
@@ -608,7 +609,8 @@ register(Metric(key="overdue_principal", label="逾期余额（本金）", unit=
 register(Metric(key="overdue_rate", label="逾期率（笔数）", unit="rate", query=_ACTIVE,
                 aggregate=lambda: func.count(Loan.id), filters=LOAN_FILTERS - {"period"},
                 dimensions={k: v for k, v in LOAN_DIMENSIONS.items() if k != "bucket"},  # by bucket: 0% or 100%
-                ratio=(lambda: func.count(case((Loan.bucket != "C", Loan.id))), lambda: func.count(Loan.id))))
+                ratio=(lambda: func.count(case((Loan.bucket != "C", Loan.id))), lambda: func.count(Loan.id)),
+                drill=lambda flt: loan_url(flt, period=False, status="active", bucket="overdue")))  # the numerator
 
 
 def _due_installments(session: Session, viewer: Viewer, flt: Filters,
@@ -618,6 +620,14 @@ def _due_installments(session: Session, viewer: Viewer, flt: Filters,
     lf = _loan_filter(session, flt, period=False)
     return (join_customer(select(*columns).select_from(i).join(Loan, Loan.id == i.loan_id), viewer, lf, columns)
             .where(i.due_date >= flt.start, i.due_date <= flt.end, *loans.filter_clauses(viewer, lf)))
+
+
+def bill_url(flt: Filters, **extra: Any) -> str:
+    """The bills list (还款账单) of the installments due in the period: its totals are the figure's due and paid."""
+    params = {"due_from": flt.start.isoformat(), "due_to": flt.end.isoformat(), "owner_id": flt.owner_id,
+              "department_id": flt.department_id, "source": flt.source, "region": flt.region,
+              "product_id": flt.product_id, **extra}
+    return "/console/lending/bills?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
 def _installment_paid() -> ColumnElement[Any]:
@@ -634,10 +644,10 @@ DUE_ON = TimeColumn(lambda: LoanInstallment.due_date, instant=False)
 DUE_DIMENSIONS = {k: v for k, v in LOAN_DIMENSIONS.items() if k != "bucket"}  # the loan's bucket now, not then
 
 register(Metric(key="due_amount", label="期内到期应还", unit="fen", query=_due_installments, aggregate=_installment_due,
-                dimensions=DUE_DIMENSIONS, filters=LOAN_FILTERS, time=DUE_ON))
+                dimensions=DUE_DIMENSIONS, filters=LOAN_FILTERS, time=DUE_ON, drill=bill_url))
 register(Metric(key="collection_rate", label="回收率（期内到期已还）", unit="rate", query=_due_installments,
                 aggregate=_installment_due, dimensions=DUE_DIMENSIONS, filters=LOAN_FILTERS,
-                ratio=(_installment_paid, _installment_due), time=DUE_ON))
+                ratio=(_installment_paid, _installment_due), time=DUE_ON, drill=bill_url))
 
 
 # --- applications --------------------------------------------------------------------------------------------
@@ -664,6 +674,14 @@ def _applications(session: Session, viewer: Viewer, flt: Filters, columns: tuple
             .where(and_(*conditions)))
 
 
+def application_url(flt: Filters, **extra: Any) -> str:
+    """The application list (申请列表, not the board of open ones) of the applications started in the period."""
+    params = {"view": "list", "created_from": flt.start.isoformat(), "created_to": flt.end.isoformat(),
+              "owner_id": flt.owner_id, "department_id": flt.department_id, "source": flt.source,
+              "region": flt.region, "product_id": flt.product_id, **extra}
+    return "/console/lending/applications?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
 APPLICATION_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
     "product": lambda: Application.product_id, "salesperson": lambda: Customer.owner_id,
 }
@@ -671,12 +689,13 @@ APPLIED_AT = TimeColumn(lambda: Application.created_at, instant=True)
 
 register(Metric(key="applications", label="进件数", unit="count", query=_applications,
                 aggregate=lambda: func.count(Application.id), filters=LOAN_FILTERS, time=APPLIED_AT,
-                dimensions=APPLICATION_DIMENSIONS))
+                dimensions=APPLICATION_DIMENSIONS, drill=application_url))
 register(Metric(key="approval_rate", label="审批通过率", unit="rate", query=_applications,
                 aggregate=lambda: func.count(Application.id), filters=LOAN_FILTERS, time=APPLIED_AT,
                 dimensions=APPLICATION_DIMENSIONS,
                 ratio=(lambda: func.count(case((Application.status.in_(APPROVED), Application.id))),
-                       lambda: func.count(case((Application.status.in_((*APPROVED, "rejected")), Application.id))))))
+                       lambda: func.count(case((Application.status.in_((*APPROVED, "rejected")), Application.id)))),
+                drill=lambda flt: application_url(flt, status="decided")))  # the denominator: decided applications
 
 
 def staff_names(session: Session, ids: list[int | None]) -> dict[int, str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -35,7 +35,7 @@ from lending.models import BUCKET_LABELS, Product
 
 __all__ = ["BUILDER_ROLES", "COLUMN_LABELS", "DIMENSION_LABELS", "FILTER_LABELS", "SCHEDULES", "WEEKDAYS", "Cell", "ReportDraft",
            "ReportInvalid", "ReportNotFound", "Result", "Row", "can_edit", "can_run", "describe", "dimension_choices", "dimensions_of",
-           "filters_of", "get_for_edit", "get_for_run", "metric_choices", "run", "runnable", "save"]
+           "filters_of", "get_for_edit", "get_for_run", "metric_choices", "run", "runnable", "save", "time_buckets"]
 
 BUILDER_ROLES = frozenset({"admin", "manager"})  # build, edit and share reports
 DIMENSION_LABELS = {**metrics.TIME_DIMENSIONS, **metrics.DIMENSION_LABELS, "funder_type": "资方类型"}
@@ -375,7 +375,11 @@ def _drill(metric: metrics.Metric, flt: Filters, dimensions: list[str], keys: tu
 def run(session: Session, viewer: Any, report: Report, today: Any = None) -> Result:
     """The report's figures for ``viewer`` (their data scope), over its period as of ``today``: one grouped
     query per metric (by one dimension, or by two for a cross-tab), rows in time order when a dimension is time,
-    else in the first metric's order (largest first)."""
+    else in the first metric's order (largest first).
+
+    By time, every day / week / month of the period has a row: a bucket without any figure gets a row of zeros
+    (linked to its empty list). With a second dimension, only a time bucket that has no row at all gets one,
+    its other dimension shown as "—": the missing combinations of a bucket that has rows are not filled in."""
     flt = filters_of(report, today)
     columns = [metrics.get(k) for k in report.metrics if k in metrics.METRICS]
     totals_cells = [Cell(metrics.value(session, viewer, m.key, flt), _drill(m, flt, [], ())) for m in columns]
@@ -386,14 +390,37 @@ def run(session: Session, viewer: Any, report: Report, today: Any = None) -> Res
     grouped = [dict(metrics.by_dimensions(session, viewer, m.key, tuple(dims), flt)) for m in columns]
     order: list[tuple[Any, ...]] = list(dict.fromkeys(k for g in grouped for k in g))
     times = [i for i, d in enumerate(dims) if d in metrics.TIME_DIMENSIONS]
+    blank: set[tuple[Any, ...]] = set()
     if times:  # metrics with rows in different buckets: merge in time order (stable: by value within a bucket)
-        order.sort(key=lambda k: (k[times[0]] is None, k[times[0]] or date.min))
-    labels = [_labels(session, d, list(dict.fromkeys(k[i] for k in order))) for i, d in enumerate(dims)]
-    rows = [Row(k, tuple(labels[i][v] for i, v in enumerate(k)),
+        t = times[0]
+        seen = {k[t] for k in order}
+        blank = {tuple(b if i == t else None for i in range(len(dims)))
+                 for b in time_buckets(dims[t], flt.start, flt.end) if b not in seen}
+        order.extend(blank)
+        order.sort(key=lambda k: (k[t] is None, k[t] or date.min))
+    labels = [_labels(session, d, list(dict.fromkeys(k[i] for k in order if k not in blank or i in times)))
+              for i, d in enumerate(dims)]
+    rows = [Row(k, tuple(labels[i][v] if k not in blank or i in times else "—" for i, v in enumerate(k)),
                 [Cell(g.get(k, None if m.unit == "rate" else 0), _drill(m, flt, dims, k))  # a rate without a base: —
                  for m, g in zip(columns, grouped, strict=True)])
             for k in order]
     return Result(report, flt, columns, rows, totals, clock.now())
+
+
+def time_buckets(dimension: str, start: date, end: date) -> list[date]:
+    """The keys of every day / ISO week / month bucket that meets ``start``…``end``, in time order (a week's and a
+    month's key is its first day, which may precede ``start``)."""
+    if dimension == "week":
+        key = start - timedelta(days=start.weekday())
+    elif dimension == "month":
+        key = start.replace(day=1)
+    else:
+        key = start
+    keys = []
+    while key <= end:
+        keys.append(key)
+        key = metrics.bucket_span(dimension, key)[1] + timedelta(days=1)
+    return keys
 
 
 def describe(session: Session, report: Report) -> list[str]:

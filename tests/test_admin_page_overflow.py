@@ -23,7 +23,7 @@ def admin_client(session):
 
 
 @pytest.mark.parametrize("path", ["/console/customers", "/console/staff", "/console/audit", "/console/handover",
-                                  "/console/lending/loans", "/console/pool"])
+                                  "/console/lending/loans", "/console/pool", "/console/lending/bills"])
 def test_console_lists_clamp_a_huge_page(admin_client, path):
     client, _ = admin_client
     response = client.get(f"{path}?page={BIG}")

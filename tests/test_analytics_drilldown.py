@@ -17,10 +17,12 @@ NOV = Filters(*PERIOD)
 def _rows_behind(client, url: str) -> int:
     page = client.get(url)
     assert page.status_code == 200, url
-    if url.startswith("/console/customers"):
+    if url.startswith(("/console/customers", "/console/lending/applications")):
         total = re.search(r"共 (\d+) 条", page.text)
         assert total, url
         return int(total.group(1))
+    if url.startswith("/console/lending/bills"):
+        return int(re.search(r'data-bill-totals data-count="(\d+)"', page.text).group(1))
     assert url.startswith("/console/lending/loans")
     return len(re.findall(r'<tr><td><a href="/console/lending/loans/\d+">', page.text))
 

@@ -85,7 +85,10 @@ def test_a_time_report_is_in_time_order_and_each_row_drills_down_to_as_many_cust
     w = _leads(session)
     report = reports.save(session, V(w.manager), _draft(dimension="day", second_dimension=None))
     result = reports.run(session, V(w.manager), report, TODAY)
-    assert [r.label for r in result.rows] == ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]
+    # every day of the period has a row, zero rows included (近 30 天: 11-06 … 12-05)
+    assert [r.label for r in result.rows if r.cells[0].value] == ["2026-11-29", "2026-11-30", "2026-12-01",
+                                                                  "2026-12-02"]
+    assert [r.keys[0] for r in result.rows] == reports.time_buckets("day", date(2026, 11, 6), TODAY)
     assert result.dimension_labels == ["日期"]
     for row in result.rows:
         url = row.cells[0].url

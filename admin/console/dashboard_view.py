@@ -10,7 +10,8 @@ from analytics import dashboards, funnel, metrics, periods
 from analytics.metrics import Filters
 from core import clock
 
-PERIODS = {k: periods.PERIODS[k] for k in ("month", "last_month", "7d", "30d")}  # the home page's choices
+PERIODS = {k: periods.PERIODS[k] for k in ("month", "last_month", "7d", "30d", "90d", "quarter", "last_quarter",
+                                           "year")}  # the home page's choices
 DEFAULT_PERIOD = periods.DEFAULT
 FUNNEL_MODES = funnel.MODES  # the funnel's switch: by cohort (the default) or by activity
 

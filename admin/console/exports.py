@@ -22,6 +22,7 @@ from admin.console import (
     finance_reports,
     finance_settlements,
     lending_applications,
+    lending_bills,
     lending_loans,
     payments,
     pool,
@@ -45,7 +46,7 @@ LISTS: dict[str, ExportParams] = {
     "settlements": finance_settlements.export_params, "cases": collections_cases.export_params,
     "withdrawals": referral_money.export_params, "referrers": referral_setup.referrer_export_params,
     "applications": lending_applications.export_params, "payment_orders": payments.export_params,
-    "reimbursements": finance_reports.export_params,
+    "reimbursements": finance_reports.export_params, "bills": lending_bills.export_params,
 }
 
 

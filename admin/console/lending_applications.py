@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from admin import product_matching
 from admin.deps import ConsoleUser, CsrfChecked, CurrentUser, attempt, parse_int, render, templates
+from admin.pagination import counted, page_number
 from admin.schemas_customers import yuan_text_to_fen
 from analytics import export_jobs
 from analytics.export_kinds import BoardFilter
@@ -27,9 +28,9 @@ from core import clock, money
 from core.errors import AppError, ValidationFailed
 from core.web import SessionDep
 from crm import customers
-from crm.models import ROLE_LABELS, STAGE_LABELS, Customer, Staff
+from crm.models import ROLE_LABELS, STAGE_LABELS, Customer, Department, Staff
 from crm.scope import staff_filter
-from lending import application_files, applications, approval, contracts, disbursement, products
+from lending import application_files, application_list, applications, approval, contracts, disbursement, products
 from lending.models import (
     APPLICATION_STATUS_LABELS,
     CONTRACT_STATUS_LABELS,
@@ -85,8 +86,63 @@ def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> 
     return export_jobs.dataclass_params(BoardFilter(**_board_filters(form)))
 
 
+LIST_KEYS = ("created_from", "created_to", "status", "owner_id", "department_id", "source", "region", "product_id")
+
+
+def _list_filter(session: Session, q: Any) -> tuple[application_list.ApplicationFilter, dict[str, str]]:
+    """The list's filters from the query string (the dashboards' drill-down links use the same names)."""
+    department_id = parse_int(q.get("department_id", ""))
+    path = session.scalar(select(Department.path).where(Department.id == department_id)) if department_id else None
+    if department_id and path is None:
+        raise ValidationFailed("部门不存在", field="department_id")
+    status = (q.get("status") or "").strip() or None
+    if status is not None and status not in application_list.STATUS_CHOICES:
+        raise ValidationFailed("未知的申请状态", field="status")
+    created = {}
+    for key, label in (("created_from", "申请开始日期"), ("created_to", "申请结束日期")):
+        raw = (q.get(key) or "").strip()
+        created[key] = _date(raw)
+        if raw and created[key] is None:
+            raise ValidationFailed(f"{label}格式不正确：{raw}", field=key)
+    flt = application_list.ApplicationFilter(
+        **created, status=status, owner_id=parse_int(q.get("owner_id", "")), department_path=path,
+        source=(q.get("source") or "").strip() or None, region=(q.get("region") or "").strip() or None,
+        product_id=parse_int(q.get("product_id", "")))
+    return flt, {k: str(q.get(k)).strip() for k in LIST_KEYS if (q.get(k) or "").strip()}
+
+
+def _list_page(request: Request, session: Session, user: ConsoleUser) -> Response:
+    """申请列表: every application (open or decided) in the viewer's scope, as the figures of analytics count them."""
+    flt, params = _list_filter(session, request.query_params)
+    number = page_number(request.query_params.get("page"))
+    page = counted(number, application_list.count(session, user.viewer, flt), "/console/lending/applications",
+                   {"view": "list", **params}, size=50)
+    rows = application_list.list_applications(session, user.viewer, flt, limit=50, offset=page.offset)
+    owners = list(session.scalars(select(Staff).where(staff_filter(user.viewer)).order_by(Staff.display_name)
+                                  .limit(500)))
+    names = {s.id: s.display_name for s in owners}
+    names.update(_staff_names(session, {r.owner_id for r in rows} - set(names)))
+    form_keys = ("created_from", "created_to", "status", "owner_id", "product_id")
+    return render(request, "lending/application_list.html", {
+        "rows": rows, "page": page, "filters": {k: params.get(k, "") for k in LIST_KEYS},
+        "hidden_filters": {k: v for k, v in params.items() if k not in form_keys},
+        "statuses": application_list.STATUS_CHOICES, "owners": owners, "staff_names": names,
+        "products": list(session.scalars(select(Product).order_by(Product.code))),
+        "mask_name": contracts.mask_name,
+    })
+
+
+def _staff_names(session: Session, ids: set[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(wanted))).all())
+
+
 @router.get("/applications")
 def pipeline(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    if request.query_params.get("view") == "list":
+        return _list_page(request, session, user)
     filters = _board_filters(request.query_params)
     board = applications.pipeline(session, user.viewer, **filters)
     owners = list(session.scalars(select(Staff).where(staff_filter(user.viewer)).order_by(Staff.display_name)

@@ -82,7 +82,7 @@ LOAN_FILTER_KEYS = ("status", "bucket", "disbursed_from", "disbursed_to", "owner
                     *snapshot_drill.PARAMS)  # a snapshot chart's drill-down (analytics.snapshot_drill)
 
 
-def _loan_filter(session: SessionDep, q: Any) -> tuple[loans.LoanFilter, dict[str, str]]:
+def loan_filter_from_query(session: SessionDep, q: Any) -> tuple[loans.LoanFilter, dict[str, str]]:
     """The list's filters from the query string (the dashboards' drill-down links use the same names)."""
     status = q.get("status") if q.get("status") in LOAN_STATUS_LABELS else None
     bucket = q.get("bucket") if q.get("bucket") in (*BUCKETS, "overdue") else None
@@ -106,7 +106,7 @@ def _loan_filter(session: SessionDep, q: Any) -> tuple[loans.LoanFilter, dict[st
 def loan_list(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     q = request.query_params
     page = page_number(q.get("page"))
-    flt, params = _loan_filter(session, q)
+    flt, params = loan_filter_from_query(session, q)
     snap = snapshot_drill.from_params(q)
     rows = loans.list_loans(session, user.viewer, flt=flt, limit=51, offset=(page - 1) * 50,
                             extra=snapshot_drill.clauses(snap))
@@ -123,7 +123,7 @@ def loan_list(request: Request, session: SessionDep, user: CurrentUser) -> Respo
 
 def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> dict[str, Any]:
     """导出 Excel: the list's filters as the job stores them."""
-    flt, _ = _loan_filter(session, form)
+    flt, _ = loan_filter_from_query(session, form)
     return {**export_jobs.dataclass_params(flt), **snapshot_drill.params(snapshot_drill.from_params(form))}
 
 

@@ -1,0 +1,95 @@
+"""The list of applications (申请列表): every application, open or decided, of the customers a viewer may see,
+filtered by the day it was started and by the customer's owner, department, source and region and the product.
+
+The pipeline board (``applications.pipeline``) shows open applications by node; this is the flat list behind
+the figures of analytics (进件数, 审批通过率): the same scope and the same filters, so its count is the figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
+
+from core import clock
+from crm import customers, scope
+from crm.models import Customer
+from crm.scope import Viewer
+from lending.models import APPLICATION_STATUS_LABELS, Application, Product
+
+__all__ = ["APPROVED", "DECIDED", "STATUS_CHOICES", "ApplicationFilter", "ApplicationRow", "count",
+           "filter_clauses", "list_applications"]
+
+APPROVED = ("approved", "signed", "disbursed")  # passed review (审批通过)
+DECIDED = (*APPROVED, "rejected")  # reviewed either way: the approval rate's denominator
+# the status filter: one status, or a group of them
+STATUS_CHOICES = {"decided": "已审结（通过或拒绝）", "approved_all": "审批通过（含已签约、已放款）",
+                  **APPLICATION_STATUS_LABELS}
+_GROUPS = {"decided": DECIDED, "approved_all": APPROVED}
+
+
+@dataclass(frozen=True)
+class ApplicationFilter:
+    """Empty values mean 'any'. ``created_from``/``created_to``: business dates (Asia/Shanghai), inclusive."""
+
+    created_from: date | None = None
+    created_to: date | None = None
+    status: str | None = None  # STATUS_CHOICES
+    owner_id: int | None = None  # the customer's owner
+    department_path: str | None = None  # the customer's owner is in this department subtree
+    source: str | None = None  # the customer's source
+    region: str | None = None  # contained in the customer's region
+    product_id: int | None = None
+
+
+def filter_clauses(viewer: Viewer, flt: ApplicationFilter) -> list[ColumnElement[bool]]:
+    """WHERE clauses over Application joined to Customer: the viewer's scope and the filter."""
+    out: list[ColumnElement[bool]] = [customers.visible_clause(viewer)]
+    if flt.created_from:
+        out.append(Application.created_at >= clock.start_of_business_day(flt.created_from))
+    if flt.created_to:
+        out.append(Application.created_at < clock.start_of_business_day(flt.created_to + timedelta(days=1)))
+    if flt.status in _GROUPS:
+        out.append(Application.status.in_(_GROUPS[flt.status]))
+    elif flt.status:
+        out.append(Application.status == flt.status)
+    if flt.owner_id:
+        out.append(Customer.owner_id == flt.owner_id)
+    if flt.department_path:
+        out.append(Customer.owner_id.in_(scope.subtree_staff_ids(flt.department_path)))
+    if flt.source:
+        out.append(Customer.source == flt.source)
+    if flt.region:
+        out.append(Customer.region.contains(flt.region.strip(), autoescape=True))
+    if flt.product_id:
+        out.append(Application.product_id == flt.product_id)
+    return out
+
+
+def _query(viewer: Viewer, flt: ApplicationFilter, *columns: Any) -> Select[Any]:
+    return (select(*columns).select_from(Application).join(Customer, Customer.id == Application.customer_id)
+            .where(*filter_clauses(viewer, flt)))
+
+
+def count(session: Session, viewer: Viewer, flt: ApplicationFilter) -> int:
+    return int(session.scalar(_query(viewer, flt, func.count(Application.id))) or 0)
+
+
+@dataclass(frozen=True)
+class ApplicationRow:
+    application: Application
+    customer_name: str | None
+    owner_id: int | None
+    product_name: str
+
+
+def list_applications(session: Session, viewer: Viewer, flt: ApplicationFilter, *, limit: int = 50,
+                      offset: int = 0) -> list[ApplicationRow]:
+    """A page of applications, newest first."""
+    stmt = (_query(viewer, flt, Application, Customer.name, Customer.owner_id, Product.name)
+            .join(Product, Product.id == Application.product_id)
+            .order_by(Application.created_at.desc(), Application.id.desc()).limit(limit).offset(offset))
+    return [ApplicationRow(*row) for row in session.execute(stmt)]
