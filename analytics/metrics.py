@@ -42,14 +42,15 @@ from core import clock, money
 from crm import customer_queries, customers, scope
 from crm.models import Customer, Department, Staff
 from crm.scope import Viewer
-from lending.models import Application, Disbursement, Loan, LoanInstallment
+from lending.models import Application, Disbursement, Funder, Loan, LoanInstallment, Product
 from lending.servicing import loans
 
 __all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "TIME_DIMENSIONS", "Cube", "Filters", "Metric",
            "TimeColumn", "application_url", "bill_url", "bucket_span", "by_dimension", "by_dimensions", "cube", "dimensions_of", "display", "funnel_counts", "funnel_figures", "funnel_medians", "funnel_url", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "time_of", "value", "values"]
 
 DIMENSION_LABELS = {"period": "时间段", "department": "部门", "salesperson": "业务员", "source": "来源",
-                    "product": "产品", "region": "地区", "bucket": "账期"}
+                    "source_detail": "渠道码/来源明细", "product": "产品", "funder": "资方", "funder_type": "资方类型",
+                    "region": "地区", "industry": "行业", "bucket": "账期"}
 # The time dimension (时间维度): a metric counted by a date (its period filter's column, ``Metric.time``) is
 # grouped by the business day, the ISO week (from Monday) or the month of that date; a row's key is the
 # bucket's first day.
@@ -66,11 +67,16 @@ class Filters:
 
     start: date
     end: date
-    department_id: int | None = None
+    department_id: int | None = None  # the customer's owner is in this department or one below it
     owner_id: int | None = None  # the salesperson (the customer's owner)
     source: str | None = None
     region: str | None = None
     product_id: int | None = None
+    owner_department_id: int | None = None  # the owner is in this department itself: a 部门 row's drill-down
+    source_detail: str | None = None  # the customer's 来源明细 exactly (a WeCom channel code: "渠道码：<name> / …")
+    industry: str | None = None  # the qualification's industry (crm.customer_queries.industry_clause)
+    funder_id: int | None = None  # 资方: an application's product's funder, a loan's contract's funder
+    funder_type: str | None = None  # that funder's type (lending.models.FunderType)
 
     def previous(self) -> Filters:
         """The period of the same length just before this one (for the change vs previous period)."""
@@ -167,9 +173,14 @@ def get(key: str) -> Metric:
     return METRICS[key]
 
 
+# Filters field -> the name a metric lists in ``Metric.filters`` when it honours it
+FILTER_FIELDS = {"department_id": "department", "owner_department_id": "department", "owner_id": "salesperson",
+                 "source": "source", "source_detail": "source_detail", "region": "region", "industry": "industry",
+                 "product_id": "product", "funder_id": "funder", "funder_type": "funder_type"}
+
+
 def _check(metric: Metric, flt: Filters) -> None:
-    for name, dim in (("department_id", "department"), ("owner_id", "salesperson"), ("source", "source"),
-                      ("region", "region"), ("product_id", "product")):
+    for name, dim in FILTER_FIELDS.items():
         if getattr(flt, name) not in (None, "") and dim not in metric.filters:
             raise ValueError(f"metric {metric.key} cannot be filtered by {dim}")
 
@@ -344,13 +355,14 @@ def rate(numerator: int, denominator: int) -> Decimal | None:
 
 # --- customers: the funnel (analytics.funnel: by cohort, leads created in the period; or by activity) --------
 
-CUSTOMER_FILTERS = frozenset({"period", "department", "salesperson", "source", "region"})
+CUSTOMER_FILTERS = frozenset({"period", "department", "salesperson", "source", "source_detail", "region", "industry"})
 
 
 def _customer_filter(flt: Filters, *, period: bool = True, **kw: Any) -> customer_queries.CustomerFilter:
     return customer_queries.CustomerFilter(
         created_from=flt.start if period else None, created_to=flt.end if period else None,
-        owner_id=flt.owner_id, department_id=flt.department_id, source=flt.source, region=flt.region, **kw)
+        owner_id=flt.owner_id, department_id=flt.department_id, source=flt.source, region=flt.region,
+        owner_department_id=flt.owner_department_id, source_detail=flt.source_detail, industry=flt.industry, **kw)
 
 
 def _customer_query(step: str) -> Query:
@@ -364,7 +376,8 @@ def _customer_url(flt: Filters, *, period: bool = True, **extra: Any) -> str:
     params = {"created_from": flt.start.isoformat() if period else None,
               "created_to": flt.end.isoformat() if period else None,
               "owner_id": flt.owner_id, "department_id": flt.department_id, "source": flt.source,
-              "region": flt.region, **extra}
+              "region": flt.region, "owner_department_id": flt.owner_department_id,
+              "source_detail": flt.source_detail, "industry": flt.industry, **extra}
     return "/console/customers?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
@@ -381,7 +394,10 @@ def funnel_url(step: str, flt: Filters, mode: str) -> str:
 
 
 CUSTOMER_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
-    "salesperson": lambda: Customer.owner_id, "source": lambda: Customer.source, "region": lambda: Customer.region,
+    "department": lambda: customer_queries.owner_department(Customer.owner_id),
+    "salesperson": lambda: Customer.owner_id, "source": lambda: Customer.source,
+    "source_detail": lambda: Customer.source_detail, "region": lambda: Customer.region,
+    "industry": lambda: customer_queries.industry_key(Customer.id),
 }
 
 CUSTOMER_CREATED = TimeColumn(lambda: Customer.created_at, instant=True)  # the cohort: leads created in the period
@@ -512,10 +528,14 @@ register(Metric(key="followups_due", label="待跟进（截至期末）", unit="
 
 # --- loans ---------------------------------------------------------------------------------------------------
 
-LOAN_FILTERS = frozenset({"period", "department", "salesperson", "source", "region", "product"})
+LOAN_FILTERS = frozenset({"period", "department", "salesperson", "source", "source_detail", "region", "industry",
+                          "product", "funder", "funder_type"})
 LOAN_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
-    "salesperson": lambda: Customer.owner_id, "source": lambda: Customer.source, "region": lambda: Customer.region,
-    "bucket": lambda: Loan.bucket,
+    "department": lambda: customer_queries.owner_department(Customer.owner_id),
+    "salesperson": lambda: Customer.owner_id, "source": lambda: Customer.source,
+    "source_detail": lambda: Customer.source_detail, "region": lambda: Customer.region,
+    "industry": lambda: customer_queries.industry_key(Loan.customer_id),
+    "funder": loans.funder_of, "funder_type": loans.funder_type_of, "bucket": lambda: Loan.bucket,
 }
 
 
@@ -532,7 +552,9 @@ def _department_path(session: Session, department_id: int | None) -> str | None:
 def _loan_filter(session: Session, flt: Filters, *, period: bool, **kw: Any) -> loans.LoanFilter:
     return loans.LoanFilter(disbursed_from=flt.start if period else None, disbursed_to=flt.end if period else None,
                             owner_id=flt.owner_id, department_path=_department_path(session, flt.department_id),
-                            source=flt.source, region=flt.region, product_id=flt.product_id, **kw)
+                            source=flt.source, region=flt.region, product_id=flt.product_id,
+                            owner_department_id=flt.owner_department_id, source_detail=flt.source_detail,
+                            industry=flt.industry, funder_id=flt.funder_id, funder_type=flt.funder_type, **kw)
 
 
 def needs_customer(viewer: Viewer, lf: loans.LoanFilter, columns: tuple[ColumnElement[Any], ...] = ()) -> bool:
@@ -541,7 +563,8 @@ def needs_customer(viewer: Viewer, lf: loans.LoanFilter, columns: tuple[ColumnEl
     loan alone: ``loans.visible_clause``) the join would change no row, every loan having its customer, and is
     left out (on a million customers it is most of the query's cost)."""
     customer = Customer.__table__
-    return (viewer.scope not in ("all", "own") or any((lf.owner_id, lf.department_path, lf.source, lf.region))
+    return (viewer.scope not in ("all", "own")
+            or any((lf.owner_id, lf.department_path, lf.owner_department_id, lf.source, lf.source_detail, lf.region))
             or any(customer in find_tables(getattr(c, "expression", c), check_columns=True) for c in columns))
 
 
@@ -562,7 +585,9 @@ def loan_url(flt: Filters, *, period: bool, **extra: Any) -> str:
     params = {"disbursed_from": flt.start.isoformat() if period else None,
               "disbursed_to": flt.end.isoformat() if period else None, "owner_id": flt.owner_id,
               "department_id": flt.department_id, "source": flt.source, "region": flt.region,
-              "product_id": flt.product_id, **extra}
+              "product_id": flt.product_id, "owner_department_id": flt.owner_department_id,
+              "source_detail": flt.source_detail, "industry": flt.industry, "funder_id": flt.funder_id,
+              "funder_type": flt.funder_type, **extra}
     return "/console/lending/loans?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
@@ -670,6 +695,17 @@ def _applications(session: Session, viewer: Viewer, flt: Filters, columns: tuple
         conditions.append(Customer.region.contains(flt.region.strip(), autoescape=True))
     if flt.product_id:
         conditions.append(Application.product_id == flt.product_id)
+    if flt.owner_department_id:
+        conditions.append(customer_queries.owner_department_clause(Customer.owner_id, flt.owner_department_id))
+    if flt.source_detail and flt.source_detail.strip():
+        conditions.append(Customer.source_detail == flt.source_detail.strip())
+    if flt.industry and flt.industry.strip():
+        conditions.append(customer_queries.industry_clause(Application.customer_id, flt.industry))
+    if flt.funder_id:
+        conditions.append(Application.product_id.in_(select(Product.id).where(Product.funder_id == flt.funder_id)))
+    if flt.funder_type:
+        conditions.append(Application.product_id.in_(select(Product.id).join(Funder, Funder.id == Product.funder_id)
+                                                     .where(Funder.funder_type == flt.funder_type)))
     return (select(*columns).select_from(Application).join(Customer, Customer.id == Application.customer_id)
             .where(and_(*conditions)))
 
@@ -682,8 +718,21 @@ def application_url(flt: Filters, **extra: Any) -> str:
     return "/console/lending/applications?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
+def _application_funder() -> ColumnElement[Any]:
+    """An application's funder: its product's (a correlated scalar subquery)."""
+    return select(Product.funder_id).where(Product.id == Application.product_id).scalar_subquery()
+
+
+def _application_funder_type() -> ColumnElement[Any]:
+    return (select(Funder.funder_type).join(Product, Product.funder_id == Funder.id)
+            .where(Product.id == Application.product_id).scalar_subquery())
+
+
 APPLICATION_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
-    "product": lambda: Application.product_id, "salesperson": lambda: Customer.owner_id,
+    "department": lambda: customer_queries.owner_department(Customer.owner_id),
+    "salesperson": lambda: Customer.owner_id, "source_detail": lambda: Customer.source_detail,
+    "industry": lambda: customer_queries.industry_key(Application.customer_id),
+    "product": lambda: Application.product_id, "funder": _application_funder, "funder_type": _application_funder_type,
 }
 APPLIED_AT = TimeColumn(lambda: Application.created_at, instant=True)
 

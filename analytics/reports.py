@@ -31,22 +31,29 @@ from core import audit, clock
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from crm.models import ROLE_LABELS, Department, Staff
 from finance.models import FUNDER_KIND_LABELS
-from lending.models import BUCKET_LABELS, Product
+from lending.models import BUCKET_LABELS, FUNDER_TYPE_LABELS, Funder, Product
 
 __all__ = ["BUILDER_ROLES", "COLUMN_LABELS", "DIMENSION_LABELS", "FILTER_LABELS", "SCHEDULES", "WEEKDAYS", "Cell", "ReportDraft",
            "ReportInvalid", "ReportNotFound", "Result", "Row", "can_edit", "can_run", "describe", "dimension_choices", "dimensions_of",
            "filters_of", "get_for_edit", "get_for_run", "metric_choices", "run", "runnable", "save", "time_buckets"]
 
 BUILDER_ROLES = frozenset({"admin", "manager"})  # build, edit and share reports
-DIMENSION_LABELS = {**metrics.TIME_DIMENSIONS, **metrics.DIMENSION_LABELS, "funder_type": "资方类型"}
+DIMENSION_LABELS = {**metrics.TIME_DIMENSIONS, **metrics.DIMENSION_LABELS}
 # a dimension's column header where its label (shown as 按日 …) does not read as one
 COLUMN_LABELS = {"day": "日期", "week": "周（起始日）", "month": "月份"}
-# Filters field -> the dimension name a metric lists in ``Metric.filters``
-FILTER_FIELDS = {"department_id": "department", "owner_id": "salesperson", "source": "source", "region": "region",
-                 "product_id": "product"}
-FILTER_LABELS = {"department": "部门", "salesperson": "业务员", "source": "来源", "region": "地区", "product": "产品"}
-# a row's dimension value as a Filters field, for its drill-down (dimensions without one drill to the total's list)
-DRILL_FIELDS = {"salesperson": "owner_id", "source": "source", "region": "region", "product": "product_id"}
+# the Filters fields a report saves -> the dimension name a metric lists in ``Metric.filters``
+FILTER_FIELDS = {"department_id": "department", "owner_id": "salesperson", "source": "source",
+                 "source_detail": "source_detail", "region": "region", "industry": "industry", "product_id": "product",
+                 "funder_id": "funder", "funder_type": "funder_type"}
+FILTER_LABELS = {"department": "部门", "salesperson": "业务员", "source": "来源", "source_detail": "渠道码/来源明细",
+                 "region": "地区", "industry": "行业", "product": "产品", "funder": "资方", "funder_type": "资方类型"}
+# a row's dimension value as a Filters field, for its drill-down (dimensions without one drill to the total's list).
+# A 部门 row counts the customers whose owner sits in that department itself: its drill-down says the same
+# (owner_department_id), not the department's subtree (department_id).
+DRILL_FIELDS = {"department": "owner_department_id", "salesperson": "owner_id", "source": "source",
+                "source_detail": "source_detail", "region": "region", "industry": "industry", "product": "product_id",
+                "funder": "funder_id", "funder_type": "funder_type"}
+TEXT_LIMITS = {"source_detail": 120}  # a text filter's longest value (the column's length); others 40
 SCHEDULES = {"none": "不推送", "daily": "每天", "weekly": "每周"}
 WEEKDAYS = {1: "周一", 2: "周二", 3: "周三", 4: "周四", 5: "周五", 6: "周六", 7: "周日"}
 MAX_METRICS = 8
@@ -104,16 +111,20 @@ def _clean_filters(session: Session, raw: dict[str, Any]) -> dict[str, Any]:
         value = raw.get(key)
         if value in (None, ""):
             continue
-        if key in ("department_id", "owner_id", "product_id"):
+        if key in ("department_id", "owner_id", "product_id", "funder_id"):
             try:
                 value = int(value)
             except (TypeError, ValueError):
                 raise _invalid(f"{FILTER_LABELS[FILTER_FIELDS[key]]}不正确") from None
-            model = {"department_id": Department, "owner_id": Staff, "product_id": Product}[key]
+            model = {"department_id": Department, "owner_id": Staff, "product_id": Product, "funder_id": Funder}[key]
             if session.get(model, value) is None:
                 raise _invalid(f"所选{FILTER_LABELS[FILTER_FIELDS[key]]}不存在")
+        elif key == "funder_type":
+            value = str(value).strip()
+            if value not in FUNDER_TYPE_LABELS:
+                raise _invalid(f"未知的资方类型：{value[:20]}")
         else:
-            value = str(value).strip()[:40]
+            value = str(value).strip()[:TEXT_LIMITS.get(key, 40)]
             if not value:
                 continue
         out[key] = value
@@ -322,12 +333,21 @@ def _labels(session: Session, dimension: str, keys: list[Any]) -> dict[Any, str]
     if dimension == "salesperson":
         names = metrics.staff_names(session, keys)
         return {k: names.get(k, f"员工 #{k}") if k else "公海/未分配" for k in keys}
-    if dimension == "product":
+    if dimension in NAMED:
+        model, blank = NAMED[dimension]
         wanted = [k for k in keys if k]
-        names = dict(session.execute(select(Product.id, Product.name).where(Product.id.in_(wanted))).all()) if wanted else {}
-        return {k: names.get(k, f"产品 #{k}") if k else "未知" for k in keys}
+        names = (dict(session.execute(select(model.id, model.name).where(model.id.in_(wanted))).all())
+                 if wanted else {})
+        return {k: names.get(k, f"{DIMENSION_LABELS[dimension]} #{k}") if k else blank for k in keys}
     table = {"source": metrics.SOURCE_LABELS, "bucket": BUCKET_LABELS, "funder_type": FUNDER_KIND_LABELS}.get(dimension, {})
-    return {k: table.get(k, str(k)) if k not in (None, "") else "未知" for k in keys}
+    blank = BLANK_LABELS.get(dimension, "未知")
+    return {k: table.get(k, str(k)) if k not in (None, "") else blank for k in keys}
+
+
+# dimensions whose values are ids: the table to name them from, and the label of no value
+NAMED: dict[str, tuple[Any, str]] = {"product": (Product, "未知"), "funder": (Funder, "未知"),
+                                     "department": (Department, "公海/未分配")}
+BLANK_LABELS = {"source_detail": "无来源明细", "industry": "未填写行业"}
 
 
 def _time_label(dimension: str, key: date | None) -> str:
@@ -353,7 +373,9 @@ def _narrow(metric: metrics.Metric, flt: Filters, dimension: str, key: Any) -> F
     if dimension == "bucket" and metric.drill is not None and metric.drill(flt).startswith("/console/lending/loans"):
         return f"&bucket={key}"
     field_name = DRILL_FIELDS.get(dimension)
-    return replace(flt, **{field_name: key}) if field_name else None
+    if field_name is None or metrics.FILTER_FIELDS[field_name] not in metric.filters:
+        return None  # the metric's list cannot be narrowed by it (the finance lists by funder type, for now)
+    return replace(flt, **{field_name: key})
 
 
 def _drill(metric: metrics.Metric, flt: Filters, dimensions: list[str], keys: tuple[Any, ...]) -> str | None:
@@ -431,7 +453,10 @@ def describe(session: Session, report: Report) -> list[str]:
     names = {"department_id": lambda v: getattr(session.get(Department, v), "name", v),
              "owner_id": lambda v: getattr(session.get(Staff, v), "display_name", v),
              "product_id": lambda v: getattr(session.get(Product, v), "name", v),
-             "source": lambda v: metrics.SOURCE_LABELS.get(v, v), "region": lambda v: v}
+             "funder_id": lambda v: getattr(session.get(Funder, v), "name", v),
+             "funder_type": lambda v: FUNDER_KIND_LABELS.get(v, v),
+             "source": lambda v: metrics.SOURCE_LABELS.get(v, v), "region": lambda v: v, "source_detail": lambda v: v,
+             "industry": lambda v: v}
     for key, value in report.filters.items():
         parts.append(f"{FILTER_LABELS[FILTER_FIELDS[key]]}：{names[key](value)}")
     return parts

@@ -14,14 +14,16 @@ from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, literal_column, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from core import clock, pii
 from core.errors import ValidationFailed
 from crm import customers, scope, sources
 from crm.models import (
+    INDUSTRY_CHOICES,
     Customer,
+    CustomerQualification,
     CustomerStatus,
     CustomerTag,
     CustomerType,
@@ -29,6 +31,7 @@ from crm.models import (
     Grade,
     HasLatinLetter,
     Pool,
+    Staff,
     Stage,
     Tag,
 )
@@ -54,7 +57,10 @@ class CustomerFilter:
     customer_type: str | None = None
     source: str | None = None
     owner_id: int | None = None
-    department_id: int | None = None
+    department_id: int | None = None  # the owner is in this department or one below it
+    owner_department_id: int | None = None  # the owner is in this department itself (analytics' 部门 rows)
+    source_detail: str | None = None  # 来源明细, exactly (a WeCom channel code writes "渠道码：<name> / <campaign>")
+    industry: str | None = None  # the qualification profile's industry (``industry_clause``)
     created_from: date | None = None
     created_to: date | None = None  # inclusive, a business date (Asia/Shanghai)
     next_followup_from: date | None = None
@@ -142,6 +148,40 @@ def search_clause(text: str) -> ColumnElement[bool]:
     return or_(Customer.name.contains(text, autoescape=True), _tag_clause(text))
 
 
+def owner_department_clause(owner_id: ColumnElement[Any], department_id: int) -> ColumnElement[bool]:
+    """Rows whose owner (``owner_id``: a staff id column) sits in the department itself, not one below it: the
+    rows of one value of :func:`owner_department`."""
+    return owner_id.in_(select(Staff.id).where(Staff.department_id == department_id))
+
+
+def owner_department(owner_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The department of the row's owner (``owner_id``: a staff id column), a correlated scalar subquery; NULL
+    for a row without owner (公海)."""
+    return select(Staff.department_id).where(Staff.id == owner_id).scalar_subquery()
+
+
+def industry_clause(customer_id: ColumnElement[Any], industry: str) -> ColumnElement[bool]:
+    """Customers (``customer_id``: a customer id column) whose qualification profile's industry matches: a name of
+    ``INDUSTRY_CHOICES`` matches every industry starting with it, as products admit and exclude industries
+    ("建筑" matches "建筑装修": ``lending.product_requirements``); any other text matches exactly. The rows of one
+    value of :func:`industry_key`."""
+    value = industry.strip()
+    column = CustomerQualification.industry
+    test = column.startswith(value, autoescape=True) if value in INDUSTRY_CHOICES else column == value
+    return customer_id.in_(select(CustomerQualification.customer_id).where(test))
+
+
+def industry_key(customer_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The customer's industry as a group key (a correlated scalar subquery): the ``INDUSTRY_CHOICES`` name it
+    starts with, else the industry as recorded; NULL without one. The names are SQL literals (none has a quote),
+    so that the grouped expression and the selected one read the same on PostgreSQL."""
+    column = CustomerQualification.industry
+    key = case(*((func.substr(column, literal_column("1"), literal_column(str(len(name))))
+                  == literal_column(f"'{name}'"), literal_column(f"'{name}'")) for name in INDUSTRY_CHOICES),
+               else_=column)
+    return select(key).where(CustomerQualification.customer_id == customer_id).scalar_subquery()
+
+
 def _day_range(column: ColumnElement[Any], start: date | None, end: date | None) -> list[ColumnElement[bool]]:
     out = []
     if start:
@@ -152,7 +192,7 @@ def _day_range(column: ColumnElement[Any], start: date | None, end: date | None)
 
 
 FILTER_KEYS = ("q", "stage", "grade", "status", "region", "customer_type", "source", "owner_id", "department_id",
-               "created_from", "created_to", "next_followup_from", "next_followup_to", "sort", "with_pool")
+               "owner_department_id", "source_detail", "industry", "created_from", "created_to", "next_followup_from", "next_followup_to", "sort", "with_pool")
 
 
 def _param_date(value: str | None, label: str, field: str) -> date | None:
@@ -177,6 +217,8 @@ def filter_from_params(params: dict[str, str]) -> CustomerFilter:
         q=p["q"] or None, stage=p["stage"] or None, grade=p["grade"] or None, status=p["status"] or None,
         region=p["region"] or None, customer_type=p["customer_type"] or None, source=p["source"] or None,
         owner_id=_param_int(p["owner_id"]), department_id=_param_int(p["department_id"]),
+        owner_department_id=_param_int(p["owner_department_id"]), source_detail=p["source_detail"].strip() or None,
+        industry=p["industry"].strip() or None,
         created_from=_param_date(p["created_from"], "录入开始日期", "created_from"),
         created_to=_param_date(p["created_to"], "录入结束日期", "created_to"),
         next_followup_from=_param_date(p["next_followup_from"], "跟进开始日期", "next_followup_from"),
@@ -203,6 +245,12 @@ def filtered(session: Session, viewer: Viewer, flt: CustomerFilter,
     if flt.department_id:
         path = session.scalar(select(Department.path).where(Department.id == flt.department_id))
         conditions.append(Customer.owner_id.in_(scope.subtree_staff_ids(path)) if path else false())
+    if flt.owner_department_id:
+        conditions.append(owner_department_clause(Customer.owner_id, flt.owner_department_id))
+    if flt.source_detail and flt.source_detail.strip():
+        conditions.append(Customer.source_detail == flt.source_detail.strip())
+    if flt.industry and flt.industry.strip():
+        conditions.append(industry_clause(Customer.id, flt.industry))
     conditions += _day_range(Customer.created_at, flt.created_from, flt.created_to)
     conditions += _day_range(Customer.next_followup_at, flt.next_followup_from, flt.next_followup_to)
     return select(Customer).where(*conditions)

@@ -78,7 +78,8 @@ def _date(raw: str, field: str, label: str) -> date | None:
 
 
 LOAN_FILTER_KEYS = ("status", "bucket", "disbursed_from", "disbursed_to", "owner_id", "department_id", "source",
-                    "region", "product_id",
+                    "region", "product_id", "owner_department_id", "source_detail", "industry", "funder_id",
+                    "funder_type",
                     *snapshot_drill.PARAMS)  # a snapshot chart's drill-down (analytics.snapshot_drill)
 
 
@@ -94,7 +95,9 @@ def loan_filter_from_query(session: SessionDep, q: Any) -> tuple[loans.LoanFilte
         disbursed_to=_date(q.get("disbursed_to", ""), "disbursed_to", "放款结束日期"),
         owner_id=parse_int(q.get("owner_id", "")), source=(q.get("source") or "").strip() or None,
         department_path=path if department_id else None, region=(q.get("region") or "").strip() or None,
-        product_id=parse_int(q.get("product_id", "")))
+        product_id=parse_int(q.get("product_id", "")), owner_department_id=parse_int(q.get("owner_department_id", "")),
+        source_detail=(q.get("source_detail") or "").strip() or None, industry=(q.get("industry") or "").strip() or None,
+        funder_id=parse_int(q.get("funder_id", "")), funder_type=(q.get("funder_type") or "").strip() or None)
     if department_id and path is None:
         raise ValidationFailed("部门不存在", field="department_id")
     params = {k: q.get(k, "") for k in LOAN_FILTER_KEYS if q.get(k)}

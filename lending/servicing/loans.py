@@ -14,13 +14,13 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.db import InSubquery
-from crm import customers, scope
+from crm import customer_queries, customers, scope
 from crm.models import Customer
 from crm.scope import Viewer
-from lending.models import BUCKETS, Application, Contract, Disbursement, Loan, LoanInstallment, Repayment
+from lending.models import BUCKETS, Application, Contract, Disbursement, Funder, Loan, LoanInstallment, Repayment
 from lending.servicing.exceptions import LoanNotFound
 
-__all__ = ["LoanFilter", "LoanRow", "filter_clauses", "get_loan", "list_loans", "repayments", "visible_clause"]
+__all__ = ["LoanFilter", "LoanRow", "filter_clauses", "funder_of", "funder_type_of", "get_loan", "list_loans", "repayments", "visible_clause"]
 
 
 def visible_clause(viewer: Viewer):  # noqa: ANN201 - a SQL clause over Loan joined to Customer
@@ -84,6 +84,22 @@ class LoanFilter:
     source: str | None = None  # the customer's source
     region: str | None = None  # contained in the customer's region, as the customer list matches it
     product_id: int | None = None
+    owner_department_id: int | None = None  # the customer's owner is in this department itself (not below it)
+    source_detail: str | None = None  # the customer's 来源明细, exactly (a channel code's "渠道码：…")
+    industry: str | None = None  # the customer's industry (``crm.customer_queries.industry_clause``)
+    funder_id: int | None = None  # the funder of the loan's contract (资方)
+    funder_type: str | None = None  # that funder's type (lending.models.FunderType)
+
+
+def funder_of() -> ColumnElement[int]:
+    """The loan's funder: the one its contract was signed with (a correlated scalar subquery)."""
+    return select(Contract.funder_id).where(Contract.id == Loan.contract_id).scalar_subquery()
+
+
+def funder_type_of() -> ColumnElement[str]:
+    """The type of the loan's funder (a correlated scalar subquery)."""
+    return (select(Funder.funder_type).join(Contract, Contract.funder_id == Funder.id)
+            .where(Contract.id == Loan.contract_id).scalar_subquery())
 
 
 def filter_clauses(viewer: Viewer, flt: LoanFilter) -> list[ColumnElement[bool]]:
@@ -116,6 +132,17 @@ def filter_clauses(viewer: Viewer, flt: LoanFilter) -> list[ColumnElement[bool]]
         out.append(Customer.region.contains(flt.region.strip(), autoescape=True))
     if flt.product_id:
         out.append(Loan.application_id.in_(select(Application.id).where(Application.product_id == flt.product_id)))
+    if flt.owner_department_id:
+        out.append(customer_queries.owner_department_clause(Customer.owner_id, flt.owner_department_id))
+    if flt.source_detail and flt.source_detail.strip():
+        out.append(Customer.source_detail == flt.source_detail.strip())
+    if flt.industry and flt.industry.strip():
+        out.append(customer_queries.industry_clause(Loan.customer_id, flt.industry))
+    if flt.funder_id:
+        out.append(Loan.contract_id.in_(select(Contract.id).where(Contract.funder_id == flt.funder_id)))
+    if flt.funder_type:
+        out.append(Loan.contract_id.in_(select(Contract.id).join(Funder, Funder.id == Contract.funder_id)
+                                        .where(Funder.funder_type == flt.funder_type)))
     return out
 
 

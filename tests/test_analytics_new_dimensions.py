@@ -1,0 +1,240 @@
+"""The metric layer's department (部门), channel detail (渠道码/来源明细), industry (行业), funder (资方) and funder
+type (资方类型) dimensions and filters: each grouped figure equals the figure filtered by its value, the groups sum
+to the total, a salesperson's groups hold only their own rows, each report row drills down to a list of as many
+rows, and a metric that cannot be cut by one is refused in Chinese."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from analytics import metrics, reports
+from analytics.metrics import Filters
+from analytics.models import Report
+from core import clock
+from crm import qualification
+from crm.models import Customer, Department, Staff
+from lending import applications, disbursement
+from lending.models import Funder, Loan, Product
+from tests.factories import make_customer, make_staff
+from tests.lending_flow_support import AMOUNT, NOW, V, World, advance_to, make_world
+from tests.lending_product_factories import make_funder, make_product
+from tests.test_admin_support import console_client, log_in
+
+NOV = Filters(start=date(2026, 11, 1), end=date(2026, 11, 30))
+DETAIL_A = "渠道码：地推A / 双十一"
+DETAIL_B = "渠道码：地推B"
+NEW_DIMENSIONS = ("department", "source_detail", "industry", "funder", "funder_type")
+
+
+@dataclass
+class Dims:
+    w: World
+    branch: Department  # 上海分部, the parent of 一组 (where sales and other_sales sit)
+    lead: Staff  # a salesperson in 上海分部 itself
+    customers: dict[str, Customer]
+    bank: Funder  # the world's product's funder
+    cfc: Funder  # 消费金融公司, the funder of the second product
+    second: Product
+
+
+def _disburse(session, w: World, customer: Customer, product: Product) -> Loan:
+    app = applications.start_application(session, customer.id, product.current_version_id, AMOUNT, 12,
+                                         viewer=V(w.manager))
+    advance_to(session, w, app, "disbursement")
+    return disbursement.disburse(session, app.id, viewer=V(w.finance), funder_reference=f"FR-{app.id}")
+
+
+def world(session) -> Dims:
+    """November 2026. Customers (owner, 来源明细, industry, loan):
+    李四 (sales, —, —, a loan from the bank); 甲 (sales, 地推A, 建筑装修, a loan from the 消金 funder);
+    乙 (sales, 地推A, 建筑, an application in intake for the second product); 丙 (other_sales, 地推B, 物流);
+    丁 (lead in 上海分部, —, 物流运输, a loan from the 消金 funder); 戊 (no owner: 公海, 地推B)."""
+    clock.freeze(NOW)
+    w = make_world(session)
+    team_a = session.get(Department, w.sales.department_id)
+    branch = session.get(Department, team_a.parent_id)
+    lead = make_staff(session, department=branch, data_scope="own")
+    cfc = make_funder(session, name="某消金", funder_type="consumer_finance")
+    second = make_product(session, funder=cfc, name="消金贷")
+    c = {"李四": w.customer,
+         "甲": make_customer(session, owner=w.sales, name="甲", source_detail=DETAIL_A),
+         "乙": make_customer(session, owner=w.sales, name="乙", source_detail=DETAIL_A),
+         "丙": make_customer(session, owner=w.other_sales, name="丙", source_detail=DETAIL_B),
+         "丁": make_customer(session, owner=lead, name="丁"),
+         "戊": make_customer(session, name="戊", source_detail=DETAIL_B)}
+    for name, industry in (("甲", "建筑装修"), ("乙", "建筑"), ("丙", "物流"), ("丁", "物流运输")):
+        qualification.update(session, V(w.manager), c[name].id, {"industry": industry})
+    _disburse(session, w, c["李四"], w.product)
+    _disburse(session, w, c["甲"], second)
+    _disburse(session, w, c["丁"], second)
+    applications.start_application(session, c["乙"].id, second.current_version_id, AMOUNT, 12, viewer=V(w.sales))
+    session.flush()
+    assert c["戊"].owner_id is None
+    bank = session.get(Funder, w.product.funder_id)
+    return Dims(w, branch, lead, c, bank, cfc, second)
+
+
+CUSTOMER_KEYS = ("funnel_lead", "funnel_applied", "owned_customers")
+LOAN_KEYS = ("disbursed_count", "disbursed_amount", "active_loans", "outstanding_principal", "due_amount")
+APPLICATION_KEYS = ("applications",)
+
+
+def _cases():
+    for key in (*CUSTOMER_KEYS, *LOAN_KEYS, *APPLICATION_KEYS):
+        for dimension in NEW_DIMENSIONS:
+            if dimension in metrics.get(key).dimensions:
+                yield key, dimension
+
+
+def _span(key: str) -> Filters:
+    return Filters(start=NOV.start, end=date(2027, 12, 31)) if key == "due_amount" else NOV
+
+
+@pytest.mark.parametrize(("key", "dimension"), list(_cases()))
+def test_each_group_is_the_figure_filtered_by_its_value_and_the_groups_sum_to_the_total(session, key, dimension):
+    d = world(session)
+    manager, flt = V(d.w.manager), _span(key)
+    groups = metrics.by_dimension(session, manager, key, dimension, flt)
+    total = metrics.value(session, manager, key, flt)
+    assert total and sum(v for _, v in groups) == total
+    assert len({k for k, _ in groups}) == len(groups)  # one row per value
+    field_name = reports.DRILL_FIELDS[dimension]
+    for value, figure in groups:
+        if value is None:
+            continue
+        assert metrics.value(session, manager, key, replace(flt, **{field_name: value})) == figure, value
+
+
+def test_the_groups_are_the_owners_department_the_channel_detail_the_industry_and_the_funder(session):
+    d = world(session)
+    manager, c = V(d.w.manager), d.customers
+    team_a = d.w.sales.department_id
+    assert dict(metrics.by_dimension(session, manager, "funnel_lead", "department", NOV)) == {
+        team_a: 4, d.branch.id: 1, None: 1}  # 戊 sits in the pool
+    assert dict(metrics.by_dimension(session, manager, "funnel_lead", "source_detail", NOV)) == {
+        DETAIL_A: 2, DETAIL_B: 2, None: 2}
+    # an industry of the product's list groups every industry starting with it; any other one stands alone
+    assert dict(metrics.by_dimension(session, manager, "funnel_lead", "industry", NOV)) == {
+        "建筑": 2, "物流": 1, "物流运输": 1, None: 2}
+    assert dict(metrics.by_dimension(session, manager, "disbursed_amount", "funder", NOV)) == {
+        d.bank.id: AMOUNT, d.cfc.id: 2 * AMOUNT}
+    assert dict(metrics.by_dimension(session, manager, "disbursed_count", "funder_type", NOV)) == {
+        "bank": 1, "consumer_finance": 2}
+    assert dict(metrics.by_dimension(session, manager, "applications", "funder_type", NOV)) == {
+        "bank": 1, "consumer_finance": 3}
+    assert dict(metrics.by_dimensions(session, manager, "disbursed_count", ("department", "funder"), NOV)) == {
+        (team_a, d.bank.id): 1, (team_a, d.cfc.id): 1, (d.branch.id, d.cfc.id): 1}
+    # the filters: a department's subtree, or the department itself (a 部门 row)
+    assert metrics.value(session, manager, "funnel_lead", replace(NOV, department_id=d.branch.id)) == 5
+    assert metrics.value(session, manager, "funnel_lead", replace(NOV, owner_department_id=d.branch.id)) == 1
+    assert metrics.value(session, manager, "funnel_lead", replace(NOV, industry="建筑")) == 2
+    assert metrics.value(session, manager, "funnel_lead", replace(NOV, industry="建筑装修")) == 1
+    assert metrics.value(session, manager, "funnel_lead", replace(NOV, industry="物流")) == 1  # exact: not 物流运输
+    assert metrics.value(session, manager, "active_loans", replace(NOV, funder_type="consumer_finance",
+                                                                   industry="物流运输")) == 1
+    assert c["丁"].id  # (named in the docstring)
+
+
+def test_a_salesperson_grouping_by_department_sees_only_own_customers(session):
+    d = world(session)
+    team_a = d.w.sales.department_id
+    # 一组 holds sales (李四 甲 乙) and other_sales (丙): each salesperson's row is their own customers only
+    assert metrics.by_dimension(session, V(d.w.sales), "funnel_lead", "department", NOV) == [(team_a, 3)]
+    assert metrics.by_dimension(session, V(d.w.other_sales), "funnel_lead", "department", NOV) == [(team_a, 1)]
+    assert metrics.by_dimension(session, V(d.w.sales), "disbursed_count", "department", NOV) == [(team_a, 2)]
+    assert metrics.by_dimension(session, V(d.lead), "disbursed_amount", "funder_type", NOV) == [
+        ("consumer_finance", AMOUNT)]
+    assert metrics.by_dimension(session, V(d.w.other_sales), "applications", "industry", NOV) == []
+
+
+def _rows_behind(client, url: str) -> int:
+    page = client.get(url)
+    assert page.status_code == 200, url
+    if url.startswith("/console/customers"):
+        total = re.search(r"共 (\d+) 条", page.text)
+        assert total, url
+        return int(total.group(1))
+    assert url.startswith("/console/lending/loans")
+    return len(re.findall(r'<tr><td><a href="/console/lending/loans/\d+">', page.text))
+
+
+@pytest.mark.parametrize("dimension", NEW_DIMENSIONS)
+def test_each_report_row_drills_down_to_a_list_of_as_many_rows(session, dimension):
+    d = world(session)
+    keys = [k for k in ("funnel_lead", "owned_customers", "disbursed_count", "active_loans")
+            if dimension in metrics.get(k).dimensions]
+    report = reports.save(session, V(d.w.manager), reports.ReportDraft(
+        name="维度报表", metrics=keys, dimension=dimension, period="month", shared_roles=["sales"]))
+    client = console_client()
+    checked = 0
+    for viewer in (d.w.manager, d.w.sales):
+        log_in(client, session, viewer)
+        result = reports.run(session, V(viewer), report, NOW.date())
+        assert result.rows
+        for row in result.rows:
+            assert "#" not in row.label  # every value named (the department's, the funder's name)
+            for cell in row.cells:
+                if row.keys[0] is None:
+                    assert cell.url is None  # 公海/未分配, no detail, no industry: no list to narrow to
+                    continue
+                assert cell.url, (dimension, row.label)
+                assert _rows_behind(client, cell.url) == cell.value, (dimension, row.label, cell.url)
+                checked += 1
+    assert checked >= 4
+
+
+def test_the_labels_name_departments_funders_and_the_rows_without_a_value(session):
+    d = world(session)
+    report = reports.save(session, V(d.w.manager), reports.ReportDraft(
+        name="部门报表", metrics=["funnel_lead"], dimension="department", second_dimension="industry",
+        period="month"))
+    labels = {row.labels for row in reports.run(session, V(d.w.manager), report, NOW.date()).rows}
+    assert ("一组", "建筑") in labels and ("上海分部", "物流运输") in labels and ("公海/未分配", "未填写行业") in labels
+    report = reports.save(session, V(d.w.manager), reports.ReportDraft(
+        name="资方报表", metrics=["disbursed_amount"], dimension="funder_type", second_dimension="funder",
+        period="month", filters={"source_detail": DETAIL_A}))
+    result = reports.run(session, V(d.w.manager), report, NOW.date())
+    assert [row.labels for row in result.rows] == [("消金", "某消金")]
+    assert result.totals.cells[0].value == AMOUNT
+    assert "渠道码/来源明细：" + DETAIL_A in reports.describe(session, report)
+
+
+@pytest.mark.parametrize(("draft", "message"), [
+    ({"metrics": ["funnel_lead"], "dimension": "funder"}, "指标「新增线索」不能按「资方」分组"),
+    ({"metrics": ["owned_customers", "disbursed_count"], "dimension": "funder_type"},
+     "指标「私海客户」不能按「资方类型」分组"),
+    ({"metrics": ["fee_revenue"], "dimension": "department"}, "不能按「部门」分组"),
+    ({"metrics": ["funnel_lead"], "filters": {"funder_type": "bank"}}, "指标「新增线索」不能按「资方类型」筛选"),
+    ({"metrics": ["disbursed_count"], "filters": {"funder_type": "pawnshop"}}, "未知的资方类型：pawnshop"),
+    ({"metrics": ["disbursed_count"], "filters": {"funder_id": 999999}}, "所选资方不存在"),
+    ({"metrics": ["fee_revenue"], "filters": {"industry": "建筑"}}, "不能按「行业」筛选"),
+])
+def test_a_dimension_or_filter_a_metric_cannot_be_cut_by_is_refused_in_chinese(session, draft, message):
+    d = world(session)
+    with pytest.raises(reports.ReportInvalid) as refused:
+        reports.save(session, V(d.w.manager), reports.ReportDraft(name="报表", period="month", **draft))
+    assert message in refused.value.message
+    assert session.scalar(select(func.count(Report.id))) == 0
+    with pytest.raises(ValueError, match="cannot be filtered by"):
+        metrics.value(session, V(d.w.manager), "funnel_lead", replace(NOV, funder_id=d.cfc.id))
+
+
+def test_the_loan_list_and_the_customer_list_take_the_new_filters_from_their_urls(session):
+    d = world(session)
+    client = console_client()
+    log_in(client, session, d.w.manager)
+    for flt, key in ((replace(NOV, funder_type="consumer_finance"), "disbursed_count"),
+                     (replace(NOV, funder_id=d.bank.id), "disbursed_count"),
+                     (replace(NOV, industry="建筑"), "disbursed_count"),
+                     (replace(NOV, source_detail=DETAIL_A), "funnel_lead"),
+                     (replace(NOV, owner_department_id=d.branch.id), "funnel_lead"),
+                     (replace(NOV, industry="物流"), "funnel_lead")):
+        metric = metrics.get(key)
+        url = metric.drill(flt)
+        figure = metrics.value(session, V(d.w.manager), key, flt)
+        assert figure and _rows_behind(client, url) == figure, url
