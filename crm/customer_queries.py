@@ -315,8 +315,9 @@ def visible_ids(session: Session, viewer: Viewer, ids: list[int]) -> set[int]:
 
 
 def distinct_values(session: Session, viewer: Viewer, column: str, limit: int = 50) -> list[str]:
-    """Values of ``region`` or ``source`` among the viewer's customers (for filter drop-downs)."""
-    col = {"region": Customer.region, "source": Customer.source}[column]
+    """Values of ``region``, ``source`` or ``source_detail`` among the viewer's customers (for filter drop-downs),
+    the commonest first."""
+    col = {"region": Customer.region, "source": Customer.source, "source_detail": Customer.source_detail}[column]
     stmt = (select(col).where(customers.visible_clause(viewer), col.is_not(None)).group_by(col)
             .order_by(func.count().desc()).limit(limit))
     values = [v for v in session.scalars(stmt) if v]

@@ -6,7 +6,7 @@ rows, and a metric that cannot be cut by one is refused in Chinese."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -15,68 +15,12 @@ from sqlalchemy import func, select
 from analytics import metrics, reports
 from analytics.metrics import Filters
 from analytics.models import Report
-from core import clock
-from crm import qualification
-from crm.models import Customer, Department, Staff
-from lending import applications, disbursement
-from lending.models import Funder, Loan, Product
-from tests.factories import make_customer, make_staff
-from tests.lending_flow_support import AMOUNT, NOW, V, World, advance_to, make_world
-from tests.lending_product_factories import make_funder, make_product
+from tests.analytics_support import DETAIL_A, DETAIL_B, seed_dimensions
+from tests.lending_flow_support import AMOUNT, NOW, V
 from tests.test_admin_support import console_client, log_in
 
 NOV = Filters(start=date(2026, 11, 1), end=date(2026, 11, 30))
-DETAIL_A = "渠道码：地推A / 双十一"
-DETAIL_B = "渠道码：地推B"
 NEW_DIMENSIONS = ("department", "source_detail", "industry", "funder", "funder_type")
-
-
-@dataclass
-class Dims:
-    w: World
-    branch: Department  # 上海分部, the parent of 一组 (where sales and other_sales sit)
-    lead: Staff  # a salesperson in 上海分部 itself
-    customers: dict[str, Customer]
-    bank: Funder  # the world's product's funder
-    cfc: Funder  # 消费金融公司, the funder of the second product
-    second: Product
-
-
-def _disburse(session, w: World, customer: Customer, product: Product) -> Loan:
-    app = applications.start_application(session, customer.id, product.current_version_id, AMOUNT, 12,
-                                         viewer=V(w.manager))
-    advance_to(session, w, app, "disbursement")
-    return disbursement.disburse(session, app.id, viewer=V(w.finance), funder_reference=f"FR-{app.id}")
-
-
-def world(session) -> Dims:
-    """November 2026. Customers (owner, 来源明细, industry, loan):
-    李四 (sales, —, —, a loan from the bank); 甲 (sales, 地推A, 建筑装修, a loan from the 消金 funder);
-    乙 (sales, 地推A, 建筑, an application in intake for the second product); 丙 (other_sales, 地推B, 物流);
-    丁 (lead in 上海分部, —, 物流运输, a loan from the 消金 funder); 戊 (no owner: 公海, 地推B)."""
-    clock.freeze(NOW)
-    w = make_world(session)
-    team_a = session.get(Department, w.sales.department_id)
-    branch = session.get(Department, team_a.parent_id)
-    lead = make_staff(session, department=branch, data_scope="own")
-    cfc = make_funder(session, name="某消金", funder_type="consumer_finance")
-    second = make_product(session, funder=cfc, name="消金贷")
-    c = {"李四": w.customer,
-         "甲": make_customer(session, owner=w.sales, name="甲", source_detail=DETAIL_A),
-         "乙": make_customer(session, owner=w.sales, name="乙", source_detail=DETAIL_A),
-         "丙": make_customer(session, owner=w.other_sales, name="丙", source_detail=DETAIL_B),
-         "丁": make_customer(session, owner=lead, name="丁"),
-         "戊": make_customer(session, name="戊", source_detail=DETAIL_B)}
-    for name, industry in (("甲", "建筑装修"), ("乙", "建筑"), ("丙", "物流"), ("丁", "物流运输")):
-        qualification.update(session, V(w.manager), c[name].id, {"industry": industry})
-    _disburse(session, w, c["李四"], w.product)
-    _disburse(session, w, c["甲"], second)
-    _disburse(session, w, c["丁"], second)
-    applications.start_application(session, c["乙"].id, second.current_version_id, AMOUNT, 12, viewer=V(w.sales))
-    session.flush()
-    assert c["戊"].owner_id is None
-    bank = session.get(Funder, w.product.funder_id)
-    return Dims(w, branch, lead, c, bank, cfc, second)
 
 
 CUSTOMER_KEYS = ("funnel_lead", "funnel_applied", "owned_customers")
@@ -97,7 +41,7 @@ def _span(key: str) -> Filters:
 
 @pytest.mark.parametrize(("key", "dimension"), list(_cases()))
 def test_each_group_is_the_figure_filtered_by_its_value_and_the_groups_sum_to_the_total(session, key, dimension):
-    d = world(session)
+    d = seed_dimensions(session)
     manager, flt = V(d.w.manager), _span(key)
     groups = metrics.by_dimension(session, manager, key, dimension, flt)
     total = metrics.value(session, manager, key, flt)
@@ -111,8 +55,8 @@ def test_each_group_is_the_figure_filtered_by_its_value_and_the_groups_sum_to_th
 
 
 def test_the_groups_are_the_owners_department_the_channel_detail_the_industry_and_the_funder(session):
-    d = world(session)
-    manager, c = V(d.w.manager), d.customers
+    d = seed_dimensions(session)
+    manager = V(d.w.manager)
     team_a = d.w.sales.department_id
     assert dict(metrics.by_dimension(session, manager, "funnel_lead", "department", NOV)) == {
         team_a: 4, d.branch.id: 1, None: 1}  # 戊 sits in the pool
@@ -137,11 +81,10 @@ def test_the_groups_are_the_owners_department_the_channel_detail_the_industry_an
     assert metrics.value(session, manager, "funnel_lead", replace(NOV, industry="物流")) == 1  # exact: not 物流运输
     assert metrics.value(session, manager, "active_loans", replace(NOV, funder_type="consumer_finance",
                                                                    industry="物流运输")) == 1
-    assert c["丁"].id  # (named in the docstring)
 
 
 def test_a_salesperson_grouping_by_department_sees_only_own_customers(session):
-    d = world(session)
+    d = seed_dimensions(session)
     team_a = d.w.sales.department_id
     # 一组 holds sales (李四 甲 乙) and other_sales (丙): each salesperson's row is their own customers only
     assert metrics.by_dimension(session, V(d.w.sales), "funnel_lead", "department", NOV) == [(team_a, 3)]
@@ -165,7 +108,7 @@ def _rows_behind(client, url: str) -> int:
 
 @pytest.mark.parametrize("dimension", NEW_DIMENSIONS)
 def test_each_report_row_drills_down_to_a_list_of_as_many_rows(session, dimension):
-    d = world(session)
+    d = seed_dimensions(session)
     keys = [k for k in ("funnel_lead", "owned_customers", "disbursed_count", "active_loans")
             if dimension in metrics.get(k).dimensions]
     report = reports.save(session, V(d.w.manager), reports.ReportDraft(
@@ -189,7 +132,7 @@ def test_each_report_row_drills_down_to_a_list_of_as_many_rows(session, dimensio
 
 
 def test_the_labels_name_departments_funders_and_the_rows_without_a_value(session):
-    d = world(session)
+    d = seed_dimensions(session)
     report = reports.save(session, V(d.w.manager), reports.ReportDraft(
         name="部门报表", metrics=["funnel_lead"], dimension="department", second_dimension="industry",
         period="month"))
@@ -215,7 +158,7 @@ def test_the_labels_name_departments_funders_and_the_rows_without_a_value(sessio
     ({"metrics": ["fee_revenue"], "filters": {"industry": "建筑"}}, "不能按「行业」筛选"),
 ])
 def test_a_dimension_or_filter_a_metric_cannot_be_cut_by_is_refused_in_chinese(session, draft, message):
-    d = world(session)
+    d = seed_dimensions(session)
     with pytest.raises(reports.ReportInvalid) as refused:
         reports.save(session, V(d.w.manager), reports.ReportDraft(name="报表", period="month", **draft))
     assert message in refused.value.message
@@ -225,7 +168,7 @@ def test_a_dimension_or_filter_a_metric_cannot_be_cut_by_is_refused_in_chinese(s
 
 
 def test_the_loan_list_and_the_customer_list_take_the_new_filters_from_their_urls(session):
-    d = world(session)
+    d = seed_dimensions(session)
     client = console_client()
     log_in(client, session, d.w.manager)
     for flt, key in ((replace(NOV, funder_type="consumer_finance"), "disbursed_count"),

@@ -124,6 +124,7 @@ def _choices(session: Session, user: ConsoleUser) -> dict[str, Any]:
         "regions": customer_queries.distinct_values(session, user.viewer, "region"),
         "sources": customer_queries.distinct_values(session, user.viewer, "source"),
         "funnel_steps": {k: v for k, v in funnel.STEP_LABELS.items() if k != "lead"},
+        "industries": INDUSTRY_CHOICES,
     }
 
 

@@ -19,15 +19,17 @@ from analytics import dashboards, export_jobs, metrics, periods, report_schedule
 from analytics.models import PUSH_STATUS_LABELS, Report
 from core.errors import AppError
 from core.web import SessionDep
-from crm.models import ROLE_LABELS, Department, Staff
-from lending.models import Product
+from crm import customer_queries
+from crm.models import INDUSTRY_CHOICES, ROLE_LABELS, Department, Staff
+from finance.models import FUNDER_KIND_LABELS
+from lending.models import Funder, Product
 
 router = APIRouter(prefix="/console/reports", include_in_schema=False)
 Builder = Annotated[ConsoleUser, Depends(require_roles(reports.BUILDER_ROLES))]
 UNIT_LABELS = {"count": "数量", "fen": "金额", "rate": "比率"}
 
 
-def _choices(session: SessionDep) -> dict[str, Any]:
+def _choices(session: SessionDep, viewer: Any) -> dict[str, Any]:
     active = Staff.status == "active"
     return {
         "metric_choices": reports.metric_choices(), "unit_labels": UNIT_LABELS,
@@ -38,6 +40,9 @@ def _choices(session: SessionDep) -> dict[str, Any]:
         "wecom_staff": session.scalars(select(Staff).where(active, Staff.wecom_userid.is_not(None))
                                        .order_by(Staff.display_name)).all(),
         "products": session.scalars(select(Product).order_by(Product.name)).all(),
+        "funders": session.scalars(select(Funder).order_by(Funder.name)).all(), "funder_types": FUNDER_KIND_LABELS,
+        "industries": INDUSTRY_CHOICES,
+        "source_details": customer_queries.distinct_values(session, viewer, "source_detail"),
     }
 
 
@@ -71,10 +76,10 @@ async def _draft(request: Request) -> reports.ReportDraft:
         chat_staff_ids=[i for i in (parse_int(v) for v in many("chat_staff_ids")) if i is not None])
 
 
-def _form_page(request: Request, session: SessionDep, form: dict[str, Any], *, report_id: int | None = None,
-               error: AppError | None = None) -> Response:
+def _form_page(request: Request, session: SessionDep, user: ConsoleUser, form: dict[str, Any], *,
+               report_id: int | None = None, error: AppError | None = None) -> Response:
     return render(request, "reports/form.html", {"form": form, "report_id": report_id, "error": error,
-                                                 **_choices(session)},
+                                                 **_choices(session, user.viewer)},
                   status_code=error.status if error else 200)
 
 
@@ -91,7 +96,7 @@ def index(request: Request, session: SessionDep, user: CurrentUser) -> Response:
 
 @router.get("/new")
 def new(request: Request, session: SessionDep, user: Builder) -> Response:
-    return _form_page(request, session, _form_of(None))
+    return _form_page(request, session, user, _form_of(None))
 
 
 @router.post("/new", dependencies=[CsrfChecked])
@@ -99,14 +104,14 @@ async def create(request: Request, session: SessionDep, user: Builder) -> Respon
     draft = await _draft(request)
     report, error = attempt(session, lambda: reports.save(session, user.viewer, draft))
     if error or report is None:
-        return _form_page(request, session, vars(draft), error=error)
+        return _form_page(request, session, user, vars(draft), error=error)
     return RedirectResponse(f"/console/reports/{report.id}?done=saved", status_code=303)
 
 
 @router.get("/{report_id}/edit")
 def edit(report_id: int, request: Request, session: SessionDep, user: Builder) -> Response:
     report = reports.get_for_edit(session, user.viewer, report_id)
-    return _form_page(request, session, _form_of(report), report_id=report.id)
+    return _form_page(request, session, user, _form_of(report), report_id=report.id)
 
 
 @router.post("/{report_id}/edit", dependencies=[CsrfChecked])
@@ -114,7 +119,7 @@ async def update(report_id: int, request: Request, session: SessionDep, user: Bu
     draft = await _draft(request)
     _, error = attempt(session, lambda: reports.save(session, user.viewer, draft, report_id))
     if error:
-        return _form_page(request, session, vars(draft), report_id=report_id, error=error)
+        return _form_page(request, session, user, vars(draft), report_id=report_id, error=error)
     return RedirectResponse(f"/console/reports/{report_id}?done=saved", status_code=303)
 
 
