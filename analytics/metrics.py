@@ -393,6 +393,13 @@ def funnel_url(step: str, flt: Filters, mode: str) -> str:
                          funnel_to=flt.end.isoformat())
 
 
+# What a dimension reads (a column, or a correlated scalar subquery, of the metric's own scoped query):
+# department — the department the customer's owner sits in (NULL: 公海, no owner); its rows drill down with
+# ``owner_department_id`` (the department itself), while the ``department_id`` filter takes the subtree.
+# source_detail — Customer.source_detail exactly ("渠道码：<code> / <campaign>" from a WeCom channel code; analytics
+# may not read bot's channel-code tables). industry — the qualification's industry, under the INDUSTRY_CHOICES name
+# it starts with (crm.customer_queries.industry_key / industry_clause). funder / funder_type (loans, applications
+# below) — a loan's contract's funder, an application's product's funder, and that funder's type.
 CUSTOMER_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
     "department": lambda: customer_queries.owner_department(Customer.owner_id),
     "salesperson": lambda: Customer.owner_id, "source": lambda: Customer.source,
