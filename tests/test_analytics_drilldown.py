@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
+
+import pytest
 
 from analytics import dashboards
 from analytics.metrics import Filters
-from tests.analytics_support import PERIOD, seed
+from tests.analytics_support import DETAIL_A, DETAIL_B, PERIOD, seed, seed_dimensions
 from tests.lending_flow_support import V
 from tests.test_admin_support import console_client, log_in
 
@@ -92,3 +95,23 @@ def test_the_dashboard_names_the_viewers_data_scope_in_chinese(session):
     page = client.get("/console/").text
     label = {"own": "仅本人", "department": "本部门及下级", "all": "全部"}[s.w.manager.data_scope]
     assert f"数据范围：{label}" in page and f"数据范围：{s.w.manager.data_scope}" not in page
+
+
+@pytest.mark.parametrize("narrow", [{"industry": "建筑"}, {"industry": "物流"}, {"source_detail": DETAIL_A},
+                                    {"source_detail": DETAIL_B}, {"owner_department_id": "TEAM_A"}])
+@pytest.mark.parametrize("who", ["manager", "sales"])
+def test_figures_cut_by_industry_channel_detail_or_own_department_match_their_lists(session, narrow, who):
+    d = seed_dimensions(session)
+    staff = d.w.manager if who == "manager" else d.w.sales
+    if narrow.get("owner_department_id") == "TEAM_A":
+        narrow = {"owner_department_id": d.w.sales.department_id}
+    board = dashboards.build(session, V(staff), replace(NOV, **narrow))
+    client = console_client()
+    log_in(client, session, staff)
+    checked = 0
+    for card in [*board.cards, *board.funnel]:
+        if card.url and card.unit == "count":
+            assert all(f"{k}=" in card.url for k in narrow) or card.key in ("owned_customers", "followups_due"), card.url
+            assert _rows_behind(client, card.url) == card.value, (card.key, card.url)
+            checked += 1
+    assert checked >= 7
