@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 from analytics import metrics, reports
 from analytics.metrics import Filters
 from analytics.models import Report
+from crm import auth_service
 from tests.analytics_support import DETAIL_A, DETAIL_B, seed_dimensions
 from tests.lending_flow_support import AMOUNT, NOW, V
-from tests.test_admin_support import console_client, log_in
+from tests.test_admin_support import bearer, console_client, log_in
 
 NOV = Filters(start=date(2026, 11, 1), end=date(2026, 11, 30))
 NEW_DIMENSIONS = ("department", "source_detail", "industry", "funder", "funder_type")
@@ -181,3 +182,18 @@ def test_the_loan_list_and_the_customer_list_take_the_new_filters_from_their_url
         url = metric.drill(flt)
         figure = metrics.value(session, V(d.w.manager), key, flt)
         assert figure and _rows_behind(client, url) == figure, url
+
+
+def test_the_staff_api_lists_customers_by_industry_channel_detail_and_own_department(session):
+    d = seed_dimensions(session)
+    client = console_client()
+    token = auth_service.issue_api_token(session, d.w.manager.id, "测试", 30)[0]
+
+    def names(**params) -> list[str]:
+        body = client.get("/api/v1/customers", params=params, headers=bearer(token)).json()
+        return sorted(i["name"] for i in body["items"])
+
+    assert names(industry="建筑") == ["乙", "甲"]
+    assert names(industry="物流") == ["丙"]
+    assert names(source_detail=DETAIL_B, owner_department_id=d.w.sales.department_id) == ["丙"]
+    assert names(owner_department_id=d.branch.id) == ["丁"]

@@ -49,6 +49,9 @@ def list_customers(
     region: str | None = None, customer_type: str | None = None, source: str | None = None,
     owner_id: int | None = None,
     department_id: Annotated[int | None, Query(description="归属人在该部门及其下级")] = None,
+    owner_department_id: Annotated[int | None, Query(description="归属人在该部门本身（不含下级）")] = None,
+    source_detail: Annotated[str | None, Query(description="来源明细，精确匹配（如 渠道码：<名称> / <活动>）")] = None,
+    industry: Annotated[str | None, Query(description="资质中的所属行业：行业选项名按前缀匹配（建筑 含 建筑装修），其他精确匹配")] = None,
     created_from: date | None = None, created_to: date | None = None,
     next_followup_from: date | None = None, next_followup_to: date | None = None,
     sort: Annotated[str, Query(description=" | ".join(customer_queries.SORTS))] = customer_queries.DEFAULT_SORT,
@@ -61,7 +64,8 @@ def list_customers(
 ) -> CustomerPage:
     flt = customer_queries.CustomerFilter(
         q=q, stage=stage, grade=grade, status=status, region=region, customer_type=customer_type, source=source,
-        owner_id=owner_id, department_id=department_id, created_from=created_from, created_to=created_to,
+        owner_id=owner_id, department_id=department_id, owner_department_id=owner_department_id,
+        source_detail=source_detail, industry=industry, created_from=created_from, created_to=created_to,
         next_followup_from=next_followup_from, next_followup_to=next_followup_to, sort=sort)
     clause = segment_profile.list_clause(session, cf_field, cf_cmp, cf_value)
     found = customer_queries.search(session, caller.viewer, flt, page=page, page_size=page_size,
