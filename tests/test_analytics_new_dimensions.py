@@ -197,3 +197,21 @@ def test_the_staff_api_lists_customers_by_industry_channel_detail_and_own_depart
     assert names(industry="物流") == ["丙"]
     assert names(source_detail=DETAIL_B, owner_department_id=d.w.sales.department_id) == ["丙"]
     assert names(owner_department_id=d.branch.id) == ["丁"]
+
+
+@pytest.mark.parametrize(("keys", "dims"), [
+    (("funnel_lead", "conversion_rate"), ("department", "industry")),
+    (("disbursed_count", "disbursed_amount"), ("funder_type", "source_detail")),
+    (("applications", "approval_rate"), ("funder", "department")),
+])
+def test_a_cube_by_the_new_dimensions_equals_each_figure_alone(session, keys, dims):
+    d = seed_dimensions(session)
+    for staff in (d.w.manager, d.w.sales):
+        cube = metrics.cube(session, V(staff), keys, dims, NOV, compare=True)
+        for key in keys:
+            assert cube.total(key) == metrics.value(session, V(staff), key, NOV)
+            if metrics.get(key).ratio:
+                continue
+            for dim in dims:
+                alone = metrics.by_dimension(session, V(staff), key, dim, NOV)
+                assert sorted(cube.by(key, dim), key=str) == sorted(alone, key=str), (key, dim)
