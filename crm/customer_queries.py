@@ -149,15 +149,9 @@ def search_clause(text: str) -> ColumnElement[bool]:
 
 
 def owner_department_clause(owner_id: ColumnElement[Any], department_id: int) -> ColumnElement[bool]:
-    """Rows whose owner (``owner_id``: a staff id column) sits in the department itself, not one below it: the
-    rows of one value of :func:`owner_department`."""
+    """Rows whose owner (``owner_id``: a staff id column) sits in the department itself, not one below it (the
+    rows of one 部门 value of analytics)."""
     return owner_id.in_(select(Staff.id).where(Staff.department_id == department_id))
-
-
-def owner_department(owner_id: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The department of the row's owner (``owner_id``: a staff id column), a correlated scalar subquery; NULL
-    for a row without owner (公海)."""
-    return select(Staff.department_id).where(Staff.id == owner_id).scalar_subquery()
 
 
 def industry_clause(customer_id: ColumnElement[Any], industry: str) -> ColumnElement[bool]:
