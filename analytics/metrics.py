@@ -40,9 +40,10 @@ from sqlalchemy.sql.util import find_tables
 from analytics import funnel
 from analytics.models import CustomerFunnel
 from core import clock, money
-from crm import customer_queries, customers, scope
+from crm import customer_queries
 from crm.models import Customer, Department, Staff
 from crm.scope import Viewer
+from lending import application_list
 from lending.models import Application, Disbursement, Funder, Loan, LoanInstallment, Product
 from lending.servicing import loans
 
@@ -588,7 +589,7 @@ def needs_customer(viewer: Viewer, lf: loans.LoanFilter, columns: tuple[ColumnEl
     loan alone: ``loans.visible_clause``) the join would change no row, every loan having its customer, and is
     left out (on a million customers it is most of the query's cost)."""
     return (viewer.scope not in ("all", "own")
-            or any((lf.owner_id, lf.department_path, lf.owner_department_id, lf.source, lf.source_detail, lf.region))
+            or lf.reads_customer
             or _reads(columns, Customer.__table__) or _reads(columns, inspect(OWNER).selectable))
 
 
@@ -679,7 +680,9 @@ def bill_url(flt: Filters, **extra: Any) -> str:
     """The bills list (还款账单) of the installments due in the period: its totals are the figure's due and paid."""
     params = {"due_from": flt.start.isoformat(), "due_to": flt.end.isoformat(), "owner_id": flt.owner_id,
               "department_id": flt.department_id, "source": flt.source, "region": flt.region,
-              "product_id": flt.product_id, **extra}
+              "product_id": flt.product_id, "owner_department_id": flt.owner_department_id,
+              "source_detail": flt.source_detail, "industry": flt.industry, "funder_id": flt.funder_id,
+              "funder_type": flt.funder_type, **extra}
     return "/console/lending/bills?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
@@ -709,40 +712,24 @@ APPROVED = ("approved", "signed", "disbursed")
 
 
 def _applications(session: Session, viewer: Viewer, flt: Filters, columns: tuple[ColumnElement[Any], ...]) -> Select:
-    """Applications started in the period whose customer the viewer may see."""
-    conditions = [customers.visible_clause(viewer),
-                  Application.created_at >= clock.start_of_business_day(flt.start),
-                  Application.created_at < clock.start_of_business_day(flt.end + timedelta(days=1))]
-    if flt.owner_id:
-        conditions.append(Customer.owner_id == flt.owner_id)
-    if flt.department_id:
-        conditions.append(Customer.owner_id.in_(scope.subtree_staff_ids(_department_path(session, flt.department_id))))
-    if flt.source:
-        conditions.append(Customer.source == flt.source)
-    if flt.region:
-        conditions.append(Customer.region.contains(flt.region.strip(), autoescape=True))
-    if flt.product_id:
-        conditions.append(Application.product_id == flt.product_id)
-    if flt.owner_department_id:
-        conditions.append(customer_queries.owner_department_clause(Customer.owner_id, flt.owner_department_id))
-    if flt.source_detail and flt.source_detail.strip():
-        conditions.append(Customer.source_detail == flt.source_detail.strip())
-    if flt.industry and flt.industry.strip():
-        conditions.append(customer_queries.industry_clause(Application.customer_id, flt.industry))
-    if flt.funder_id:
-        conditions.append(Application.product_id.in_(select(Product.id).where(Product.funder_id == flt.funder_id)))
-    if flt.funder_type:
-        conditions.append(Application.product_id.in_(select(Product.id).join(Funder, Funder.id == Product.funder_id)
-                                                     .where(Funder.funder_type == flt.funder_type)))
+    """Applications started in the period whose customer the viewer may see: the application list's clauses
+    (``lending.application_list``), so the figure is the list's count."""
+    af = application_list.ApplicationFilter(
+        created_from=flt.start, created_to=flt.end, owner_id=flt.owner_id,
+        department_path=_department_path(session, flt.department_id), source=flt.source, region=flt.region,
+        product_id=flt.product_id, owner_department_id=flt.owner_department_id, source_detail=flt.source_detail,
+        industry=flt.industry, funder_id=flt.funder_id, funder_type=flt.funder_type)
     return join_owner(select(*columns).select_from(Application).join(Customer, Customer.id == Application.customer_id),
-                      columns).where(and_(*conditions))
+                      columns).where(*application_list.filter_clauses(viewer, af))
 
 
 def application_url(flt: Filters, **extra: Any) -> str:
     """The application list (申请列表, not the board of open ones) of the applications started in the period."""
     params = {"view": "list", "created_from": flt.start.isoformat(), "created_to": flt.end.isoformat(),
               "owner_id": flt.owner_id, "department_id": flt.department_id, "source": flt.source,
-              "region": flt.region, "product_id": flt.product_id, **extra}
+              "region": flt.region, "product_id": flt.product_id, "owner_department_id": flt.owner_department_id,
+              "source_detail": flt.source_detail, "industry": flt.industry, "funder_id": flt.funder_id,
+              "funder_type": flt.funder_type, **extra}
     return "/console/lending/applications?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 

@@ -1,5 +1,6 @@
 """The list of applications (申请列表): every application, open or decided, of the customers a viewer may see,
-filtered by the day it was started and by the customer's owner, department, source and region and the product.
+filtered by the day it was started, by the customer's owner, department, source, channel detail, region and
+industry, and by the product and its funder.
 
 The pipeline board (``applications.pipeline``) shows open applications by node; this is the flat list behind
 the figures of analytics (进件数, 审批通过率): the same scope and the same filters, so its count is the figure.
@@ -15,10 +16,10 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from core import clock
-from crm import customers, scope
+from crm import customer_queries, customers, scope
 from crm.models import Customer
 from crm.scope import Viewer
-from lending.models import APPLICATION_STATUS_LABELS, Application, Product
+from lending.models import APPLICATION_STATUS_LABELS, Application, Funder, Product
 
 __all__ = ["APPROVED", "DECIDED", "STATUS_CHOICES", "ApplicationFilter", "ApplicationRow", "count",
            "filter_clauses", "list_applications"]
@@ -43,6 +44,11 @@ class ApplicationFilter:
     source: str | None = None  # the customer's source
     region: str | None = None  # contained in the customer's region
     product_id: int | None = None
+    owner_department_id: int | None = None  # the customer's owner is in this department itself (not below it)
+    source_detail: str | None = None  # the customer's 来源明细, exactly
+    industry: str | None = None  # the customer's industry (``crm.customer_queries.industry_clause``)
+    funder_id: int | None = None  # the funder of the application's product (资方)
+    funder_type: str | None = None  # that funder's type (lending.models.FunderType)
 
 
 def filter_clauses(viewer: Viewer, flt: ApplicationFilter) -> list[ColumnElement[bool]]:
@@ -66,6 +72,17 @@ def filter_clauses(viewer: Viewer, flt: ApplicationFilter) -> list[ColumnElement
         out.append(Customer.region.contains(flt.region.strip(), autoescape=True))
     if flt.product_id:
         out.append(Application.product_id == flt.product_id)
+    if flt.owner_department_id:
+        out.append(customer_queries.owner_department_clause(Customer.owner_id, flt.owner_department_id))
+    if flt.source_detail and flt.source_detail.strip():
+        out.append(Customer.source_detail == flt.source_detail.strip())
+    if flt.industry and flt.industry.strip():
+        out.append(customer_queries.industry_clause(Application.customer_id, flt.industry))
+    if flt.funder_id:
+        out.append(Application.product_id.in_(select(Product.id).where(Product.funder_id == flt.funder_id)))
+    if flt.funder_type:
+        out.append(Application.product_id.in_(select(Product.id).join(Funder, Funder.id == Product.funder_id)
+                                              .where(Funder.funder_type == flt.funder_type)))
     return out
 
 

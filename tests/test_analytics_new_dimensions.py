@@ -96,10 +96,14 @@ def test_a_salesperson_grouping_by_department_sees_only_own_customers(session):
     assert metrics.by_dimension(session, V(d.w.other_sales), "applications", "industry", NOV) == []
 
 
-def _rows_behind(client, url: str) -> int:
+def _figure_behind(client, url: str, unit: str = "count") -> int:
+    """The row count of the list at ``url`` (a bills list: its due total for an amount)."""
     page = client.get(url)
     assert page.status_code == 200, url
-    if url.startswith("/console/customers"):
+    if url.startswith("/console/lending/bills"):
+        totals = re.search(r'data-bill-totals data-count="(\d+)" data-due="(\d+)"', page.text)
+        return int(totals.group(2 if unit == "fen" else 1))
+    if url.startswith(("/console/customers", "/console/lending/applications")):
         total = re.search(r"共 (\d+) 条", page.text)
         assert total, url
         return int(total.group(1))
@@ -110,8 +114,8 @@ def _rows_behind(client, url: str) -> int:
 @pytest.mark.parametrize("dimension", NEW_DIMENSIONS)
 def test_each_report_row_drills_down_to_a_list_of_as_many_rows(session, dimension):
     d = seed_dimensions(session)
-    keys = [k for k in ("funnel_lead", "owned_customers", "disbursed_count", "active_loans")
-            if dimension in metrics.get(k).dimensions]
+    keys = [k for k in ("funnel_lead", "owned_customers", "disbursed_count", "active_loans", "applications",
+                        "due_amount") if dimension in metrics.get(k).dimensions]
     report = reports.save(session, V(d.w.manager), reports.ReportDraft(
         name="维度报表", metrics=keys, dimension=dimension, period="month", shared_roles=["sales"]))
     client = console_client()
@@ -122,12 +126,12 @@ def test_each_report_row_drills_down_to_a_list_of_as_many_rows(session, dimensio
         assert result.rows
         for row in result.rows:
             assert "#" not in row.label  # every value named (the department's, the funder's name)
-            for cell in row.cells:
+            for metric, cell in zip(result.columns, row.cells, strict=True):
                 if row.keys[0] is None:
                     assert cell.url is None  # 公海/未分配, no detail, no industry: no list to narrow to
                     continue
                 assert cell.url, (dimension, row.label)
-                assert _rows_behind(client, cell.url) == cell.value, (dimension, row.label, cell.url)
+                assert _figure_behind(client, cell.url, metric.unit) == cell.value, (dimension, row.label, cell.url)
                 checked += 1
     assert checked >= 4
 
@@ -168,20 +172,25 @@ def test_a_dimension_or_filter_a_metric_cannot_be_cut_by_is_refused_in_chinese(s
         metrics.value(session, V(d.w.manager), "funnel_lead", replace(NOV, funder_id=d.cfc.id))
 
 
-def test_the_loan_list_and_the_customer_list_take_the_new_filters_from_their_urls(session):
+def test_the_lists_take_the_new_filters_from_their_urls(session):
     d = seed_dimensions(session)
     client = console_client()
     log_in(client, session, d.w.manager)
     for flt, key in ((replace(NOV, funder_type="consumer_finance"), "disbursed_count"),
                      (replace(NOV, funder_id=d.bank.id), "disbursed_count"),
                      (replace(NOV, industry="建筑"), "disbursed_count"),
+                     (replace(NOV, funder_type="consumer_finance"), "applications"),
+                     (replace(NOV, industry="建筑", owner_department_id=d.w.sales.department_id), "applications"),
+                     (replace(NOV, source_detail=DETAIL_A), "applications"),
+                     (replace(NOV, end=date(2027, 12, 31), funder_id=d.cfc.id), "due_amount"),
+                     (replace(NOV, end=date(2027, 12, 31), source_detail=DETAIL_A), "due_amount"),
                      (replace(NOV, source_detail=DETAIL_A), "funnel_lead"),
                      (replace(NOV, owner_department_id=d.branch.id), "funnel_lead"),
                      (replace(NOV, industry="物流"), "funnel_lead")):
         metric = metrics.get(key)
         url = metric.drill(flt)
         figure = metrics.value(session, V(d.w.manager), key, flt)
-        assert figure and _rows_behind(client, url) == figure, url
+        assert figure and _figure_behind(client, url, metric.unit) == figure, url
 
 
 def test_the_staff_api_lists_customers_by_industry_channel_detail_and_own_department(session):

@@ -86,7 +86,8 @@ def export_params(session: Session, user: ConsoleUser, form: dict[str, str]) -> 
     return export_jobs.dataclass_params(BoardFilter(**_board_filters(form)))
 
 
-LIST_KEYS = ("created_from", "created_to", "status", "owner_id", "department_id", "source", "region", "product_id")
+LIST_KEYS = ("created_from", "created_to", "status", "owner_id", "department_id", "source", "region", "product_id",
+             "owner_department_id", "source_detail", "industry", "funder_id", "funder_type")
 
 
 def _list_filter(session: Session, q: Any) -> tuple[application_list.ApplicationFilter, dict[str, str]]:
@@ -107,7 +108,9 @@ def _list_filter(session: Session, q: Any) -> tuple[application_list.Application
     flt = application_list.ApplicationFilter(
         **created, status=status, owner_id=parse_int(q.get("owner_id", "")), department_path=path,
         source=(q.get("source") or "").strip() or None, region=(q.get("region") or "").strip() or None,
-        product_id=parse_int(q.get("product_id", "")))
+        product_id=parse_int(q.get("product_id", "")), owner_department_id=parse_int(q.get("owner_department_id", "")),
+        source_detail=(q.get("source_detail") or "").strip() or None, industry=(q.get("industry") or "").strip() or None,
+        funder_id=parse_int(q.get("funder_id", "")), funder_type=(q.get("funder_type") or "").strip() or None)
     return flt, {k: str(q.get(k)).strip() for k in LIST_KEYS if (q.get(k) or "").strip()}
 
 

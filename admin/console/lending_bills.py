@@ -32,7 +32,8 @@ BILL_KEYS = ("due_from", "due_to", "state")
 # loan filters the bills list takes (a snapshot's drill-down is the loan list's own)
 LOAN_KEYS = tuple(k for k in LOAN_FILTER_KEYS if k in ("status", "bucket", "disbursed_from", "disbursed_to",
                                                         "owner_id", "department_id", "source", "region",
-                                                        "product_id"))
+                                                        "product_id", "owner_department_id", "source_detail",
+                                                        "industry", "funder_id", "funder_type"))
 
 
 def _date(raw: str | None, field: str, label: str) -> date | None:

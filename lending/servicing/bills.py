@@ -65,8 +65,7 @@ def _needs_customer(viewer: Viewer, flt: BillFilter) -> bool:
     """Whether the clauses read the loan's customer: a department scope (own and all are over the loan alone,
     ``loans.visible_clause``) or a customer filter. Otherwise the join changes no row (every loan has its
     customer) and an aggregate leaves it out."""
-    lf = flt.loan
-    return viewer.scope not in ("all", "own") or any((lf.owner_id, lf.department_path, lf.source, lf.region))
+    return viewer.scope not in ("all", "own") or flt.loan.reads_customer
 
 
 def bills_query(viewer: Viewer, flt: BillFilter, *columns: Any, customer: bool = True) -> Select[Any]:

@@ -90,6 +90,12 @@ class LoanFilter:
     funder_id: int | None = None  # the funder of the loan's contract (资方)
     funder_type: str | None = None  # that funder's type (lending.models.FunderType)
 
+    @property
+    def reads_customer(self) -> bool:
+        """Whether the filter's clauses read the loan's customer row (those over the customer's id do not)."""
+        return any((self.owner_id, self.department_path, self.owner_department_id, self.source, self.source_detail,
+                    self.region))
+
 
 def funder_of() -> ColumnElement[int]:
     """The loan's funder: the one its contract was signed with (a correlated scalar subquery)."""
