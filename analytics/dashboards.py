@@ -156,35 +156,48 @@ def _by_source(flt: Filters, key: str, rows: list[tuple[Any, Any]], title: str, 
 
 @dataclass
 class Part:
-    """What a widget computing several blocks from one query returns: its cards and its charts."""
+    """What a widget computing several blocks from one query returns: its cards and its charts, and figures a
+    block computed from two widgets needs (``data``: the channel analysis reads the leads and the loans by
+    source the two widgets computed, :func:`_channels`)."""
 
     cards: list[Card] = field(default_factory=list)
     charts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
-def _sources(session: Session, viewer: Viewer, flt: Filters) -> Part:
-    """The period's leads and conversion, the disbursed count and amount (each with the previous period), the
-    leaderboard (龙虎榜) by salesperson, leads and amounts by source, and the channel analysis (渠道来源分析:
-    per channel the leads, the loans, the recorded cost, the cost per lead and per disbursed loan): one SELECT
-    over the leads by source, one over the loans by salesperson and source, one over the costs."""
-    lead_keys, loan_keys = ("funnel_lead", "conversion_rate"), ("disbursed_count", "disbursed_amount")
-    leads = metrics.cube(session, viewer, lead_keys, ("source",), flt, compare=True)
-    loans_ = metrics.cube(session, viewer, loan_keys, ("salesperson", "source"), flt, compare=True)
-    leaders = loans_.by("disbursed_amount", "salesperson", limit=10)
+def _leads(session: Session, viewer: Viewer, flt: Filters) -> Part:
+    """The period's leads and conversion (with the previous period) and the leads by source: one SELECT."""
+    keys = ("funnel_lead", "conversion_rate")
+    cube = metrics.cube(session, viewer, keys, ("source",), flt, compare=True)
+    return Part(_cards(session, viewer, keys, flt, compare=True, cube=cube),
+                {"leads_by_source": _by_source(flt, "funnel_lead", cube.by("funnel_lead", "source", limit=10),
+                                               "新增线索按来源", "count")},
+                {"leads_by_source": cube.by("funnel_lead", "source")})
+
+
+def _loans(session: Session, viewer: Viewer, flt: Filters) -> Part:
+    """The period's disbursed count and amount (with the previous period), the leaderboard (龙虎榜) by
+    salesperson and the amount by source: one SELECT over the loans of both periods, by salesperson and source."""
+    keys = ("disbursed_count", "disbursed_amount")
+    cube = metrics.cube(session, viewer, keys, ("salesperson", "source"), flt, compare=True)
+    leaders = cube.by("disbursed_amount", "salesperson", limit=10)
     names = metrics.staff_names(session, [owner for owner, _ in leaders])
+    return Part(_cards(session, viewer, keys, flt, compare=True, cube=cube),
+                {"leaderboard": _leaderboard(flt, leaders, names),
+                 "disbursed_by_source": _by_source(flt, "disbursed_amount",
+                                                   cube.by("disbursed_amount", "source", limit=10),
+                                                   "放款金额按来源", "fen")},
+                {"loans_by_source": cube.by("disbursed_count", "source")})
+
+
+def _channels(session: Session, viewer: Viewer, flt: Filters, data: dict[str, Any]) -> dict[str, Any]:
+    """The channel analysis (渠道来源分析): per channel the leads and the loans the two widgets above counted by
+    source, the recorded cost, the cost per lead and per disbursed loan (one more SELECT: the costs)."""
     drill = metrics.get("funnel_lead").drill
-    channels = channel_costs.analysis(leads.by("funnel_lead", "source"), loans_.by("disbursed_count", "source"),
-                                      channel_costs.costs_by_source(session, viewer, flt),
-                                      url=lambda source: drill(replace(flt, source=source)) if drill else None)
-    return Part(
-        [*_cards(session, viewer, lead_keys, flt, compare=True, cube=leads),
-         *_cards(session, viewer, loan_keys, flt, compare=True, cube=loans_)],
-        {"leaderboard": _leaderboard(flt, leaders, names),
-         "leads_by_source": _by_source(flt, "funnel_lead", leads.by("funnel_lead", "source", limit=10),
-                                       "新增线索按来源", "count"),
-         "disbursed_by_source": _by_source(flt, "disbursed_amount", loans_.by("disbursed_amount", "source", limit=10),
-                                           "放款金额按来源", "fen"),
-         "channels": _channel_table(channels)})
+    rows = channel_costs.analysis(data["leads_by_source"], data["loans_by_source"],
+                                  channel_costs.costs_by_source(session, viewer, flt),
+                                  url=lambda source: drill(replace(flt, source=source)) if drill else None)
+    return _channel_table(rows)
 
 
 def _channel_table(rows: list[channel_costs.ChannelRow]) -> dict[str, Any]:
@@ -309,8 +322,9 @@ def widgets(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> list[W
                 card("funnel_lead", flt, compare=True),
                 cards(("disbursed_count", "disbursed_amount"), flt, compare=True), funnel_widget]
     if kind == "manager":
-        return [Widget("leads+disbursed+leaderboard+sources+channels", "parts", lambda s: _sources(s, viewer, flt)),
+        return [Widget("leads+conversion+leads_by_source", "parts", lambda s: _leads(s, viewer, flt)),
                 cards(("applications", "approval_rate"), flt, compare=True),
+                Widget("disbursed+leaderboard+disbursed_by_source", "parts", lambda s: _loans(s, viewer, flt)),
                 card("overdue_rate", snapshot), funnel_widget,
                 *((*money, revenue_chart) if viewer.role in OWNER_ROLES else ())]
     return [card("approval_rate", flt, compare=True),
@@ -345,6 +359,7 @@ def build(session: Session, viewer: Viewer, flt: Filters, funnel_mode: str = "co
     if funnel_mode not in funnel.MODES:
         raise ValueError(f"unknown funnel mode {funnel_mode!r}")
     board = Dashboard(kind_for(viewer), flt, funnel_mode=funnel_mode)
+    data: dict[str, Any] = {}  # what the widgets' parts pass on to a block built from two of them
     for widget in widgets(viewer, flt, funnel_mode):
         result = widget.compute(session)
         if widget.slot == "cards":
@@ -352,10 +367,13 @@ def build(session: Session, viewer: Viewer, flt: Filters, funnel_mode: str = "co
         elif widget.slot == "parts":
             board.cards.extend(result.cards)
             board.charts.update(result.charts)
+            data.update(result.data)
         elif widget.slot == "funnel":
             board.funnel = result
         else:
             board.charts[widget.name] = result
+    if "leads_by_source" in data and "loans_by_source" in data:
+        board.charts["channels"] = _channels(session, viewer, flt, data)
     order = CARD_ORDER.get(board.kind, ())
     board.cards.sort(key=lambda c: order.index(c.key) if c.key in order else len(order))  # stable
     charts = CHART_ORDER.get(board.kind, ())
