@@ -2,9 +2,9 @@
 
 A manager's or supervisor's dashboard counts over most of the customer table (~1.2 s on 1,000,000 customers);
 fifty staff clicking through the console cannot each pay that. Their figures are kept for
-``SCRM_DASHBOARD_CACHE_SECONDS`` (60 by default; 0 turns the cache off) in Redis when ``SCRM_REDIS_URL`` is set
-(shared by every server process), in this process otherwise, and the page says when they were computed
-(数据更新于 HH:MM:SS). A salesperson's own-scope dashboard is cheap and stays live.
+``SCRM_DASHBOARD_CACHE_SECONDS`` (60 by default; 0 turns the cache off) in ``core.figure_cache`` (Redis when
+``SCRM_REDIS_URL`` is set, shared by every server process; this process otherwise), and the page says when they
+were computed (数据更新于 HH:MM:SS). A salesperson's own-scope dashboard is cheap and stays live.
 
 The key is the viewer's whole scope identity: staff id, role, data scope, department and its path, and every
 filter of the period. The staff id belongs to it because a department-scope viewer also sees the customers they
@@ -17,11 +17,8 @@ The cache sits around ``dashboards.build`` and knows nothing of the widgets insi
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import logging
-import threading
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -29,20 +26,14 @@ from sqlalchemy.orm import Session
 
 from analytics import dashboards
 from analytics.metrics import Filters
-from core import clock
+from core import clock, figure_cache
 from core.settings import get_settings
 from crm.scope import Viewer
 
 __all__ = ["build", "clear_local", "key_for"]
 
-log = logging.getLogger(__name__)
-
 LIVE_SCOPES = {"own"}  # computed on every view
 KEY_VERSION = 2  # bump when the Dashboard's shape changes: old entries are then never read
-LOCAL_MAX_ENTRIES = 512
-
-_local: dict[str, tuple[datetime, str]] = {}
-_local_lock = threading.Lock()
 
 
 def key_for(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> str:
@@ -52,8 +43,7 @@ def key_for(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> str:
                 "role": viewer.role, "scope": viewer.scope, "department_id": viewer.department_id,
                 "department_path": viewer.department_path,
                 "filters": {f.name: _plain(getattr(flt, f.name)) for f in dataclasses.fields(flt)}}
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    return f"dashboard:{digest}"
+    return figure_cache.make_key("dashboard", identity)
 
 
 def build(session: Session, viewer: Viewer, flt: Filters,
@@ -63,58 +53,19 @@ def build(session: Session, viewer: Viewer, flt: Filters,
     if ttl <= 0 or viewer.scope in LIVE_SCOPES:
         return dashboards.build(session, viewer, flt, funnel_mode), None
     key = key_for(viewer, flt, funnel_mode)
-    now = clock.now()
-    hit = _read(key)
+    hit = figure_cache.read(key, ttl)
     if hit is not None:
         at, payload = hit
-        if now - at < timedelta(seconds=ttl):
-            return _decode_board(payload, flt), at
+        return _decode_board(payload, flt), at
+    now = clock.now()
     board = dashboards.build(session, viewer, flt, funnel_mode)
-    _write(key, now, _encode_board(board), ttl)
+    figure_cache.write(key, now, _encode_board(board), ttl)
     return board, now
 
 
 def clear_local() -> None:
     """Forget the in-process entries (tests; a process starting afresh)."""
-    with _local_lock:
-        _local.clear()
-
-
-# --- storage: Redis when configured, else this process ----------------------------------------------------
-
-def _read(key: str) -> tuple[datetime, str] | None:
-    url = get_settings().redis_url
-    if not url:
-        with _local_lock:
-            return _local.get(key)
-    import redis
-
-    try:
-        raw = redis.Redis.from_url(url, socket_timeout=2).get(key)
-    except redis.RedisError as exc:
-        log.warning("dashboard cache: Redis read failed (%s); computing the figures", exc)
-        return None
-    if raw is None:
-        return None
-    at, _, payload = raw.decode().partition("\n")
-    return datetime.fromisoformat(at), payload
-
-
-def _write(key: str, at: datetime, payload: str, ttl: int) -> None:
-    url = get_settings().redis_url
-    if not url:
-        with _local_lock:
-            if len(_local) >= LOCAL_MAX_ENTRIES:  # drop the oldest entries (bounded memory)
-                for old in sorted(_local, key=lambda k: _local[k][0])[: LOCAL_MAX_ENTRIES // 4]:
-                    del _local[old]
-            _local[key] = (at, payload)
-        return
-    import redis
-
-    try:
-        redis.Redis.from_url(url, socket_timeout=2).set(key, f"{at.isoformat()}\n{payload}", ex=ttl + 5)
-    except redis.RedisError as exc:
-        log.warning("dashboard cache: Redis write failed (%s)", exc)
+    figure_cache.clear_local()
 
 
 # --- the Dashboard as JSON (Decimal, dates, tuples and cards kept as they were) --------------------------------
