@@ -17,7 +17,7 @@ import random
 import statistics
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from bench import console
@@ -31,6 +31,8 @@ class SqlTimer:
         self.seconds = 0.0
         self.count = 0
         self.statements: dict[str, list[float]] = defaultdict(list)
+        self.misses: Counter[str] = Counter()  # statements compiled again (not from SQLAlchemy's cache)
+        self.backends: set[int] = set()  # PostgreSQL backend pids of this process's connections
 
     def install(self, engine: Any) -> None:
         from sqlalchemy import event
@@ -38,6 +40,7 @@ class SqlTimer:
         @event.listens_for(engine, "before_cursor_execute")
         def _before(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202
             self.local.t0 = time.perf_counter()
+            self.backends.add(conn.connection.dbapi_connection.info.backend_pid)
 
         @event.listens_for(engine, "after_cursor_execute")
         def _after(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202
@@ -45,6 +48,9 @@ class SqlTimer:
             self.seconds += dt
             self.count += 1
             self.statements[" ".join(statement.split())[:160]].append(dt)
+            hit = getattr(context, "cache_hit", None)
+            if hit is not None and hit.name != "CACHE_HIT":
+                self.misses[f"{hit} " + " ".join(statement.split())[:120]] += 1
 
     def reset(self) -> None:
         self.seconds, self.count = 0.0, 0
@@ -57,6 +63,19 @@ def machine_busy_seconds() -> float:
         fields = fh.readline().split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu_seconds(pids: set[int]) -> float:
+    """CPU time of these PostgreSQL backends (not of the parallel workers they start: see machine CPU)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def variants(sessions: list[dict], rounds: int) -> list[tuple[str, str, str, str]]:
@@ -112,27 +131,34 @@ def main(argv: list[str] | None = None) -> None:
     todo = [v for v in variants(sessions, args.rounds) if args.only in v[0]]
     rows: dict[str, list[tuple[float, float, float, int, int]]] = defaultdict(list)
     machine: dict[str, float] = defaultdict(float)
+    backend: dict[str, float] = defaultdict(float)
     with TestClient(app) as client:
         for _, _, cookie, path in todo[:8]:  # warm-up: templates compiled, statement caches filled
             client.get(path, headers={"Cookie": f"{cookie_name}={cookie}"})
         timer.statements.clear()
         for label, _, cookie, path in todo:
             timer.reset()
+            b0 = backend_cpu_seconds(timer.backends)
             t0, p0, m0 = time.perf_counter(), time.process_time(), machine_busy_seconds()
             r = client.get(path, headers={"Cookie": f"{cookie_name}={cookie}"})
             wall, cpu = time.perf_counter() - t0, time.process_time() - p0
             machine[label] += machine_busy_seconds() - m0
+            backend[label] += backend_cpu_seconds(timer.backends) - b0
             if r.status_code != 200:
                 raise SystemExit(f"{path}: HTTP {r.status_code}")
             rows[label].append((wall * 1000, cpu * 1000, timer.seconds * 1000, timer.count, len(r.content)))
-    print("| page | requests | median wall ms | median CPU ms (this process) | mean machine CPU ms | median SQL ms | "
-          "statements | HTML KB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| page | requests | median wall ms | median CPU ms (this process) | mean PostgreSQL backend CPU ms | "
+          "mean machine CPU ms | median SQL ms | statements | HTML KB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for label, values in sorted(rows.items()):
         med = [statistics.median(v[i] for v in values) for i in range(5)]
-        print(f"| {label} | {len(values)} | {med[0]:.1f} | {med[1]:.1f} | {machine[label] / len(values) * 1000:.0f} | "
+        print(f"| {label} | {len(values)} | {med[0]:.1f} | {med[1]:.1f} | {backend[label] / len(values) * 1000:.0f} | "
+              f"{machine[label] / len(values) * 1000:.0f} | "
               f"{med[2]:.1f} | {med[3]:.0f} | {med[4] / 1024:.0f} |")
     if args.slowest:
+        print()
+        for stmt, n in timer.misses.most_common(args.slowest):
+            print(f"compiled {n}× {stmt}")
         print()
         worst = sorted(timer.statements.items(), key=lambda kv: -sum(kv[1]))[: args.slowest]
         for stmt, times in worst:
