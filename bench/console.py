@@ -55,10 +55,11 @@ KINDS = ("list", "detail", "dashboard")
 MIXED_TARGET_P99_MS = 500.0
 
 
-def prepare_sessions(env: dict[str, str], sessions: int, seed: int = 7) -> list[dict]:
+def prepare_sessions(env: dict[str, str], sessions: int, seed: int = 7, *, migrate: bool = True) -> list[dict]:
     """Open ``sessions`` staff sessions on the data set: about one in five a manager (the whole company) or a
     team supervisor, created here when missing, the rest salespeople who own customers. Returns, for each, the
-    cookie value and the URLs it browses (customers it may see for the 360 pages)."""
+    cookie value and the URLs it browses (customers it may see for the 360 pages). ``migrate=False``: the data
+    set's schema as it is (one that another branch's code also reads must not get this branch's migrations)."""
     os.environ.update(env)
     from sqlalchemy import func, select
 
@@ -69,7 +70,8 @@ def prepare_sessions(env: dict[str, str], sessions: int, seed: int = 7) -> list[
     from crm.models import Customer, Department, Staff
 
     reset_settings_cache()
-    harness.migrate(env)
+    if migrate:
+        harness.migrate(env)
     plugins.load_models()
     rnd = random.Random(seed)
     out: list[dict] = []
@@ -191,7 +193,7 @@ def mixed(args: argparse.Namespace) -> None:
         env["SCRM_PII_KEYS"] = "b1:" + base64.b64encode(os.urandom(32)).decode()
         env["SCRM_BLIND_INDEX_KEY"] = base64.b64encode(os.urandom(32)).decode()
     load_before = os.getloadavg()
-    sessions = prepare_sessions(env, args.sessions)
+    sessions = prepare_sessions(env, args.sessions, migrate=not args.no_migrate)
     rnd = random.Random(11)
     from core.settings import get_settings
 
@@ -287,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", default=os.environ.get("SCRM_REDIS_URL", ""),
                         help="--sessions with --workers > 1: the servers' Redis (default $SCRM_REDIS_URL)")
     parser.add_argument("--no-record", action="store_true", help="--sessions: print only")
+    parser.add_argument("--no-migrate", action="store_true",
+                        help="--sessions: leave the data set's schema as it is (a data set shared with other branches)")
     args = parser.parse_args(argv)
     if args.sessions:
         mixed(args)

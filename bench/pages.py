@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--slowest", type=int, default=0, help="print the N statements of most total time")
+    parser.add_argument("--no-migrate", action="store_true",
+                        help="leave the data set's schema as it is (a data set shared with other branches)")
     parser.add_argument("--only", default="", help="time only the page variants whose label contains this")
     args = parser.parse_args(argv)
     env = {"SCRM_DATABASE_URL": args.database_url, "SCRM_REDIS_URL": args.redis_url,
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
 
         env["SCRM_PII_KEYS"] = "b1:" + base64.b64encode(os.urandom(32)).decode()
         env["SCRM_BLIND_INDEX_KEY"] = base64.b64encode(os.urandom(32)).decode()
-    sessions = console.prepare_sessions(env, args.sessions)
+    sessions = console.prepare_sessions(env, args.sessions, migrate=not args.no_migrate)
 
     from starlette.testclient import TestClient
 

@@ -83,10 +83,12 @@ class CustomerFilter:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def scope_clause(viewer: Viewer, status: str | None = None, *, with_pool: bool = False) -> ColumnElement[bool]:
+def scope_clause(viewer: Viewer, status: str | None = None, *, with_pool: bool = False,
+                 co_handles: bool = True) -> ColumnElement[bool]:
     """The customers a viewer may list; pool customers of claimable pools only when pool ones are asked for
-    (the 公海 status, or ``with_pool``: a search that includes the pool)."""
-    clause = customers.visible_clause(viewer)
+    (the 公海 status, or ``with_pool``: a search that includes the pool). ``co_handles``: as
+    ``crm.customers.visible_clause``."""
+    clause = customers.visible_clause(viewer, co_handles=co_handles)
     if (status == CustomerStatus.POOL or with_pool) and viewer.scope != "all":
         claimable = select(Pool.id).where(customers.pool_visible_clause(viewer)).scalar_subquery()
         clause = or_(clause, and_(Customer.status == CustomerStatus.POOL, Customer.pool_id.in_(claimable)))
@@ -191,7 +193,9 @@ def filtered(session: Session, viewer: Viewer, flt: CustomerFilter,
     """The list's SELECT (scope and filters, no order or limit). ``extra``: clauses a caller above crm adds
     (analytics' funnel steps, which look at lending's tables)."""
     flt.validate()
-    conditions: list[ColumnElement[bool]] = [scope_clause(viewer, flt.status, with_pool=flt.with_pool), *extra]
+    conditions: list[ColumnElement[bool]] = [
+        scope_clause(viewer, flt.status, with_pool=flt.with_pool, co_handles=customers.co_handles_any(session, viewer)),
+        *extra]
     if flt.q and flt.q.strip():
         conditions.append(search_clause(flt.q))
     for name in ("stage", "grade", "status", "customer_type", "owner_id"):
@@ -251,13 +255,16 @@ def search(session: Session, viewer: Viewer, flt: CustomerFilter, *, page: int =
     stmt = filtered(session, viewer, flt, extra)
     ids = stmt.with_only_columns(Customer.id)
     limit = None if count_bound is None else max(count_bound, page * page_size) + 1
-    if limit is not None:
-        ids = ids.limit(limit)
-    total = session.scalar(select(func.count()).select_from(ids.subquery())) or 0
+    counted = ids if limit is None else ids.limit(limit)
+    total = session.scalar(select(func.count()).select_from(counted.subquery())) or 0
     more_than = count_bound if limit is not None and total > count_bound else None
-    rows = session.scalars(_order(stmt, flt.sort).options(joinedload(Customer.owner))
-                           .limit(page_size).offset((page - 1) * page_size))
-    return CustomerPage(list(rows.unique()), total, page, page_size, more_than)
+    # The page's ids first, then their rows: sorted by entry time (the default), PostgreSQL finds the ids in
+    # ix_customer_created alone (it carries owner_id, the scope's column), where asking for whole rows made it fetch
+    # every skipped row from the table (a salesperson's page 5: ~28,000 rows, 20-30 ms, vs ~4 ms).
+    page_ids = list(session.scalars(_order(ids, flt.sort).limit(page_size).offset((page - 1) * page_size)))
+    found = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(page_ids))
+                                              .options(joinedload(Customer.owner))).unique()} if page_ids else {}
+    return CustomerPage([found[i] for i in page_ids if i in found], total, page, page_size, more_than)
 
 
 def visible_ids(session: Session, viewer: Viewer, ids: list[int]) -> set[int]:
