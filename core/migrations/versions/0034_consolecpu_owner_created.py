@@ -7,15 +7,15 @@ turned up: 163 ms on 1,000,000 customers. ``(owner_id, created_at, id)``, partia
 gives their rows in the list's order: ~1 ms. Every insert and update writes one more index entry (no customer
 update is HOT since ix_customer_updated).
 
-Revision ID: 0033_consolecpu_owner_created
-Revises: 0032_reports_dimensions
+Revision ID: 0034_consolecpu_owner_created
+Revises: 0033_channel_costs
 Create Date: 2026-12-06 21:15:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0033_consolecpu_owner_created'
-down_revision = '0032_reports_dimensions'
+revision = '0034_consolecpu_owner_created'
+down_revision = '0033_channel_costs'
 branch_labels = None
 depends_on = None
 
