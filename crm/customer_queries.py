@@ -189,13 +189,12 @@ def filter_from_params(params: dict[str, str]) -> CustomerFilter:
 
 
 def filtered(session: Session, viewer: Viewer, flt: CustomerFilter,
-             extra: tuple[ColumnElement[bool], ...] = ()) -> Select[tuple[Customer]]:
+             extra: tuple[ColumnElement[bool], ...] = (), *, co_handles: bool = True) -> Select[tuple[Customer]]:
     """The list's SELECT (scope and filters, no order or limit). ``extra``: clauses a caller above crm adds
-    (analytics' funnel steps, which look at lending's tables)."""
+    (analytics' funnel steps, which look at lending's tables). ``co_handles``: as ``crm.customers.visible_clause``."""
     flt.validate()
     conditions: list[ColumnElement[bool]] = [
-        scope_clause(viewer, flt.status, with_pool=flt.with_pool, co_handles=customers.co_handles_any(session, viewer)),
-        *extra]
+        scope_clause(viewer, flt.status, with_pool=flt.with_pool, co_handles=co_handles), *extra]
     if flt.q and flt.q.strip():
         conditions.append(search_clause(flt.q))
     for name in ("stage", "grade", "status", "customer_type", "owner_id"):
@@ -252,7 +251,7 @@ def search(session: Session, viewer: Viewer, flt: CustomerFilter, *, page: int =
     subquery): past the bound the page says "more than ``count_bound``", and ``total`` still tells whether a
     next page exists."""
     page, page_size = max(1, page), min(max(1, page_size), MAX_PAGE_SIZE)
-    stmt = filtered(session, viewer, flt, extra)
+    stmt = filtered(session, viewer, flt, extra, co_handles=customers.co_handles_any(session, viewer))
     ids = stmt.with_only_columns(Customer.id)
     limit = None if count_bound is None else max(count_bound, page * page_size) + 1
     counted = ids if limit is None else ids.limit(limit)
