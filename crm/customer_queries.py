@@ -292,13 +292,15 @@ def choice_values(session: Session, viewer: Viewer) -> dict[str, list[str]]:
 
     For a department- or company-scope viewer each is a GROUP BY over most of the customer table (~140 ms and
     three PostgreSQL processes on 1,000,000 customers, on every list page): their values are kept for
-    ``SCRM_LIST_CHOICES_CACHE_SECONDS`` in ``core.figure_cache``, keyed by the viewer's scope identity (the staff
-    id included: a department-scope viewer also sees what they co-handle)."""
+    ``SCRM_LIST_CHOICES_CACHE_SECONDS`` in ``core.figure_cache``, keyed by what the viewer's customers are: the
+    scope and the department, and the staff id of a viewer who co-handles customers (they see those too). Viewers
+    who co-handle none see exactly their scope's customers, so two managers of one department share one entry."""
     ttl = get_settings().list_choices_cache_seconds
     if ttl <= 0 or viewer.scope in LIVE_CHOICE_SCOPES:
         return {column: distinct_values(session, viewer, column) for column in CHOICE_COLUMNS}
-    key = figure_cache.make_key("list_choices", {"staff_id": viewer.staff_id, "scope": viewer.scope,
-                                                 "department_path": viewer.department_path})
+    co_handler = viewer.staff_id if customers.co_handles_any(session, viewer) else None
+    key = figure_cache.make_key("list_choices", {"scope": viewer.scope, "department_path": viewer.department_path,
+                                                 "co_handler": co_handler})
     hit = figure_cache.read(key, ttl)
     if hit is not None:
         return json.loads(hit[1])
