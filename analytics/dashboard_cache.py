@@ -8,8 +8,9 @@ were computed (数据更新于 HH:MM:SS). A salesperson's own-scope dashboard is
 
 The key is the viewer's whole scope identity: staff id, role, data scope, department and its path, and every
 filter of the period. The staff id belongs to it because a department-scope viewer also sees the customers they
-co-handle (``crm.customers.visible_clause``): two managers of one department are not the same scope, and a
-figure computed for one of them must never be shown to another. A Redis failure costs the cache, never the page.
+co-handle (``crm.customers.visible_clause``): two managers of one department are not the same scope when one of
+them co-handles customers, and a figure computed for one of them must never be shown to another. A viewer who
+co-handles nobody is keyed without it (``key_for``): their figures are their role's, scope's and department's. A Redis failure costs the cache, never the page.
 
 The cache sits around ``dashboards.build`` and knows nothing of the widgets inside it.
 """
@@ -28,6 +29,7 @@ from analytics import dashboards
 from analytics.metrics import Filters
 from core import clock, figure_cache
 from core.settings import get_settings
+from crm import customers
 from crm.scope import Viewer
 
 __all__ = ["build", "clear_local", "key_for"]
@@ -36,10 +38,15 @@ LIVE_SCOPES = {"own"}  # computed on every view
 KEY_VERSION = 2  # bump when the Dashboard's shape changes: old entries are then never read
 
 
-def key_for(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> str:
-    """The cache key of ``viewer``'s dashboard over ``flt``: a hash of the exact scope identity and filters."""
+def key_for(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort", *, co_handles: bool = True) -> str:
+    """The cache key of ``viewer``'s dashboard over ``flt``: a hash of the exact scope identity and filters.
+
+    ``co_handles=False``: the viewer co-handles no customer (``crm.customers.co_handles_any``), so their figures
+    are those of their role, scope and department alone (every widget scopes through ``visible_clause`` and
+    ``owner_filter``, which read the staff id for co-handled customers and for own scope only): two managers of
+    one department who co-handle nobody share one entry."""
     identity = {"v": KEY_VERSION, "kind": dashboards.kind_for(viewer), "funnel_mode": funnel_mode,
-                "staff_id": viewer.staff_id,
+                "staff_id": viewer.staff_id if co_handles else None,
                 "role": viewer.role, "scope": viewer.scope, "department_id": viewer.department_id,
                 "department_path": viewer.department_path,
                 "filters": {f.name: _plain(getattr(flt, f.name)) for f in dataclasses.fields(flt)}}
@@ -52,7 +59,7 @@ def build(session: Session, viewer: Viewer, flt: Filters,
     ttl = get_settings().dashboard_cache_seconds
     if ttl <= 0 or viewer.scope in LIVE_SCOPES:
         return dashboards.build(session, viewer, flt, funnel_mode), None
-    key = key_for(viewer, flt, funnel_mode)
+    key = key_for(viewer, flt, funnel_mode, co_handles=customers.co_handles_any(session, viewer))
     hit = figure_cache.read(key, ttl)
     if hit is not None:
         at, payload = hit
