@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from analytics import dashboards
 from analytics.metrics import Filters
-from core import clock, figure_cache
+from core import figure_cache
 from core.settings import get_settings
 from crm import customers
 from crm.scope import Viewer
@@ -60,14 +60,14 @@ def build(session: Session, viewer: Viewer, flt: Filters,
     if ttl <= 0 or viewer.scope in LIVE_SCOPES:
         return dashboards.build(session, viewer, flt, funnel_mode), None
     key = key_for(viewer, flt, funnel_mode, co_handles=customers.co_handles_any(session, viewer))
-    hit = figure_cache.read(key, ttl)
-    if hit is not None:
-        at, payload = hit
-        return _decode_board(payload, flt), at
-    now = clock.now()
-    board = dashboards.build(session, viewer, flt, funnel_mode)
-    figure_cache.write(key, now, _encode_board(board), ttl)
-    return board, now
+    built: list[dashboards.Dashboard] = []
+
+    def compute() -> str:
+        built.append(dashboards.build(session, viewer, flt, funnel_mode))
+        return _encode_board(built[0])
+
+    at, payload = figure_cache.cached(key, ttl, compute)
+    return (built[0] if built else _decode_board(payload, flt)), at
 
 
 def clear_local() -> None:

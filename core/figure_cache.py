@@ -12,26 +12,33 @@ identity, the filters): an entry is never shown to anyone its key does not descr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from core import clock
 from core.settings import get_settings
 
-__all__ = ["clear_local", "make_key", "read", "write"]
+__all__ = ["cached", "clear_local", "make_key", "read", "write"]
 
 log = logging.getLogger(__name__)
 
 LOCAL_MAX_ENTRIES = 512
 REDIS_TIMEOUT_SECONDS = 2
+COMPUTE_WAIT_SECONDS = 30  # how long a viewer waits for another's computation of the same entry before doing it
+POLL_SECONDS = 0.1
 
 _local: dict[str, tuple[datetime, str]] = {}
 _local_lock = threading.Lock()
 _clients: dict[str, Any] = {}  # one Redis client (and its connection pool) per URL, not a connection per read
+_computing: dict[str, threading.Lock] = {}  # in this process: one lock per key being computed
 
 
 def make_key(prefix: str, identity: dict[str, Any]) -> str:
@@ -46,6 +53,68 @@ def read(key: str, ttl: int) -> tuple[datetime, str] | None:
     if hit is None or clock.now() - hit[0] >= timedelta(seconds=ttl):
         return None
     return hit
+
+
+def cached(key: str, ttl: int, compute: Callable[[], str]) -> tuple[datetime, str]:
+    """``(computed_at, payload)`` of ``key``: the entry if younger than ``ttl`` seconds, else ``compute()``'s,
+    kept. Computed once when several requests miss it at the same moment (two managers of one department opening
+    the console after a deployment): the first computes, the others wait for its entry (up to
+    ``COMPUTE_WAIT_SECONDS``, then compute it themselves) — a lock in Redis across the server processes, in this
+    process otherwise."""
+    hit = read(key, ttl)
+    if hit is not None:
+        return hit
+    url = get_settings().redis_url
+    with _redis_turn(url, key, ttl) if url else _local_turn(key):
+        hit = read(key, ttl)  # computed by whoever held the turn before us
+        if hit is not None:
+            return hit
+        at = clock.now()
+        payload = compute()
+        write(key, at, payload, ttl)
+        return at, payload
+
+
+@contextlib.contextmanager
+def _local_turn(key: str) -> Iterator[None]:
+    with _local_lock:
+        lock = _computing.setdefault(key, threading.Lock())
+    got = lock.acquire(timeout=COMPUTE_WAIT_SECONDS)
+    try:
+        yield
+    finally:
+        if got:
+            lock.release()
+
+
+@contextlib.contextmanager
+def _redis_turn(url: str, key: str, ttl: int) -> Iterator[None]:
+    """Hold ``key``'s computing mark (SET NX, expiring), or wait until its holder wrote the entry or let go."""
+    import redis
+
+    mark, token = f"{key}:computing", uuid.uuid4().hex
+    client = _client(url)
+    deadline = time.monotonic() + COMPUTE_WAIT_SECONDS
+    held = False
+    try:
+        while time.monotonic() < deadline:
+            if client.set(mark, token, nx=True, ex=COMPUTE_WAIT_SECONDS):
+                held = True
+                break
+            if read(key, ttl) is not None:
+                break  # the holder wrote it: the caller reads it
+            time.sleep(POLL_SECONDS)
+    except redis.RedisError as exc:
+        log.warning("figure cache: Redis lock failed (%s); computing the figures", exc)
+    try:
+        yield
+    finally:
+        if held:
+            try:
+                if client.get(mark) == token.encode():
+                    client.delete(mark)
+            except redis.RedisError:
+                pass  # it expires
 
 
 def write(key: str, at: datetime, payload: str, ttl: int) -> None:

@@ -301,9 +301,6 @@ def choice_values(session: Session, viewer: Viewer) -> dict[str, list[str]]:
     co_handler = viewer.staff_id if customers.co_handles_any(session, viewer) else None
     key = figure_cache.make_key("list_choices", {"scope": viewer.scope, "department_path": viewer.department_path,
                                                  "co_handler": co_handler})
-    hit = figure_cache.read(key, ttl)
-    if hit is not None:
-        return json.loads(hit[1])
-    values = {column: distinct_values(session, viewer, column) for column in CHOICE_COLUMNS}
-    figure_cache.write(key, clock.now(), json.dumps(values, ensure_ascii=False), ttl)
-    return values
+    _, payload = figure_cache.cached(key, ttl, lambda: json.dumps(
+        {column: distinct_values(session, viewer, column) for column in CHOICE_COLUMNS}, ensure_ascii=False))
+    return json.loads(payload)
