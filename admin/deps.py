@@ -63,6 +63,13 @@ def _make_templates() -> Jinja2Templates:
 
 templates = _make_templates()
 
+
+def compile_templates() -> None:
+    """Compile every console template now (a served process's warm-up, ``core.web.warm_up``), not on the first
+    request that needs each one."""
+    for name in templates.env.list_templates(extensions=["html"]):
+        templates.env.get_template(name)
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",

@@ -59,7 +59,7 @@ from admin.console import segments as segments_console
 from admin.console import tags as tags_console
 from admin.console import telephony as telephony_console
 from admin.console import work as work_console
-from admin.deps import has_staff_session
+from admin.deps import compile_templates, has_staff_session
 from admin.errors import API_FIELD_LABELS, render_api_error, render_console_error, render_not_found
 from core import api_docs
 
@@ -125,3 +125,4 @@ def mount(app: FastAPI) -> None:
     app.state.error_renderers["/api/v1/"] = render_api_error
     app.state.validation_labels["/api/v1/"] = API_FIELD_LABELS
     app.add_exception_handler(StarletteHTTPException, render_not_found)  # the console's own 404 page
+    app.state.warm_ups.append(compile_templates)

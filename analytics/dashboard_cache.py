@@ -2,14 +2,15 @@
 
 A manager's or supervisor's dashboard counts over most of the customer table (~1.2 s on 1,000,000 customers);
 fifty staff clicking through the console cannot each pay that. Their figures are kept for
-``SCRM_DASHBOARD_CACHE_SECONDS`` (60 by default; 0 turns the cache off) in Redis when ``SCRM_REDIS_URL`` is set
-(shared by every server process), in this process otherwise, and the page says when they were computed
-(数据更新于 HH:MM:SS). A salesperson's own-scope dashboard is cheap and stays live.
+``SCRM_DASHBOARD_CACHE_SECONDS`` (60 by default; 0 turns the cache off) in ``core.figure_cache`` (Redis when
+``SCRM_REDIS_URL`` is set, shared by every server process; this process otherwise), and the page says when they
+were computed (数据更新于 HH:MM:SS). A salesperson's own-scope dashboard is cheap and stays live.
 
 The key is the viewer's whole scope identity: staff id, role, data scope, department and its path, and every
 filter of the period. The staff id belongs to it because a department-scope viewer also sees the customers they
-co-handle (``crm.customers.visible_clause``): two managers of one department are not the same scope, and a
-figure computed for one of them must never be shown to another. A Redis failure costs the cache, never the page.
+co-handle (``crm.customers.visible_clause``): two managers of one department are not the same scope when one of
+them co-handles customers, and a figure computed for one of them must never be shown to another. A viewer who
+co-handles nobody is keyed without it (``key_for``): their figures are their role's, scope's and department's. A Redis failure costs the cache, never the page.
 
 The cache sits around ``dashboards.build`` and knows nothing of the widgets inside it.
 """
@@ -17,11 +18,8 @@ The cache sits around ``dashboards.build`` and knows nothing of the widgets insi
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import logging
-import threading
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -29,31 +27,30 @@ from sqlalchemy.orm import Session
 
 from analytics import dashboards
 from analytics.metrics import Filters
-from core import clock
+from core import figure_cache
 from core.settings import get_settings
+from crm import customers
 from crm.scope import Viewer
 
 __all__ = ["build", "clear_local", "key_for"]
 
-log = logging.getLogger(__name__)
-
 LIVE_SCOPES = {"own"}  # computed on every view
 KEY_VERSION = 2  # bump when the Dashboard's shape changes: old entries are then never read
-LOCAL_MAX_ENTRIES = 512
-
-_local: dict[str, tuple[datetime, str]] = {}
-_local_lock = threading.Lock()
 
 
-def key_for(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort") -> str:
-    """The cache key of ``viewer``'s dashboard over ``flt``: a hash of the exact scope identity and filters."""
+def key_for(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort", *, co_handles: bool = True) -> str:
+    """The cache key of ``viewer``'s dashboard over ``flt``: a hash of the exact scope identity and filters.
+
+    ``co_handles=False``: the viewer co-handles no customer (``crm.customers.co_handles_any``), so their figures
+    are those of their role, scope and department alone (every widget scopes through ``visible_clause`` and
+    ``owner_filter``, which read the staff id for co-handled customers and for own scope only): two managers of
+    one department who co-handle nobody share one entry."""
     identity = {"v": KEY_VERSION, "kind": dashboards.kind_for(viewer), "funnel_mode": funnel_mode,
-                "staff_id": viewer.staff_id,
+                "staff_id": viewer.staff_id if co_handles else None,
                 "role": viewer.role, "scope": viewer.scope, "department_id": viewer.department_id,
                 "department_path": viewer.department_path,
                 "filters": {f.name: _plain(getattr(flt, f.name)) for f in dataclasses.fields(flt)}}
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    return f"dashboard:{digest}"
+    return figure_cache.make_key("dashboard", identity)
 
 
 def build(session: Session, viewer: Viewer, flt: Filters,
@@ -62,59 +59,20 @@ def build(session: Session, viewer: Viewer, flt: Filters,
     ttl = get_settings().dashboard_cache_seconds
     if ttl <= 0 or viewer.scope in LIVE_SCOPES:
         return dashboards.build(session, viewer, flt, funnel_mode), None
-    key = key_for(viewer, flt, funnel_mode)
-    now = clock.now()
-    hit = _read(key)
-    if hit is not None:
-        at, payload = hit
-        if now - at < timedelta(seconds=ttl):
-            return _decode_board(payload, flt), at
-    board = dashboards.build(session, viewer, flt, funnel_mode)
-    _write(key, now, _encode_board(board), ttl)
-    return board, now
+    key = key_for(viewer, flt, funnel_mode, co_handles=customers.co_handles_any(session, viewer))
+    built: list[dashboards.Dashboard] = []
+
+    def compute() -> str:
+        built.append(dashboards.build(session, viewer, flt, funnel_mode))
+        return _encode_board(built[0])
+
+    at, payload = figure_cache.cached(key, ttl, compute)
+    return (built[0] if built else _decode_board(payload, flt)), at
 
 
 def clear_local() -> None:
     """Forget the in-process entries (tests; a process starting afresh)."""
-    with _local_lock:
-        _local.clear()
-
-
-# --- storage: Redis when configured, else this process ----------------------------------------------------
-
-def _read(key: str) -> tuple[datetime, str] | None:
-    url = get_settings().redis_url
-    if not url:
-        with _local_lock:
-            return _local.get(key)
-    import redis
-
-    try:
-        raw = redis.Redis.from_url(url, socket_timeout=2).get(key)
-    except redis.RedisError as exc:
-        log.warning("dashboard cache: Redis read failed (%s); computing the figures", exc)
-        return None
-    if raw is None:
-        return None
-    at, _, payload = raw.decode().partition("\n")
-    return datetime.fromisoformat(at), payload
-
-
-def _write(key: str, at: datetime, payload: str, ttl: int) -> None:
-    url = get_settings().redis_url
-    if not url:
-        with _local_lock:
-            if len(_local) >= LOCAL_MAX_ENTRIES:  # drop the oldest entries (bounded memory)
-                for old in sorted(_local, key=lambda k: _local[k][0])[: LOCAL_MAX_ENTRIES // 4]:
-                    del _local[old]
-            _local[key] = (at, payload)
-        return
-    import redis
-
-    try:
-        redis.Redis.from_url(url, socket_timeout=2).set(key, f"{at.isoformat()}\n{payload}", ex=ttl + 5)
-    except redis.RedisError as exc:
-        log.warning("dashboard cache: Redis write failed (%s)", exc)
+    figure_cache.clear_local()
 
 
 # --- the Dashboard as JSON (Decimal, dates, tuples and cards kept as they were) --------------------------------

@@ -7,7 +7,7 @@ BENCHES = {"imports": "bench.imports", "console": "bench.console", "segments": "
            "callbacks": "bench.callbacks", "chat": "bench.chat", "faults": "bench.faults",
            "payments": "bench.payments", "finance": "bench.finance", "cob": "bench.cob", "analytics": "bench.analytics",
            "postloan": "bench.postloan", "telephony": "bench.telephony",
-           "backfill": "bench.backfill"}
+           "backfill": "bench.backfill", "pages": "bench.pages"}
 
 
 def main() -> None:

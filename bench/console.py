@@ -55,10 +55,11 @@ KINDS = ("list", "detail", "dashboard")
 MIXED_TARGET_P99_MS = 500.0
 
 
-def prepare_sessions(env: dict[str, str], sessions: int, seed: int = 7) -> list[dict]:
+def prepare_sessions(env: dict[str, str], sessions: int, seed: int = 7, *, migrate: bool = True) -> list[dict]:
     """Open ``sessions`` staff sessions on the data set: about one in five a manager (the whole company) or a
     team supervisor, created here when missing, the rest salespeople who own customers. Returns, for each, the
-    cookie value and the URLs it browses (customers it may see for the 360 pages)."""
+    cookie value and the URLs it browses (customers it may see for the 360 pages). ``migrate=False``: the data
+    set's schema as it is (one that another branch's code also reads must not get this branch's migrations)."""
     os.environ.update(env)
     from sqlalchemy import func, select
 
@@ -69,7 +70,8 @@ def prepare_sessions(env: dict[str, str], sessions: int, seed: int = 7) -> list[
     from crm.models import Customer, Department, Staff
 
     reset_settings_cache()
-    harness.migrate(env)
+    if migrate:
+        harness.migrate(env)
     plugins.load_models()
     rnd = random.Random(seed)
     out: list[dict] = []
@@ -158,14 +160,18 @@ class HealthProbe(threading.Thread):
         self.join(timeout=10)
 
 
+CACHED_FIGURES = ("dashboard:*", "list_choices:*")  # core.figure_cache: dashboards, the list's drop-downs
+
+
 def _clear_dashboard_cache(redis_url: str) -> int:
-    """Drop the dashboards the servers cached in Redis (``analytics.dashboard_cache``); returns how many."""
+    """Drop the figures the servers cached in Redis (``core.figure_cache``: the dashboards, the customer list's
+    drop-downs); returns how many."""
     if not redis_url:
         return 0  # in-process caches: each server process keeps its own (the timing alone warmed one of them)
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter("dashboard:*"))
+    keys = [key for pattern in CACHED_FIGURES for key in client.scan_iter(pattern)]
     return client.delete(*keys) if keys else 0
 
 
@@ -187,7 +193,7 @@ def mixed(args: argparse.Namespace) -> None:
         env["SCRM_PII_KEYS"] = "b1:" + base64.b64encode(os.urandom(32)).decode()
         env["SCRM_BLIND_INDEX_KEY"] = base64.b64encode(os.urandom(32)).decode()
     load_before = os.getloadavg()
-    sessions = prepare_sessions(env, args.sessions)
+    sessions = prepare_sessions(env, args.sessions, migrate=not args.no_migrate)
     rnd = random.Random(11)
     from core.settings import get_settings
 
@@ -224,14 +230,16 @@ def mixed(args: argparse.Namespace) -> None:
     met = (result.p99_ms < MIXED_TARGET_P99_MS and result.errors == 0 and not result.codes and probe.failures == 0
            and not result.exhausted)
     cache_seconds = get_settings().dashboard_cache_seconds
+    choices_seconds = get_settings().list_choices_cache_seconds
     lines = [
         f"Sessions: {roles['sales']} salespeople, {roles['supervisor']} supervisors, {roles['manager']} managers, "
         f"each with its own session cookie; clicks 40% customer list (page 1–5, some filtered or searched), 40% "
         f"customer 360 page, 20% home dashboard; think time {args.think_ms} ms mean (±50%) between a session's "
         f"clicks; {args.duration:g} s; `scrm serve --workers {args.workers}`; wrk {args.threads} thread(s), "
         f"{args.sessions} connections. Department- and company-scope dashboards cached "
-        f"{cache_seconds} s per viewer scope (`SCRM_DASHBOARD_CACHE_SECONDS`; {cleared} cached dashboards of the "
-        f"timing below dropped before the run: it starts cold); the customer list counts up to "
+        f"{cache_seconds} s per viewer scope (`SCRM_DASHBOARD_CACHE_SECONDS`), the customer list's 地区 / 来源 "
+        f"drop-downs of those scopes {choices_seconds} s (`SCRM_LIST_CHOICES_CACHE_SECONDS`); {cleared} cached "
+        f"figures of the timing below dropped before the run: it starts cold; the customer list counts up to "
         f"{LIST_COUNT_BOUND:,} (\"1万+\").",
         "",
         "Each page kind alone first (one request at a time, several sessions):",
@@ -281,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", default=os.environ.get("SCRM_REDIS_URL", ""),
                         help="--sessions with --workers > 1: the servers' Redis (default $SCRM_REDIS_URL)")
     parser.add_argument("--no-record", action="store_true", help="--sessions: print only")
+    parser.add_argument("--no-migrate", action="store_true",
+                        help="--sessions: leave the data set's schema as it is (a data set shared with other branches)")
     args = parser.parse_args(argv)
     if args.sessions:
         mixed(args)

@@ -87,7 +87,7 @@ def serve(host: str, port: int, workers: int, reload: bool, backlog: int, worker
     click.echo(f"控制台: http://{host}:{port}/console/")
     # uvicorn's "auto" picks httptools and uvloop (installed with uvicorn[standard]); the access log is an
     # INFO record per request: off unless the log level shows it.
-    uvicorn.run("core.web:create_app", factory=True, host=host, port=port, workers=workers, reload=reload,
+    uvicorn.run("core.web:create_served_app", factory=True, host=host, port=port, workers=workers, reload=reload,
                 log_level=settings.log_level.lower(), log_config=uvicorn_log_config(settings.log_level),
                 proxy_headers=True,
                 access_log=settings.log_level.upper() in ("DEBUG", "INFO"), backlog=backlog,

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         60, ge=0, description="a department- or company-scope home dashboard is reused for this long (figures up to "
                               "this old, the time shown on the page); 0: computed on every view. Own scope: always live"
     )
+    list_choices_cache_seconds: int = Field(
+        300, ge=0, description="the customer list's 地区 and 来源 drop-downs of a department- or company-scope viewer "
+                               "are reused for this long (a value new to the scope shows up in them this late; "
+                               "typing it still filters); 0: computed on every view. Own scope: always live"
+    )
 
     # --- WeCom (企业微信) ---------------------------------------------------------------------------
     wecom_corp_id: str = Field("", description="corp id (企业ID); empty: the built-in WeCom simulator's demo corp")

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.exc import DataError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, configure_mappers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -162,7 +162,24 @@ class RequestContextMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(*, start_tasks: bool = True) -> FastAPI:
+def warm_up(app: FastAPI) -> None:
+    """Do before the first request what a web process otherwise does during its first requests, under load:
+    configure the ORM's mappers, import the database driver and open a pooled connection, and run the channels'
+    warm-ups (``app.state.warm_ups``: the console compiles its templates). Under the console load bench a cold
+    process spent seconds of its first requests on this while fifty staff waited (issue 18 item 3). A database
+    that is not up yet is left for the requests to report (503), as before."""
+    configure_mappers()
+    try:
+        with get_session_factory()() as session:
+            session.execute(text("SELECT 1"))
+    except sa_exc.SQLAlchemyError as exc:
+        log.warning("warm-up: database not reachable (%s)", str(exc).splitlines()[0][:200])
+    for hook in app.state.warm_ups:
+        hook()
+
+
+def create_app(*, start_tasks: bool = True, warm: bool = False) -> FastAPI:
+    """The application. ``warm``: :func:`warm_up` before serving (``scrm serve``; tests start cold)."""
     configure_logging()
     check_production_settings()
     plugins.load_models()
@@ -170,6 +187,8 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if warm:
+            warm_up(app)
         # The ~400,000 objects of the loaded application (models, routes, templates) never die; moved out
         # of the collector's view, a full collection no longer walks them (~0.1 s, a stall of every request
         # in flight: the p99 of the callback endpoint under load).
@@ -192,6 +211,7 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
     api_docs.add_docs(app, docs_path="/api/docs", openapi_path="/api/openapi.json", title="贷款助贷 SCRM 员工接口",
                       public_openapi_url="/api/openapi.json")
     app.state.error_renderers: dict[str, ErrorRenderer] = {}
+    app.state.warm_ups: list[Callable[[], None]] = []  # channels add theirs in mount(app): see warm_up
 
     app.add_middleware(RequestContextMiddleware)
 
@@ -267,3 +287,8 @@ def create_app(*, start_tasks: bool = True) -> FastAPI:
         module.mount(app)
     simulators.check()  # after the channels loaded: every package's simulator has registered
     return app
+
+
+def create_served_app() -> FastAPI:
+    """The application as ``scrm serve`` runs it: warmed up before its first request."""
+    return create_app(warm=True)

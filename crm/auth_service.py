@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from core import audit, clock, ratelimit
 from core.errors import RateLimited
@@ -131,7 +131,9 @@ def resolve_session(session: Session, token: str | None) -> StaffSession | None:
     """The live session for a cookie token, or None (unknown, expired, revoked, staff departed)."""
     if not token:
         return None
-    row = session.scalar(select(StaffSession).where(StaffSession.token_hash == token_digest(token)))
+    # the staff member and their department in the same statement: every console request reads both (Viewer.of)
+    row = session.scalar(select(StaffSession).where(StaffSession.token_hash == token_digest(token))
+                         .options(joinedload(StaffSession.staff).joinedload(Staff.department)))
     if row is None or row.revoked_at is not None or row.expires_at <= clock.now():
         return None
     if row.staff.status != StaffStatus.ACTIVE:

@@ -9,6 +9,7 @@ letters against the pinyin initials (or the name), anything else against the nam
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
@@ -17,8 +18,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, literal_column, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from core import clock, pii
+from core import clock, figure_cache, pii
 from core.errors import ValidationFailed
+from core.settings import get_settings
 from crm import customers, scope, sources
 from crm.models import (
     INDUSTRY_CHOICES,
@@ -87,10 +89,12 @@ class CustomerFilter:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def scope_clause(viewer: Viewer, status: str | None = None, *, with_pool: bool = False) -> ColumnElement[bool]:
+def scope_clause(viewer: Viewer, status: str | None = None, *, with_pool: bool = False,
+                 co_handles: bool = True) -> ColumnElement[bool]:
     """The customers a viewer may list; pool customers of claimable pools only when pool ones are asked for
-    (the 公海 status, or ``with_pool``: a search that includes the pool)."""
-    clause = customers.visible_clause(viewer)
+    (the 公海 status, or ``with_pool``: a search that includes the pool). ``co_handles``: as
+    ``crm.customers.visible_clause``."""
+    clause = customers.visible_clause(viewer, co_handles=co_handles)
     if (status == CustomerStatus.POOL or with_pool) and viewer.scope != "all":
         claimable = select(Pool.id).where(customers.pool_visible_clause(viewer)).scalar_subquery()
         clause = or_(clause, and_(Customer.status == CustomerStatus.POOL, Customer.pool_id.in_(claimable)))
@@ -221,11 +225,12 @@ def filter_from_params(params: dict[str, str]) -> CustomerFilter:
 
 
 def filtered(session: Session, viewer: Viewer, flt: CustomerFilter,
-             extra: tuple[ColumnElement[bool], ...] = ()) -> Select[tuple[Customer]]:
+             extra: tuple[ColumnElement[bool], ...] = (), *, co_handles: bool = True) -> Select[tuple[Customer]]:
     """The list's SELECT (scope and filters, no order or limit). ``extra``: clauses a caller above crm adds
-    (analytics' funnel steps, which look at lending's tables)."""
+    (analytics' funnel steps, which look at lending's tables). ``co_handles``: as ``crm.customers.visible_clause``."""
     flt.validate()
-    conditions: list[ColumnElement[bool]] = [scope_clause(viewer, flt.status, with_pool=flt.with_pool), *extra]
+    conditions: list[ColumnElement[bool]] = [
+        scope_clause(viewer, flt.status, with_pool=flt.with_pool, co_handles=co_handles), *extra]
     if flt.q and flt.q.strip():
         conditions.append(search_clause(flt.q))
     for name in ("stage", "grade", "status", "customer_type", "owner_id"):
@@ -288,16 +293,19 @@ def search(session: Session, viewer: Viewer, flt: CustomerFilter, *, page: int =
     subquery): past the bound the page says "more than ``count_bound``", and ``total`` still tells whether a
     next page exists."""
     page, page_size = max(1, page), min(max(1, page_size), MAX_PAGE_SIZE)
-    stmt = filtered(session, viewer, flt, extra)
+    stmt = filtered(session, viewer, flt, extra, co_handles=customers.co_handles_any(session, viewer))
     ids = stmt.with_only_columns(Customer.id)
     limit = None if count_bound is None else max(count_bound, page * page_size) + 1
-    if limit is not None:
-        ids = ids.limit(limit)
-    total = session.scalar(select(func.count()).select_from(ids.subquery())) or 0
+    counted = ids if limit is None else ids.limit(limit)
+    total = session.scalar(select(func.count()).select_from(counted.subquery())) or 0
     more_than = count_bound if limit is not None and total > count_bound else None
-    rows = session.scalars(_order(stmt, flt.sort).options(joinedload(Customer.owner))
-                           .limit(page_size).offset((page - 1) * page_size))
-    return CustomerPage(list(rows.unique()), total, page, page_size, more_than)
+    # The page's ids first, then their rows: sorted by entry time (the default), PostgreSQL finds the ids in
+    # ix_customer_created alone (it carries owner_id, the scope's column), where asking for whole rows made it fetch
+    # every skipped row from the table (a salesperson's page 5: ~28,000 rows, 20-30 ms, vs ~4 ms).
+    page_ids = list(session.scalars(_order(ids, flt.sort).limit(page_size).offset((page - 1) * page_size)))
+    found = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(page_ids))
+                                              .options(joinedload(Customer.owner))).unique()} if page_ids else {}
+    return CustomerPage([found[i] for i in page_ids if i in found], total, page, page_size, more_than)
 
 
 def visible_ids(session: Session, viewer: Viewer, ids: list[int]) -> set[int]:
@@ -316,3 +324,26 @@ def distinct_values(session: Session, viewer: Viewer, column: str, limit: int = 
             .order_by(func.count().desc()).limit(limit))
     values = [v for v in session.scalars(stmt) if v]
     return sources.merged_labels(values) if column == "source" else values
+
+
+CHOICE_COLUMNS = ("region", "source")
+LIVE_CHOICE_SCOPES = {"own"}  # a salesperson's few thousand customers: counted on every view
+
+
+def choice_values(session: Session, viewer: Viewer) -> dict[str, list[str]]:
+    """The list's 地区 and 来源 drop-downs: :func:`distinct_values` of each column.
+
+    For a department- or company-scope viewer each is a GROUP BY over most of the customer table (~140 ms and
+    three PostgreSQL processes on 1,000,000 customers, on every list page): their values are kept for
+    ``SCRM_LIST_CHOICES_CACHE_SECONDS`` in ``core.figure_cache``, keyed by what the viewer's customers are: the
+    scope and the department, and the staff id of a viewer who co-handles customers (they see those too). Viewers
+    who co-handle none see exactly their scope's customers, so two managers of one department share one entry."""
+    ttl = get_settings().list_choices_cache_seconds
+    if ttl <= 0 or viewer.scope in LIVE_CHOICE_SCOPES:
+        return {column: distinct_values(session, viewer, column) for column in CHOICE_COLUMNS}
+    co_handler = viewer.staff_id if customers.co_handles_any(session, viewer) else None
+    key = figure_cache.make_key("list_choices", {"scope": viewer.scope, "department_path": viewer.department_path,
+                                                 "co_handler": co_handler})
+    _, payload = figure_cache.cached(key, ttl, lambda: json.dumps(
+        {column: distinct_values(session, viewer, column) for column in CHOICE_COLUMNS}, ensure_ascii=False))
+    return json.loads(payload)

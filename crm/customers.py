@@ -332,15 +332,30 @@ def followup_clock() -> ColumnElement[datetime]:
                 (Customer.last_followup_at > assigned, Customer.last_followup_at), else_=assigned)
 
 
-def visible_clause(viewer: Viewer) -> ColumnElement[bool]:
-    """Customers a viewer may see in lists: owned within their scope, or co-handled by them."""
+def visible_clause(viewer: Viewer, *, co_handles: bool = True) -> ColumnElement[bool]:
+    """Customers a viewer may see in lists: owned within their scope, or co-handled by them.
+
+    ``co_handles=False``: the caller has just read that the viewer co-handles no customer
+    (:func:`co_handles_any`, in the same transaction), so the clause is the scope alone — which PostgreSQL can
+    answer from the owner index alone, where the ``OR`` made it read the table (a team's bounded list count:
+    ~75 ms vs ~3 ms on 1,000,000 customers)."""
     if viewer.scope == "all":
         return true()
+    if not co_handles:
+        return scope.owner_filter(viewer, Customer.owner_id)
     # Uncorrelated: evaluated once per query, not once per candidate row; and on PostgreSQL an index probe of
     # the ids it returns, so that ``owner_id = me OR id IN (…)`` reads two indexes, not the whole table.
     collaborating = InSubquery(Customer.id, select(CustomerCollaborator.customer_id)
                                .where(CustomerCollaborator.staff_id == viewer.staff_id))
     return or_(scope.owner_filter(viewer, Customer.owner_id), collaborating)
+
+
+def co_handles_any(session: Session, viewer: Viewer) -> bool:
+    """Whether the viewer co-handles (协作) any customer (see :func:`visible_clause`)."""
+    if viewer.scope == "all":
+        return False  # sees every customer anyway
+    return session.scalar(select(CustomerCollaborator.id).where(CustomerCollaborator.staff_id == viewer.staff_id)
+                          .limit(1)) is not None
 
 
 def pool_visible_clause(viewer: Viewer) -> ColumnElement[bool]:

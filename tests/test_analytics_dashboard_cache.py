@@ -92,9 +92,9 @@ def test_no_viewer_ever_sees_figures_cached_for_another_scope(session, people, c
     assert leads(session, people["manager"]) == 2  # cached for the branch manager
     make_customer(session, owner=people["b"])
     make_customer(session, owner=people["outside"])
-    # another team, another manager of the same branch, a salesperson: none reads those entries
+    # another team, a salesperson: neither reads those entries (another manager of the same branch who co-handles
+    # nobody does: test_two_managers_of_one_department_who_co_handle_nobody_share_one_entry)
     assert leads(session, people["supervisor_b"]) == 2
-    assert leads(session, people["manager2"]) == 3
     assert leads(session, people["b"]) == 2
     assert leads(session, people["supervisor_a"]) == 1 and leads(session, people["manager"]) == 2  # still cached
 
@@ -110,6 +110,18 @@ def test_two_managers_of_one_department_are_two_scopes(session, people, cache):
     flt = Filters.this_month()
     assert dashboard_cache.key_for(m1, flt) != dashboard_cache.key_for(m2, flt)
     assert dashboard_cache.key_for(m1, flt) != dashboard_cache.key_for(m1, Filters.this_month(source="朋友介绍"))
+
+
+def test_two_managers_of_one_department_who_co_handle_nobody_share_one_entry(session, people, cache):
+    make_customer(session, owner=people["a"])
+    assert leads(session, people["manager"]) == 1
+    make_customer(session, owner=people["a"])
+    assert leads(session, people["manager2"]) == 1  # the same scope: the figures cached for the first manager
+    m1, m2 = Viewer.of(people["manager"]), Viewer.of(people["manager2"])
+    flt = Filters.this_month()
+    assert dashboard_cache.key_for(m1, flt, co_handles=False) == dashboard_cache.key_for(m2, flt, co_handles=False)
+    assert dashboard_cache.key_for(m1, flt, co_handles=False) != dashboard_cache.key_for(
+        Viewer.of(people["supervisor_a"]), flt, co_handles=False)
 
 
 def test_a_salespersons_own_dashboard_stays_live(session, people, cache):

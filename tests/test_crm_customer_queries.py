@@ -51,6 +51,18 @@ def test_sales_sees_own_and_co_handled(session, people):
     assert names(session, v(people["a"])) == ["协作", "自己"]
 
 
+def test_a_supervisor_who_starts_co_handling_sees_that_customer_too(session, people):
+    """The list drops the co-handling half of the scope only while the viewer co-handles nobody."""
+    make_customer(session, owner=people["a"], name="一组")
+    outside = make_customer(session, owner=people["b"], name="二组")
+    found = search(session, v(people["supervisor"]), CustomerFilter(), count_bound=10)
+    assert [c.name for c in found.items] == ["一组"] and found.total == 1
+    session.add(CustomerCollaborator(customer_id=outside.id, staff_id=people["supervisor"].id, added_at=clock.now()))
+    session.flush()
+    found = search(session, v(people["supervisor"]), CustomerFilter(), count_bound=10)
+    assert sorted(c.name for c in found.items) == ["一组", "二组"] and found.total == 2
+
+
 def test_supervisor_sees_their_department_and_admin_everything(session, people):
     make_customer(session, owner=people["a"], name="一组")
     make_customer(session, owner=people["b"], name="二组")

@@ -116,13 +116,13 @@ def _choices(session: Session, user: ConsoleUser) -> dict[str, Any]:
     from crm import org_service
 
     staff, _ = org_service.list_staff(session, user.viewer, status="active", limit=500)
+    values = customer_queries.choice_values(session, user.viewer)
     return {
         "grades": list(session.scalars(select(Grade).order_by(Grade.rank))),
         "stage_labels": STAGE_LABELS, "type_labels": CUSTOMER_TYPE_LABELS, "status_labels": STATUS_LABELS,
         "sorts": customer_queries.SORTS, "owners": staff,
         "departments": org_service.list_departments(session, user.viewer),
-        "regions": customer_queries.distinct_values(session, user.viewer, "region"),
-        "sources": customer_queries.distinct_values(session, user.viewer, "source"),
+        "regions": values["region"], "sources": values["source"],
         "funnel_steps": {k: v for k, v in funnel.STEP_LABELS.items() if k != "lead"},
         "industries": INDUSTRY_CHOICES,
     }

@@ -161,6 +161,13 @@ class Customer(Base):
         # staff work (follow-ups, stage and grade changes): thousands a day, against a list page a manager opens
         # many times a day; taken. A salesperson's list needs none (their customers by owner, a few thousand).
         Index("ix_customer_updated", "updated_at", "id"),
+        # A salesperson's list, newest first (0034_consolecpu_owner_created): their customers in the list's order,
+        # so that a filtered page (stage=contacted, page 3) reads that page's rows of theirs, not the whole table's
+        # newest rows until enough of theirs turn up (163 ms on 1,000,000 customers, ~1 ms with it). Partial as
+        # ix_customer_owner_status. Its price: one more entry for every insert and every update (no customer
+        # update is HOT since ix_customer_updated).
+        Index("ix_customer_owner_created", "owner_id", "created_at", "id",
+              postgresql_where=text("owner_id IS NOT NULL"), sqlite_where=text("owner_id IS NOT NULL")),
         # Identifiers most customers lack are unique where present (0006_import_write_path): a
         # partial unique index holds no entry for NULL, so a customer without one costs no insertion.
         *(Index(f"uq_customer_{column}", column, unique=True, postgresql_where=text(f"{column} IS NOT NULL"),
