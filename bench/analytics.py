@@ -385,7 +385,8 @@ def main(argv: list[str] | None = None) -> None:
                     times.append((time.perf_counter() - t0) * 1000)
                 p95 = pct(times, 95)
                 met = p95 < WIDGET_TARGET_MS
-                all_met &= met
+                if not who.startswith("risk"):  # the target is the manager's and the salesperson's widgets
+                    all_met &= met
                 widget_rows.append(f"| {who} | {widget.name} | {statistics.median(times):.1f} | {p95:.1f} | "
                                    f"{max(times):.1f} | {'met' if met else 'NOT met'} |")
                 print(widget_rows[-1], flush=True)
@@ -432,7 +433,8 @@ def main(argv: list[str] | None = None) -> None:
     export_customers(lines)
     if timings:
         lines += ["", "Build: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + "."]
-    lines += ["", f"Every widget within target: {'yes' if all_met else 'NO'}."]
+    lines += ["", f"Every manager and salesperson widget within target (the issue's; the risk rows are shown for "
+                  f"information): {'yes' if all_met else 'NO'}."]
     print("\n".join(lines))
     if not args.no_record:
         harness.record("Dashboard widgets on 1M customers, 100k loans, 5M stage events (PostgreSQL)",
