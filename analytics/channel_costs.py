@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, func, select, true
 from sqlalchemy.orm import Session
 
+from analytics import metrics
 from analytics.metrics import Filters
 from analytics.models import ChannelCost
 from core import audit, clock, money
@@ -42,13 +43,18 @@ def company_wide(viewer: Viewer) -> bool:
     return viewer.scope == "all" or (viewer.scope == "department" and viewer.department_path.count("/") == 2)
 
 
+def _in_subtree(path: str) -> ColumnElement[bool]:
+    """Costs of the department at ``path`` and the departments below it."""
+    return ChannelCost.department_id.in_(
+        select(Department.id).where(Department.path.startswith(path, autoescape=True)))
+
+
 def _visible(viewer: Viewer) -> ColumnElement[bool]:
     if company_wide(viewer):
         return true()
     if viewer.scope != "department":
         return false()
-    subtree = select(Department.id).where(Department.path.startswith(viewer.department_path, autoescape=True))
-    return ChannelCost.department_id.in_(subtree)
+    return _in_subtree(viewer.department_path)
 
 
 def _department_ok(session: Session, viewer: Viewer, department_id: int | None) -> None:
@@ -134,10 +140,9 @@ def costs_by_source(session: Session, viewer: Viewer, flt: Filters) -> dict[str,
                   ChannelCost.spent_on <= flt.end]
     if flt.source:
         conditions.append(ChannelCost.source == sources.label(flt.source))
-    if flt.department_id:
-        path = session.scalar(select(Department.path).where(Department.id == flt.department_id)) or "//"
-        conditions.append(ChannelCost.department_id.in_(
-            select(Department.id).where(Department.path.startswith(path, autoescape=True))))
+    path = metrics.department_path(session, flt.department_id)
+    if path:
+        conditions.append(_in_subtree(path))
     rows = session.execute(select(ChannelCost.source, func.sum(ChannelCost.amount)).where(*conditions)
                            .group_by(ChannelCost.source))
     return {source: int(total) for source, total in rows}

@@ -48,7 +48,7 @@ from lending.models import Application, Disbursement, Funder, Loan, LoanInstallm
 from lending.servicing import loans
 
 __all__ = ["APPROVED", "DIMENSION_LABELS", "METRICS", "SOURCE_LABELS", "TIME_DIMENSIONS", "Cube", "Filters", "Metric",
-           "TimeColumn", "application_url", "bill_url", "bucket_span", "by_dimension", "by_dimensions", "cube", "dimensions_of", "display", "funnel_counts", "funnel_figures", "funnel_medians", "funnel_url", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "time_of", "value", "values"]
+           "TimeColumn", "application_url", "bill_url", "bucket_span", "by_dimension", "by_dimensions", "cube", "department_path", "dimensions_of", "display", "funnel_counts", "funnel_figures", "funnel_medians", "funnel_url", "get", "join_customer", "loan_url", "rate", "register", "staff_names", "time_of", "value", "values"]
 
 DIMENSION_LABELS = {"period": "时间段", "department": "部门", "salesperson": "业务员", "source": "来源",
                     "source_detail": "渠道码/来源明细", "product": "产品", "funder": "资方", "funder_type": "资方类型",
@@ -568,7 +568,7 @@ LOAN_DIMENSIONS: dict[str, Callable[[], ColumnElement[Any]]] = {
 NO_DEPARTMENT = "//"  # a prefix no department path has ("/1/4/"): an unknown department matches nothing
 
 
-def _department_path(session: Session, department_id: int | None) -> str | None:
+def department_path(session: Session, department_id: int | None) -> str | None:
     if not department_id:
         return None
     path = session.scalar(select(Department.path).where(Department.id == department_id))
@@ -577,7 +577,7 @@ def _department_path(session: Session, department_id: int | None) -> str | None:
 
 def _loan_filter(session: Session, flt: Filters, *, period: bool, **kw: Any) -> loans.LoanFilter:
     return loans.LoanFilter(disbursed_from=flt.start if period else None, disbursed_to=flt.end if period else None,
-                            owner_id=flt.owner_id, department_path=_department_path(session, flt.department_id),
+                            owner_id=flt.owner_id, department_path=department_path(session, flt.department_id),
                             source=flt.source, region=flt.region, product_id=flt.product_id,
                             owner_department_id=flt.owner_department_id, source_detail=flt.source_detail,
                             industry=flt.industry, funder_id=flt.funder_id, funder_type=flt.funder_type, **kw)
@@ -716,7 +716,7 @@ def _applications(session: Session, viewer: Viewer, flt: Filters, columns: tuple
     (``lending.application_list``), so the figure is the list's count."""
     af = application_list.ApplicationFilter(
         created_from=flt.start, created_to=flt.end, owner_id=flt.owner_id,
-        department_path=_department_path(session, flt.department_id), source=flt.source, region=flt.region,
+        department_path=department_path(session, flt.department_id), source=flt.source, region=flt.region,
         product_id=flt.product_id, owner_department_id=flt.owner_department_id, source_detail=flt.source_detail,
         industry=flt.industry, funder_id=flt.funder_id, funder_type=flt.funder_type)
     return join_owner(select(*columns).select_from(Application).join(Customer, Customer.id == Application.customer_id),

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from core import clock
-from crm import customer_queries, customers, scope
+from crm import customer_queries, customers
 from crm.models import Customer
 from crm.scope import Viewer
 from lending.models import APPLICATION_STATUS_LABELS, Application, Funder, Product
@@ -62,22 +62,12 @@ def filter_clauses(viewer: Viewer, flt: ApplicationFilter) -> list[ColumnElement
         out.append(Application.status.in_(_GROUPS[flt.status]))
     elif flt.status:
         out.append(Application.status == flt.status)
-    if flt.owner_id:
-        out.append(Customer.owner_id == flt.owner_id)
-    if flt.department_path:
-        out.append(Customer.owner_id.in_(scope.subtree_staff_ids(flt.department_path)))
-    if flt.source:
-        out.append(Customer.source == flt.source)
-    if flt.region:
-        out.append(Customer.region.contains(flt.region.strip(), autoescape=True))
+    out += customer_queries.belonging_clauses(
+        Application.customer_id, owner_id=flt.owner_id, department_path=flt.department_path,
+        owner_department_id=flt.owner_department_id, source=flt.source, source_detail=flt.source_detail,
+        region=flt.region, industry=flt.industry)
     if flt.product_id:
         out.append(Application.product_id == flt.product_id)
-    if flt.owner_department_id:
-        out.append(customer_queries.owner_department_clause(Customer.owner_id, flt.owner_department_id))
-    if flt.source_detail and flt.source_detail.strip():
-        out.append(Customer.source_detail == flt.source_detail.strip())
-    if flt.industry and flt.industry.strip():
-        out.append(customer_queries.industry_clause(Application.customer_id, flt.industry))
     if flt.funder_id:
         out.append(Application.product_id.in_(select(Product.id).where(Product.funder_id == flt.funder_id)))
     if flt.funder_type:

@@ -4,48 +4,21 @@ process and in Redis (when SCRM_TEST_REDIS_URL is set)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from analytics import dashboard_cache
 from analytics.metrics import Filters
 from core import clock
-from core.settings import get_settings, reset_settings_cache
+from core.settings import reset_settings_cache
 from crm.models import CustomerCollaborator
 from crm.scope import Viewer
-from tests.conftest import HAS_REDIS
 from tests.factories import make_customer, make_org, make_staff
+from tests.figure_cache_support import NOON, cache_fixture
 from tests.test_admin_support import console_client, log_in
 
-NOON = datetime(2026, 6, 15, 4, 0, tzinfo=UTC)  # 12:00 in Beijing
-
-
-@pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.skipif(
-    not HAS_REDIS, reason="needs SCRM_TEST_REDIS_URL"))])
-def cache(request, monkeypatch):
-    """The cache on (60 s), in this process or in the test Redis db, emptied before and after."""
-    monkeypatch.setenv("SCRM_DASHBOARD_CACHE_SECONDS", "60")
-    if request.param == "local":
-        monkeypatch.setenv("SCRM_REDIS_URL", "")
-    reset_settings_cache()
-    _empty()
-    clock.freeze(NOON)
-    yield request.param
-    _empty()
-    monkeypatch.undo()
-    reset_settings_cache()
-
-
-def _empty() -> None:
-    dashboard_cache.clear_local()
-    url = get_settings().redis_url
-    if url:
-        import redis
-
-        client = redis.Redis.from_url(url)
-        for key in client.scan_iter("dashboard:*"):
-            client.delete(key)
+cache = cache_fixture("SCRM_DASHBOARD_CACHE_SECONDS", 60, "dashboard")
 
 
 @pytest.fixture

@@ -128,22 +128,12 @@ def filter_clauses(viewer: Viewer, flt: LoanFilter) -> list[ColumnElement[bool]]
         if flt.disbursed_to:
             paid_out = paid_out.where(Disbursement.disbursement_date <= flt.disbursed_to)
         out.append(Loan.disbursement_id.in_(paid_out))
-    if flt.owner_id:
-        out.append(Customer.owner_id == flt.owner_id)
-    if flt.department_path:
-        out.append(Customer.owner_id.in_(scope.subtree_staff_ids(flt.department_path)))
-    if flt.source:
-        out.append(Customer.source == flt.source)
-    if flt.region:
-        out.append(Customer.region.contains(flt.region.strip(), autoescape=True))
+    out += customer_queries.belonging_clauses(
+        Loan.customer_id, owner_id=flt.owner_id, department_path=flt.department_path,
+        owner_department_id=flt.owner_department_id, source=flt.source, source_detail=flt.source_detail,
+        region=flt.region, industry=flt.industry)
     if flt.product_id:
         out.append(Loan.application_id.in_(select(Application.id).where(Application.product_id == flt.product_id)))
-    if flt.owner_department_id:
-        out.append(customer_queries.owner_department_clause(Customer.owner_id, flt.owner_department_id))
-    if flt.source_detail and flt.source_detail.strip():
-        out.append(Customer.source_detail == flt.source_detail.strip())
-    if flt.industry and flt.industry.strip():
-        out.append(customer_queries.industry_clause(Loan.customer_id, flt.industry))
     if flt.funder_id:
         out.append(Loan.contract_id.in_(select(Contract.id).where(Contract.funder_id == flt.funder_id)))
     if flt.funder_type:

@@ -1,0 +1,46 @@
+"""The ``cache`` fixture of the ``core.figure_cache`` users' tests (the dashboards, the list's drop-downs): the
+cache switched on, in this process or in the test Redis db, emptied before and after, the clock at noon."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from core import clock, figure_cache
+from core.settings import get_settings, reset_settings_cache
+from tests.conftest import HAS_REDIS
+
+NOON = datetime(2026, 6, 15, 4, 0, tzinfo=UTC)  # 12:00 in Beijing
+
+
+def cache_fixture(setting: str, seconds: int, prefix: str) -> Callable[..., Any]:
+    """A ``cache`` fixture: ``setting`` (an environment variable) at ``seconds``, the entries under ``prefix:``."""
+
+    def empty() -> None:
+        figure_cache.clear_local()
+        url = get_settings().redis_url
+        if url:
+            import redis
+
+            client = redis.Redis.from_url(url)
+            for key in client.scan_iter(f"{prefix}:*"):
+                client.delete(key)
+
+    @pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.skipif(
+        not HAS_REDIS, reason="needs SCRM_TEST_REDIS_URL"))])
+    def cache(request, monkeypatch):  # noqa: ANN001, ANN202
+        monkeypatch.setenv(setting, str(seconds))
+        if request.param == "local":
+            monkeypatch.setenv("SCRM_REDIS_URL", "")
+        reset_settings_cache()
+        empty()
+        clock.freeze(NOON)
+        yield request.param
+        empty()
+        monkeypatch.undo()
+        reset_settings_cache()
+
+    return cache
