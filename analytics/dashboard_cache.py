@@ -25,11 +25,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from analytics import dashboards
+from analytics import dashboards, periods
 from analytics.metrics import Filters
-from core import figure_cache
+from core import figure_cache, figure_refresh
 from core.settings import get_settings
-from crm import customers
+from crm import auth_service, customers, org_service
 from crm.scope import Viewer
 
 __all__ = ["build", "clear_local", "key_for"]
@@ -53,12 +53,28 @@ def key_for(viewer: Viewer, flt: Filters, funnel_mode: str = "cohort", *, co_han
     return figure_cache.make_key("dashboard", identity)
 
 
-def build(session: Session, viewer: Viewer, flt: Filters,
-          funnel_mode: str = "cohort") -> tuple[dashboards.Dashboard, datetime | None]:
-    """The viewer's dashboard and when its figures were computed (None: live, computed now for this view)."""
+def build(session: Session, viewer: Viewer, flt: Filters, funnel_mode: str = "cohort", *,
+          period: str | None = None) -> tuple[dashboards.Dashboard, datetime | None]:
+    """The viewer's dashboard and when its figures were computed (None: live, computed now for this view).
+
+    ``period``: the named period (``analytics.periods``) ``flt`` covers, for the home page: the figure is then
+    watched (``core.figure_refresh``) and recomputed ahead of its expiry while the viewer keeps coming back."""
+    target, built = _target(session, viewer, flt, funnel_mode)
+    if target is None:
+        return dashboards.build(session, viewer, flt, funnel_mode), None
+    if period is not None:
+        figure_refresh.watch(REFRESH_KIND, {"staff_id": viewer.staff_id, "period": period,
+                                            "funnel_mode": funnel_mode})
+    at, payload = figure_cache.cached(target.key, target.ttl, target.compute)
+    return (built[0] if built else _decode_board(payload, flt)), at
+
+
+def _target(session: Session, viewer: Viewer, flt: Filters,
+            funnel_mode: str) -> tuple[figure_refresh.Target | None, list[dashboards.Dashboard]]:
+    """The cached figure of ``viewer``'s dashboard (None: live), and the list its computation leaves the board in."""
     ttl = get_settings().dashboard_cache_seconds
     if ttl <= 0 or viewer.scope in LIVE_SCOPES:
-        return dashboards.build(session, viewer, flt, funnel_mode), None
+        return None, []
     key = key_for(viewer, flt, funnel_mode, co_handles=customers.co_handles_any(session, viewer))
     built: list[dashboards.Dashboard] = []
 
@@ -66,8 +82,27 @@ def build(session: Session, viewer: Viewer, flt: Filters,
         built.append(dashboards.build(session, viewer, flt, funnel_mode))
         return _encode_board(built[0])
 
-    at, payload = figure_cache.cached(key, ttl, compute)
-    return (built[0] if built else _decode_board(payload, flt)), at
+    return figure_refresh.Target(key, ttl, compute), built
+
+
+def _resolve(session: Session, spec: dict[str, Any]) -> figure_refresh.Target | None:
+    """A watched home dashboard as it is now (``core.figure_refresh``): the staff member's current scope, and the
+    named period's dates today."""
+    viewer = org_service.active_viewer(session, spec["staff_id"])
+    if viewer is None:
+        return None
+    _, flt = periods.resolve(spec["period"])
+    return _target(session, viewer, flt, spec["funnel_mode"])[0]
+
+
+def _seed(session: Session) -> list[dict[str, Any]]:
+    """The home dashboards of the staff with an open console session and a wider scope than their own."""
+    return [{"staff_id": staff_id, "period": periods.DEFAULT, "funnel_mode": "cohort"}
+            for staff_id in auth_service.staff_with_open_sessions(session, exclude_scopes=LIVE_SCOPES)]
+
+
+REFRESH_KIND = "dashboard"
+figure_refresh.register(REFRESH_KIND, _resolve, _seed)
 
 
 def clear_local() -> None:

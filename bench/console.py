@@ -161,18 +161,32 @@ class HealthProbe(threading.Thread):
 
 
 CACHED_FIGURES = ("dashboard:*", "list_choices:*")  # core.figure_cache: dashboards, the list's drop-downs
+WATCHES = "figure_refresh:watched"  # core.figure_refresh: the figures viewed lately
 
 
-def _clear_dashboard_cache(redis_url: str) -> int:
+def _drop_cached_figures(redis_url: str) -> int:
     """Drop the figures the servers cached in Redis (``core.figure_cache``: the dashboards, the customer list's
-    drop-downs); returns how many."""
+    drop-downs) and the refresher's watches (``core.figure_refresh``); returns how many figures."""
     if not redis_url:
-        return 0  # in-process caches: each server process keeps its own (the timing alone warmed one of them)
+        return 0  # in-process caches: each server process keeps its own
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    keys = [key for pattern in CACHED_FIGURES for key in client.scan_iter(pattern)]
+    keys = _cached_figures(client)
+    client.delete(WATCHES)
     return client.delete(*keys) if keys else 0
+
+
+def _cached_figures(client) -> list[bytes]:  # noqa: ANN001 - a redis.Redis
+    return [key for pattern in CACHED_FIGURES for key in client.scan_iter(pattern) if not key.endswith(b":computing")]
+
+
+def _count_cached_figures(redis_url: str) -> int | None:
+    if not redis_url:
+        return None
+    import redis
+
+    return len(_cached_figures(redis.Redis.from_url(redis_url)))
 
 
 def mixed(args: argparse.Namespace) -> None:
@@ -208,6 +222,9 @@ def mixed(args: argparse.Namespace) -> None:
     from crm.customer_queries import LIST_COUNT_BOUND
 
     alone: dict[str, list[float]] = {k: [] for k in KINDS}
+    # As after a deployment onto an empty Redis: no figure cached, nothing watched. The servers then compute the
+    # figures of the staff with an open session (core.figure_refresh; the sessions above are open).
+    dropped_at_start = _drop_cached_figures(args.redis_url)
     # several processes starting on a loaded machine took 22 s to well over a minute
     with harness.server(env, workers=args.workers, start_timeout=240) as base:
         with httpx.Client(base_url=base, timeout=60) as client:  # each page kind alone, one at a time
@@ -218,7 +235,9 @@ def mixed(args: argparse.Namespace) -> None:
                     if r.status_code != 200:
                         raise SystemExit(f"{path} as {sess['username']}: HTTP {r.status_code}")
                     alone[kind].append((time.perf_counter() - t0) * 1000)
-        cleared = _clear_dashboard_cache(args.redis_url)  # the run starts cold, as after a deployment
+        # --cold: as if Redis lost its contents just now, under load: every figure computed by its first viewer
+        cleared = _drop_cached_figures(args.redis_url) if args.cold else 0
+        warm = _count_cached_figures(args.redis_url)
         probe = HealthProbe(base)
         probe.start()
         result = wrk.run_sessions(f"{args.sessions} staff sessions: list / 360 / dashboard", base, requests,
@@ -231,6 +250,7 @@ def mixed(args: argparse.Namespace) -> None:
            and not result.exhausted)
     cache_seconds = get_settings().dashboard_cache_seconds
     choices_seconds = get_settings().list_choices_cache_seconds
+    refresh_minutes = get_settings().figure_refresh_minutes
     lines = [
         f"Sessions: {roles['sales']} salespeople, {roles['supervisor']} supervisors, {roles['manager']} managers, "
         f"each with its own session cookie; clicks 40% customer list (page 1–5, some filtered or searched), 40% "
@@ -238,9 +258,16 @@ def mixed(args: argparse.Namespace) -> None:
         f"clicks; {args.duration:g} s; `scrm serve --workers {args.workers}`; wrk {args.threads} thread(s), "
         f"{args.sessions} connections. Department- and company-scope dashboards cached "
         f"{cache_seconds} s per viewer scope (`SCRM_DASHBOARD_CACHE_SECONDS`), the customer list's 地区 / 来源 "
-        f"drop-downs of those scopes {choices_seconds} s (`SCRM_LIST_CHOICES_CACHE_SECONDS`); {cleared} cached "
-        f"figures of the timing below dropped before the run: it starts cold; the customer list counts up to "
-        f"{LIST_COUNT_BOUND:,} (\"1万+\").",
+        f"drop-downs of those scopes {choices_seconds} s (`SCRM_LIST_CHOICES_CACHE_SECONDS`); "
+        + (f"figures viewed within {refresh_minutes} min recomputed ahead of expiry and those of open sessions "
+           f"computed at start (`SCRM_FIGURE_REFRESH_MINUTES`)" if refresh_minutes else
+           "no refresh ahead (`SCRM_FIGURE_REFRESH_MINUTES=0`)")
+        + f"; {dropped_at_start} cached figures and the watches dropped before the servers started (as after a "
+        f"deployment onto an empty Redis); "
+        + (f"--cold: {cleared} cached figures and the watches dropped again right before the load (as if Redis lost "
+           f"them under load), " if args.cold else "")
+        + (f"{warm} figures cached when the load began" if warm is not None else "in-process caches")
+        + f"; the customer list counts up to {LIST_COUNT_BOUND:,} (\"1万+\").",
         "",
         "Each page kind alone first (one request at a time, several sessions):",
         "",
@@ -270,7 +297,7 @@ def mixed(args: argparse.Namespace) -> None:
         harness.record("Console under load: staff sessions on 1M customers (PostgreSQL)",
                        f"flock /tmp/bench.lock .venv/bin/python -m bench console --database-url … --sessions "
                        f"{args.sessions} --duration {args.duration:g} --think-ms {args.think_ms} --workers "
-                       f"{args.workers} --redis-url …", lines)
+                       f"{args.workers} --redis-url …" + (" --cold" if args.cold else ""), lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -289,6 +316,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", default=os.environ.get("SCRM_REDIS_URL", ""),
                         help="--sessions with --workers > 1: the servers' Redis (default $SCRM_REDIS_URL)")
     parser.add_argument("--no-record", action="store_true", help="--sessions: print only")
+    parser.add_argument("--cold", action="store_true",
+                        help="--sessions: drop the cached figures and the watches right before the load (as if "
+                             "Redis lost them): every boss's first figures computed under load")
     parser.add_argument("--no-migrate", action="store_true",
                         help="--sessions: leave the data set's schema as it is (a data set shared with other branches)")
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@ from typing import Any
 from core import clock
 from core.settings import get_settings
 
-__all__ = ["cached", "clear_local", "make_key", "read", "write"]
+__all__ = ["age_seconds", "cached", "clear_local", "make_key", "read", "redis_client", "refresh_if_due", "write"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,32 @@ def cached(key: str, ttl: int, compute: Callable[[], str]) -> tuple[datetime, st
         return at, payload
 
 
+def refresh_if_due(key: str, ttl: int, due_age: float, compute: Callable[[], str]) -> bool:
+    """Recompute ``key`` ahead of its expiry (``core.figure_refresh``): when it is missing or at least ``due_age``
+    seconds old and nobody else is computing it at this moment. True when this call computed it. Unlike
+    :func:`cached` it never waits for another computation: the refresher moves on to the next figure."""
+    if not _due(key, due_age):
+        return False
+    url = get_settings().redis_url
+    with _redis_try_turn(url, key) if url else _local_try_turn(key) as held:
+        if not held or not _due(key, due_age):
+            return False
+        at = clock.now()
+        write(key, at, compute(), ttl)
+        return True
+
+
+def age_seconds(key: str) -> float | None:
+    """How old ``key``'s entry is (None: there is none)."""
+    hit = _read(key)
+    return None if hit is None else (clock.now() - hit[0]).total_seconds()
+
+
+def _due(key: str, due_age: float) -> bool:
+    age = age_seconds(key)
+    return age is None or age >= due_age
+
+
 @contextlib.contextmanager
 def _local_turn(key: str) -> Iterator[None]:
     with _local_lock:
@@ -88,33 +114,70 @@ def _local_turn(key: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _local_try_turn(key: str) -> Iterator[bool]:
+    with _local_lock:
+        lock = _computing.setdefault(key, threading.Lock())
+    got = lock.acquire(blocking=False)
+    try:
+        yield got
+    finally:
+        if got:
+            lock.release()
+
+
+@contextlib.contextmanager
 def _redis_turn(url: str, key: str, ttl: int) -> Iterator[None]:
     """Hold ``key``'s computing mark (SET NX, expiring), or wait until its holder wrote the entry or let go."""
     import redis
 
-    mark, token = f"{key}:computing", uuid.uuid4().hex
-    client = _client(url)
+    token = None
     deadline = time.monotonic() + COMPUTE_WAIT_SECONDS
-    held = False
     try:
         while time.monotonic() < deadline:
-            if client.set(mark, token, nx=True, ex=COMPUTE_WAIT_SECONDS):
-                held = True
-                break
-            if read(key, ttl) is not None:
-                break  # the holder wrote it: the caller reads it
+            token = _take_mark(url, key)
+            if token is not None or read(key, ttl) is not None:
+                break  # ours, or the holder wrote it: the caller reads it
             time.sleep(POLL_SECONDS)
     except redis.RedisError as exc:
         log.warning("figure cache: Redis lock failed (%s); computing the figures", exc)
     try:
         yield
     finally:
-        if held:
-            try:
-                if client.get(mark) == token.encode():
-                    client.delete(mark)
-            except redis.RedisError:
-                pass  # it expires
+        _drop_mark(url, key, token)
+
+
+@contextlib.contextmanager
+def _redis_try_turn(url: str, key: str) -> Iterator[bool]:
+    import redis
+
+    try:
+        token = _take_mark(url, key)
+    except redis.RedisError as exc:
+        log.warning("figure cache: Redis lock failed (%s); not refreshing", exc)
+        token = None
+    try:
+        yield token is not None
+    finally:
+        _drop_mark(url, key, token)
+
+
+def _take_mark(url: str, key: str) -> str | None:
+    """``key``'s computing mark (expiring, in case its holder dies): a token if we got it, None if someone has it."""
+    token = uuid.uuid4().hex
+    return token if redis_client(url).set(f"{key}:computing", token, nx=True, ex=COMPUTE_WAIT_SECONDS) else None
+
+
+def _drop_mark(url: str, key: str, token: str | None) -> None:
+    if token is None:
+        return
+    import redis
+
+    client, mark = redis_client(url), f"{key}:computing"
+    try:
+        if client.get(mark) == token.encode():
+            client.delete(mark)
+    except redis.RedisError:
+        pass  # it expires
 
 
 def write(key: str, at: datetime, payload: str, ttl: int) -> None:
@@ -130,7 +193,7 @@ def write(key: str, at: datetime, payload: str, ttl: int) -> None:
     import redis
 
     try:
-        _client(url).set(key, f"{at.isoformat()}\n{payload}", ex=ttl + 5)
+        redis_client(url).set(key, f"{at.isoformat()}\n{payload}", ex=ttl + 5)
     except redis.RedisError as exc:
         log.warning("figure cache: Redis write failed (%s)", exc)
 
@@ -149,7 +212,7 @@ def _read(key: str) -> tuple[datetime, str] | None:
     import redis
 
     try:
-        raw = _client(url).get(key)
+        raw = redis_client(url).get(key)
     except redis.RedisError as exc:
         log.warning("figure cache: Redis read failed (%s); computing the figures", exc)
         return None
@@ -159,7 +222,8 @@ def _read(key: str) -> tuple[datetime, str] | None:
     return datetime.fromisoformat(at), payload
 
 
-def _client(url: str) -> Any:
+def redis_client(url: str) -> Any:
+    """The Redis client of ``url`` (one client and connection pool per URL, not a connection per read)."""
     client = _clients.get(url)
     if client is None:
         import redis

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
                                "are reused for this long (a value new to the scope shows up in them this late; "
                                "typing it still filters); 0: computed on every view. Own scope: always live"
     )
+    figure_refresh_minutes: int = Field(
+        15, ge=0, description="a cached dashboard or drop-down viewed within this many minutes is recomputed by the "
+                              "served processes before it expires, and the figures of staff with an open console "
+                              "session are computed when a server starts (core.figure_refresh); 0: off, each is "
+                              "computed by its first viewer after expiry"
+    )
 
     # --- WeCom (企业微信) ---------------------------------------------------------------------------
     wecom_corp_id: str = Field("", description="corp id (企业ID); empty: the built-in WeCom simulator's demo corp")

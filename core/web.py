@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, configure_mappers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core import api_docs, audit, outbox_relay, plugins, simulators, tasks, validation_messages
+from core import api_docs, audit, figure_refresh, outbox_relay, plugins, simulators, tasks, validation_messages
 from core.db import get_session_factory, unit_of_work
 from core.errors import AppError, ServiceUnavailable
 from core.logging_setup import configure_logging
@@ -193,12 +193,16 @@ def create_app(*, start_tasks: bool = True, warm: bool = False) -> FastAPI:
         # of the collector's view, a full collection no longer walks them (~0.1 s, a stall of every request
         # in flight: the p99 of the callback endpoint under load).
         gc.freeze()
+        # served: the bosses' dashboards and drop-downs computed before they are asked for (core.figure_refresh)
+        refresher = figure_refresh.start() if warm else None
         runner = None
         if start_tasks and get_settings().embedded_tasks and tasks.get_runner() is None:
             runner = tasks.start_inprocess()
             runner.stop_with(outbox_relay.start_relay())  # the outbox rows a previous run of this process left
             log.info("embedded task runner started (no SCRM_REDIS_URL)")
         yield
+        if refresher is not None:
+            refresher.stop()
         if runner is not None:
             runner.stop()
             tasks.set_runner(None)

@@ -141,6 +141,18 @@ def resolve_session(session: Session, token: str | None) -> StaffSession | None:
     return row
 
 
+def staff_with_open_sessions(session: Session, *, exclude_scopes: set[str] | frozenset[str] = frozenset()) -> list[int]:
+    """Ids of the active staff with a live console session (not revoked, not expired), but those whose data scope
+    is in ``exclude_scopes``: whose figures a starting server computes first (``core.figure_refresh``)."""
+    stmt = (select(Staff.id).join(StaffSession, StaffSession.staff_id == Staff.id)
+            .where(StaffSession.revoked_at.is_(None), StaffSession.expires_at > clock.now(),
+                   Staff.status == StaffStatus.ACTIVE)
+            .group_by(Staff.id).order_by(Staff.id))
+    if exclude_scopes:
+        stmt = stmt.where(Staff.data_scope.not_in(sorted(exclude_scopes)))
+    return list(session.scalars(stmt))
+
+
 def close_session(session: Session, token: str | None) -> None:
     if not token:
         return

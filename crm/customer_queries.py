@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, literal_column, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from core import clock, figure_cache, pii
+from core import clock, figure_cache, figure_refresh, pii
 from core.errors import ValidationFailed
 from core.settings import get_settings
-from crm import customers, scope, sources
+from crm import auth_service, customers, org_service, scope, sources
 from crm.models import (
     INDUSTRY_CHOICES,
     Customer,
@@ -358,12 +358,36 @@ def choice_values(session: Session, viewer: Viewer) -> dict[str, list[str]]:
     ``SCRM_LIST_CHOICES_CACHE_SECONDS`` in ``core.figure_cache``, keyed by what the viewer's customers are: the
     scope and the department, and the staff id of a viewer who co-handles customers (they see those too). Viewers
     who co-handle none see exactly their scope's customers, so two managers of one department share one entry."""
+    target = _choices_target(session, viewer)
+    if target is None:
+        return {column: distinct_values(session, viewer, column) for column in CHOICE_COLUMNS}
+    figure_refresh.watch(CHOICES_KIND, {"staff_id": viewer.staff_id})
+    _, payload = figure_cache.cached(target.key, target.ttl, target.compute)
+    return json.loads(payload)
+
+
+def _choices_target(session: Session, viewer: Viewer) -> figure_refresh.Target | None:
     ttl = get_settings().list_choices_cache_seconds
     if ttl <= 0 or viewer.scope in LIVE_CHOICE_SCOPES:
-        return {column: distinct_values(session, viewer, column) for column in CHOICE_COLUMNS}
+        return None
     co_handler = viewer.staff_id if customers.co_handles_any(session, viewer) else None
     key = figure_cache.make_key("list_choices", {"scope": viewer.scope, "department_path": viewer.department_path,
                                                  "co_handler": co_handler})
-    _, payload = figure_cache.cached(key, ttl, lambda: json.dumps(
+    return figure_refresh.Target(key, ttl, lambda: json.dumps(
         {column: distinct_values(session, viewer, column) for column in CHOICE_COLUMNS}, ensure_ascii=False))
-    return json.loads(payload)
+
+
+def _resolve_choices(session: Session, spec: dict) -> figure_refresh.Target | None:
+    """A watched viewer's drop-downs as they are now (``core.figure_refresh``)."""
+    viewer = org_service.active_viewer(session, spec["staff_id"])
+    return None if viewer is None else _choices_target(session, viewer)
+
+
+def _seed_choices(session: Session) -> list[dict]:
+    """The drop-downs of the staff with an open console session and a wider scope than their own."""
+    return [{"staff_id": staff_id}
+            for staff_id in auth_service.staff_with_open_sessions(session, exclude_scopes=LIVE_CHOICE_SCOPES)]
+
+
+CHOICES_KIND = "list_choices"
+figure_refresh.register(CHOICES_KIND, _resolve_choices, _seed_choices)

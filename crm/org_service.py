@@ -250,6 +250,12 @@ def get_staff(session: Session, staff_id: int, viewer: Viewer | None = None) -> 
     return staff
 
 
+def active_viewer(session: Session, staff_id: int) -> Viewer | None:
+    """The staff member's viewer as it is now; None when they are gone or no longer active."""
+    staff = session.get(Staff, staff_id)
+    return Viewer.of(staff) if staff is not None and staff.status == StaffStatus.ACTIVE else None
+
+
 @dataclass(frozen=True)
 class SessionsEnded:
     sessions: int

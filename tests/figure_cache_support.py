@@ -1,5 +1,6 @@
 """The ``cache`` fixture of the ``core.figure_cache`` users' tests (the dashboards, the list's drop-downs): the
-cache switched on, in this process or in the test Redis db, emptied before and after, the clock at noon."""
+cache switched on, in this process or in the test Redis db, emptied (with the refresher's watches) before and
+after, the clock at noon."""
 
 from __future__ import annotations
 
@@ -9,25 +10,28 @@ from typing import Any
 
 import pytest
 
-from core import clock, figure_cache
+from core import clock, figure_cache, figure_refresh
 from core.settings import get_settings, reset_settings_cache
 from tests.conftest import HAS_REDIS
 
 NOON = datetime(2026, 6, 15, 4, 0, tzinfo=UTC)  # 12:00 in Beijing
 
 
-def cache_fixture(setting: str, seconds: int, prefix: str) -> Callable[..., Any]:
-    """A ``cache`` fixture: ``setting`` (an environment variable) at ``seconds``, the entries under ``prefix:``."""
+def cache_fixture(setting: str, seconds: int, *prefixes: str) -> Callable[..., Any]:
+    """A ``cache`` fixture: ``setting`` (an environment variable) at ``seconds``, the entries under each of
+    ``prefixes`` and the refresher's watches (``core.figure_refresh``) emptied before and after."""
 
     def empty() -> None:
         figure_cache.clear_local()
+        figure_refresh.forget_all()
         url = get_settings().redis_url
         if url:
             import redis
 
             client = redis.Redis.from_url(url)
-            for key in client.scan_iter(f"{prefix}:*"):
-                client.delete(key)
+            for prefix in prefixes:
+                for key in client.scan_iter(f"{prefix}:*"):
+                    client.delete(key)
 
     @pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.skipif(
         not HAS_REDIS, reason="needs SCRM_TEST_REDIS_URL"))])

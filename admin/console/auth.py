@@ -111,7 +111,7 @@ def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response
 def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     period, flt = dashboard_view.period_filters(request.query_params.get("period"))
     mode = dashboard_view.funnel_mode(request.query_params.get("funnel_mode"))
-    board, computed_at = dashboard_cache.build(session, user.viewer, flt, mode)  # department / company scope: cached
+    board, computed_at = dashboard_cache.build(session, user.viewer, flt, mode, period=period)  # department / company scope: cached
     steps = company.checklist(session) if user.viewer.role in nav.ROLE_EDITORS else []
     return render(request, "dashboard.html", {
         "onboarding": steps if steps and company.show_checklist(user.staff, steps) else None, "steps": steps,

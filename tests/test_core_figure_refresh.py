@@ -1,0 +1,136 @@
+"""core.figure_refresh: a cached dashboard or drop-down that someone keeps viewing is recomputed before it expires,
+so its viewer never waits for it; a starting server computes those of the staff with an open console session; a
+figure nobody views any more, or whose viewer left, is let go. In this process and in Redis (when
+SCRM_TEST_REDIS_URL is set)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from analytics import dashboard_cache, periods
+from core import clock, figure_cache, figure_refresh
+from crm import customer_queries, org_service
+from crm.models import StaffSession
+from crm.scope import Viewer
+from tests.factories import make_customer, make_org, make_staff
+from tests.figure_cache_support import NOON, cache_fixture
+from tests.test_admin_support import console_client, log_in
+
+cache = cache_fixture("SCRM_DASHBOARD_CACHE_SECONDS", 60, "dashboard", "list_choices", "test_figure")
+
+DASHBOARD_DUE = 45  # the last quarter of 60 s
+
+
+@pytest.fixture
+def people(session):
+    org = make_org(session)
+    return {
+        "manager": make_staff(session, role="manager", department=org["branch"], password=None),
+        "supervisor": make_staff(session, role="supervisor", department=org["team_a"], password=None),
+        "a": make_staff(session, department=org["team_a"], password=None),
+    }
+
+
+def home(session, staff):
+    """The manager's home dashboard as the console asks for it: (leads card, computed at)."""
+    _, flt = periods.resolve(periods.DEFAULT)
+    board, at = dashboard_cache.build(session, Viewer.of(staff), flt, period=periods.DEFAULT)
+    return next(c.value for c in board.cards if c.key == "funnel_lead"), at
+
+
+def test_a_viewed_dashboard_is_recomputed_in_its_last_quarter_and_its_viewer_reads_that(session, people, cache):
+    make_customer(session, owner=people["a"])
+    assert home(session, people["manager"]) == (1, NOON)  # computed by the view, and watched
+    make_customer(session, owner=people["a"])
+    clock.advance(timedelta(seconds=DASHBOARD_DUE - 1))
+    assert figure_refresh.run_pass() == 0  # not due yet
+    clock.advance(timedelta(seconds=1))
+    assert figure_refresh.run_pass() == 1
+    assert figure_refresh.run_pass() == 0  # fresh again
+    clock.advance(timedelta(seconds=14))  # 59 s after the view: the refresher's figures, with the second lead
+    assert home(session, people["manager"]) == (2, NOON + timedelta(seconds=DASHBOARD_DUE))
+
+
+def test_a_figure_nobody_viewed_for_the_window_is_let_go(session, people, cache):
+    home(session, people["manager"])
+    clock.advance(timedelta(minutes=14, seconds=59))
+    assert figure_refresh.run_pass() == 1 and figure_refresh.watched()
+    clock.advance(timedelta(seconds=2))  # 15 minutes since the view
+    assert figure_refresh.run_pass() == 0 and figure_refresh.watched() == []
+
+
+def test_a_departed_viewer_is_no_longer_refreshed(session, people, cache):
+    home(session, people["manager"])
+    org_service.mark_departed(session, people["manager"].id)
+    clock.advance(timedelta(seconds=DASHBOARD_DUE))
+    assert figure_refresh.run_pass() == 0 and figure_refresh.watched() == []
+
+
+def test_a_starting_server_computes_the_figures_of_open_sessions_beyond_their_own_scope(session, people, cache):
+    for who in ("manager", "supervisor", "a"):
+        log_in(console_client(), session, people[who])
+    revoked = make_staff(session, role="manager", department=people["manager"].department, password=None)
+    log_in(console_client(), session, revoked)
+    session.query(StaffSession).filter_by(staff_id=revoked.id).update({"revoked_at": clock.now()})
+    session.flush()
+
+    assert figure_refresh.seed() == 4  # manager and supervisor: the home dashboard and the list's drop-downs
+    assert sorted((kind, spec["staff_id"]) for kind, spec in figure_refresh.watched()) == sorted(
+        (kind, people[who].id) for kind in ("dashboard", "list_choices") for who in ("manager", "supervisor"))
+    assert figure_refresh.run_pass() == 4
+    make_customer(session, owner=people["a"])  # after the warm-up: the manager's first view reads its figures
+    assert home(session, people["manager"]) == (0, NOON)
+
+
+def test_the_console_watches_what_a_manager_views(session, people, cache):
+    client = console_client()
+    log_in(client, session, people["manager"])
+    assert client.get("/console/").status_code == 200
+    assert client.get("/console/customers").status_code == 200
+    assert sorted(figure_refresh.watched(), key=lambda w: w[0]) == [
+        ("dashboard", {"staff_id": people["manager"].id, "period": periods.DEFAULT, "funnel_mode": "cohort"}),
+        ("list_choices", {"staff_id": people["manager"].id}),
+    ]
+    # a salesperson's own figures are live: nothing to keep warm
+    sales = console_client()
+    log_in(sales, session, people["a"])
+    assert sales.get("/console/").status_code == 200 and len(figure_refresh.watched()) == 2
+
+
+def test_the_drop_downs_are_refreshed_too(session, people, cache):
+    make_customer(session, owner=people["a"], region="杭州")
+    viewer = Viewer.of(people["manager"])
+    assert customer_queries.choice_values(session, viewer)["region"] == ["杭州"]
+    make_customer(session, owner=people["a"], region="宁波")
+    clock.advance(timedelta(seconds=225))  # the last quarter of 300 s
+    assert figure_refresh.run_pass() == 1
+    assert sorted(customer_queries.choice_values(session, viewer)["region"]) == ["宁波", "杭州"]
+
+
+def test_one_failing_figure_does_not_stop_the_others_and_a_figure_being_computed_is_skipped(cache, monkeypatch):
+    computed: list[str] = []
+
+    def resolve(_session, spec):
+        if spec["n"] == 1:
+            raise RuntimeError("boom")
+        key = f"test_figure:{spec['n']}"
+        return figure_refresh.Target(key, 60, lambda: computed.append(key) or "figure")
+
+    monkeypatch.setitem(figure_refresh._kinds, "test", figure_refresh._Kind(resolve, None))
+    for n in (1, 2, 3):
+        figure_refresh.watch("test", {"n": n})
+    busy = "test_figure:3"
+    with figure_cache._redis_try_turn(cache_url(), busy) if cache == "redis" else figure_cache._local_try_turn(
+            busy) as held:
+        assert held
+        assert figure_refresh.run_pass() == 1  # 1 failed (logged), 3 is being computed elsewhere: skipped
+    assert computed == ["test_figure:2"]
+    assert figure_refresh.run_pass() == 1 and computed == ["test_figure:2", "test_figure:3"]
+
+
+def cache_url() -> str:
+    from core.settings import get_settings
+
+    return get_settings().redis_url
