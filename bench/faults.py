@@ -311,6 +311,13 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
                                 cwd=harness.ROOT, stdout=fh, stderr=fh, start_new_session=True)
 
 
+def _start_beat(env: dict[str, str], root: Path) -> subprocess.Popen:
+    """`scrm beat`, the one periodic scheduler of a production deployment (the inbox sweep, the import sweep)."""
+    with (root / "beat.log").open("ab") as fh:
+        return subprocess.Popen([sys.executable, "-m", "core.cli", "beat"], env={**os.environ, **env}, cwd=root,
+                                stdout=fh, stderr=fh, start_new_session=True)
+
+
 def _end(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
     """End a process we started and the children of its session (a prefork worker's pool)."""
     if proc is None or proc.poll() is not None:
@@ -352,9 +359,7 @@ def worker_kill(url: str, env: dict[str, str], root: Path, web: WebServer, reque
     events.append(f"worker SIGKILLed after {callbacks.counts(url)['handled']} were handled")
     time.sleep(2)
     worker = _start_worker(env, root / "worker2.log")
-    with (root / "beat.log").open("ab") as fh:
-        beat = subprocess.Popen([sys.executable, "-m", "core.cli", "beat"], env={**os.environ, **env}, cwd=root,
-                                stdout=fh, stderr=fh, start_new_session=True)
+    beat = _start_beat(env, root)
     events.append("a new worker and `scrm beat` started")
     try:
         final, drain_seconds = drain(url, args.drain_timeout)
@@ -563,7 +568,8 @@ def _file_phone_indexes(rows: int) -> set[str]:
 def import_drill(url: str, web: WebServer, args: argparse.Namespace, root: Path) -> Drill:
     """A lead import of ``--rows`` rows (plus ~3% in-file repeats) uploaded as the console does; the worker
     runs it in batches. A killed run's job is shown interrupted once its heartbeat is older than
-    SCRM_IMPORT_STALE_MINUTES; it is then re-run (a new job, the same file), as a user does from its page."""
+    SCRM_IMPORT_STALE_MINUTES; the periodic sweep (`scrm beat`) then re-runs it by itself (a new job, the same
+    file): nobody clicks 重新导入."""
     n = args.rows
     state: dict[str, int] = {}
 
@@ -586,7 +592,7 @@ def import_drill(url: str, web: WebServer, args: argparse.Namespace, root: Path)
             _scalar(url, "SELECT count(*) FROM crm_import_job WHERE status = 'done'") > 0)
 
     def after_restart() -> list[str]:
-        return rerun_interrupted(url, state["admin"], args.stale_minutes)
+        return await_import(url)
 
     def checks() -> tuple[dict[str, bool], list[str]]:
         return import_checks(url, n)
@@ -594,31 +600,27 @@ def import_drill(url: str, web: WebServer, args: argparse.Namespace, root: Path)
     return Drill(seed, progress, finished, checks, after_restart)
 
 
-def rerun_interrupted(url: str, admin_id: int, stale_minutes: float, timeout: float = 900) -> list[str]:
-    """Until an import job is done: re-run each job that failed or whose run was interrupted (heartbeat older
-    than SCRM_IMPORT_STALE_MINUTES), once each, as a user's click on 重新导入 does."""
-    from core.db import unit_of_work
-    from crm.importer import jobs
-    from crm.models import ImportJob, ImportStatus
+def await_import(url: str, timeout: float = 900) -> list[str]:
+    """Until an import job is done, with nobody re-running anything: the sweep (``crm.expire_import_jobs``, sent
+    by `scrm beat`) declares an interrupted job failed and re-runs it by itself. Returns what it did."""
+    import re
 
-    events: list[str] = []
-    handled: set[int] = set()
+    from crm.importer import jobs
+
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with unit_of_work() as s:
-            all_jobs = s.query(ImportJob).order_by(ImportJob.id).all()
-            if any(j.status == ImportStatus.DONE for j in all_jobs):
-                return events
-            todo = [(j.id, jobs.is_interrupted(j)) for j in all_jobs if j.id not in handled
-                    and (j.status == ImportStatus.FAILED or jobs.is_interrupted(j))]
-        for job_id, interrupted in todo:
-            handled.add(job_id)
-            with unit_of_work() as s:
-                new = jobs.rerun(s, _viewer(admin_id), job_id)
-                events.append(f"job {job_id} ({'interrupted: heartbeat stale' if interrupted else 'failed'}) "
-                              f"re-run as job {new.id}")
+    while time.monotonic() < deadline and not _scalar(url, "SELECT count(*) FROM crm_import_job WHERE status = 'done'"):
         time.sleep(2)
-    events.append("gave up waiting for the import")
+    note = re.compile(re.escape(jobs.RESUMED_NOTE).replace(r"\{id\}", r"(\d+)"))
+    events = []
+    for job_id, status, message in _rows(url, "SELECT id, status, coalesce(message, '') FROM crm_import_job "
+                                              "ORDER BY id"):
+        found = note.search(message)
+        if found:
+            events.append(f"job {job_id} ({message.partition('。')[0]}) re-run by the sweep as job {found[1]}")
+        elif status == "failed":
+            events.append(f"job {job_id} failed and was NOT re-run by the sweep")
+    if not _scalar(url, "SELECT count(*) FROM crm_import_job WHERE status = 'done'"):
+        events.append("gave up waiting for the import")
     return events
 
 
@@ -739,6 +741,7 @@ def work_kill(scenario: str, url: str, env: dict[str, str], root: Path, web: Web
     events = [drill.seed()]
     t0 = time.monotonic()
     worker = _start_worker(env, root / "worker.log")
+    beat = _start_beat(env, root)  # as in production: never killed here
     kills = 0
     watcher: threading.Thread | None = None
     watched: list[str] = []
@@ -758,7 +761,7 @@ def work_kill(scenario: str, url: str, env: dict[str, str], root: Path, web: Web
             time.sleep(1)
             worker = _start_worker(env, root / f"worker{kills + 1}.log")
             events.append(f"new worker started at {time.monotonic() - t0:.1f} s")
-            if watcher is None:  # from now on: what a user does about an interrupted job (the import's re-run)
+            if watcher is None:  # from now on: what happens to an interrupted job (the import's automatic re-run)
                 watcher = threading.Thread(target=lambda: watched.extend(drill.after_restart()), daemon=True)
                 watcher.start()
         deadline = time.monotonic() + args.drain_timeout
@@ -772,6 +775,7 @@ def work_kill(scenario: str, url: str, env: dict[str, str], root: Path, web: Web
                       f"({drill.progress()[0]} of {drill.progress()[1]})")
     finally:
         _end(worker)
+        _end(beat)
     checks, lines = drill.checks()
     return checks, ["; ".join(events) + ".", *lines]
 
@@ -840,7 +844,7 @@ def import_postgres(url: str, env: dict[str, str], root: Path, web: WebServer, p
     """A lead import uploaded through the staff API; PostgreSQL stopped (fast) for ``--outage`` seconds once
     ``--kill-at`` of it is written. While it is down an API client polls the job and the CLI imports a file:
     both must get a clear answer fast. After it returns: the service answers again by itself, and the import
-    finishes (resumed or re-run) with every row once."""
+    finishes with every row once: the sweep (`scrm beat`) re-runs the job the outage interrupted."""
     if pg is None:
         raise SystemExit("import-postgres runs on its own private PostgreSQL")
     from core.db import unit_of_work
@@ -857,6 +861,7 @@ def import_postgres(url: str, env: dict[str, str], root: Path, web: WebServer, p
     events: list[str] = []
     t0 = time.monotonic()
     worker = _start_worker(env, root / "worker.log")
+    beat = _start_beat(env, root)
     probes: list[tuple[float, int | None, float, str]] = []  # (at, status, seconds, body)
     cli: dict[str, object] = {}
     try:
@@ -906,10 +911,11 @@ def import_postgres(url: str, env: dict[str, str], root: Path, web: WebServer, p
             time.sleep(0.2)
         cli["stop_probes"] = True
         prober.join(10)
-        events += rerun_interrupted(url, admin_id, args.stale_minutes, timeout=args.drain_timeout)
+        events += await_import(url, timeout=args.drain_timeout)
         events.append(f"import done at {time.monotonic() - t0:.1f} s")
     finally:
         _end(worker)
+        _end(beat)
     down = [p for p in probes if p[0] < back_at - t0]
     after = [p for p in probes if p[0] >= back_at - t0]
     first_ok = next((p[0] - (back_at - t0) for p in after if p[1] == 200), None)

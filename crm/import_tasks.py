@@ -18,12 +18,14 @@ def import_leads(job_id: int) -> None:
 
 @task(jobs.EXPIRE_TASK)
 def expire_import_jobs() -> dict[str, int]:
-    """Write down the interrupted jobs (running, heartbeat stopped) and delete the uploads they left
-    once the re-run window is over: idempotent."""
+    """Write down the interrupted jobs (running, heartbeat stopped), re-run those a dead process or a database
+    outage interrupted, and delete the uploads they left once the re-run window is over: idempotent (a job
+    re-run once is never re-run again)."""
     with unit_of_work() as session:
         interrupted = jobs.mark_interrupted(session)
+        resumed = jobs.resume_interrupted(session)
         discarded = jobs.discard_old_uploads(session)
-    return {"interrupted": len(interrupted), "uploads_deleted": discarded}
+    return {"interrupted": len(interrupted), "resumed": len(resumed), "uploads_deleted": discarded}
 
 
-periodic(jobs.EXPIRE_TASK, timedelta(minutes=5))
+periodic(jobs.EXPIRE_TASK, timedelta(minutes=1))  # a few small queries; an interrupted import resumes this soon

@@ -215,3 +215,71 @@ def test_database_gone_mid_run_fails_the_job_keeps_the_upload_and_a_rerun_comple
     assert (new.status, new.created, new.duplicates_existing) == ("done", 3, 3)
     assert session.scalar(select(func.count()).select_from(Customer)) == 6
     assert session.scalar(select(func.count(func.distinct(Customer.phone_index)))) == 6
+
+
+def _sweep() -> dict[str, int]:
+    from crm import import_tasks
+
+    return import_tasks.expire_import_jobs()
+
+
+def test_the_sweep_resumes_a_job_whose_process_died_and_it_finishes_every_row_once(session, tmp_path, monkeypatch,
+                                                                                    manager, task_runner):
+    """A worker SIGKILLed mid-import: once its heartbeat is stale the sweep declares the job interrupted and
+    re-runs it by itself (no one has to click 重新导入); the re-run creates only what was missing."""
+    job = _crashed_job(session, tmp_path, monkeypatch, manager)
+    session.commit()
+    assert _sweep()["resumed"] == 0  # heartbeat still fresh: the run may be alive
+    clock.freeze(clock.now() + timedelta(minutes=16))
+    assert _sweep() == {"interrupted": 1, "resumed": 1, "uploads_deleted": 0}
+    assert task_runner.drain() == [service.TASK]
+    session.expire_all()
+    old, new = session.scalars(select(ImportJob).order_by(ImportJob.id)).all()
+    assert old.id == job.id and old.status == "failed" and f"已自动重新导入（任务 #{new.id}）" in old.message
+    assert (new.status, new.created, new.duplicates_existing, new.created_by) == ("done", 3, 3, manager.id)
+    assert session.scalar(select(func.count(func.distinct(Customer.phone_index)))) == 6
+    assert _sweep()["resumed"] == 0  # re-run once: never again
+
+
+def test_a_job_the_database_outage_interrupted_resumes_by_itself(session, tmp_path, manager, task_runner):
+    path = csv_file(tmp_path / "a.csv", _rows(2))
+    job = service.create_job(session, filename="a.csv", file_path=path, created_by=manager.id)
+    job.status, job.message, job.finished_at = "failed", service.DATABASE_DOWN_MESSAGE, clock.now()
+    session.commit()
+    assert _sweep()["resumed"] == 1
+    assert task_runner.drain() == [service.TASK]
+    assert session.scalar(select(func.count()).select_from(Customer)) == 2
+
+
+def test_a_job_that_failed_on_its_file_or_our_error_is_left_to_a_person(session, tmp_path, manager, task_runner):
+    for n, message in enumerate(["表头缺少手机号码列", "导入中断：KeyError。已完成的批次已保存，修正后可重新导入同一文件"]):
+        job = service.create_job(session, filename=f"{n}.csv", file_path=csv_file(tmp_path / f"{n}.csv", _rows(1)),
+                                 created_by=manager.id)
+        job.status, job.message, job.finished_at = "failed", message, clock.now()
+    session.commit()
+    assert _sweep()["resumed"] == 0 and task_runner.drain() == []
+
+
+def test_a_file_whose_runs_keep_dying_is_resumed_twice_then_left(session, tmp_path, manager, task_runner):
+    path = csv_file(tmp_path / "a.csv", _rows(1))
+    job = service.create_job(session, filename="a.csv", file_path=path, created_by=manager.id)
+    job.status, job.message, job.finished_at = "failed", service.DATABASE_DOWN_MESSAGE, clock.now()
+    session.commit()
+    for expected in (1, 1, 0):
+        assert _sweep()["resumed"] == expected
+        task_runner.sent.clear()  # each re-run dies too
+        latest = session.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
+        latest.status, latest.message, latest.finished_at = "failed", service.DATABASE_DOWN_MESSAGE, clock.now()
+        session.commit()
+    assert session.scalar(select(func.count()).select_from(ImportJob)) == 3
+
+
+def test_a_changed_or_deleted_file_is_not_resumed(session, tmp_path, manager, task_runner):
+    path = csv_file(tmp_path / "a.csv", _rows(1))
+    job = service.create_job(session, filename="a.csv", file_path=path, created_by=manager.id)
+    job.status, job.message, job.finished_at = "failed", service.DATABASE_DOWN_MESSAGE, clock.now()
+    session.commit()
+    path.write_text("手机号码\n13900000000\n", encoding="utf-8")  # not the file that was uploaded
+    assert _sweep()["resumed"] == 0
+    path.unlink()
+    assert _sweep()["resumed"] == 0 and task_runner.drain() == []

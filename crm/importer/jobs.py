@@ -12,6 +12,12 @@ file given to the CLI stays where it is) can be re-run: a new job for the same f
 Re-running creates only what the interrupted run did not: the rows it created are found again as
 existing customers. An interrupted upload (plaintext phone and ID numbers) is kept for
 :data:`RERUN_WINDOW` after the interruption, then the sweep deletes it.
+
+A job interrupted by the machine rather than by its file resumes by itself (:func:`resume_interrupted`, the same
+sweep): its process died (heartbeat stale), or the database went away under it. The sweep re-runs it as a user's
+重新导入 would, at most :data:`AUTO_RERUNS` times per file. A file whose runs keep dying (one that kills its
+worker, say) is then left for a person to look at. A job that failed on its file (a bad header, a spreadsheet
+bomb) or on an error of ours is never re-run by itself.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from core import audit, clock
 from core.errors import ValidationFailed
@@ -33,6 +39,12 @@ EXPIRE_TASK = "crm.expire_import_jobs"
 RERUN_WINDOW = timedelta(days=1)
 INTERRUPTED_MESSAGE = ("导入中断：处理进程已停止（超过 {minutes} 分钟没有进展）。已完成的批次已保存，"
                        "可重新导入同一文件（已导入的行会识别为重复）")
+
+
+AUTO_RERUNS = 2
+# the failures that say nothing about the file: a run that died, a database that went away (their messages' start)
+RESUMABLE = (INTERRUPTED_MESSAGE.partition("（")[0], service.DATABASE_DOWN_MESSAGE.partition("（")[0])
+RESUMED_NOTE = "；已自动重新导入（任务 #{id}）"
 
 
 class ImportNotRerunnable(ValidationFailed):
@@ -94,6 +106,35 @@ def discard_old_uploads(session: Session, now: datetime | None = None) -> int:
 def can_rerun(job: ImportJob, now: datetime | None = None) -> bool:
     return (job.status == ImportStatus.FAILED or is_interrupted(job, now)) and bool(job.file_path) \
         and Path(job.file_path or "").is_file()
+
+
+def resume_interrupted(session: Session, now: datetime | None = None) -> list[int]:
+    """Re-run each job interrupted by a dead process or a database outage (:data:`RESUMABLE`) within
+    :data:`RERUN_WINDOW`, whose file is still there, unchanged, and not re-run yet, unless its file was already
+    interrupted more than :data:`AUTO_RERUNS` times; returns the new jobs' ids. The interrupted job's message
+    says which job took over."""
+    now = now or clock.now()
+    resumable = or_(*(ImportJob.message.startswith(prefix) for prefix in RESUMABLE))
+    later = aliased(ImportJob)
+    candidates = list(session.scalars(select(ImportJob).where(
+        ImportJob.status == ImportStatus.FAILED, resumable, ImportJob.finished_at >= now - RERUN_WINDOW,
+        ImportJob.file_path.is_not(None),
+        ~exists().where(later.file_path == ImportJob.file_path, later.id > ImportJob.id)).order_by(ImportJob.id)))
+    resumed = []
+    for job in candidates:
+        interruptions = session.scalar(select(func.count()).select_from(ImportJob).where(
+            ImportJob.file_path == job.file_path, ImportJob.status == ImportStatus.FAILED, resumable))
+        path = Path(job.file_path or "")
+        if interruptions > AUTO_RERUNS or not path.is_file() or service.file_sha256(path) != job.sha256:
+            continue
+        new = service.submit(session, filename=job.filename, file_path=path, source=job.source,
+                             assign_mode=job.assign_mode, pool_id=job.pool_id, created_by=job.created_by,
+                             sha256=job.sha256)
+        job.message = (job.message or "") + RESUMED_NOTE.format(id=new.id)
+        audit.record(session, "import.rerun", entity_type="import_job", entity_id=new.id,
+                     after={"rerun_of": job.id, "automatic": True}, actor=audit.Actor.system("导入"))
+        resumed.append(new.id)
+    return resumed
 
 
 def rerun(session: Session, viewer: Viewer, job_id: int) -> ImportJob:
