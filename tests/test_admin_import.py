@@ -198,6 +198,27 @@ def test_an_interrupted_job_shows_as_failed_and_is_rerun_from_its_page(session, 
     assert client.post(f"{job_url}/rerun", data={"csrf_token": csrf}).status_code == 409  # its file is gone now
 
 
+def test_a_job_the_sweep_re_ran_links_to_its_successor_and_is_not_offered_again(session, manager, task_runner,
+                                                                                monkeypatch):
+    from datetime import timedelta
+
+    from core import clock
+    from crm import import_tasks
+
+    client = console_client()
+    csrf = log_in(client, session, manager)
+    job_url = _interrupted_upload(session, client, csrf, task_runner, monkeypatch)
+    clock.freeze(clock.now() + timedelta(minutes=20))
+    assert import_tasks.expire_import_jobs()["resumed"] == 1
+    task_runner.drain()
+    page = client.get(job_url).text
+    assert "已自动重新导入（任务 #" in page and 'id="job-rerun-by"' in page and "已完成" in page
+    assert f'action="{job_url}/rerun"' not in page  # the button is gone
+    assert client.get(f"{job_url}/progress").json()["can_rerun"] is False
+    refused = client.post(f"{job_url}/rerun", data={"csrf_token": csrf})
+    assert refused.status_code == 409 and "该文件已重新导入" in refused.text
+
+
 def test_api_reruns_an_interrupted_job(session, manager, task_runner, monkeypatch):
     from datetime import timedelta
 

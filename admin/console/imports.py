@@ -39,12 +39,23 @@ def limit_upload(request: Request) -> None:
         raise UploadTooLarge()
 
 
-def job_dict(job: ImportJob) -> dict[str, object]:
+def job_dict(job: ImportJob, rerun_by: ImportJob | None = None) -> dict[str, object]:
+    """``rerun_by``: the job that already re-ran this one's file (then it is not offered again)."""
     status = jobs.shown_status(job)  # a run whose heartbeat stopped shows as failed (interrupted)
     return {"id": job.id, "filename": job.filename, "status": status,
             "status_label": IMPORT_STATUS_LABELS.get(status, status), "total": job.total,
             **service.counters(job), "message": jobs.shown_message(job), "has_report": bool(job.report_path),
-            "finished": status in ("done", "failed"), "can_rerun": jobs.can_rerun(job)}
+            "finished": status in ("done", "failed"), "can_rerun": rerun_by is None and jobs.can_rerun(job)}
+
+
+def _job_page(request: Request, session: SessionDep, job: ImportJob, *, error: object = None,
+              status_code: int = 200) -> Response:
+    rerun_by = jobs.rerun_of(session, job)
+    return render(request, "imports/job.html", {
+        "job": job, "info": job_dict(job, rerun_by), "rerun_by": rerun_by, "error": error,
+        "rerun_status": IMPORT_STATUS_LABELS.get(jobs.shown_status(rerun_by), "") if rerun_by else "",
+        "previous": service.previous_import(session, job), "assign_labels": service.assign_modes(),
+    }, status_code=status_code)
 
 
 def _list(request: Request, session: SessionDep, user: ConsoleUser, *, error: object = None,
@@ -77,10 +88,7 @@ def upload(request: Request, session: SessionDep, user: Importer, file: Annotate
 
 @router.get("/{job_id}")
 def job_page(request: Request, session: SessionDep, user: Importer, job_id: int) -> Response:
-    job = service.get_job(session, user.viewer, job_id)
-    previous = service.previous_import(session, job)
-    return render(request, "imports/job.html", {"job": job, "info": job_dict(job), "previous": previous,
-                                                "assign_labels": service.assign_modes()})
+    return _job_page(request, session, service.get_job(session, user.viewer, job_id))
 
 
 @router.post("/{job_id}/rerun", dependencies=[CsrfChecked])
@@ -88,17 +96,15 @@ def job_rerun(request: Request, session: SessionDep, user: Importer, job_id: int
     """A failed or interrupted job's file again, as a new job (what the old run created is found again)."""
     new, error = attempt(session, lambda: jobs.rerun(session, user.viewer, job_id))
     if error or new is None:
-        job = service.get_job(session, user.viewer, job_id)
-        return render(request, "imports/job.html", {"job": job, "info": job_dict(job), "error": error,
-                                                    "assign_labels": service.assign_modes(),
-                                                    "previous": service.previous_import(session, job)},
-                      status_code=error.status if error else 400)
+        return _job_page(request, session, service.get_job(session, user.viewer, job_id), error=error,
+                         status_code=error.status if error else 400)
     return RedirectResponse(f"/console/imports/{new.id}", status_code=303)
 
 
 @router.get("/{job_id}/progress")
 def job_progress(session: SessionDep, user: Importer, job_id: int) -> JSONResponse:
-    return JSONResponse(job_dict(service.get_job(session, user.viewer, job_id)),
+    job = service.get_job(session, user.viewer, job_id)
+    return JSONResponse(job_dict(job, jobs.rerun_of(session, job)),
                         headers={"Cache-Control": "no-store"})
 
 

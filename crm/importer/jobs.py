@@ -108,6 +108,14 @@ def can_rerun(job: ImportJob, now: datetime | None = None) -> bool:
         and Path(job.file_path or "").is_file()
 
 
+def rerun_of(session: Session, job: ImportJob) -> ImportJob | None:
+    """The job that re-ran ``job``'s file (by a person or by the sweep), if any."""
+    if not job.file_path:
+        return None
+    return session.scalar(select(ImportJob).where(ImportJob.file_path == job.file_path, ImportJob.id > job.id)
+                          .order_by(ImportJob.id).limit(1))
+
+
 def resume_interrupted(session: Session, now: datetime | None = None) -> list[int]:
     """Re-run each job interrupted by a dead process or a database outage (:data:`RESUMABLE`) within
     :data:`RERUN_WINDOW`, whose file is still there, unchanged, and not re-run yet, unless its file was already
@@ -146,6 +154,9 @@ def rerun(session: Session, viewer: Viewer, job_id: int) -> ImportJob:
         session.refresh(job)
     if job.status != ImportStatus.FAILED:
         raise ImportNotRerunnable("只有失败或中断的导入任务可以重新运行")
+    taken_over = rerun_of(session, job)
+    if taken_over is not None:  # two runs of one file side by side would only find each other's rows
+        raise ImportNotRerunnable(f"该文件已重新导入：任务 #{taken_over.id}")
     path = Path(job.file_path or "")
     if not job.file_path or not path.is_file():
         raise ImportNotRerunnable("原文件已不在服务器上（读取后即删除），请重新上传该文件")
