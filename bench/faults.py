@@ -610,7 +610,7 @@ def await_import(url: str, timeout: float = 900) -> list[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not _scalar(url, "SELECT count(*) FROM crm_import_job WHERE status = 'done'"):
         time.sleep(2)
-    note = re.compile(re.escape(jobs.RESUMED_NOTE).replace(r"\{id\}", r"(\d+)"))
+    note = re.compile(re.escape(jobs.RESUMED).replace(r"\{id\}", r"(\d+)"))
     events = []
     for job_id, status, message in _rows(url, "SELECT id, status, coalesce(message, '') FROM crm_import_job "
                                               "ORDER BY id"):

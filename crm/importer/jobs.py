@@ -44,7 +44,7 @@ INTERRUPTED_MESSAGE = ("导入中断：处理进程已停止（超过 {minutes} 
 AUTO_RERUNS = 2
 # the failures that say nothing about the file: a run that died, a database that went away (their messages' start)
 RESUMABLE = (INTERRUPTED_MESSAGE.partition("（")[0], service.DATABASE_DOWN_MESSAGE.partition("（")[0])
-RESUMED_NOTE = "；已自动重新导入（任务 #{id}）"
+RESUMED = "。已完成的批次已保存，已自动重新导入（任务 #{id}），已导入的行会识别为重复"  # after the reason
 
 
 class ImportNotRerunnable(ValidationFailed):
@@ -138,7 +138,7 @@ def resume_interrupted(session: Session, now: datetime | None = None) -> list[in
         new = service.submit(session, filename=job.filename, file_path=path, source=job.source,
                              assign_mode=job.assign_mode, pool_id=job.pool_id, created_by=job.created_by,
                              sha256=job.sha256)
-        job.message = (job.message or "") + RESUMED_NOTE.format(id=new.id)
+        job.message = (job.message or "").partition("。")[0] + RESUMED.format(id=new.id)  # no "可重新导入" left
         audit.record(session, "import.rerun", entity_type="import_job", entity_id=new.id,
                      after={"rerun_of": job.id, "automatic": True}, actor=audit.Actor.system("导入"))
         resumed.append(new.id)
