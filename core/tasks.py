@@ -129,6 +129,11 @@ def get_runner() -> InProcessRunner | ManualRunner | None:
     return _runner
 
 
+class NoTaskRunner(RuntimeError):
+    """Tasks run in-process (no ``SCRM_REDIS_URL``) but this process runs none: a command or script outside
+    ``scrm serve``. What it enqueued waits in the outbox for the relay of a process that does."""
+
+
 def dispatch(name: str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
              countdown: float | None = None, outbox_id: int | None = None) -> None:
     """Send a task (called by the outbox after commit, with the id of its ``task_outbox`` row). On Celery
@@ -139,7 +144,7 @@ def dispatch(name: str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | Non
         _runner.submit(name, args, kwargs, countdown, outbox_id=outbox_id)
         return
     if get_settings().embedded_tasks:
-        raise RuntimeError("embedded task runner not started (call core.tasks.start_inprocess())")
+        raise NoTaskRunner("embedded task runner not started (call core.tasks.start_inprocess())")
     get_sender().submit(name, args, kwargs, countdown, outbox_id=outbox_id)
 
 

@@ -134,3 +134,19 @@ def cache_url() -> str:
     from core.settings import get_settings
 
     return get_settings().redis_url
+
+
+def test_a_pass_looks_a_figure_up_again_only_when_it_falls_due(cache, monkeypatch):
+    resolved: list[int] = []
+
+    def resolve(_session, spec):
+        resolved.append(spec["n"])
+        return figure_refresh.Target("test_figure:due", 60, lambda: "figure")
+
+    monkeypatch.setitem(figure_refresh._kinds, "test", figure_refresh._Kind(resolve, None))
+    figure_refresh.watch("test", {"n": 1})
+    assert figure_refresh.run_pass() == 1 and resolved == [1]
+    clock.advance(timedelta(seconds=DASHBOARD_DUE - 1))
+    assert figure_refresh.run_pass() == 0 and resolved == [1]  # fresh: not even resolved
+    clock.advance(timedelta(seconds=1))
+    assert figure_refresh.run_pass() == 1 and resolved == [1, 1]

@@ -334,3 +334,25 @@ def test_the_celery_sender_marks_rows_sent_only_when_the_broker_took_them(commit
     assert taken == [ok_id]
     with committed() as s:
         assert {r.args[0]: r.status for r in _rows(s)} == {"ok": "sent", "refused": "pending"}
+
+
+def test_a_script_without_a_task_runner_leaves_its_rows_to_the_relay_without_a_traceback(session, monkeypatch,
+                                                                                        caplog):
+    """In-process tasks but no runner in this process (a script beside `scrm serve`): the row stays pending for
+    a server's relay, and the log says so in one line (it used to print a RuntimeError's traceback)."""
+    monkeypatch.setattr(tasks, "_runner", None)
+    monkeypatch.setenv("SCRM_REDIS_URL", "")
+    from core.settings import reset_settings_cache
+
+    reset_settings_cache()
+    try:
+        with caplog.at_level("INFO", logger="core.outbox"):
+            outbox.enqueue(session, "core.ping", "o-script")
+            session.commit()
+    finally:
+        monkeypatch.undo()
+        reset_settings_cache()
+    (row,) = _rows(session)
+    assert row.status == "pending"
+    (record,) = [r for r in caplog.records if r.name == "core.outbox"]
+    assert "left for the relay" in record.getMessage() and record.exc_info is None
