@@ -82,7 +82,7 @@ def refresh_if_due(key: str, ttl: int, due_age: float, compute: Callable[[], str
     if not _due(key, due_age):
         return False
     url = get_settings().redis_url
-    with _redis_try_turn(url, key) if url else _local_try_turn(key) as held:
+    with _redis_try_turn(url, key) if url else _local_turn(key, wait=False) as held:
         if not held or not _due(key, due_age):
             return False
         at = clock.now()
@@ -102,22 +102,11 @@ def _due(key: str, due_age: float) -> bool:
 
 
 @contextlib.contextmanager
-def _local_turn(key: str) -> Iterator[None]:
+def _local_turn(key: str, *, wait: bool = True) -> Iterator[bool]:
+    """This process's turn to compute ``key`` (True when held): waited for, or only taken if free."""
     with _local_lock:
         lock = _computing.setdefault(key, threading.Lock())
-    got = lock.acquire(timeout=COMPUTE_WAIT_SECONDS)
-    try:
-        yield
-    finally:
-        if got:
-            lock.release()
-
-
-@contextlib.contextmanager
-def _local_try_turn(key: str) -> Iterator[bool]:
-    with _local_lock:
-        lock = _computing.setdefault(key, threading.Lock())
-    got = lock.acquire(blocking=False)
+    got = lock.acquire(timeout=COMPUTE_WAIT_SECONDS) if wait else lock.acquire(blocking=False)
     try:
         yield got
     finally:
