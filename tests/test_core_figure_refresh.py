@@ -122,18 +122,12 @@ def test_one_failing_figure_does_not_stop_the_others_and_a_figure_being_computed
     for n in (1, 2, 3):
         figure_refresh.watch("test", {"n": n})
     busy = "test_figure:3"
-    with figure_cache._redis_try_turn(cache_url(), busy) if cache == "redis" else figure_cache._local_turn(
+    with figure_cache._redis_try_turn(_redis_url(), busy) if cache == "redis" else figure_cache._local_turn(
             busy, wait=False) as held:
         assert held
         assert figure_refresh.run_pass() == 1  # 1 failed (logged), 3 is being computed elsewhere: skipped
     assert computed == ["test_figure:2"]
     assert figure_refresh.run_pass() == 1 and computed == ["test_figure:2", "test_figure:3"]
-
-
-def cache_url() -> str:
-    from core.settings import get_settings
-
-    return get_settings().redis_url
 
 
 def test_a_pass_looks_a_figure_up_again_only_when_it_falls_due(cache, monkeypatch):
@@ -150,3 +144,48 @@ def test_a_pass_looks_a_figure_up_again_only_when_it_falls_due(cache, monkeypatc
     assert figure_refresh.run_pass() == 0 and resolved == [1]  # fresh: not even resolved
     clock.advance(timedelta(seconds=1))
     assert figure_refresh.run_pass() == 1 and resolved == [1, 1]
+
+
+def test_a_served_process_computes_the_open_sessions_figures_by_itself(committed, monkeypatch):
+    """The wiring, with a real thread and real commits: `scrm serve`'s application (warmed up) starts the
+    refresher, which computes the dashboard of a manager logged in before it started, with no request."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from core.db import unit_of_work
+    from core.settings import reset_settings_cache
+    from core.web import create_app
+    from crm import auth_service
+
+    monkeypatch.setenv("SCRM_DASHBOARD_CACHE_SECONDS", "60")
+    reset_settings_cache()
+    figure_cache.clear_local()
+    figure_refresh.forget_all()
+    with unit_of_work() as s:
+        manager = make_staff(s, role="manager", department=make_org(s)["branch"], password=None)
+        auth_service.open_session(s, manager)
+        key = dashboard_cache.key_for(Viewer.of(manager), periods.resolve(periods.DEFAULT)[1], co_handles=False)
+    try:
+        assert figure_cache.age_seconds(key) is None
+        with TestClient(create_app(start_tasks=False, warm=True)):
+            deadline = time.monotonic() + 60  # a bound for a slow machine, not a timing assertion
+            while figure_cache.age_seconds(key) is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert figure_cache.age_seconds(key) is not None
+    finally:
+        figure_cache.clear_local()
+        figure_refresh.forget_all()
+        url = _redis_url()
+        if url:
+            import redis
+
+            redis.Redis.from_url(url).delete(key)
+        monkeypatch.undo()
+        reset_settings_cache()
+
+
+def _redis_url() -> str:
+    from core.settings import get_settings
+
+    return get_settings().redis_url
