@@ -57,12 +57,14 @@ def build(session: Session, viewer: Viewer, flt: Filters, funnel_mode: str = "co
           period: str | None = None) -> tuple[dashboards.Dashboard, datetime | None]:
     """The viewer's dashboard and when its figures were computed (None: live, computed now for this view).
 
-    ``period``: the named period (``analytics.periods``) ``flt`` covers, for the home page: the figure is then
-    watched (``core.figure_refresh``) and recomputed ahead of its expiry while the viewer keeps coming back."""
+    ``period``: the named period (``analytics.periods``) ``flt`` covers, for the home page. The landing view (the
+    default period, the cohort funnel) is then watched (``core.figure_refresh``) and recomputed ahead of its
+    expiry while the viewer keeps coming back. A period the viewer clicks to is computed on view and cached like
+    any other: refreshing every period a boss once looked at would cost a dashboard per click, every 45 s."""
     target, built = _target(session, viewer, flt, funnel_mode)
     if target is None:
         return dashboards.build(session, viewer, flt, funnel_mode), None
-    if period is not None:
+    if period == periods.DEFAULT and funnel_mode == "cohort":
         figure_refresh.watch(REFRESH_KIND, {"staff_id": viewer.staff_id, "period": period,
                                             "funnel_mode": funnel_mode})
     at, payload = figure_cache.cached(target.key, target.ttl, target.compute)

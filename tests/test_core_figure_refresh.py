@@ -189,3 +189,15 @@ def _redis_url() -> str:
     from core.settings import get_settings
 
     return get_settings().redis_url
+
+
+def test_only_the_landing_view_of_the_dashboard_is_kept_warm(session, people, cache):
+    """A period or funnel mode clicked to is cached but not refreshed: a boss clicking through twelve periods
+    would otherwise cost twelve dashboards every 45 s."""
+    viewer = Viewer.of(people["manager"])
+    for period in ("7d", "last_month"):
+        dashboard_cache.build(session, viewer, periods.resolve(period)[1], period=period)
+    dashboard_cache.build(session, viewer, periods.resolve(periods.DEFAULT)[1], "activity", period=periods.DEFAULT)
+    assert figure_refresh.watched() == []
+    home(session, people["manager"])
+    assert [kind for kind, _ in figure_refresh.watched()] == ["dashboard"]
