@@ -21,6 +21,7 @@ watched. For a manager's dashboard that is about 0.7 s of database time every 45
 view. The refresher runs one figure at a time per process, so it never takes more than one connection per process.
 
 The watches are kept in Redis when ``SCRM_REDIS_URL`` is set (shared by the processes), in this process otherwise.
+On SQLite no refresher runs (:func:`start`).
 """
 
 from __future__ import annotations
@@ -220,8 +221,13 @@ class Refresher(threading.Thread):
 
 
 def start() -> Refresher | None:
-    """Start this process's refresher (``scrm serve``); None when ``SCRM_FIGURE_REFRESH_MINUTES`` is 0."""
+    """Start this process's refresher (``scrm serve``); None when ``SCRM_FIGURE_REFRESH_MINUTES`` is 0, or on
+    SQLite (the embedded default): there a process runs one transaction at a time (``core.db``), so a background
+    computation would hold up every request, and a small company's figures are cheap to compute on view."""
     if _window_seconds() <= 0:
+        return None
+    if get_settings().database_url.startswith("sqlite"):
+        log.info("figure refresh: off on SQLite (one transaction at a time); figures are computed on view")
         return None
     refresher = Refresher()
     refresher.start()

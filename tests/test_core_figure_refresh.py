@@ -14,6 +14,7 @@ from core import clock, figure_cache, figure_refresh
 from crm import customer_queries, org_service
 from crm.models import StaffSession
 from crm.scope import Viewer
+from tests.conftest import postgres_only
 from tests.factories import make_customer, make_org, make_staff
 from tests.figure_cache_support import NOON, cache_fixture
 from tests.test_admin_support import console_client, log_in
@@ -146,6 +147,20 @@ def test_a_pass_looks_a_figure_up_again_only_when_it_falls_due(cache, monkeypatc
     assert figure_refresh.run_pass() == 1 and resolved == [1, 1]
 
 
+def test_no_refresher_runs_on_sqlite(monkeypatch):
+    """On SQLite a process runs one transaction at a time: a background computation would hold up the requests."""
+    from core.settings import reset_settings_cache
+
+    monkeypatch.setenv("SCRM_DATABASE_URL", "sqlite:///var/never-opened.db")
+    reset_settings_cache()
+    try:
+        assert figure_refresh.start() is None
+    finally:
+        monkeypatch.undo()
+        reset_settings_cache()
+
+
+@postgres_only
 def test_a_served_process_computes_the_open_sessions_figures_by_itself(committed, monkeypatch):
     """The wiring, with a real thread and real commits: `scrm serve`'s application (warmed up) starts the
     refresher, which computes the dashboard of a manager logged in before it started, with no request."""
