@@ -13,6 +13,7 @@ import pytest
 from core import clock, figure_cache, figure_refresh
 from core.settings import get_settings, reset_settings_cache
 from tests.conftest import HAS_REDIS
+from tests.factories import make_staff
 
 NOON = datetime(2026, 6, 15, 4, 0, tzinfo=UTC)  # 12:00 in Beijing
 
@@ -48,3 +49,18 @@ def cache_fixture(setting: str, seconds: int, *prefixes: str) -> Callable[..., A
         reset_settings_cache()
 
     return cache
+
+
+def scoped_people(session, org) -> dict[str, Any]:  # noqa: ANN001 - a Session and make_org's departments
+    """The staff whose scopes the cache tests tell apart: two managers of one branch, a supervisor and a
+    salesperson in each of its two teams, an admin, and a salesperson outside the branch."""
+    return {
+        "manager": make_staff(session, role="manager", department=org["branch"], password=None),
+        "manager2": make_staff(session, role="manager", department=org["branch"], password=None),
+        "supervisor_a": make_staff(session, role="supervisor", department=org["team_a"], password=None),
+        "supervisor_b": make_staff(session, role="supervisor", department=org["team_b"], password=None),
+        "admin": make_staff(session, role="admin", department=org["company"], password=None),
+        "a": make_staff(session, department=org["team_a"], password=None),
+        "b": make_staff(session, department=org["team_b"], password=None),
+        "outside": make_staff(session, department=org["center"], password=None),
+    }

@@ -14,8 +14,8 @@ from core import clock
 from core.settings import reset_settings_cache
 from crm.models import CustomerCollaborator
 from crm.scope import Viewer
-from tests.factories import make_customer, make_org, make_staff
-from tests.figure_cache_support import NOON, cache_fixture
+from tests.factories import make_customer, make_org
+from tests.figure_cache_support import NOON, cache_fixture, scoped_people
 from tests.test_admin_support import console_client, log_in
 
 cache = cache_fixture("SCRM_DASHBOARD_CACHE_SECONDS", 60, "dashboard")
@@ -28,15 +28,7 @@ def org(session):
 
 @pytest.fixture
 def people(session, org):
-    return {
-        "manager": make_staff(session, role="manager", department=org["branch"], password=None),
-        "manager2": make_staff(session, role="manager", department=org["branch"], password=None),
-        "supervisor_a": make_staff(session, role="supervisor", department=org["team_a"], password=None),
-        "supervisor_b": make_staff(session, role="supervisor", department=org["team_b"], password=None),
-        "a": make_staff(session, department=org["team_a"], password=None),
-        "b": make_staff(session, department=org["team_b"], password=None),
-        "outside": make_staff(session, department=org["center"], password=None),
-    }
+    return scoped_people(session, org)
 
 
 def leads(session, staff) -> int:

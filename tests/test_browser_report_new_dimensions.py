@@ -4,7 +4,6 @@ opened from a 部门 / 渠道码 / 行业 drill-down keeps those filters in its 
 
 from __future__ import annotations
 
-import os
 from urllib.parse import quote
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from core.db import unit_of_work
 from tests.analytics_support import DETAIL_A, seed_dimensions
 from tests.browser_harness import chromium_page, live_server, require_chromium
-from tests.test_browser_reports import SHOTS, SIZES, _log_in, _no_overflow
+from tests.test_browser_reports import _log_in, at_each_size, charts_drawn
 
 pytestmark = pytest.mark.browser
 
@@ -31,7 +30,6 @@ def test_a_report_by_department_and_funder_type_drills_down_to_its_loans(world):
     from playwright.sync_api import expect
 
     base_url, names = world
-    os.makedirs(SHOTS, exist_ok=True)
     with chromium_page() as page:
         _log_in(page, base_url, names["manager"])
         page.goto(f"{base_url}/console/reports/new")
@@ -41,10 +39,7 @@ def test_a_report_by_department_and_funder_type_drills_down_to_its_loans(world):
         page.check("input[name=metrics][value=disbursed_count]")
         page.check("input[name=metrics][value=disbursed_amount]")
         page.fill("input[name=industry]", "物流运输")
-        for name, (width, height) in SIZES.items():
-            page.set_viewport_size({"width": width, "height": height})
-            _no_overflow(page)
-            page.screenshot(path=f"{SHOTS}/report-form-dimensions-{name}.png", full_page=True)
+        at_each_size(page, "report-form-dimensions")
         page.click(".report-form button[type=submit]")
         expect(page.locator(".notice")).to_contain_text("报表已保存")
         header = page.locator(".report-table thead th")
@@ -56,13 +51,7 @@ def test_a_report_by_department_and_funder_type_drills_down_to_its_loans(world):
         expect(rows.first).to_contain_text("消金")
         expect(page.locator("text=行业：物流运输")).to_be_visible()
         report_url = page.url.split("?")[0]
-        for name, (width, height) in SIZES.items():
-            page.set_viewport_size({"width": width, "height": height})
-            page.goto(report_url)
-            expect(page.locator("[data-chart][data-rendered='1']")).to_have_count(2)
-            _no_overflow(page)
-            page.screenshot(path=f"{SHOTS}/report-view-dimensions-{name}.png", full_page=True)
-        page.set_viewport_size({"width": 1366, "height": 900})
+        at_each_size(page, "report-view-dimensions", charts_drawn(page, report_url))
         page.locator(".report-table tbody tr").first.locator("a[data-metric='disbursed_count']").click()
         expect(page).to_have_url(f"{base_url}/console/lending/loans?disbursed_from=2026-11-01&disbursed_to=2026-11-23"
                                  f"&owner_department_id={names['branch']}&industry={quote('物流运输')}"
@@ -78,12 +67,12 @@ def test_the_customer_list_keeps_the_drill_downs_filters_in_its_form(world):
         _log_in(page, base_url, names["manager"])
         url = (f"{base_url}/console/customers?owner_department_id={names['team_a']}&industry={quote('建筑')}"
                f"&source_detail={quote(DETAIL_A)}")
-        for name, (width, height) in SIZES.items():
-            page.set_viewport_size({"width": width, "height": height})
+
+        def show() -> None:
             page.goto(url)
             expect(page.locator(".pager")).to_contain_text("共 2 条")  # 甲 (建筑装修) and 乙 (建筑)
-            _no_overflow(page)
-            page.screenshot(path=f"{SHOTS}/customers-dimension-filters-{name}.png", full_page=True)
+
+        at_each_size(page, "customers-dimension-filters", show)
         expect(page.locator("select[name=industry]")).to_have_value("建筑")
         expect(page.locator("form.filters input[name=source_detail]")).to_have_value(DETAIL_A)
         expect(page.locator("text=本部门（不含下级）")).to_be_visible()

@@ -5,6 +5,7 @@ own row, and a figure drills down to the customer list whose row count is that f
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 import pytest
@@ -44,13 +45,39 @@ def _no_overflow(page) -> None:
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
 
 
+def at_each_size(page, stem: str, show: Callable[[], None] | None = None) -> None:
+    """At 1366×900 and 390×844: ``show()`` (open the page at that width), no sideways scroll, a full-page
+    screenshot ``SHOTS/{stem}-{desktop|phone}.png``. The page is left at 1366×900."""
+    os.makedirs(SHOTS, exist_ok=True)
+    for name, (width, height) in SIZES.items():
+        page.set_viewport_size({"width": width, "height": height})
+        if show is not None:
+            show()
+        _no_overflow(page)
+        page.screenshot(path=f"{SHOTS}/{stem}-{name}.png", full_page=True)
+    page.set_viewport_size({"width": SIZES["desktop"][0], "height": SIZES["desktop"][1]})
+
+
+def charts_drawn(page, url: str | None = None) -> Callable[[], None]:
+    """``show`` for :func:`at_each_size`: open ``url`` (None: reload, so the charts are drawn at this width, not
+    resized from another) and wait for the report's two charts."""
+    from playwright.sync_api import expect
+
+    def show() -> None:
+        if url is None:
+            page.reload()
+        else:
+            page.goto(url)
+        expect(page.locator("[data-chart][data-rendered='1']")).to_have_count(2)
+    return show
+
+
 def test_a_manager_builds_a_report_a_salesperson_runs_it_and_drills_down(world):
     from playwright.sync_api import expect
 
     base_url, names = world
     host = urlparse(base_url).netloc
     foreign: list[str] = []
-    os.makedirs(SHOTS, exist_ok=True)
     with chromium_page() as page:
         page.on("request", lambda r: foreign.append(r.url) if urlparse(r.url).netloc not in (host, "") else None)
         _log_in(page, base_url, names["manager"])
@@ -61,10 +88,7 @@ def test_a_manager_builds_a_report_a_salesperson_runs_it_and_drills_down(world):
         page.check("input[name=metrics][value=funnel_lead]")
         page.check("input[name=metrics][value=disbursed_amount]")
         page.check("input[name=shared_roles][value=sales]")
-        for name, (width, height) in SIZES.items():
-            page.set_viewport_size({"width": width, "height": height})
-            _no_overflow(page)
-            page.screenshot(path=f"{SHOTS}/report-form-{name}.png", full_page=True)
+        at_each_size(page, "report-form")
         page.click(".report-form button[type=submit]")
         expect(page.locator(".notice")).to_contain_text("报表已保存")
         expect(page.locator("h1")).to_have_text("业务员月报")
@@ -72,14 +96,8 @@ def test_a_manager_builds_a_report_a_salesperson_runs_it_and_drills_down(world):
         expect(rows).to_have_count(3)  # the manager sees every salesperson
         expect(page.locator("[data-chart][data-rendered='1']")).to_have_count(2)
         report_url = page.url.split("?")[0]
-        for name, (width, height) in SIZES.items():
-            page.set_viewport_size({"width": width, "height": height})
-            page.goto(report_url)
-            expect(page.locator("[data-chart][data-rendered='1']")).to_have_count(2)
-            _no_overflow(page)
-            page.screenshot(path=f"{SHOTS}/report-view-manager-{name}.png", full_page=True)
+        at_each_size(page, "report-view-manager", charts_drawn(page, report_url))
         page.context.clear_cookies()  # log out
-        page.set_viewport_size({"width": 1366, "height": 900})
 
         _log_in(page, base_url, names["sales"])
         page.goto(f"{base_url}/console/reports")
@@ -89,12 +107,7 @@ def test_a_manager_builds_a_report_a_salesperson_runs_it_and_drills_down(world):
         expect(rows.first.locator("td").first).to_have_text(names["sales_name"])
         expect(page.locator(".report-table")).not_to_contain_text(names["other_name"])
         expect(page.locator("text=编辑")).to_have_count(0)  # shared to run, not to edit
-        for name, (width, height) in SIZES.items():
-            page.set_viewport_size({"width": width, "height": height})
-            page.reload()  # the charts drawn at this width (not resized from another)
-            expect(page.locator("[data-chart][data-rendered='1']")).to_have_count(2)
-            _no_overflow(page)
-            page.screenshot(path=f"{SHOTS}/report-view-sales-{name}.png", full_page=True)
+        at_each_size(page, "report-view-sales", charts_drawn(page))
         figure = rows.first.locator("a[data-metric='funnel_lead']")
         expect(figure).to_have_text("3")
         figure.click()
@@ -121,7 +134,6 @@ def test_a_manager_builds_a_month_by_salesperson_cross_tab(world):
     from playwright.sync_api import expect
 
     base_url, names = world
-    os.makedirs(SHOTS, exist_ok=True)
     with chromium_page() as page:
         _log_in(page, base_url, names["manager"])
         page.goto(f"{base_url}/console/reports/new")
@@ -130,10 +142,7 @@ def test_a_manager_builds_a_month_by_salesperson_cross_tab(world):
         page.select_option("select[name=second_dimension]", "salesperson")
         page.check("input[name=metrics][value=funnel_lead]")
         page.check("input[name=metrics][value=disbursed_amount]")
-        for name, (width, height) in SIZES.items():
-            page.set_viewport_size({"width": width, "height": height})
-            _no_overflow(page)
-            page.screenshot(path=f"{SHOTS}/report-form-crosstab-{name}.png", full_page=True)
+        at_each_size(page, "report-form-crosstab")
         page.click(".report-form button[type=submit]")
         expect(page.locator(".notice")).to_contain_text("报表已保存")
         header = page.locator(".report-table thead th")
@@ -145,11 +154,6 @@ def test_a_manager_builds_a_month_by_salesperson_cross_tab(world):
         expect(rows.first.locator("td").nth(1)).to_have_text(names["sales_name"])
         expect(rows.first.locator("a[data-metric='funnel_lead']")).to_have_text("3")
         report_url = page.url.split("?")[0]
-        for name, (width, height) in SIZES.items():
-            page.set_viewport_size({"width": width, "height": height})
-            page.goto(report_url)
-            expect(page.locator("[data-chart][data-rendered='1']")).to_have_count(2)
-            _no_overflow(page)
-            page.screenshot(path=f"{SHOTS}/report-view-crosstab-{name}.png", full_page=True)
+        at_each_size(page, "report-view-crosstab", charts_drawn(page, report_url))
         rows.first.locator("a[data-metric='funnel_lead']").click()
         expect(page.locator(".pager")).to_contain_text("共 3 条")

@@ -16,7 +16,7 @@ from crm.models import StaffSession
 from crm.scope import Viewer
 from tests.conftest import postgres_only
 from tests.factories import make_customer, make_org, make_staff
-from tests.figure_cache_support import NOON, cache_fixture
+from tests.figure_cache_support import NOON, cache_fixture, scoped_people
 from tests.test_admin_support import console_client, log_in
 
 cache = cache_fixture("SCRM_DASHBOARD_CACHE_SECONDS", 60, "dashboard", "list_choices", "test_figure")
@@ -26,12 +26,7 @@ DASHBOARD_DUE = 45  # the last quarter of 60 s
 
 @pytest.fixture
 def people(session):
-    org = make_org(session)
-    return {
-        "manager": make_staff(session, role="manager", department=org["branch"], password=None),
-        "supervisor": make_staff(session, role="supervisor", department=org["team_a"], password=None),
-        "a": make_staff(session, department=org["team_a"], password=None),
-    }
+    return scoped_people(session, make_org(session))
 
 
 def home(session, staff):
@@ -70,7 +65,7 @@ def test_a_departed_viewer_is_no_longer_refreshed(session, people, cache):
 
 
 def test_a_starting_server_computes_the_figures_of_open_sessions_beyond_their_own_scope(session, people, cache):
-    for who in ("manager", "supervisor", "a"):
+    for who in ("manager", "supervisor_a", "a"):
         log_in(console_client(), session, people[who])
     revoked = make_staff(session, role="manager", department=people["manager"].department, password=None)
     log_in(console_client(), session, revoked)
@@ -79,7 +74,7 @@ def test_a_starting_server_computes_the_figures_of_open_sessions_beyond_their_ow
 
     assert figure_refresh.seed() == 4  # manager and supervisor: the home dashboard and the list's drop-downs
     assert sorted((kind, spec["staff_id"]) for kind, spec in figure_refresh.watched()) == sorted(
-        (kind, people[who].id) for kind in ("dashboard", "list_choices") for who in ("manager", "supervisor"))
+        (kind, people[who].id) for kind in ("dashboard", "list_choices") for who in ("manager", "supervisor_a"))
     assert figure_refresh.run_pass() == 4
     make_customer(session, owner=people["a"])  # after the warm-up: the manager's first view reads its figures
     assert home(session, people["manager"]) == (0, NOON)

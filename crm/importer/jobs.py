@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from core import audit, clock
@@ -108,12 +109,15 @@ def can_rerun(job: ImportJob, now: datetime | None = None) -> bool:
         and Path(job.file_path or "").is_file()
 
 
+def _later_runs(file_path: Any, job_id: Any) -> Select:
+    """Jobs of the same file created after ``job_id``: its re-runs (columns or values alike)."""
+    later = aliased(ImportJob)
+    return select(later).where(later.file_path == file_path, later.id > job_id).order_by(later.id)
+
+
 def rerun_of(session: Session, job: ImportJob) -> ImportJob | None:
     """The job that re-ran ``job``'s file (by a person or by the sweep), if any."""
-    if not job.file_path:
-        return None
-    return session.scalar(select(ImportJob).where(ImportJob.file_path == job.file_path, ImportJob.id > job.id)
-                          .order_by(ImportJob.id).limit(1))
+    return session.scalar(_later_runs(job.file_path, job.id).limit(1)) if job.file_path else None
 
 
 def resume_interrupted(session: Session, now: datetime | None = None) -> list[int]:
@@ -123,11 +127,10 @@ def resume_interrupted(session: Session, now: datetime | None = None) -> list[in
     says which job took over."""
     now = now or clock.now()
     resumable = or_(*(ImportJob.message.startswith(prefix) for prefix in RESUMABLE))
-    later = aliased(ImportJob)
     candidates = list(session.scalars(select(ImportJob).where(
         ImportJob.status == ImportStatus.FAILED, resumable, ImportJob.finished_at >= now - RERUN_WINDOW,
-        ImportJob.file_path.is_not(None),
-        ~exists().where(later.file_path == ImportJob.file_path, later.id > ImportJob.id)).order_by(ImportJob.id)))
+        ImportJob.file_path.is_not(None), ~_later_runs(ImportJob.file_path, ImportJob.id).exists())
+        .order_by(ImportJob.id)))
     resumed = []
     for job in candidates:
         interruptions = session.scalar(select(func.count()).select_from(ImportJob).where(
